@@ -1,0 +1,385 @@
+"""The ECR APIs that moto lacks or gets wrong, answered in the AWS JSON 1.1 protocol in
+front of moto: pull-through cache rules (with a Validate that really reads the secret
+and really authenticates to the upstream), repository creation templates, an
+authorization token that expires like ECR's (12 hours) and is checked by the registry
+endpoint, and DescribeRepositories with `maxResults` / `nextToken` honoured.
+
+Independent of ptc-core on purpose: the rules here are written from the ECR
+documentation, so a routing bug in ptc-core shows up as a test failure."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+import secrets
+import threading
+import urllib.error
+import urllib.request
+
+from werkzeug.wrappers import Request, Response
+
+TARGET = "AmazonEC2ContainerRegistry_V20150921."
+PREFIX_RE = re.compile(r"^((?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*/?|ROOT)$")
+UPSTREAM_KINDS = {
+    "public.ecr.aws": "ecr-public",
+    "registry.k8s.io": "k8s",
+    "quay.io": "quay",
+    "registry-1.docker.io": "docker-hub",
+    "ghcr.io": "github-container-registry",
+    "registry.gitlab.com": "gitlab-container-registry",
+}
+NEEDS_SECRET = {"docker-hub", "github-container-registry", "gitlab-container-registry", "azure-container-registry"}
+MAX_RULES = 50
+TOKEN_TTL = 12 * 3600
+
+
+class EcrError(Exception):
+    def __init__(self, code: str, message: str, status: int = 400):
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+def upstream_kind(url: str) -> str | None:
+    if url in UPSTREAM_KINDS:
+        return UPSTREAM_KINDS[url]
+    if url.endswith(".azurecr.io"):
+        return "azure-container-registry"
+    if re.fullmatch(r"\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com", url):
+        return "ecr"
+    return None
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class EcrFront:
+    def __init__(self, stack) -> None:
+        self.stack = stack
+        self.lock = threading.RLock()
+        self.rules: dict[tuple[str, str], dict] = {}  # (region, prefix) -> rule
+        self.templates: dict[tuple[str, str], dict] = {}
+        self.tokens: dict[str, float] = {}  # password -> expiry (epoch seconds)
+        self.token_ttl = TOKEN_TTL
+        self.throttle: dict[str, int] = {}  # operation -> throttled answers left
+        self.calls: dict[str, int] = {}
+
+    # -- dispatch -------------------------------------------------------------
+    def handles(self, request: Request) -> bool:
+        target = request.headers.get("X-Amz-Target", "")
+        if not target.startswith(TARGET):
+            return False
+        op = target[len(TARGET):]
+        with self.lock:
+            self.calls[op] = self.calls.get(op, 0) + 1
+            if self.throttle.get(op, 0) > 0:
+                return True
+        return hasattr(self, f"op_{op}")
+
+    def handle(self, request: Request, region: str) -> Response:
+        op = request.headers["X-Amz-Target"][len(TARGET):]
+        try:
+            with self.lock:
+                if self.throttle.get(op, 0) > 0:
+                    self.throttle[op] -= 1
+                    raise EcrError("ThrottlingException", "Rate exceeded")
+            body = json.loads(request.get_data() or b"{}")
+            result = getattr(self, f"op_{op}")(body, region)
+            return Response(json.dumps(result, default=_json_default), 200, content_type="application/x-amz-json-1.1")
+        except EcrError as err:
+            payload = {"__type": err.code, "message": err.message}
+            return Response(json.dumps(payload), err.status, headers={"x-amzn-ErrorType": err.code}, content_type="application/x-amz-json-1.1")
+
+    # -- helpers --------------------------------------------------------------
+    @property
+    def account(self) -> str:
+        return self.stack.account
+
+    def secret_value(self, region: str, arn: str) -> dict:
+        """Read a secret the way ECR does; raises EcrError with ECR's exception names."""
+        from moto.secretsmanager.models import secretsmanager_backends
+
+        backend = secretsmanager_backends[self.account][region]
+        name = arn.split(":secret:", 1)[-1] if ":secret:" in arn else arn
+        if not name.startswith("ecr-pullthroughcache/"):
+            raise EcrError("UnableToAccessSecretException", f"The secret {arn} name must start with ecr-pullthroughcache/.")
+        try:
+            value = backend.get_secret_value(arn, None, None)
+        except Exception as exc:  # moto raises its own exception types
+            kind = type(exc).__name__
+            if "NotFound" in kind:
+                raise EcrError("SecretNotFoundException", f"The specified secret {arn} could not be found.") from exc
+            raise EcrError("UnableToAccessSecretException", f"The secret {arn} could not be accessed: {kind}.") from exc
+        return value
+
+    def _rule(self, region: str, prefix: str) -> dict:
+        rule = self.rules.get((region, prefix.rstrip("/") if prefix != "ROOT" else prefix))
+        if rule is None:
+            raise EcrError("PullThroughCacheRuleNotFoundException", f"The pull through cache rule with prefix '{prefix}' does not exist in the registry with id '{self.account}'")
+        return rule
+
+    def rules_for(self, region: str) -> list[dict]:
+        with self.lock:
+            return [dict(r) for (reg, _), r in self.rules.items() if reg == region]
+
+    def templates_for(self, region: str) -> list[dict]:
+        with self.lock:
+            return [dict(t) for (reg, _), t in self.templates.items() if reg == region]
+
+    def token_valid(self, password: str) -> bool:
+        with self.lock:
+            expiry = self.tokens.get(password)
+        return expiry is not None and expiry > now().timestamp()
+
+    # -- authorization token --------------------------------------------------
+    def op_GetAuthorizationToken(self, body: dict, region: str) -> dict:
+        password = secrets.token_urlsafe(48)
+        expires = now() + dt.timedelta(seconds=self.token_ttl)
+        with self.lock:
+            self.tokens[password] = expires.timestamp()
+        token = base64.b64encode(f"AWS:{password}".encode()).decode()
+        return {
+            "authorizationData": [
+                {
+                    "authorizationToken": token,
+                    "expiresAt": expires,
+                    "proxyEndpoint": f"https://{self.account}.dkr.ecr.{region}.amazonaws.com",
+                }
+            ]
+        }
+
+    # -- pull-through cache rules ---------------------------------------------
+    def op_CreatePullThroughCacheRule(self, body: dict, region: str) -> dict:
+        prefix = body.get("ecrRepositoryPrefix", "")
+        url = body.get("upstreamRegistryUrl", "")
+        if not (2 <= len(prefix) <= 30) or not PREFIX_RE.match(prefix):
+            raise EcrError("InvalidParameterException", f"Invalid parameter at 'ecrRepositoryPrefix' failed to satisfy constraint: '{prefix}'")
+        prefix = prefix.rstrip("/") if prefix != "ROOT" else prefix
+        kind = body.get("upstreamRegistry") or upstream_kind(url)
+        if kind is None or (body.get("upstreamRegistry") and upstream_kind(url) not in (kind, None)):
+            raise EcrError("UnsupportedUpstreamRegistryException", f"The upstream registry URL '{url}' is not supported.")
+        credential = body.get("credentialArn")
+        role = body.get("customRoleArn")
+        if kind in NEEDS_SECRET and not credential:
+            raise EcrError("InvalidParameterException", f"A credentialArn is required for upstream registry '{url}'.")
+        if kind == "ecr" and not role:
+            raise EcrError("InvalidParameterException", "A customRoleArn is required for an ECR upstream.")
+        if credential:
+            self.secret_value(region, credential)
+        upstream_prefix = body.get("upstreamRepositoryPrefix")
+        if upstream_prefix and kind != "ecr":
+            raise EcrError("InvalidParameterException", "upstreamRepositoryPrefix is supported only for ECR upstreams.")
+        with self.lock:
+            if (region, prefix) in self.rules:
+                raise EcrError("PullThroughCacheRuleAlreadyExistsException", f"A pull through cache rule with prefix '{prefix}' already exists.")
+            if len(self.rules_for(region)) >= MAX_RULES:
+                raise EcrError("LimitExceededException", f"The maximum number of pull through cache rules ({MAX_RULES}) has been reached.")
+            rule = {
+                "ecrRepositoryPrefix": prefix,
+                "upstreamRegistryUrl": url,
+                "createdAt": now(),
+                "updatedAt": now(),
+                "registryId": self.account,
+                "upstreamRegistry": kind,
+            }
+            if credential:
+                rule["credentialArn"] = credential
+            if role:
+                rule["customRoleArn"] = role
+            if kind == "ecr":
+                rule["upstreamRepositoryPrefix"] = upstream_prefix or "ROOT"
+            self.rules[(region, prefix)] = rule
+            return {k: v for k, v in rule.items() if k != "updatedAt"}
+
+    def op_DescribePullThroughCacheRules(self, body: dict, region: str) -> dict:
+        wanted = body.get("ecrRepositoryPrefixes")
+        with self.lock:
+            if wanted:
+                rules = [dict(self._rule(region, p)) for p in wanted]
+            else:
+                rules = sorted(self.rules_for(region), key=lambda r: r["ecrRepositoryPrefix"])
+        return self._page(rules, body, "pullThroughCacheRules")
+
+    def op_UpdatePullThroughCacheRule(self, body: dict, region: str) -> dict:
+        with self.lock:
+            rule = self._rule(region, body.get("ecrRepositoryPrefix", ""))
+            if body.get("credentialArn"):
+                self.secret_value(region, body["credentialArn"])
+                rule["credentialArn"] = body["credentialArn"]
+            if body.get("customRoleArn"):
+                rule["customRoleArn"] = body["customRoleArn"]
+            rule["updatedAt"] = now()
+            out = {k: rule[k] for k in ("ecrRepositoryPrefix", "registryId", "updatedAt") if k in rule}
+            for k in ("credentialArn", "customRoleArn", "upstreamRepositoryPrefix"):
+                if k in rule:
+                    out[k] = rule[k]
+            return out
+
+    def op_DeletePullThroughCacheRule(self, body: dict, region: str) -> dict:
+        with self.lock:
+            rule = self._rule(region, body.get("ecrRepositoryPrefix", ""))
+            del self.rules[(region, rule["ecrRepositoryPrefix"])]
+            return {k: v for k, v in rule.items() if k != "updatedAt"}
+
+    def op_ValidatePullThroughCacheRule(self, body: dict, region: str) -> dict:
+        with self.lock:
+            rule = dict(self._rule(region, body.get("ecrRepositoryPrefix", "")))
+        failure = None
+        creds = None
+        if rule.get("credentialArn"):
+            try:
+                value = self.secret_value(region, rule["credentialArn"])
+                doc = json.loads(value.get("SecretString") or "{}")
+                if not isinstance(doc, dict) or not doc.get("username") or not doc.get("accessToken"):
+                    failure = "The secret does not contain the keys username and accessToken."
+                else:
+                    creds = (doc["username"], doc["accessToken"])
+            except EcrError as err:
+                failure = f"{err.code}: {err.message}"
+            except ValueError:
+                failure = "The secret value is not valid JSON."
+        if failure is None:
+            failure = self.probe_upstream(rule["upstreamRegistryUrl"], creds)
+        out = {k: rule[k] for k in ("ecrRepositoryPrefix", "registryId", "upstreamRegistryUrl") if k in rule}
+        for k in ("credentialArn", "customRoleArn", "upstreamRepositoryPrefix"):
+            if k in rule:
+                out[k] = rule[k]
+        out["isValid"] = failure is None
+        if failure:
+            out["failure"] = failure
+        return out
+
+    def probe_upstream(self, url: str, creds: tuple[str, str] | None) -> str | None:
+        """GET /v2/ on the upstream with the rule's credentials; None when it accepts them."""
+        upstream = self.stack.upstream_for(url)
+        if upstream is None:
+            return f"Unable to reach the upstream registry {url}."
+        req = urllib.request.Request(f"{upstream.url}/v2/")
+        if creds:
+            req.add_header("Authorization", "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode())
+        try:
+            with urllib.request.urlopen(req, timeout=10):
+                return None
+        except urllib.error.HTTPError as err:
+            if err.code == 401:
+                return "Invalid credentials: the upstream registry refused the username and access token."
+            return f"The upstream registry answered HTTP {err.code}."
+        except OSError as err:
+            return f"Unable to reach the upstream registry {url}: {err}."
+
+    # -- repository creation templates ----------------------------------------
+    def _template_from(self, body: dict, existing: dict | None) -> dict:
+        prefix = body.get("prefix", "")
+        if prefix != "ROOT" and not PREFIX_RE.match(prefix):
+            raise EcrError("InvalidParameterException", f"Invalid parameter at 'prefix' failed to satisfy constraint: '{prefix}'")
+        applied = body.get("appliedFor") or (existing or {}).get("appliedFor")
+        if not applied or any(a not in ("REPLICATION", "PULL_THROUGH_CACHE", "CREATE_ON_PUSH") for a in applied):
+            raise EcrError("InvalidParameterException", "appliedFor must list REPLICATION, PULL_THROUGH_CACHE or CREATE_ON_PUSH.")
+        for field in ("lifecyclePolicy", "repositoryPolicy"):
+            if body.get(field):
+                try:
+                    json.loads(body[field])
+                except ValueError as exc:
+                    raise EcrError("InvalidParameterException", f"Invalid parameter at '{field}': not JSON.") from exc
+        template = dict(existing or {})
+        for field in ("description", "encryptionConfiguration", "resourceTags", "imageTagMutability",
+                      "imageTagMutabilityExclusionFilters", "repositoryPolicy", "lifecyclePolicy", "customRoleArn"):
+            if field in body:
+                template[field] = body[field]
+        template["prefix"] = prefix.rstrip("/") if prefix != "ROOT" else prefix
+        template["appliedFor"] = applied
+        template.setdefault("imageTagMutability", "MUTABLE")
+        template.setdefault("encryptionConfiguration", {"encryptionType": "AES256"})
+        template.setdefault("createdAt", now())
+        template["updatedAt"] = now()
+        return template
+
+    def op_CreateRepositoryCreationTemplate(self, body: dict, region: str) -> dict:
+        template = self._template_from(body, None)
+        with self.lock:
+            if (region, template["prefix"]) in self.templates:
+                raise EcrError("TemplateAlreadyExistsException", f"A template with prefix '{template['prefix']}' already exists.")
+            self.templates[(region, template["prefix"])] = template
+        return {"registryId": self.account, "repositoryCreationTemplate": template}
+
+    def op_UpdateRepositoryCreationTemplate(self, body: dict, region: str) -> dict:
+        prefix = body.get("prefix", "").rstrip("/") or body.get("prefix", "")
+        with self.lock:
+            existing = self.templates.get((region, prefix))
+            if existing is None:
+                raise EcrError("TemplateNotFoundException", f"The template with prefix '{prefix}' does not exist.")
+            template = self._template_from(body, existing)
+            self.templates[(region, prefix)] = template
+        return {"registryId": self.account, "repositoryCreationTemplate": template}
+
+    def op_DeleteRepositoryCreationTemplate(self, body: dict, region: str) -> dict:
+        prefix = body.get("prefix", "").rstrip("/") or body.get("prefix", "")
+        with self.lock:
+            template = self.templates.pop((region, prefix), None)
+        if template is None:
+            raise EcrError("TemplateNotFoundException", f"The template with prefix '{prefix}' does not exist.")
+        return {"registryId": self.account, "repositoryCreationTemplate": template}
+
+    def op_DescribeRepositoryCreationTemplates(self, body: dict, region: str) -> dict:
+        wanted = body.get("prefixes")
+        with self.lock:
+            templates = sorted(self.templates_for(region), key=lambda t: t["prefix"])
+        if wanted:
+            templates = [t for t in templates if t["prefix"] in {p.rstrip("/") if p != "ROOT" else p for p in wanted}]
+        out = self._page(templates, body, "repositoryCreationTemplates")
+        out["registryId"] = self.account
+        return out
+
+    # -- moto fixes -----------------------------------------------------------
+    def op_DescribeRepositories(self, body: dict, region: str) -> dict:
+        """moto ignores maxResults; ECR pages with it (1-1000, default 100)."""
+        from moto.ecr.models import ecr_backends
+
+        backend = ecr_backends[self.account][region]
+        names = body.get("repositoryNames")
+        repos = backend.describe_repositories(registry_id=body.get("registryId"), repository_names=names)
+        items = [_repository_json(r) for r in repos]
+        if names:
+            return {"repositories": items}
+        return self._page(items, body, "repositories", default_max=100)
+
+    @staticmethod
+    def _page(items: list, body: dict, key: str, default_max: int = 1000) -> dict:
+        max_results = body.get("maxResults") or default_max
+        if not (1 <= max_results <= 1000):
+            raise EcrError("InvalidParameterException", "maxResults must be between 1 and 1000.")
+        start = 0
+        if body.get("nextToken"):
+            try:
+                start = int(base64.b64decode(body["nextToken"]).decode())
+            except ValueError as exc:
+                raise EcrError("InvalidParameterException", "Invalid nextToken.") from exc
+        page = items[start:start + max_results]
+        out = {key: page}
+        if start + max_results < len(items):
+            out["nextToken"] = base64.b64encode(str(start + max_results).encode()).decode()
+        return out
+
+
+def _repository_json(repo) -> dict:
+    created = repo.created_at
+    if isinstance(created, dt.datetime):
+        created = created.timestamp()
+    return {
+        "repositoryArn": repo.arn,
+        "registryId": repo.registry_id,
+        "repositoryName": repo.name,
+        "repositoryUri": repo.uri,
+        "createdAt": created,
+        "imageTagMutability": repo.image_tag_mutability,
+        "imageScanningConfiguration": repo.image_scanning_configuration,
+        "encryptionConfiguration": repo.encryption_configuration,
+    }
+
+
+def _json_default(value):
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

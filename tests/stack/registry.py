@@ -1,0 +1,265 @@
+"""The ECR registry endpoint (`<account>.dkr.ecr.<region>.amazonaws.com`) of the stack.
+
+What it reproduces, from PTC-FACTS.md:
+- Basic auth with the token of GetAuthorizationToken (`AWS:<password>`), refused once the
+  token has expired.
+- `<prefix>/<path>` routed to the rule's upstream (longest prefix wins, `ROOT` last,
+  `upstreamRepositoryPrefix` substituted), written independently of ptc-core.
+- First pull creates the repository with the matching PULL_THROUGH_CACHE creation template
+  (else ECR's defaults: mutable tags, AES256, no policies, no tags) and records the
+  manifest so that DescribeImages / BatchGetImage show it.
+- A cached tag is re-checked upstream only after `refresh_seconds` (ECR: about 24 hours);
+  a pull with the upstream down serves the cached copy.
+- A first pull by digest into a repository that does not exist yet is served but does not
+  populate the cache (as reported by users).
+- Manifest pulls do not import layers (the pessimistic answer to an unconfirmed fact);
+  layers are imported when a client fetches them, then served through a redirect, as ECR
+  redirects layer downloads to S3.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from werkzeug.wrappers import Request, Response
+
+ACCEPT_ALL = ", ".join([
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+])
+INDEX_TYPES = {"application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"}
+
+
+class RegistryError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: list | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or []
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class RegistryEndpoint:
+    def __init__(self, stack, region: str) -> None:
+        self.stack = stack
+        self.region = region
+        self.lock = threading.RLock()
+        self.manifests: dict[tuple[str, str], tuple[str, bytes]] = {}  # (repo, digest) -> (media type, body)
+        self.tags: dict[tuple[str, str], tuple[str, float]] = {}  # (repo, tag) -> (digest, fetched at)
+        self.blobs: dict[str, bytes] = {}
+        self.refresh_seconds = 24 * 3600
+        self.events: list[dict] = []
+        self.counts: dict[str, int] = {}
+
+    # -- WSGI -----------------------------------------------------------------
+    def wsgi(self, environ, start_response):
+        request = Request(environ)
+        with self.lock:
+            key = f"{request.method} {request.path}"
+            self.counts[key] = self.counts.get(key, 0) + 1
+        try:
+            response = self.route(request)
+        except RegistryError as err:
+            body = json.dumps({"errors": [{"code": err.code, "message": err.message}]})
+            response = Response(body, err.status, err.headers, content_type="application/json")
+        return response(environ, start_response)
+
+    def route(self, request: Request) -> Response:
+        path = request.path
+        if path.startswith("/_s3/"):
+            digest = path[len("/_s3/"):]
+            with self.lock:
+                blob = self.blobs.get(digest)
+            if blob is None:
+                raise RegistryError(404, "BLOB_UNKNOWN", "blob unknown")
+            return Response(blob, 200, content_type="application/octet-stream")
+        self.authenticate(request)
+        if path in ("/v2/", "/v2"):
+            return Response("{}", 200, content_type="application/json", headers={"Docker-Distribution-API-Version": "registry/2.0"})
+        if not path.startswith("/v2/"):
+            raise RegistryError(404, "NOT_FOUND", f"no route for {path}")
+        rest = path[len("/v2/"):]
+        for kind in ("/manifests/", "/blobs/"):
+            if kind in rest:
+                name, ref = rest.rsplit(kind, 1)
+                if request.method not in ("GET", "HEAD"):
+                    raise RegistryError(405, "UNSUPPORTED", "the stack's endpoint serves pulls only")
+                if kind == "/manifests/":
+                    return self.manifest(request, name, ref)
+                return self.blob(request, name, ref)
+        raise RegistryError(404, "NOT_FOUND", f"no route for {path}")
+
+    def authenticate(self, request: Request) -> None:
+        realm = f'Basic realm="https://{self.stack.account}.dkr.ecr.{self.region}.amazonaws.com/",service="ecr.amazonaws.com"'
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Basic "):
+            try:
+                user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+            except ValueError:
+                user, password = "", ""
+            if user == "AWS" and self.stack.ecr.token_valid(password):
+                return
+            raise RegistryError(401, "DENIED", "Your authorization token has expired. Reauthenticate and try again.", [("WWW-Authenticate", realm)])
+        raise RegistryError(401, "DENIED", "Not Authorized", [("WWW-Authenticate", realm)])
+
+    # -- routing (independent of ptc-core) ------------------------------------
+    def route_rule(self, name: str) -> tuple[dict, str] | None:
+        rules = self.stack.ecr.rules_for(self.region)
+        best = None
+        for rule in rules:
+            prefix = rule["ecrRepositoryPrefix"]
+            if prefix != "ROOT" and name.startswith(prefix + "/") and (best is None or len(prefix) > len(best["ecrRepositoryPrefix"])):
+                best = rule
+        if best is not None:
+            rest = name[len(best["ecrRepositoryPrefix"]) + 1:]
+        else:
+            best = next((r for r in rules if r["ecrRepositoryPrefix"] == "ROOT"), None)
+            if best is None:
+                return None
+            rest = name
+        upstream_prefix = best.get("upstreamRepositoryPrefix", "ROOT")
+        if upstream_prefix != "ROOT":
+            rest = f"{upstream_prefix}/{rest}"
+        return best, rest
+
+    def upstream_auth(self, rule: dict) -> str | None:
+        if not rule.get("credentialArn"):
+            return None
+        value = self.stack.ecr.secret_value(self.region, rule["credentialArn"])
+        doc = json.loads(value.get("SecretString") or "{}")
+        return "Basic " + base64.b64encode(f"{doc['username']}:{doc['accessToken']}".encode()).decode()
+
+    def fetch(self, rule: dict, path: str, accept: str | None) -> tuple[int, dict, bytes]:
+        upstream = self.stack.upstream_for(rule["upstreamRegistryUrl"])
+        if upstream is None:
+            raise OSError(f"no upstream stands in for {rule['upstreamRegistryUrl']}")
+        req = urllib.request.Request(upstream.url + path)
+        if accept:
+            req.add_header("Accept", accept)
+        try:
+            auth = self.upstream_auth(rule)
+        except Exception as exc:  # secret missing or malformed: the pull fails like ECR's
+            raise OSError(f"cannot read the rule's credential: {exc}") from exc
+        if auth:
+            req.add_header("Authorization", auth)
+        try:
+            with urllib.request.urlopen(req, timeout=self.stack.upstream_timeout) as resp:
+                return resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, dict(err.headers), err.read()
+
+    # -- manifests --------------------------------------------------------------
+    def manifest(self, request: Request, name: str, ref: str) -> Response:
+        by_digest = ref.startswith("sha256:")
+        routed = self.route_rule(name)
+        with self.lock:
+            cached_digest = ref if by_digest else (self.tags.get((name, ref)) or (None, 0))[0]
+            fetched_at = 0.0 if by_digest else (self.tags.get((name, ref)) or (None, 0.0))[1]
+            cached = self.manifests.get((name, cached_digest)) if cached_digest else None
+        fresh = cached is not None and (by_digest or time.time() - fetched_at < self.refresh_seconds)
+        if routed is None:
+            if cached is None:
+                raise RegistryError(404, "NAME_UNKNOWN", f"The repository with name '{name}' does not exist in the registry with id '{self.stack.account}'")
+            return self.serve_manifest(request, name, cached_digest, cached)
+        if fresh:
+            return self.serve_manifest(request, name, cached_digest, cached)
+        rule, upstream_name = routed
+        try:
+            status, headers, body = self.fetch(rule, f"/v2/{upstream_name}/manifests/{ref}", request.headers.get("Accept") or ACCEPT_ALL)
+        except OSError as err:
+            status, headers, body = 0, {}, str(err).encode()
+        if status != 200:
+            self.event(rule, name, ref, None, "FAILURE", f"UPSTREAM_{status or 'UNREACHABLE'}", body[:200].decode(errors="replace"))
+            if cached is not None:
+                return self.serve_manifest(request, name, cached_digest, cached)
+            if status == 404:
+                raise RegistryError(404, "MANIFEST_UNKNOWN", f"Requested image not found upstream: {upstream_name}:{ref}")
+            raise RegistryError(500, "UNKNOWN", f"Failed to pull {upstream_name}:{ref} from the upstream registry (status {status or 'unreachable'}).")
+        digest = sha256(body)
+        if by_digest and digest != ref:
+            raise RegistryError(500, "DIGEST_INVALID", f"upstream content for {ref} hashes to {digest}")
+        media_type = headers.get("Content-Type") or json.loads(body).get("mediaType", "")
+        repo_exists = self.stack.repository_exists(name)
+        if by_digest and not repo_exists:
+            # A first pull by digest is served but does not populate the cache.
+            return self.serve_manifest(request, name, digest, (media_type, body))
+        self.stack.ensure_repository(name, rule)
+        self.stack.record_image(name, digest, media_type, body, None if by_digest else ref)
+        with self.lock:
+            self.manifests[(name, digest)] = (media_type, body)
+            if not by_digest:
+                self.tags[(name, ref)] = (digest, time.time())
+        self.event(rule, name, None if by_digest else ref, digest, "SUCCESS")
+        return self.serve_manifest(request, name, digest, (media_type, body))
+
+    def serve_manifest(self, request: Request, name: str, digest: str, cached: tuple[str, bytes]) -> Response:
+        media_type, body = cached
+        self.stack.record_pull(name, digest)
+        headers = [("Docker-Content-Digest", digest), ("Content-Length", str(len(body)))]
+        out = Response(b"" if request.method == "HEAD" else body, 200, headers, content_type=media_type)
+        out.automatically_set_content_length = False
+        return out
+
+    # -- blobs ----------------------------------------------------------------
+    def blob(self, request: Request, name: str, digest: str) -> Response:
+        with self.lock:
+            have = digest in self.blobs
+        if not have:
+            routed = self.route_rule(name)
+            if routed is None or not self.stack.repository_exists(name):
+                raise RegistryError(404, "BLOB_UNKNOWN", f"blob {digest} unknown to repository {name}")
+            rule, upstream_name = routed
+            try:
+                status, _, body = self.fetch(rule, f"/v2/{upstream_name}/blobs/{digest}", None)
+            except OSError:
+                status, body = 0, b""
+            if status != 200:
+                raise RegistryError(404, "BLOB_UNKNOWN", f"layer {digest} is not cached and the upstream answered {status or 'nothing'}")
+            if sha256(body) != digest:
+                raise RegistryError(500, "DIGEST_INVALID", f"upstream blob does not hash to {digest}")
+            with self.lock:
+                self.blobs[digest] = body
+            self.stack.record_layer(name, digest, len(body))
+        with self.lock:
+            size = len(self.blobs[digest])
+        if request.method == "HEAD":
+            out = Response(b"", 200, [("Content-Length", str(size)), ("Docker-Content-Digest", digest)])
+            out.automatically_set_content_length = False
+            return out
+        return Response("", 307, [("Location", f"{request.host_url.rstrip('/')}/_s3/{digest}")])
+
+    def event(self, rule: dict, name: str, tag, digest, status: str, code: str | None = None, reason: str | None = None) -> None:
+        detail = {
+            "sync-status": status,
+            "ecr-repository-prefix": rule["ecrRepositoryPrefix"],
+            "repository-name": name,
+            "upstream-registry-url": rule["upstreamRegistryUrl"],
+        }
+        if tag:
+            detail["image-tag"] = tag
+        if digest:
+            detail["image-digest"] = digest
+        if code:
+            detail["failure-code"] = code
+            detail["failure-reason"] = reason or ""
+        with self.lock:
+            self.events.append({
+                "version": "0",
+                "detail-type": "ECR Pull Through Cache Action",
+                "source": "aws.ecr",
+                "account": self.stack.account,
+                "time": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "region": self.region,
+                "resources": [],
+                "detail": detail,
+            })

@@ -1,0 +1,444 @@
+#!/usr/bin/env python3
+"""The local stack: everything the tests and the demo call "AWS", on 127.0.0.1 only.
+
+    stack.py up [--state-dir DIR] [--seed demo] [--ready-file F] [--parent-pid PID] [--detach]
+    stack.py down [--state-dir DIR]
+
+One Python process serves:
+- the AWS API endpoint: moto server (ECR, Secrets Manager, STS, EventBridge) with the
+  project's stand-ins in front of it (PTC rules, creation templates, auth token,
+  DescribeRepositories paging, CloudWatch over RPC v2 CBOR) and the test controls
+  under `/_stack/`;
+- the ECR registry endpoint (pull through by prefix);
+- a steerable proxy in front of each upstream (CNCF distribution processes it starts).
+
+It writes its endpoints as JSON to the ready file (and `<state-dir>/stack.json`), keeps
+state and logs under the state dir, and exits when its parent process dies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from werkzeug.serving import make_server  # noqa: E402
+from werkzeug.wrappers import Request, Response  # noqa: E402
+
+import images  # noqa: E402
+from cloudwatch import CloudWatch  # noqa: E402
+from ecr_front import EcrFront  # noqa: E402
+from registry import RegistryEndpoint  # noqa: E402
+from upstreams import Upstream  # noqa: E402
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+# The upstreams of the stack: the registry each stands in for, and its credentials.
+UPSTREAMS = {
+    "quay.io": None,
+    "registry.k8s.io": None,
+    "registry-1.docker.io": ("stack-user", "dckr_pat_stack_docker_token"),
+    "ghcr.io": ("stack-user", "ghp_stack_github_token"),
+}
+DEMO_RULES = [
+    ("quay", "quay.io", None),
+    ("k8s", "registry.k8s.io", None),
+    ("docker-hub", "registry-1.docker.io", "ecr-pullthroughcache/docker-hub"),
+    ("ghcr", "ghcr.io", "ecr-pullthroughcache/ghcr"),
+]
+AUTH_REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def find_registry_binary() -> str:
+    for candidate in (os.environ.get("PTC_DOCKER_REGISTRY"), "/usr/bin/docker-registry", "/usr/sbin/docker-registry"):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    raise SystemExit("docker-registry (CNCF distribution) not found: apt-get install docker-registry")
+
+
+class Stack:
+    def __init__(self, state_dir: str) -> None:
+        self.state_dir = os.path.abspath(state_dir)
+        os.makedirs(os.path.join(self.state_dir, "logs"), exist_ok=True)
+        self.account = ACCOUNT
+        self.region = REGION
+        self.lock = threading.RLock()
+        self.upstream_timeout = 10.0
+        self.ecr = EcrFront(self)
+        self.cloudwatch = CloudWatch()
+        self.registry = RegistryEndpoint(self, REGION)
+        self.upstreams: dict[str, Upstream] = {}
+        self.servers: list = []
+        self.aws_port = free_port()
+        self.registry_port = free_port()
+        self._patch_moto()
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        self.moto = DomainDispatcherApplication(create_backend_app)
+
+    # -- moto fidelity patches --------------------------------------------------
+    def _patch_moto(self) -> None:
+        from moto.ecr import models
+
+        stack = self
+
+        def size(image) -> int | None:
+            """ECR: the compressed size of the layers; for a list, the largest child."""
+            doc = json.loads(image.image_manifest)
+            if "layers" in doc:
+                return sum(layer.get("size", 0) for layer in doc["layers"])
+            sizes = []
+            for child in doc.get("manifests", []):
+                cached = stack.registry.manifests.get((image.repository_name, child["digest"]))
+                if cached:
+                    sizes.append(sum(layer.get("size", 0) for layer in json.loads(cached[1]).get("layers", [])))
+            return max(sizes) if sizes else None
+
+        models.Image.get_image_size_in_bytes = size
+
+    # -- ECR state used by the registry endpoint --------------------------------
+    def backend(self):
+        from moto.ecr.models import ecr_backends
+
+        return ecr_backends[self.account][self.region]
+
+    def repository_exists(self, name: str) -> bool:
+        return name in self.backend().repositories
+
+    def template_for(self, name: str) -> dict | None:
+        best = None
+        for template in self.ecr.templates_for(self.region):
+            if "PULL_THROUGH_CACHE" not in template["appliedFor"]:
+                continue
+            prefix = template["prefix"]
+            if prefix != "ROOT" and name.startswith(prefix + "/") and (best is None or best["prefix"] == "ROOT" or len(prefix) > len(best["prefix"])):
+                best = template
+            elif prefix == "ROOT" and best is None:
+                best = template
+        return best
+
+    def ensure_repository(self, name: str, rule: dict) -> None:
+        with self.lock:
+            backend = self.backend()
+            if name in backend.repositories:
+                return
+            template = self.template_for(name) or {}
+            repo = backend.create_repository(
+                repository_name=name,
+                registry_id=None,
+                encryption_config=template.get("encryptionConfiguration"),
+                image_scan_config=None,
+                image_tag_mutability=template.get("imageTagMutability", "MUTABLE"),
+                tags=template.get("resourceTags") or [],
+            )
+            if template.get("lifecyclePolicy"):
+                repo.lifecycle_policy = template["lifecyclePolicy"]
+            if template.get("repositoryPolicy"):
+                repo.policy = template["repositoryPolicy"]
+
+    def record_image(self, name: str, digest: str, media_type: str, body: bytes, tag: str | None) -> None:
+        from moto.ecr.models import Image
+
+        with self.lock:
+            repo = self.backend().repositories[name]
+            image = next((i for i in repo.images if i.get_image_digest() == digest), None)
+            if tag:
+                # A tag that moves leaves the old image untagged (ECR never deletes it).
+                for other in repo.images:
+                    if other is not image and tag in other.image_tags:
+                        other.image_tags.remove(tag)
+                        other.image_tag = other.image_tags[-1] if other.image_tags else None
+            if image is None:
+                image = Image(self.account, tag, body.decode(), name, media_type, digest)
+                if tag is None:
+                    image.image_tags = []
+                repo.images.append(image)
+            elif tag and tag not in image.image_tags:
+                image.update_tag(tag)
+
+    def record_pull(self, name: str, digest: str) -> None:
+        with self.lock:
+            repo = self.backend().repositories.get(name)
+            for image in repo.images if repo else []:
+                if image.get_image_digest() == digest:
+                    image.last_recorded_pull_time = dt.datetime.now(dt.timezone.utc)
+
+    def record_layer(self, name: str, digest: str, size: int) -> None:
+        with self.lock:
+            repo = self.backend().repositories.get(name)
+            if repo is not None:
+                repo.layers[digest] = size
+
+    def upstream_for(self, url: str) -> Upstream | None:
+        return self.upstreams.get(url)
+
+    # -- the AWS endpoint ---------------------------------------------------------
+    def aws_wsgi(self, environ, start_response):
+        request = Request(environ)
+        data = request.get_data()
+        environ["wsgi.input"] = io.BytesIO(data)
+        environ["CONTENT_LENGTH"] = str(len(data))
+        path = request.path
+        if path.startswith("/_stack/"):
+            return self.control(request)(environ, start_response)
+        match = AUTH_REGION.search(request.headers.get("Authorization", ""))
+        region = match.group(1) if match else self.region
+        if path.startswith("/service/GraniteServiceVersion20100801/operation/"):
+            return self.cloudwatch.handle(request, region)(environ, start_response)
+        if self.ecr.handles(request) and not self._moto_answers(request, data):
+            return self.ecr.handle(request, region)(environ, start_response)
+        return self.moto(environ, start_response)
+
+    @staticmethod
+    def _moto_answers(request: Request, data: bytes) -> bool:
+        target = request.headers.get("X-Amz-Target", "")
+        if target.endswith(".DescribeRepositories"):
+            try:
+                return bool(json.loads(data or b"{}").get("repositoryNames"))
+            except ValueError:
+                return True
+        return False
+
+    # -- test controls ------------------------------------------------------------
+    def info(self) -> dict:
+        return {
+            "pid": os.getpid(),
+            "account": self.account,
+            "region": self.region,
+            "aws_endpoint": f"http://127.0.0.1:{self.aws_port}",
+            "registry_endpoint": f"http://127.0.0.1:{self.registry_port}",
+            "state_dir": self.state_dir,
+            "upstreams": {
+                host: {"url": u.url, "username": u.username, "password": u.password, "up": u.is_up}
+                for host, u in self.upstreams.items()
+            },
+        }
+
+    def control(self, request: Request) -> Response:
+        parts = [p for p in request.path.split("/") if p][1:]
+        body = request.get_json(silent=True) or {}
+        try:
+            result = self._control(request.method, parts, body)
+        except (KeyError, ValueError) as err:
+            return Response(json.dumps({"error": str(err)}), 400, content_type="application/json")
+        return Response(json.dumps(result, default=str), 200, content_type="application/json")
+
+    def _control(self, method: str, parts: list[str], body: dict):
+        if parts == ["info"]:
+            return self.info()
+        if parts[:1] == ["upstreams"] and len(parts) >= 2:
+            upstream = self.upstreams[parts[1]]
+            if len(parts) == 3 and parts[2] == "counts":
+                with upstream.lock:
+                    return dict(upstream.counts)
+            if method == "POST":
+                with upstream.lock:
+                    upstream.faults.update(body)
+                    if body.get("reset_counts"):
+                        upstream.counts.clear()
+                if "down" in body:
+                    upstream.stop_proxy() if body["down"] else upstream.start_proxy()
+            return {"host": upstream.host, "up": upstream.is_up, "faults": upstream.faults.__dict__}
+        if parts == ["registry", "counts"]:
+            with self.registry.lock:
+                return dict(self.registry.counts)
+        if parts == ["registry", "events"]:
+            with self.registry.lock:
+                return list(self.registry.events)
+        if parts == ["ecr"]:
+            if method == "POST":
+                with self.ecr.lock:
+                    if "token_ttl" in body:
+                        self.ecr.token_ttl = int(body["token_ttl"])
+                    for op, n in (body.get("throttle") or {}).items():
+                        self.ecr.throttle[op] = int(n)
+                    if "refresh_seconds" in body:
+                        self.registry.refresh_seconds = float(body["refresh_seconds"])
+                    if "upstream_timeout" in body:
+                        self.upstream_timeout = float(body["upstream_timeout"])
+            with self.ecr.lock:
+                return {"calls": dict(self.ecr.calls), "throttle": dict(self.ecr.throttle), "token_ttl": self.ecr.token_ttl}
+        if parts == ["cloudwatch"]:
+            cw = self.cloudwatch
+            if method == "POST":
+                if body.get("reset"):
+                    cw.reset()
+                with cw.lock:
+                    cw.throttle_next = int(body.get("throttle_next", cw.throttle_next))
+                    cw.fail_next = int(body.get("fail_next", cw.fail_next))
+            with cw.lock:
+                return {"put_calls": cw.put_calls, "series": len(cw.data), "throttle_next": cw.throttle_next}
+        raise KeyError(f"no control at /_stack/{'/'.join(parts)}")
+
+    # -- life cycle ---------------------------------------------------------------
+    def serve(self, port: int, app) -> None:
+        server = make_server("127.0.0.1", port, app, threaded=True)
+        self.servers.append(server)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def start(self) -> None:
+        binary = find_registry_binary()
+        for host, creds in UPSTREAMS.items():
+            upstream = Upstream(host, free_port(), free_port(), self.state_dir)
+            if creds:
+                upstream.username, upstream.password = creds
+            upstream.start_registry(binary)
+            self.upstreams[host] = upstream
+        for upstream in self.upstreams.values():
+            upstream.wait_ready()
+            if upstream.host == "registry-1.docker.io":
+                # Docker Hub sends rate-limit headers on every answer.
+                upstream.faults.ratelimit_limit = 200
+                upstream.faults.ratelimit_remaining = 200
+            upstream.start_proxy()
+        for host, entries in images.CATALOG.items():
+            upstream = self.upstreams[host]
+            for repo, tag, kind in entries:
+                images.push(upstream.internal_url, images.build(repo, tag, kind), upstream.basic_auth())
+        self.serve(self.aws_port, self.aws_wsgi)
+        self.serve(self.registry_port, self.registry.wsgi)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.shutdown()
+        for upstream in self.upstreams.values():
+            upstream.stop_proxy()
+            if upstream.process and upstream.process.poll() is None:
+                upstream.process.terminate()
+                try:
+                    upstream.process.wait(5)
+                except Exception:
+                    upstream.process.kill()
+
+    def seed_demo(self) -> None:
+        """The four rules of the seeds: quay, k8s, docker-hub (secret), ghcr (secret)."""
+        import boto3
+
+        kwargs = dict(endpoint_url=self.info()["aws_endpoint"], region_name=self.region,
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+        sm = boto3.client("secretsmanager", **kwargs)
+        ecr = boto3.client("ecr", **kwargs)
+        for prefix, url, secret in DEMO_RULES:
+            args = {"ecrRepositoryPrefix": prefix, "upstreamRegistryUrl": url}
+            if secret:
+                upstream = self.upstreams[url]
+                arn = sm.create_secret(
+                    Name=secret,
+                    SecretString=json.dumps({"username": upstream.username, "accessToken": upstream.password}),
+                )["ARN"]
+                args["credentialArn"] = arn
+            ecr.create_pull_through_cache_rule(**args)
+
+
+def watch_parent(pid: int, stop) -> None:
+    while True:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            stop()
+        time.sleep(0.5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["up", "down"])
+    parser.add_argument("--state-dir", default=os.environ.get("PTC_STACK_DIR", os.path.join(HERE, "..", "..", ".stack")))
+    parser.add_argument("--ready-file")
+    parser.add_argument("--parent-pid", type=int)
+    parser.add_argument("--seed", choices=["none", "demo"], default="none")
+    parser.add_argument("--detach", action="store_true", help="return once the stack is ready; stop it with `down`")
+    args = parser.parse_args()
+    pid_file = os.path.join(os.path.abspath(args.state_dir), "stack.pid")
+    info_file = os.path.join(os.path.abspath(args.state_dir), "stack.json")
+
+    if args.command == "down":
+        try:
+            pid = int(open(pid_file).read())
+        except (OSError, ValueError):
+            print("stack: not running")
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+                time.sleep(0.1)
+            except OSError:
+                break
+        os.remove(pid_file)
+        print(f"stack: stopped (pid {pid})")
+        return
+
+    if args.detach:
+        import subprocess
+
+        os.makedirs(os.path.abspath(args.state_dir), exist_ok=True)
+        ready = args.ready_file or info_file
+        if os.path.exists(ready):
+            os.remove(ready)
+        log = open(os.path.join(os.path.abspath(args.state_dir), "stack.log"), "ab")
+        cmd = [sys.executable, os.path.abspath(__file__), "up", "--state-dir", args.state_dir, "--seed", args.seed, "--ready-file", ready]
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
+        for _ in range(1200):
+            if os.path.exists(ready):
+                print(open(ready).read())
+                return
+            if proc.poll() is not None:
+                raise SystemExit(f"stack: failed to start, see {args.state_dir}/stack.log")
+            time.sleep(0.1)
+        raise SystemExit("stack: not ready after 120 s")
+
+    stack = Stack(args.state_dir)
+    stopping = threading.Event()
+
+    def stop(*_):
+        if stopping.is_set():
+            return
+        stopping.set()
+        stack.stop()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if args.parent_pid:
+        threading.Thread(target=watch_parent, args=(args.parent_pid, stop), daemon=True).start()
+    try:
+        stack.start()
+        if args.seed == "demo":
+            stack.seed_demo()
+    except Exception:
+        stack.stop()
+        raise
+    with open(pid_file, "w") as fh:
+        fh.write(str(os.getpid()))
+    info = json.dumps(stack.info(), indent=2)
+    for path in {os.path.abspath(info_file), os.path.abspath(args.ready_file or info_file)}:
+        with open(path + ".tmp", "w") as fh:
+            fh.write(info)
+        os.replace(path + ".tmp", path)
+    print(f"stack: ready, AWS {stack.info()['aws_endpoint']}, registry {stack.info()['registry_endpoint']}", flush=True)
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Upstream registries of the local stack: one CNCF distribution process each, behind a
+small HTTP proxy that the tests can steer (down, 429 with Docker-style rate-limit
+headers, latency, bursts of 5xx) and that counts requests per path."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+
+import bcrypt
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+DOCKER_WINDOW = 21600  # Docker Hub's rate-limit window, seconds
+
+
+@dataclass
+class Faults:
+    latency_ms: int = 0
+    fail_next: int = 0
+    fail_status: int = 503
+    # Docker-style rate limit: None = no ratelimit headers at all.
+    ratelimit_limit: int | None = None
+    ratelimit_remaining: int | None = None
+    retry_after: int = 60
+
+    def update(self, body: dict) -> None:
+        for key, value in body.items():
+            if key in ("down", "reset_counts"):
+                continue
+            if not hasattr(self, key):
+                raise ValueError(f"unknown fault setting {key!r}")
+            setattr(self, key, value)
+
+
+@dataclass
+class Upstream:
+    host: str  # the real registry this one stands in for, e.g. "quay.io"
+    registry_port: int
+    proxy_port: int
+    state_dir: str
+    username: str | None = None
+    password: str | None = None
+    faults: Faults = field(default_factory=Faults)
+    counts: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    process: subprocess.Popen | None = None
+    server: object | None = None
+    thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.proxy_port}"
+
+    @property
+    def internal_url(self) -> str:
+        return f"http://127.0.0.1:{self.registry_port}"
+
+    @property
+    def is_up(self) -> bool:
+        return self.server is not None
+
+    # -- distribution process -------------------------------------------------
+    def start_registry(self, binary: str) -> None:
+        root = os.path.join(self.state_dir, "upstreams", self.host)
+        os.makedirs(os.path.join(root, "data"), exist_ok=True)
+        auth = ""
+        if self.username:
+            htpasswd = os.path.join(root, "htpasswd")
+            hashed = bcrypt.hashpw(self.password.encode(), bcrypt.gensalt(rounds=4)).decode()
+            with open(htpasswd, "w") as fh:
+                fh.write(f"{self.username}:{hashed}\n")
+            auth = f"auth:\n  htpasswd:\n    realm: {self.host}\n    path: {htpasswd}\n"
+        config = os.path.join(root, "config.yml")
+        with open(config, "w") as fh:
+            fh.write(
+                "version: 0.1\n"
+                "log:\n  level: warn\n"
+                f"storage:\n  filesystem:\n    rootdirectory: {root}/data\n  delete:\n    enabled: false\n"
+                f"http:\n  addr: 127.0.0.1:{self.registry_port}\n"
+                f"{auth}"
+            )
+        log = open(os.path.join(self.state_dir, "logs", f"upstream-{self.host}.log"), "ab")
+        self.process = subprocess.Popen([binary, "serve", config], stdout=log, stderr=log)
+
+    # -- proxy ----------------------------------------------------------------
+    def start_proxy(self) -> None:
+        if self.server is not None:
+            return
+        server = make_server("127.0.0.1", self.proxy_port, self.wsgi, threaded=True)
+        self.server = server
+        self.thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop_proxy(self) -> None:
+        server, self.server = self.server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+    def wsgi(self, environ, start_response):
+        request = Request(environ)
+        with self.lock:
+            self.counts[f"{request.method} {request.path}"] = self.counts.get(f"{request.method} {request.path}", 0) + 1
+            faults = Faults(**self.faults.__dict__)
+            failing = self.faults.fail_next > 0
+            if failing:
+                self.faults.fail_next -= 1
+            is_pull = request.method == "GET" and "/manifests/" in request.path
+            limited = faults.ratelimit_remaining is not None and faults.ratelimit_remaining <= 0
+            if is_pull and faults.ratelimit_remaining is not None and not limited:
+                # Docker Hub counts a manifest GET as a pull; a HEAD is free.
+                self.faults.ratelimit_remaining -= 1
+                faults.ratelimit_remaining = self.faults.ratelimit_remaining
+        if faults.latency_ms:
+            time.sleep(faults.latency_ms / 1000)
+        headers = []
+        if faults.ratelimit_limit is not None:
+            remaining = max(faults.ratelimit_remaining or 0, 0)
+            headers += [
+                ("ratelimit-limit", f"{faults.ratelimit_limit};w={DOCKER_WINDOW}"),
+                ("ratelimit-remaining", f"{remaining};w={DOCKER_WINDOW}"),
+                ("docker-ratelimit-source", "127.0.0.1"),
+            ]
+        if failing:
+            return Response(f"injected failure {faults.fail_status}\n", faults.fail_status, headers)(environ, start_response)
+        if limited and is_pull:
+            body = '{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}'
+            headers.append(("Retry-After", str(faults.retry_after)))
+            return Response(body, 429, headers, content_type="application/json")(environ, start_response)
+        return self.forward(request, headers)(environ, start_response)
+
+    def forward(self, request: Request, extra_headers: list) -> Response:
+        conn = http.client.HTTPConnection("127.0.0.1", self.registry_port, timeout=30)
+        path = request.full_path if request.query_string else request.path
+        hop = {"host", "connection", "content-length", "transfer-encoding"}
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in hop}
+        body = request.get_data()
+        conn.request(request.method, path, body=body or None, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        # Keep the upstream's Content-Length: on a HEAD it is the manifest's size.
+        out_headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in ("connection", "transfer-encoding")]
+        out = Response(data, resp.status, out_headers + extra_headers)
+        out.automatically_set_content_length = False
+        return out
+
+    def basic_auth(self) -> str | None:
+        if not self.username:
+            return None
+        import base64
+
+        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.registry_port, timeout=1)
+                conn.request("GET", "/v2/")
+                conn.getresponse().read()
+                conn.close()
+                return
+            except OSError:
+                if self.process and self.process.poll() is not None:
+                    raise RuntimeError(f"upstream {self.host}: docker-registry exited with {self.process.returncode}")
+                time.sleep(0.1)
+        raise RuntimeError(f"upstream {self.host}: docker-registry not ready after {timeout}s")
