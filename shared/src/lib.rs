@@ -1,1 +1,43 @@
-pub fn placeholder() {}
+//! ptc-core: the domain and the adapters of the ECR pull-through cache control plane.
+//!
+//! - [`reference`]: image references as people write them, normalised.
+//! - [`rules`]: pull-through cache rules and routing both ways.
+//! - [`config`]: typed settings, read once.
+//! - [`aws`]: one `SdkConfig`, retries and timeouts, and the error of every AWS call.
+//! - [`ecr`], [`secrets`], [`metrics`]: port traits, aws-sdk adapters and in-memory fakes.
+//! - [`registry`]: the OCI distribution client.
+//! - [`report`]: the serialisable result of a run.
+
+pub mod aws;
+pub mod config;
+pub mod ecr;
+pub mod metrics;
+pub mod reference;
+pub mod registry;
+pub mod report;
+pub mod rules;
+pub mod secret;
+pub mod secrets;
+
+pub use aws::{AwsError, AwsErrorKind};
+pub use config::Settings;
+pub use reference::{Digest, ImageReference};
+pub use rules::{PtcRule, RuleSet};
+
+/// The three service clients every job builds from one `SdkConfig`.
+#[derive(Clone)]
+pub struct AwsClients {
+    pub ecr: aws_sdk_ecr::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+}
+
+impl AwsClients {
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        Self {
+            ecr: aws_sdk_ecr::Client::new(config),
+            secrets: aws_sdk_secretsmanager::Client::new(config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
+        }
+    }
+}

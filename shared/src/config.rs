@@ -1,0 +1,617 @@
+//! Typed settings, read once at start-up from the environment and an optional TOML file
+//! (`PTC_CONFIG_FILE`). The environment wins over the file. A missing or bad value stops
+//! start-up with an error naming the variable (or the file and key).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::Url;
+use serde::{Deserialize, Serialize};
+
+use crate::rules::{Prefix, PtcRule, RuleError, RuleSet};
+
+pub const DEFAULT_NAMESPACE: &str = "ECRPullThroughCache";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("setting {name}: invalid value {value:?}: {reason}")]
+    Invalid {
+        name: String,
+        value: String,
+        reason: String,
+    },
+    #[error("config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+}
+
+fn invalid(name: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name: name.to_owned(),
+        value: value.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// An endpoint override: `https://` anywhere, plain `http://` only on a loopback address
+/// (the local stack). TLS verification is never turned off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Endpoint(Url);
+
+impl Endpoint {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let url = Url::parse(value.trim()).map_err(|e| format!("not a URL: {e}"))?;
+        match url.scheme() {
+            "https" => {}
+            "http" => {
+                let loopback = match url.host() {
+                    Some(url::Host::Domain(d)) => d == "localhost",
+                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                    None => false,
+                };
+                if !loopback {
+                    return Err(
+                        "plain http is allowed only on a loopback address; use https".into(),
+                    );
+                }
+            }
+            other => return Err(format!("scheme {other} is not http or https")),
+        }
+        if url.host().is_none() {
+            return Err("no host".into());
+        }
+        Ok(Self(url))
+    }
+
+    /// The URL without a trailing slash.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str().trim_end_matches('/')
+    }
+}
+
+impl TryFrom<String> for Endpoint {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Endpoint> for String {
+    fn from(value: Endpoint) -> Self {
+        value.as_str().to_owned()
+    }
+}
+
+/// A rule the operator expects the registry to have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedRule {
+    pub prefix: Prefix,
+    pub upstream_url: String,
+    /// Whether the rule must carry a credential secret.
+    #[serde(default)]
+    pub credential: bool,
+}
+
+impl ExpectedRule {
+    /// `PREFIX=UPSTREAM_URL` or `PREFIX=UPSTREAM_URL+credential`.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let (prefix, url) = spec
+            .trim()
+            .split_once('=')
+            .ok_or_else(|| format!("{spec:?} is not PREFIX=UPSTREAM_URL"))?;
+        let (url, credential) = match url.strip_suffix("+credential") {
+            Some(url) => (url, true),
+            None => (url, false),
+        };
+        let rule = PtcRule::new(prefix.trim(), url).map_err(|e: RuleError| e.to_string())?;
+        Ok(Self {
+            prefix: rule.prefix,
+            upstream_url: rule.upstream_url,
+            credential,
+        })
+    }
+
+    pub fn to_rule(&self) -> PtcRule {
+        // Validated when parsed: the URL's kind is known.
+        PtcRule::new(self.prefix.as_str(), &self.upstream_url)
+            .expect("expected rules are validated when read")
+    }
+}
+
+/// Platform wanted from multi-platform images, e.g. `linux/arm64` or `linux/arm/v7`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = value.trim().split('/').collect();
+        let ok =
+            |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        match parts.as_slice() {
+            [os, arch] if ok(os) && ok(arch) => Ok(Self {
+                os: (*os).to_owned(),
+                architecture: (*arch).to_owned(),
+                variant: None,
+            }),
+            [os, arch, variant] if ok(os) && ok(arch) && ok(variant) => Ok(Self {
+                os: (*os).to_owned(),
+                architecture: (*arch).to_owned(),
+                variant: Some((*variant).to_owned()),
+            }),
+            _ => Err(format!("{value:?} is not OS/ARCH[/VARIANT]")),
+        }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+impl TryFrom<String> for Platform {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Platform> for String {
+    fn from(value: Platform) -> Self {
+        value.to_string()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Everything the jobs are configured with. See the README's configuration reference.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Settings {
+    pub region: Option<String>,
+    pub aws_endpoint: Option<Endpoint>,
+    pub registry_endpoint: Option<Endpoint>,
+    pub upstream_endpoints: BTreeMap<String, Endpoint>,
+    pub metrics_namespace: String,
+    pub expected_rules: Vec<ExpectedRule>,
+    pub watch_list: Vec<String>,
+    pub platforms: Vec<Platform>,
+    pub concurrency: usize,
+    pub aws_max_attempts: u32,
+    pub aws_timeout: Duration,
+    pub http_timeout: Duration,
+    pub log_format: LogFormat,
+}
+
+/// The TOML file: the same settings in snake_case; unknown keys are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    region: Option<String>,
+    aws_endpoint: Option<String>,
+    registry_endpoint: Option<String>,
+    #[serde(default)]
+    upstream_endpoints: BTreeMap<String, String>,
+    metrics_namespace: Option<String>,
+    #[serde(default)]
+    rules: Vec<ExpectedRule>,
+    #[serde(default)]
+    watch_list: Vec<String>,
+    platforms: Option<Vec<String>>,
+    concurrency: Option<usize>,
+    aws_max_attempts: Option<u32>,
+    aws_timeout_secs: Option<u64>,
+    http_timeout_secs: Option<u64>,
+    log_format: Option<LogFormat>,
+}
+
+impl Settings {
+    /// From the process environment (and `PTC_CONFIG_FILE` if set).
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::from_sources(|name| std::env::var(name).ok())
+    }
+
+    /// From any variable source; `PTC_CONFIG_FILE` in it names the optional file.
+    pub fn from_sources(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let file = match env("PTC_CONFIG_FILE") {
+            Some(path) => read_file(Path::new(&path))?,
+            None => FileSettings::default(),
+        };
+        let file_err = |key: &str, reason: String| ConfigError::File {
+            path: env("PTC_CONFIG_FILE").unwrap_or_default().into(),
+            reason: format!("{key}: {reason}"),
+        };
+
+        let endpoint = |var: &str,
+                        from_file: Option<String>,
+                        key: &str|
+         -> Result<Option<Endpoint>, ConfigError> {
+            match (env(var), from_file) {
+                (Some(v), _) => Endpoint::parse(&v)
+                    .map(Some)
+                    .map_err(|r| invalid(var, &v, r)),
+                (None, Some(v)) => Endpoint::parse(&v).map(Some).map_err(|r| file_err(key, r)),
+                (None, None) => Ok(None),
+            }
+        };
+        let aws_endpoint = endpoint("PTC_AWS_ENDPOINT_URL", file.aws_endpoint, "aws_endpoint")?;
+        let registry_endpoint = endpoint(
+            "PTC_REGISTRY_ENDPOINT",
+            file.registry_endpoint,
+            "registry_endpoint",
+        )?;
+
+        let mut upstream_endpoints = BTreeMap::new();
+        for (host, url) in file.upstream_endpoints {
+            let ep = Endpoint::parse(&url)
+                .map_err(|r| file_err(&format!("upstream_endpoints.{host}"), r))?;
+            upstream_endpoints.insert(host.to_ascii_lowercase(), ep);
+        }
+        if let Some(value) = env("PTC_UPSTREAM_ENDPOINTS") {
+            for item in split_list(&value) {
+                let (host, url) = item
+                    .split_once('=')
+                    .ok_or_else(|| invalid("PTC_UPSTREAM_ENDPOINTS", item, "expected HOST=URL"))?;
+                let ep =
+                    Endpoint::parse(url).map_err(|r| invalid("PTC_UPSTREAM_ENDPOINTS", item, r))?;
+                upstream_endpoints.insert(host.trim().to_ascii_lowercase(), ep);
+            }
+        }
+
+        let metrics_namespace = env("PTC_METRICS_NAMESPACE")
+            .or(file.metrics_namespace)
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+        validate_namespace(&metrics_namespace)
+            .map_err(|r| invalid("PTC_METRICS_NAMESPACE", &metrics_namespace, r))?;
+
+        let expected_rules = match env("PTC_RULES") {
+            Some(value) => split_list(&value)
+                .map(|spec| ExpectedRule::parse(spec).map_err(|r| invalid("PTC_RULES", spec, r)))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => {
+                for rule in &file.rules {
+                    PtcRule::new(rule.prefix.as_str(), &rule.upstream_url)
+                        .map_err(|e| file_err("rules", e.to_string()))?;
+                }
+                file.rules
+            }
+        };
+        let mut seen = std::collections::HashSet::new();
+        for rule in &expected_rules {
+            if !seen.insert(rule.prefix.clone()) {
+                return Err(invalid(
+                    "PTC_RULES",
+                    rule.prefix.as_str(),
+                    "prefix listed twice",
+                ));
+            }
+        }
+
+        let watch_list = match env("PTC_WATCH_LIST") {
+            Some(value) => split_list(&value).map(str::to_owned).collect(),
+            None => file.watch_list,
+        };
+
+        let platforms = match env("PTC_PLATFORMS") {
+            Some(value) => split_list(&value)
+                .map(|p| Platform::parse(p).map_err(|r| invalid("PTC_PLATFORMS", p, r)))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => file
+                .platforms
+                .unwrap_or_else(|| vec!["linux/amd64".into(), "linux/arm64".into()])
+                .iter()
+                .map(|p| Platform::parse(p).map_err(|r| file_err("platforms", r)))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        if platforms.is_empty() {
+            return Err(invalid(
+                "PTC_PLATFORMS",
+                "",
+                "at least one platform is needed",
+            ));
+        }
+
+        let number = |var: &str,
+                      from_file: Option<u64>,
+                      default: u64,
+                      range: std::ops::RangeInclusive<u64>|
+         -> Result<u64, ConfigError> {
+            let value = match env(var) {
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| invalid(var, &v, "not a whole number"))?,
+                None => from_file.unwrap_or(default),
+            };
+            if !range.contains(&value) {
+                return Err(invalid(
+                    var,
+                    &value.to_string(),
+                    format!("must be between {} and {}", range.start(), range.end()),
+                ));
+            }
+            Ok(value)
+        };
+        let concurrency = number(
+            "PTC_CONCURRENCY",
+            file.concurrency.map(|v| v as u64),
+            16,
+            1..=256,
+        )? as usize;
+        let aws_max_attempts = number(
+            "PTC_AWS_MAX_ATTEMPTS",
+            file.aws_max_attempts.map(u64::from),
+            5,
+            1..=20,
+        )? as u32;
+        let aws_timeout = Duration::from_secs(number(
+            "PTC_AWS_TIMEOUT_SECS",
+            file.aws_timeout_secs,
+            30,
+            1..=900,
+        )?);
+        let http_timeout = Duration::from_secs(number(
+            "PTC_HTTP_TIMEOUT_SECS",
+            file.http_timeout_secs,
+            20,
+            1..=900,
+        )?);
+
+        let log_format = match env("PTC_LOG_FORMAT") {
+            Some(v) => match v.trim() {
+                "json" => LogFormat::Json,
+                "text" => LogFormat::Text,
+                _ => return Err(invalid("PTC_LOG_FORMAT", &v, "expected json or text")),
+            },
+            None => file
+                .log_format
+                .unwrap_or(if env("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+                    LogFormat::Json
+                } else {
+                    LogFormat::Text
+                }),
+        };
+
+        let region = env("PTC_REGION").or(file.region);
+        Ok(Self {
+            region,
+            aws_endpoint,
+            registry_endpoint,
+            upstream_endpoints,
+            metrics_namespace,
+            expected_rules,
+            watch_list,
+            platforms,
+            concurrency,
+            aws_max_attempts,
+            aws_timeout,
+            http_timeout,
+            log_format,
+        })
+    }
+
+    /// The expected rules as a routing table (for `ptc map` without a registry).
+    pub fn expected_rule_set(&self) -> RuleSet {
+        RuleSet::new(
+            self.expected_rules
+                .iter()
+                .map(ExpectedRule::to_rule)
+                .collect(),
+        )
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::File {
+        path: path.to_owned(),
+        reason: e.to_string().trim().to_owned(),
+    })
+}
+
+/// Items separated by commas, whitespace or newlines.
+fn split_list(value: &str) -> impl Iterator<Item = &str> {
+    value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+}
+
+fn validate_namespace(ns: &str) -> Result<(), &'static str> {
+    if ns.is_empty() || ns.len() > 255 {
+        return Err("1 to 255 characters");
+    }
+    if ns.starts_with("AWS/") {
+        return Err("the AWS/ namespace is reserved");
+    }
+    if !ns
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "./-_#:".contains(c))
+    {
+        return Err("letters, digits and . / - _ # : only");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        Settings::from_sources(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_sensible() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.metrics_namespace, DEFAULT_NAMESPACE);
+        assert_eq!(s.concurrency, 16);
+        assert_eq!(
+            s.platforms
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["linux/amd64", "linux/arm64"]
+        );
+        assert_eq!(s.log_format, LogFormat::Text);
+        assert!(s.aws_endpoint.is_none() && s.expected_rules.is_empty());
+        assert_eq!(
+            load(&[("AWS_LAMBDA_FUNCTION_NAME", "f")])
+                .unwrap()
+                .log_format,
+            LogFormat::Json
+        );
+    }
+
+    #[test]
+    fn reads_every_variable() {
+        let s = load(&[
+            ("PTC_REGION", "eu-west-1"),
+            ("PTC_AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
+            ("PTC_REGISTRY_ENDPOINT", "http://localhost:5000/"),
+            (
+                "PTC_UPSTREAM_ENDPOINTS",
+                "quay.io=http://127.0.0.1:1, ghcr.io=https://ghcr.example",
+            ),
+            ("PTC_METRICS_NAMESPACE", "Team/PTC"),
+            (
+                "PTC_RULES",
+                "quay=quay.io, docker-hub=registry-1.docker.io+credential",
+            ),
+            ("PTC_WATCH_LIST", "nginx:1.25\nquay.io/a/b:1"),
+            ("PTC_PLATFORMS", "linux/arm64,linux/arm/v7"),
+            ("PTC_CONCURRENCY", "4"),
+            ("PTC_AWS_MAX_ATTEMPTS", "3"),
+            ("PTC_AWS_TIMEOUT_SECS", "10"),
+            ("PTC_HTTP_TIMEOUT_SECS", "5"),
+            ("PTC_LOG_FORMAT", "json"),
+        ])
+        .unwrap();
+        assert_eq!(s.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(s.aws_endpoint.unwrap().as_str(), "http://127.0.0.1:4566");
+        assert_eq!(
+            s.registry_endpoint.unwrap().as_str(),
+            "http://localhost:5000"
+        );
+        assert_eq!(
+            s.upstream_endpoints["quay.io"].as_str(),
+            "http://127.0.0.1:1"
+        );
+        assert_eq!(s.metrics_namespace, "Team/PTC");
+        assert_eq!(s.expected_rules.len(), 2);
+        assert!(s.expected_rules[1].credential && !s.expected_rules[0].credential);
+        assert_eq!(s.watch_list, ["nginx:1.25", "quay.io/a/b:1"]);
+        assert_eq!(s.platforms[1].variant.as_deref(), Some("v7"));
+        assert_eq!((s.concurrency, s.aws_max_attempts), (4, 3));
+        assert_eq!((s.aws_timeout.as_secs(), s.http_timeout.as_secs()), (10, 5));
+        assert_eq!(s.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let cases = [
+            ("PTC_CONCURRENCY", "zero"),
+            ("PTC_CONCURRENCY", "0"),
+            ("PTC_AWS_MAX_ATTEMPTS", "50"),
+            ("PTC_AWS_ENDPOINT_URL", "http://10.0.0.1:4566"),
+            ("PTC_REGISTRY_ENDPOINT", "ftp://127.0.0.1"),
+            ("PTC_UPSTREAM_ENDPOINTS", "quay.io"),
+            ("PTC_METRICS_NAMESPACE", "AWS/ECR"),
+            ("PTC_RULES", "quay:quay.io"),
+            ("PTC_RULES", "quay=gcr.io"),
+            ("PTC_RULES", "quay=quay.io,quay=quay.io"),
+            ("PTC_PLATFORMS", "amd64"),
+            ("PTC_LOG_FORMAT", "xml"),
+        ];
+        for (name, value) in cases {
+            let err = load(&[(name, value)]).expect_err(name);
+            assert!(err.to_string().contains(name), "{name}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn file_is_read_and_environment_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ptc.toml");
+        std::fs::write(
+            &path,
+            r#"
+metrics_namespace = "FromFile"
+concurrency = 7
+watch_list = ["nginx:1.25"]
+[upstream_endpoints]
+"quay.io" = "http://127.0.0.1:9"
+[[rules]]
+prefix = "docker-hub"
+upstream_url = "registry-1.docker.io"
+credential = true
+"#,
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let s = load(&[("PTC_CONFIG_FILE", p), ("PTC_CONCURRENCY", "3")]).unwrap();
+        assert_eq!(s.metrics_namespace, "FromFile");
+        assert_eq!(s.concurrency, 3);
+        assert_eq!(s.watch_list, ["nginx:1.25"]);
+        assert!(s.expected_rules[0].credential);
+        assert_eq!(
+            s.expected_rule_set().rules()[0].upstream_url,
+            "registry-1.docker.io"
+        );
+        assert_eq!(
+            s.upstream_endpoints["quay.io"].as_str(),
+            "http://127.0.0.1:9"
+        );
+    }
+
+    #[test]
+    fn bad_file_names_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ptc.toml");
+        std::fs::write(&path, "concurency = 3\n").unwrap();
+        let err = load(&[("PTC_CONFIG_FILE", path.to_str().unwrap())])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ptc.toml") && err.contains("concurency"),
+            "{err}"
+        );
+        std::fs::write(&path, "aws_endpoint = \"http://example.com\"\n").unwrap();
+        let err = load(&[("PTC_CONFIG_FILE", path.to_str().unwrap())])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("aws_endpoint") && err.contains("loopback"),
+            "{err}"
+        );
+        let err = load(&[("PTC_CONFIG_FILE", "/nonexistent/ptc.toml")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/ptc.toml"), "{err}");
+    }
+}

@@ -1,0 +1,534 @@
+//! The ECR calls the jobs make: a small port trait with domain types, the aws-sdk adapter
+//! behind it, and an in-memory fake for unit tests.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use aws_sdk_ecr::Client;
+use base64::Engine as _;
+use time::OffsetDateTime;
+
+use crate::aws::{AwsError, AwsErrorKind};
+use crate::rules::{Prefix, PtcRule, UpstreamKind, normalise_upstream_url};
+use crate::secret::Secret;
+
+/// ECR's page size limit for the Describe* calls.
+pub const MAX_RESULTS: i32 = 1000;
+
+/// The answer of `ValidatePullThroughCacheRule`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleValidation {
+    pub prefix: String,
+    pub is_valid: bool,
+    /// Free-form text from ECR; there is no published list of values.
+    pub failure: Option<String>,
+}
+
+/// Credentials for the registry endpoint, from `GetAuthorizationToken`.
+#[derive(Debug, Clone)]
+pub struct RegistryToken {
+    pub username: String,
+    pub password: Secret,
+    pub expires_at: OffsetDateTime,
+    /// `https://<account>.dkr.ecr.<region>.amazonaws.com`.
+    pub proxy_endpoint: String,
+}
+
+impl RegistryToken {
+    /// Decode the base64 `user:password` token.
+    pub fn decode(
+        token: &str,
+        expires_at: OffsetDateTime,
+        proxy_endpoint: &str,
+    ) -> Result<Self, String> {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(token.trim())
+            .map_err(|_| "authorization token is not base64".to_owned())?;
+        let text =
+            String::from_utf8(raw).map_err(|_| "authorization token is not UTF-8".to_owned())?;
+        let (user, password) = text
+            .split_once(':')
+            .ok_or_else(|| "authorization token is not user:password".to_owned())?;
+        Ok(Self {
+            username: user.to_owned(),
+            password: Secret::new(password.to_owned()),
+            expires_at,
+            proxy_endpoint: proxy_endpoint.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// Host of the registry, e.g. `123456789012.dkr.ecr.us-east-1.amazonaws.com`.
+    pub fn registry_host(&self) -> &str {
+        self.proxy_endpoint
+            .strip_prefix("https://")
+            .or_else(|| self.proxy_endpoint.strip_prefix("http://"))
+            .unwrap_or(&self.proxy_endpoint)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repository {
+    pub name: String,
+    pub arn: String,
+    pub uri: String,
+    pub created_at: Option<OffsetDateTime>,
+    pub tag_mutability: String,
+    pub scan_on_push: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageDetail {
+    pub digest: String,
+    pub tags: Vec<String>,
+    pub size_bytes: Option<i64>,
+    pub pushed_at: Option<OffsetDateTime>,
+    pub last_pulled_at: Option<OffsetDateTime>,
+    pub media_type: Option<String>,
+}
+
+#[async_trait]
+pub trait EcrApi: Send + Sync {
+    /// Every rule of the registry (all pages).
+    async fn describe_rules(&self) -> Result<Vec<PtcRule>, AwsError>;
+    async fn validate_rule(&self, prefix: &str) -> Result<RuleValidation, AwsError>;
+    async fn authorization_token(&self) -> Result<RegistryToken, AwsError>;
+    /// Every repository (all pages, `maxResults` 1000).
+    async fn describe_repositories(&self) -> Result<Vec<Repository>, AwsError>;
+    /// Every image of one repository (all pages, `maxResults` 1000).
+    async fn describe_images(&self, repository: &str) -> Result<Vec<ImageDetail>, AwsError>;
+}
+
+/// The aws-sdk adapter.
+#[derive(Clone)]
+pub struct SdkEcr {
+    client: Client,
+}
+
+impl SdkEcr {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+fn to_time(dt: Option<&aws_smithy_types::DateTime>) -> Option<OffsetDateTime> {
+    dt.and_then(|d| OffsetDateTime::from_unix_timestamp_nanos(d.as_nanos()).ok())
+}
+
+fn rule_from_sdk(rule: &aws_sdk_ecr::types::PullThroughCacheRule) -> Result<PtcRule, AwsError> {
+    let bad = |what: String| AwsError {
+        operation: "DescribePullThroughCacheRules",
+        kind: AwsErrorKind::Service("InvalidResponse".into()),
+        message: what,
+    };
+    let prefix_text = rule.ecr_repository_prefix().unwrap_or_default();
+    let prefix = Prefix::parse(prefix_text).map_err(|e| bad(e.to_string()))?;
+    let upstream_url = normalise_upstream_url(rule.upstream_registry_url().unwrap_or_default());
+    let kind = rule
+        .upstream_registry()
+        .map(|k| UpstreamKind::parse(k.as_str()))
+        .or_else(|| UpstreamKind::from_url(&upstream_url))
+        .unwrap_or_else(|| UpstreamKind::Other(upstream_url.clone()));
+    Ok(PtcRule {
+        prefix,
+        upstream_url,
+        kind,
+        credential_arn: rule.credential_arn().map(str::to_owned),
+        custom_role_arn: rule.custom_role_arn().map(str::to_owned),
+        upstream_repository_prefix: rule.upstream_repository_prefix().map(str::to_owned),
+    })
+}
+
+#[async_trait]
+impl EcrApi for SdkEcr {
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn describe_rules(&self) -> Result<Vec<PtcRule>, AwsError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .describe_pull_through_cache_rules()
+            .max_results(MAX_RESULTS)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("DescribePullThroughCacheRules", e))?;
+            for rule in page.pull_through_cache_rules() {
+                out.push(rule_from_sdk(rule)?);
+            }
+        }
+        Ok(out)
+    }
+
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn validate_rule(&self, prefix: &str) -> Result<RuleValidation, AwsError> {
+        let out = self
+            .client
+            .validate_pull_through_cache_rule()
+            .ecr_repository_prefix(prefix)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ValidatePullThroughCacheRule", e))?;
+        Ok(RuleValidation {
+            prefix: out.ecr_repository_prefix().unwrap_or(prefix).to_owned(),
+            is_valid: out.is_valid(),
+            failure: out.failure().filter(|f| !f.is_empty()).map(str::to_owned),
+        })
+    }
+
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn authorization_token(&self) -> Result<RegistryToken, AwsError> {
+        let out = self
+            .client
+            .get_authorization_token()
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("GetAuthorizationToken", e))?;
+        let data = out.authorization_data().first().ok_or_else(|| AwsError {
+            operation: "GetAuthorizationToken",
+            kind: AwsErrorKind::Service("InvalidResponse".into()),
+            message: "no authorizationData in the answer".into(),
+        })?;
+        let expires_at = to_time(data.expires_at()).unwrap_or_else(OffsetDateTime::now_utc);
+        RegistryToken::decode(
+            data.authorization_token().unwrap_or_default(),
+            expires_at,
+            data.proxy_endpoint().unwrap_or_default(),
+        )
+        .map_err(|message| AwsError {
+            operation: "GetAuthorizationToken",
+            kind: AwsErrorKind::Service("InvalidResponse".into()),
+            message,
+        })
+    }
+
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn describe_repositories(&self) -> Result<Vec<Repository>, AwsError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .describe_repositories()
+            .max_results(MAX_RESULTS)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("DescribeRepositories", e))?;
+            for repo in page.repositories() {
+                out.push(Repository {
+                    name: repo.repository_name().unwrap_or_default().to_owned(),
+                    arn: repo.repository_arn().unwrap_or_default().to_owned(),
+                    uri: repo.repository_uri().unwrap_or_default().to_owned(),
+                    created_at: to_time(repo.created_at()),
+                    tag_mutability: repo
+                        .image_tag_mutability()
+                        .map(|m| m.as_str().to_owned())
+                        .unwrap_or_else(|| "MUTABLE".into()),
+                    scan_on_push: repo
+                        .image_scanning_configuration()
+                        .is_some_and(|c| c.scan_on_push()),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn describe_images(&self, repository: &str) -> Result<Vec<ImageDetail>, AwsError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .describe_images()
+            .repository_name(repository)
+            .max_results(MAX_RESULTS)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("DescribeImages", e))?;
+            for image in page.image_details() {
+                out.push(ImageDetail {
+                    digest: image.image_digest().unwrap_or_default().to_owned(),
+                    tags: image.image_tags().to_vec(),
+                    size_bytes: image.image_size_in_bytes(),
+                    pushed_at: to_time(image.image_pushed_at()),
+                    last_pulled_at: to_time(image.last_recorded_pull_time()),
+                    media_type: image.image_manifest_media_type().map(str::to_owned),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// In-memory ECR for unit tests. Errors can be queued per operation.
+#[derive(Default)]
+pub struct FakeEcr {
+    pub state: Mutex<FakeEcrState>,
+}
+
+#[derive(Default)]
+pub struct FakeEcrState {
+    pub rules: Vec<PtcRule>,
+    pub validations: BTreeMap<String, RuleValidation>,
+    pub repositories: Vec<Repository>,
+    pub images: BTreeMap<String, Vec<ImageDetail>>,
+    pub token: Option<RegistryToken>,
+    /// Operation name → errors returned (front first) before answering normally.
+    pub errors: BTreeMap<&'static str, Vec<AwsError>>,
+    pub calls: BTreeMap<&'static str, usize>,
+}
+
+impl FakeEcr {
+    pub fn with_rules(rules: Vec<PtcRule>) -> Self {
+        let fake = Self::default();
+        fake.state.lock().unwrap().rules = rules;
+        fake
+    }
+
+    pub fn fail_next(&self, operation: &'static str, kind: AwsErrorKind) {
+        self.state
+            .lock()
+            .unwrap()
+            .errors
+            .entry(operation)
+            .or_default()
+            .push(AwsError {
+                operation,
+                kind,
+                message: "injected".into(),
+            });
+    }
+
+    pub fn calls(&self, operation: &str) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .get(operation)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn enter(
+        &self,
+        operation: &'static str,
+    ) -> Result<std::sync::MutexGuard<'_, FakeEcrState>, AwsError> {
+        let mut state = self.state.lock().unwrap();
+        *state.calls.entry(operation).or_default() += 1;
+        if let Some(queue) = state.errors.get_mut(operation)
+            && !queue.is_empty()
+        {
+            return Err(queue.remove(0));
+        }
+        Ok(state)
+    }
+}
+
+fn not_found(operation: &'static str, code: &str, message: String) -> AwsError {
+    AwsError {
+        operation,
+        kind: AwsErrorKind::NotFound(code.to_owned()),
+        message,
+    }
+}
+
+#[async_trait]
+impl EcrApi for FakeEcr {
+    async fn describe_rules(&self) -> Result<Vec<PtcRule>, AwsError> {
+        Ok(self.enter("DescribePullThroughCacheRules")?.rules.clone())
+    }
+
+    async fn validate_rule(&self, prefix: &str) -> Result<RuleValidation, AwsError> {
+        let state = self.enter("ValidatePullThroughCacheRule")?;
+        if !state.rules.iter().any(|r| r.prefix.as_str() == prefix) {
+            return Err(not_found(
+                "ValidatePullThroughCacheRule",
+                "PullThroughCacheRuleNotFoundException",
+                format!("no rule with prefix {prefix}"),
+            ));
+        }
+        Ok(state
+            .validations
+            .get(prefix)
+            .cloned()
+            .unwrap_or(RuleValidation {
+                prefix: prefix.to_owned(),
+                is_valid: true,
+                failure: None,
+            }))
+    }
+
+    async fn authorization_token(&self) -> Result<RegistryToken, AwsError> {
+        let state = self.enter("GetAuthorizationToken")?;
+        Ok(state.token.clone().unwrap_or_else(|| RegistryToken {
+            username: "AWS".into(),
+            password: Secret::new("fake-password".into()),
+            expires_at: OffsetDateTime::now_utc() + time::Duration::hours(12),
+            proxy_endpoint: "https://123456789012.dkr.ecr.us-east-1.amazonaws.com".into(),
+        }))
+    }
+
+    async fn describe_repositories(&self) -> Result<Vec<Repository>, AwsError> {
+        Ok(self.enter("DescribeRepositories")?.repositories.clone())
+    }
+
+    async fn describe_images(&self, repository: &str) -> Result<Vec<ImageDetail>, AwsError> {
+        let state = self.enter("DescribeImages")?;
+        if !state.repositories.iter().any(|r| r.name == repository) {
+            return Err(not_found(
+                "DescribeImages",
+                "RepositoryNotFoundException",
+                format!("repository {repository} does not exist"),
+            ));
+        }
+        Ok(state.images.get(repository).cloned().unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use aws_sdk_ecr::operation::describe_pull_through_cache_rules::DescribePullThroughCacheRulesOutput;
+    use aws_sdk_ecr::operation::get_authorization_token::GetAuthorizationTokenOutput;
+    use aws_sdk_ecr::operation::validate_pull_through_cache_rule::ValidatePullThroughCacheRuleOutput;
+    use aws_sdk_ecr::types::{AuthorizationData, PullThroughCacheRule, UpstreamRegistry};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    use super::*;
+
+    /// An error answer as ECR sends it (JSON 1.1), so the SDK parses code and message.
+    pub(crate) fn json_error(
+        status: u16,
+        code: &str,
+        message: &str,
+    ) -> aws_smithy_runtime_api::http::Response {
+        aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(status).unwrap(),
+            aws_smithy_types::body::SdkBody::from(format!(
+                r#"{{"__type":"{code}","message":"{message}"}}"#
+            )),
+        )
+    }
+
+    fn sdk_rule(prefix: &str, url: &str, kind: UpstreamRegistry) -> PullThroughCacheRule {
+        PullThroughCacheRule::builder()
+            .ecr_repository_prefix(prefix)
+            .upstream_registry_url(url)
+            .upstream_registry(kind)
+            .build()
+    }
+
+    #[tokio::test]
+    async fn describe_rules_follows_every_page_and_keeps_unknown_kinds() {
+        let first = mock!(Client::describe_pull_through_cache_rules)
+            .match_requests(|r| r.next_token().is_none() && r.max_results() == Some(1000))
+            .then_output(|| {
+                DescribePullThroughCacheRulesOutput::builder()
+                    .pull_through_cache_rules(sdk_rule("quay", "quay.io", UpstreamRegistry::Quay))
+                    .next_token("page-2")
+                    .build()
+            });
+        let second = mock!(Client::describe_pull_through_cache_rules)
+            .match_requests(|r| r.next_token() == Some("page-2"))
+            .then_output(|| {
+                DescribePullThroughCacheRulesOutput::builder()
+                    .pull_through_cache_rules(sdk_rule(
+                        "cgr",
+                        "cgr.dev",
+                        UpstreamRegistry::from("chainguard"),
+                    ))
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_ecr, RuleMode::Sequential, [&first, &second]);
+        let rules = SdkEcr::new(client).describe_rules().await.unwrap();
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[0].kind, UpstreamKind::Quay);
+        assert_eq!(rules[1].kind, UpstreamKind::Other("chainguard".into()));
+    }
+
+    #[tokio::test]
+    async fn validate_maps_answer_and_not_found() {
+        let ok = mock!(Client::validate_pull_through_cache_rule).then_output(|| {
+            ValidatePullThroughCacheRuleOutput::builder()
+                .ecr_repository_prefix("docker-hub")
+                .is_valid(false)
+                .failure("Invalid credentials")
+                .build()
+        });
+        let missing = mock!(Client::validate_pull_through_cache_rule).then_http_response(|| {
+            json_error(400, "PullThroughCacheRuleNotFoundException", "no such rule")
+        });
+        let client = mock_client!(aws_sdk_ecr, RuleMode::Sequential, [&ok, &missing]);
+        let ecr = SdkEcr::new(client);
+        let v = ecr.validate_rule("docker-hub").await.unwrap();
+        assert!(!v.is_valid);
+        assert_eq!(v.failure.as_deref(), Some("Invalid credentials"));
+        let err = ecr.validate_rule("nope").await.unwrap_err();
+        assert!(err.is_not_found(), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("PullThroughCacheRuleNotFoundException"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn authorization_token_is_decoded() {
+        let token = mock!(Client::get_authorization_token).then_output(|| {
+            GetAuthorizationTokenOutput::builder()
+                .authorization_data(
+                    AuthorizationData::builder()
+                        .authorization_token(
+                            base64::engine::general_purpose::STANDARD.encode("AWS:s3cret"),
+                        )
+                        .proxy_endpoint("https://123456789012.dkr.ecr.us-east-1.amazonaws.com")
+                        .expires_at(aws_smithy_types::DateTime::from_secs(2_000_000_000))
+                        .build(),
+                )
+                .build()
+        });
+        let client = mock_client!(aws_sdk_ecr, [&token]);
+        let t = SdkEcr::new(client).authorization_token().await.unwrap();
+        assert_eq!(t.username, "AWS");
+        assert_eq!(t.password.expose(), "s3cret");
+        assert_eq!(
+            t.registry_host(),
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+        );
+        assert_eq!(t.expires_at.unix_timestamp(), 2_000_000_000);
+        assert!(!format!("{t:?}").contains("s3cret"));
+    }
+
+    #[tokio::test]
+    async fn throttling_is_retried_by_the_sdk() {
+        let rule = mock!(Client::describe_repositories)
+            .sequence()
+            .http_response(|| json_error(400, "ThrottlingException", "Rate exceeded"))
+            .times(2)
+            .output(|| {
+                aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesOutput::builder()
+                    .repositories(
+                        aws_sdk_ecr::types::Repository::builder()
+                            .repository_name("quay/a")
+                            .build(),
+                    )
+                    .build()
+            })
+            .build();
+        let client = mock_client!(aws_sdk_ecr, RuleMode::Sequential, [&rule], |c| c
+            .retry_config(
+                aws_config::retry::RetryConfig::standard()
+                    .with_max_attempts(3)
+                    .with_initial_backoff(std::time::Duration::from_millis(1))
+            ));
+        let repos = SdkEcr::new(client).describe_repositories().await.unwrap();
+        assert_eq!(repos[0].name, "quay/a");
+        assert_eq!(rule.num_calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn fake_queues_errors() {
+        let fake = FakeEcr::with_rules(vec![PtcRule::new("quay", "quay.io").unwrap()]);
+        fake.fail_next("DescribePullThroughCacheRules", AwsErrorKind::Throttled);
+        assert!(fake.describe_rules().await.is_err());
+        assert_eq!(fake.describe_rules().await.unwrap().len(), 1);
+        assert_eq!(fake.calls("DescribePullThroughCacheRules"), 2);
+    }
+}

@@ -1,0 +1,273 @@
+//! CloudWatch metrics: validated data points, a port, the aws-sdk adapter that splits them
+//! into `PutMetricData` calls within the documented limits, and a fake.
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use aws_sdk_cloudwatch::Client;
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum as SdkDatum, StandardUnit};
+use time::OffsetDateTime;
+
+use crate::aws::AwsError;
+
+/// `PutMetricData` limits: 1,000 data items and 1 MB per request, 30 dimensions per item.
+pub const MAX_ITEMS_PER_CALL: usize = 1000;
+pub const MAX_BYTES_PER_CALL: usize = 1_000_000;
+pub const MAX_DIMENSIONS: usize = 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Unit {
+    Count,
+    Bytes,
+    Seconds,
+    Percent,
+    None,
+}
+
+impl Unit {
+    fn sdk(self) -> StandardUnit {
+        match self {
+            Self::Count => StandardUnit::Count,
+            Self::Bytes => StandardUnit::Bytes,
+            Self::Seconds => StandardUnit::Seconds,
+            Self::Percent => StandardUnit::Percent,
+            Self::None => StandardUnit::None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MetricError {
+    #[error("metric {name}: value {value} is not finite")]
+    NotFinite { name: String, value: f64 },
+    #[error("metric {name}: {count} dimensions, at most 30")]
+    TooManyDimensions { name: String, count: usize },
+    #[error("metric name must be 1 to 255 characters")]
+    BadName,
+}
+
+/// One data point. Built through [`MetricDatum::new`], so NaN and infinity cannot exist.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MetricDatum {
+    pub name: String,
+    pub dimensions: Vec<(String, String)>,
+    pub value: f64,
+    pub unit: Unit,
+    #[serde(with = "time::serde::rfc3339")]
+    pub timestamp: OffsetDateTime,
+}
+
+impl MetricDatum {
+    pub fn new(name: &str, value: f64, unit: Unit) -> Result<Self, MetricError> {
+        if name.is_empty() || name.len() > 255 {
+            return Err(MetricError::BadName);
+        }
+        if !value.is_finite() {
+            return Err(MetricError::NotFinite {
+                name: name.to_owned(),
+                value,
+            });
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            dimensions: Vec::new(),
+            value,
+            unit,
+            timestamp: OffsetDateTime::now_utc(),
+        })
+    }
+
+    pub fn dimension(mut self, name: &str, value: &str) -> Result<Self, MetricError> {
+        if self.dimensions.len() == MAX_DIMENSIONS {
+            return Err(MetricError::TooManyDimensions {
+                name: self.name,
+                count: MAX_DIMENSIONS + 1,
+            });
+        }
+        self.dimensions.push((name.to_owned(), value.to_owned()));
+        Ok(self)
+    }
+
+    /// A generous estimate of the item's encoded size, for the 1 MB request limit.
+    fn encoded_size(&self) -> usize {
+        128 + self.name.len()
+            + self
+                .dimensions
+                .iter()
+                .map(|(n, v)| 32 + n.len() + v.len())
+                .sum::<usize>()
+    }
+}
+
+/// Split data into request-sized batches (item count and estimated bytes).
+pub fn batches(data: &[MetricDatum]) -> Vec<&[MetricDatum]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, datum) in data.iter().enumerate() {
+        let size = datum.encoded_size();
+        if i > start && (i - start == MAX_ITEMS_PER_CALL || bytes + size > MAX_BYTES_PER_CALL) {
+            out.push(&data[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < data.len() {
+        out.push(&data[start..]);
+    }
+    out
+}
+
+#[async_trait]
+pub trait MetricsApi: Send + Sync {
+    /// Publish every datum; returns the number of calls made.
+    async fn put(&self, namespace: &str, data: &[MetricDatum]) -> Result<usize, AwsError>;
+}
+
+#[derive(Clone)]
+pub struct SdkMetrics {
+    client: Client,
+}
+
+impl SdkMetrics {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+fn to_sdk(datum: &MetricDatum) -> SdkDatum {
+    let mut builder = SdkDatum::builder()
+        .metric_name(&datum.name)
+        .value(datum.value)
+        .unit(datum.unit.sdk())
+        .timestamp(
+            aws_smithy_types::DateTime::from_nanos(datum.timestamp.unix_timestamp_nanos())
+                .unwrap_or(aws_smithy_types::DateTime::from_secs(
+                    datum.timestamp.unix_timestamp(),
+                )),
+        );
+    for (name, value) in &datum.dimensions {
+        builder = builder.dimensions(Dimension::builder().name(name).value(value).build());
+    }
+    builder.build()
+}
+
+#[async_trait]
+impl MetricsApi for SdkMetrics {
+    #[tracing::instrument(skip(self, data), fields(items = data.len()), err(Display))]
+    async fn put(&self, namespace: &str, data: &[MetricDatum]) -> Result<usize, AwsError> {
+        let mut calls = 0;
+        for batch in batches(data) {
+            self.client
+                .put_metric_data()
+                .namespace(namespace)
+                .set_metric_data(Some(batch.iter().map(to_sdk).collect()))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("PutMetricData", e))?;
+            calls += 1;
+        }
+        Ok(calls)
+    }
+}
+
+/// Records what would have been published.
+#[derive(Default)]
+pub struct FakeMetrics {
+    pub published: Mutex<Vec<(String, MetricDatum)>>,
+    pub fail: Mutex<Option<AwsError>>,
+}
+
+#[async_trait]
+impl MetricsApi for FakeMetrics {
+    async fn put(&self, namespace: &str, data: &[MetricDatum]) -> Result<usize, AwsError> {
+        if let Some(err) = self.fail.lock().unwrap().clone() {
+            return Err(err);
+        }
+        let mut published = self.published.lock().unwrap();
+        published.extend(data.iter().map(|d| (namespace.to_owned(), d.clone())));
+        Ok(batches(data).len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_cloudwatch::operation::put_metric_data::PutMetricDataOutput;
+    use aws_smithy_mocks::{mock, mock_client};
+
+    use super::*;
+
+    fn datum(i: usize) -> MetricDatum {
+        MetricDatum::new("RuleValid", i as f64, Unit::Count)
+            .unwrap()
+            .dimension("Prefix", "quay")
+            .unwrap()
+    }
+
+    #[test]
+    fn rejects_nan_infinity_and_too_many_dimensions() {
+        assert!(matches!(
+            MetricDatum::new("x", f64::NAN, Unit::Count),
+            Err(MetricError::NotFinite { .. })
+        ));
+        assert!(matches!(
+            MetricDatum::new("x", f64::INFINITY, Unit::Count),
+            Err(MetricError::NotFinite { .. })
+        ));
+        assert!(matches!(
+            MetricDatum::new("", 1.0, Unit::Count),
+            Err(MetricError::BadName)
+        ));
+        let mut d = MetricDatum::new("x", 1.0, Unit::Count).unwrap();
+        for i in 0..30 {
+            d = d.dimension(&format!("d{i}"), "v").unwrap();
+        }
+        assert!(matches!(
+            d.dimension("d30", "v"),
+            Err(MetricError::TooManyDimensions { .. })
+        ));
+    }
+
+    #[test]
+    fn batches_respect_item_and_byte_limits() {
+        let data: Vec<_> = (0..2500).map(datum).collect();
+        let sizes: Vec<usize> = batches(&data).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [1000, 1000, 500]);
+        let big: Vec<_> = (0..1000)
+            .map(|i| {
+                let mut d = datum(i);
+                for j in 0..29 {
+                    d = d
+                        .dimension(&format!("dimension-{j}"), &"v".repeat(200))
+                        .unwrap();
+                }
+                d
+            })
+            .collect();
+        let parts = batches(&big);
+        assert!(parts.len() > 1);
+        assert!(
+            parts
+                .iter()
+                .all(|b| b.iter().map(MetricDatum::encoded_size).sum::<usize>()
+                    <= MAX_BYTES_PER_CALL)
+        );
+        assert_eq!(parts.iter().map(|b| b.len()).sum::<usize>(), 1000);
+        assert!(batches(&[]).is_empty());
+    }
+
+    #[tokio::test]
+    async fn adapter_makes_one_call_per_batch() {
+        let put = mock!(Client::put_metric_data)
+            .match_requests(|r| r.namespace() == Some("Test") && r.metric_data().len() <= 1000)
+            .sequence()
+            .output(|| PutMetricDataOutput::builder().build())
+            .times(3)
+            .build();
+        let client = mock_client!(aws_sdk_cloudwatch, [&put]);
+        let data: Vec<_> = (0..2500).map(datum).collect();
+        assert_eq!(SdkMetrics::new(client).put("Test", &data).await.unwrap(), 3);
+        assert_eq!(put.num_calls(), 3);
+    }
+}

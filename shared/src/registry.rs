@@ -1,0 +1,990 @@
+//! The OCI distribution client the jobs pull with: against the ECR registry endpoint
+//! (Basic auth with the `GetAuthorizationToken` token, refreshed when it expires) and
+//! against upstream registries (anonymous, Basic, or the Bearer token dance of Docker Hub,
+//! quay.io and ghcr.io).
+//!
+//! Manifests are requested with the full `Accept` list a container runtime sends, checked
+//! against their digest, and parsed (index or image). `ratelimit-*` headers are exposed on
+//! every answer. 429 and 5xx answers and transport errors are retried with exponential
+//! backoff and jitter, honouring `Retry-After` up to a bound; beyond it the call returns
+//! [`RegistryError::RateLimited`] so the caller can defer the work instead of sleeping.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
+use base64::Engine as _;
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE,
+};
+use reqwest::{Method, StatusCode};
+use sha2::{Digest as _, Sha256};
+use time::OffsetDateTime;
+use tokio::sync::Mutex;
+
+use crate::config::Platform;
+use crate::ecr::{EcrApi, RegistryToken};
+use crate::reference::Digest;
+use crate::secret::Secret;
+
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// What containerd sends: every manifest kind this project understands.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+/// Registries cap manifests at 4 MiB; anything larger is refused unread.
+pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{url}: unauthorized (HTTP 401) after refreshing credentials")]
+    Unauthorized { url: String },
+    #[error("{url}: not found (HTTP 404{})", code.as_deref().map(|c| format!(", {c}")).unwrap_or_default())]
+    NotFound { url: String, code: Option<String> },
+    #[error("{url}: rate limited (HTTP 429){}", retry_after.map(|d| format!(", retry after {}s", d.as_secs())).unwrap_or_default())]
+    RateLimited {
+        url: String,
+        retry_after: Option<Duration>,
+        rate_limit: RateLimit,
+    },
+    #[error("{url}: HTTP {status}: {message}")]
+    Status {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{url}: {message}")]
+    Transport { url: String, message: String },
+    #[error("{url}: timed out")]
+    Timeout { url: String },
+    #[error("{url}: invalid manifest: {reason}")]
+    InvalidManifest { url: String, reason: String },
+    #[error("{url}: content digest {actual} does not match {expected}")]
+    DigestMismatch {
+        url: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("registry credentials: {0}")]
+    Credentials(String),
+}
+
+impl RegistryError {
+    fn retryable(&self) -> bool {
+        match self {
+            Self::Transport { .. } | Self::Timeout { .. } => true,
+            Self::Status { status, .. } => *status >= 500,
+            Self::RateLimited { retry_after, .. } => {
+                retry_after.is_none_or(|d| d <= MAX_RETRY_AFTER)
+            }
+            _ => false,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// Longest `Retry-After` the client sleeps through; longer ones are returned to the caller.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// Docker-style rate-limit headers: `ratelimit-limit: 100;w=21600`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RateLimit {
+    pub limit: Option<u64>,
+    pub remaining: Option<u64>,
+    pub window_secs: Option<u64>,
+}
+
+impl RateLimit {
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let parse = |name: &str| -> (Option<u64>, Option<u64>) {
+            let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) else {
+                return (None, None);
+            };
+            let mut parts = value.split(';');
+            let count = parts.next().and_then(|v| v.trim().parse().ok());
+            let window = parts
+                .filter_map(|p| p.trim().strip_prefix("w="))
+                .find_map(|w| w.parse().ok());
+            (count, window)
+        };
+        let (limit, w1) = parse("ratelimit-limit");
+        let (remaining, w2) = parse("ratelimit-remaining");
+        Self {
+            limit,
+            remaining,
+            window_secs: w1.or(w2),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    pub platform: Option<Platform>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestKind {
+    /// OCI index or Docker manifest list.
+    Index(Vec<Descriptor>),
+    /// Single-platform image.
+    Image {
+        config: Descriptor,
+        layers: Vec<Descriptor>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub media_type: String,
+    pub digest: Digest,
+    pub body: Vec<u8>,
+    pub kind: ManifestKind,
+    pub rate_limit: RateLimit,
+}
+
+impl Manifest {
+    /// Parse and check a manifest body. `requested` is the digest asked for, if any.
+    pub fn parse(
+        url: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        requested: Option<&Digest>,
+    ) -> Result<Self, RegistryError> {
+        let invalid = |reason: String| RegistryError::InvalidManifest {
+            url: url.to_owned(),
+            reason,
+        };
+        let digest = Digest::sha256_of(&body);
+        if let Some(want) = requested
+            && want.as_str().starts_with("sha256:")
+            && *want != digest
+        {
+            return Err(RegistryError::DigestMismatch {
+                url: url.to_owned(),
+                expected: want.to_string(),
+                actual: digest.to_string(),
+            });
+        }
+        let doc: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| invalid(format!("not JSON ({e})")))?;
+        let object = doc
+            .as_object()
+            .ok_or_else(|| invalid("not a JSON object".into()))?;
+        if object.get("schemaVersion").and_then(|v| v.as_u64()) != Some(2) {
+            return Err(invalid(
+                "schemaVersion is not 2 (Docker schema 1 is not supported)".into(),
+            ));
+        }
+        let media_type = object
+            .get("mediaType")
+            .and_then(|v| v.as_str())
+            .or(content_type.map(|c| c.split(';').next().unwrap_or(c).trim()))
+            .unwrap_or_default()
+            .to_owned();
+        let descriptor =
+            |value: &serde_json::Value, what: &str| -> Result<Descriptor, RegistryError> {
+                let digest_text = value
+                    .get("digest")
+                    .and_then(|v| v.as_str())
+                    .ok_or_else(|| invalid(format!("{what} has no digest")))?;
+                let digest = Digest::parse(digest_text)
+                    .map_err(|r| invalid(format!("{what} digest {digest_text:?}: {r}")))?;
+                let size = value
+                    .get("size")
+                    .and_then(|v| v.as_u64())
+                    .ok_or_else(|| invalid(format!("{what} has no size")))?;
+                let platform = value.get("platform").and_then(|p| {
+                    let os = p.get("os")?.as_str()?;
+                    let arch = p.get("architecture")?.as_str()?;
+                    Some(Platform {
+                        os: os.to_owned(),
+                        architecture: arch.to_owned(),
+                        variant: p.get("variant").and_then(|v| v.as_str()).map(str::to_owned),
+                    })
+                });
+                Ok(Descriptor {
+                    media_type: value
+                        .get("mediaType")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    digest,
+                    size,
+                    platform,
+                })
+            };
+        let kind = if let Some(children) = object.get("manifests") {
+            let children = children
+                .as_array()
+                .ok_or_else(|| invalid("manifests is not an array".into()))?;
+            ManifestKind::Index(
+                children
+                    .iter()
+                    .map(|c| descriptor(c, "index entry"))
+                    .collect::<Result<_, _>>()?,
+            )
+        } else {
+            let config = object
+                .get("config")
+                .ok_or_else(|| invalid("neither manifests nor config".into()))?;
+            let layers = object
+                .get("layers")
+                .and_then(|l| l.as_array())
+                .ok_or_else(|| invalid("layers missing".into()))?;
+            ManifestKind::Image {
+                config: descriptor(config, "config")?,
+                layers: layers
+                    .iter()
+                    .map(|l| descriptor(l, "layer"))
+                    .collect::<Result<_, _>>()?,
+            }
+        };
+        Ok(Self {
+            media_type,
+            digest,
+            body,
+            kind,
+            rate_limit: RateLimit::default(),
+        })
+    }
+
+    pub fn is_index(&self) -> bool {
+        matches!(self.kind, ManifestKind::Index(_))
+    }
+
+    /// The index entry for a platform (a variant is matched only when one is wanted).
+    pub fn platform_entry(&self, wanted: &Platform) -> Option<&Descriptor> {
+        let ManifestKind::Index(entries) = &self.kind else {
+            return None;
+        };
+        entries.iter().find(|d| {
+            d.platform.as_ref().is_some_and(|p| {
+                p.os == wanted.os
+                    && p.architecture == wanted.architecture
+                    && (wanted.variant.is_none() || p.variant == wanted.variant)
+            })
+        })
+    }
+}
+
+/// What a HEAD on a manifest says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestHead {
+    pub digest: Option<Digest>,
+    pub media_type: Option<String>,
+    pub size: Option<u64>,
+    pub rate_limit: RateLimit,
+}
+
+/// Credentials for a registry.
+#[derive(Clone, Debug)]
+pub enum Credentials {
+    Anonymous,
+    Basic { username: String, password: Secret },
+}
+
+impl Credentials {
+    fn basic_header(&self) -> Option<String> {
+        match self {
+            Self::Anonymous => None,
+            Self::Basic { username, password } => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{username}:{}", password.expose()))
+            )),
+        }
+    }
+}
+
+#[async_trait]
+pub trait CredentialSource: Send + Sync {
+    /// Current credentials; `refresh` asks for new ones (after a 401).
+    async fn credentials(&self, refresh: bool) -> Result<Credentials, RegistryError>;
+}
+
+#[async_trait]
+impl CredentialSource for Credentials {
+    async fn credentials(&self, _refresh: bool) -> Result<Credentials, RegistryError> {
+        Ok(self.clone())
+    }
+}
+
+/// The ECR registry token: fetched once, reused across the run, refreshed shortly before it
+/// expires or when the registry answers 401.
+pub struct EcrTokenSource {
+    ecr: Arc<dyn EcrApi>,
+    token: Mutex<Option<RegistryToken>>,
+    margin: time::Duration,
+}
+
+impl EcrTokenSource {
+    pub fn new(ecr: Arc<dyn EcrApi>) -> Self {
+        Self {
+            ecr,
+            token: Mutex::new(None),
+            margin: time::Duration::minutes(5),
+        }
+    }
+
+    /// The current token (fetching one if needed).
+    pub async fn token(&self, refresh: bool) -> Result<RegistryToken, RegistryError> {
+        let mut guard = self.token.lock().await;
+        let fresh = guard
+            .as_ref()
+            .is_some_and(|t| t.expires_at - self.margin > OffsetDateTime::now_utc());
+        if refresh || !fresh {
+            let token = self
+                .ecr
+                .authorization_token()
+                .await
+                .map_err(|e| RegistryError::Credentials(e.to_string()))?;
+            *guard = Some(token);
+        }
+        Ok(guard.clone().expect("token set above"))
+    }
+}
+
+#[async_trait]
+impl CredentialSource for EcrTokenSource {
+    async fn credentials(&self, refresh: bool) -> Result<Credentials, RegistryError> {
+        let token = self.token(refresh).await?;
+        Ok(Credentials::Basic {
+            username: token.username,
+            password: token.password,
+        })
+    }
+}
+
+/// Retry behaviour of the client.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_retries: usize,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: 4,
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A shared HTTP client: connection reuse, a per-request timeout, rustls with the system's
+/// roots (TLS verification is never turned off).
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, RegistryError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .pool_max_idle_per_host(32)
+        .user_agent(concat!("ptc/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| RegistryError::Transport {
+            url: String::new(),
+            message: e.to_string(),
+        })
+}
+
+/// One registry (one base URL) with its credentials.
+pub struct RegistryClient {
+    http: reqwest::Client,
+    base: String,
+    credentials: Arc<dyn CredentialSource>,
+    bearer: Mutex<HashMap<String, Secret>>,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    response: reqwest::Response,
+}
+
+impl RegistryClient {
+    /// `base` is `scheme://host[:port]` (no trailing slash).
+    pub fn new(http: reqwest::Client, base: &str, credentials: Arc<dyn CredentialSource>) -> Self {
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            credentials,
+            bearer: Mutex::new(HashMap::new()),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// The ECR registry of the account: the token's `proxyEndpoint`, or `endpoint_override`
+    /// (the local stack). The token is fetched now and reused.
+    pub async fn for_ecr(
+        http: reqwest::Client,
+        ecr: Arc<dyn EcrApi>,
+        endpoint_override: Option<&str>,
+    ) -> Result<(Self, String), RegistryError> {
+        let source = Arc::new(EcrTokenSource::new(ecr));
+        let token = source.token(false).await?;
+        let host = token.registry_host().to_owned();
+        let base = endpoint_override
+            .map(str::to_owned)
+            .unwrap_or(token.proxy_endpoint.clone());
+        Ok((Self::new(http, &base, source), host))
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET /v2/`: checks reachability and credentials.
+    pub async fn ping(&self) -> Result<(), RegistryError> {
+        self.send(Method::GET, "/v2/", None, None).await.map(|_| ())
+    }
+
+    /// GET a manifest by tag or digest with the full `Accept` list.
+    pub async fn get_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Manifest, RegistryError> {
+        let path = format!("/v2/{repository}/manifests/{reference}");
+        let url = format!("{}{path}", self.base);
+        let answer = self
+            .send(Method::GET, &path, Some(MANIFEST_ACCEPT), Some(repository))
+            .await?;
+        let rate_limit = RateLimit::from_headers(&answer.headers);
+        let content_type = answer
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let header_digest = answer
+            .headers
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| Digest::parse(v).ok());
+        if answer
+            .response
+            .content_length()
+            .is_some_and(|l| l as usize > MAX_MANIFEST_BYTES)
+        {
+            return Err(RegistryError::InvalidManifest {
+                url,
+                reason: "larger than 4 MiB".into(),
+            });
+        }
+        let body = read_limited(answer.response, &url, MAX_MANIFEST_BYTES).await?;
+        let requested = Digest::parse(reference).ok();
+        let mut manifest =
+            Manifest::parse(&url, content_type.as_deref(), body, requested.as_ref())?;
+        if let Some(header) = header_digest
+            && header.as_str().starts_with("sha256:")
+            && header != manifest.digest
+        {
+            return Err(RegistryError::DigestMismatch {
+                url,
+                expected: header.to_string(),
+                actual: manifest.digest.to_string(),
+            });
+        }
+        manifest.rate_limit = rate_limit;
+        Ok(manifest)
+    }
+
+    /// HEAD a manifest: digest and rate-limit headers without counting as a Docker Hub pull.
+    pub async fn head_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<ManifestHead, RegistryError> {
+        let path = format!("/v2/{repository}/manifests/{reference}");
+        let answer = self
+            .send(Method::HEAD, &path, Some(MANIFEST_ACCEPT), Some(repository))
+            .await?;
+        let headers = &answer.headers;
+        Ok(ManifestHead {
+            digest: headers
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| Digest::parse(v).ok()),
+            media_type: headers
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            size: headers
+                .get(reqwest::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok()),
+            rate_limit: RateLimit::from_headers(headers),
+        })
+    }
+
+    /// GET a blob (following the redirect to storage), streamed and checked against its
+    /// digest. Returns the number of bytes read.
+    pub async fn get_blob(&self, repository: &str, digest: &Digest) -> Result<u64, RegistryError> {
+        let path = format!("/v2/{repository}/blobs/{digest}");
+        let url = format!("{}{path}", self.base);
+        let mut answer = self
+            .send(Method::GET, &path, None, Some(repository))
+            .await?;
+        let mut hasher = Sha256::new();
+        let mut total = 0u64;
+        while let Some(chunk) = answer
+            .response
+            .chunk()
+            .await
+            .map_err(|e| transport(&url, &e))?
+        {
+            hasher.update(&chunk);
+            total += chunk.len() as u64;
+        }
+        if digest.as_str().starts_with("sha256:") {
+            let actual = format!("sha256:{}", hex(&hasher.finalize()));
+            if actual != digest.as_str() {
+                return Err(RegistryError::DigestMismatch {
+                    url,
+                    expected: digest.to_string(),
+                    actual,
+                });
+            }
+        }
+        Ok(total)
+    }
+
+    /// One request with auth handling, inside the retry loop.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        accept: Option<&str>,
+        repository: Option<&str>,
+    ) -> Result<Answer, RegistryError> {
+        let url = format!("{}{path}", self.base);
+        let attempt = || async {
+            let mut refreshed = false;
+            let mut bearer_tried = false;
+            loop {
+                let auth = self.auth_header(repository, refreshed).await?;
+                let mut request = self.http.request(method.clone(), &url);
+                if let Some(accept) = accept {
+                    request = request.header(ACCEPT, accept);
+                }
+                if let Some(auth) = &auth {
+                    request = request.header(AUTHORIZATION, auth.expose());
+                }
+                let response = request.send().await.map_err(|e| transport(&url, &e))?;
+                let status = response.status();
+                let headers = response.headers().clone();
+                if status.is_success() {
+                    return Ok(Answer {
+                        status,
+                        headers,
+                        response,
+                    });
+                }
+                if status == StatusCode::UNAUTHORIZED {
+                    let challenge = headers
+                        .get(WWW_AUTHENTICATE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    if let Some(params) = challenge
+                        .strip_prefix("Bearer ")
+                        .or_else(|| challenge.strip_prefix("bearer "))
+                    {
+                        if !bearer_tried {
+                            bearer_tried = true;
+                            self.fetch_bearer(params, repository).await?;
+                            continue;
+                        }
+                    } else if !refreshed {
+                        refreshed = true;
+                        continue;
+                    }
+                    return Err(RegistryError::Unauthorized { url: url.clone() });
+                }
+                return Err(error_for(&url, status, &headers, response).await);
+            }
+        };
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.retry.min_delay)
+            .with_max_delay(self.retry.max_delay)
+            .with_max_times(self.retry.max_retries)
+            .with_jitter();
+        attempt
+            .retry(backoff)
+            .when(RegistryError::retryable)
+            .adjust(|err, delay| delay.map(|d| err.retry_after().map_or(d, |ra| ra.min(MAX_RETRY_AFTER))))
+            .notify(|err, delay| tracing::debug!(error = %err, delay_ms = delay.as_millis() as u64, "registry request retried"))
+            .await
+            .map(|answer| {
+                debug_assert!(answer.status.is_success());
+                answer
+            })
+    }
+
+    async fn auth_header(
+        &self,
+        repository: Option<&str>,
+        refresh: bool,
+    ) -> Result<Option<Secret>, RegistryError> {
+        if let Some(repo) = repository
+            && let Some(token) = self.bearer.lock().await.get(&scope(repo))
+        {
+            return Ok(Some(Secret::new(format!("Bearer {}", token.expose()))));
+        }
+        let creds = self.credentials.credentials(refresh).await?;
+        Ok(creds.basic_header().map(Secret::new))
+    }
+
+    /// The Bearer token dance: `GET realm?service=...&scope=repository:<repo>:pull`, with
+    /// Basic credentials when the registry has some.
+    async fn fetch_bearer(
+        &self,
+        params: &str,
+        repository: Option<&str>,
+    ) -> Result<(), RegistryError> {
+        let fields = parse_challenge(params);
+        let realm = fields
+            .get("realm")
+            .ok_or_else(|| RegistryError::Credentials("Bearer challenge without realm".into()))?;
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(service) = fields.get("service") {
+            query.push(("service", service.clone()));
+        }
+        let scope_value = repository
+            .map(scope)
+            .or_else(|| fields.get("scope").cloned());
+        if let Some(s) = &scope_value {
+            query.push(("scope", s.clone()));
+        }
+        let mut token_url = reqwest::Url::parse(realm).map_err(|e| {
+            RegistryError::Credentials(format!("Bearer realm {realm:?} is not a URL: {e}"))
+        })?;
+        token_url
+            .query_pairs_mut()
+            .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+        let mut request = self.http.get(token_url);
+        if let Some(basic) = self.credentials.credentials(false).await?.basic_header() {
+            request = request.header(AUTHORIZATION, basic);
+        }
+        let response = request.send().await.map_err(|e| transport(realm, &e))?;
+        if !response.status().is_success() {
+            return Err(RegistryError::Credentials(format!(
+                "token endpoint {realm} answered HTTP {}",
+                response.status().as_u16()
+            )));
+        }
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|e| RegistryError::Credentials(format!("token endpoint {realm}: {e}")))?;
+        let token = body
+            .get("token")
+            .or_else(|| body.get("access_token"))
+            .and_then(|t| t.as_str())
+            .ok_or_else(|| {
+                RegistryError::Credentials(format!("token endpoint {realm} returned no token"))
+            })?;
+        self.bearer.lock().await.insert(
+            scope_value.unwrap_or_default(),
+            Secret::new(token.to_owned()),
+        );
+        Ok(())
+    }
+}
+
+fn scope(repository: &str) -> String {
+    format!("repository:{repository}:pull")
+}
+
+fn parse_challenge(params: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut rest = params.trim();
+    while !rest.is_empty() {
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
+        let (value, remaining) = if let Some(quoted) = after.strip_prefix('"') {
+            match quoted.find('"') {
+                Some(end) => (&quoted[..end], &quoted[end + 1..]),
+                None => (quoted, ""),
+            }
+        } else {
+            match after.find(',') {
+                Some(end) => (&after[..end], &after[end..]),
+                None => (after, ""),
+            }
+        };
+        out.insert(key, value.to_owned());
+        rest = remaining.trim_start_matches(|c: char| c == ',' || c.is_whitespace());
+    }
+    out
+}
+
+fn transport(url: &str, err: &reqwest::Error) -> RegistryError {
+    if err.is_timeout() {
+        RegistryError::Timeout {
+            url: url.to_owned(),
+        }
+    } else {
+        let mut message = err.to_string();
+        let mut source = std::error::Error::source(err);
+        while let Some(inner) = source {
+            message.push_str(": ");
+            message.push_str(&inner.to_string());
+            source = inner.source();
+        }
+        RegistryError::Transport {
+            url: url.to_owned(),
+            message,
+        }
+    }
+}
+
+async fn error_for(
+    url: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+    response: reqwest::Response,
+) -> RegistryError {
+    let text = response.text().await.unwrap_or_default();
+    let (code, message) = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("errors")?.get(0).cloned())
+        .map(|e| {
+            (
+                e.get("code").and_then(|c| c.as_str()).map(str::to_owned),
+                e.get("message")
+                    .and_then(|m| m.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .unwrap_or((None, text.chars().take(200).collect()));
+    match status {
+        StatusCode::NOT_FOUND => RegistryError::NotFound {
+            url: url.to_owned(),
+            code,
+        },
+        StatusCode::TOO_MANY_REQUESTS => RegistryError::RateLimited {
+            url: url.to_owned(),
+            retry_after: headers
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs),
+            rate_limit: RateLimit::from_headers(headers),
+        },
+        _ => RegistryError::Status {
+            url: url.to_owned(),
+            status: status.as_u16(),
+            message: message.trim().to_owned(),
+        },
+    }
+}
+
+async fn read_limited(
+    mut response: reqwest::Response,
+    url: &str,
+    limit: usize,
+) -> Result<Vec<u8>, RegistryError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport(url, &e))? {
+        if body.len() + chunk.len() > limit {
+            return Err(RegistryError::InvalidManifest {
+                url: url.to_owned(),
+                reason: "larger than 4 MiB".into(),
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::HeaderValue;
+
+    use super::*;
+
+    const U: &str = "http://r/v2/x/manifests/1";
+
+    #[test]
+    fn rate_limit_headers_are_read() {
+        let mut headers = HeaderMap::new();
+        headers.insert("ratelimit-limit", HeaderValue::from_static("100;w=21600"));
+        headers.insert(
+            "ratelimit-remaining",
+            HeaderValue::from_static("20;w=21600"),
+        );
+        assert_eq!(
+            RateLimit::from_headers(&headers),
+            RateLimit {
+                limit: Some(100),
+                remaining: Some(20),
+                window_secs: Some(21600)
+            }
+        );
+        assert_eq!(
+            RateLimit::from_headers(&HeaderMap::new()),
+            RateLimit::default()
+        );
+    }
+
+    #[test]
+    fn parses_an_index_with_platforms() {
+        let body = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":10,"platform":{"os":"linux","architecture":"amd64"}},
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:2222222222222222222222222222222222222222222222222222222222222222","size":10,"platform":{"os":"linux","architecture":"arm","variant":"v7"}}]}"#;
+        let m = Manifest::parse(U, None, body.to_vec(), None).unwrap();
+        assert!(m.is_index());
+        assert_eq!(m.media_type, OCI_INDEX);
+        let amd = Platform::parse("linux/amd64").unwrap();
+        assert!(
+            m.platform_entry(&amd)
+                .unwrap()
+                .digest
+                .as_str()
+                .starts_with("sha256:1111")
+        );
+        assert!(
+            m.platform_entry(&Platform::parse("linux/arm").unwrap())
+                .is_some()
+        );
+        assert!(
+            m.platform_entry(&Platform::parse("linux/arm/v6").unwrap())
+                .is_none()
+        );
+        assert!(
+            m.platform_entry(&Platform::parse("linux/arm64").unwrap())
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn parses_an_image_using_content_type_when_body_has_none() {
+        let body = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:3333333333333333333333333333333333333333333333333333333333333333","size":5},"layers":[]}"#;
+        let m = Manifest::parse(
+            U,
+            Some("application/vnd.oci.image.manifest.v1+json; charset=utf-8"),
+            body.to_vec(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(m.media_type, OCI_MANIFEST);
+        assert!(matches!(m.kind, ManifestKind::Image { ref layers, .. } if layers.is_empty()));
+        assert_eq!(m.digest, Digest::sha256_of(body));
+    }
+
+    #[test]
+    fn rejects_bad_manifests() {
+        let cases: [&[u8]; 6] = [
+            b"not json",
+            br#"{"schemaVersion":2,"manifests":[{"digest":"sha256:1"#,
+            br#"[1,2]"#,
+            br#"{"schemaVersion":1,"fsLayers":[]}"#,
+            br#"{"schemaVersion":2}"#,
+            br#"{"schemaVersion":2,"manifests":[{"digest":"md5:1","size":1}]}"#,
+        ];
+        for body in cases {
+            let err = Manifest::parse(U, None, body.to_vec(), None).unwrap_err();
+            assert!(
+                matches!(err, RegistryError::InvalidManifest { .. }),
+                "{err:?}"
+            );
+            assert!(err.to_string().contains(U));
+        }
+        let other = Digest::sha256_of(b"other");
+        let err = Manifest::parse(
+            U,
+            None,
+            br#"{"schemaVersion":2,"manifests":[]}"#.to_vec(),
+            Some(&other),
+        )
+        .unwrap_err();
+        assert!(matches!(err, RegistryError::DigestMismatch { .. }));
+    }
+
+    #[test]
+    fn bearer_challenges_are_parsed() {
+        let f = parse_challenge(
+            r#"realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull""#,
+        );
+        assert_eq!(f["realm"], "https://auth.docker.io/token");
+        assert_eq!(f["service"], "registry.docker.io");
+        assert_eq!(f["scope"], "repository:library/nginx:pull");
+    }
+
+    #[test]
+    fn retry_policy_classification() {
+        let url = String::from("u");
+        assert!(
+            RegistryError::Status {
+                url: url.clone(),
+                status: 503,
+                message: String::new()
+            }
+            .retryable()
+        );
+        assert!(
+            !RegistryError::Status {
+                url: url.clone(),
+                status: 400,
+                message: String::new()
+            }
+            .retryable()
+        );
+        assert!(
+            !RegistryError::NotFound {
+                url: url.clone(),
+                code: None
+            }
+            .retryable()
+        );
+        assert!(RegistryError::Timeout { url: url.clone() }.retryable());
+        let short = RegistryError::RateLimited {
+            url: url.clone(),
+            retry_after: Some(Duration::from_secs(1)),
+            rate_limit: RateLimit::default(),
+        };
+        let long = RegistryError::RateLimited {
+            url,
+            retry_after: Some(Duration::from_secs(3600)),
+            rate_limit: RateLimit::default(),
+        };
+        assert!(short.retryable() && !long.retryable());
+    }
+}

@@ -1,0 +1,794 @@
+//! Pull-through cache rules and routing, both ways:
+//! upstream reference → cached repository (`<prefix>/<upstream path>`), and
+//! cached repository → upstream registry and path.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::reference::{DOCKER_HUB, DOCKER_HUB_ALIASES, Digest, ImageReference};
+
+/// The upstream kinds ECR knows (`upstreamRegistry`). The SDK enum is non-exhaustive and AWS adds
+/// kinds (Chainguard): an unknown value is carried as [`UpstreamKind::Other`], never rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum UpstreamKind {
+    EcrPublic,
+    K8s,
+    Quay,
+    DockerHub,
+    GithubContainerRegistry,
+    GitlabContainerRegistry,
+    AzureContainerRegistry,
+    Ecr,
+    Other(String),
+}
+
+impl UpstreamKind {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::EcrPublic => "ecr-public",
+            Self::K8s => "k8s",
+            Self::Quay => "quay",
+            Self::DockerHub => "docker-hub",
+            Self::GithubContainerRegistry => "github-container-registry",
+            Self::GitlabContainerRegistry => "gitlab-container-registry",
+            Self::AzureContainerRegistry => "azure-container-registry",
+            Self::Ecr => "ecr",
+            Self::Other(value) => value,
+        }
+    }
+
+    pub fn parse(value: &str) -> Self {
+        match value {
+            "ecr-public" => Self::EcrPublic,
+            "k8s" => Self::K8s,
+            "quay" => Self::Quay,
+            "docker-hub" => Self::DockerHub,
+            "github-container-registry" => Self::GithubContainerRegistry,
+            "gitlab-container-registry" => Self::GitlabContainerRegistry,
+            "azure-container-registry" => Self::AzureContainerRegistry,
+            "ecr" => Self::Ecr,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// The kind of an upstream registry URL, as ECR infers it.
+    pub fn from_url(url: &str) -> Option<Self> {
+        let host = url.to_ascii_lowercase();
+        Some(match host.as_str() {
+            "public.ecr.aws" => Self::EcrPublic,
+            "registry.k8s.io" => Self::K8s,
+            "quay.io" => Self::Quay,
+            "registry-1.docker.io" => Self::DockerHub,
+            "ghcr.io" => Self::GithubContainerRegistry,
+            "registry.gitlab.com" => Self::GitlabContainerRegistry,
+            h if h.ends_with(".azurecr.io") => Self::AzureContainerRegistry,
+            h if is_private_ecr_host(h) => Self::Ecr,
+            _ => return None,
+        })
+    }
+
+    /// Upstreams whose rules need a Secrets Manager credential.
+    pub fn needs_credentials(&self) -> bool {
+        matches!(
+            self,
+            Self::DockerHub
+                | Self::GithubContainerRegistry
+                | Self::GitlabContainerRegistry
+                | Self::AzureContainerRegistry
+        )
+    }
+}
+
+impl From<String> for UpstreamKind {
+    fn from(value: String) -> Self {
+        Self::parse(&value)
+    }
+}
+
+impl From<UpstreamKind> for String {
+    fn from(value: UpstreamKind) -> Self {
+        value.as_str().to_owned()
+    }
+}
+
+impl fmt::Display for UpstreamKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `<12 digits>.dkr.ecr.<region>.amazonaws.com` (and the `.com.cn` partition).
+pub fn is_private_ecr_host(host: &str) -> bool {
+    let Some((account, rest)) = host.split_once(".dkr.ecr.") else {
+        return false;
+    };
+    let region_ok = |r: &str| {
+        !r.is_empty()
+            && r.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && (rest.strip_suffix(".amazonaws.com").is_some_and(region_ok)
+            || rest
+                .strip_suffix(".amazonaws.com.cn")
+                .is_some_and(region_ok))
+}
+
+/// Registries ECR cannot cache from at all, with the reason given to the user.
+fn unsupported_reason(host: &str) -> Option<&'static str> {
+    if host == "gcr.io" || host.ends_with(".gcr.io") || host.ends_with("-docker.pkg.dev") {
+        Some(
+            "Google Container Registry / Artifact Registry is not a supported pull-through cache upstream",
+        )
+    } else if host == "mcr.microsoft.com" {
+        Some("Microsoft Container Registry is not a supported pull-through cache upstream")
+    } else if host == "nvcr.io" || host == "docker.elastic.co" {
+        Some("this registry is not a supported pull-through cache upstream")
+    } else {
+        None
+    }
+}
+
+/// A repository prefix of a rule: 2-30 characters of lowercase path components, or `ROOT`.
+/// The implied trailing `/` is not stored.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Prefix(String);
+
+impl Prefix {
+    pub const ROOT: &'static str = "ROOT";
+
+    pub fn parse(value: &str) -> Result<Self, RuleError> {
+        let invalid = |reason: &'static str| RuleError::InvalidPrefix {
+            prefix: value.to_owned(),
+            reason,
+        };
+        if value == Self::ROOT {
+            return Ok(Self(value.to_owned()));
+        }
+        if !(2..=30).contains(&value.len()) {
+            return Err(invalid("a prefix has 2 to 30 characters"));
+        }
+        let trimmed = value.strip_suffix('/').unwrap_or(value);
+        for component in trimmed.split('/') {
+            let mut chars = component.split(['.', '_', '-']);
+            let ok = !component.is_empty()
+                && chars.all(|part| {
+                    !part.is_empty()
+                        && part
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                });
+            if !ok {
+                return Err(invalid(
+                    "lowercase letters and digits, components joined by one '.', '_' or '-', separated by '/'",
+                ));
+            }
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.0 == Self::ROOT
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for Prefix {
+    type Error = RuleError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Prefix> for String {
+    fn from(value: Prefix) -> Self {
+        value.0
+    }
+}
+
+/// A pull-through cache rule, as ECR describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PtcRule {
+    pub prefix: Prefix,
+    /// `upstreamRegistryUrl`: a host such as `quay.io` or `registry-1.docker.io`.
+    pub upstream_url: String,
+    pub kind: UpstreamKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_role_arn: Option<String>,
+    /// `upstreamRepositoryPrefix` (ECR-to-ECR rules); `None` and `ROOT` both mean no prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_repository_prefix: Option<String>,
+}
+
+impl PtcRule {
+    /// A rule from a prefix and an upstream URL, the kind inferred from the URL.
+    pub fn new(prefix: &str, upstream_url: &str) -> Result<Self, RuleError> {
+        let prefix = Prefix::parse(prefix)?;
+        let upstream_url = normalise_upstream_url(upstream_url);
+        let kind = UpstreamKind::from_url(&upstream_url).ok_or_else(|| {
+            RuleError::UnsupportedUpstreamUrl {
+                url: upstream_url.clone(),
+            }
+        })?;
+        Ok(Self {
+            prefix,
+            upstream_url,
+            kind,
+            credential_arn: None,
+            custom_role_arn: None,
+            upstream_repository_prefix: None,
+        })
+    }
+
+    pub fn with_upstream_prefix(mut self, upstream_prefix: &str) -> Self {
+        self.upstream_repository_prefix = Some(upstream_prefix.trim_end_matches('/').to_owned());
+        self
+    }
+
+    pub fn with_credential(mut self, arn: &str) -> Self {
+        self.credential_arn = Some(arn.to_owned());
+        self
+    }
+
+    fn upstream_prefix(&self) -> Option<&str> {
+        self.upstream_repository_prefix
+            .as_deref()
+            .filter(|p| !p.is_empty() && *p != Prefix::ROOT)
+    }
+
+    /// Does this rule pull from the registry a reference names?
+    fn serves_registry(&self, registry: &str) -> bool {
+        let url = self.upstream_url.as_str();
+        if registry == DOCKER_HUB {
+            DOCKER_HUB_ALIASES.contains(&url)
+        } else {
+            url.eq_ignore_ascii_case(registry)
+        }
+    }
+}
+
+/// Strip a scheme and trailing slash users sometimes paste: `https://quay.io/` → `quay.io`.
+pub fn normalise_upstream_url(url: &str) -> String {
+    let url = url.trim();
+    let url = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or(url);
+    url.trim_end_matches('/').to_ascii_lowercase()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    #[error("invalid rule prefix {prefix:?}: {reason}")]
+    InvalidPrefix {
+        prefix: String,
+        reason: &'static str,
+    },
+    #[error("upstream registry URL {url:?} is not one ECR pull-through cache supports")]
+    UnsupportedUpstreamUrl { url: String },
+    #[error("registry {registry} is not supported by ECR pull-through cache: {reason}")]
+    UnsupportedRegistry {
+        registry: String,
+        reason: &'static str,
+    },
+    #[error("no pull-through cache rule for registry {registry}")]
+    NoRule { registry: String },
+    #[error(
+        "{reference}: repository {repository} is outside the upstream prefix {upstream_prefix} of rule {prefix}"
+    )]
+    OutsideUpstreamPrefix {
+        reference: String,
+        repository: String,
+        upstream_prefix: String,
+        prefix: String,
+    },
+    #[error("repository {repository} is not under any pull-through cache rule prefix")]
+    NotCached { repository: String },
+    #[error("cached repository name {repository} would exceed 256 characters")]
+    NameTooLong { repository: String },
+}
+
+/// Where an upstream image lives in the cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CachedImage {
+    pub prefix: Prefix,
+    /// The ECR repository name, e.g. `docker-hub/library/nginx`.
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<Digest>,
+}
+
+impl CachedImage {
+    /// `<registry host>/<repository>[:tag][@digest]`.
+    pub fn uri(&self, registry_host: &str) -> String {
+        let mut uri = format!("{registry_host}/{}", self.repository);
+        if let Some(tag) = &self.tag {
+            uri.push(':');
+            uri.push_str(tag);
+        }
+        if let Some(digest) = &self.digest {
+            uri.push('@');
+            uri.push_str(digest.as_str());
+        }
+        uri
+    }
+}
+
+/// Where a cached repository comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UpstreamRepository {
+    pub prefix: Prefix,
+    /// The rule's upstream URL (for Docker Hub `registry-1.docker.io`).
+    pub registry: String,
+    pub repository: String,
+}
+
+/// The rules of one registry, with routing both ways.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleSet {
+    rules: Vec<PtcRule>,
+}
+
+impl RuleSet {
+    /// Rules are kept sorted by prefix so that routing is deterministic.
+    pub fn new(mut rules: Vec<PtcRule>) -> Self {
+        rules.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+        Self { rules }
+    }
+
+    pub fn rules(&self) -> &[PtcRule] {
+        &self.rules
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    pub fn get(&self, prefix: &str) -> Option<&PtcRule> {
+        self.rules.iter().find(|r| r.prefix.as_str() == prefix)
+    }
+
+    /// Upstream reference → cached image. With several rules for one upstream, the first
+    /// whose upstream prefix covers the path wins (rules sorted by prefix).
+    pub fn route(&self, reference: &ImageReference) -> Result<CachedImage, RuleError> {
+        let mut outside = None;
+        for rule in self
+            .rules
+            .iter()
+            .filter(|r| r.serves_registry(&reference.registry))
+        {
+            let path = match rule.upstream_prefix() {
+                None => reference.repository.as_str(),
+                Some(up) => match reference
+                    .repository
+                    .strip_prefix(up)
+                    .and_then(|r| r.strip_prefix('/'))
+                {
+                    Some(rest) => rest,
+                    None => {
+                        outside.get_or_insert(RuleError::OutsideUpstreamPrefix {
+                            reference: reference.to_string(),
+                            repository: reference.repository.clone(),
+                            upstream_prefix: up.to_owned(),
+                            prefix: rule.prefix.to_string(),
+                        });
+                        continue;
+                    }
+                },
+            };
+            let repository = if rule.prefix.is_root() {
+                path.to_owned()
+            } else {
+                format!("{}/{path}", rule.prefix)
+            };
+            if repository.len() > 256 {
+                return Err(RuleError::NameTooLong { repository });
+            }
+            return Ok(CachedImage {
+                prefix: rule.prefix.clone(),
+                repository,
+                tag: reference.tag.clone(),
+                digest: reference.digest.clone(),
+            });
+        }
+        if let Some(err) = outside {
+            return Err(err);
+        }
+        let host = reference.registry.split(':').next().unwrap_or_default();
+        if let Some(reason) = unsupported_reason(host) {
+            return Err(RuleError::UnsupportedRegistry {
+                registry: reference.registry.clone(),
+                reason,
+            });
+        }
+        Err(RuleError::NoRule {
+            registry: reference.registry.clone(),
+        })
+    }
+
+    /// The rule whose prefix a cached repository name falls under: the longest matching
+    /// prefix, else a `ROOT` rule (as ECR matches).
+    pub fn rule_for_repository(&self, repository: &str) -> Option<&PtcRule> {
+        self.rules
+            .iter()
+            .filter(|r| {
+                !r.prefix.is_root()
+                    && repository
+                        .strip_prefix(r.prefix.as_str())
+                        .is_some_and(|rest| rest.starts_with('/') && rest.len() > 1)
+            })
+            .max_by_key(|r| r.prefix.as_str().len())
+            .or_else(|| self.rules.iter().find(|r| r.prefix.is_root()))
+    }
+
+    /// Cached repository → upstream registry and path.
+    pub fn upstream_of(&self, repository: &str) -> Result<UpstreamRepository, RuleError> {
+        let rule = self
+            .rule_for_repository(repository)
+            .ok_or_else(|| RuleError::NotCached {
+                repository: repository.to_owned(),
+            })?;
+        let path = if rule.prefix.is_root() {
+            repository
+        } else {
+            &repository[rule.prefix.as_str().len() + 1..]
+        };
+        let upstream = match rule.upstream_prefix() {
+            Some(up) => format!("{up}/{path}"),
+            None => path.to_owned(),
+        };
+        Ok(UpstreamRepository {
+            prefix: rule.prefix.clone(),
+            registry: rule.upstream_url.clone(),
+            repository: upstream,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ECR_UP: &str = "210987654321.dkr.ecr.eu-west-1.amazonaws.com";
+
+    fn rules() -> RuleSet {
+        RuleSet::new(vec![
+            PtcRule::new("ecr-public", "public.ecr.aws").unwrap(),
+            PtcRule::new("k8s", "registry.k8s.io").unwrap(),
+            PtcRule::new("quay", "quay.io").unwrap(),
+            PtcRule::new("docker-hub", "registry-1.docker.io")
+                .unwrap()
+                .with_credential("arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/docker-hub-AbCdEf"),
+            PtcRule::new("ghcr", "ghcr.io").unwrap(),
+            PtcRule::new("gitlab", "registry.gitlab.com").unwrap(),
+            PtcRule::new("acr", "myteam.azurecr.io").unwrap(),
+            PtcRule::new("team/ecr", ECR_UP).unwrap().with_upstream_prefix("upstream-app"),
+        ])
+    }
+
+    fn route(input: &str) -> Result<String, RuleError> {
+        let reference = ImageReference::parse(input).unwrap();
+        rules()
+            .route(&reference)
+            .map(|c| c.uri("123456789012.dkr.ecr.us-east-1.amazonaws.com"))
+    }
+
+    const REG: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+
+    #[test]
+    fn routes_every_upstream_kind() {
+        let cases = [
+            (
+                "public.ecr.aws/eks/aws-load-balancer-controller:v2.7.1",
+                "ecr-public/eks/aws-load-balancer-controller:v2.7.1",
+            ),
+            ("registry.k8s.io/pause:3.9", "k8s/pause:3.9"),
+            (
+                "registry.k8s.io/coredns/coredns:v1.11.1",
+                "k8s/coredns/coredns:v1.11.1",
+            ),
+            (
+                "quay.io/prometheus/prometheus:v2.51.0",
+                "quay/prometheus/prometheus:v2.51.0",
+            ),
+            ("nginx:1.25", "docker-hub/library/nginx:1.25"),
+            ("docker.io/library/nginx", "docker-hub/library/nginx:latest"),
+            (
+                "index.docker.io/grafana/grafana:10.4.0",
+                "docker-hub/grafana/grafana:10.4.0",
+            ),
+            (
+                "registry-1.docker.io/bitnami/redis:7",
+                "docker-hub/bitnami/redis:7",
+            ),
+            (
+                "ghcr.io/fluxcd/source-controller:v1.2.4",
+                "ghcr/fluxcd/source-controller:v1.2.4",
+            ),
+            (
+                "registry.gitlab.com/group/project/image:1",
+                "gitlab/group/project/image:1",
+            ),
+            ("myteam.azurecr.io/app:2", "acr/app:2"),
+            (
+                &format!("{ECR_UP}/upstream-app/image1:1.0"),
+                "team/ecr/image1:1.0",
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(
+                route(input).unwrap(),
+                format!("{REG}/{expected}"),
+                "input {input}"
+            );
+        }
+    }
+
+    #[test]
+    fn keeps_digest_and_tag() {
+        let d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            route(&format!("quay.io/a/b:1@{d}")).unwrap(),
+            format!("{REG}/quay/a/b:1@{d}")
+        );
+        assert_eq!(
+            route(&format!("nginx@{d}")).unwrap(),
+            format!("{REG}/docker-hub/library/nginx@{d}")
+        );
+    }
+
+    #[test]
+    fn errors_name_the_registry() {
+        match route("docker.elastic.co/elasticsearch/elasticsearch:8") {
+            Err(RuleError::UnsupportedRegistry { registry, .. }) => {
+                assert_eq!(registry, "docker.elastic.co")
+            }
+            other => panic!("{other:?}"),
+        }
+        for host in [
+            "gcr.io",
+            "us.gcr.io",
+            "europe-docker.pkg.dev",
+            "mcr.microsoft.com",
+        ] {
+            let err = route(&format!("{host}/x/y:1")).unwrap_err();
+            assert!(
+                matches!(err, RuleError::UnsupportedRegistry { .. }),
+                "{host}: {err:?}"
+            );
+            assert!(
+                err.to_string().contains(host) && err.to_string().contains("not supported"),
+                "{err}"
+            );
+        }
+        let err = route("registry.example.com:5000/app:1").unwrap_err();
+        assert_eq!(
+            err,
+            RuleError::NoRule {
+                registry: "registry.example.com:5000".into()
+            }
+        );
+        assert!(err.to_string().contains("registry.example.com:5000"));
+        let err = RuleSet::new(vec![PtcRule::new("quay", "quay.io").unwrap()])
+            .route(&ImageReference::parse("nginx").unwrap())
+            .unwrap_err();
+        assert_eq!(
+            err,
+            RuleError::NoRule {
+                registry: "docker.io".into()
+            }
+        );
+    }
+
+    #[test]
+    fn upstream_prefix_must_cover_the_path() {
+        let err = route(&format!("{ECR_UP}/other-app/image1:1")).unwrap_err();
+        assert!(
+            matches!(err, RuleError::OutsideUpstreamPrefix { .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn root_prefix_maps_paths_unchanged() {
+        let set = RuleSet::new(vec![PtcRule::new("ROOT", ECR_UP).unwrap()]);
+        let cached = set
+            .route(&ImageReference::parse(&format!("{ECR_UP}/team/app:1")).unwrap())
+            .unwrap();
+        assert_eq!(cached.repository, "team/app");
+        let up = set.upstream_of("team/app").unwrap();
+        assert_eq!(
+            (up.registry.as_str(), up.repository.as_str()),
+            (ECR_UP, "team/app")
+        );
+    }
+
+    #[test]
+    fn reverse_routes_every_kind() {
+        let set = rules();
+        let cases = [
+            ("ecr-public/eks/x", "public.ecr.aws", "eks/x"),
+            ("k8s/pause", "registry.k8s.io", "pause"),
+            (
+                "quay/prometheus/prometheus",
+                "quay.io",
+                "prometheus/prometheus",
+            ),
+            (
+                "docker-hub/library/nginx",
+                "registry-1.docker.io",
+                "library/nginx",
+            ),
+            (
+                "ghcr/fluxcd/source-controller",
+                "ghcr.io",
+                "fluxcd/source-controller",
+            ),
+            (
+                "gitlab/group/project/image",
+                "registry.gitlab.com",
+                "group/project/image",
+            ),
+            ("acr/app", "myteam.azurecr.io", "app"),
+            ("team/ecr/image1", ECR_UP, "upstream-app/image1"),
+        ];
+        for (cached, registry, path) in cases {
+            let up = set.upstream_of(cached).unwrap();
+            assert_eq!(
+                (up.registry.as_str(), up.repository.as_str()),
+                (registry, path),
+                "{cached}"
+            );
+        }
+        assert_eq!(
+            set.upstream_of("quayx/a"),
+            Err(RuleError::NotCached {
+                repository: "quayx/a".into()
+            })
+        );
+        assert!(matches!(
+            set.upstream_of("quay"),
+            Err(RuleError::NotCached { .. })
+        ));
+        assert!(matches!(
+            set.upstream_of("quay/"),
+            Err(RuleError::NotCached { .. })
+        ));
+    }
+
+    #[test]
+    fn longest_prefix_wins_and_root_is_last() {
+        let set = RuleSet::new(vec![
+            PtcRule::new("team", "quay.io").unwrap(),
+            PtcRule::new("team/ecr", ECR_UP).unwrap(),
+            PtcRule::new("ROOT", "210987654321.dkr.ecr.us-west-2.amazonaws.com").unwrap(),
+        ]);
+        assert_eq!(
+            set.rule_for_repository("team/ecr/x")
+                .unwrap()
+                .prefix
+                .as_str(),
+            "team/ecr"
+        );
+        assert_eq!(
+            set.rule_for_repository("team/x").unwrap().prefix.as_str(),
+            "team"
+        );
+        assert_eq!(
+            set.rule_for_repository("other/x").unwrap().prefix.as_str(),
+            "ROOT"
+        );
+    }
+
+    #[test]
+    fn unknown_future_kinds_are_carried() {
+        let kind = UpstreamKind::parse("chainguard");
+        assert_eq!(kind, UpstreamKind::Other("chainguard".into()));
+        assert_eq!(kind.as_str(), "chainguard");
+        assert!(!kind.needs_credentials());
+        let rule = PtcRule {
+            prefix: Prefix::parse("cgr").unwrap(),
+            upstream_url: "cgr.dev".into(),
+            kind,
+            credential_arn: None,
+            custom_role_arn: None,
+            upstream_repository_prefix: None,
+        };
+        let set = RuleSet::new(vec![rule]);
+        let cached = set
+            .route(&ImageReference::parse("cgr.dev/chainguard/static:latest").unwrap())
+            .unwrap();
+        assert_eq!(cached.repository, "cgr/chainguard/static");
+        assert_eq!(
+            set.upstream_of("cgr/chainguard/static").unwrap().registry,
+            "cgr.dev"
+        );
+    }
+
+    #[test]
+    fn kinds_from_urls() {
+        let cases = [
+            ("public.ecr.aws", Some(UpstreamKind::EcrPublic)),
+            ("registry.k8s.io", Some(UpstreamKind::K8s)),
+            ("quay.io", Some(UpstreamKind::Quay)),
+            ("registry-1.docker.io", Some(UpstreamKind::DockerHub)),
+            ("ghcr.io", Some(UpstreamKind::GithubContainerRegistry)),
+            (
+                "registry.gitlab.com",
+                Some(UpstreamKind::GitlabContainerRegistry),
+            ),
+            ("x.azurecr.io", Some(UpstreamKind::AzureContainerRegistry)),
+            (ECR_UP, Some(UpstreamKind::Ecr)),
+            ("123.dkr.ecr.us-east-1.amazonaws.com", None),
+            ("docker.io", None),
+            ("gcr.io", None),
+        ];
+        for (url, kind) in cases {
+            assert_eq!(UpstreamKind::from_url(url), kind, "{url}");
+        }
+        assert!(UpstreamKind::DockerHub.needs_credentials());
+        assert!(!UpstreamKind::Quay.needs_credentials());
+        assert_eq!(
+            PtcRule::new("q", "quay.io"),
+            Err(RuleError::InvalidPrefix {
+                prefix: "q".into(),
+                reason: "a prefix has 2 to 30 characters"
+            })
+        );
+        assert!(matches!(
+            PtcRule::new("quay", "gcr.io"),
+            Err(RuleError::UnsupportedUpstreamUrl { .. })
+        ));
+        assert_eq!(
+            PtcRule::new("quay", "https://Quay.io/")
+                .unwrap()
+                .upstream_url,
+            "quay.io"
+        );
+    }
+
+    #[test]
+    fn prefixes_follow_the_ecr_pattern() {
+        for ok in [
+            "ab",
+            "docker-hub",
+            "team/ecr",
+            "a.b_c-d/e",
+            "quay/",
+            "ROOT",
+            &"a".repeat(30),
+        ] {
+            assert!(Prefix::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "a",
+            "Docker",
+            "a//b",
+            "-ab",
+            "ab-",
+            "a..b",
+            "/ab",
+            "Root",
+            &"a".repeat(31),
+            "a b",
+        ] {
+            assert!(Prefix::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Prefix::parse("quay/").unwrap().as_str(), "quay");
+    }
+}
