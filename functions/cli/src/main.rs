@@ -1,1 +1,161 @@
-fn main() {}
+//! `ptc`: the operator CLI. Wiring only: arguments, settings, AWS clients, output.
+
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use ptc_cli::map::map_references;
+use ptc_cli::output::{self, OutputFormat};
+use ptc_core::aws::{AwsOptions, load_sdk_config};
+use ptc_core::config::{ExpectedRule, Settings};
+use ptc_core::ecr::{EcrApi, SdkEcr};
+use ptc_core::rules::RuleSet;
+
+#[derive(Parser)]
+#[command(name = "ptc", version, about = "Keeps an Amazon ECR pull-through cache healthy")]
+struct Cli {
+    /// Settings file (TOML); same as PTC_CONFIG_FILE.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<String>,
+    /// table for people, json for machines.
+    #[arg(long, global = true, value_enum, default_value = "table")]
+    output: OutputFormat,
+    /// More log lines on stderr (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the cached image URI of each upstream reference.
+    Map {
+        /// A rule PREFIX=UPSTREAM_URL (repeatable). Without it: the config's rules, else the registry's.
+        #[arg(long = "rule", value_name = "PREFIX=UPSTREAM_URL")]
+        rules: Vec<String>,
+        /// Registry host for the URIs; default: the account's, from GetAuthorizationToken.
+        #[arg(long, env = "PTC_REGISTRY_HOST", value_name = "HOST")]
+        registry: Option<String>,
+        /// References as people write them (nginx:1.25, quay.io/x/y:v1); `-` reads them from stdin.
+        #[arg(required = true, value_name = "REF")]
+        references: Vec<String>,
+    },
+}
+
+fn init_logs(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,ptc_core=debug",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PTC_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.verbose);
+    let config_file = cli.config.clone();
+    let settings = match Settings::from_sources(|name| {
+        if name == "PTC_CONFIG_FILE" && config_file.is_some() {
+            config_file.clone()
+        } else {
+            std::env::var(name).ok()
+        }
+    }) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("ptc: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli, settings).await {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("ptc: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli, settings: Settings) -> Result<ExitCode, String> {
+    match cli.command {
+        Command::Map { rules, registry, references } => {
+            let local_rules = if rules.is_empty() {
+                settings.expected_rule_set()
+            } else {
+                RuleSet::new(
+                    rules
+                        .iter()
+                        .map(|spec| ExpectedRule::parse(spec).map(|r| r.to_rule()).map_err(|e| format!("--rule {spec}: {e}")))
+                        .collect::<Result<_, _>>()?,
+                )
+            };
+            // AWS is reached only for what the command line and config did not give.
+            let ecr: Option<Arc<dyn EcrApi>> = if local_rules.is_empty() || registry.is_none() {
+                let sdk = load_sdk_config(&AwsOptions::from_settings(&settings)).await;
+                Some(Arc::new(SdkEcr::new(aws_sdk_ecr::Client::new(&sdk))))
+            } else {
+                None
+            };
+            let rule_set = match (&ecr, local_rules.is_empty()) {
+                (Some(ecr), true) => RuleSet::new(ecr.describe_rules().await.map_err(|e| format!("reading the registry's rules: {e}"))?),
+                _ => local_rules,
+            };
+            let registry = match (registry, &ecr) {
+                (Some(host), _) => host,
+                (None, Some(ecr)) => ecr
+                    .authorization_token()
+                    .await
+                    .map_err(|e| format!("finding the registry host (pass --registry to skip this call): {e}"))?
+                    .registry_host()
+                    .to_owned(),
+                (None, None) => unreachable!("ecr is built whenever --registry is missing"),
+            };
+            let inputs = expand_stdin(references)?;
+            let mappings = map_references(&rule_set, &registry, inputs.iter().map(String::as_str));
+            let mut stdout = std::io::stdout().lock();
+            let written = match cli.output {
+                OutputFormat::Json => output::json(&mut stdout, &mappings),
+                OutputFormat::Table => {
+                    let rows: Vec<Vec<String>> = mappings
+                        .iter()
+                        .map(|m| match (&m.uri, &m.error) {
+                            (Some(uri), _) => vec![m.reference.clone(), uri.clone()],
+                            (None, error) => vec![m.reference.clone(), format!("error: {}", error.as_deref().unwrap_or_default())],
+                        })
+                        .collect();
+                    output::table(&mut stdout, &["REFERENCE", "CACHED IMAGE"], &rows)
+                }
+            };
+            written.map_err(|e| format!("writing output: {e}"))?;
+            Ok(if mappings.iter().any(|m| m.failed()) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+    }
+}
+
+/// `-` stands for the references on stdin, one per line (blank lines and `#` comments skipped).
+fn expand_stdin(references: Vec<String>) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for reference in references {
+        if reference == "-" {
+            for line in std::io::stdin().lock().lines() {
+                let line = line.map_err(|e| format!("reading stdin: {e}"))?;
+                let line = line.trim();
+                if !line.is_empty() && !line.starts_with('#') {
+                    out.push(line.to_owned());
+                }
+            }
+        } else {
+            out.push(reference);
+        }
+    }
+    Ok(out)
+}
