@@ -8,6 +8,7 @@ Limits enforced as documented for PutMetricData: at most 1,000 metric data items
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import math
 import threading
 
@@ -50,9 +51,15 @@ class CloudWatch:
         operation = request.path.rsplit("/", 1)[-1]
         try:
             raw = request.get_data()
+            if request.headers.get("Content-Encoding", "").lower() == "gzip":
+                # The SDK gzips PutMetricData bodies (request compression), as CloudWatch allows.
+                raw = gzip.decompress(raw)
             if len(raw) > MAX_BODY:
                 raise CloudWatchError("RequestEntityTooLarge", f"Request size {len(raw)} exceeded {MAX_BODY} bytes", 413)
-            body = cbor2.loads(raw) if raw else {}
+            try:
+                body = cbor2.loads(raw) if raw else {}
+            except (cbor2.CBORDecodeError, ValueError) as exc:
+                raise CloudWatchError("SerializationException", f"request body is not CBOR: {exc}") from exc
             handler = getattr(self, f"op_{operation}", None)
             if handler is None:
                 raise CloudWatchError("UnknownOperationException", f"operation {operation} is not implemented by the stack")

@@ -271,6 +271,8 @@ class Stack:
                         self.ecr.throttle[op] = int(n)
                     if "refresh_seconds" in body:
                         self.registry.refresh_seconds = float(body["refresh_seconds"])
+                    if body.get("revoke_tokens"):
+                        self.ecr.tokens.clear()
                     if "upstream_timeout" in body:
                         self.upstream_timeout = float(body["upstream_timeout"])
             with self.ecr.lock:

@@ -13,7 +13,11 @@ use ptc_core::ecr::{EcrApi, SdkEcr};
 use ptc_core::rules::RuleSet;
 
 #[derive(Parser)]
-#[command(name = "ptc", version, about = "Keeps an Amazon ECR pull-through cache healthy")]
+#[command(
+    name = "ptc",
+    version,
+    about = "Keeps an Amazon ECR pull-through cache healthy"
+)]
 struct Cli {
     /// Settings file (TOML); same as PTC_CONFIG_FILE.
     #[arg(long, global = true, value_name = "FILE")]
@@ -50,7 +54,8 @@ fn init_logs(verbose: u8) {
         1 => "info,ptc_core=debug",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PTC_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PTC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -87,14 +92,22 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli, settings: Settings) -> Result<ExitCode, String> {
     match cli.command {
-        Command::Map { rules, registry, references } => {
+        Command::Map {
+            rules,
+            registry,
+            references,
+        } => {
             let local_rules = if rules.is_empty() {
                 settings.expected_rule_set()
             } else {
                 RuleSet::new(
                     rules
                         .iter()
-                        .map(|spec| ExpectedRule::parse(spec).map(|r| r.to_rule()).map_err(|e| format!("--rule {spec}: {e}")))
+                        .map(|spec| {
+                            ExpectedRule::parse(spec)
+                                .map(|r| r.to_rule())
+                                .map_err(|e| format!("--rule {spec}: {e}"))
+                        })
                         .collect::<Result<_, _>>()?,
                 )
             };
@@ -106,7 +119,11 @@ async fn run(cli: Cli, settings: Settings) -> Result<ExitCode, String> {
                 None
             };
             let rule_set = match (&ecr, local_rules.is_empty()) {
-                (Some(ecr), true) => RuleSet::new(ecr.describe_rules().await.map_err(|e| format!("reading the registry's rules: {e}"))?),
+                (Some(ecr), true) => RuleSet::new(
+                    ecr.describe_rules()
+                        .await
+                        .map_err(|e| format!("reading the registry's rules: {e}"))?,
+                ),
                 _ => local_rules,
             };
             let registry = match (registry, &ecr) {
@@ -114,7 +131,11 @@ async fn run(cli: Cli, settings: Settings) -> Result<ExitCode, String> {
                 (None, Some(ecr)) => ecr
                     .authorization_token()
                     .await
-                    .map_err(|e| format!("finding the registry host (pass --registry to skip this call): {e}"))?
+                    .map_err(|e| {
+                        format!(
+                            "finding the registry host (pass --registry to skip this call): {e}"
+                        )
+                    })?
                     .registry_host()
                     .to_owned(),
                 (None, None) => unreachable!("ecr is built whenever --registry is missing"),
@@ -129,14 +150,21 @@ async fn run(cli: Cli, settings: Settings) -> Result<ExitCode, String> {
                         .iter()
                         .map(|m| match (&m.uri, &m.error) {
                             (Some(uri), _) => vec![m.reference.clone(), uri.clone()],
-                            (None, error) => vec![m.reference.clone(), format!("error: {}", error.as_deref().unwrap_or_default())],
+                            (None, error) => vec![
+                                m.reference.clone(),
+                                format!("error: {}", error.as_deref().unwrap_or_default()),
+                            ],
                         })
                         .collect();
                     output::table(&mut stdout, &["REFERENCE", "CACHED IMAGE"], &rows)
                 }
             };
             written.map_err(|e| format!("writing output: {e}"))?;
-            Ok(if mappings.iter().any(|m| m.failed()) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+            Ok(if mappings.iter().any(|m| m.failed()) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
     }
 }

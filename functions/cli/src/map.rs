@@ -23,7 +23,11 @@ impl Mapping {
 }
 
 /// Map every reference; a bad one gets its error and the rest go on.
-pub fn map_references<'a>(rules: &RuleSet, registry_host: &str, references: impl IntoIterator<Item = &'a str>) -> Vec<Mapping> {
+pub fn map_references<'a>(
+    rules: &RuleSet,
+    registry_host: &str,
+    references: impl IntoIterator<Item = &'a str>,
+) -> Vec<Mapping> {
     references
         .into_iter()
         .map(|input| {
@@ -64,9 +68,19 @@ mod tests {
             PtcRule::new("docker-hub", "registry-1.docker.io").unwrap(),
             PtcRule::new("quay", "quay.io").unwrap(),
         ]);
-        let out = map_references(&rules, "123456789012.dkr.ecr.us-east-1.amazonaws.com", ["nginx:1.25", "gcr.io/x/y", "Bad", "quay.io/a/b"]);
-        assert_eq!(out[0].uri.as_deref(), Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub/library/nginx:1.25"));
-        assert_eq!(out[0].repository.as_deref(), Some("docker-hub/library/nginx"));
+        let out = map_references(
+            &rules,
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+            ["nginx:1.25", "gcr.io/x/y", "Bad", "quay.io/a/b"],
+        );
+        assert_eq!(
+            out[0].uri.as_deref(),
+            Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub/library/nginx:1.25")
+        );
+        assert_eq!(
+            out[0].repository.as_deref(),
+            Some("docker-hub/library/nginx")
+        );
         assert!(out[1].error.as_deref().unwrap().contains("not supported"));
         assert!(out[2].error.as_deref().unwrap().contains("lowercase"));
         assert_eq!(out[3].tag.as_deref(), Some("latest"));

@@ -23,13 +23,23 @@ pub fn table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> std
         cells
             .iter()
             .enumerate()
-            .map(|(i, c)| if i == last { (*c).to_owned() } else { format!("{c:<width$}", width = widths[i]) })
+            .map(|(i, c)| {
+                if i == last {
+                    (*c).to_owned()
+                } else {
+                    format!("{c:<width$}", width = widths[i])
+                }
+            })
             .collect::<Vec<_>>()
             .join("  ")
     };
     writeln!(out, "{}", line(header.to_vec()).trim_end())?;
     for row in rows {
-        writeln!(out, "{}", line(row.iter().map(String::as_str).collect()).trim_end())?;
+        writeln!(
+            out,
+            "{}",
+            line(row.iter().map(String::as_str).collect()).trim_end()
+        )?;
     }
     Ok(())
 }
@@ -47,7 +57,18 @@ mod tests {
     #[test]
     fn table_aligns_columns() {
         let mut buf = Vec::new();
-        table(&mut buf, &["A", "B"], &[vec!["long value".into(), "x".into()], vec!["s".into(), "y".into()]]).unwrap();
-        assert_eq!(String::from_utf8(buf).unwrap(), "A           B\nlong value  x\ns           y\n");
+        table(
+            &mut buf,
+            &["A", "B"],
+            &[
+                vec!["long value".into(), "x".into()],
+                vec!["s".into(), "y".into()],
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "A           B\nlong value  x\ns           y\n"
+        );
     }
 }
