@@ -35,6 +35,22 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# The AWS Lambda Runtime Interface Emulator: the real Lambda Runtime API, shipped inside the
+# aws-sam-cli wheel. Only that binary is taken from the wheel; it runs without Docker.
+if [ ! -x .venv/bin/aws-lambda-rie ]; then
+  echo "setup: extracting aws-lambda-rie from the aws-sam-cli wheel"
+  tmp=$(mktemp -d)
+  .venv/bin/pip download -q --disable-pip-version-check --no-deps -d "$tmp" "aws-sam-cli==${SAM_CLI_VERSION:-1.170.0}"
+  case "$(uname -m)" in aarch64|arm64) arch=arm64 ;; *) arch=x86_64 ;; esac
+  .venv/bin/python - "$tmp"/aws_sam_cli-*.whl "samcli/local/rapid/aws-lambda-rie-$arch" .venv/bin/aws-lambda-rie <<'PY'
+import sys, zipfile, os
+with zipfile.ZipFile(sys.argv[1]) as wheel, open(sys.argv[3], "wb") as out:
+    out.write(wheel.read(sys.argv[2]))
+os.chmod(sys.argv[3], 0o755)
+PY
+  rm -rf "$tmp"
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found; install Rust with rustup (toolchain pinned in rust-toolchain.toml)" >&2
   exit 1

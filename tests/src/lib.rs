@@ -6,6 +6,8 @@
 //! and exits with it. If the stack cannot start, the test fails with the reason: it never
 //! skips.
 
+pub mod lambda;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

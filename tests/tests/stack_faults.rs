@@ -18,10 +18,18 @@ static SERIAL: Mutex<()> = Mutex::const_new(());
 fn upstream_client(stack: &Stack, host: &str) -> RegistryClient {
     let up = stack.upstream(host);
     let creds = match (&up.username, &up.password) {
-        (Some(u), Some(p)) => Credentials::Basic { username: u.clone(), password: Secret::new(p.clone()) },
+        (Some(u), Some(p)) => Credentials::Basic {
+            username: u.clone(),
+            password: Secret::new(p.clone()),
+        },
         _ => Credentials::Anonymous,
     };
-    RegistryClient::new(http_client(Duration::from_secs(5)).unwrap(), &up.url, Arc::new(creds)).with_retry(RetryPolicy {
+    RegistryClient::new(
+        http_client(Duration::from_secs(5)).unwrap(),
+        &up.url,
+        Arc::new(creds),
+    )
+    .with_retry(RetryPolicy {
         max_retries: 4,
         min_delay: Duration::from_millis(50),
         max_delay: Duration::from_millis(200),
@@ -51,25 +59,45 @@ async fn cached_images_are_served_while_the_upstream_is_down() {
     let prefix = quay_rule(stack).await;
     let repository = format!("{prefix}/prometheus/prometheus");
     let (client, _) = stack.registry().await;
-    let warm = client.get_manifest(&repository, "v2.51.0").await.expect("first pull");
+    let warm = client
+        .get_manifest(&repository, "v2.51.0")
+        .await
+        .expect("first pull");
 
     // Force the re-check of the tag on every pull (ECR: about once a day).
     stack.control("ecr", json!({"refresh_seconds": 0})).await;
-    stack.control("upstreams/quay.io", json!({"down": true})).await;
+    stack
+        .control("upstreams/quay.io", json!({"down": true}))
+        .await;
     let again = client.get_manifest(&repository, "v2.51.0").await;
-    let uncached = client.get_manifest(&format!("{prefix}/coreos/etcd"), "v3.5.13").await;
+    let uncached = client
+        .get_manifest(&format!("{prefix}/coreos/etcd"), "v3.5.13")
+        .await;
     let validation = stack.ecr().await.validate_rule(&prefix).await;
-    stack.control("upstreams/quay.io", json!({"down": false})).await;
-    stack.control("ecr", json!({"refresh_seconds": 86400})).await;
+    stack
+        .control("upstreams/quay.io", json!({"down": false}))
+        .await;
+    stack
+        .control("ecr", json!({"refresh_seconds": 86400}))
+        .await;
 
-    assert_eq!(again.expect("cached pull with the upstream down").digest, warm.digest);
+    assert_eq!(
+        again.expect("cached pull with the upstream down").digest,
+        warm.digest
+    );
     let err = uncached.expect_err("an uncached image cannot be pulled during an outage");
-    assert!(matches!(err, RegistryError::Status { status: 500, .. }), "{err}");
+    assert!(
+        matches!(err, RegistryError::Status { status: 500, .. }),
+        "{err}"
+    );
     let validation = validation.unwrap();
     assert!(!validation.is_valid);
     assert!(validation.failure.unwrap().contains("Unable to reach"));
     // And the upstream is back.
-    client.get_manifest(&format!("{prefix}/coreos/etcd"), "v3.5.13").await.expect("pull after recovery");
+    client
+        .get_manifest(&format!("{prefix}/coreos/etcd"), "v3.5.13")
+        .await
+        .expect("pull after recovery");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -79,10 +107,16 @@ async fn an_expired_registry_token_is_replaced_after_a_401() {
     let prefix = quay_rule(stack).await;
     let (client, _) = stack.registry().await;
     let repository = format!("{prefix}/coreos/etcd");
-    client.get_manifest(&repository, "v3.5.13").await.expect("pull with the first token");
+    client
+        .get_manifest(&repository, "v3.5.13")
+        .await
+        .expect("pull with the first token");
     let before = count(&stack.read("ecr").await["calls"], "GetAuthorizationToken");
     stack.control("ecr", json!({"revoke_tokens": true})).await;
-    client.get_manifest(&repository, "v3.5.13").await.expect("pull after the token expired");
+    client
+        .get_manifest(&repository, "v3.5.13")
+        .await
+        .expect("pull after the token expired");
     let after = count(&stack.read("ecr").await["calls"], "GetAuthorizationToken");
     assert_eq!(after, before + 1, "exactly one new token");
 }
@@ -93,27 +127,57 @@ async fn a_burst_of_5xx_is_retried_and_a_long_429_is_returned_at_once() {
     let stack = Stack::shared();
     let client = upstream_client(stack, "quay.io");
     let path = "GET /v2/coreos/etcd/manifests/v3.5.13";
-    stack.control("upstreams/quay.io", json!({"reset_counts": true, "fail_next": 2, "fail_status": 503})).await;
-    client.get_manifest("coreos/etcd", "v3.5.13").await.expect("succeeds on the third try");
-    assert_eq!(count(&stack.read("upstreams/quay.io/counts").await, path), 3);
+    stack
+        .control(
+            "upstreams/quay.io",
+            json!({"reset_counts": true, "fail_next": 2, "fail_status": 503}),
+        )
+        .await;
+    client
+        .get_manifest("coreos/etcd", "v3.5.13")
+        .await
+        .expect("succeeds on the third try");
+    assert_eq!(
+        count(&stack.read("upstreams/quay.io/counts").await, path),
+        3
+    );
 
     stack
-        .control("upstreams/quay.io", json!({"ratelimit_limit": 100, "ratelimit_remaining": 0, "retry_after": 3600}))
+        .control(
+            "upstreams/quay.io",
+            json!({"ratelimit_limit": 100, "ratelimit_remaining": 0, "retry_after": 3600}),
+        )
         .await;
     let started = Instant::now();
-    let err = client.get_manifest("coreos/etcd", "v3.5.13").await.unwrap_err();
+    let err = client
+        .get_manifest("coreos/etcd", "v3.5.13")
+        .await
+        .unwrap_err();
     let head = client.head_manifest("coreos/etcd", "v3.5.13").await;
     stack
-        .control("upstreams/quay.io", json!({"ratelimit_limit": null, "ratelimit_remaining": null, "retry_after": 60}))
+        .control(
+            "upstreams/quay.io",
+            json!({"ratelimit_limit": null, "ratelimit_remaining": null, "retry_after": 60}),
+        )
         .await;
     match err {
-        RegistryError::RateLimited { retry_after, rate_limit, .. } => {
+        RegistryError::RateLimited {
+            retry_after,
+            rate_limit,
+            ..
+        } => {
             assert_eq!(retry_after, Some(Duration::from_secs(3600)));
-            assert_eq!((rate_limit.limit, rate_limit.remaining), (Some(100), Some(0)));
+            assert_eq!(
+                (rate_limit.limit, rate_limit.remaining),
+                (Some(100), Some(0))
+            );
         }
         other => panic!("expected RateLimited, got {other}"),
     }
-    assert!(started.elapsed() < Duration::from_secs(5), "no sleeping through an hour-long Retry-After");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no sleeping through an hour-long Retry-After"
+    );
     // A HEAD is not a pull: still answered while the pull budget is spent.
     assert_eq!(head.expect("HEAD is free").rate_limit.remaining, Some(0));
 }
@@ -123,13 +187,25 @@ async fn docker_hub_counts_manifest_gets_but_not_heads() {
     let _serial = SERIAL.lock().await;
     let stack = Stack::shared();
     let client = upstream_client(stack, "registry-1.docker.io");
-    let first = client.head_manifest("library/nats", "2.10.12-alpine").await.expect("head");
-    let second = client.head_manifest("library/nats", "2.10.12-alpine").await.expect("head");
+    let first = client
+        .head_manifest("library/nats", "2.10.12-alpine")
+        .await
+        .expect("head");
+    let second = client
+        .head_manifest("library/nats", "2.10.12-alpine")
+        .await
+        .expect("head");
     assert_eq!(first.rate_limit.limit, Some(200));
     assert_eq!(first.rate_limit.window_secs, Some(21600));
     assert_eq!(first.rate_limit.remaining, second.rate_limit.remaining);
-    let pulled = client.get_manifest("library/nats", "2.10.12-alpine").await.expect("get");
-    assert_eq!(pulled.rate_limit.remaining, first.rate_limit.remaining.map(|r| r - 1));
+    let pulled = client
+        .get_manifest("library/nats", "2.10.12-alpine")
+        .await
+        .expect("get");
+    assert_eq!(
+        pulled.rate_limit.remaining,
+        first.rate_limit.remaining.map(|r| r - 1)
+    );
     assert_eq!(Some(pulled.digest), first.digest);
 }
 
@@ -138,9 +214,19 @@ async fn wrong_upstream_credentials_are_unauthorized() {
     let _serial = SERIAL.lock().await;
     let stack = Stack::shared();
     let up = stack.upstream("registry-1.docker.io");
-    let creds = Credentials::Basic { username: up.username.clone().unwrap(), password: Secret::new("wrong".into()) };
-    let client = RegistryClient::new(http_client(Duration::from_secs(5)).unwrap(), &up.url, Arc::new(creds));
-    let err = client.get_manifest("library/nats", "2.10.12-alpine").await.unwrap_err();
+    let creds = Credentials::Basic {
+        username: up.username.clone().unwrap(),
+        password: Secret::new("wrong".into()),
+    };
+    let client = RegistryClient::new(
+        http_client(Duration::from_secs(5)).unwrap(),
+        &up.url,
+        Arc::new(creds),
+    );
+    let err = client
+        .get_manifest("library/nats", "2.10.12-alpine")
+        .await
+        .unwrap_err();
     assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
     assert!(!err.to_string().contains("wrong"));
 }
@@ -151,22 +237,42 @@ async fn ecr_and_cloudwatch_throttling_are_retried_by_the_sdk() {
     let stack = Stack::shared();
     let ecr = stack.ecr().await;
     let before = count(&stack.read("ecr").await["calls"], "DescribeRepositories");
-    stack.control("ecr", json!({"throttle": {"DescribeRepositories": 2}})).await;
-    ecr.describe_repositories().await.expect("throttled twice, then answered");
+    stack
+        .control("ecr", json!({"throttle": {"DescribeRepositories": 2}}))
+        .await;
+    ecr.describe_repositories()
+        .await
+        .expect("throttled twice, then answered");
     let after = count(&stack.read("ecr").await["calls"], "DescribeRepositories");
     assert_eq!(after, before + 3);
 
-    let cw = stack.read("cloudwatch").await["put_calls"].as_u64().unwrap();
-    stack.control("cloudwatch", json!({"throttle_next": 2})).await;
+    let cw = stack.read("cloudwatch").await["put_calls"]
+        .as_u64()
+        .unwrap();
+    stack
+        .control("cloudwatch", json!({"throttle_next": 2}))
+        .await;
     let datum = MetricDatum::new("Probe", 1.0, Unit::Count).unwrap();
     let metrics = SdkMetrics::new(aws_sdk_cloudwatch::Client::new(&stack.sdk_config().await));
-    assert_eq!(metrics.put("PtcFaults", &[datum]).await.expect("retried"), 1);
-    assert_eq!(stack.read("cloudwatch").await["put_calls"].as_u64().unwrap(), cw + 3);
+    assert_eq!(
+        metrics.put("PtcFaults", &[datum]).await.expect("retried"),
+        1
+    );
+    assert_eq!(
+        stack.read("cloudwatch").await["put_calls"]
+            .as_u64()
+            .unwrap(),
+        cw + 3
+    );
 
     // Throttled beyond the retry budget: a clear error, not a hang.
-    stack.control("ecr", json!({"throttle": {"DescribeRepositories": 10}})).await;
+    stack
+        .control("ecr", json!({"throttle": {"DescribeRepositories": 10}}))
+        .await;
     let err = ecr.describe_repositories().await.unwrap_err();
-    stack.control("ecr", json!({"throttle": {"DescribeRepositories": 0}})).await;
+    stack
+        .control("ecr", json!({"throttle": {"DescribeRepositories": 0}}))
+        .await;
     assert_eq!(err.kind, ptc_core::AwsErrorKind::Throttled, "{err}");
     assert!(err.to_string().contains("DescribeRepositories"));
 }
