@@ -343,7 +343,10 @@ mod tests {
 
     const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-    fn ok(input: &str) -> (String, String, Option<String>, Option<String>) {
+    /// registry, repository, tag, digest
+    type Parts = (String, String, Option<String>, Option<String>);
+
+    fn ok(input: &str) -> Parts {
         let r = ImageReference::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
         (
             r.registry,
@@ -356,7 +359,7 @@ mod tests {
     #[test]
     fn normalises_what_users_write() {
         let s = |v: &str| v.to_owned();
-        let cases: Vec<(String, (String, String, Option<String>, Option<String>))> = vec![
+        let cases: Vec<(String, Parts)> = vec![
             (
                 s("nginx"),
                 (s("docker.io"), s("library/nginx"), Some(s("latest")), None),

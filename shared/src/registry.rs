@@ -418,7 +418,6 @@ impl std::fmt::Debug for RegistryClient {
 }
 
 struct Answer {
-    status: StatusCode,
     headers: HeaderMap,
     response: reqwest::Response,
 }
@@ -600,11 +599,7 @@ impl RegistryClient {
                 let status = response.status();
                 let headers = response.headers().clone();
                 if status.is_success() {
-                    return Ok(Answer {
-                        status,
-                        headers,
-                        response,
-                    });
+                    return Ok(Answer { headers, response });
                 }
                 if status == StatusCode::UNAUTHORIZED {
                     let challenge = headers
@@ -640,10 +635,6 @@ impl RegistryClient {
             .adjust(|err, delay| delay.map(|d| err.retry_after().map_or(d, |ra| ra.min(MAX_RETRY_AFTER))))
             .notify(|err, delay| tracing::debug!(error = %err, delay_ms = delay.as_millis() as u64, "registry request retried"))
             .await
-            .map(|answer| {
-                debug_assert!(answer.status.is_success());
-                answer
-            })
     }
 
     async fn auth_header(
