@@ -683,6 +683,13 @@ impl RegistryClient {
             request = request.header(AUTHORIZATION, basic);
         }
         let response = request.send().await.map_err(|e| transport(realm, &e))?;
+        if matches!(
+            response.status(),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
+            // The token service refused the credentials: the same outcome as a Basic 401.
+            return Err(RegistryError::Unauthorized { url: realm.clone() });
+        }
         if !response.status().is_success() {
             return Err(RegistryError::Credentials(format!(
                 "token endpoint {realm} answered HTTP {}",

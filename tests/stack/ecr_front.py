@@ -15,10 +15,10 @@ import json
 import re
 import secrets
 import threading
-import urllib.error
-import urllib.request
 
 from werkzeug.wrappers import Request, Response
+
+from upstreams import open_upstream
 
 TARGET = "AmazonEC2ContainerRegistry_V20150921."
 PREFIX_RE = re.compile(r"^((?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*/?|ROOT)$")
@@ -256,18 +256,15 @@ class EcrFront:
         upstream = self.stack.upstream_for(url)
         if upstream is None:
             return f"Unable to reach the upstream registry {url}."
-        req = urllib.request.Request(f"{upstream.url}/v2/")
-        if creds:
-            req.add_header("Authorization", "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode())
         try:
-            with urllib.request.urlopen(req, timeout=10):
-                return None
-        except urllib.error.HTTPError as err:
-            if err.code == 401:
-                return "Invalid credentials: the upstream registry refused the username and access token."
-            return f"The upstream registry answered HTTP {err.code}."
+            status, _, _ = open_upstream(upstream.url, "/v2/", creds, None, 10)
         except OSError as err:
             return f"Unable to reach the upstream registry {url}: {err}."
+        if status == 200:
+            return None
+        if status in (401, 403):
+            return "Invalid credentials: the upstream registry refused the username and access token."
+        return f"The upstream registry answered HTTP {status}."
 
     # -- repository creation templates ----------------------------------------
     def _template_from(self, body: dict, existing: dict | None) -> dict:

@@ -25,10 +25,10 @@ import hashlib
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 
 from werkzeug.wrappers import Request, Response
+
+from upstreams import open_upstream
 
 ACCEPT_ALL = ", ".join([
     "application/vnd.oci.image.index.v1+json",
@@ -132,31 +132,22 @@ class RegistryEndpoint:
             rest = f"{upstream_prefix}/{rest}"
         return best, rest
 
-    def upstream_auth(self, rule: dict) -> str | None:
+    def upstream_creds(self, rule: dict) -> tuple[str, str] | None:
         if not rule.get("credentialArn"):
             return None
         value = self.stack.ecr.secret_value(self.region, rule["credentialArn"])
         doc = json.loads(value.get("SecretString") or "{}")
-        return "Basic " + base64.b64encode(f"{doc['username']}:{doc['accessToken']}".encode()).decode()
+        return doc["username"], doc["accessToken"]
 
     def fetch(self, rule: dict, path: str, accept: str | None) -> tuple[int, dict, bytes]:
         upstream = self.stack.upstream_for(rule["upstreamRegistryUrl"])
         if upstream is None:
             raise OSError(f"no upstream stands in for {rule['upstreamRegistryUrl']}")
-        req = urllib.request.Request(upstream.url + path)
-        if accept:
-            req.add_header("Accept", accept)
         try:
-            auth = self.upstream_auth(rule)
+            creds = self.upstream_creds(rule)
         except Exception as exc:  # secret missing or malformed: the pull fails like ECR's
             raise OSError(f"cannot read the rule's credential: {exc}") from exc
-        if auth:
-            req.add_header("Authorization", auth)
-        try:
-            with urllib.request.urlopen(req, timeout=self.stack.upstream_timeout) as resp:
-                return resp.status, dict(resp.headers), resp.read()
-        except urllib.error.HTTPError as err:
-            return err.code, dict(err.headers), err.read()
+        return open_upstream(upstream.url, path, creds, accept, self.stack.upstream_timeout)
 
     # -- manifests --------------------------------------------------------------
     def manifest(self, request: Request, name: str, ref: str) -> Response:

@@ -301,6 +301,8 @@ class Stack:
             upstream = Upstream(host, free_port(), free_port(), self.state_dir)
             if creds:
                 upstream.username, upstream.password = creds
+            # Docker Hub and ghcr.io answer with a Bearer token challenge, as the real ones do.
+            upstream.bearer = host in ("registry-1.docker.io", "ghcr.io")
             upstream.start_registry(binary)
             self.upstreams[host] = upstream
         for upstream in self.upstreams.values():

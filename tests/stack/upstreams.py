@@ -4,8 +4,12 @@ headers, latency, bursts of 5xx) and that counts requests per path."""
 
 from __future__ import annotations
 
+import base64
 import http.client
+import json
 import os
+import re
+import secrets
 import subprocess
 import threading
 import time
@@ -45,6 +49,11 @@ class Upstream:
     state_dir: str
     username: str | None = None
     password: str | None = None
+    # Bearer token auth in front of the registry, as Docker Hub and ghcr.io do it: a 401 with
+    # `WWW-Authenticate: Bearer realm=<proxy>/token,...`, a token endpoint that checks Basic
+    # credentials, then `Authorization: Bearer <token>` on registry requests.
+    bearer: bool = False
+    tokens: dict[str, float] = field(default_factory=dict)
     faults: Faults = field(default_factory=Faults)
     counts: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -128,17 +137,46 @@ class Upstream:
             ]
         if failing:
             return Response(f"injected failure {faults.fail_status}\n", faults.fail_status, headers)(environ, start_response)
+        if self.bearer:
+            denied = self.check_bearer(request, headers)
+            if denied is not None:
+                return denied(environ, start_response)
         if limited and is_pull:
             body = '{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}'
             headers.append(("Retry-After", str(faults.retry_after)))
             return Response(body, 429, headers, content_type="application/json")(environ, start_response)
         return self.forward(request, headers)(environ, start_response)
 
+    def check_bearer(self, request: Request, headers: list) -> Response | None:
+        """None when the request may go on to the registry."""
+        if request.path == "/token":
+            if self.username and request.headers.get("Authorization") != self.basic_auth():
+                return Response('{"details":"incorrect username or password"}', 401, headers, content_type="application/json")
+            token = secrets.token_urlsafe(32)
+            with self.lock:
+                self.tokens[token] = time.time() + 300
+            body = json.dumps({"token": token, "access_token": token, "expires_in": 300})
+            return Response(body, 200, headers, content_type="application/json")
+        auth = request.headers.get("Authorization", "")
+        with self.lock:
+            ok = auth.startswith("Bearer ") and self.tokens.get(auth[7:], 0) > time.time()
+        if ok:
+            return None
+        match = re.match(r"^/v2/(.+)/(manifests|blobs|tags)/", request.path)
+        scope = f',scope="repository:{match.group(1)}:pull"' if match else ""
+        challenge = f'Bearer realm="{self.url}/token",service="{self.host}"{scope}'
+        body = '{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}'
+        return Response(body, 401, headers + [("WWW-Authenticate", challenge)], content_type="application/json")
+
     def forward(self, request: Request, extra_headers: list) -> Response:
         conn = http.client.HTTPConnection("127.0.0.1", self.registry_port, timeout=30)
         path = request.full_path if request.query_string else request.path
         hop = {"host", "connection", "content-length", "transfer-encoding"}
         headers = {k: v for k, v in request.headers.items() if k.lower() not in hop}
+        if self.bearer and self.username:
+            # Behind the token service, the registry itself takes the upstream's own credentials.
+            headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            headers["Authorization"] = self.basic_auth()
         body = request.get_data()
         conn.request(request.method, path, body=body or None, headers=headers)
         resp = conn.getresponse()
@@ -153,9 +191,7 @@ class Upstream:
     def basic_auth(self) -> str | None:
         if not self.username:
             return None
-        import base64
-
-        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        return basic(self.username, self.password)
 
     def wait_ready(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
@@ -171,3 +207,41 @@ class Upstream:
                     raise RuntimeError(f"upstream {self.host}: docker-registry exited with {self.process.returncode}")
                 time.sleep(0.1)
         raise RuntimeError(f"upstream {self.host}: docker-registry not ready after {timeout}s")
+
+
+def basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+def open_upstream(base_url: str, path: str, creds: tuple[str, str] | None, accept: str | None, timeout: float):
+    """A registry request the way ECR makes it upstream: Basic credentials, and the Bearer
+    token dance when the registry asks for it. Returns (status, headers, body); raises
+    OSError when the upstream cannot be reached."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    def call(url: str, auth: str | None, with_accept: bool):
+        req = urllib.request.Request(url)
+        if with_accept and accept:
+            req.add_header("Accept", accept)
+        if auth:
+            req.add_header("Authorization", auth)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, dict(err.headers), err.read()
+
+    auth = basic(*creds) if creds else None
+    status, headers, body = call(base_url + path, auth, True)
+    challenge = next((v for k, v in headers.items() if k.lower() == "www-authenticate"), "")
+    if status == 401 and challenge.startswith("Bearer "):
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+        query = {k: fields[k] for k in ("service", "scope") if k in fields}
+        token_status, _, token_body = call(fields["realm"] + "?" + urllib.parse.urlencode(query), auth, False)
+        if token_status != 200:
+            return token_status, {}, token_body
+        token = json.loads(token_body).get("token")
+        status, headers, body = call(base_url + path, f"Bearer {token}", True)
+    return status, headers, body

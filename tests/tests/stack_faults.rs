@@ -207,6 +207,9 @@ async fn docker_hub_counts_manifest_gets_but_not_heads() {
         first.rate_limit.remaining.map(|r| r - 1)
     );
     assert_eq!(Some(pulled.digest), first.digest);
+    // Docker Hub's Bearer token dance: one token for the repository, reused.
+    let counts = stack.read("upstreams/registry-1.docker.io/counts").await;
+    assert_eq!(count(&counts, "GET /token"), 1, "{counts}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
