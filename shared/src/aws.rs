@@ -66,6 +66,11 @@ pub async fn load_sdk_config(options: &AwsOptions) -> SdkConfig {
     loader.load().await
 }
 
+/// An SDK timestamp as a `time` value (the domain's type).
+pub(crate) fn to_time(dt: Option<&aws_smithy_types::DateTime>) -> Option<time::OffsetDateTime> {
+    dt.and_then(|d| time::OffsetDateTime::from_unix_timestamp_nanos(d.as_nanos()).ok())
+}
+
 /// What kind of failure an AWS call had; jobs decide on this, not on strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AwsErrorKind {

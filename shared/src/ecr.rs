@@ -9,7 +9,7 @@ use aws_sdk_ecr::Client;
 use base64::Engine as _;
 use time::OffsetDateTime;
 
-use crate::aws::{AwsError, AwsErrorKind};
+use crate::aws::{AwsError, AwsErrorKind, to_time};
 use crate::rules::{Prefix, PtcRule, UpstreamKind, normalise_upstream_url};
 use crate::secret::Secret;
 
@@ -109,10 +109,6 @@ impl SdkEcr {
     pub fn new(client: Client) -> Self {
         Self { client }
     }
-}
-
-fn to_time(dt: Option<&aws_smithy_types::DateTime>) -> Option<OffsetDateTime> {
-    dt.and_then(|d| OffsetDateTime::from_unix_timestamp_nanos(d.as_nanos()).ok())
 }
 
 fn rule_from_sdk(rule: &aws_sdk_ecr::types::PullThroughCacheRule) -> Result<PtcRule, AwsError> {

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 use time::OffsetDateTime;
 
-use crate::aws::{AwsError, AwsErrorKind};
+use crate::aws::{AwsError, AwsErrorKind, to_time};
 use crate::secret::Secret;
 
 /// What `DescribeSecret` says about a secret (never its value).
@@ -38,10 +38,6 @@ impl SdkSecrets {
     pub fn new(client: Client) -> Self {
         Self { client }
     }
-}
-
-fn to_time(dt: Option<&aws_smithy_types::DateTime>) -> Option<OffsetDateTime> {
-    dt.and_then(|d| OffsetDateTime::from_unix_timestamp_nanos(d.as_nanos()).ok())
 }
 
 #[async_trait]
