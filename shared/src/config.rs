@@ -197,6 +197,8 @@ pub struct Settings {
     pub aws_timeout: Duration,
     pub http_timeout: Duration,
     pub log_format: LogFormat,
+    /// Warn when a rule's credential secret has not changed for this many days.
+    pub credential_max_age_days: u32,
 }
 
 /// The TOML file: the same settings in snake_case; unknown keys are errors.
@@ -219,6 +221,7 @@ struct FileSettings {
     aws_timeout_secs: Option<u64>,
     http_timeout_secs: Option<u64>,
     log_format: Option<LogFormat>,
+    credential_max_age_days: Option<u32>,
 }
 
 impl Settings {
@@ -389,6 +392,12 @@ impl Settings {
                 }),
         };
 
+        let credential_max_age_days = number(
+            "PTC_CREDENTIAL_MAX_AGE_DAYS",
+            file.credential_max_age_days.map(u64::from),
+            90,
+            1..=3650,
+        )? as u32;
         let region = env("PTC_REGION").or(file.region);
         Ok(Self {
             region,
@@ -404,6 +413,7 @@ impl Settings {
             aws_timeout,
             http_timeout,
             log_format,
+            credential_max_age_days,
         })
     }
 
@@ -479,6 +489,7 @@ mod tests {
             ["linux/amd64", "linux/arm64"]
         );
         assert_eq!(s.log_format, LogFormat::Text);
+        assert_eq!(s.credential_max_age_days, 90);
         assert!(s.aws_endpoint.is_none() && s.expected_rules.is_empty());
         assert_eq!(
             load(&[("AWS_LAMBDA_FUNCTION_NAME", "f")])
@@ -510,6 +521,7 @@ mod tests {
             ("PTC_AWS_TIMEOUT_SECS", "10"),
             ("PTC_HTTP_TIMEOUT_SECS", "5"),
             ("PTC_LOG_FORMAT", "json"),
+            ("PTC_CREDENTIAL_MAX_AGE_DAYS", "30"),
         ])
         .unwrap();
         assert_eq!(s.region.as_deref(), Some("eu-west-1"));
@@ -530,6 +542,7 @@ mod tests {
         assert_eq!((s.concurrency, s.aws_max_attempts), (4, 3));
         assert_eq!((s.aws_timeout.as_secs(), s.http_timeout.as_secs()), (10, 5));
         assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.credential_max_age_days, 30);
     }
 
     #[test]
@@ -547,6 +560,7 @@ mod tests {
             ("PTC_RULES", "quay=quay.io,quay=quay.io"),
             ("PTC_PLATFORMS", "amd64"),
             ("PTC_LOG_FORMAT", "xml"),
+            ("PTC_CREDENTIAL_MAX_AGE_DAYS", "0"),
         ];
         for (name, value) in cases {
             let err = load(&[(name, value)]).expect_err(name);

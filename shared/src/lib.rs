@@ -11,6 +11,7 @@
 pub mod aws;
 pub mod config;
 pub mod ecr;
+pub mod logging;
 pub mod metrics;
 pub mod reference;
 pub mod registry;

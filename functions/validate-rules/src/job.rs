@@ -1,0 +1,631 @@
+//! The validation job: every rule (or the prefixes an event names) is validated by ECR, its
+//! credential secret is checked through Secrets Manager, the rules are compared with the
+//! ones the config expects, and the results become a report and CloudWatch metrics.
+//!
+//! Rules are independent: a failing call for one rule is that rule's finding, never the
+//! end of the run. Nothing here creates, changes or deletes a rule or a secret.
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt as _;
+use ptc_core::AwsErrorKind;
+use ptc_core::config::ExpectedRule;
+use ptc_core::ecr::EcrApi;
+use ptc_core::metrics::{MetricDatum, MetricsApi, Unit};
+use ptc_core::rules::PtcRule;
+use ptc_core::secrets::SecretsApi;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::trigger::Trigger;
+
+/// Secrets of pull-through cache rules must be named like this.
+pub const SECRET_PREFIX: &str = "ecr-pullthroughcache/";
+
+pub struct Deps<'a> {
+    pub ecr: &'a dyn EcrApi,
+    pub secrets: &'a dyn SecretsApi,
+    pub metrics: &'a dyn MetricsApi,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub namespace: String,
+    pub expected: Vec<ExpectedRule>,
+    pub credential_max_age_days: u32,
+    pub concurrency: usize,
+    pub publish_metrics: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Finding {
+    fn error(code: &'static str, message: impl Into<String>) -> Self {
+        Self { severity: Severity::Error, code, message: message.into() }
+    }
+
+    fn warning(code: &'static str, message: impl Into<String>) -> Self {
+        Self { severity: Severity::Warning, code, message: message.into() }
+    }
+}
+
+/// One rule's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleResult {
+    pub prefix: String,
+    pub upstream: String,
+    pub upstream_kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential_arn: Option<String>,
+    /// ECR says the rule is valid and no finding is an error.
+    pub valid: bool,
+    /// `ValidatePullThroughCacheRule`'s answer, when the call succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ecr_valid: Option<bool>,
+    /// ECR's free-form failure text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential_age_days: Option<f64>,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub rules: usize,
+    pub valid: usize,
+    pub invalid: usize,
+    pub missing: usize,
+    pub unexpected: usize,
+}
+
+/// The run's report: returned by the Lambda, logged as one JSON line, printed by `ptc`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ValidationReport {
+    pub job: &'static str,
+    pub trigger: String,
+    pub rules: Vec<RuleResult>,
+    /// Expected by the config, absent from the registry.
+    pub missing: Vec<ExpectedRule>,
+    /// In the registry, not expected by the config (only when the config lists rules).
+    pub unexpected: Vec<String>,
+    /// Prefixes the trigger named that the registry does not have (e.g. a deleted rule).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_found: Vec<String>,
+    pub summary: Summary,
+    pub metrics_published: usize,
+    /// Run-level errors: the event, listing the rules, publishing metrics.
+    pub errors: Vec<String>,
+}
+
+impl ValidationReport {
+    fn new(trigger: &str) -> Self {
+        Self {
+            job: "validate-rules",
+            trigger: trigger.to_owned(),
+            rules: Vec::new(),
+            missing: Vec::new(),
+            unexpected: Vec::new(),
+            not_found: Vec::new(),
+            summary: Summary::default(),
+            metrics_published: 0,
+            errors: Vec::new(),
+        }
+    }
+
+    /// A report for an event that could not be read.
+    pub fn rejected(error: String) -> Self {
+        let mut report = Self::new("unsupported event");
+        report.errors.push(error);
+        report
+    }
+
+    /// Every rule valid and none missing.
+    pub fn healthy(&self) -> bool {
+        self.summary.invalid == 0 && self.summary.missing == 0
+    }
+}
+
+/// Run the job for a trigger.
+pub async fn run(deps: &Deps<'_>, options: &Options, trigger: &Trigger, now: OffsetDateTime) -> ValidationReport {
+    let mut report = ValidationReport::new(trigger.source());
+    let wanted: Option<Vec<String>> = match trigger {
+        Trigger::Nothing { .. } => return report,
+        Trigger::All { .. } => None,
+        Trigger::Prefixes { prefixes, .. } => Some(prefixes.clone()),
+    };
+    let rules = match deps.ecr.describe_rules().await {
+        Ok(rules) => rules,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot list the pull-through cache rules");
+            report.errors.push(format!("cannot list the rules: {err}"));
+            return report;
+        }
+    };
+    let in_scope = |prefix: &str| wanted.as_ref().is_none_or(|w| w.iter().any(|p| p.trim_end_matches('/') == prefix));
+    let expected: BTreeMap<&str, &ExpectedRule> = options
+        .expected
+        .iter()
+        .filter(|e| in_scope(e.prefix.as_str()))
+        .map(|e| (e.prefix.as_str(), e))
+        .collect();
+
+    let checks = rules
+        .iter()
+        .filter(|r| in_scope(r.prefix.as_str()))
+        .map(|rule| check_rule(deps, options, rule, expected.get(rule.prefix.as_str()).copied(), now));
+    report.rules = futures::stream::iter(checks).buffered(options.concurrency.max(1)).collect().await;
+
+    report.missing = expected
+        .values()
+        .filter(|e| !rules.iter().any(|r| r.prefix == e.prefix))
+        .map(|e| (*e).clone())
+        .collect();
+    if !options.expected.is_empty() {
+        report.unexpected = rules
+            .iter()
+            .filter(|r| in_scope(r.prefix.as_str()) && !options.expected.iter().any(|e| e.prefix == r.prefix))
+            .map(|r| r.prefix.to_string())
+            .collect();
+    }
+    if let Some(wanted) = &wanted {
+        report.not_found = wanted
+            .iter()
+            .filter(|p| !rules.iter().any(|r| r.prefix.as_str() == p.trim_end_matches('/')))
+            .cloned()
+            .collect();
+    }
+    report.summary = Summary {
+        rules: report.rules.len(),
+        valid: report.rules.iter().filter(|r| r.valid).count(),
+        invalid: report.rules.iter().filter(|r| !r.valid).count(),
+        missing: report.missing.len(),
+        unexpected: report.unexpected.len(),
+    };
+    if options.publish_metrics {
+        publish(deps, options, &mut report, wanted.is_none()).await;
+    }
+    report
+}
+
+async fn check_rule(deps: &Deps<'_>, options: &Options, rule: &PtcRule, expected: Option<&ExpectedRule>, now: OffsetDateTime) -> RuleResult {
+    let prefix = rule.prefix.as_str();
+    let mut result = RuleResult {
+        prefix: prefix.to_owned(),
+        upstream: rule.upstream_url.clone(),
+        upstream_kind: rule.kind.to_string(),
+        credential_arn: rule.credential_arn.clone(),
+        valid: false,
+        ecr_valid: None,
+        failure: None,
+        credential_age_days: None,
+        findings: Vec::new(),
+    };
+    let (validation, secret_findings) = tokio::join!(deps.ecr.validate_rule(prefix), async {
+        match &rule.credential_arn {
+            Some(arn) => check_secret(deps.secrets, arn, options.credential_max_age_days, now).await,
+            None => (Vec::new(), None),
+        }
+    });
+    match validation {
+        Ok(v) => {
+            result.ecr_valid = Some(v.is_valid);
+            if !v.is_valid {
+                let text = v.failure.clone().unwrap_or_else(|| "no reason given".into());
+                result.findings.push(Finding::error("ecr-validation-failed", format!("ECR says the rule is not valid: {text}")));
+            }
+            result.failure = v.failure;
+        }
+        Err(err) => result
+            .findings
+            .push(Finding::error("ecr-validation-error", format!("could not validate the rule: {err}"))),
+    }
+    let (findings, age) = secret_findings;
+    result.findings.extend(findings);
+    result.credential_age_days = age;
+    if rule.credential_arn.is_none() && rule.kind.needs_credentials() {
+        result.findings.push(Finding::error(
+            "credential-missing",
+            format!("upstream {} ({}) needs a credential secret, and the rule has none", rule.upstream_url, rule.kind),
+        ));
+    }
+    if let Some(want) = expected {
+        if want.upstream_url != rule.upstream_url {
+            result.findings.push(Finding::error(
+                "drift-upstream",
+                format!("the config expects upstream {}, the registry has {}", want.upstream_url, rule.upstream_url),
+            ));
+        }
+        if want.credential != rule.credential_arn.is_some() {
+            let (wanted, actual) = if want.credential { ("a credential", "none") } else { ("no credential", "one") };
+            result
+                .findings
+                .push(Finding::error("drift-credential", format!("the config expects {wanted}, the rule has {actual}")));
+        }
+    }
+    result.valid = result.ecr_valid == Some(true) && !result.findings.iter().any(|f| f.severity == Severity::Error);
+    tracing::info!(prefix, valid = result.valid, findings = result.findings.len(), "rule checked");
+    result
+}
+
+/// The secret's checks. Its value is read for the key check only: never logged, returned or
+/// put in a finding.
+async fn check_secret(secrets: &dyn SecretsApi, arn: &str, max_age_days: u32, now: OffsetDateTime) -> (Vec<Finding>, Option<f64>) {
+    let mut findings = Vec::new();
+    let info = match secrets.describe_secret(arn).await {
+        Ok(info) => info,
+        Err(err) => {
+            let finding = match err.kind {
+                AwsErrorKind::NotFound(_) => Finding::error("secret-not-found", format!("credential secret {arn} does not exist")),
+                AwsErrorKind::AccessDenied(_) => Finding::error("secret-access-denied", format!("not allowed to describe credential secret {arn}: {err}")),
+                _ => Finding::error("secret-unreadable", format!("could not describe credential secret {arn}: {err}")),
+            };
+            return (vec![finding], None);
+        }
+    };
+    if !info.name.starts_with(SECRET_PREFIX) {
+        findings.push(Finding::error(
+            "secret-name",
+            format!("secret name {} does not start with {SECRET_PREFIX}; ECR will not use it", info.name),
+        ));
+    }
+    if let Some(deleted) = info.deleted_at {
+        findings.push(Finding::error(
+            "secret-deletion-scheduled",
+            format!("secret {} is scheduled for deletion ({})", info.name, deleted.date()),
+        ));
+    }
+    let changed = info.last_changed_at.or(info.created_at);
+    let age = changed.map(|t| ((now - t).as_seconds_f64() / 86_400.0).max(0.0));
+    if let Some(days) = age
+        && days > f64::from(max_age_days)
+    {
+        findings.push(Finding::warning(
+            "credential-age",
+            format!("secret {} last changed {:.0} days ago (more than {max_age_days}): rotate the token", info.name, days.floor()),
+        ));
+    }
+    if info.deleted_at.is_none() {
+        match secrets.secret_value(arn).await {
+            Ok(value) => {
+                if let Some(problem) = credential_problem(value.expose()) {
+                    findings.push(Finding::error("secret-keys", format!("secret {}: {problem}", info.name)));
+                }
+            }
+            Err(err) => {
+                let code = if matches!(err.kind, AwsErrorKind::AccessDenied(_)) { "secret-access-denied" } else { "secret-unreadable" };
+                findings.push(Finding::error(code, format!("could not read secret {}: {err}", info.name)));
+            }
+        }
+    }
+    (findings, age)
+}
+
+/// What is wrong with a credential secret's value, if anything. Never quotes the value.
+fn credential_problem(value: &str) -> Option<String> {
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(value) else {
+        return Some("the value is not JSON (expected {\"username\": ..., \"accessToken\": ...})".into());
+    };
+    let Some(object) = doc.as_object() else {
+        return Some("the value is not a JSON object".into());
+    };
+    let missing: Vec<&str> = ["username", "accessToken"]
+        .into_iter()
+        .filter(|key| !object.get(*key).and_then(|v| v.as_str()).is_some_and(|s| !s.trim().is_empty()))
+        .collect();
+    if missing.is_empty() {
+        None
+    } else {
+        Some(format!("missing or empty key(s) {}", missing.join(", ")))
+    }
+}
+
+async fn publish(deps: &Deps<'_>, options: &Options, report: &mut ValidationReport, full_run: bool) {
+    let mut data = Vec::new();
+    // Values here are finite counts and ages, so a rejected datum is a programming error.
+    let mut push = |datum: Result<MetricDatum, ptc_core::metrics::MetricError>| match datum {
+        Ok(d) => data.push(d),
+        Err(e) => tracing::error!(error = %e, "metric value rejected"),
+    };
+    for rule in &report.rules {
+        push(MetricDatum::new("RuleValid", if rule.valid { 1.0 } else { 0.0 }, Unit::None).and_then(|d| d.dimension("Prefix", &rule.prefix)));
+        if let Some(age) = rule.credential_age_days {
+            push(MetricDatum::new("CredentialAgeDays", age, Unit::None).and_then(|d| d.dimension("Prefix", &rule.prefix)));
+        }
+    }
+    for missing in &report.missing {
+        // An expected rule that is gone is not valid either: its alarm must fire.
+        push(MetricDatum::new("RuleValid", 0.0, Unit::None).and_then(|d| d.dimension("Prefix", missing.prefix.as_str())));
+    }
+    // Totals describe the whole registry: a run scoped to one prefix does not publish them.
+    if full_run {
+        push(MetricDatum::new("RulesInvalid", report.summary.invalid as f64, Unit::Count));
+        push(MetricDatum::new("RulesMissing", report.summary.missing as f64, Unit::Count));
+    }
+    if data.is_empty() {
+        return;
+    }
+    match deps.metrics.put(&options.namespace, &data).await {
+        Ok(_) => report.metrics_published = data.len(),
+        Err(err) => {
+            tracing::error!(error = %err, "publishing metrics failed; the validation results stand");
+            report.errors.push(format!("publishing {} metric values failed: {err}", data.len()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ptc_core::ecr::{FakeEcr, RuleValidation};
+    use ptc_core::metrics::FakeMetrics;
+    use ptc_core::secrets::{FakeSecrets, SecretInfo};
+    use time::Duration;
+
+    use super::*;
+
+    const NOW: i64 = 1_795_000_000;
+    const ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/docker-hub-AbC";
+    const GOOD: &str = r#"{"username":"u","accessToken":"dckr_pat_SECRET"}"#;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(NOW).unwrap()
+    }
+
+    fn options() -> Options {
+        Options {
+            namespace: "Test".into(),
+            expected: Vec::new(),
+            credential_max_age_days: 90,
+            concurrency: 4,
+            publish_metrics: true,
+        }
+    }
+
+    fn secret(name: &str, changed_days_ago: i64) -> SecretInfo {
+        SecretInfo {
+            arn: ARN.into(),
+            name: name.into(),
+            deleted_at: None,
+            last_changed_at: Some(now() - Duration::days(changed_days_ago)),
+            last_rotated_at: None,
+            created_at: Some(now() - Duration::days(400)),
+        }
+    }
+
+    struct World {
+        ecr: FakeEcr,
+        secrets: FakeSecrets,
+        metrics: FakeMetrics,
+    }
+
+    impl World {
+        fn new(rules: Vec<PtcRule>) -> Self {
+            Self { ecr: FakeEcr::with_rules(rules), secrets: FakeSecrets::default(), metrics: FakeMetrics::default() }
+        }
+
+        async fn run(&self, options: &Options, trigger: Trigger) -> ValidationReport {
+            let deps = Deps { ecr: &self.ecr, secrets: &self.secrets, metrics: &self.metrics };
+            run(&deps, options, &trigger, now()).await
+        }
+
+        fn metric(&self, name: &str, prefix: Option<&str>) -> Option<f64> {
+            self.metrics
+                .published
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|(_, d)| d.name == name && prefix.is_none_or(|p| d.dimensions == [("Prefix".to_owned(), p.to_owned())]))
+                .map(|(_, d)| d.value)
+        }
+    }
+
+    fn all() -> Trigger {
+        Trigger::All { source: "test".into() }
+    }
+
+    fn docker() -> PtcRule {
+        PtcRule::new("docker-hub", "registry-1.docker.io").unwrap().with_credential(ARN)
+    }
+
+    fn quay() -> PtcRule {
+        PtcRule::new("quay", "quay.io").unwrap()
+    }
+
+    fn codes(result: &RuleResult) -> Vec<&'static str> {
+        result.findings.iter().map(|f| f.code).collect()
+    }
+
+    #[tokio::test]
+    async fn healthy_rules_are_valid_and_publish_metrics() {
+        let world = World::new(vec![docker(), quay()]);
+        world.secrets.insert(secret("ecr-pullthroughcache/docker-hub", 10), Some(GOOD));
+        let report = world.run(&options(), all()).await;
+        assert_eq!(report.summary, Summary { rules: 2, valid: 2, invalid: 0, missing: 0, unexpected: 0 });
+        assert!(report.healthy() && report.errors.is_empty());
+        let docker = report.rules.iter().find(|r| r.prefix == "docker-hub").unwrap();
+        assert_eq!(docker.credential_age_days.map(f64::round), Some(10.0));
+        assert!(docker.findings.is_empty());
+        assert_eq!(world.metric("RuleValid", Some("docker-hub")), Some(1.0));
+        assert_eq!(world.metric("RuleValid", Some("quay")), Some(1.0));
+        assert_eq!(world.metric("CredentialAgeDays", Some("docker-hub")).map(f64::round), Some(10.0));
+        assert_eq!(world.metric("RulesInvalid", None), Some(0.0));
+        assert_eq!(world.metric("RulesMissing", None), Some(0.0));
+        assert_eq!(report.metrics_published, 5);
+    }
+
+    #[tokio::test]
+    async fn ecr_failures_make_the_rule_invalid_with_its_text() {
+        let world = World::new(vec![quay()]);
+        world.ecr.state.lock().unwrap().validations.insert(
+            "quay".into(),
+            RuleValidation { prefix: "quay".into(), is_valid: false, failure: Some("Unable to reach quay.io".into()) },
+        );
+        let report = world.run(&options(), all()).await;
+        let rule = &report.rules[0];
+        assert!(!rule.valid);
+        assert_eq!(rule.ecr_valid, Some(false));
+        assert_eq!(rule.failure.as_deref(), Some("Unable to reach quay.io"));
+        assert_eq!(codes(rule), ["ecr-validation-failed"]);
+        assert_eq!(world.metric("RuleValid", Some("quay")), Some(0.0));
+        assert_eq!(world.metric("RulesInvalid", None), Some(1.0));
+    }
+
+    #[tokio::test]
+    async fn one_failing_call_does_not_stop_the_other_rules() {
+        let world = World::new(vec![docker(), quay()]);
+        world.secrets.insert(secret("ecr-pullthroughcache/docker-hub", 1), Some(GOOD));
+        world.ecr.fail_next("ValidatePullThroughCacheRule", AwsErrorKind::Throttled);
+        let report = world.run(&options(), all()).await;
+        assert_eq!(report.rules.len(), 2);
+        assert_eq!(report.summary.valid, 1);
+        let failed = report.rules.iter().find(|r| !r.valid).unwrap();
+        assert_eq!(codes(failed), ["ecr-validation-error"]);
+        assert!(failed.findings[0].message.contains("throttled"));
+    }
+
+    #[tokio::test]
+    async fn every_secret_problem_is_a_finding() {
+        let cases: Vec<(SecretInfo, Option<&str>, Vec<&str>)> = vec![
+            (secret("other/docker-hub", 1), Some(GOOD), vec!["secret-name"]),
+            (SecretInfo { deleted_at: Some(now() + Duration::days(7)), ..secret("ecr-pullthroughcache/docker-hub", 1) }, Some(GOOD), vec!["secret-deletion-scheduled"]),
+            (secret("ecr-pullthroughcache/docker-hub", 1), Some(r#"{"user":"u","token":"t"}"#), vec!["secret-keys"]),
+            (secret("ecr-pullthroughcache/docker-hub", 1), Some(r#"{"username":"u","accessToken":""}"#), vec!["secret-keys"]),
+            (secret("ecr-pullthroughcache/docker-hub", 1), Some("plain-text-token"), vec!["secret-keys"]),
+            (secret("ecr-pullthroughcache/docker-hub", 1), None, vec!["secret-unreadable"]),
+        ];
+        for (info, value, expected) in cases {
+            let world = World::new(vec![docker()]);
+            world.secrets.insert(info.clone(), value);
+            let report = world.run(&options(), all()).await;
+            let rule = &report.rules[0];
+            assert_eq!(codes(rule), expected, "{info:?}");
+            assert!(!rule.valid);
+            let text = serde_json::to_string(&report).unwrap();
+            assert!(!text.contains("dckr_pat_SECRET") && !text.contains("plain-text-token"), "value leaked: {text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_and_denied_secrets_are_findings() {
+        let world = World::new(vec![docker()]);
+        let report = world.run(&options(), all()).await;
+        assert_eq!(codes(&report.rules[0]), ["secret-not-found"]);
+
+        let world = World::new(vec![docker()]);
+        world.secrets.insert(secret("ecr-pullthroughcache/docker-hub", 1), Some(GOOD));
+        world.secrets.denied.lock().unwrap().push(ARN.into());
+        let report = world.run(&options(), all()).await;
+        assert_eq!(codes(&report.rules[0]), ["secret-access-denied"]);
+    }
+
+    #[tokio::test]
+    async fn an_old_credential_is_a_warning_not_a_failure() {
+        let world = World::new(vec![docker()]);
+        world.secrets.insert(secret("ecr-pullthroughcache/docker-hub", 120), Some(GOOD));
+        let report = world.run(&options(), all()).await;
+        let rule = &report.rules[0];
+        assert!(rule.valid);
+        assert_eq!(codes(rule), ["credential-age"]);
+        assert_eq!(rule.findings[0].severity, Severity::Warning);
+        assert!(rule.findings[0].message.contains("120 days"));
+    }
+
+    #[tokio::test]
+    async fn an_upstream_that_needs_credentials_without_any_is_reported() {
+        let world = World::new(vec![PtcRule::new("ghcr", "ghcr.io").unwrap()]);
+        let report = world.run(&options(), all()).await;
+        assert_eq!(codes(&report.rules[0]), ["credential-missing"]);
+        assert!(!report.rules[0].valid);
+    }
+
+    #[tokio::test]
+    async fn drift_missing_unexpected_and_different_rules() {
+        let world = World::new(vec![docker(), quay(), PtcRule::new("k8s", "registry.k8s.io").unwrap()]);
+        world.secrets.insert(secret("ecr-pullthroughcache/docker-hub", 1), Some(GOOD));
+        let mut opts = options();
+        opts.expected = vec![
+            ExpectedRule::parse("docker-hub=registry-1.docker.io").unwrap(),
+            ExpectedRule::parse("quay=public.ecr.aws").unwrap(),
+            ExpectedRule::parse("ghcr=ghcr.io+credential").unwrap(),
+        ];
+        let report = world.run(&opts, all()).await;
+        assert_eq!(report.missing.iter().map(|m| m.prefix.as_str()).collect::<Vec<_>>(), ["ghcr"]);
+        assert_eq!(report.unexpected, ["k8s"]);
+        let docker = report.rules.iter().find(|r| r.prefix == "docker-hub").unwrap();
+        assert_eq!(codes(docker), ["drift-credential"]);
+        let quay = report.rules.iter().find(|r| r.prefix == "quay").unwrap();
+        assert_eq!(codes(quay), ["drift-upstream"]);
+        assert_eq!(report.summary.missing, 1);
+        assert!(!report.healthy());
+        assert_eq!(world.metric("RulesMissing", None), Some(1.0));
+        assert_eq!(world.metric("RuleValid", Some("ghcr")), Some(0.0));
+    }
+
+    #[tokio::test]
+    async fn a_scoped_run_checks_only_its_prefix_and_publishes_no_totals() {
+        let world = World::new(vec![docker(), quay()]);
+        let report = world.run(&options(), Trigger::Prefixes { source: "event".into(), prefixes: vec!["quay".into()] }).await;
+        assert_eq!(report.rules.len(), 1);
+        assert_eq!(report.rules[0].prefix, "quay");
+        assert_eq!(world.ecr.calls("ValidatePullThroughCacheRule"), 1);
+        assert_eq!(world.metric("RulesInvalid", None), None);
+        assert_eq!(world.metric("RuleValid", Some("quay")), Some(1.0));
+    }
+
+    #[tokio::test]
+    async fn a_deleted_expected_rule_is_missing() {
+        let world = World::new(vec![quay()]);
+        let mut opts = options();
+        opts.expected = vec![ExpectedRule::parse("docker-hub=registry-1.docker.io+credential").unwrap()];
+        let report = world.run(&opts, Trigger::Prefixes { source: "CloudTrail DeletePullThroughCacheRule".into(), prefixes: vec!["docker-hub".into()] }).await;
+        assert!(report.rules.is_empty());
+        assert_eq!(report.missing.len(), 1);
+        assert_eq!(report.not_found, ["docker-hub"]);
+        assert_eq!(world.metric("RuleValid", Some("docker-hub")), Some(0.0));
+    }
+
+    #[tokio::test]
+    async fn publishing_failures_are_reported_and_results_kept() {
+        let world = World::new(vec![quay()]);
+        *world.metrics.fail.lock().unwrap() = Some(ptc_core::AwsError {
+            operation: "PutMetricData",
+            kind: AwsErrorKind::Throttled,
+            message: "Rate exceeded".into(),
+        });
+        let report = world.run(&options(), all()).await;
+        assert_eq!(report.summary.valid, 1);
+        assert_eq!(report.metrics_published, 0);
+        assert!(report.errors[0].contains("PutMetricData"), "{:?}", report.errors);
+    }
+
+    #[tokio::test]
+    async fn listing_failure_is_a_run_error() {
+        let world = World::new(vec![quay()]);
+        world.ecr.fail_next("DescribePullThroughCacheRules", AwsErrorKind::AccessDenied("AccessDeniedException".into()));
+        let report = world.run(&options(), all()).await;
+        assert!(report.rules.is_empty());
+        assert!(report.errors[0].contains("AccessDeniedException"));
+        assert!(world.metrics.published.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_successful_sync_needs_nothing() {
+        let world = World::new(vec![quay()]);
+        let report = world.run(&options(), Trigger::Nothing { source: "sync SUCCESS".into() }).await;
+        assert!(report.rules.is_empty() && report.errors.is_empty());
+        assert_eq!(world.ecr.calls("DescribePullThroughCacheRules"), 0);
+    }
+}

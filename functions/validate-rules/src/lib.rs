@@ -1,0 +1,35 @@
+//! validate-rules: scheduled and event-driven health of every pull-through cache rule.
+//!
+//! [`handle`] turns an invocation payload into a [`ValidationReport`]; `main.rs` wires it to
+//! the Lambda runtime and `ptc validate` to the command line.
+
+pub mod job;
+pub mod trigger;
+
+pub use job::{Deps, Options, ValidationReport, run};
+use ptc_core::Settings;
+use time::OffsetDateTime;
+
+impl Options {
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            namespace: settings.metrics_namespace.clone(),
+            expected: settings.expected_rules.clone(),
+            credential_max_age_days: settings.credential_max_age_days,
+            concurrency: settings.concurrency,
+            publish_metrics: true,
+        }
+    }
+}
+
+/// One invocation: read the trigger from the payload, run, return the report. A payload that
+/// cannot be read gives a report with the error; it never fails the invocation.
+pub async fn handle(deps: &Deps<'_>, options: &Options, event: &serde_json::Value, now: OffsetDateTime) -> ValidationReport {
+    match trigger::parse(event) {
+        Ok(trigger) => run(deps, options, &trigger, now).await,
+        Err(err) => {
+            tracing::error!(error = %err, "event rejected");
+            ValidationReport::rejected(err.to_string())
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! What an invocation asks for, read from the event payload.
+//!
+//! - `{}` or a scheduled event (EventBridge rule or Scheduler): every rule.
+//! - `{"prefixes": ["quay", ...]}`: those rules (manual runs).
+//! - CloudTrail "AWS API Call via CloudTrail" for Create/Update/DeletePullThroughCacheRule:
+//!   the prefix in `requestParameters.ecrRepositoryPrefix`.
+//! - "ECR Pull Through Cache Action" with a `sync-status` other than `SUCCESS`: the prefix
+//!   in `ecr-repository-prefix`. A `SUCCESS` needs nothing.
+//!
+//! Anything else is an error value naming what is wrong; the handler reports it.
+
+use serde::Serialize;
+use serde_json::Value;
+
+const RULE_EVENTS: [&str; 3] = [
+    "CreatePullThroughCacheRule",
+    "UpdatePullThroughCacheRule",
+    "DeletePullThroughCacheRule",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Trigger {
+    /// Every rule of the registry.
+    All { source: String },
+    /// Only these prefixes.
+    Prefixes { source: String, prefixes: Vec<String> },
+    /// Nothing to validate (e.g. a successful cache sync).
+    Nothing { source: String },
+}
+
+impl Trigger {
+    pub fn source(&self) -> &str {
+        match self {
+            Self::All { source } | Self::Prefixes { source, .. } | Self::Nothing { source } => source,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported or malformed event: {0}")]
+pub struct EventError(pub String);
+
+fn text<'a>(value: &'a Value, path: &[&str]) -> Result<&'a str, EventError> {
+    let mut current = value;
+    for key in path {
+        current = current
+            .get(key)
+            .ok_or_else(|| EventError(format!("missing field {}", path.join("."))))?;
+    }
+    current
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| EventError(format!("field {} is not a non-empty string", path.join("."))))
+}
+
+/// Read the trigger from an invocation payload.
+pub fn parse(event: &Value) -> Result<Trigger, EventError> {
+    let object = event
+        .as_object()
+        .ok_or_else(|| EventError(format!("expected a JSON object, got {}", kind_of(event))))?;
+    if object.is_empty() {
+        return Ok(Trigger::All { source: "invocation {}".into() });
+    }
+    if let Some(prefixes) = object.get("prefixes") {
+        let list = prefixes
+            .as_array()
+            .ok_or_else(|| EventError("prefixes must be an array of strings".into()))?;
+        let prefixes = list
+            .iter()
+            .map(|p| p.as_str().map(str::to_owned).ok_or_else(|| EventError("prefixes must be an array of strings".into())))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(if prefixes.is_empty() {
+            Trigger::All { source: "invocation with an empty prefix list".into() }
+        } else {
+            Trigger::Prefixes { source: "invocation".into(), prefixes }
+        });
+    }
+    let detail_type = text(event, &["detail-type"])?;
+    match detail_type {
+        "Scheduled Event" => Ok(Trigger::All { source: "schedule".into() }),
+        "AWS API Call via CloudTrail" => {
+            let name = text(event, &["detail", "eventName"])?;
+            if !RULE_EVENTS.contains(&name) {
+                return Err(EventError(format!("CloudTrail event {name} is not a pull-through cache rule change")));
+            }
+            let prefix = text(event, &["detail", "requestParameters", "ecrRepositoryPrefix"])?;
+            Ok(Trigger::Prefixes {
+                source: format!("CloudTrail {name}"),
+                prefixes: vec![prefix.to_owned()],
+            })
+        }
+        "ECR Pull Through Cache Action" => {
+            let status = text(event, &["detail", "sync-status"])?;
+            let prefix = text(event, &["detail", "ecr-repository-prefix"])?;
+            if status == "SUCCESS" {
+                Ok(Trigger::Nothing {
+                    source: format!("pull-through cache sync SUCCESS for {prefix}"),
+                })
+            } else {
+                Ok(Trigger::Prefixes {
+                    source: format!("pull-through cache sync {status} for {prefix}"),
+                    prefixes: vec![prefix.to_owned()],
+                })
+            }
+        }
+        other => Err(EventError(format!("detail-type {other:?} is not one this function handles"))),
+    }
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn schedules_validate_everything() {
+        assert!(matches!(parse(&json!({})).unwrap(), Trigger::All { .. }));
+        assert!(matches!(parse(&fixture("scheduled-event.json")).unwrap(), Trigger::All { .. }));
+    }
+
+    #[test]
+    fn rule_changes_validate_their_prefix() {
+        for (file, event) in [
+            ("cloudtrail-create-rule.json", "CreatePullThroughCacheRule"),
+            ("cloudtrail-update-rule.json", "UpdatePullThroughCacheRule"),
+            ("cloudtrail-delete-rule.json", "DeletePullThroughCacheRule"),
+        ] {
+            match parse(&fixture(file)).unwrap() {
+                Trigger::Prefixes { source, prefixes } => {
+                    assert_eq!(prefixes, ["docker-hub"], "{file}");
+                    assert!(source.contains(event));
+                }
+                other => panic!("{file}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn sync_failures_validate_their_prefix_and_successes_nothing() {
+        assert_eq!(
+            parse(&fixture("ptc-action-failure.json")).unwrap(),
+            Trigger::Prefixes {
+                source: "pull-through cache sync FAILURE for docker-hub".into(),
+                prefixes: vec!["docker-hub".into()]
+            }
+        );
+        let mut success = fixture("ptc-action-failure.json");
+        success["detail"]["sync-status"] = json!("SUCCESS");
+        assert!(matches!(parse(&success).unwrap(), Trigger::Nothing { .. }));
+    }
+
+    #[test]
+    fn manual_prefix_lists() {
+        assert_eq!(
+            parse(&json!({"prefixes": ["quay", "k8s"]})).unwrap(),
+            Trigger::Prefixes { source: "invocation".into(), prefixes: vec!["quay".into(), "k8s".into()] }
+        );
+        assert!(parse(&json!({"prefixes": [1]})).is_err());
+        assert!(parse(&json!({"prefixes": "quay"})).is_err());
+    }
+
+    #[test]
+    fn other_and_malformed_events_are_errors_that_say_why() {
+        let cases = [
+            (json!([1, 2]), "an array"),
+            (json!("x"), "a string"),
+            (json!({"detail-type": "EC2 Instance State-change Notification", "detail": {}}), "EC2 Instance"),
+            (json!({"source": "aws.ecr"}), "missing field detail-type"),
+            (json!({"detail-type": 7}), "detail-type is not"),
+            (json!({"detail-type": "AWS API Call via CloudTrail", "detail": {"eventName": "PutImage"}}), "PutImage"),
+            (json!({"detail-type": "AWS API Call via CloudTrail", "detail": {"eventName": "CreatePullThroughCacheRule"}}), "requestParameters.ecrRepositoryPrefix"),
+            (json!({"detail-type": "ECR Pull Through Cache Action", "detail": {"sync-status": "FAILURE"}}), "ecr-repository-prefix"),
+            (json!({"detail-type": "ECR Pull Through Cache Action", "detail": {"sync-status": 3, "ecr-repository-prefix": "q"}}), "sync-status"),
+        ];
+        for (event, expected) in cases {
+            let err = parse(&event).unwrap_err().to_string();
+            assert!(err.contains(expected), "{event}: {err}");
+        }
+    }
+}
