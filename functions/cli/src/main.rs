@@ -7,10 +7,15 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use ptc_cli::map::map_references;
 use ptc_cli::output::{self, OutputFormat};
+use ptc_core::AwsClients;
 use ptc_core::aws::{AwsOptions, load_sdk_config};
 use ptc_core::config::{ExpectedRule, Settings};
 use ptc_core::ecr::{EcrApi, SdkEcr};
+use ptc_core::metrics::SdkMetrics;
 use ptc_core::rules::RuleSet;
+use ptc_core::secrets::SdkSecrets;
+use validate_rules::job::Severity;
+use validate_rules::trigger::Trigger;
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +39,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Validate every pull-through cache rule and its credential secret; publish the metrics.
+    Validate {
+        /// Only these rule prefixes (repeatable); default: every rule.
+        #[arg(long = "prefix", value_name = "PREFIX")]
+        prefixes: Vec<String>,
+        /// Do not publish CloudWatch metrics.
+        #[arg(long)]
+        no_metrics: bool,
+    },
     /// Print the cached image URI of each upstream reference.
     Map {
         /// A rule PREFIX=UPSTREAM_URL (repeatable). Without it: the config's rules, else the registry's.
@@ -92,6 +106,49 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli, settings: Settings) -> Result<ExitCode, String> {
     match cli.command {
+        Command::Validate {
+            prefixes,
+            no_metrics,
+        } => {
+            let sdk = load_sdk_config(&AwsOptions::from_settings(&settings)).await;
+            let clients = AwsClients::new(&sdk);
+            let (ecr, secrets, metrics) = (
+                SdkEcr::new(clients.ecr),
+                SdkSecrets::new(clients.secrets),
+                SdkMetrics::new(clients.cloudwatch),
+            );
+            let deps = validate_rules::Deps {
+                ecr: &ecr,
+                secrets: &secrets,
+                metrics: &metrics,
+            };
+            let mut options = validate_rules::Options::from_settings(&settings);
+            options.publish_metrics = !no_metrics;
+            let trigger = if prefixes.is_empty() {
+                Trigger::All {
+                    source: "ptc validate".into(),
+                }
+            } else {
+                Trigger::Prefixes {
+                    source: "ptc validate".into(),
+                    prefixes,
+                }
+            };
+            let report =
+                validate_rules::run(&deps, &options, &trigger, time::OffsetDateTime::now_utc())
+                    .await;
+            let mut stdout = std::io::stdout().lock();
+            match cli.output {
+                OutputFormat::Json => output::json(&mut stdout, &report),
+                OutputFormat::Table => print_validation(&mut stdout, &report),
+            }
+            .map_err(|e| format!("writing output: {e}"))?;
+            Ok(if report.healthy() && report.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Map {
             rules,
             registry,
@@ -167,6 +224,67 @@ async fn run(cli: Cli, settings: Settings) -> Result<ExitCode, String> {
             })
         }
     }
+}
+
+fn print_validation(
+    out: &mut impl std::io::Write,
+    report: &validate_rules::ValidationReport,
+) -> std::io::Result<()> {
+    let rows: Vec<Vec<String>> = report
+        .rules
+        .iter()
+        .map(|r| {
+            let details = if r.findings.is_empty() {
+                "ok".to_owned()
+            } else {
+                r.findings
+                    .iter()
+                    .map(|f| match f.severity {
+                        Severity::Error => format!("error: {}", f.message),
+                        Severity::Warning => format!("warning: {}", f.message),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            vec![
+                r.prefix.clone(),
+                r.upstream.clone(),
+                if r.valid { "yes".into() } else { "NO".into() },
+                details,
+            ]
+        })
+        .collect();
+    output::table(out, &["PREFIX", "UPSTREAM", "VALID", "DETAILS"], &rows)?;
+    for missing in &report.missing {
+        let credential = if missing.credential {
+            " with a credential"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "missing: rule {} -> {}{credential} is expected by the config but not in the registry",
+            missing.prefix, missing.upstream_url
+        )?;
+    }
+    for prefix in &report.unexpected {
+        writeln!(
+            out,
+            "unexpected: rule {prefix} is in the registry but not in the config"
+        )?;
+    }
+    for prefix in &report.not_found {
+        writeln!(out, "not found: no rule {prefix} in the registry")?;
+    }
+    for error in &report.errors {
+        writeln!(out, "error: {error}")?;
+    }
+    let s = &report.summary;
+    writeln!(
+        out,
+        "{} rules: {} valid, {} invalid, {} missing; {} metric values published",
+        s.rules, s.valid, s.invalid, s.missing, report.metrics_published
+    )
 }
 
 /// `-` stands for the references on stdin, one per line (blank lines and `#` comments skipped).

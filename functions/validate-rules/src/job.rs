@@ -53,11 +53,19 @@ pub struct Finding {
 
 impl Finding {
     fn error(code: &'static str, message: impl Into<String>) -> Self {
-        Self { severity: Severity::Error, code, message: message.into() }
+        Self {
+            severity: Severity::Error,
+            code,
+            message: message.into(),
+        }
     }
 
     fn warning(code: &'static str, message: impl Into<String>) -> Self {
-        Self { severity: Severity::Warning, code, message: message.into() }
+        Self {
+            severity: Severity::Warning,
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -139,7 +147,12 @@ impl ValidationReport {
 }
 
 /// Run the job for a trigger.
-pub async fn run(deps: &Deps<'_>, options: &Options, trigger: &Trigger, now: OffsetDateTime) -> ValidationReport {
+pub async fn run(
+    deps: &Deps<'_>,
+    options: &Options,
+    trigger: &Trigger,
+    now: OffsetDateTime,
+) -> ValidationReport {
     let mut report = ValidationReport::new(trigger.source());
     let wanted: Option<Vec<String>> = match trigger {
         Trigger::Nothing { .. } => return report,
@@ -154,7 +167,11 @@ pub async fn run(deps: &Deps<'_>, options: &Options, trigger: &Trigger, now: Off
             return report;
         }
     };
-    let in_scope = |prefix: &str| wanted.as_ref().is_none_or(|w| w.iter().any(|p| p.trim_end_matches('/') == prefix));
+    let in_scope = |prefix: &str| {
+        wanted
+            .as_ref()
+            .is_none_or(|w| w.iter().any(|p| p.trim_end_matches('/') == prefix))
+    };
     let expected: BTreeMap<&str, &ExpectedRule> = options
         .expected
         .iter()
@@ -165,8 +182,19 @@ pub async fn run(deps: &Deps<'_>, options: &Options, trigger: &Trigger, now: Off
     let checks = rules
         .iter()
         .filter(|r| in_scope(r.prefix.as_str()))
-        .map(|rule| check_rule(deps, options, rule, expected.get(rule.prefix.as_str()).copied(), now));
-    report.rules = futures::stream::iter(checks).buffered(options.concurrency.max(1)).collect().await;
+        .map(|rule| {
+            check_rule(
+                deps,
+                options,
+                rule,
+                expected.get(rule.prefix.as_str()).copied(),
+                now,
+            )
+        });
+    report.rules = futures::stream::iter(checks)
+        .buffered(options.concurrency.max(1))
+        .collect()
+        .await;
 
     report.missing = expected
         .values()
@@ -176,14 +204,21 @@ pub async fn run(deps: &Deps<'_>, options: &Options, trigger: &Trigger, now: Off
     if !options.expected.is_empty() {
         report.unexpected = rules
             .iter()
-            .filter(|r| in_scope(r.prefix.as_str()) && !options.expected.iter().any(|e| e.prefix == r.prefix))
+            .filter(|r| {
+                in_scope(r.prefix.as_str())
+                    && !options.expected.iter().any(|e| e.prefix == r.prefix)
+            })
             .map(|r| r.prefix.to_string())
             .collect();
     }
     if let Some(wanted) = &wanted {
         report.not_found = wanted
             .iter()
-            .filter(|p| !rules.iter().any(|r| r.prefix.as_str() == p.trim_end_matches('/')))
+            .filter(|p| {
+                !rules
+                    .iter()
+                    .any(|r| r.prefix.as_str() == p.trim_end_matches('/'))
+            })
             .cloned()
             .collect();
     }
@@ -200,7 +235,13 @@ pub async fn run(deps: &Deps<'_>, options: &Options, trigger: &Trigger, now: Off
     report
 }
 
-async fn check_rule(deps: &Deps<'_>, options: &Options, rule: &PtcRule, expected: Option<&ExpectedRule>, now: OffsetDateTime) -> RuleResult {
+async fn check_rule(
+    deps: &Deps<'_>,
+    options: &Options,
+    rule: &PtcRule,
+    expected: Option<&ExpectedRule>,
+    now: OffsetDateTime,
+) -> RuleResult {
     let prefix = rule.prefix.as_str();
     let mut result = RuleResult {
         prefix: prefix.to_owned(),
@@ -215,7 +256,9 @@ async fn check_rule(deps: &Deps<'_>, options: &Options, rule: &PtcRule, expected
     };
     let (validation, secret_findings) = tokio::join!(deps.ecr.validate_rule(prefix), async {
         match &rule.credential_arn {
-            Some(arn) => check_secret(deps.secrets, arn, options.credential_max_age_days, now).await,
+            Some(arn) => {
+                check_secret(deps.secrets, arn, options.credential_max_age_days, now).await
+            }
             None => (Vec::new(), None),
         }
     });
@@ -223,14 +266,21 @@ async fn check_rule(deps: &Deps<'_>, options: &Options, rule: &PtcRule, expected
         Ok(v) => {
             result.ecr_valid = Some(v.is_valid);
             if !v.is_valid {
-                let text = v.failure.clone().unwrap_or_else(|| "no reason given".into());
-                result.findings.push(Finding::error("ecr-validation-failed", format!("ECR says the rule is not valid: {text}")));
+                let text = v
+                    .failure
+                    .clone()
+                    .unwrap_or_else(|| "no reason given".into());
+                result.findings.push(Finding::error(
+                    "ecr-validation-failed",
+                    format!("ECR says the rule is not valid: {text}"),
+                ));
             }
             result.failure = v.failure;
         }
-        Err(err) => result
-            .findings
-            .push(Finding::error("ecr-validation-error", format!("could not validate the rule: {err}"))),
+        Err(err) => result.findings.push(Finding::error(
+            "ecr-validation-error",
+            format!("could not validate the rule: {err}"),
+        )),
     }
     let (findings, age) = secret_findings;
     result.findings.extend(findings);
@@ -238,39 +288,73 @@ async fn check_rule(deps: &Deps<'_>, options: &Options, rule: &PtcRule, expected
     if rule.credential_arn.is_none() && rule.kind.needs_credentials() {
         result.findings.push(Finding::error(
             "credential-missing",
-            format!("upstream {} ({}) needs a credential secret, and the rule has none", rule.upstream_url, rule.kind),
+            format!(
+                "upstream {} ({}) needs a credential secret, and the rule has none",
+                rule.upstream_url, rule.kind
+            ),
         ));
     }
     if let Some(want) = expected {
         if want.upstream_url != rule.upstream_url {
             result.findings.push(Finding::error(
                 "drift-upstream",
-                format!("the config expects upstream {}, the registry has {}", want.upstream_url, rule.upstream_url),
+                format!(
+                    "the config expects upstream {}, the registry has {}",
+                    want.upstream_url, rule.upstream_url
+                ),
             ));
         }
         if want.credential != rule.credential_arn.is_some() {
-            let (wanted, actual) = if want.credential { ("a credential", "none") } else { ("no credential", "one") };
-            result
-                .findings
-                .push(Finding::error("drift-credential", format!("the config expects {wanted}, the rule has {actual}")));
+            let (wanted, actual) = if want.credential {
+                ("a credential", "none")
+            } else {
+                ("no credential", "one")
+            };
+            result.findings.push(Finding::error(
+                "drift-credential",
+                format!("the config expects {wanted}, the rule has {actual}"),
+            ));
         }
     }
-    result.valid = result.ecr_valid == Some(true) && !result.findings.iter().any(|f| f.severity == Severity::Error);
-    tracing::info!(prefix, valid = result.valid, findings = result.findings.len(), "rule checked");
+    result.valid = result.ecr_valid == Some(true)
+        && !result
+            .findings
+            .iter()
+            .any(|f| f.severity == Severity::Error);
+    tracing::info!(
+        prefix,
+        valid = result.valid,
+        findings = result.findings.len(),
+        "rule checked"
+    );
     result
 }
 
 /// The secret's checks. Its value is read for the key check only: never logged, returned or
 /// put in a finding.
-async fn check_secret(secrets: &dyn SecretsApi, arn: &str, max_age_days: u32, now: OffsetDateTime) -> (Vec<Finding>, Option<f64>) {
+async fn check_secret(
+    secrets: &dyn SecretsApi,
+    arn: &str,
+    max_age_days: u32,
+    now: OffsetDateTime,
+) -> (Vec<Finding>, Option<f64>) {
     let mut findings = Vec::new();
     let info = match secrets.describe_secret(arn).await {
         Ok(info) => info,
         Err(err) => {
             let finding = match err.kind {
-                AwsErrorKind::NotFound(_) => Finding::error("secret-not-found", format!("credential secret {arn} does not exist")),
-                AwsErrorKind::AccessDenied(_) => Finding::error("secret-access-denied", format!("not allowed to describe credential secret {arn}: {err}")),
-                _ => Finding::error("secret-unreadable", format!("could not describe credential secret {arn}: {err}")),
+                AwsErrorKind::NotFound(_) => Finding::error(
+                    "secret-not-found",
+                    format!("credential secret {arn} does not exist"),
+                ),
+                AwsErrorKind::AccessDenied(_) => Finding::error(
+                    "secret-access-denied",
+                    format!("not allowed to describe credential secret {arn}: {err}"),
+                ),
+                _ => Finding::error(
+                    "secret-unreadable",
+                    format!("could not describe credential secret {arn}: {err}"),
+                ),
             };
             return (vec![finding], None);
         }
@@ -278,17 +362,25 @@ async fn check_secret(secrets: &dyn SecretsApi, arn: &str, max_age_days: u32, no
     if !info.name.starts_with(SECRET_PREFIX) {
         findings.push(Finding::error(
             "secret-name",
-            format!("secret name {} does not start with {SECRET_PREFIX}; ECR will not use it", info.name),
+            format!(
+                "secret name {} does not start with {SECRET_PREFIX}; ECR will not use it",
+                info.name
+            ),
         ));
     }
     if let Some(deleted) = info.deleted_at {
         findings.push(Finding::error(
             "secret-deletion-scheduled",
-            format!("secret {} is scheduled for deletion ({})", info.name, deleted.date()),
+            format!(
+                "secret {} is scheduled for deletion ({})",
+                info.name,
+                deleted.date()
+            ),
         ));
     }
     let changed = info.last_changed_at.or(info.created_at);
-    let age = changed.map(|t| ((now - t).as_seconds_f64() / 86_400.0).max(0.0));
+    // Days, to the hundredth: enough for a rotation alarm, readable in a report.
+    let age = changed.map(|t| ((now - t).as_seconds_f64() / 864.0).round().max(0.0) / 100.0);
     if let Some(days) = age
         && days > f64::from(max_age_days)
     {
@@ -301,12 +393,22 @@ async fn check_secret(secrets: &dyn SecretsApi, arn: &str, max_age_days: u32, no
         match secrets.secret_value(arn).await {
             Ok(value) => {
                 if let Some(problem) = credential_problem(value.expose()) {
-                    findings.push(Finding::error("secret-keys", format!("secret {}: {problem}", info.name)));
+                    findings.push(Finding::error(
+                        "secret-keys",
+                        format!("secret {}: {problem}", info.name),
+                    ));
                 }
             }
             Err(err) => {
-                let code = if matches!(err.kind, AwsErrorKind::AccessDenied(_)) { "secret-access-denied" } else { "secret-unreadable" };
-                findings.push(Finding::error(code, format!("could not read secret {}: {err}", info.name)));
+                let code = if matches!(err.kind, AwsErrorKind::AccessDenied(_)) {
+                    "secret-access-denied"
+                } else {
+                    "secret-unreadable"
+                };
+                findings.push(Finding::error(
+                    code,
+                    format!("could not read secret {}: {err}", info.name),
+                ));
             }
         }
     }
@@ -316,14 +418,21 @@ async fn check_secret(secrets: &dyn SecretsApi, arn: &str, max_age_days: u32, no
 /// What is wrong with a credential secret's value, if anything. Never quotes the value.
 fn credential_problem(value: &str) -> Option<String> {
     let Ok(doc) = serde_json::from_str::<serde_json::Value>(value) else {
-        return Some("the value is not JSON (expected {\"username\": ..., \"accessToken\": ...})".into());
+        return Some(
+            "the value is not JSON (expected {\"username\": ..., \"accessToken\": ...})".into(),
+        );
     };
     let Some(object) = doc.as_object() else {
         return Some("the value is not a JSON object".into());
     };
     let missing: Vec<&str> = ["username", "accessToken"]
         .into_iter()
-        .filter(|key| !object.get(*key).and_then(|v| v.as_str()).is_some_and(|s| !s.trim().is_empty()))
+        .filter(|key| {
+            !object
+                .get(*key)
+                .and_then(|v| v.as_str())
+                .is_some_and(|s| !s.trim().is_empty())
+        })
         .collect();
     if missing.is_empty() {
         None
@@ -332,7 +441,12 @@ fn credential_problem(value: &str) -> Option<String> {
     }
 }
 
-async fn publish(deps: &Deps<'_>, options: &Options, report: &mut ValidationReport, full_run: bool) {
+async fn publish(
+    deps: &Deps<'_>,
+    options: &Options,
+    report: &mut ValidationReport,
+    full_run: bool,
+) {
     let mut data = Vec::new();
     // Values here are finite counts and ages, so a rejected datum is a programming error.
     let mut push = |datum: Result<MetricDatum, ptc_core::metrics::MetricError>| match datum {
@@ -340,19 +454,36 @@ async fn publish(deps: &Deps<'_>, options: &Options, report: &mut ValidationRepo
         Err(e) => tracing::error!(error = %e, "metric value rejected"),
     };
     for rule in &report.rules {
-        push(MetricDatum::new("RuleValid", if rule.valid { 1.0 } else { 0.0 }, Unit::None).and_then(|d| d.dimension("Prefix", &rule.prefix)));
+        push(
+            MetricDatum::new("RuleValid", if rule.valid { 1.0 } else { 0.0 }, Unit::None)
+                .and_then(|d| d.dimension("Prefix", &rule.prefix)),
+        );
         if let Some(age) = rule.credential_age_days {
-            push(MetricDatum::new("CredentialAgeDays", age, Unit::None).and_then(|d| d.dimension("Prefix", &rule.prefix)));
+            push(
+                MetricDatum::new("CredentialAgeDays", age, Unit::None)
+                    .and_then(|d| d.dimension("Prefix", &rule.prefix)),
+            );
         }
     }
     for missing in &report.missing {
         // An expected rule that is gone is not valid either: its alarm must fire.
-        push(MetricDatum::new("RuleValid", 0.0, Unit::None).and_then(|d| d.dimension("Prefix", missing.prefix.as_str())));
+        push(
+            MetricDatum::new("RuleValid", 0.0, Unit::None)
+                .and_then(|d| d.dimension("Prefix", missing.prefix.as_str())),
+        );
     }
     // Totals describe the whole registry: a run scoped to one prefix does not publish them.
     if full_run {
-        push(MetricDatum::new("RulesInvalid", report.summary.invalid as f64, Unit::Count));
-        push(MetricDatum::new("RulesMissing", report.summary.missing as f64, Unit::Count));
+        push(MetricDatum::new(
+            "RulesInvalid",
+            report.summary.invalid as f64,
+            Unit::Count,
+        ));
+        push(MetricDatum::new(
+            "RulesMissing",
+            report.summary.missing as f64,
+            Unit::Count,
+        ));
     }
     if data.is_empty() {
         return;
@@ -361,7 +492,10 @@ async fn publish(deps: &Deps<'_>, options: &Options, report: &mut ValidationRepo
         Ok(_) => report.metrics_published = data.len(),
         Err(err) => {
             tracing::error!(error = %err, "publishing metrics failed; the validation results stand");
-            report.errors.push(format!("publishing {} metric values failed: {err}", data.len()));
+            report.errors.push(format!(
+                "publishing {} metric values failed: {err}",
+                data.len()
+            ));
         }
     }
 }
@@ -376,7 +510,8 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_795_000_000;
-    const ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/docker-hub-AbC";
+    const ARN: &str =
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/docker-hub-AbC";
     const GOOD: &str = r#"{"username":"u","accessToken":"dckr_pat_SECRET"}"#;
 
     fn now() -> OffsetDateTime {
@@ -412,11 +547,19 @@ mod tests {
 
     impl World {
         fn new(rules: Vec<PtcRule>) -> Self {
-            Self { ecr: FakeEcr::with_rules(rules), secrets: FakeSecrets::default(), metrics: FakeMetrics::default() }
+            Self {
+                ecr: FakeEcr::with_rules(rules),
+                secrets: FakeSecrets::default(),
+                metrics: FakeMetrics::default(),
+            }
         }
 
         async fn run(&self, options: &Options, trigger: Trigger) -> ValidationReport {
-            let deps = Deps { ecr: &self.ecr, secrets: &self.secrets, metrics: &self.metrics };
+            let deps = Deps {
+                ecr: &self.ecr,
+                secrets: &self.secrets,
+                metrics: &self.metrics,
+            };
             run(&deps, options, &trigger, now()).await
         }
 
@@ -427,17 +570,25 @@ mod tests {
                 .unwrap()
                 .iter()
                 .rev()
-                .find(|(_, d)| d.name == name && prefix.is_none_or(|p| d.dimensions == [("Prefix".to_owned(), p.to_owned())]))
+                .find(|(_, d)| {
+                    d.name == name
+                        && prefix
+                            .is_none_or(|p| d.dimensions == [("Prefix".to_owned(), p.to_owned())])
+                })
                 .map(|(_, d)| d.value)
         }
     }
 
     fn all() -> Trigger {
-        Trigger::All { source: "test".into() }
+        Trigger::All {
+            source: "test".into(),
+        }
     }
 
     fn docker() -> PtcRule {
-        PtcRule::new("docker-hub", "registry-1.docker.io").unwrap().with_credential(ARN)
+        PtcRule::new("docker-hub", "registry-1.docker.io")
+            .unwrap()
+            .with_credential(ARN)
     }
 
     fn quay() -> PtcRule {
@@ -451,16 +602,36 @@ mod tests {
     #[tokio::test]
     async fn healthy_rules_are_valid_and_publish_metrics() {
         let world = World::new(vec![docker(), quay()]);
-        world.secrets.insert(secret("ecr-pullthroughcache/docker-hub", 10), Some(GOOD));
+        world
+            .secrets
+            .insert(secret("ecr-pullthroughcache/docker-hub", 10), Some(GOOD));
         let report = world.run(&options(), all()).await;
-        assert_eq!(report.summary, Summary { rules: 2, valid: 2, invalid: 0, missing: 0, unexpected: 0 });
+        assert_eq!(
+            report.summary,
+            Summary {
+                rules: 2,
+                valid: 2,
+                invalid: 0,
+                missing: 0,
+                unexpected: 0
+            }
+        );
         assert!(report.healthy() && report.errors.is_empty());
-        let docker = report.rules.iter().find(|r| r.prefix == "docker-hub").unwrap();
+        let docker = report
+            .rules
+            .iter()
+            .find(|r| r.prefix == "docker-hub")
+            .unwrap();
         assert_eq!(docker.credential_age_days.map(f64::round), Some(10.0));
         assert!(docker.findings.is_empty());
         assert_eq!(world.metric("RuleValid", Some("docker-hub")), Some(1.0));
         assert_eq!(world.metric("RuleValid", Some("quay")), Some(1.0));
-        assert_eq!(world.metric("CredentialAgeDays", Some("docker-hub")).map(f64::round), Some(10.0));
+        assert_eq!(
+            world
+                .metric("CredentialAgeDays", Some("docker-hub"))
+                .map(f64::round),
+            Some(10.0)
+        );
         assert_eq!(world.metric("RulesInvalid", None), Some(0.0));
         assert_eq!(world.metric("RulesMissing", None), Some(0.0));
         assert_eq!(report.metrics_published, 5);
@@ -471,7 +642,11 @@ mod tests {
         let world = World::new(vec![quay()]);
         world.ecr.state.lock().unwrap().validations.insert(
             "quay".into(),
-            RuleValidation { prefix: "quay".into(), is_valid: false, failure: Some("Unable to reach quay.io".into()) },
+            RuleValidation {
+                prefix: "quay".into(),
+                is_valid: false,
+                failure: Some("Unable to reach quay.io".into()),
+            },
         );
         let report = world.run(&options(), all()).await;
         let rule = &report.rules[0];
@@ -486,8 +661,12 @@ mod tests {
     #[tokio::test]
     async fn one_failing_call_does_not_stop_the_other_rules() {
         let world = World::new(vec![docker(), quay()]);
-        world.secrets.insert(secret("ecr-pullthroughcache/docker-hub", 1), Some(GOOD));
-        world.ecr.fail_next("ValidatePullThroughCacheRule", AwsErrorKind::Throttled);
+        world
+            .secrets
+            .insert(secret("ecr-pullthroughcache/docker-hub", 1), Some(GOOD));
+        world
+            .ecr
+            .fail_next("ValidatePullThroughCacheRule", AwsErrorKind::Throttled);
         let report = world.run(&options(), all()).await;
         assert_eq!(report.rules.len(), 2);
         assert_eq!(report.summary.valid, 1);
@@ -499,12 +678,39 @@ mod tests {
     #[tokio::test]
     async fn every_secret_problem_is_a_finding() {
         let cases: Vec<(SecretInfo, Option<&str>, Vec<&str>)> = vec![
-            (secret("other/docker-hub", 1), Some(GOOD), vec!["secret-name"]),
-            (SecretInfo { deleted_at: Some(now() + Duration::days(7)), ..secret("ecr-pullthroughcache/docker-hub", 1) }, Some(GOOD), vec!["secret-deletion-scheduled"]),
-            (secret("ecr-pullthroughcache/docker-hub", 1), Some(r#"{"user":"u","token":"t"}"#), vec!["secret-keys"]),
-            (secret("ecr-pullthroughcache/docker-hub", 1), Some(r#"{"username":"u","accessToken":""}"#), vec!["secret-keys"]),
-            (secret("ecr-pullthroughcache/docker-hub", 1), Some("plain-text-token"), vec!["secret-keys"]),
-            (secret("ecr-pullthroughcache/docker-hub", 1), None, vec!["secret-unreadable"]),
+            (
+                secret("other/docker-hub", 1),
+                Some(GOOD),
+                vec!["secret-name"],
+            ),
+            (
+                SecretInfo {
+                    deleted_at: Some(now() + Duration::days(7)),
+                    ..secret("ecr-pullthroughcache/docker-hub", 1)
+                },
+                Some(GOOD),
+                vec!["secret-deletion-scheduled"],
+            ),
+            (
+                secret("ecr-pullthroughcache/docker-hub", 1),
+                Some(r#"{"user":"u","token":"t"}"#),
+                vec!["secret-keys"],
+            ),
+            (
+                secret("ecr-pullthroughcache/docker-hub", 1),
+                Some(r#"{"username":"u","accessToken":""}"#),
+                vec!["secret-keys"],
+            ),
+            (
+                secret("ecr-pullthroughcache/docker-hub", 1),
+                Some("plain-text-token"),
+                vec!["secret-keys"],
+            ),
+            (
+                secret("ecr-pullthroughcache/docker-hub", 1),
+                None,
+                vec!["secret-unreadable"],
+            ),
         ];
         for (info, value, expected) in cases {
             let world = World::new(vec![docker()]);
@@ -514,7 +720,10 @@ mod tests {
             assert_eq!(codes(rule), expected, "{info:?}");
             assert!(!rule.valid);
             let text = serde_json::to_string(&report).unwrap();
-            assert!(!text.contains("dckr_pat_SECRET") && !text.contains("plain-text-token"), "value leaked: {text}");
+            assert!(
+                !text.contains("dckr_pat_SECRET") && !text.contains("plain-text-token"),
+                "value leaked: {text}"
+            );
         }
     }
 
@@ -525,7 +734,9 @@ mod tests {
         assert_eq!(codes(&report.rules[0]), ["secret-not-found"]);
 
         let world = World::new(vec![docker()]);
-        world.secrets.insert(secret("ecr-pullthroughcache/docker-hub", 1), Some(GOOD));
+        world
+            .secrets
+            .insert(secret("ecr-pullthroughcache/docker-hub", 1), Some(GOOD));
         world.secrets.denied.lock().unwrap().push(ARN.into());
         let report = world.run(&options(), all()).await;
         assert_eq!(codes(&report.rules[0]), ["secret-access-denied"]);
@@ -534,7 +745,9 @@ mod tests {
     #[tokio::test]
     async fn an_old_credential_is_a_warning_not_a_failure() {
         let world = World::new(vec![docker()]);
-        world.secrets.insert(secret("ecr-pullthroughcache/docker-hub", 120), Some(GOOD));
+        world
+            .secrets
+            .insert(secret("ecr-pullthroughcache/docker-hub", 120), Some(GOOD));
         let report = world.run(&options(), all()).await;
         let rule = &report.rules[0];
         assert!(rule.valid);
@@ -553,8 +766,14 @@ mod tests {
 
     #[tokio::test]
     async fn drift_missing_unexpected_and_different_rules() {
-        let world = World::new(vec![docker(), quay(), PtcRule::new("k8s", "registry.k8s.io").unwrap()]);
-        world.secrets.insert(secret("ecr-pullthroughcache/docker-hub", 1), Some(GOOD));
+        let world = World::new(vec![
+            docker(),
+            quay(),
+            PtcRule::new("k8s", "registry.k8s.io").unwrap(),
+        ]);
+        world
+            .secrets
+            .insert(secret("ecr-pullthroughcache/docker-hub", 1), Some(GOOD));
         let mut opts = options();
         opts.expected = vec![
             ExpectedRule::parse("docker-hub=registry-1.docker.io").unwrap(),
@@ -562,9 +781,20 @@ mod tests {
             ExpectedRule::parse("ghcr=ghcr.io+credential").unwrap(),
         ];
         let report = world.run(&opts, all()).await;
-        assert_eq!(report.missing.iter().map(|m| m.prefix.as_str()).collect::<Vec<_>>(), ["ghcr"]);
+        assert_eq!(
+            report
+                .missing
+                .iter()
+                .map(|m| m.prefix.as_str())
+                .collect::<Vec<_>>(),
+            ["ghcr"]
+        );
         assert_eq!(report.unexpected, ["k8s"]);
-        let docker = report.rules.iter().find(|r| r.prefix == "docker-hub").unwrap();
+        let docker = report
+            .rules
+            .iter()
+            .find(|r| r.prefix == "docker-hub")
+            .unwrap();
         assert_eq!(codes(docker), ["drift-credential"]);
         let quay = report.rules.iter().find(|r| r.prefix == "quay").unwrap();
         assert_eq!(codes(quay), ["drift-upstream"]);
@@ -577,7 +807,15 @@ mod tests {
     #[tokio::test]
     async fn a_scoped_run_checks_only_its_prefix_and_publishes_no_totals() {
         let world = World::new(vec![docker(), quay()]);
-        let report = world.run(&options(), Trigger::Prefixes { source: "event".into(), prefixes: vec!["quay".into()] }).await;
+        let report = world
+            .run(
+                &options(),
+                Trigger::Prefixes {
+                    source: "event".into(),
+                    prefixes: vec!["quay".into()],
+                },
+            )
+            .await;
         assert_eq!(report.rules.len(), 1);
         assert_eq!(report.rules[0].prefix, "quay");
         assert_eq!(world.ecr.calls("ValidatePullThroughCacheRule"), 1);
@@ -589,8 +827,17 @@ mod tests {
     async fn a_deleted_expected_rule_is_missing() {
         let world = World::new(vec![quay()]);
         let mut opts = options();
-        opts.expected = vec![ExpectedRule::parse("docker-hub=registry-1.docker.io+credential").unwrap()];
-        let report = world.run(&opts, Trigger::Prefixes { source: "CloudTrail DeletePullThroughCacheRule".into(), prefixes: vec!["docker-hub".into()] }).await;
+        opts.expected =
+            vec![ExpectedRule::parse("docker-hub=registry-1.docker.io+credential").unwrap()];
+        let report = world
+            .run(
+                &opts,
+                Trigger::Prefixes {
+                    source: "CloudTrail DeletePullThroughCacheRule".into(),
+                    prefixes: vec!["docker-hub".into()],
+                },
+            )
+            .await;
         assert!(report.rules.is_empty());
         assert_eq!(report.missing.len(), 1);
         assert_eq!(report.not_found, ["docker-hub"]);
@@ -608,13 +855,20 @@ mod tests {
         let report = world.run(&options(), all()).await;
         assert_eq!(report.summary.valid, 1);
         assert_eq!(report.metrics_published, 0);
-        assert!(report.errors[0].contains("PutMetricData"), "{:?}", report.errors);
+        assert!(
+            report.errors[0].contains("PutMetricData"),
+            "{:?}",
+            report.errors
+        );
     }
 
     #[tokio::test]
     async fn listing_failure_is_a_run_error() {
         let world = World::new(vec![quay()]);
-        world.ecr.fail_next("DescribePullThroughCacheRules", AwsErrorKind::AccessDenied("AccessDeniedException".into()));
+        world.ecr.fail_next(
+            "DescribePullThroughCacheRules",
+            AwsErrorKind::AccessDenied("AccessDeniedException".into()),
+        );
         let report = world.run(&options(), all()).await;
         assert!(report.rules.is_empty());
         assert!(report.errors[0].contains("AccessDeniedException"));
@@ -624,7 +878,14 @@ mod tests {
     #[tokio::test]
     async fn a_successful_sync_needs_nothing() {
         let world = World::new(vec![quay()]);
-        let report = world.run(&options(), Trigger::Nothing { source: "sync SUCCESS".into() }).await;
+        let report = world
+            .run(
+                &options(),
+                Trigger::Nothing {
+                    source: "sync SUCCESS".into(),
+                },
+            )
+            .await;
         assert!(report.rules.is_empty() && report.errors.is_empty());
         assert_eq!(world.ecr.calls("DescribePullThroughCacheRules"), 0);
     }

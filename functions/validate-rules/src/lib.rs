@@ -24,7 +24,12 @@ impl Options {
 
 /// One invocation: read the trigger from the payload, run, return the report. A payload that
 /// cannot be read gives a report with the error; it never fails the invocation.
-pub async fn handle(deps: &Deps<'_>, options: &Options, event: &serde_json::Value, now: OffsetDateTime) -> ValidationReport {
+pub async fn handle(
+    deps: &Deps<'_>,
+    options: &Options,
+    event: &serde_json::Value,
+    now: OffsetDateTime,
+) -> ValidationReport {
     match trigger::parse(event) {
         Ok(trigger) => run(deps, options, &trigger, now).await,
         Err(err) => {

@@ -19,12 +19,22 @@ async fn main() -> Result<(), Error> {
     let secrets = SdkSecrets::new(clients.secrets);
     let metrics = SdkMetrics::new(clients.cloudwatch);
     let options = Options::from_settings(&settings);
-    let deps = Deps { ecr: &ecr, secrets: &secrets, metrics: &metrics };
+    let deps = Deps {
+        ecr: &ecr,
+        secrets: &secrets,
+        metrics: &metrics,
+    };
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let deps = &deps;
         let options = &options;
         async move {
-            let report = handle(deps, options, &event.payload, time::OffsetDateTime::now_utc()).await;
+            let report = handle(
+                deps,
+                options,
+                &event.payload,
+                time::OffsetDateTime::now_utc(),
+            )
+            .await;
             // The report, as one JSON line in the function's log.
             println!("{}", serde_json::to_string(&report)?);
             Ok::<_, Error>(report)

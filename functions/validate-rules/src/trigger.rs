@@ -24,7 +24,10 @@ pub enum Trigger {
     /// Every rule of the registry.
     All { source: String },
     /// Only these prefixes.
-    Prefixes { source: String, prefixes: Vec<String> },
+    Prefixes {
+        source: String,
+        prefixes: Vec<String>,
+    },
     /// Nothing to validate (e.g. a successful cache sync).
     Nothing { source: String },
 }
@@ -32,7 +35,9 @@ pub enum Trigger {
 impl Trigger {
     pub fn source(&self) -> &str {
         match self {
-            Self::All { source } | Self::Prefixes { source, .. } | Self::Nothing { source } => source,
+            Self::All { source } | Self::Prefixes { source, .. } | Self::Nothing { source } => {
+                source
+            }
         }
     }
 }
@@ -48,10 +53,12 @@ fn text<'a>(value: &'a Value, path: &[&str]) -> Result<&'a str, EventError> {
             .get(key)
             .ok_or_else(|| EventError(format!("missing field {}", path.join("."))))?;
     }
-    current
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| EventError(format!("field {} is not a non-empty string", path.join("."))))
+    current.as_str().filter(|s| !s.is_empty()).ok_or_else(|| {
+        EventError(format!(
+            "field {} is not a non-empty string",
+            path.join(".")
+        ))
+    })
 }
 
 /// Read the trigger from an invocation payload.
@@ -60,7 +67,9 @@ pub fn parse(event: &Value) -> Result<Trigger, EventError> {
         .as_object()
         .ok_or_else(|| EventError(format!("expected a JSON object, got {}", kind_of(event))))?;
     if object.is_empty() {
-        return Ok(Trigger::All { source: "invocation {}".into() });
+        return Ok(Trigger::All {
+            source: "invocation {}".into(),
+        });
     }
     if let Some(prefixes) = object.get("prefixes") {
         let list = prefixes
@@ -68,23 +77,39 @@ pub fn parse(event: &Value) -> Result<Trigger, EventError> {
             .ok_or_else(|| EventError("prefixes must be an array of strings".into()))?;
         let prefixes = list
             .iter()
-            .map(|p| p.as_str().map(str::to_owned).ok_or_else(|| EventError("prefixes must be an array of strings".into())))
+            .map(|p| {
+                p.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| EventError("prefixes must be an array of strings".into()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         return Ok(if prefixes.is_empty() {
-            Trigger::All { source: "invocation with an empty prefix list".into() }
+            Trigger::All {
+                source: "invocation with an empty prefix list".into(),
+            }
         } else {
-            Trigger::Prefixes { source: "invocation".into(), prefixes }
+            Trigger::Prefixes {
+                source: "invocation".into(),
+                prefixes,
+            }
         });
     }
     let detail_type = text(event, &["detail-type"])?;
     match detail_type {
-        "Scheduled Event" => Ok(Trigger::All { source: "schedule".into() }),
+        "Scheduled Event" => Ok(Trigger::All {
+            source: "schedule".into(),
+        }),
         "AWS API Call via CloudTrail" => {
             let name = text(event, &["detail", "eventName"])?;
             if !RULE_EVENTS.contains(&name) {
-                return Err(EventError(format!("CloudTrail event {name} is not a pull-through cache rule change")));
+                return Err(EventError(format!(
+                    "CloudTrail event {name} is not a pull-through cache rule change"
+                )));
             }
-            let prefix = text(event, &["detail", "requestParameters", "ecrRepositoryPrefix"])?;
+            let prefix = text(
+                event,
+                &["detail", "requestParameters", "ecrRepositoryPrefix"],
+            )?;
             Ok(Trigger::Prefixes {
                 source: format!("CloudTrail {name}"),
                 prefixes: vec![prefix.to_owned()],
@@ -104,7 +129,9 @@ pub fn parse(event: &Value) -> Result<Trigger, EventError> {
                 })
             }
         }
-        other => Err(EventError(format!("detail-type {other:?} is not one this function handles"))),
+        other => Err(EventError(format!(
+            "detail-type {other:?} is not one this function handles"
+        ))),
     }
 }
 
@@ -133,7 +160,10 @@ mod tests {
     #[test]
     fn schedules_validate_everything() {
         assert!(matches!(parse(&json!({})).unwrap(), Trigger::All { .. }));
-        assert!(matches!(parse(&fixture("scheduled-event.json")).unwrap(), Trigger::All { .. }));
+        assert!(matches!(
+            parse(&fixture("scheduled-event.json")).unwrap(),
+            Trigger::All { .. }
+        ));
     }
 
     #[test]
@@ -171,7 +201,10 @@ mod tests {
     fn manual_prefix_lists() {
         assert_eq!(
             parse(&json!({"prefixes": ["quay", "k8s"]})).unwrap(),
-            Trigger::Prefixes { source: "invocation".into(), prefixes: vec!["quay".into(), "k8s".into()] }
+            Trigger::Prefixes {
+                source: "invocation".into(),
+                prefixes: vec!["quay".into(), "k8s".into()]
+            }
         );
         assert!(parse(&json!({"prefixes": [1]})).is_err());
         assert!(parse(&json!({"prefixes": "quay"})).is_err());
@@ -182,13 +215,28 @@ mod tests {
         let cases = [
             (json!([1, 2]), "an array"),
             (json!("x"), "a string"),
-            (json!({"detail-type": "EC2 Instance State-change Notification", "detail": {}}), "EC2 Instance"),
+            (
+                json!({"detail-type": "EC2 Instance State-change Notification", "detail": {}}),
+                "EC2 Instance",
+            ),
             (json!({"source": "aws.ecr"}), "missing field detail-type"),
             (json!({"detail-type": 7}), "detail-type is not"),
-            (json!({"detail-type": "AWS API Call via CloudTrail", "detail": {"eventName": "PutImage"}}), "PutImage"),
-            (json!({"detail-type": "AWS API Call via CloudTrail", "detail": {"eventName": "CreatePullThroughCacheRule"}}), "requestParameters.ecrRepositoryPrefix"),
-            (json!({"detail-type": "ECR Pull Through Cache Action", "detail": {"sync-status": "FAILURE"}}), "ecr-repository-prefix"),
-            (json!({"detail-type": "ECR Pull Through Cache Action", "detail": {"sync-status": 3, "ecr-repository-prefix": "q"}}), "sync-status"),
+            (
+                json!({"detail-type": "AWS API Call via CloudTrail", "detail": {"eventName": "PutImage"}}),
+                "PutImage",
+            ),
+            (
+                json!({"detail-type": "AWS API Call via CloudTrail", "detail": {"eventName": "CreatePullThroughCacheRule"}}),
+                "requestParameters.ecrRepositoryPrefix",
+            ),
+            (
+                json!({"detail-type": "ECR Pull Through Cache Action", "detail": {"sync-status": "FAILURE"}}),
+                "ecr-repository-prefix",
+            ),
+            (
+                json!({"detail-type": "ECR Pull Through Cache Action", "detail": {"sync-status": 3, "ecr-repository-prefix": "q"}}),
+                "sync-status",
+            ),
         ];
         for (event, expected) in cases {
             let err = parse(&event).unwrap_err().to_string();

@@ -1,0 +1,248 @@
+//! validate-rules end to end on the local stack: real rules, real secrets, an upstream that
+//! really refuses a wrong password, an upstream taken down, drift, metrics read back.
+
+use std::time::{Duration, SystemTime};
+
+use ptc_core::config::ExpectedRule;
+use ptc_core::ecr::SdkEcr;
+use ptc_core::metrics::SdkMetrics;
+use ptc_core::secrets::SdkSecrets;
+use ptc_tests::{Stack, unique};
+use serde_json::json;
+use validate_rules::trigger::Trigger;
+use validate_rules::{Deps, Options, run};
+
+const DOCKER: &str = "registry-1.docker.io";
+
+async fn secret(stack: &Stack, name: &str, value: serde_json::Value) -> String {
+    let sm = aws_sdk_secretsmanager::Client::new(&stack.sdk_config().await);
+    sm.create_secret()
+        .name(name)
+        .secret_string(value.to_string())
+        .send()
+        .await
+        .expect("create secret")
+        .arn()
+        .unwrap()
+        .to_owned()
+}
+
+async fn rule(stack: &Stack, prefix: &str, url: &str, credential: Option<&str>) {
+    aws_sdk_ecr::Client::new(&stack.sdk_config().await)
+        .create_pull_through_cache_rule()
+        .ecr_repository_prefix(prefix)
+        .upstream_registry_url(url)
+        .set_credential_arn(credential.map(str::to_owned))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create rule {prefix}: {e:?}"));
+}
+
+async fn metric_sum(
+    stack: &Stack,
+    namespace: &str,
+    name: &str,
+    prefix: Option<&str>,
+) -> Option<f64> {
+    let cw = aws_sdk_cloudwatch::Client::new(&stack.sdk_config().await);
+    let now = SystemTime::now();
+    let mut request = cw
+        .get_metric_statistics()
+        .namespace(namespace)
+        .metric_name(name)
+        .start_time((now - Duration::from_secs(3600)).into())
+        .end_time((now + Duration::from_secs(60)).into())
+        .period(86400)
+        .statistics(aws_sdk_cloudwatch::types::Statistic::Maximum);
+    if let Some(p) = prefix {
+        request = request.dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name("Prefix")
+                .value(p)
+                .build(),
+        );
+    }
+    let out = request.send().await.expect("get statistics");
+    out.datapoints().first().and_then(|d| d.maximum())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_finding_on_the_stack_with_metrics_read_back() {
+    let stack = Stack::shared();
+    let id = unique();
+    let up = stack.upstream(DOCKER);
+    let good = secret(
+        stack,
+        &format!("ecr-pullthroughcache/good-{id}"),
+        json!({"username": up.username, "accessToken": up.password}),
+    )
+    .await;
+    let wrong_password = secret(
+        stack,
+        &format!("ecr-pullthroughcache/pw-{id}"),
+        json!({"username": up.username, "accessToken": "revoked-token"}),
+    )
+    .await;
+    let wrong_keys = secret(
+        stack,
+        &format!("ecr-pullthroughcache/keys-{id}"),
+        json!({"user": up.username, "password": up.password}),
+    )
+    .await;
+    let doomed = secret(
+        stack,
+        &format!("ecr-pullthroughcache/gone-{id}"),
+        json!({"username": "u", "accessToken": "t"}),
+    )
+    .await;
+    rule(stack, "hub-good", DOCKER, Some(&good)).await;
+    rule(stack, "hub-password", DOCKER, Some(&wrong_password)).await;
+    rule(stack, "hub-keys", DOCKER, Some(&wrong_keys)).await;
+    rule(stack, "hub-gone", DOCKER, Some(&doomed)).await;
+    rule(stack, "quay", "quay.io", None).await;
+    rule(stack, "k8s", "registry.k8s.io", None).await;
+    aws_sdk_secretsmanager::Client::new(&stack.sdk_config().await)
+        .delete_secret()
+        .secret_id(&doomed)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+
+    let sdk = stack.sdk_config().await;
+    let ecr = SdkEcr::new(aws_sdk_ecr::Client::new(&sdk));
+    let secrets = SdkSecrets::new(aws_sdk_secretsmanager::Client::new(&sdk));
+    let metrics = SdkMetrics::new(aws_sdk_cloudwatch::Client::new(&sdk));
+    let deps = Deps {
+        ecr: &ecr,
+        secrets: &secrets,
+        metrics: &metrics,
+    };
+    let namespace = format!("PtcValidate{id}");
+    let options = Options {
+        namespace: namespace.clone(),
+        expected: vec![
+            ExpectedRule::parse("hub-good=registry-1.docker.io+credential").unwrap(),
+            ExpectedRule::parse("quay=quay.io").unwrap(),
+            ExpectedRule::parse("k8s=registry.k8s.io+credential").unwrap(),
+            ExpectedRule::parse("ghcr=ghcr.io+credential").unwrap(),
+        ],
+        credential_max_age_days: 90,
+        concurrency: 8,
+        publish_metrics: true,
+    };
+
+    stack
+        .control("upstreams/quay.io", json!({"down": true}))
+        .await;
+    let report = run(
+        &deps,
+        &options,
+        &Trigger::All {
+            source: "test".into(),
+        },
+        time::OffsetDateTime::now_utc(),
+    )
+    .await;
+    stack
+        .control("upstreams/quay.io", json!({"down": false}))
+        .await;
+
+    let by = |p: &str| {
+        report
+            .rules
+            .iter()
+            .find(|r| r.prefix == p)
+            .unwrap_or_else(|| panic!("rule {p} in {report:#?}"))
+    };
+    let codes = |p: &str| by(p).findings.iter().map(|f| f.code).collect::<Vec<_>>();
+    assert!(by("hub-good").valid, "{:?}", by("hub-good"));
+    assert!(by("hub-good").credential_age_days.is_some());
+    assert!(!by("hub-password").valid);
+    assert!(
+        by("hub-password")
+            .failure
+            .as_deref()
+            .unwrap()
+            .contains("credentials"),
+        "the upstream really refused it"
+    );
+    assert_eq!(codes("hub-keys"), ["ecr-validation-failed", "secret-keys"]);
+    assert!(
+        codes("hub-gone").contains(&"secret-not-found"),
+        "{:?}",
+        codes("hub-gone")
+    );
+    assert!(!by("quay").valid, "quay is down");
+    assert!(
+        by("quay")
+            .failure
+            .as_deref()
+            .unwrap()
+            .contains("Unable to reach")
+    );
+    assert_eq!(codes("k8s"), ["drift-credential"]);
+    assert_eq!(
+        report
+            .missing
+            .iter()
+            .map(|m| m.prefix.as_str())
+            .collect::<Vec<_>>(),
+        ["ghcr"]
+    );
+    assert_eq!(report.unexpected, ["hub-gone", "hub-keys", "hub-password"]);
+    assert_eq!(report.summary.invalid, 5);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(
+        !serde_json::to_string(&report)
+            .unwrap()
+            .contains(up.password.as_deref().unwrap())
+    );
+
+    assert_eq!(
+        metric_sum(stack, &namespace, "RuleValid", Some("hub-good")).await,
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_sum(stack, &namespace, "RuleValid", Some("quay")).await,
+        Some(0.0)
+    );
+    assert_eq!(
+        metric_sum(stack, &namespace, "RuleValid", Some("ghcr")).await,
+        Some(0.0)
+    );
+    assert_eq!(
+        metric_sum(stack, &namespace, "RulesInvalid", None).await,
+        Some(5.0)
+    );
+    assert_eq!(
+        metric_sum(stack, &namespace, "RulesMissing", None).await,
+        Some(1.0)
+    );
+    assert!(
+        metric_sum(stack, &namespace, "CredentialAgeDays", Some("hub-good"))
+            .await
+            .is_some()
+    );
+
+    // CloudWatch refusing the metrics does not hide the results.
+    stack.control("cloudwatch", json!({"fail_next": 10})).await;
+    let again = run(
+        &deps,
+        &options,
+        &Trigger::Prefixes {
+            source: "test".into(),
+            prefixes: vec!["hub-good".into()],
+        },
+        time::OffsetDateTime::now_utc(),
+    )
+    .await;
+    stack.control("cloudwatch", json!({"fail_next": 0})).await;
+    assert!(again.rules[0].valid);
+    assert_eq!(again.metrics_published, 0);
+    assert!(
+        again.errors[0].contains("PutMetricData"),
+        "{:?}",
+        again.errors
+    );
+}
