@@ -1,0 +1,79 @@
+//! The built validate-rules binary answers real event payloads through a real Lambda
+//! Runtime API (the emulator), against the local stack.
+
+use std::path::Path;
+
+use ptc_tests::Stack;
+use ptc_tests::lambda::Lambda;
+use serde_json::{Value, json};
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn prefixes(report: &Value) -> Vec<&str> {
+    report["rules"].as_array().unwrap().iter().map(|r| r["prefix"].as_str().unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn real_events_through_the_runtime_api() {
+    let stack = Stack::shared();
+    let sdk = stack.sdk_config().await;
+    let up = stack.upstream("registry-1.docker.io");
+    let arn = aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name("ecr-pullthroughcache/docker-hub")
+        .secret_string(json!({"username": up.username, "accessToken": up.password}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+    let ecr = aws_sdk_ecr::Client::new(&sdk);
+    ecr.create_pull_through_cache_rule()
+        .ecr_repository_prefix("docker-hub")
+        .upstream_registry_url("registry-1.docker.io")
+        .credential_arn(arn)
+        .send()
+        .await
+        .unwrap();
+    ecr.create_pull_through_cache_rule().ecr_repository_prefix("quay").upstream_registry_url("quay.io").send().await.unwrap();
+
+    let mut env = stack.env();
+    env.push(("PTC_METRICS_NAMESPACE".into(), "PtcLambdaTest".into()));
+    env.push(("PTC_LOG".into(), "debug".into()));
+    let lambda = Lambda::start(Path::new(env!("CARGO_BIN_EXE_validate-rules")), &env, 30);
+
+    let scheduled = lambda.invoke(&fixture("scheduled-event.json")).await;
+    assert_eq!(scheduled["trigger"], "schedule", "{scheduled}");
+    assert_eq!(prefixes(&scheduled), ["docker-hub", "quay"]);
+    assert_eq!(scheduled["summary"]["valid"], 2, "{scheduled}");
+    assert!(scheduled["metrics_published"].as_u64().unwrap() >= 5);
+
+    let empty = lambda.invoke(&json!({})).await;
+    assert_eq!(prefixes(&empty), ["docker-hub", "quay"]);
+
+    for file in ["cloudtrail-create-rule.json", "cloudtrail-update-rule.json", "cloudtrail-delete-rule.json", "ptc-action-failure.json"] {
+        let report = lambda.invoke(&fixture(file)).await;
+        assert_eq!(prefixes(&report), ["docker-hub"], "{file}: {report}");
+        assert_eq!(report["rules"][0]["valid"], true, "{file}: {report}");
+    }
+
+    let bad = lambda.invoke(&json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}})).await;
+    assert!(bad["errors"][0].as_str().unwrap().contains("EC2 Instance State-change Notification"), "{bad}");
+    assert!(bad["rules"].as_array().unwrap().is_empty());
+    let huge = json!({"detail-type": "x".repeat(1_000_000)});
+    let rejected = lambda.invoke(&huge).await;
+    assert!(rejected["errors"][0].is_string());
+    // The function is still alive after bad input.
+    let after = lambda.invoke(&json!({"prefixes": ["quay"]})).await;
+    assert_eq!(prefixes(&after), ["quay"]);
+
+    let logs = lambda.logs();
+    let report_lines = logs.lines().filter(|l| l.starts_with("{\"job\":\"validate-rules\"")).count();
+    assert_eq!(report_lines, 9, "one JSON report line per invocation:\n{logs}");
+    assert!(logs.lines().any(|l| l.contains("\"level\":\"INFO\"") && l.contains("rule checked")), "structured JSON logs:\n{logs}");
+    assert!(!logs.contains(up.password.as_deref().unwrap()), "the access token never reaches the log");
+}
