@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo: starts the local stack with the four rules of the seeds (quay, k8s, docker-hub
-# with a secret, ghcr) and runs what exists so far over examples/watch-list.txt.
+# with a secret, ghcr), maps examples/watch-list.txt to cached image URIs, then validates
+# every rule and its credential secret.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -25,5 +26,11 @@ status=0
 echo
 echo "== two references as JSON (--output json)"
 ./target/debug/ptc map --output json nginx:1.25 gcr.io/distroless/static || true
-echo
 echo "ptc map exited with $status (non-zero: the watch list has entries that cannot be cached, shown above)"
+echo
+echo "== ptc validate: every rule validated by ECR, its secret checked, metrics published"
+./target/debug/ptc validate || true
+echo
+echo "== ptc validate with the rules the platform team expects (PTC_RULES): drift is reported"
+PTC_RULES="quay=quay.io,k8s=registry.k8s.io,docker-hub=registry-1.docker.io+credential,ghcr=ghcr.io+credential,ecr-public=public.ecr.aws" \
+  ./target/debug/ptc validate --no-metrics || echo "(exit code $?: a rule is missing)"

@@ -1,0 +1,69 @@
+//! `ptc validate` as a user runs it against the local stack.
+
+use std::process::{Command, Output};
+
+use ptc_tests::Stack;
+use serde_json::json;
+
+fn ptc(stack: &Stack, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ptc"))
+        .args(args)
+        .env_remove("PTC_CONFIG_FILE")
+        .env_remove("PTC_RULES")
+        .envs(stack.env())
+        .env("PTC_METRICS_NAMESPACE", "PtcCliTest")
+        .output()
+        .expect("run ptc")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_invalid_rules_with_a_failing_exit_code() {
+    let stack = Stack::shared();
+    let sdk = stack.sdk_config().await;
+    let up = stack.upstream("registry-1.docker.io");
+    let arn = aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name("ecr-pullthroughcache/docker-hub")
+        .secret_string(json!({"username": up.username, "accessToken": "expired-token"}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+    let ecr = aws_sdk_ecr::Client::new(&sdk);
+    ecr.create_pull_through_cache_rule()
+        .ecr_repository_prefix("docker-hub")
+        .upstream_registry_url("registry-1.docker.io")
+        .credential_arn(arn)
+        .send()
+        .await
+        .unwrap();
+    ecr.create_pull_through_cache_rule().ecr_repository_prefix("quay").upstream_registry_url("quay.io").send().await.unwrap();
+
+    let (table, json_out, quay_only) = tokio::task::spawn_blocking(move || {
+        (
+            ptc(stack, &["validate"]),
+            ptc(stack, &["validate", "--output", "json", "--no-metrics"]),
+            ptc(stack, &["validate", "--prefix", "quay"]),
+        )
+    })
+    .await
+    .unwrap();
+
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert_eq!(table.status.code(), Some(1), "{text}");
+    let docker_line = text.lines().find(|l| l.starts_with("docker-hub")).expect("docker-hub row");
+    assert!(docker_line.contains("NO") && docker_line.contains("credentials"), "{docker_line}");
+    assert!(text.lines().any(|l| l.starts_with("quay") && l.contains("yes")), "{text}");
+    assert!(text.contains("2 rules: 1 valid, 1 invalid"), "{text}");
+    assert!(!text.contains("expired-token"));
+
+    let report: serde_json::Value = serde_json::from_slice(&json_out.stdout).expect("JSON report");
+    assert_eq!(json_out.status.code(), Some(1));
+    assert_eq!(report["summary"]["invalid"], 1);
+    assert_eq!(report["metrics_published"], 0);
+
+    assert_eq!(quay_only.status.code(), Some(0), "{}", String::from_utf8_lossy(&quay_only.stdout));
+    assert!(String::from_utf8_lossy(&quay_only.stdout).contains("1 rules: 1 valid"));
+}

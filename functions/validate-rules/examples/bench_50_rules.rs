@@ -1,0 +1,78 @@
+//! Benchmark: one validation run over 50 rules (the registry's maximum) on the local stack.
+//! Prints figures; asserts nothing about time.
+//!
+//!     cargo run -p validate-rules --example bench_50_rules
+
+use std::time::Instant;
+
+use ptc_core::ecr::SdkEcr;
+use ptc_core::metrics::SdkMetrics;
+use ptc_core::secrets::SdkSecrets;
+use ptc_tests::Stack;
+use serde_json::json;
+use validate_rules::trigger::Trigger;
+use validate_rules::{Deps, Options, run};
+
+#[tokio::main]
+async fn main() {
+    let started = Instant::now();
+    let stack = Stack::start();
+    println!("stack started in {:.1} s", started.elapsed().as_secs_f64());
+    let sdk = stack.sdk_config().await;
+    let ecr_client = aws_sdk_ecr::Client::new(&sdk);
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    let up = stack.upstream("registry-1.docker.io");
+    let arn = sm
+        .create_secret()
+        .name("ecr-pullthroughcache/bench")
+        .secret_string(json!({"username": up.username, "accessToken": up.password}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+    for i in 0..50 {
+        let (url, credential) = match i % 3 {
+            0 => ("registry-1.docker.io", Some(arn.clone())),
+            1 => ("quay.io", None),
+            _ => ("registry.k8s.io", None),
+        };
+        ecr_client
+            .create_pull_through_cache_rule()
+            .ecr_repository_prefix(format!("bench-{i:02}"))
+            .upstream_registry_url(url)
+            .set_credential_arn(credential)
+            .send()
+            .await
+            .expect("create rule");
+    }
+    let ecr = SdkEcr::new(ecr_client);
+    let secrets = SdkSecrets::new(sm);
+    let metrics = SdkMetrics::new(aws_sdk_cloudwatch::Client::new(&sdk));
+    let deps = Deps { ecr: &ecr, secrets: &secrets, metrics: &metrics };
+    for concurrency in [1, 8, 16] {
+        let options = Options {
+            namespace: "PtcBench".into(),
+            expected: Vec::new(),
+            credential_max_age_days: 90,
+            concurrency,
+            publish_metrics: true,
+        };
+        let calls_before = stack.read("ecr").await["calls"].clone();
+        let t = Instant::now();
+        let report = run(&deps, &options, &Trigger::All { source: "bench".into() }, time::OffsetDateTime::now_utc()).await;
+        let elapsed = t.elapsed();
+        let calls_after = stack.read("ecr").await["calls"].clone();
+        let validate_calls = calls_after["ValidatePullThroughCacheRule"].as_u64().unwrap_or(0)
+            - calls_before["ValidatePullThroughCacheRule"].as_u64().unwrap_or(0);
+        println!(
+            "concurrency {concurrency:>2}: {} rules ({} valid) in {:.3} s, {} ValidatePullThroughCacheRule calls, {} metric values",
+            report.summary.rules,
+            report.summary.valid,
+            elapsed.as_secs_f64(),
+            validate_calls,
+            report.metrics_published
+        );
+    }
+}
