@@ -39,7 +39,12 @@ async fn reports_invalid_rules_with_a_failing_exit_code() {
         .send()
         .await
         .unwrap();
-    ecr.create_pull_through_cache_rule().ecr_repository_prefix("quay").upstream_registry_url("quay.io").send().await.unwrap();
+    ecr.create_pull_through_cache_rule()
+        .ecr_repository_prefix("quay")
+        .upstream_registry_url("quay.io")
+        .send()
+        .await
+        .unwrap();
 
     let (table, json_out, quay_only) = tokio::task::spawn_blocking(move || {
         (
@@ -53,9 +58,19 @@ async fn reports_invalid_rules_with_a_failing_exit_code() {
 
     let text = String::from_utf8_lossy(&table.stdout);
     assert_eq!(table.status.code(), Some(1), "{text}");
-    let docker_line = text.lines().find(|l| l.starts_with("docker-hub")).expect("docker-hub row");
-    assert!(docker_line.contains("NO") && docker_line.contains("credentials"), "{docker_line}");
-    assert!(text.lines().any(|l| l.starts_with("quay") && l.contains("yes")), "{text}");
+    let docker_line = text
+        .lines()
+        .find(|l| l.starts_with("docker-hub"))
+        .expect("docker-hub row");
+    assert!(
+        docker_line.contains("NO") && docker_line.contains("credentials"),
+        "{docker_line}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("quay") && l.contains("yes")),
+        "{text}"
+    );
     assert!(text.contains("2 rules: 1 valid, 1 invalid"), "{text}");
     assert!(!text.contains("expired-token"));
 
@@ -64,6 +79,11 @@ async fn reports_invalid_rules_with_a_failing_exit_code() {
     assert_eq!(report["summary"]["invalid"], 1);
     assert_eq!(report["metrics_published"], 0);
 
-    assert_eq!(quay_only.status.code(), Some(0), "{}", String::from_utf8_lossy(&quay_only.stdout));
+    assert_eq!(
+        quay_only.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&quay_only.stdout)
+    );
     assert!(String::from_utf8_lossy(&quay_only.stdout).contains("1 rules: 1 valid"));
 }

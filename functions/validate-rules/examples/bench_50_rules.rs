@@ -50,7 +50,11 @@ async fn main() {
     let ecr = SdkEcr::new(ecr_client);
     let secrets = SdkSecrets::new(sm);
     let metrics = SdkMetrics::new(aws_sdk_cloudwatch::Client::new(&sdk));
-    let deps = Deps { ecr: &ecr, secrets: &secrets, metrics: &metrics };
+    let deps = Deps {
+        ecr: &ecr,
+        secrets: &secrets,
+        metrics: &metrics,
+    };
     for concurrency in [1, 8, 16] {
         let options = Options {
             namespace: "PtcBench".into(),
@@ -61,11 +65,23 @@ async fn main() {
         };
         let calls_before = stack.read("ecr").await["calls"].clone();
         let t = Instant::now();
-        let report = run(&deps, &options, &Trigger::All { source: "bench".into() }, time::OffsetDateTime::now_utc()).await;
+        let report = run(
+            &deps,
+            &options,
+            &Trigger::All {
+                source: "bench".into(),
+            },
+            time::OffsetDateTime::now_utc(),
+        )
+        .await;
         let elapsed = t.elapsed();
         let calls_after = stack.read("ecr").await["calls"].clone();
-        let validate_calls = calls_after["ValidatePullThroughCacheRule"].as_u64().unwrap_or(0)
-            - calls_before["ValidatePullThroughCacheRule"].as_u64().unwrap_or(0);
+        let validate_calls = calls_after["ValidatePullThroughCacheRule"]
+            .as_u64()
+            .unwrap_or(0)
+            - calls_before["ValidatePullThroughCacheRule"]
+                .as_u64()
+                .unwrap_or(0);
         println!(
             "concurrency {concurrency:>2}: {} rules ({} valid) in {:.3} s, {} ValidatePullThroughCacheRule calls, {} metric values",
             report.summary.rules,

@@ -428,10 +428,10 @@ fn credential_problem(value: &str) -> Option<String> {
     let missing: Vec<&str> = ["username", "accessToken"]
         .into_iter()
         .filter(|key| {
-            !object
+            object
                 .get(*key)
                 .and_then(|v| v.as_str())
-                .is_some_and(|s| !s.trim().is_empty())
+                .is_none_or(|s| s.trim().is_empty())
         })
         .collect();
     if missing.is_empty() {

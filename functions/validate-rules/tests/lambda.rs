@@ -13,7 +13,12 @@ fn fixture(name: &str) -> Value {
 }
 
 fn prefixes(report: &Value) -> Vec<&str> {
-    report["rules"].as_array().unwrap().iter().map(|r| r["prefix"].as_str().unwrap()).collect()
+    report["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["prefix"].as_str().unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -39,7 +44,12 @@ async fn real_events_through_the_runtime_api() {
         .send()
         .await
         .unwrap();
-    ecr.create_pull_through_cache_rule().ecr_repository_prefix("quay").upstream_registry_url("quay.io").send().await.unwrap();
+    ecr.create_pull_through_cache_rule()
+        .ecr_repository_prefix("quay")
+        .upstream_registry_url("quay.io")
+        .send()
+        .await
+        .unwrap();
 
     let mut env = stack.env();
     env.push(("PTC_METRICS_NAMESPACE".into(), "PtcLambdaTest".into()));
@@ -55,14 +65,25 @@ async fn real_events_through_the_runtime_api() {
     let empty = lambda.invoke(&json!({})).await;
     assert_eq!(prefixes(&empty), ["docker-hub", "quay"]);
 
-    for file in ["cloudtrail-create-rule.json", "cloudtrail-update-rule.json", "cloudtrail-delete-rule.json", "ptc-action-failure.json"] {
+    for file in [
+        "cloudtrail-create-rule.json",
+        "cloudtrail-update-rule.json",
+        "cloudtrail-delete-rule.json",
+        "ptc-action-failure.json",
+    ] {
         let report = lambda.invoke(&fixture(file)).await;
         assert_eq!(prefixes(&report), ["docker-hub"], "{file}: {report}");
         assert_eq!(report["rules"][0]["valid"], true, "{file}: {report}");
     }
 
     let bad = lambda.invoke(&json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}})).await;
-    assert!(bad["errors"][0].as_str().unwrap().contains("EC2 Instance State-change Notification"), "{bad}");
+    assert!(
+        bad["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("EC2 Instance State-change Notification"),
+        "{bad}"
+    );
     assert!(bad["rules"].as_array().unwrap().is_empty());
     let huge = json!({"detail-type": "x".repeat(1_000_000)});
     let rejected = lambda.invoke(&huge).await;
@@ -72,8 +93,21 @@ async fn real_events_through_the_runtime_api() {
     assert_eq!(prefixes(&after), ["quay"]);
 
     let logs = lambda.logs();
-    let report_lines = logs.lines().filter(|l| l.starts_with("{\"job\":\"validate-rules\"")).count();
-    assert_eq!(report_lines, 9, "one JSON report line per invocation:\n{logs}");
-    assert!(logs.lines().any(|l| l.contains("\"level\":\"INFO\"") && l.contains("rule checked")), "structured JSON logs:\n{logs}");
-    assert!(!logs.contains(up.password.as_deref().unwrap()), "the access token never reaches the log");
+    let report_lines = logs
+        .lines()
+        .filter(|l| l.starts_with("{\"job\":\"validate-rules\""))
+        .count();
+    assert_eq!(
+        report_lines, 9,
+        "one JSON report line per invocation:\n{logs}"
+    );
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("\"level\":\"INFO\"") && l.contains("rule checked")),
+        "structured JSON logs:\n{logs}"
+    );
+    assert!(
+        !logs.contains(up.password.as_deref().unwrap()),
+        "the access token never reaches the log"
+    );
 }
