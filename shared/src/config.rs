@@ -199,6 +199,22 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Warn when a rule's credential secret has not changed for this many days.
     pub credential_max_age_days: u32,
+    /// What a prewarm pull fetches.
+    pub prewarm_mode: PrewarmMode,
+    /// Stop pulling from an upstream when its `ratelimit-remaining` falls below this.
+    pub ratelimit_floor: u64,
+    /// Prewarm also every cached tag pulled within this many days (0: off).
+    pub discovery_days: u32,
+}
+
+/// `layers` (default) makes every request a real pull makes, so the cache holds the layers
+/// even if a manifest pull alone does not import them (unconfirmed by AWS); `manifests`
+/// refreshes tags at a fraction of the transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrewarmMode {
+    Manifests,
+    Layers,
 }
 
 /// The TOML file: the same settings in snake_case; unknown keys are errors.
@@ -222,6 +238,9 @@ struct FileSettings {
     http_timeout_secs: Option<u64>,
     log_format: Option<LogFormat>,
     credential_max_age_days: Option<u32>,
+    prewarm_mode: Option<PrewarmMode>,
+    ratelimit_floor: Option<u64>,
+    discovery_days: Option<u32>,
 }
 
 impl Settings {
@@ -398,6 +417,27 @@ impl Settings {
             90,
             1..=3650,
         )? as u32;
+        let prewarm_mode = match env("PTC_PREWARM_MODE") {
+            Some(v) => match v.trim() {
+                "layers" => PrewarmMode::Layers,
+                "manifests" => PrewarmMode::Manifests,
+                _ => {
+                    return Err(invalid(
+                        "PTC_PREWARM_MODE",
+                        &v,
+                        "expected layers or manifests",
+                    ));
+                }
+            },
+            None => file.prewarm_mode.unwrap_or(PrewarmMode::Layers),
+        };
+        let ratelimit_floor = number("PTC_RATELIMIT_FLOOR", file.ratelimit_floor, 10, 0..=100_000)?;
+        let discovery_days = number(
+            "PTC_DISCOVERY_DAYS",
+            file.discovery_days.map(u64::from),
+            7,
+            0..=365,
+        )? as u32;
         let region = env("PTC_REGION").or(file.region);
         Ok(Self {
             region,
@@ -414,6 +454,9 @@ impl Settings {
             http_timeout,
             log_format,
             credential_max_age_days,
+            prewarm_mode,
+            ratelimit_floor,
+            discovery_days,
         })
     }
 
@@ -490,6 +533,10 @@ mod tests {
         );
         assert_eq!(s.log_format, LogFormat::Text);
         assert_eq!(s.credential_max_age_days, 90);
+        assert_eq!(
+            (s.prewarm_mode, s.ratelimit_floor, s.discovery_days),
+            (PrewarmMode::Layers, 10, 7)
+        );
         assert!(s.aws_endpoint.is_none() && s.expected_rules.is_empty());
         assert_eq!(
             load(&[("AWS_LAMBDA_FUNCTION_NAME", "f")])
@@ -522,6 +569,9 @@ mod tests {
             ("PTC_HTTP_TIMEOUT_SECS", "5"),
             ("PTC_LOG_FORMAT", "json"),
             ("PTC_CREDENTIAL_MAX_AGE_DAYS", "30"),
+            ("PTC_PREWARM_MODE", "manifests"),
+            ("PTC_RATELIMIT_FLOOR", "25"),
+            ("PTC_DISCOVERY_DAYS", "0"),
         ])
         .unwrap();
         assert_eq!(s.region.as_deref(), Some("eu-west-1"));
@@ -543,6 +593,10 @@ mod tests {
         assert_eq!((s.aws_timeout.as_secs(), s.http_timeout.as_secs()), (10, 5));
         assert_eq!(s.log_format, LogFormat::Json);
         assert_eq!(s.credential_max_age_days, 30);
+        assert_eq!(
+            (s.prewarm_mode, s.ratelimit_floor, s.discovery_days),
+            (PrewarmMode::Manifests, 25, 0)
+        );
     }
 
     #[test]
@@ -561,6 +615,8 @@ mod tests {
             ("PTC_PLATFORMS", "amd64"),
             ("PTC_LOG_FORMAT", "xml"),
             ("PTC_CREDENTIAL_MAX_AGE_DAYS", "0"),
+            ("PTC_PREWARM_MODE", "all"),
+            ("PTC_DISCOVERY_DAYS", "1000"),
         ];
         for (name, value) in cases {
             let err = load(&[(name, value)]).expect_err(name);

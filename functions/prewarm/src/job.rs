@@ -1,0 +1,710 @@
+//! The prewarm job: every watch-list image is pulled through the cache the way a container
+//! runtime pulls it, verified in ECR, and compared with the upstream digest.
+//!
+//! Per image: a HEAD on the upstream (free on Docker Hub) gives the upstream digest and the
+//! rate-limit budget; below the floor the upstream's remaining images are deferred. Then the
+//! pull through the cache: the manifest by tag with the full `Accept` list, each wanted
+//! platform's manifest by digest for an index, and in `layers` mode every blob. Then
+//! `DescribeImages` must show the tag and each platform's manifest. Work stops starting
+//! before the deadline; what is left is deferred, nothing is half-reported.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use ptc_core::ImageReference;
+use ptc_core::config::{Platform, PrewarmMode};
+use ptc_core::ecr::EcrApi;
+use ptc_core::metrics::{MetricDatum, MetricsApi, Unit};
+use ptc_core::reference::Digest;
+use ptc_core::registry::{
+    Credentials, Manifest, ManifestKind, RegistryClient, RegistryError, RetryPolicy,
+};
+use ptc_core::rules::{PtcRule, RuleSet};
+use ptc_core::secret::Secret;
+use ptc_core::secrets::SecretsApi;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::sources::{self, Entry, Origin};
+
+pub struct Deps<'a> {
+    pub ecr: &'a dyn EcrApi,
+    pub secrets: &'a dyn SecretsApi,
+    pub metrics: &'a dyn MetricsApi,
+    /// The registry endpoint of the account (ECR token), shared by every pull of the run.
+    pub cache: &'a RegistryClient,
+    /// `<account>.dkr.ecr.<region>.amazonaws.com`, for URIs.
+    pub registry_host: &'a str,
+    /// Shared HTTP client for the upstream registries.
+    pub http: &'a reqwest::Client,
+    /// Where to reach an upstream registry directly (`quay.io` → URL); default `https://<host>`.
+    pub upstream_endpoints: &'a BTreeMap<String, String>,
+}
+
+pub type Progress = Arc<dyn Fn(&ImageResult) + Send + Sync>;
+
+#[derive(Clone)]
+pub struct Options {
+    pub namespace: String,
+    pub platforms: Vec<Platform>,
+    pub mode: PrewarmMode,
+    pub ratelimit_floor: u64,
+    pub concurrency: usize,
+    pub discovery_days: u32,
+    pub settings_watch_list: Vec<String>,
+    pub dry_run: bool,
+    pub publish_metrics: bool,
+    /// Stop starting new images after this instant.
+    pub stop_at: Option<Instant>,
+    pub progress: Option<Progress>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Pulled into the cache by this run and verified.
+    Warmed,
+    /// Already cached before this run, verified, same digest as upstream (or upstream unknown).
+    AlreadyFresh,
+    /// Cached and verified, but the upstream tag now points elsewhere.
+    Stale,
+    Failed,
+    /// Not attempted: deadline or rate-limit budget. The next run picks it up.
+    Deferred,
+    /// Dry run: what would be pulled.
+    Planned,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImageResult {
+    pub reference: String,
+    pub origin: Origin,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_digest: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_age_hours: Option<f64>,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub images: usize,
+    pub warmed: usize,
+    pub already_fresh: usize,
+    pub stale: usize,
+    pub failed: usize,
+    pub deferred: usize,
+    /// Share of routed watch-list images that are cached and verified, in percent.
+    pub coverage_percent: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrewarmReport {
+    pub job: &'static str,
+    pub trigger: String,
+    pub mode: PrewarmMode,
+    pub images: Vec<ImageResult>,
+    pub summary: Summary,
+    pub duration_ms: u64,
+    pub metrics_published: usize,
+    pub errors: Vec<String>,
+}
+
+impl PrewarmReport {
+    pub fn new(trigger: &str, mode: PrewarmMode) -> Self {
+        Self {
+            job: "prewarm",
+            trigger: trigger.to_owned(),
+            mode,
+            images: Vec::new(),
+            summary: Summary::default(),
+            duration_ms: 0,
+            metrics_published: 0,
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn any_failed(&self) -> bool {
+        self.summary.failed > 0 || !self.errors.is_empty()
+    }
+}
+
+/// Rate-limit budget and clients per upstream, shared by the run's tasks.
+struct Upstreams<'a> {
+    deps: &'a Deps<'a>,
+    floor: u64,
+    clients: tokio::sync::Mutex<HashMap<String, Arc<RegistryClient>>>,
+    exhausted: Mutex<HashMap<String, String>>,
+}
+
+impl Upstreams<'_> {
+    async fn client(&self, rule: &PtcRule) -> Arc<RegistryClient> {
+        let mut clients = self.clients.lock().await;
+        if let Some(client) = clients.get(&rule.upstream_url) {
+            return client.clone();
+        }
+        let base = self
+            .deps
+            .upstream_endpoints
+            .get(&rule.upstream_url)
+            .cloned()
+            .unwrap_or_else(|| format!("https://{}", rule.upstream_url));
+        let credentials = match &rule.credential_arn {
+            // The rule's own credential: the same account whose pull budget ECR spends.
+            Some(arn) => match self.deps.secrets.secret_value(arn).await {
+                Ok(value) => parse_credentials(value.expose()).unwrap_or(Credentials::Anonymous),
+                Err(err) => {
+                    tracing::warn!(upstream = %rule.upstream_url, error = %err, "rule credential unreadable; upstream checks are anonymous");
+                    Credentials::Anonymous
+                }
+            },
+            None => Credentials::Anonymous,
+        };
+        let client = Arc::new(
+            RegistryClient::new(self.deps.http.clone(), &base, Arc::new(credentials)).with_retry(
+                RetryPolicy {
+                    max_retries: 2,
+                    ..RetryPolicy::default()
+                },
+            ),
+        );
+        clients.insert(rule.upstream_url.clone(), client.clone());
+        client
+    }
+
+    fn exhausted(&self, upstream: &str) -> Option<String> {
+        self.exhausted.lock().unwrap().get(upstream).cloned()
+    }
+
+    fn exhaust(&self, upstream: &str, why: String) {
+        self.exhausted
+            .lock()
+            .unwrap()
+            .entry(upstream.to_owned())
+            .or_insert(why);
+    }
+}
+
+fn parse_credentials(value: &str) -> Option<Credentials> {
+    let doc: serde_json::Value = serde_json::from_str(value).ok()?;
+    Some(Credentials::Basic {
+        username: doc.get("username")?.as_str()?.to_owned(),
+        password: Secret::new(doc.get("accessToken")?.as_str()?.to_owned()),
+    })
+}
+
+/// Run the job over the payload's images plus the settings' watch list and discovery.
+pub async fn run(
+    deps: &Deps<'_>,
+    options: &Options,
+    trigger: &str,
+    payload_images: Vec<String>,
+    now: OffsetDateTime,
+) -> PrewarmReport {
+    let started = Instant::now();
+    let mut report = PrewarmReport::new(trigger, options.mode);
+    let rules = match deps.ecr.describe_rules().await {
+        Ok(rules) => RuleSet::new(rules),
+        Err(err) => {
+            report
+                .errors
+                .push(format!("cannot list the pull-through cache rules: {err}"));
+            return report;
+        }
+    };
+    let (discovered, discovery_errors) = sources::discover(
+        deps.ecr,
+        &rules,
+        options.discovery_days,
+        now,
+        options.concurrency,
+    )
+    .await;
+    report.errors.extend(discovery_errors);
+    let entries = sources::merge([
+        (Origin::Payload, payload_images),
+        (Origin::Settings, options.settings_watch_list.clone()),
+        (Origin::Discovery, discovered),
+    ]);
+    let upstreams = Upstreams {
+        deps,
+        floor: options.ratelimit_floor,
+        clients: tokio::sync::Mutex::new(HashMap::new()),
+        exhausted: Mutex::new(HashMap::new()),
+    };
+    let run_start = now;
+    report.images = futures::stream::iter(entries)
+        .map(|entry| {
+            let (rules, upstreams) = (&rules, &upstreams);
+            async move {
+                let result = warm(deps, options, rules, upstreams, entry, run_start).await;
+                if let Some(progress) = &options.progress {
+                    progress(&result);
+                }
+                result
+            }
+        })
+        .buffered(options.concurrency.max(1))
+        .collect()
+        .await;
+    report.summary = summarise(&report.images);
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    if options.publish_metrics && !options.dry_run {
+        publish(deps, options, &mut report).await;
+    }
+    report
+}
+
+fn result(entry: &Entry, started: Instant) -> ImageResult {
+    ImageResult {
+        reference: entry.input.clone(),
+        origin: entry.origin,
+        prefix: None,
+        uri: None,
+        outcome: Outcome::Failed,
+        digest: None,
+        upstream_digest: None,
+        platforms: Vec::new(),
+        stale_age_hours: None,
+        duration_ms: 0,
+        reason: None,
+    }
+    .timed(started)
+}
+
+impl ImageResult {
+    fn timed(mut self, started: Instant) -> Self {
+        self.duration_ms = started.elapsed().as_millis() as u64;
+        self
+    }
+
+    fn with(mut self, outcome: Outcome, reason: impl Into<Option<String>>) -> Self {
+        self.outcome = outcome;
+        self.reason = reason.into();
+        self
+    }
+}
+
+async fn warm(
+    deps: &Deps<'_>,
+    options: &Options,
+    rules: &RuleSet,
+    upstreams: &Upstreams<'_>,
+    entry: Entry,
+    run_start: OffsetDateTime,
+) -> ImageResult {
+    let started = Instant::now();
+    let mut out = result(&entry, started);
+    let reference = match ImageReference::parse(&entry.input) {
+        Ok(r) => r,
+        Err(err) => return out.with(Outcome::Failed, err.to_string()).timed(started),
+    };
+    let cached = match rules.route(&reference) {
+        Ok(c) => c,
+        Err(err) => return out.with(Outcome::Failed, err.to_string()).timed(started),
+    };
+    let rule = rules
+        .get(cached.prefix.as_str())
+        .expect("routed to an existing rule")
+        .clone();
+    out.prefix = Some(cached.prefix.to_string());
+    out.uri = Some(cached.uri(deps.registry_host));
+    if options.dry_run {
+        return out.with(Outcome::Planned, None).timed(started);
+    }
+    if options.stop_at.is_some_and(|stop| Instant::now() >= stop) {
+        return out
+            .with(
+                Outcome::Deferred,
+                "the run's deadline is near: left for the next run".to_owned(),
+            )
+            .timed(started);
+    }
+    let Some(tag) = cached.tag.clone() else {
+        return out
+            .with(Outcome::Failed, "a digest-only entry cannot be warmed (ECR does not cache a first pull by digest): add its tag".to_owned())
+            .timed(started);
+    };
+    if let Some(why) = upstreams.exhausted(&rule.upstream_url) {
+        return out.with(Outcome::Deferred, why).timed(started);
+    }
+
+    // 1. The upstream's digest and budget, with a HEAD (not a pull on Docker Hub).
+    let upstream_client = upstreams.client(&rule).await;
+    let mut note = None;
+    match upstream_client
+        .head_manifest(&reference.repository, &tag)
+        .await
+    {
+        Ok(head) => {
+            out.upstream_digest = head.digest.map(|d| d.to_string());
+            if let Some(remaining) = head.rate_limit.remaining
+                && remaining < upstreams.floor
+            {
+                let why = format!(
+                    "{} rate-limit budget is {remaining}, below the floor of {}: left for the next run",
+                    rule.upstream_url, upstreams.floor
+                );
+                upstreams.exhaust(&rule.upstream_url, why.clone());
+                return out.with(Outcome::Deferred, why).timed(started);
+            }
+        }
+        Err(RegistryError::RateLimited { retry_after, .. }) => {
+            let why = format!(
+                "{} is rate limiting{}: left for the next run",
+                rule.upstream_url,
+                retry_after
+                    .map(|d| format!(" (retry after {} s)", d.as_secs()))
+                    .unwrap_or_default()
+            );
+            upstreams.exhaust(&rule.upstream_url, why.clone());
+            return out.with(Outcome::Deferred, why).timed(started);
+        }
+        Err(err) => note = Some(format!("upstream not checked, freshness unknown: {err}")),
+    }
+
+    // 2. The pull through the cache.
+    let pulled = match pull(deps.cache, options, &cached.repository, &tag).await {
+        Ok(p) => p,
+        Err(PullError::Deferred(why)) => return out.with(Outcome::Deferred, why).timed(started),
+        Err(PullError::Failed(why)) => return out.with(Outcome::Failed, why).timed(started),
+    };
+    out.digest = Some(pulled.digest.to_string());
+    out.platforms = pulled.platforms.iter().map(|(p, _)| p.clone()).collect();
+    if let Some(pin) = &cached.digest
+        && *pin != pulled.digest
+    {
+        match deps
+            .cache
+            .get_manifest(&cached.repository, pin.as_str())
+            .await
+        {
+            Ok(_) => {
+                note = Some(format!(
+                    "tag {tag} now points to {}; the pinned {pin} is cached too",
+                    pulled.digest
+                ))
+            }
+            Err(err) => {
+                return out
+                    .with(
+                        Outcome::Failed,
+                        format!("pinned digest {pin} is not available: {err}"),
+                    )
+                    .timed(started);
+            }
+        }
+    }
+
+    // 3. ECR must show what was pulled.
+    let images = match deps.ecr.describe_images(&cached.repository).await {
+        Ok(images) => images,
+        Err(err) => {
+            return out
+                .with(Outcome::Failed, format!("cannot verify in ECR: {err}"))
+                .timed(started);
+        }
+    };
+    let Some(tagged) = images.iter().find(|i| i.tags.iter().any(|t| *t == tag)) else {
+        return out
+            .with(
+                Outcome::Failed,
+                format!("ECR does not show tag {tag} after the pull"),
+            )
+            .timed(started);
+    };
+    if tagged.digest != pulled.digest.as_str() {
+        return out
+            .with(
+                Outcome::Failed,
+                format!(
+                    "ECR has tag {tag} at {}, the pull returned {}",
+                    tagged.digest, pulled.digest
+                ),
+            )
+            .timed(started);
+    }
+    let missing: Vec<&str> = pulled
+        .platforms
+        .iter()
+        .filter(|(_, d)| !images.iter().any(|i| i.digest == d.as_str()))
+        .map(|(p, _)| p.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return out
+            .with(
+                Outcome::Failed,
+                format!("ECR does not show the manifest of {}", missing.join(", ")),
+            )
+            .timed(started);
+    }
+    if !pulled.missing_platforms.is_empty() {
+        return out
+            .with(
+                Outcome::Failed,
+                format!(
+                    "the image index has no {}",
+                    pulled.missing_platforms.join(", ")
+                ),
+            )
+            .timed(started);
+    }
+
+    // 4. Fresh or stale.
+    let cached_before = tagged.pushed_at.is_some_and(|t| t < run_start);
+    let outcome = match &out.upstream_digest {
+        Some(up) if *up != pulled.digest.as_str() => {
+            out.stale_age_hours = tagged
+                .pushed_at
+                .map(|t| ((OffsetDateTime::now_utc() - t).as_seconds_f64() / 36.0).round() / 100.0);
+            note = Some(format!(
+                "the upstream tag now points to {up}; ECR refreshes a cached tag about once a day on pull"
+            ));
+            Outcome::Stale
+        }
+        _ if cached_before => Outcome::AlreadyFresh,
+        _ => Outcome::Warmed,
+    };
+    out.with(outcome, note).timed(started)
+}
+
+struct Pulled {
+    digest: Digest,
+    /// (platform, manifest digest) of each wanted platform found; for a single-platform
+    /// image, the image's own manifest.
+    platforms: Vec<(String, Digest)>,
+    missing_platforms: Vec<String>,
+}
+
+enum PullError {
+    Failed(String),
+    Deferred(String),
+}
+
+fn pull_error(what: &str, err: RegistryError) -> PullError {
+    match err {
+        RegistryError::RateLimited { .. } => PullError::Deferred(format!("{what}: {err}")),
+        other => PullError::Failed(format!("{what}: {other}")),
+    }
+}
+
+/// What a container runtime does, for the wanted platforms.
+async fn pull(
+    cache: &RegistryClient,
+    options: &Options,
+    repository: &str,
+    tag: &str,
+) -> Result<Pulled, PullError> {
+    let top = cache
+        .get_manifest(repository, tag)
+        .await
+        .map_err(|e| pull_error("pull through the cache", e))?;
+    let mut pulled = Pulled {
+        digest: top.digest.clone(),
+        platforms: Vec::new(),
+        missing_platforms: Vec::new(),
+    };
+    match &top.kind {
+        ManifestKind::Index(_) => {
+            for platform in &options.platforms {
+                let Some(entry) = top.platform_entry(platform) else {
+                    pulled.missing_platforms.push(platform.to_string());
+                    continue;
+                };
+                let child = cache
+                    .get_manifest(repository, entry.digest.as_str())
+                    .await
+                    .map_err(|e| pull_error(&format!("pull of the {platform} manifest"), e))?;
+                fetch_layers(cache, options, repository, &child).await?;
+                pulled
+                    .platforms
+                    .push((platform.to_string(), child.digest.clone()));
+            }
+        }
+        ManifestKind::Image { .. } => {
+            fetch_layers(cache, options, repository, &top).await?;
+            pulled
+                .platforms
+                .push(("single-platform".to_owned(), top.digest.clone()));
+        }
+    }
+    Ok(pulled)
+}
+
+async fn fetch_layers(
+    cache: &RegistryClient,
+    options: &Options,
+    repository: &str,
+    manifest: &Manifest,
+) -> Result<(), PullError> {
+    if options.mode != PrewarmMode::Layers {
+        return Ok(());
+    }
+    let ManifestKind::Image { config, layers } = &manifest.kind else {
+        return Ok(());
+    };
+    for blob in std::iter::once(config).chain(layers) {
+        cache
+            .get_blob(repository, &blob.digest)
+            .await
+            .map_err(|e| pull_error(&format!("layer {}", blob.digest), e))?;
+    }
+    Ok(())
+}
+
+fn summarise(images: &[ImageResult]) -> Summary {
+    let count = |o: Outcome| images.iter().filter(|i| i.outcome == o).count();
+    let routed = images.iter().filter(|i| i.prefix.is_some()).count();
+    let cached = count(Outcome::Warmed) + count(Outcome::AlreadyFresh) + count(Outcome::Stale);
+    Summary {
+        images: images.len(),
+        warmed: count(Outcome::Warmed),
+        already_fresh: count(Outcome::AlreadyFresh),
+        stale: count(Outcome::Stale),
+        failed: count(Outcome::Failed),
+        deferred: count(Outcome::Deferred),
+        coverage_percent: if routed == 0 {
+            100.0
+        } else {
+            (cached as f64 * 10_000.0 / routed as f64).round() / 100.0
+        },
+    }
+}
+
+async fn publish(deps: &Deps<'_>, options: &Options, report: &mut PrewarmReport) {
+    let mut by_prefix: BTreeMap<&str, Vec<&ImageResult>> = BTreeMap::new();
+    for image in &report.images {
+        if let Some(prefix) = &image.prefix {
+            by_prefix.entry(prefix).or_default().push(image);
+        }
+    }
+    let mut data = Vec::new();
+    for (prefix, images) in by_prefix {
+        let owned: Vec<ImageResult> = images.into_iter().cloned().collect();
+        let s = summarise(&owned);
+        for (name, value, unit) in [
+            (
+                "ImagesWarmed",
+                (s.warmed + s.already_fresh) as f64,
+                Unit::Count,
+            ),
+            ("ImagesFailed", s.failed as f64, Unit::Count),
+            ("ImagesStale", s.stale as f64, Unit::Count),
+            ("ImagesDeferred", s.deferred as f64, Unit::Count),
+            ("WatchlistCoverage", s.coverage_percent, Unit::Percent),
+        ] {
+            if let Ok(d) =
+                MetricDatum::new(name, value, unit).and_then(|d| d.dimension("Prefix", prefix))
+            {
+                data.push(d);
+            }
+        }
+    }
+    let unrouted = report.images.iter().filter(|i| i.prefix.is_none()).count();
+    for (name, value, unit) in [
+        (
+            "PrewarmDuration",
+            report.duration_ms as f64 / 1000.0,
+            Unit::Seconds,
+        ),
+        ("ImagesUnroutable", unrouted as f64, Unit::Count),
+    ] {
+        if let Ok(d) = MetricDatum::new(name, value, unit) {
+            data.push(d);
+        }
+    }
+    match deps.metrics.put(&options.namespace, &data).await {
+        Ok(_) => report.metrics_published = data.len(),
+        Err(err) => {
+            tracing::error!(error = %err, "publishing metrics failed; the prewarm results stand");
+            report.errors.push(format!(
+                "publishing {} metric values failed: {err}",
+                data.len()
+            ));
+        }
+    }
+}
+
+/// Stop starting new work this long before the Lambda deadline: 10% of the time left, at
+/// least 5 s and at most 60 s, so that the images in flight can finish and the report and
+/// metrics can be written.
+pub fn stop_before(deadline_in: Duration) -> Duration {
+    (deadline_in / 10)
+        .clamp(Duration::from_secs(5), Duration::from_secs(60))
+        .min(deadline_in)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(outcome: Outcome, prefix: Option<&str>) -> ImageResult {
+        ImageResult {
+            reference: "x".into(),
+            origin: Origin::Settings,
+            prefix: prefix.map(str::to_owned),
+            uri: None,
+            outcome,
+            digest: None,
+            upstream_digest: None,
+            platforms: Vec::new(),
+            stale_age_hours: None,
+            duration_ms: 0,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn coverage_counts_cached_images_among_routed_ones() {
+        let s = summarise(&[
+            image(Outcome::Warmed, Some("q")),
+            image(Outcome::AlreadyFresh, Some("q")),
+            image(Outcome::Stale, Some("q")),
+            image(Outcome::Failed, Some("q")),
+            image(Outcome::Failed, None),
+        ]);
+        assert_eq!(
+            (s.images, s.warmed, s.already_fresh, s.stale, s.failed),
+            (5, 1, 1, 1, 2)
+        );
+        assert_eq!(s.coverage_percent, 75.0);
+        assert_eq!(summarise(&[]).coverage_percent, 100.0);
+    }
+
+    #[test]
+    fn stops_before_the_deadline_with_a_bounded_margin() {
+        assert_eq!(
+            stop_before(Duration::from_secs(900)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            stop_before(Duration::from_secs(120)),
+            Duration::from_secs(12)
+        );
+        assert_eq!(stop_before(Duration::from_secs(20)), Duration::from_secs(5));
+        assert_eq!(stop_before(Duration::from_secs(3)), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn credentials_come_from_the_secret_json() {
+        assert!(matches!(
+            parse_credentials(r#"{"username":"u","accessToken":"t"}"#),
+            Some(Credentials::Basic { .. })
+        ));
+        assert!(parse_credentials("nope").is_none());
+        assert!(parse_credentials(r#"{"username":"u"}"#).is_none());
+    }
+}

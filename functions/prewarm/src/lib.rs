@@ -1,0 +1,126 @@
+//! prewarm: keep the watch list cached, verified and fresh.
+//!
+//! [`handle`] reads an invocation payload (`{}`, a scheduled event, or `{"images": [...]}`)
+//! and runs [`job::run`]; `main.rs` wires it to the Lambda runtime and `ptc prewarm` to the
+//! command line.
+
+pub mod job;
+pub mod sources;
+
+use std::time::Instant;
+
+pub use job::{Deps, ImageResult, Options, Outcome, PrewarmReport, run};
+use ptc_core::Settings;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+impl Options {
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            namespace: settings.metrics_namespace.clone(),
+            platforms: settings.platforms.clone(),
+            mode: settings.prewarm_mode,
+            ratelimit_floor: settings.ratelimit_floor,
+            concurrency: settings.concurrency,
+            discovery_days: settings.discovery_days,
+            settings_watch_list: settings.watch_list.clone(),
+            dry_run: false,
+            publish_metrics: true,
+            stop_at: None,
+            progress: None,
+        }
+    }
+}
+
+/// The trigger and the payload's images, or what is wrong with the payload.
+pub fn parse_event(event: &Value) -> Result<(String, Vec<String>), String> {
+    let object = event
+        .as_object()
+        .ok_or_else(|| "unsupported or malformed event: expected a JSON object".to_owned())?;
+    if object.is_empty() {
+        return Ok(("invocation {}".into(), Vec::new()));
+    }
+    if let Some(images) = object.get("images") {
+        let list = images.as_array().ok_or_else(|| {
+            "unsupported or malformed event: images must be an array of strings".to_owned()
+        })?;
+        let images = list
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                "unsupported or malformed event: images must be an array of strings".to_owned()
+            })?;
+        return Ok(("on-demand list".into(), images));
+    }
+    match object.get("detail-type").and_then(Value::as_str) {
+        Some("Scheduled Event") => Ok(("schedule".into(), Vec::new())),
+        Some(other) => Err(format!(
+            "unsupported or malformed event: detail-type {other:?} is not one this function handles"
+        )),
+        None => Err("unsupported or malformed event: neither images nor a scheduled event".into()),
+    }
+}
+
+/// One invocation; a payload that cannot be read gives a report with the error.
+pub async fn handle(
+    deps: &Deps<'_>,
+    options: &Options,
+    event: &Value,
+    now: OffsetDateTime,
+    stop_at: Option<Instant>,
+) -> PrewarmReport {
+    match parse_event(event) {
+        Ok((trigger, images)) => {
+            let mut options = options.clone();
+            options.stop_at = stop_at;
+            run(deps, &options, &trigger, images, now).await
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "event rejected");
+            let mut report = PrewarmReport::new("unsupported event", options.mode);
+            report.errors.push(err);
+            report
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn events() {
+        assert_eq!(parse_event(&json!({})).unwrap().1, Vec::<String>::new());
+        assert_eq!(
+            parse_event(&json!({"images": ["nginx:1.25"]})).unwrap(),
+            ("on-demand list".into(), vec!["nginx:1.25".into()])
+        );
+        assert_eq!(
+            parse_event(
+                &json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}})
+            )
+            .unwrap()
+            .0,
+            "schedule"
+        );
+        assert!(
+            parse_event(&json!({"images": "nginx"}))
+                .unwrap_err()
+                .contains("array of strings")
+        );
+        assert!(
+            parse_event(&json!({"images": [1]}))
+                .unwrap_err()
+                .contains("array of strings")
+        );
+        assert!(
+            parse_event(&json!({"detail-type": "Other"}))
+                .unwrap_err()
+                .contains("Other")
+        );
+        assert!(parse_event(&json!([1])).is_err());
+    }
+}

@@ -1,0 +1,199 @@
+//! The watch list: the invocation payload, the settings, and discovery of the tags that
+//! clusters pulled recently, merged and de-duplicated on the normalised reference.
+
+use std::collections::BTreeSet;
+
+use futures::StreamExt as _;
+use ptc_core::ImageReference;
+use ptc_core::ecr::EcrApi;
+use ptc_core::rules::RuleSet;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Payload,
+    Settings,
+    Discovery,
+}
+
+/// One watch-list entry as written, with where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub input: String,
+    pub origin: Origin,
+}
+
+/// Merge sources in order, keeping the first of entries that normalise to the same
+/// reference. Entries that do not parse are kept (the job reports them) but deduplicated
+/// on their text.
+pub fn merge(sources: impl IntoIterator<Item = (Origin, Vec<String>)>) -> Vec<Entry> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for (origin, inputs) in sources {
+        for input in inputs {
+            let input = input.trim().to_owned();
+            if input.is_empty() || input.starts_with('#') {
+                continue;
+            }
+            let key = ImageReference::parse(&input)
+                .map(|r| r.to_string())
+                .unwrap_or_else(|_| input.clone());
+            if seen.insert(key) {
+                out.push(Entry { input, origin });
+            }
+        }
+    }
+    out
+}
+
+/// Every tag of a cached repository (under a rule prefix) pulled within `days`, as the
+/// upstream reference it came from. Repositories are read concurrently; a repository that
+/// cannot be read is skipped with a warning in `errors`.
+pub async fn discover(
+    ecr: &dyn EcrApi,
+    rules: &RuleSet,
+    days: u32,
+    now: OffsetDateTime,
+    concurrency: usize,
+) -> (Vec<String>, Vec<String>) {
+    if days == 0 {
+        return (Vec::new(), Vec::new());
+    }
+    let since = now - time::Duration::days(i64::from(days));
+    let repositories = match ecr.describe_repositories().await {
+        Ok(r) => r,
+        Err(err) => {
+            return (
+                Vec::new(),
+                vec![format!("discovery: cannot list repositories: {err}")],
+            );
+        }
+    };
+    let cached: Vec<_> = repositories
+        .into_iter()
+        .filter_map(|repo| rules.upstream_of(&repo.name).ok().map(|up| (repo.name, up)))
+        .collect();
+    let results: Vec<_> = futures::stream::iter(cached)
+        .map(|(name, up)| async move { (ecr.describe_images(&name).await, name, up) })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut refs = Vec::new();
+    let mut errors = Vec::new();
+    for (images, name, up) in results {
+        match images {
+            Ok(images) => {
+                for image in images
+                    .iter()
+                    .filter(|i| i.last_pulled_at.is_some_and(|t| t >= since))
+                {
+                    for tag in &image.tags {
+                        refs.push(format!("{}/{}:{tag}", up.registry, up.repository));
+                    }
+                }
+            }
+            Err(err) => errors.push(format!("discovery: cannot read repository {name}: {err}")),
+        }
+    }
+    refs.sort();
+    (refs, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use ptc_core::ecr::{FakeEcr, ImageDetail, Repository};
+    use ptc_core::rules::PtcRule;
+
+    use super::*;
+
+    #[test]
+    fn merges_and_deduplicates_on_the_normalised_reference() {
+        let entries = merge([
+            (Origin::Payload, vec!["nginx:1.25".into(), "bad ref".into()]),
+            (
+                Origin::Settings,
+                vec![
+                    "docker.io/library/nginx:1.25".into(),
+                    "# comment".into(),
+                    "".into(),
+                    "quay.io/a/b:1".into(),
+                ],
+            ),
+            (
+                Origin::Discovery,
+                vec![
+                    "registry-1.docker.io/library/nginx:1.25".into(),
+                    "bad ref".into(),
+                ],
+            ),
+        ]);
+        let inputs: Vec<_> = entries
+            .iter()
+            .map(|e| (e.input.as_str(), e.origin))
+            .collect();
+        assert_eq!(
+            inputs,
+            [
+                ("nginx:1.25", Origin::Payload),
+                ("bad ref", Origin::Payload),
+                ("quay.io/a/b:1", Origin::Settings)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn discovery_finds_recently_pulled_tags_under_rule_prefixes() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let rules = RuleSet::new(vec![
+            PtcRule::new("docker-hub", "registry-1.docker.io").unwrap(),
+        ]);
+        let fake = FakeEcr::default();
+        {
+            let mut state = fake.state.lock().unwrap();
+            for name in ["docker-hub/library/nginx", "team/app"] {
+                state.repositories.push(Repository {
+                    name: name.into(),
+                    arn: String::new(),
+                    uri: String::new(),
+                    created_at: None,
+                    tag_mutability: "MUTABLE".into(),
+                    scan_on_push: false,
+                });
+            }
+            let image = |tags: &[&str], pulled_days_ago: Option<i64>| ImageDetail {
+                digest: format!("sha256:{}", tags.join("")),
+                tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+                size_bytes: None,
+                pushed_at: None,
+                last_pulled_at: pulled_days_ago.map(|d| now - time::Duration::days(d)),
+                media_type: None,
+            };
+            state.images.insert(
+                "docker-hub/library/nginx".into(),
+                vec![
+                    image(&["1.25", "1"], Some(1)),
+                    image(&["1.24"], Some(30)),
+                    image(&["old"], None),
+                ],
+            );
+            state
+                .images
+                .insert("team/app".into(), vec![image(&["v1"], Some(0))]);
+        }
+        let (refs, errors) = discover(&fake, &rules, 7, now, 4).await;
+        assert!(errors.is_empty());
+        assert_eq!(
+            refs,
+            [
+                "registry-1.docker.io/library/nginx:1",
+                "registry-1.docker.io/library/nginx:1.25"
+            ]
+        );
+        assert_eq!(
+            discover(&fake, &rules, 0, now, 4).await.0,
+            Vec::<String>::new()
+        );
+    }
+}
