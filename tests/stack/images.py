@@ -145,6 +145,8 @@ CATALOG: dict[str, list[tuple[str, str, str]]] = {
     "quay.io": [
         ("prometheus/prometheus", "v2.51.0", "oci-index"),
         ("coreos/etcd", "v3.5.13", "docker"),
+        ("jetstack/cert-manager-controller", "v1.14.4", "oci"),
+        ("argoproj/argocd", "v2.10.0", "docker"),
     ],
     "registry.k8s.io": [
         ("pause", "3.9", "docker-list"),

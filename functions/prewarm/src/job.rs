@@ -107,7 +107,8 @@ pub struct Summary {
     pub stale: usize,
     pub failed: usize,
     pub deferred: usize,
-    /// Share of routed watch-list images that are cached and verified, in percent.
+    /// Share of the watch list that is cached and verified, in percent (an entry without a
+    /// rule, invalid, failed or deferred is not covered).
     pub coverage_percent: f64,
 }
 
@@ -464,7 +465,10 @@ async fn warm(
     }
 
     // 4. Fresh or stale.
-    let cached_before = tagged.pushed_at.is_some_and(|t| t < run_start);
+    // Cached before this run started (2 s of slack: some answers carry whole seconds only).
+    let cached_before = tagged
+        .pushed_at
+        .is_some_and(|t| t + time::Duration::seconds(2) < run_start);
     let outcome = match &out.upstream_digest {
         Some(up) if *up != pulled.digest.as_str() => {
             out.stale_age_hours = tagged
@@ -567,7 +571,6 @@ async fn fetch_layers(
 
 fn summarise(images: &[ImageResult]) -> Summary {
     let count = |o: Outcome| images.iter().filter(|i| i.outcome == o).count();
-    let routed = images.iter().filter(|i| i.prefix.is_some()).count();
     let cached = count(Outcome::Warmed) + count(Outcome::AlreadyFresh) + count(Outcome::Stale);
     Summary {
         images: images.len(),
@@ -576,10 +579,10 @@ fn summarise(images: &[ImageResult]) -> Summary {
         stale: count(Outcome::Stale),
         failed: count(Outcome::Failed),
         deferred: count(Outcome::Deferred),
-        coverage_percent: if routed == 0 {
+        coverage_percent: if images.is_empty() {
             100.0
         } else {
-            (cached as f64 * 10_000.0 / routed as f64).round() / 100.0
+            (cached as f64 * 10_000.0 / images.len() as f64).round() / 100.0
         },
     }
 }
@@ -668,7 +671,7 @@ mod tests {
     }
 
     #[test]
-    fn coverage_counts_cached_images_among_routed_ones() {
+    fn coverage_counts_cached_images_in_the_whole_list() {
         let s = summarise(&[
             image(Outcome::Warmed, Some("q")),
             image(Outcome::AlreadyFresh, Some("q")),
@@ -680,7 +683,7 @@ mod tests {
             (s.images, s.warmed, s.already_fresh, s.stale, s.failed),
             (5, 1, 1, 1, 2)
         );
-        assert_eq!(s.coverage_percent, 75.0);
+        assert_eq!(s.coverage_percent, 60.0);
         assert_eq!(summarise(&[]).coverage_percent, 100.0);
     }
 

@@ -1,0 +1,493 @@
+//! prewarm end to end on the local stack. The tests steer shared upstreams, so they run one
+//! at a time; each uses its own images.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prewarm::{Deps, ImageResult, Options, Outcome, PrewarmReport, run};
+use ptc_core::config::{Platform, PrewarmMode};
+use ptc_core::ecr::{EcrApi, SdkEcr};
+use ptc_core::metrics::SdkMetrics;
+use ptc_core::registry::{RegistryClient, http_client};
+use ptc_core::secrets::SdkSecrets;
+use ptc_tests::Stack;
+use serde_json::json;
+use tokio::sync::{Mutex, OnceCell};
+
+static SERIAL: Mutex<()> = Mutex::const_new(());
+static RULES: OnceCell<()> = OnceCell::const_new();
+
+struct World {
+    ecr: SdkEcr,
+    secrets: SdkSecrets,
+    metrics: SdkMetrics,
+    cache: RegistryClient,
+    host: String,
+    http: reqwest::Client,
+    upstreams: BTreeMap<String, String>,
+}
+
+async fn world() -> World {
+    let stack = Stack::shared();
+    let sdk = stack.sdk_config().await;
+    RULES
+        .get_or_init(|| async {
+            let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+            let ecr = aws_sdk_ecr::Client::new(&sdk);
+            for (prefix, url, secret) in [
+                (
+                    "docker-hub",
+                    "registry-1.docker.io",
+                    Some("ecr-pullthroughcache/docker-hub"),
+                ),
+                ("ghcr", "ghcr.io", Some("ecr-pullthroughcache/ghcr")),
+                ("quay", "quay.io", None),
+                ("k8s", "registry.k8s.io", None),
+            ] {
+                let arn = match secret {
+                    Some(name) => {
+                        let up = stack.upstream(url);
+                        Some(
+                            sm.create_secret()
+                                .name(name)
+                                .secret_string(
+                                    json!({"username": up.username, "accessToken": up.password})
+                                        .to_string(),
+                                )
+                                .send()
+                                .await
+                                .unwrap()
+                                .arn()
+                                .unwrap()
+                                .to_owned(),
+                        )
+                    }
+                    None => None,
+                };
+                ecr.create_pull_through_cache_rule()
+                    .ecr_repository_prefix(prefix)
+                    .upstream_registry_url(url)
+                    .set_credential_arn(arn)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+    let ecr_port: Arc<dyn EcrApi> = Arc::new(SdkEcr::new(aws_sdk_ecr::Client::new(&sdk)));
+    let http = http_client(Duration::from_secs(10)).unwrap();
+    let (cache, host) =
+        RegistryClient::for_ecr(http.clone(), ecr_port, Some(&stack.info.registry_endpoint))
+            .await
+            .unwrap();
+    World {
+        ecr: SdkEcr::new(aws_sdk_ecr::Client::new(&sdk)),
+        secrets: SdkSecrets::new(aws_sdk_secretsmanager::Client::new(&sdk)),
+        metrics: SdkMetrics::new(aws_sdk_cloudwatch::Client::new(&sdk)),
+        cache,
+        host,
+        http,
+        upstreams: stack
+            .info
+            .upstreams
+            .iter()
+            .map(|(h, u)| (h.clone(), u.url.clone()))
+            .collect(),
+    }
+}
+
+fn options() -> Options {
+    Options {
+        namespace: "PtcPrewarmTest".into(),
+        platforms: vec![
+            Platform::parse("linux/amd64").unwrap(),
+            Platform::parse("linux/arm64").unwrap(),
+        ],
+        mode: PrewarmMode::Layers,
+        ratelimit_floor: 10,
+        concurrency: 8,
+        discovery_days: 0,
+        settings_watch_list: Vec::new(),
+        dry_run: false,
+        publish_metrics: true,
+        stop_at: None,
+        progress: None,
+    }
+}
+
+async fn prewarm(world: &World, options: &Options, images: &[&str]) -> PrewarmReport {
+    let deps = Deps {
+        ecr: &world.ecr,
+        secrets: &world.secrets,
+        metrics: &world.metrics,
+        cache: &world.cache,
+        registry_host: &world.host,
+        http: &world.http,
+        upstream_endpoints: &world.upstreams,
+    };
+    run(
+        &deps,
+        options,
+        "test",
+        images.iter().map(|s| (*s).to_owned()).collect(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+}
+
+fn find<'a>(report: &'a PrewarmReport, reference: &str) -> &'a ImageResult {
+    report
+        .images
+        .iter()
+        .find(|i| i.reference == reference)
+        .unwrap_or_else(|| panic!("{reference} in {report:#?}"))
+}
+
+async fn upstream_digest(stack: &Stack, host: &str, repo: &str, tag: &str) -> String {
+    let url = format!("{}/v2/{repo}/manifests/{tag}", stack.upstream(host).url);
+    let response = reqwest::Client::new()
+        .head(url)
+        .header("Accept", ptc_core::registry::MANIFEST_ACCEPT)
+        .send()
+        .await
+        .unwrap();
+    response.headers()["docker-content-digest"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn warms_verifies_and_reports_every_kind_of_entry() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::shared();
+    let world = world().await;
+    let etcd = upstream_digest(stack, "quay.io", "coreos/etcd", "v3.5.13").await;
+    let pinned = format!("quay.io/coreos/etcd:v3.5.13@{etcd}");
+    let list = [
+        "nginx:1.25",
+        "nats:2.10.12-alpine",
+        "docker.io/grafana/grafana:10.4.0",
+        "quay.io/prometheus/prometheus:v2.51.0",
+        "registry.k8s.io/pause:3.9",
+        "ghcr.io/fluxcd/source-controller:v1.2.4",
+        pinned.as_str(),
+        "registry.gitlab.com/group/app:1",
+        "mcr.microsoft.com/dotnet/runtime:8.0",
+        "Not/Valid",
+    ];
+    let blobs_before = stack
+        .read("registry/counts")
+        .await
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.contains("/_s3/"))
+        .count();
+    let report = prewarm(&world, &options(), &list).await;
+    for reference in &list[..7] {
+        let image = find(&report, reference);
+        // nats, pause and the flux image are also used by other tests of this file, which
+        // may have cached them first.
+        let shared = [
+            "nats:2.10.12-alpine",
+            "registry.k8s.io/pause:3.9",
+            "ghcr.io/fluxcd/source-controller:v1.2.4",
+        ];
+        if shared.contains(reference) {
+            assert!(
+                matches!(image.outcome, Outcome::Warmed | Outcome::AlreadyFresh),
+                "{image:#?}"
+            );
+        } else {
+            assert_eq!(image.outcome, Outcome::Warmed, "{image:#?}");
+        }
+        assert!(image.uri.as_deref().unwrap().starts_with(&world.host));
+    }
+    assert_eq!(
+        find(&report, "nginx:1.25").platforms,
+        ["linux/amd64", "linux/arm64"]
+    );
+    assert_eq!(
+        find(&report, "registry.k8s.io/pause:3.9").platforms,
+        ["linux/amd64", "linux/arm64"]
+    );
+    assert_eq!(
+        find(&report, "nats:2.10.12-alpine").platforms,
+        ["single-platform"]
+    );
+    assert_eq!(
+        find(&report, pinned.as_str()).digest.as_deref(),
+        Some(etcd.as_str())
+    );
+    assert!(
+        find(&report, "registry.gitlab.com/group/app:1")
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("no pull-through cache rule")
+    );
+    assert!(
+        find(&report, "mcr.microsoft.com/dotnet/runtime:8.0")
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("not supported")
+    );
+    assert!(
+        find(&report, "Not/Valid")
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("lowercase")
+    );
+    assert_eq!(report.summary.failed, 3);
+    assert_eq!(report.summary.coverage_percent, 70.0, "7 of the 10 entries");
+    assert!(report.metrics_published > 0);
+
+    // The cache holds what a runtime needs: each platform's manifest, and the layers.
+    let images = world
+        .ecr
+        .describe_images("docker-hub/library/nginx")
+        .await
+        .unwrap();
+    assert_eq!(images.len(), 3, "index and two platform manifests");
+    let blobs_after = stack
+        .read("registry/counts")
+        .await
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.contains("/_s3/"))
+        .count();
+    assert!(
+        blobs_after > blobs_before + 10,
+        "layers mode fetched the blobs ({blobs_before} -> {blobs_after})"
+    );
+
+    // Idempotent: a second run finds everything cached and fresh.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let again = prewarm(&world, &options(), &list[..7]).await;
+    assert!(
+        again
+            .images
+            .iter()
+            .all(|i| i.outcome == Outcome::AlreadyFresh),
+        "{again:#?}"
+    );
+    assert_eq!(again.summary.coverage_percent, 100.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_outage_leaves_cached_images_verified_and_fails_the_rest() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::shared();
+    let world = world().await;
+    let warm = prewarm(&world, &options(), &["registry.k8s.io/pause:3.9"]).await;
+    assert_ne!(warm.images[0].outcome, Outcome::Failed, "{warm:#?}");
+    stack
+        .control("upstreams/registry.k8s.io", json!({"down": true}))
+        .await;
+    stack.control("ecr", json!({"refresh_seconds": 0})).await;
+    let report = prewarm(
+        &world,
+        &options(),
+        &[
+            "registry.k8s.io/pause:3.9",
+            "registry.k8s.io/coredns/coredns:v1.11.1",
+        ],
+    )
+    .await;
+    stack
+        .control("ecr", json!({"refresh_seconds": 86400}))
+        .await;
+    stack
+        .control("upstreams/registry.k8s.io", json!({"down": false}))
+        .await;
+    let pause = find(&report, "registry.k8s.io/pause:3.9");
+    assert!(
+        matches!(pause.outcome, Outcome::AlreadyFresh | Outcome::Warmed),
+        "verified from the cache: {pause:#?}"
+    );
+    assert!(
+        pause
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("freshness unknown")
+    );
+    let coredns = find(&report, "registry.k8s.io/coredns/coredns:v1.11.1");
+    assert_eq!(coredns.outcome, Outcome::Failed);
+    assert!(
+        coredns
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("pull through the cache"),
+        "{coredns:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spent_rate_limit_defers_the_upstream_instead_of_failing() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::shared();
+    let world = world().await;
+    stack
+        .control(
+            "upstreams/quay.io",
+            json!({"ratelimit_limit": 100, "ratelimit_remaining": 4, "retry_after": 3600}),
+        )
+        .await;
+    let report = prewarm(
+        &world,
+        &options(),
+        &[
+            "quay.io/argoproj/argocd:v2.10.0",
+            "quay.io/jetstack/cert-manager-controller:v1.14.4",
+            "nats:2.10.12-alpine",
+        ],
+    )
+    .await;
+    stack
+        .control(
+            "upstreams/quay.io",
+            json!({"ratelimit_limit": null, "ratelimit_remaining": null}),
+        )
+        .await;
+    for reference in [
+        "quay.io/argoproj/argocd:v2.10.0",
+        "quay.io/jetstack/cert-manager-controller:v1.14.4",
+    ] {
+        let image = find(&report, reference);
+        assert_eq!(image.outcome, Outcome::Deferred, "{image:#?}");
+        assert!(
+            image
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("below the floor of 10")
+        );
+    }
+    assert_ne!(
+        find(&report, "nats:2.10.12-alpine").outcome,
+        Outcome::Deferred,
+        "other upstreams go on"
+    );
+    assert_eq!(report.summary.failed, 0);
+    let counts = stack.read("upstreams/quay.io/counts").await;
+    assert!(
+        counts
+            .get("GET /v2/argoproj/argocd/manifests/v2.10.0")
+            .is_none(),
+        "no pull spent: {counts}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_moved_upstream_tag_is_reported_stale() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::shared();
+    let world = world().await;
+    let reference = "quay.io/jetstack/cert-manager-controller:v1.14.4";
+    let first = prewarm(&world, &options(), &[reference]).await;
+    assert!(
+        matches!(
+            first.images[0].outcome,
+            Outcome::Warmed | Outcome::AlreadyFresh
+        ),
+        "{first:#?}"
+    );
+    // The upstream moves the tag: same layers, one more annotation, a new digest.
+    let base = &stack.upstream("quay.io").url;
+    let client = reqwest::Client::new();
+    let url = format!("{base}/v2/jetstack/cert-manager-controller/manifests/v1.14.4");
+    let mut manifest: serde_json::Value = client
+        .get(&url)
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    manifest["annotations"] = json!({"org.opencontainers.image.revision": "moved"});
+    let put = client
+        .put(&url)
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(serde_json::to_vec(&manifest).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+    let report = prewarm(&world, &options(), &[reference]).await;
+    let image = &report.images[0];
+    assert_eq!(image.outcome, Outcome::Stale, "{image:#?}");
+    assert_ne!(image.upstream_digest, image.digest);
+    assert!(image.stale_age_hours.is_some());
+    assert_eq!(report.summary.stale, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn work_stops_before_the_deadline_and_the_rest_is_deferred() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::shared();
+    let world = world().await;
+    stack
+        .control("upstreams/ghcr.io", json!({"latency_ms": 300}))
+        .await;
+    let mut opts = options();
+    opts.concurrency = 1;
+    opts.stop_at = Some(Instant::now() + Duration::from_millis(200));
+    let report = prewarm(
+        &world,
+        &opts,
+        &[
+            "ghcr.io/fluxcd/source-controller:v1.2.4",
+            "ghcr.io/external-secrets/external-secrets:v0.9.13",
+        ],
+    )
+    .await;
+    stack
+        .control("upstreams/ghcr.io", json!({"latency_ms": 0}))
+        .await;
+    assert_ne!(report.images[0].outcome, Outcome::Deferred, "{report:#?}");
+    assert_eq!(report.images[1].outcome, Outcome::Deferred);
+    assert!(
+        report.images[1]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("deadline")
+    );
+    assert_eq!(report.summary.deferred, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_pulls_nothing() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::shared();
+    let world = world().await;
+    let before = stack.read("registry/counts").await;
+    let mut opts = options();
+    opts.dry_run = true;
+    let report = prewarm(
+        &world,
+        &opts,
+        &["quay.io/argoproj/argocd:v2.10.0", "gcr.io/x/y:1"],
+    )
+    .await;
+    assert_eq!(report.images[0].outcome, Outcome::Planned);
+    assert_eq!(
+        report.images[0].uri.as_deref(),
+        Some(format!("{}/quay/argoproj/argocd:v2.10.0", world.host).as_str())
+    );
+    assert_eq!(report.images[1].outcome, Outcome::Failed);
+    assert_eq!(
+        stack.read("registry/counts").await,
+        before,
+        "no request to the registry endpoint"
+    );
+    assert_eq!(report.metrics_published, 0);
+}
