@@ -9,9 +9,11 @@ use ptc_cli::map::map_references;
 use ptc_cli::output::{self, OutputFormat};
 use ptc_core::AwsClients;
 use ptc_core::aws::{AwsOptions, load_sdk_config};
+use ptc_core::config::PrewarmMode;
 use ptc_core::config::{ExpectedRule, Settings};
 use ptc_core::ecr::{EcrApi, SdkEcr};
 use ptc_core::metrics::SdkMetrics;
+use ptc_core::registry::RegistryClient;
 use ptc_core::rules::RuleSet;
 use ptc_core::secrets::SdkSecrets;
 use validate_rules::job::Severity;
@@ -39,6 +41,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Pull the watch list through the cache, verify it in ECR, compare with upstream.
+    Prewarm {
+        /// An image to warm (repeatable), before the settings' watch list and discovery.
+        #[arg(long = "image", value_name = "REF")]
+        images: Vec<String>,
+        /// Resolve and print what would be pulled; pull nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// layers (default from PTC_PREWARM_MODE) or manifests.
+        #[arg(long, value_parser = ["layers", "manifests"])]
+        mode: Option<String>,
+        /// Do not publish CloudWatch metrics.
+        #[arg(long)]
+        no_metrics: bool,
+    },
     /// Validate every pull-through cache rule and its credential secret; publish the metrics.
     Validate {
         /// Only these rule prefixes (repeatable); default: every rule.
@@ -106,6 +123,94 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli, settings: Settings) -> Result<ExitCode, String> {
     match cli.command {
+        Command::Prewarm {
+            images,
+            dry_run,
+            mode,
+            no_metrics,
+        } => {
+            let sdk = load_sdk_config(&AwsOptions::from_settings(&settings)).await;
+            let clients = AwsClients::new(&sdk);
+            let ecr: Arc<dyn EcrApi> = Arc::new(SdkEcr::new(clients.ecr));
+            let (secrets, metrics) = (
+                SdkSecrets::new(clients.secrets),
+                SdkMetrics::new(clients.cloudwatch),
+            );
+            let http = ptc_core::registry::http_client(settings.http_timeout)
+                .map_err(|e| e.to_string())?;
+            let registry_endpoint = settings
+                .registry_endpoint
+                .as_ref()
+                .map(|e| e.as_str().to_owned());
+            let (cache, host) =
+                RegistryClient::for_ecr(http.clone(), ecr.clone(), registry_endpoint.as_deref())
+                    .await
+                    .map_err(|e| format!("registry token: {e}"))?;
+            let upstream_endpoints = settings
+                .upstream_endpoints
+                .iter()
+                .map(|(h, e)| (h.clone(), e.as_str().to_owned()))
+                .collect();
+            let deps = prewarm::Deps {
+                ecr: ecr.as_ref(),
+                secrets: &secrets,
+                metrics: &metrics,
+                cache: &cache,
+                registry_host: &host,
+                http: &http,
+                upstream_endpoints: &upstream_endpoints,
+            };
+            let mut options = prewarm::Options::from_settings(&settings);
+            options.dry_run = dry_run;
+            options.publish_metrics = !no_metrics;
+            if let Some(mode) = mode {
+                options.mode = if mode == "manifests" {
+                    PrewarmMode::Manifests
+                } else {
+                    PrewarmMode::Layers
+                };
+            }
+            let bar = std::io::stderr().is_terminal().then(|| {
+                let bar = indicatif::ProgressBar::new_spinner();
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{spinner} {pos} images  {elapsed}  {msg}",
+                    )
+                    .expect("valid template"),
+                );
+                bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                bar
+            });
+            if let Some(bar) = &bar {
+                let bar = bar.clone();
+                options.progress = Some(Arc::new(move |image: &prewarm::ImageResult| {
+                    bar.inc(1);
+                    bar.set_message(image.reference.clone());
+                }));
+            }
+            let report = prewarm::run(
+                &deps,
+                &options,
+                "ptc prewarm",
+                images,
+                time::OffsetDateTime::now_utc(),
+            )
+            .await;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            let mut stdout = std::io::stdout().lock();
+            match cli.output {
+                OutputFormat::Json => output::json(&mut stdout, &report),
+                OutputFormat::Table => print_prewarm(&mut stdout, &report),
+            }
+            .map_err(|e| format!("writing output: {e}"))?;
+            Ok(if report.any_failed() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Validate {
             prefixes,
             no_metrics,
@@ -224,6 +329,53 @@ async fn run(cli: Cli, settings: Settings) -> Result<ExitCode, String> {
             })
         }
     }
+}
+
+fn print_prewarm(
+    out: &mut impl std::io::Write,
+    report: &prewarm::PrewarmReport,
+) -> std::io::Result<()> {
+    let rows: Vec<Vec<String>> = report
+        .images
+        .iter()
+        .map(|i| {
+            let outcome = serde_json::to_value(i.outcome)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let mut details = i.reason.clone().unwrap_or_default();
+            if let Some(hours) = i.stale_age_hours {
+                details = format!("cached copy {hours:.1} h old; {details}");
+            }
+            vec![
+                i.reference.clone(),
+                outcome,
+                i.uri.clone().unwrap_or_default(),
+                details,
+            ]
+        })
+        .collect();
+    output::table(
+        out,
+        &["REFERENCE", "OUTCOME", "CACHED IMAGE", "DETAILS"],
+        &rows,
+    )?;
+    for error in &report.errors {
+        writeln!(out, "error: {error}")?;
+    }
+    let s = &report.summary;
+    writeln!(
+        out,
+        "{} images: {} warmed, {} already fresh, {} stale, {} failed, {} deferred; coverage {}%; {:.1} s",
+        s.images,
+        s.warmed,
+        s.already_fresh,
+        s.stale,
+        s.failed,
+        s.deferred,
+        s.coverage_percent,
+        report.duration_ms as f64 / 1000.0
+    )
 }
 
 fn print_validation(

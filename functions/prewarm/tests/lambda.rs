@@ -12,10 +12,18 @@ async fn schedule_and_on_demand_through_the_runtime_api() {
     let stack = Stack::shared();
     let ecr = aws_sdk_ecr::Client::new(&stack.sdk_config().await);
     for (prefix, url) in [("quay", "quay.io"), ("k8s", "registry.k8s.io")] {
-        ecr.create_pull_through_cache_rule().ecr_repository_prefix(prefix).upstream_registry_url(url).send().await.unwrap();
+        ecr.create_pull_through_cache_rule()
+            .ecr_repository_prefix(prefix)
+            .upstream_registry_url(url)
+            .send()
+            .await
+            .unwrap();
     }
     let mut env = stack.env();
-    env.push(("PTC_WATCH_LIST".into(), "quay.io/coreos/etcd:v3.5.13, registry.k8s.io/pause:3.9".into()));
+    env.push((
+        "PTC_WATCH_LIST".into(),
+        "quay.io/coreos/etcd:v3.5.13, registry.k8s.io/pause:3.9".into(),
+    ));
     env.push(("PTC_METRICS_NAMESPACE".into(), "PtcPrewarmLambda".into()));
     let lambda = Lambda::start(Path::new(env!("CARGO_BIN_EXE_prewarm")), &env, 60);
 
@@ -27,16 +35,42 @@ async fn schedule_and_on_demand_through_the_runtime_api() {
     assert_eq!(scheduled["summary"]["failed"], 0, "{scheduled}");
     assert_eq!(scheduled["summary"]["coverage_percent"], 100.0);
 
-    let on_demand = lambda.invoke(&json!({"images": ["quay.io/prometheus/prometheus:v2.51.0", "gcr.io/x/y:1"]})).await;
+    let on_demand = lambda
+        .invoke(&json!({"images": ["quay.io/prometheus/prometheus:v2.51.0", "gcr.io/x/y:1"]}))
+        .await;
     assert_eq!(on_demand["trigger"], "on-demand list");
     let images = on_demand["images"].as_array().unwrap();
-    assert_eq!(images.len(), 4, "payload first, then the settings' list: {on_demand}");
-    assert_eq!(images[0]["reference"], "quay.io/prometheus/prometheus:v2.51.0");
+    assert_eq!(
+        images.len(),
+        4,
+        "payload first, then the settings' list: {on_demand}"
+    );
+    assert_eq!(
+        images[0]["reference"],
+        "quay.io/prometheus/prometheus:v2.51.0"
+    );
     assert_eq!(images[0]["outcome"], "warmed");
-    assert_eq!(images[0]["platforms"], json!(["linux/amd64", "linux/arm64"]));
+    assert_eq!(
+        images[0]["platforms"],
+        json!(["linux/amd64", "linux/arm64"])
+    );
     assert_eq!(images[1]["outcome"], "failed");
 
     let bad = lambda.invoke(&json!({"images": "nginx"})).await;
-    assert!(bad["errors"][0].as_str().unwrap().contains("array of strings"));
-    assert!(lambda.logs().lines().filter(|l| l.starts_with("{\"job\":\"prewarm\"")).count() == 3, "{}", lambda.logs());
+    assert!(
+        bad["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("array of strings")
+    );
+    assert!(
+        lambda
+            .logs()
+            .lines()
+            .filter(|l| l.starts_with("{\"job\":\"prewarm\""))
+            .count()
+            == 3,
+        "{}",
+        lambda.logs()
+    );
 }
