@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo: starts the local stack with the four rules of the seeds (quay, k8s, docker-hub
 # with a secret, ghcr), maps examples/watch-list.txt to cached image URIs, then validates
-# every rule and its credential secret.
+# every rule and its credential secret, then warms the watch list through the cache.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -27,6 +27,15 @@ echo
 echo "== two references as JSON (--output json)"
 ./target/debug/ptc map --output json nginx:1.25 gcr.io/distroless/static || true
 echo "ptc map exited with $status (non-zero: the watch list has entries that cannot be cached, shown above)"
+echo
+echo "== ptc prewarm: the watch list pulled through the cache (manifests, each platform, layers), verified in ECR"
+export PTC_WATCH_LIST="$(grep -v '^#' examples/watch-list.txt)"
+./target/debug/ptc prewarm || echo "(exit code $?: entries that cannot be cached failed, with the reason)"
+echo
+echo "== ptc prewarm again: everything is already cached and fresh"
+sleep 2
+./target/debug/ptc prewarm --mode manifests || true
+unset PTC_WATCH_LIST
 echo
 echo "== ptc validate: every rule validated by ECR, its secret checked, metrics published"
 ./target/debug/ptc validate || true

@@ -26,7 +26,7 @@ pub struct Entry {
 }
 
 /// Merge sources in order, keeping the first of entries that normalise to the same
-/// reference. Entries that do not parse are kept (the job reports them) but deduplicated
+/// reference and tag (a digest-pinned entry wins over the same tag found by discovery). Entries that do not parse are kept (the job reports them) but deduplicated
 /// on their text.
 pub fn merge(sources: impl IntoIterator<Item = (Origin, Vec<String>)>) -> Vec<Entry> {
     let mut seen = BTreeSet::new();
