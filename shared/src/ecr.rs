@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use aws_sdk_ecr::Client;
+use aws_sdk_ecr::types::ImageIdentifier;
 use base64::Engine as _;
 use time::OffsetDateTime;
 
@@ -97,6 +98,14 @@ pub trait EcrApi: Send + Sync {
     async fn describe_repositories(&self) -> Result<Vec<Repository>, AwsError>;
     /// Every image of one repository (all pages, `maxResults` 1000).
     async fn describe_images(&self, repository: &str) -> Result<Vec<ImageDetail>, AwsError>;
+    /// Only the images with these tags and digests (one call, at most 100 ids). ECR answers
+    /// `ImageNotFoundException` when any of them is missing.
+    async fn describe_image_ids(
+        &self,
+        repository: &str,
+        tags: &[String],
+        digests: &[String],
+    ) -> Result<Vec<ImageDetail>, AwsError>;
 }
 
 /// The aws-sdk adapter.
@@ -239,18 +248,46 @@ impl EcrApi for SdkEcr {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| AwsError::from_sdk("DescribeImages", e))?;
-            for image in page.image_details() {
-                out.push(ImageDetail {
-                    digest: image.image_digest().unwrap_or_default().to_owned(),
-                    tags: image.image_tags().to_vec(),
-                    size_bytes: image.image_size_in_bytes(),
-                    pushed_at: to_time(image.image_pushed_at()),
-                    last_pulled_at: to_time(image.last_recorded_pull_time()),
-                    media_type: image.image_manifest_media_type().map(str::to_owned),
-                });
-            }
+            out.extend(page.image_details().iter().map(image_detail));
         }
         Ok(out)
+    }
+
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn describe_image_ids(
+        &self,
+        repository: &str,
+        tags: &[String],
+        digests: &[String],
+    ) -> Result<Vec<ImageDetail>, AwsError> {
+        let ids = tags
+            .iter()
+            .map(|t| ImageIdentifier::builder().image_tag(t).build())
+            .chain(
+                digests
+                    .iter()
+                    .map(|d| ImageIdentifier::builder().image_digest(d).build()),
+            );
+        let out = self
+            .client
+            .describe_images()
+            .repository_name(repository)
+            .set_image_ids(Some(ids.collect()))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DescribeImages", e))?;
+        Ok(out.image_details().iter().map(image_detail).collect())
+    }
+}
+
+fn image_detail(image: &aws_sdk_ecr::types::ImageDetail) -> ImageDetail {
+    ImageDetail {
+        digest: image.image_digest().unwrap_or_default().to_owned(),
+        tags: image.image_tags().to_vec(),
+        size_bytes: image.image_size_in_bytes(),
+        pushed_at: to_time(image.image_pushed_at()),
+        last_pulled_at: to_time(image.last_recorded_pull_time()),
+        media_type: image.image_manifest_media_type().map(str::to_owned),
     }
 }
 
@@ -376,6 +413,42 @@ impl EcrApi for FakeEcr {
             ));
         }
         Ok(state.images.get(repository).cloned().unwrap_or_default())
+    }
+
+    async fn describe_image_ids(
+        &self,
+        repository: &str,
+        tags: &[String],
+        digests: &[String],
+    ) -> Result<Vec<ImageDetail>, AwsError> {
+        let state = self.enter("DescribeImages")?;
+        let images = state.images.get(repository).cloned().unwrap_or_default();
+        let mut out: Vec<ImageDetail> = Vec::new();
+        for wanted in tags
+            .iter()
+            .map(|t| (Some(t), None))
+            .chain(digests.iter().map(|d| (None, Some(d))))
+        {
+            let found = images.iter().find(|i| match wanted {
+                (Some(tag), _) => i.tags.contains(tag),
+                (_, Some(digest)) => &i.digest == digest,
+                _ => false,
+            });
+            match found {
+                Some(image) if !out.iter().any(|o| o.digest == image.digest) => {
+                    out.push(image.clone())
+                }
+                Some(_) => {}
+                None => {
+                    return Err(not_found(
+                        "DescribeImages",
+                        "ImageNotFoundException",
+                        format!("image {wanted:?} not in {repository}"),
+                    ));
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

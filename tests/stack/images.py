@@ -140,6 +140,13 @@ def push(base_url: str, built: Built, auth_header: str | None = None) -> None:
             pass
 
 
+def put_manifest(base_url: str, repository: str, ref: str, media_type: str, body: bytes) -> None:
+    req = urllib.request.Request(f"{base_url}/v2/{repository}/manifests/{ref}", data=body, method="PUT")
+    req.add_header("Content-Type", media_type)
+    with urllib.request.urlopen(req, timeout=30):
+        pass
+
+
 # What each upstream of the stack holds. Names mirror the real registries they stand in for.
 CATALOG: dict[str, list[tuple[str, str, str]]] = {
     "quay.io": [

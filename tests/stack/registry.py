@@ -58,6 +58,7 @@ class RegistryEndpoint:
         self.tags: dict[tuple[str, str], tuple[str, float]] = {}  # (repo, tag) -> (digest, fetched at)
         self.blobs: dict[str, bytes] = {}
         self.refresh_seconds = 24 * 3600
+        self.latency_ms = 0
         self.events: list[dict] = []
         self.counts: dict[str, int] = {}
 
@@ -67,6 +68,8 @@ class RegistryEndpoint:
         with self.lock:
             key = f"{request.method} {request.path}"
             self.counts[key] = self.counts.get(key, 0) + 1
+        if self.latency_ms:
+            time.sleep(self.latency_ms / 1000)
         try:
             response = self.route(request)
         except RegistryError as err:

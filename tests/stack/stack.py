@@ -101,15 +101,22 @@ class Stack:
 
         def size(image) -> int | None:
             """ECR: the compressed size of the layers; for a list, the largest child."""
+            cached = getattr(image, "_ptc_size", None)
+            if cached is not None:
+                return cached
             doc = json.loads(image.image_manifest)
             if "layers" in doc:
-                return sum(layer.get("size", 0) for layer in doc["layers"])
+                image._ptc_size = sum(layer.get("size", 0) for layer in doc["layers"])
+                return image._ptc_size
             sizes = []
             for child in doc.get("manifests", []):
                 cached = stack.registry.manifests.get((image.repository_name, child["digest"]))
                 if cached:
                     sizes.append(sum(layer.get("size", 0) for layer in json.loads(cached[1]).get("layers", [])))
-            return max(sizes) if sizes else None
+            value = max(sizes) if sizes else None
+            if value is not None and len(sizes) == len(doc.get("manifests", [])):
+                image._ptc_size = value
+            return value
 
         models.Image.get_image_size_in_bytes = size
 
@@ -256,6 +263,8 @@ class Stack:
                 if "down" in body:
                     upstream.stop_proxy() if body["down"] else upstream.start_proxy()
             return {"host": upstream.host, "up": upstream.is_up, "faults": upstream.faults.__dict__}
+        if parts == ["seed", "bench"] and method == "POST":
+            return self.seed_bench(int(body.get("repositories", 40)), int(body.get("tags", 50)))
         if parts == ["registry", "counts"]:
             with self.registry.lock:
                 return dict(self.registry.counts)
@@ -269,6 +278,8 @@ class Stack:
                         self.ecr.token_ttl = int(body["token_ttl"])
                     for op, n in (body.get("throttle") or {}).items():
                         self.ecr.throttle[op] = int(n)
+                    if "registry_latency_ms" in body:
+                        self.registry.latency_ms = int(body["registry_latency_ms"])
                     if "refresh_seconds" in body:
                         self.registry.refresh_seconds = float(body["refresh_seconds"])
                     if body.get("revoke_tokens"):
@@ -330,6 +341,20 @@ class Stack:
                     upstream.process.wait(5)
                 except Exception:
                     upstream.process.kill()
+
+    def seed_bench(self, repositories: int, tags: int) -> dict:
+        """Many images for benchmarks: `bench/app-N` repositories on quay.io, each a
+        two-platform OCI index under `tags` tags (one set of blobs per repository)."""
+        upstream = self.upstreams["quay.io"]
+        names = []
+        for r in range(repositories):
+            built = images.build(f"bench/app-{r}", "t0", "oci-index", layers=1)
+            images.push(upstream.internal_url, built)
+            index = built.manifests[-1]
+            for t in range(1, tags):
+                images.put_manifest(upstream.internal_url, built.repository, f"t{t}", index[1], index[2])
+            names += [f"quay.io/bench/app-{r}:t{t}" for t in range(tags)]
+        return {"images": names}
 
     def seed_demo(self) -> None:
         """The four rules of the seeds: quay, k8s, docker-hub (secret), ghcr (secret)."""
@@ -411,6 +436,10 @@ def main() -> None:
             time.sleep(0.1)
         raise SystemExit("stack: not ready after 120 s")
 
+    # One log line per request costs the stand-in throughput; errors are still logged.
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     stack = Stack(args.state_dir)
     stopping = threading.Event()
 

@@ -410,9 +410,28 @@ async fn warm(
         }
     }
 
-    // 3. ECR must show what was pulled.
-    let images = match deps.ecr.describe_images(&cached.repository).await {
+    // 3. ECR must show what was pulled: the tag and each platform's manifest, asked for by id
+    //    (a repository may hold thousands of images).
+    let children: Vec<String> = pulled
+        .platforms
+        .iter()
+        .map(|(_, d)| d.to_string())
+        .filter(|d| *d != pulled.digest.as_str())
+        .collect();
+    let images = match deps
+        .ecr
+        .describe_image_ids(&cached.repository, std::slice::from_ref(&tag), &children)
+        .await
+    {
         Ok(images) => images,
+        Err(err) if err.is_not_found() => {
+            return out
+                .with(
+                    Outcome::Failed,
+                    format!("ECR does not show what was pulled: {err}"),
+                )
+                .timed(started);
+        }
         Err(err) => {
             return out
                 .with(Outcome::Failed, format!("cannot verify in ECR: {err}"))
@@ -435,20 +454,6 @@ async fn warm(
                     "ECR has tag {tag} at {}, the pull returned {}",
                     tagged.digest, pulled.digest
                 ),
-            )
-            .timed(started);
-    }
-    let missing: Vec<&str> = pulled
-        .platforms
-        .iter()
-        .filter(|(_, d)| !images.iter().any(|i| i.digest == d.as_str()))
-        .map(|(p, _)| p.as_str())
-        .collect();
-    if !missing.is_empty() {
-        return out
-            .with(
-                Outcome::Failed,
-                format!("ECR does not show the manifest of {}", missing.join(", ")),
             )
             .timed(started);
     }
