@@ -205,6 +205,70 @@ pub struct Settings {
     pub ratelimit_floor: u64,
     /// Prewarm also every cached tag pulled within this many days (0: off).
     pub discovery_days: u32,
+    /// A long watch list kept outside the settings (S3 object or local file).
+    pub watch_list_source: Option<WatchListSource>,
+}
+
+/// Where a long watch list lives: one reference per line (`#` comments), or a JSON array.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum WatchListSource {
+    S3 { bucket: String, key: String },
+    File(PathBuf),
+}
+
+impl WatchListSource {
+    /// `s3://bucket/key`, `file:///path` or a path.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let value = value.trim();
+        if let Some(rest) = value.strip_prefix("s3://") {
+            let (bucket, key) = rest.split_once('/').ok_or("expected s3://BUCKET/KEY")?;
+            let bucket_ok = (3..=63).contains(&bucket.len())
+                && bucket.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-'
+                });
+            if !bucket_ok {
+                return Err(format!("{bucket:?} is not an S3 bucket name"));
+            }
+            if key.is_empty() {
+                return Err("the S3 key is empty".into());
+            }
+            return Ok(Self::S3 {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            });
+        }
+        if value.contains("://") && !value.starts_with("file://") {
+            return Err("expected s3://BUCKET/KEY, file:///PATH or a path".into());
+        }
+        let path = value.strip_prefix("file://").unwrap_or(value);
+        if path.is_empty() {
+            return Err("empty path".into());
+        }
+        Ok(Self::File(PathBuf::from(path)))
+    }
+
+    /// The entries of a watch list document.
+    pub fn entries(text: &str) -> Result<Vec<String>, String> {
+        if text.trim_start().starts_with('[') {
+            return serde_json::from_str::<Vec<String>>(text)
+                .map_err(|e| format!("not a JSON array of strings: {e}"));
+        }
+        Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect())
+    }
+}
+
+impl std::fmt::Display for WatchListSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::S3 { bucket, key } => write!(f, "s3://{bucket}/{key}"),
+            Self::File(path) => write!(f, "{}", path.display()),
+        }
+    }
 }
 
 /// `layers` (default) makes every request a real pull makes, so the cache holds the layers
@@ -241,6 +305,7 @@ struct FileSettings {
     prewarm_mode: Option<PrewarmMode>,
     ratelimit_floor: Option<u64>,
     discovery_days: Option<u32>,
+    watch_list_url: Option<String>,
 }
 
 impl Settings {
@@ -438,6 +503,15 @@ impl Settings {
             7,
             0..=365,
         )? as u32;
+        let watch_list_source = match (env("PTC_WATCH_LIST_URL"), file.watch_list_url) {
+            (Some(v), _) => {
+                Some(WatchListSource::parse(&v).map_err(|r| invalid("PTC_WATCH_LIST_URL", &v, r))?)
+            }
+            (None, Some(v)) => {
+                Some(WatchListSource::parse(&v).map_err(|r| file_err("watch_list_url", r))?)
+            }
+            (None, None) => None,
+        };
         let region = env("PTC_REGION").or(file.region);
         Ok(Self {
             region,
@@ -457,6 +531,7 @@ impl Settings {
             prewarm_mode,
             ratelimit_floor,
             discovery_days,
+            watch_list_source,
         })
     }
 
@@ -572,6 +647,7 @@ mod tests {
             ("PTC_PREWARM_MODE", "manifests"),
             ("PTC_RATELIMIT_FLOOR", "25"),
             ("PTC_DISCOVERY_DAYS", "0"),
+            ("PTC_WATCH_LIST_URL", "s3://team-bucket/ptc/watch-list.txt"),
         ])
         .unwrap();
         assert_eq!(s.region.as_deref(), Some("eu-west-1"));
@@ -617,11 +693,39 @@ mod tests {
             ("PTC_CREDENTIAL_MAX_AGE_DAYS", "0"),
             ("PTC_PREWARM_MODE", "all"),
             ("PTC_DISCOVERY_DAYS", "1000"),
+            ("PTC_WATCH_LIST_URL", "s3://Bad_Bucket/x"),
+            ("PTC_WATCH_LIST_URL", "s3://bucket/"),
+            ("PTC_WATCH_LIST_URL", "https://example.com/list"),
         ];
         for (name, value) in cases {
             let err = load(&[(name, value)]).expect_err(name);
             assert!(err.to_string().contains(name), "{name}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn watch_list_documents_are_lines_or_json() {
+        assert_eq!(
+            WatchListSource::entries("# list\nnginx:1.25\n\n  quay.io/a/b:1 \n").unwrap(),
+            ["nginx:1.25", "quay.io/a/b:1"]
+        );
+        assert_eq!(
+            WatchListSource::entries(r#"["nginx:1.25"]"#).unwrap(),
+            ["nginx:1.25"]
+        );
+        assert!(
+            WatchListSource::entries("[1, 2]")
+                .unwrap_err()
+                .contains("JSON array")
+        );
+        assert_eq!(
+            WatchListSource::parse("file:///etc/ptc/list.txt").unwrap(),
+            WatchListSource::File("/etc/ptc/list.txt".into())
+        );
+        assert_eq!(
+            WatchListSource::parse("list.txt").unwrap(),
+            WatchListSource::File("list.txt".into())
+        );
     }
 
     #[test]

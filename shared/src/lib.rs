@@ -13,6 +13,7 @@ pub mod config;
 pub mod ecr;
 pub mod logging;
 pub mod metrics;
+pub mod objects;
 pub mod reference;
 pub mod registry;
 pub mod report;
@@ -31,6 +32,7 @@ pub struct AwsClients {
     pub ecr: aws_sdk_ecr::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub s3: aws_sdk_s3::Client,
 }
 
 impl AwsClients {
@@ -39,6 +41,13 @@ impl AwsClients {
             ecr: aws_sdk_ecr::Client::new(config),
             secrets: aws_sdk_secretsmanager::Client::new(config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(config),
+            // Path-style addressing when an endpoint is overridden (the local stack has no
+            // bucket DNS names); virtual-hosted style against AWS.
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(config)
+                    .force_path_style(config.endpoint_url().is_some())
+                    .build(),
+            ),
         }
     }
 }

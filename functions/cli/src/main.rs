@@ -13,6 +13,7 @@ use ptc_core::config::PrewarmMode;
 use ptc_core::config::{ExpectedRule, Settings};
 use ptc_core::ecr::{EcrApi, SdkEcr};
 use ptc_core::metrics::SdkMetrics;
+use ptc_core::objects::SdkObjects;
 use ptc_core::registry::RegistryClient;
 use ptc_core::rules::RuleSet;
 use ptc_core::secrets::SdkSecrets;
@@ -132,9 +133,10 @@ async fn run(cli: Cli, settings: Settings) -> Result<ExitCode, String> {
             let sdk = load_sdk_config(&AwsOptions::from_settings(&settings)).await;
             let clients = AwsClients::new(&sdk);
             let ecr: Arc<dyn EcrApi> = Arc::new(SdkEcr::new(clients.ecr));
-            let (secrets, metrics) = (
+            let (secrets, metrics, objects) = (
                 SdkSecrets::new(clients.secrets),
                 SdkMetrics::new(clients.cloudwatch),
+                SdkObjects::new(clients.s3),
             );
             let http = ptc_core::registry::http_client(settings.http_timeout)
                 .map_err(|e| e.to_string())?;
@@ -154,6 +156,7 @@ async fn run(cli: Cli, settings: Settings) -> Result<ExitCode, String> {
             let deps = prewarm::Deps {
                 ecr: ecr.as_ref(),
                 secrets: &secrets,
+                objects: &objects,
                 metrics: &metrics,
                 cache: &cache,
                 registry_host: &host,

@@ -86,6 +86,7 @@ async fn main() {
     .unwrap();
     let secrets = SdkSecrets::new(aws_sdk_secretsmanager::Client::new(&sdk));
     let metrics = SdkMetrics::new(aws_sdk_cloudwatch::Client::new(&sdk));
+    let objects = ptc_core::objects::FakeObjects::default();
     let upstreams: BTreeMap<String, String> = stack
         .info
         .upstreams
@@ -95,6 +96,7 @@ async fn main() {
     let deps = Deps {
         ecr: ecr.as_ref(),
         secrets: &secrets,
+        objects: &objects,
         metrics: &metrics,
         cache: &cache,
         registry_host: &host,
@@ -112,6 +114,7 @@ async fn main() {
         concurrency: c,
         discovery_days: 0,
         settings_watch_list: Vec::new(),
+        watch_list_source: None,
         dry_run: false,
         publish_metrics: false,
         stop_at: None,

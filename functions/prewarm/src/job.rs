@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use ptc_core::ImageReference;
-use ptc_core::config::{Platform, PrewarmMode};
+use ptc_core::config::{Platform, PrewarmMode, WatchListSource};
 use ptc_core::ecr::EcrApi;
 use ptc_core::metrics::{MetricDatum, MetricsApi, Unit};
+use ptc_core::objects::ObjectsApi;
 use ptc_core::reference::Digest;
 use ptc_core::registry::{
     Credentials, Manifest, ManifestKind, RegistryClient, RegistryError, RetryPolicy,
@@ -32,6 +33,8 @@ use crate::sources::{self, Entry, Origin};
 pub struct Deps<'a> {
     pub ecr: &'a dyn EcrApi,
     pub secrets: &'a dyn SecretsApi,
+    /// Reads a long watch list from S3.
+    pub objects: &'a dyn ObjectsApi,
     pub metrics: &'a dyn MetricsApi,
     /// The registry endpoint of the account (ECR token), shared by every pull of the run.
     pub cache: &'a RegistryClient,
@@ -54,6 +57,7 @@ pub struct Options {
     pub concurrency: usize,
     pub discovery_days: u32,
     pub settings_watch_list: Vec<String>,
+    pub watch_list_source: Option<WatchListSource>,
     pub dry_run: bool,
     pub publish_metrics: bool,
     /// Stop starting new images after this instant.
@@ -235,9 +239,21 @@ pub async fn run(
     )
     .await;
     report.errors.extend(discovery_errors);
+    let long_list = match &options.watch_list_source {
+        Some(source) => match sources::load(deps.objects, source).await {
+            Ok(list) => list,
+            Err(err) => {
+                tracing::error!(error = %err, "watch list source unreadable; the other sources go on");
+                report.errors.push(err);
+                Vec::new()
+            }
+        },
+        None => Vec::new(),
+    };
     let entries = sources::merge([
         (Origin::Payload, payload_images),
         (Origin::Settings, options.settings_watch_list.clone()),
+        (Origin::Source, long_list),
         (Origin::Discovery, discovered),
     ]);
     let upstreams = Upstreams {

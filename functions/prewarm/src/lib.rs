@@ -24,6 +24,7 @@ impl Options {
             concurrency: settings.concurrency,
             discovery_days: settings.discovery_days,
             settings_watch_list: settings.watch_list.clone(),
+            watch_list_source: settings.watch_list_source.clone(),
             dry_run: false,
             publish_metrics: true,
             stop_at: None,

@@ -1,5 +1,6 @@
 //! The prewarm Lambda: wiring only.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -8,11 +9,27 @@ use prewarm::{Deps, Options, handle, job::stop_before};
 use ptc_core::aws::{AwsOptions, load_sdk_config};
 use ptc_core::ecr::{EcrApi, SdkEcr};
 use ptc_core::metrics::SdkMetrics;
+use ptc_core::objects::SdkObjects;
 use ptc_core::registry::{RegistryClient, http_client};
 use ptc_core::secrets::SdkSecrets;
 use ptc_core::{AwsClients, Settings};
 use serde_json::Value;
 use tokio::sync::OnceCell;
+
+/// What every invocation of this execution environment shares.
+struct Shared {
+    ecr: Arc<dyn EcrApi>,
+    secrets: SdkSecrets,
+    metrics: SdkMetrics,
+    objects: SdkObjects,
+    http: reqwest::Client,
+    upstream_endpoints: BTreeMap<String, String>,
+    registry_endpoint: Option<String>,
+    options: Options,
+    /// The registry client and host: the token is fetched on the first invocation and reused
+    /// (refreshed when it expires).
+    cache: OnceCell<(RegistryClient, String)>,
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -20,62 +37,59 @@ async fn main() -> Result<(), Error> {
     ptc_core::logging::init(settings.log_format);
     let sdk = load_sdk_config(&AwsOptions::from_settings(&settings)).await;
     let clients = AwsClients::new(&sdk);
-    let ecr: Arc<dyn EcrApi> = Arc::new(SdkEcr::new(clients.ecr));
-    let secrets = SdkSecrets::new(clients.secrets);
-    let metrics = SdkMetrics::new(clients.cloudwatch);
-    let http = http_client(settings.http_timeout)?;
-    let upstream_endpoints = settings
-        .upstream_endpoints
-        .iter()
-        .map(|(h, e)| (h.clone(), e.as_str().to_owned()))
-        .collect();
-    let options = Options::from_settings(&settings);
-    let registry_endpoint = settings
-        .registry_endpoint
-        .as_ref()
-        .map(|e| e.as_str().to_owned());
-    // The registry token is fetched on the first invocation and reused (refreshed when it expires).
-    let cache: OnceCell<(RegistryClient, String)> = OnceCell::new();
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        let (ecr, secrets, metrics, http, upstream_endpoints, options, cache, registry_endpoint) = (
-            &ecr,
-            &secrets,
-            &metrics,
-            &http,
-            &upstream_endpoints,
-            &options,
-            &cache,
-            &registry_endpoint,
-        );
-        async move {
-            let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
-            let left = Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
-            let stop_at = Instant::now() + left - stop_before(left);
-            let (client, host) = cache
-                .get_or_try_init(|| {
-                    RegistryClient::for_ecr(http.clone(), ecr.clone(), registry_endpoint.as_deref())
-                })
-                .await?;
-            let deps = Deps {
-                ecr: ecr.as_ref(),
-                secrets,
-                metrics,
-                cache: client,
-                registry_host: host,
-                http,
-                upstream_endpoints,
-            };
-            let report = handle(
-                &deps,
-                options,
-                &event.payload,
-                time::OffsetDateTime::now_utc(),
-                Some(stop_at),
-            )
-            .await;
-            println!("{}", serde_json::to_string(&report)?);
-            Ok::<_, Error>(report)
-        }
+    let shared = Shared {
+        ecr: Arc::new(SdkEcr::new(clients.ecr)),
+        secrets: SdkSecrets::new(clients.secrets),
+        metrics: SdkMetrics::new(clients.cloudwatch),
+        objects: SdkObjects::new(clients.s3),
+        http: http_client(settings.http_timeout)?,
+        upstream_endpoints: settings
+            .upstream_endpoints
+            .iter()
+            .map(|(h, e)| (h.clone(), e.as_str().to_owned()))
+            .collect(),
+        registry_endpoint: settings
+            .registry_endpoint
+            .as_ref()
+            .map(|e| e.as_str().to_owned()),
+        options: Options::from_settings(&settings),
+        cache: OnceCell::new(),
+    };
+    let shared = &shared;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
+        let left = Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
+        let stop_at = Instant::now() + left - stop_before(left);
+        let (client, host) = shared
+            .cache
+            .get_or_try_init(|| {
+                RegistryClient::for_ecr(
+                    shared.http.clone(),
+                    shared.ecr.clone(),
+                    shared.registry_endpoint.as_deref(),
+                )
+            })
+            .await?;
+        let deps = Deps {
+            ecr: shared.ecr.as_ref(),
+            secrets: &shared.secrets,
+            objects: &shared.objects,
+            metrics: &shared.metrics,
+            cache: client,
+            registry_host: host,
+            http: &shared.http,
+            upstream_endpoints: &shared.upstream_endpoints,
+        };
+        let report = handle(
+            &deps,
+            &shared.options,
+            &event.payload,
+            time::OffsetDateTime::now_utc(),
+            Some(stop_at),
+        )
+        .await;
+        println!("{}", serde_json::to_string(&report)?);
+        Ok::<_, Error>(report)
     }))
     .await
 }

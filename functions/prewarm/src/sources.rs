@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 
 use futures::StreamExt as _;
 use ptc_core::ImageReference;
+use ptc_core::config::WatchListSource;
 use ptc_core::ecr::EcrApi;
+use ptc_core::objects::ObjectsApi;
 use ptc_core::rules::RuleSet;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -15,7 +17,27 @@ use time::OffsetDateTime;
 pub enum Origin {
     Payload,
     Settings,
+    /// The long list of `PTC_WATCH_LIST_URL`.
+    Source,
     Discovery,
+}
+
+/// The entries of the long watch list (S3 object or file); the error names the source.
+pub async fn load(
+    objects: &dyn ObjectsApi,
+    source: &WatchListSource,
+) -> Result<Vec<String>, String> {
+    let text = match source {
+        WatchListSource::S3 { bucket, key } => objects
+            .get_text(bucket, key)
+            .await
+            .map_err(|e| e.to_string()),
+        WatchListSource::File(path) => tokio::fs::read_to_string(path)
+            .await
+            .map_err(|e| e.to_string()),
+    }
+    .map_err(|e| format!("watch list {source}: {e}"))?;
+    WatchListSource::entries(&text).map_err(|e| format!("watch list {source}: {e}"))
 }
 
 /// One watch-list entry as written, with where it came from.
@@ -141,6 +163,42 @@ mod tests {
                 ("quay.io/a/b:1", Origin::Settings)
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn long_lists_come_from_s3_or_a_file() {
+        let objects = ptc_core::objects::FakeObjects::default();
+        objects.objects.lock().unwrap().insert(
+            ("b".into(), "list.txt".into()),
+            "nginx:1.25\n# c\nquay.io/a/b:1\n".into(),
+        );
+        let s3 = WatchListSource::S3 {
+            bucket: "b".into(),
+            key: "list.txt".into(),
+        };
+        assert_eq!(
+            load(&objects, &s3).await.unwrap(),
+            ["nginx:1.25", "quay.io/a/b:1"]
+        );
+        let missing = WatchListSource::S3 {
+            bucket: "b".into(),
+            key: "nope".into(),
+        };
+        assert!(
+            load(&objects, &missing)
+                .await
+                .unwrap_err()
+                .contains("s3://b/nope")
+        );
+        let dir = std::env::temp_dir().join(format!("ptc-list-{}", std::process::id()));
+        std::fs::write(&dir, r#"["ghcr.io/x/y:1"]"#).unwrap();
+        assert_eq!(
+            load(&objects, &WatchListSource::File(dir.clone()))
+                .await
+                .unwrap(),
+            ["ghcr.io/x/y:1"]
+        );
+        std::fs::remove_file(dir).unwrap();
     }
 
     #[tokio::test]

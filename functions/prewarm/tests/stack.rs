@@ -9,6 +9,7 @@ use prewarm::{Deps, ImageResult, Options, Outcome, PrewarmReport, run};
 use ptc_core::config::{Platform, PrewarmMode};
 use ptc_core::ecr::{EcrApi, SdkEcr};
 use ptc_core::metrics::SdkMetrics;
+use ptc_core::objects::SdkObjects;
 use ptc_core::registry::{RegistryClient, http_client};
 use ptc_core::secrets::SdkSecrets;
 use ptc_tests::Stack;
@@ -21,6 +22,7 @@ static RULES: OnceCell<()> = OnceCell::const_new();
 struct World {
     ecr: SdkEcr,
     secrets: SdkSecrets,
+    objects: SdkObjects,
     metrics: SdkMetrics,
     cache: RegistryClient,
     host: String,
@@ -84,6 +86,7 @@ async fn world() -> World {
     World {
         ecr: SdkEcr::new(aws_sdk_ecr::Client::new(&sdk)),
         secrets: SdkSecrets::new(aws_sdk_secretsmanager::Client::new(&sdk)),
+        objects: SdkObjects::new(ptc_core::AwsClients::new(&sdk).s3),
         metrics: SdkMetrics::new(aws_sdk_cloudwatch::Client::new(&sdk)),
         cache,
         host,
@@ -109,6 +112,7 @@ fn options() -> Options {
         concurrency: 8,
         discovery_days: 0,
         settings_watch_list: Vec::new(),
+        watch_list_source: None,
         dry_run: false,
         publish_metrics: true,
         stop_at: None,
@@ -120,6 +124,7 @@ async fn prewarm(world: &World, options: &Options, images: &[&str]) -> PrewarmRe
     let deps = Deps {
         ecr: &world.ecr,
         secrets: &world.secrets,
+        objects: &world.objects,
         metrics: &world.metrics,
         cache: &world.cache,
         registry_host: &world.host,
@@ -188,12 +193,13 @@ async fn warms_verifies_and_reports_every_kind_of_entry() {
     let report = prewarm(&world, &options(), &list).await;
     for reference in &list[..7] {
         let image = find(&report, reference);
-        // nats, pause and the flux image are also used by other tests of this file, which
-        // may have cached them first.
+        // nats, pause, etcd and the flux image are also used by other tests of this file,
+        // which may have cached them first.
         let shared = [
             "nats:2.10.12-alpine",
             "registry.k8s.io/pause:3.9",
             "ghcr.io/fluxcd/source-controller:v1.2.4",
+            pinned.as_str(),
         ];
         if shared.contains(reference) {
             assert!(
@@ -490,4 +496,62 @@ async fn a_dry_run_pulls_nothing() {
         "no request to the registry endpoint"
     );
     assert_eq!(report.metrics_published, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_watch_list_comes_from_s3_and_a_missing_one_is_reported() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::shared();
+    let world = world().await;
+    let s3 = ptc_core::AwsClients::new(&stack.sdk_config().await).s3;
+    s3.create_bucket()
+        .bucket("ptc-watch-lists")
+        .send()
+        .await
+        .expect("create bucket");
+    s3.put_object()
+        .bucket("ptc-watch-lists")
+        .key("prod/watch-list.txt")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(
+            b"# prod clusters\nregistry.k8s.io/pause:3.9\nquay.io/coreos/etcd:v3.5.13\n",
+        ))
+        .send()
+        .await
+        .expect("put object");
+    let mut opts = options();
+    opts.watch_list_source = Some(
+        ptc_core::config::WatchListSource::parse("s3://ptc-watch-lists/prod/watch-list.txt")
+            .unwrap(),
+    );
+    let report = prewarm(&world, &opts, &["nats:2.10.12-alpine"]).await;
+    let refs: Vec<_> = report
+        .images
+        .iter()
+        .map(|i| (i.reference.as_str(), i.origin))
+        .collect();
+    assert_eq!(
+        refs,
+        [
+            ("nats:2.10.12-alpine", prewarm::sources::Origin::Payload),
+            (
+                "registry.k8s.io/pause:3.9",
+                prewarm::sources::Origin::Source
+            ),
+            (
+                "quay.io/coreos/etcd:v3.5.13",
+                prewarm::sources::Origin::Source
+            )
+        ]
+    );
+    assert_eq!(report.summary.failed, 0, "{report:#?}");
+
+    opts.watch_list_source =
+        Some(ptc_core::config::WatchListSource::parse("s3://ptc-watch-lists/missing.txt").unwrap());
+    let report = prewarm(&world, &opts, &["nats:2.10.12-alpine"]).await;
+    assert_eq!(report.images.len(), 1, "the payload still runs");
+    assert!(
+        report.errors[0].contains("s3://ptc-watch-lists/missing.txt"),
+        "{:?}",
+        report.errors
+    );
 }

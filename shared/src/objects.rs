@@ -1,0 +1,140 @@
+//! Objects the jobs read (a long watch list in S3): a port, the aws-sdk adapter, a fake.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+
+use crate::aws::{AwsError, AwsErrorKind};
+
+/// Largest object read: a watch list of tens of thousands of references fits easily.
+pub const MAX_OBJECT_BYTES: usize = 8 * 1024 * 1024;
+
+#[async_trait]
+pub trait ObjectsApi: Send + Sync {
+    async fn get_text(&self, bucket: &str, key: &str) -> Result<String, AwsError>;
+}
+
+#[derive(Clone)]
+pub struct SdkObjects {
+    client: Client,
+}
+
+impl SdkObjects {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+fn invalid(message: String) -> AwsError {
+    AwsError {
+        operation: "GetObject",
+        kind: AwsErrorKind::Service("InvalidObject".into()),
+        message,
+    }
+}
+
+#[async_trait]
+impl ObjectsApi for SdkObjects {
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn get_text(&self, bucket: &str, key: &str) -> Result<String, AwsError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("GetObject", e))?;
+        if out
+            .content_length()
+            .is_some_and(|l| l as usize > MAX_OBJECT_BYTES)
+        {
+            return Err(invalid(format!(
+                "s3://{bucket}/{key} is larger than {MAX_OBJECT_BYTES} bytes"
+            )));
+        }
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| invalid(format!("reading s3://{bucket}/{key}: {e}")))?
+            .into_bytes();
+        if bytes.len() > MAX_OBJECT_BYTES {
+            return Err(invalid(format!(
+                "s3://{bucket}/{key} is larger than {MAX_OBJECT_BYTES} bytes"
+            )));
+        }
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| invalid(format!("s3://{bucket}/{key} is not UTF-8 text")))
+    }
+}
+
+/// In-memory objects for unit tests.
+#[derive(Default)]
+pub struct FakeObjects {
+    pub objects: Mutex<BTreeMap<(String, String), String>>,
+}
+
+#[async_trait]
+impl ObjectsApi for FakeObjects {
+    async fn get_text(&self, bucket: &str, key: &str) -> Result<String, AwsError> {
+        self.objects
+            .lock()
+            .unwrap()
+            .get(&(bucket.to_owned(), key.to_owned()))
+            .cloned()
+            .ok_or_else(|| AwsError {
+                operation: "GetObject",
+                kind: AwsErrorKind::NotFound("NoSuchKey".into()),
+                message: format!("s3://{bucket}/{key} does not exist"),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::operation::get_object::GetObjectOutput;
+    use aws_smithy_mocks::{mock, mock_client};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn reads_text_objects() {
+        let rule = mock!(Client::get_object)
+            .match_requests(|r| r.bucket() == Some("b") && r.key() == Some("watch-list.txt"))
+            .then_output(|| {
+                GetObjectOutput::builder()
+                    .body(aws_sdk_s3::primitives::ByteStream::from_static(
+                        b"nginx:1.25\n",
+                    ))
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_s3, [&rule]);
+        assert_eq!(
+            SdkObjects::new(client)
+                .get_text("b", "watch-list.txt")
+                .await
+                .unwrap(),
+            "nginx:1.25\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn rejects_binary_objects() {
+        let rule = mock!(Client::get_object).then_output(|| {
+            GetObjectOutput::builder()
+                .body(aws_sdk_s3::primitives::ByteStream::from_static(&[
+                    0xff, 0xfe, 0x00,
+                ]))
+                .build()
+        });
+        let client = mock_client!(aws_sdk_s3, [&rule]);
+        let err = SdkObjects::new(client)
+            .get_text("b", "k")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not UTF-8"), "{err}");
+    }
+}
