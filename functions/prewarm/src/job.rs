@@ -454,7 +454,7 @@ async fn warm(
                 .timed(started);
         }
     };
-    let Some(tagged) = images.iter().find(|i| i.tags.iter().any(|t| *t == tag)) else {
+    let Some(tagged) = images.iter().find(|i| i.tags.contains(&tag)) else {
         return out
             .with(
                 Outcome::Failed,
