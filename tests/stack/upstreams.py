@@ -31,6 +31,9 @@ class Faults:
     ratelimit_limit: int | None = None
     ratelimit_remaining: int | None = None
     retry_after: int = 60
+    # Rate-limit every request once the budget is spent (quay.io, ghcr.io style), not only
+    # manifest GETs (Docker Hub style, where a HEAD stays free).
+    limit_all: bool = False
 
     def update(self, body: dict) -> None:
         for key, value in body.items():
@@ -141,7 +144,7 @@ class Upstream:
             denied = self.check_bearer(request, headers)
             if denied is not None:
                 return denied(environ, start_response)
-        if limited and is_pull:
+        if limited and (is_pull or faults.limit_all):
             body = '{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}'
             headers.append(("Retry-After", str(faults.retry_after)))
             return Response(body, 429, headers, content_type="application/json")(environ, start_response)
