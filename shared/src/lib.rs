@@ -6,7 +6,10 @@
 //! - [`aws`]: one `SdkConfig`, retries and timeouts, and the error of every AWS call.
 //! - [`ecr`], [`secrets`], [`metrics`]: port traits, aws-sdk adapters and in-memory fakes.
 //! - [`registry`]: the OCI distribution client.
-//! - [`report`]: the serialisable result of a run.
+//! - [`objects`]: objects read from S3 (long watch lists).
+//!
+//! Each job's report type lives with the job (its fields are the job's own); they share the
+//! shape: entries with an outcome and a reason, a summary, run-level errors.
 
 pub mod aws;
 pub mod config;
@@ -16,7 +19,6 @@ pub mod metrics;
 pub mod objects;
 pub mod reference;
 pub mod registry;
-pub mod report;
 pub mod rules;
 pub mod secret;
 pub mod secrets;
