@@ -158,6 +158,47 @@ impl Stack {
         .expect("registry client for the stack")
     }
 
+    /// Create a Secrets Manager secret with a JSON value; returns its ARN.
+    pub async fn create_secret(&self, name: &str, value: serde_json::Value) -> String {
+        aws_sdk_secretsmanager::Client::new(&self.sdk_config().await)
+            .create_secret()
+            .name(name)
+            .secret_string(value.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create secret {name}: {e:?}"))
+            .arn()
+            .expect("secret ARN")
+            .to_owned()
+    }
+
+    /// A PTC credential secret holding an upstream's real username and access token.
+    pub async fn upstream_secret(&self, name: &str, host: &str) -> String {
+        let up = self.upstream(host);
+        self.create_secret(
+            name,
+            serde_json::json!({"username": up.username, "accessToken": up.password}),
+        )
+        .await
+    }
+
+    /// Create a pull-through cache rule through the SDK.
+    pub async fn create_rule(
+        &self,
+        prefix: &str,
+        upstream_url: &str,
+        credential_arn: Option<&str>,
+    ) {
+        aws_sdk_ecr::Client::new(&self.sdk_config().await)
+            .create_pull_through_cache_rule()
+            .ecr_repository_prefix(prefix)
+            .upstream_registry_url(upstream_url)
+            .set_credential_arn(credential_arn.map(str::to_owned))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create rule {prefix}: {e:?}"));
+    }
+
     pub fn upstream(&self, host: &str) -> &UpstreamInfo {
         self.info
             .upstreams

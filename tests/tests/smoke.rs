@@ -11,40 +11,6 @@ use ptc_tests::{Stack, unique};
 
 const DOCKER: &str = "registry-1.docker.io";
 
-async fn secret(stack: &Stack, name: &str, value: serde_json::Value) -> String {
-    let sm = aws_sdk_secretsmanager::Client::new(&stack.sdk_config().await);
-    sm.create_secret()
-        .name(name)
-        .secret_string(value.to_string())
-        .send()
-        .await
-        .expect("create secret")
-        .arn()
-        .expect("secret ARN")
-        .to_owned()
-}
-
-async fn docker_secret(stack: &Stack, id: &str) -> String {
-    let up = stack.upstream(DOCKER);
-    secret(
-        stack,
-        &format!("ecr-pullthroughcache/docker-{id}"),
-        serde_json::json!({"username": up.username, "accessToken": up.password}),
-    )
-    .await
-}
-
-async fn rule(stack: &Stack, prefix: &str, url: &str, credential: Option<&str>) {
-    let ecr = aws_sdk_ecr::Client::new(&stack.sdk_config().await);
-    ecr.create_pull_through_cache_rule()
-        .ecr_repository_prefix(prefix)
-        .upstream_registry_url(url)
-        .set_credential_arn(credential.map(str::to_owned))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("create rule {prefix}: {e:?}"));
-}
-
 async fn only_rule(stack: &Stack, prefix: &str) -> RuleSet {
     let rules = stack
         .ecr()
@@ -64,25 +30,36 @@ async fn only_rule(stack: &Stack, prefix: &str) -> RuleSet {
 async fn rules_and_their_secrets_validate_through_the_sdk() {
     let stack = Stack::shared();
     let id = unique();
-    let good = docker_secret(stack, &id).await;
-    let wrong_password = secret(
-        stack,
+    let good = stack
+        .upstream_secret(&format!("ecr-pullthroughcache/docker-{id}"), DOCKER)
+        .await;
+    let wrong_password = stack.create_secret(
         &format!("ecr-pullthroughcache/wrongpw-{id}"),
         serde_json::json!({"username": stack.upstream(DOCKER).username, "accessToken": "not-the-token"}),
     )
     .await;
-    let wrong_keys = secret(
-        stack,
-        &format!("ecr-pullthroughcache/wrongkeys-{id}"),
-        serde_json::json!({"user": "a", "token": "b"}),
-    )
-    .await;
-    let doomed = docker_secret(stack, &format!("doomed-{id}")).await;
-    rule(stack, &format!("q{id}"), "quay.io", None).await;
-    rule(stack, &format!("dg{id}"), DOCKER, Some(&good)).await;
-    rule(stack, &format!("dw{id}"), DOCKER, Some(&wrong_password)).await;
-    rule(stack, &format!("dk{id}"), DOCKER, Some(&wrong_keys)).await;
-    rule(stack, &format!("dm{id}"), DOCKER, Some(&doomed)).await;
+    let wrong_keys = stack
+        .create_secret(
+            &format!("ecr-pullthroughcache/wrongkeys-{id}"),
+            serde_json::json!({"user": "a", "token": "b"}),
+        )
+        .await;
+    let doomed = stack
+        .upstream_secret(&format!("ecr-pullthroughcache/docker-doomed-{id}"), DOCKER)
+        .await;
+    stack.create_rule(&format!("q{id}"), "quay.io", None).await;
+    stack
+        .create_rule(&format!("dg{id}"), DOCKER, Some(&good))
+        .await;
+    stack
+        .create_rule(&format!("dw{id}"), DOCKER, Some(&wrong_password))
+        .await;
+    stack
+        .create_rule(&format!("dk{id}"), DOCKER, Some(&wrong_keys))
+        .await;
+    stack
+        .create_rule(&format!("dm{id}"), DOCKER, Some(&doomed))
+        .await;
     let sm = aws_sdk_secretsmanager::Client::new(&stack.sdk_config().await);
     sm.delete_secret()
         .secret_id(&doomed)
@@ -166,7 +143,7 @@ async fn the_stand_in_refuses_what_ecr_refuses() {
         .await
         .unwrap_err();
     assert_eq!(code(err), "SecretNotFoundException");
-    rule(stack, &format!("x{id}"), "quay.io", None).await;
+    stack.create_rule(&format!("x{id}"), "quay.io", None).await;
     let err = ecr
         .create_pull_through_cache_rule()
         .ecr_repository_prefix(format!("x{id}"))
@@ -182,13 +159,17 @@ async fn a_pull_creates_the_repository_and_describe_images_shows_every_platform(
     let stack = Stack::shared();
     let id = unique();
     let prefix = format!("hub{id}");
-    rule(
-        stack,
-        &prefix,
-        DOCKER,
-        Some(&docker_secret(stack, &id).await),
-    )
-    .await;
+    stack
+        .create_rule(
+            &prefix,
+            DOCKER,
+            Some(
+                &stack
+                    .upstream_secret(&format!("ecr-pullthroughcache/docker-{id}"), DOCKER)
+                    .await,
+            ),
+        )
+        .await;
     let rules = only_rule(stack, &prefix).await;
     let (client, host) = stack.registry().await;
     assert_eq!(
@@ -269,7 +250,7 @@ async fn a_creation_template_shapes_the_repository_the_cache_creates() {
     let stack = Stack::shared();
     let id = unique();
     let prefix = format!("tq{id}");
-    rule(stack, &prefix, "quay.io", None).await;
+    stack.create_rule(&prefix, "quay.io", None).await;
     let ecr = aws_sdk_ecr::Client::new(&stack.sdk_config().await);
     let lifecycle = r#"{"rules":[{"rulePriority":1,"description":"expire","selection":{"tagStatus":"any","countType":"sinceImagePushed","countUnit":"days","countNumber":30},"action":{"type":"expire"}}]}"#;
     ecr.create_repository_creation_template()

@@ -160,15 +160,8 @@ fn bad_rules_and_settings_stop_with_a_message_naming_them() {
 #[tokio::test(flavor = "multi_thread")]
 async fn without_rules_it_reads_the_registry() {
     let stack = ptc_tests::Stack::shared();
-    let ecr = aws_sdk_ecr::Client::new(&stack.sdk_config().await);
-    for (prefix, url) in [("quay", "quay.io"), ("k8s", "registry.k8s.io")] {
-        ecr.create_pull_through_cache_rule()
-            .ecr_repository_prefix(prefix)
-            .upstream_registry_url(url)
-            .send()
-            .await
-            .expect("create rule");
-    }
+    stack.create_rule("quay", "quay.io", None).await;
+    stack.create_rule("k8s", "registry.k8s.io", None).await;
     let env = stack.env();
     let out = tokio::task::spawn_blocking(move || {
         ptc(

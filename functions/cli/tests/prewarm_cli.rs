@@ -18,13 +18,7 @@ fn ptc(stack: &Stack, args: &[&str]) -> Output {
 #[tokio::test(flavor = "multi_thread")]
 async fn dry_run_then_warm_then_json() {
     let stack = Stack::shared();
-    let ecr = aws_sdk_ecr::Client::new(&stack.sdk_config().await);
-    ecr.create_pull_through_cache_rule()
-        .ecr_repository_prefix("quay")
-        .upstream_registry_url("quay.io")
-        .send()
-        .await
-        .unwrap();
+    stack.create_rule("quay", "quay.io", None).await;
     let (dry, warm, json, failing) = tokio::task::spawn_blocking(move || {
         (
             ptc(

@@ -19,32 +19,17 @@ fn ptc(stack: &Stack, args: &[&str]) -> Output {
 #[tokio::test(flavor = "multi_thread")]
 async fn reports_invalid_rules_with_a_failing_exit_code() {
     let stack = Stack::shared();
-    let sdk = stack.sdk_config().await;
     let up = stack.upstream("registry-1.docker.io");
-    let arn = aws_sdk_secretsmanager::Client::new(&sdk)
-        .create_secret()
-        .name("ecr-pullthroughcache/docker-hub")
-        .secret_string(json!({"username": up.username, "accessToken": "expired-token"}).to_string())
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_owned();
-    let ecr = aws_sdk_ecr::Client::new(&sdk);
-    ecr.create_pull_through_cache_rule()
-        .ecr_repository_prefix("docker-hub")
-        .upstream_registry_url("registry-1.docker.io")
-        .credential_arn(arn)
-        .send()
-        .await
-        .unwrap();
-    ecr.create_pull_through_cache_rule()
-        .ecr_repository_prefix("quay")
-        .upstream_registry_url("quay.io")
-        .send()
-        .await
-        .unwrap();
+    let arn = stack
+        .create_secret(
+            "ecr-pullthroughcache/docker-hub",
+            json!({"username": up.username, "accessToken": "expired-token"}),
+        )
+        .await;
+    stack
+        .create_rule("docker-hub", "registry-1.docker.io", Some(&arn))
+        .await;
+    stack.create_rule("quay", "quay.io", None).await;
 
     let (table, json_out, quay_only) = tokio::task::spawn_blocking(move || {
         (

@@ -10,15 +10,8 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread")]
 async fn schedule_and_on_demand_through_the_runtime_api() {
     let stack = Stack::shared();
-    let ecr = aws_sdk_ecr::Client::new(&stack.sdk_config().await);
-    for (prefix, url) in [("quay", "quay.io"), ("k8s", "registry.k8s.io")] {
-        ecr.create_pull_through_cache_rule()
-            .ecr_repository_prefix(prefix)
-            .upstream_registry_url(url)
-            .send()
-            .await
-            .unwrap();
-    }
+    stack.create_rule("quay", "quay.io", None).await;
+    stack.create_rule("k8s", "registry.k8s.io", None).await;
     let mut env = stack.env();
     env.push((
         "PTC_WATCH_LIST".into(),

@@ -35,46 +35,18 @@ async fn world() -> World {
     let sdk = stack.sdk_config().await;
     RULES
         .get_or_init(|| async {
-            let sm = aws_sdk_secretsmanager::Client::new(&sdk);
-            let ecr = aws_sdk_ecr::Client::new(&sdk);
-            for (prefix, url, secret) in [
-                (
-                    "docker-hub",
-                    "registry-1.docker.io",
-                    Some("ecr-pullthroughcache/docker-hub"),
-                ),
-                ("ghcr", "ghcr.io", Some("ecr-pullthroughcache/ghcr")),
-                ("quay", "quay.io", None),
-                ("k8s", "registry.k8s.io", None),
-            ] {
-                let arn = match secret {
-                    Some(name) => {
-                        let up = stack.upstream(url);
-                        Some(
-                            sm.create_secret()
-                                .name(name)
-                                .secret_string(
-                                    json!({"username": up.username, "accessToken": up.password})
-                                        .to_string(),
-                                )
-                                .send()
-                                .await
-                                .unwrap()
-                                .arn()
-                                .unwrap()
-                                .to_owned(),
-                        )
-                    }
-                    None => None,
-                };
-                ecr.create_pull_through_cache_rule()
-                    .ecr_repository_prefix(prefix)
-                    .upstream_registry_url(url)
-                    .set_credential_arn(arn)
-                    .send()
-                    .await
-                    .unwrap();
-            }
+            let docker = stack
+                .upstream_secret("ecr-pullthroughcache/docker-hub", "registry-1.docker.io")
+                .await;
+            let ghcr = stack
+                .upstream_secret("ecr-pullthroughcache/ghcr", "ghcr.io")
+                .await;
+            stack
+                .create_rule("docker-hub", "registry-1.docker.io", Some(&docker))
+                .await;
+            stack.create_rule("ghcr", "ghcr.io", Some(&ghcr)).await;
+            stack.create_rule("quay", "quay.io", None).await;
+            stack.create_rule("k8s", "registry.k8s.io", None).await;
         })
         .await;
     let ecr_port: Arc<dyn EcrApi> = Arc::new(SdkEcr::new(aws_sdk_ecr::Client::new(&sdk)));

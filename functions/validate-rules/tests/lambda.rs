@@ -24,32 +24,14 @@ fn prefixes(report: &Value) -> Vec<&str> {
 #[tokio::test(flavor = "multi_thread")]
 async fn real_events_through_the_runtime_api() {
     let stack = Stack::shared();
-    let sdk = stack.sdk_config().await;
     let up = stack.upstream("registry-1.docker.io");
-    let arn = aws_sdk_secretsmanager::Client::new(&sdk)
-        .create_secret()
-        .name("ecr-pullthroughcache/docker-hub")
-        .secret_string(json!({"username": up.username, "accessToken": up.password}).to_string())
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_owned();
-    let ecr = aws_sdk_ecr::Client::new(&sdk);
-    ecr.create_pull_through_cache_rule()
-        .ecr_repository_prefix("docker-hub")
-        .upstream_registry_url("registry-1.docker.io")
-        .credential_arn(arn)
-        .send()
-        .await
-        .unwrap();
-    ecr.create_pull_through_cache_rule()
-        .ecr_repository_prefix("quay")
-        .upstream_registry_url("quay.io")
-        .send()
-        .await
-        .unwrap();
+    let arn = stack
+        .upstream_secret("ecr-pullthroughcache/docker-hub", "registry-1.docker.io")
+        .await;
+    stack
+        .create_rule("docker-hub", "registry-1.docker.io", Some(&arn))
+        .await;
+    stack.create_rule("quay", "quay.io", None).await;
 
     let mut env = stack.env();
     env.push(("PTC_METRICS_NAMESPACE".into(), "PtcLambdaTest".into()));

@@ -14,30 +14,6 @@ use validate_rules::{Deps, Options, run};
 
 const DOCKER: &str = "registry-1.docker.io";
 
-async fn secret(stack: &Stack, name: &str, value: serde_json::Value) -> String {
-    let sm = aws_sdk_secretsmanager::Client::new(&stack.sdk_config().await);
-    sm.create_secret()
-        .name(name)
-        .secret_string(value.to_string())
-        .send()
-        .await
-        .expect("create secret")
-        .arn()
-        .unwrap()
-        .to_owned()
-}
-
-async fn rule(stack: &Stack, prefix: &str, url: &str, credential: Option<&str>) {
-    aws_sdk_ecr::Client::new(&stack.sdk_config().await)
-        .create_pull_through_cache_rule()
-        .ecr_repository_prefix(prefix)
-        .upstream_registry_url(url)
-        .set_credential_arn(credential.map(str::to_owned))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("create rule {prefix}: {e:?}"));
-}
-
 async fn metric_sum(
     stack: &Stack,
     namespace: &str,
@@ -71,36 +47,40 @@ async fn every_finding_on_the_stack_with_metrics_read_back() {
     let stack = Stack::shared();
     let id = unique();
     let up = stack.upstream(DOCKER);
-    let good = secret(
-        stack,
-        &format!("ecr-pullthroughcache/good-{id}"),
-        json!({"username": up.username, "accessToken": up.password}),
-    )
-    .await;
-    let wrong_password = secret(
-        stack,
-        &format!("ecr-pullthroughcache/pw-{id}"),
-        json!({"username": up.username, "accessToken": "revoked-token"}),
-    )
-    .await;
-    let wrong_keys = secret(
-        stack,
-        &format!("ecr-pullthroughcache/keys-{id}"),
-        json!({"user": up.username, "password": up.password}),
-    )
-    .await;
-    let doomed = secret(
-        stack,
-        &format!("ecr-pullthroughcache/gone-{id}"),
-        json!({"username": "u", "accessToken": "t"}),
-    )
-    .await;
-    rule(stack, "hub-good", DOCKER, Some(&good)).await;
-    rule(stack, "hub-password", DOCKER, Some(&wrong_password)).await;
-    rule(stack, "hub-keys", DOCKER, Some(&wrong_keys)).await;
-    rule(stack, "hub-gone", DOCKER, Some(&doomed)).await;
-    rule(stack, "quay", "quay.io", None).await;
-    rule(stack, "k8s", "registry.k8s.io", None).await;
+    let good = stack
+        .create_secret(
+            &format!("ecr-pullthroughcache/good-{id}"),
+            json!({"username": up.username, "accessToken": up.password}),
+        )
+        .await;
+    let wrong_password = stack
+        .create_secret(
+            &format!("ecr-pullthroughcache/pw-{id}"),
+            json!({"username": up.username, "accessToken": "revoked-token"}),
+        )
+        .await;
+    let wrong_keys = stack
+        .create_secret(
+            &format!("ecr-pullthroughcache/keys-{id}"),
+            json!({"user": up.username, "password": up.password}),
+        )
+        .await;
+    let doomed = stack
+        .create_secret(
+            &format!("ecr-pullthroughcache/gone-{id}"),
+            json!({"username": "u", "accessToken": "t"}),
+        )
+        .await;
+    stack.create_rule("hub-good", DOCKER, Some(&good)).await;
+    stack
+        .create_rule("hub-password", DOCKER, Some(&wrong_password))
+        .await;
+    stack
+        .create_rule("hub-keys", DOCKER, Some(&wrong_keys))
+        .await;
+    stack.create_rule("hub-gone", DOCKER, Some(&doomed)).await;
+    stack.create_rule("quay", "quay.io", None).await;
+    stack.create_rule("k8s", "registry.k8s.io", None).await;
     aws_sdk_secretsmanager::Client::new(&stack.sdk_config().await)
         .delete_secret()
         .secret_id(&doomed)
