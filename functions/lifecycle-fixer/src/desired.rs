@@ -1,0 +1,112 @@
+//! The settings a repository of the cache should have.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::policy::{LifecyclePolicy, PolicyError};
+
+/// Actions another account needs to pull from a cached repository.
+pub const PULL_ACTIONS: [&str; 3] = [
+    "ecr:BatchGetImage",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:BatchCheckLayerAvailability",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Desired {
+    /// Canonical lifecycle policy text; `None` leaves lifecycle policies alone.
+    pub lifecycle_policy: Option<String>,
+    /// Repository policy document; `None` leaves repository policies alone.
+    pub repository_policy: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub scan_on_push: bool,
+}
+
+/// The default: expire images pushed more than `days` ago. Expiry is cheap for a cache: the
+/// next pull caches the image again. One `any` rule, so an index and the platform manifests
+/// cached with it (same push time) expire together rather than children first.
+pub fn default_lifecycle(days: u32) -> LifecyclePolicy {
+    let text = json!({"rules": [{
+        "rulePriority": 1,
+        "description": format!("Expire cached images pushed more than {days} days ago; the next pull caches them again"),
+        "selection": {"tagStatus": "any", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": days},
+        "action": {"type": "expire"}
+    }]})
+    .to_string();
+    LifecyclePolicy::parse(&text).expect("the default policy is valid")
+}
+
+/// A desired lifecycle policy from the config: validated now, with a clear error.
+pub fn lifecycle_from_config(text: &str) -> Result<LifecyclePolicy, PolicyError> {
+    LifecyclePolicy::parse(text)
+}
+
+/// A repository policy granting pull to accounts or roles, and/or to an AWS Organization.
+pub fn pull_policy(principals: &[String], org_id: Option<&str>) -> Option<String> {
+    let mut statements = Vec::new();
+    if !principals.is_empty() {
+        let arns: Vec<String> = principals
+            .iter()
+            .map(|p| {
+                if p.len() == 12 && p.bytes().all(|b| b.is_ascii_digit()) {
+                    format!("arn:aws:iam::{p}:root")
+                } else {
+                    p.clone()
+                }
+            })
+            .collect();
+        statements.push(json!({"Sid": "PtcPullPrincipals", "Effect": "Allow", "Principal": {"AWS": arns}, "Action": PULL_ACTIONS}));
+    }
+    if let Some(org) = org_id {
+        statements.push(json!({
+            "Sid": "PtcPullOrganization",
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": PULL_ACTIONS,
+            "Condition": {"StringEquals": {"aws:PrincipalOrgID": org}}
+        }));
+    }
+    (!statements.is_empty())
+        .then(|| json!({"Version": "2012-10-17", "Statement": statements}).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_policy_expires_after_the_given_days() {
+        let p = default_lifecycle(30);
+        assert_eq!(p.rules[0].selection.count_number, 30);
+        assert!(p.canonical().contains(r#""tagStatus":"any""#));
+    }
+
+    #[test]
+    fn config_policies_are_validated_up_front() {
+        let bad = r#"{"rules":[{"rulePriority":1,"description":"archive after 90 days without a pull, expire","selection":{"tagStatus":"any","countType":"sinceImagePulled","countUnit":"days","countNumber":90},"action":{"type":"expire"}}]}"#;
+        assert!(
+            lifecycle_from_config(bad)
+                .unwrap_err()
+                .to_string()
+                .contains("sinceImagePulled")
+        );
+    }
+
+    #[test]
+    fn pull_policies_for_accounts_and_organizations() {
+        assert_eq!(pull_policy(&[], None), None);
+        let p = pull_policy(
+            &[
+                "111122223333".into(),
+                "arn:aws:iam::444455556666:role/nodes".into(),
+            ],
+            Some("o-abc123"),
+        )
+        .unwrap();
+        assert!(p.contains("arn:aws:iam::111122223333:root") && p.contains("role/nodes"));
+        assert!(p.contains("aws:PrincipalOrgID") && p.contains("o-abc123"));
+        assert!(crate::iam::canonical(&p).is_some());
+    }
+}

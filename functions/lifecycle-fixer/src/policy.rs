@@ -1,0 +1,294 @@
+//! ECR lifecycle policies: parsed, validated with the documented rules, compared by meaning.
+
+use serde::{Deserialize, Serialize};
+
+/// Lifecycle policy text length limits (ECR).
+pub const MIN_TEXT: usize = 100;
+pub const MAX_TEXT: usize = 30_720;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecyclePolicy {
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rule {
+    pub rule_priority: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub selection: Selection,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Selection {
+    pub tag_status: TagStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_prefix_list: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_pattern_list: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+    pub count_type: CountType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count_unit: Option<String>,
+    pub count_number: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TagStatus {
+    Tagged,
+    Untagged,
+    Any,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CountType {
+    ImageCountMoreThan,
+    SinceImagePushed,
+    SinceImagePulled,
+    SinceImageTransitioned,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Action {
+    #[serde(rename = "type")]
+    pub kind: ActionKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_storage_class: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionKind {
+    Expire,
+    Transition,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("lifecycle policy is not valid JSON for ECR: {0}")]
+    Json(String),
+    #[error("lifecycle policy text is {0} characters; ECR accepts 100 to 30,720")]
+    Length(usize),
+    #[error("lifecycle policy rule {priority}: {reason}")]
+    Rule { priority: u32, reason: String },
+    #[error("lifecycle policy: {0}")]
+    Policy(String),
+}
+
+impl LifecyclePolicy {
+    /// Parse and validate policy text as ECR would accept it.
+    pub fn parse(text: &str) -> Result<Self, PolicyError> {
+        let policy: Self =
+            serde_json::from_str(text).map_err(|e| PolicyError::Json(e.to_string()))?;
+        policy.validate()?;
+        if !(MIN_TEXT..=MAX_TEXT).contains(&text.len()) {
+            return Err(PolicyError::Length(text.len()));
+        }
+        Ok(policy)
+    }
+
+    /// The documented rules (PTC-FACTS.md, ECR lifecycle policy properties).
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        if self.rules.is_empty() {
+            return Err(PolicyError::Policy("no rules".into()));
+        }
+        let mut priorities: Vec<u32> = self.rules.iter().map(|r| r.rule_priority).collect();
+        priorities.sort_unstable();
+        if priorities.windows(2).any(|w| w[0] == w[1]) {
+            return Err(PolicyError::Policy(
+                "rulePriority values must be unique".into(),
+            ));
+        }
+        let highest = *priorities.last().expect("non-empty");
+        let any_rules = self
+            .rules
+            .iter()
+            .filter(|r| r.selection.tag_status == TagStatus::Any)
+            .count();
+        if any_rules > 1 {
+            return Err(PolicyError::Policy(
+                "only one rule may select tagStatus any".into(),
+            ));
+        }
+        for rule in &self.rules {
+            let bad = |reason: &str| PolicyError::Rule {
+                priority: rule.rule_priority,
+                reason: reason.to_owned(),
+            };
+            let s = &rule.selection;
+            if rule.rule_priority == 0 {
+                return Err(bad("rulePriority starts at 1"));
+            }
+            if s.tag_status == TagStatus::Any && rule.rule_priority != highest {
+                return Err(bad(
+                    "a tagStatus any rule must have the highest rulePriority (it is evaluated last)",
+                ));
+            }
+            let lists = [&s.tag_prefix_list, &s.tag_pattern_list]
+                .iter()
+                .filter(|l| l.as_ref().is_some_and(|v| !v.is_empty()))
+                .count();
+            match s.tag_status {
+                TagStatus::Tagged if lists != 1 => {
+                    return Err(bad(
+                        "tagStatus tagged needs exactly one of tagPrefixList or tagPatternList",
+                    ));
+                }
+                TagStatus::Untagged | TagStatus::Any if lists != 0 => {
+                    return Err(bad(
+                        "tagPrefixList and tagPatternList go with tagStatus tagged only",
+                    ));
+                }
+                _ => {}
+            }
+            if s.count_number == 0 {
+                return Err(bad("countNumber must be at least 1"));
+            }
+            match (s.count_type, s.count_unit.as_deref()) {
+                (CountType::ImageCountMoreThan, Some(_)) => {
+                    return Err(bad("imageCountMoreThan takes no countUnit"));
+                }
+                (CountType::ImageCountMoreThan, None) => {}
+                (_, Some("days")) => {}
+                _ => {
+                    return Err(bad(
+                        "sinceImagePushed, sinceImagePulled and sinceImageTransitioned need countUnit days",
+                    ));
+                }
+            }
+            match rule.action.kind {
+                ActionKind::Expire => {
+                    if s.count_type == CountType::SinceImagePulled {
+                        return Err(bad(
+                            "sinceImagePulled works only with the transition action, not expire",
+                        ));
+                    }
+                    if rule.action.target_storage_class.is_some() {
+                        return Err(bad(
+                            "targetStorageClass goes with the transition action only",
+                        ));
+                    }
+                }
+                ActionKind::Transition => {
+                    if rule.action.target_storage_class.as_deref() != Some("archive") {
+                        return Err(bad(
+                            "the transition action needs targetStorageClass archive",
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Canonical text: rules in priority order, keys in a fixed order, no whitespace.
+    pub fn canonical(&self) -> String {
+        let mut sorted = self.clone();
+        sorted.rules.sort_by_key(|r| r.rule_priority);
+        serde_json::to_string(&sorted).expect("a policy serialises")
+    }
+}
+
+/// Do two policy texts mean the same? Key order, whitespace and rule order do not count.
+/// A text that does not parse is never equal to anything (it has to be replaced or reported).
+pub fn same_meaning(a: &str, b: &str) -> bool {
+    match (
+        serde_json::from_str::<LifecyclePolicy>(a),
+        serde_json::from_str::<LifecyclePolicy>(b),
+    ) {
+        (Ok(a), Ok(b)) => a.canonical() == b.canonical(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXPIRE_30: &str = r#"{"rules":[{"rulePriority":1,"description":"Expire images pushed more than 30 days ago","selection":{"tagStatus":"any","countType":"sinceImagePushed","countUnit":"days","countNumber":30},"action":{"type":"expire"}}]}"#;
+
+    fn rule(priority: u32, selection: &str, action: &str) -> String {
+        format!(
+            r#"{{"rulePriority":{priority},"description":"a rule long enough to pass the minimum length of policy text","selection":{selection},"action":{action}}}"#
+        )
+    }
+
+    fn policy(rules: &[String]) -> String {
+        format!(r#"{{"rules":[{}]}}"#, rules.join(","))
+    }
+
+    #[test]
+    fn accepts_the_documented_example() {
+        let p = LifecyclePolicy::parse(EXPIRE_30).unwrap();
+        assert_eq!(p.rules[0].selection.count_number, 30);
+    }
+
+    #[test]
+    fn rejects_what_ecr_rejects() {
+        let expire = r#"{"type":"expire"}"#;
+        let cases = [
+            (policy(&[rule(1, r#"{"tagStatus":"any","countType":"sinceImagePulled","countUnit":"days","countNumber":30}"#, expire)]), "sinceImagePulled"),
+            (policy(&[rule(1, r#"{"tagStatus":"any","countType":"sinceImagePushed","countNumber":30}"#, expire)]), "countUnit days"),
+            (policy(&[rule(1, r#"{"tagStatus":"any","countType":"imageCountMoreThan","countUnit":"days","countNumber":3}"#, expire)]), "no countUnit"),
+            (policy(&[rule(1, r#"{"tagStatus":"tagged","countType":"imageCountMoreThan","countNumber":3}"#, expire)]), "exactly one of"),
+            (policy(&[rule(1, r#"{"tagStatus":"untagged","tagPrefixList":["v"],"countType":"imageCountMoreThan","countNumber":3}"#, expire)]), "tagged only"),
+            (policy(&[rule(1, r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":0}"#, expire)]), "at least 1"),
+            (policy(&[rule(1, r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":5}"#, expire), rule(2, r#"{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":1}"#, expire)]), "highest rulePriority"),
+            (policy(&[rule(1, r#"{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":5}"#, expire), rule(1, r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}"#, expire)]), "unique"),
+            (policy(&[rule(1, r#"{"tagStatus":"any","countType":"sinceImagePulled","countUnit":"days","countNumber":30}"#, r#"{"type":"transition"}"#)]), "archive"),
+            (policy(&[]), "no rules"),
+            (
+                policy(
+                    &(1..=300)
+                        .map(|p| rule(p, r#"{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":1}"#, expire))
+                        .collect::<Vec<_>>(),
+                ),
+                "characters",
+            ),
+            (r#"{"rules":[{"rulePriority":1,"selektion":{}}]}"#.to_owned(), "JSON"),
+        ];
+        for (text, expected) in cases {
+            let err = LifecyclePolicy::parse(&text).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text}\n-> {err}");
+        }
+    }
+
+    #[test]
+    fn pulled_based_archiving_is_allowed() {
+        let text = policy(&[rule(
+            1,
+            r#"{"tagStatus":"any","countType":"sinceImagePulled","countUnit":"days","countNumber":90}"#,
+            r#"{"type":"transition","targetStorageClass":"archive"}"#,
+        )]);
+        LifecyclePolicy::parse(&text).unwrap();
+    }
+
+    #[test]
+    fn meaning_ignores_key_order_whitespace_and_rule_order() {
+        let reordered = r#"{ "rules": [ { "action": { "type": "expire" }, "selection": { "countNumber": 30, "countUnit": "days", "countType": "sinceImagePushed", "tagStatus": "any" },
+            "description": "Expire images pushed more than 30 days ago", "rulePriority": 1 } ] }"#;
+        assert!(same_meaning(EXPIRE_30, reordered));
+        let two = |first: &str, second: &str| format!(r#"{{"rules":[{first},{second}]}}"#);
+        let a = rule(
+            1,
+            r#"{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":1}"#,
+            r#"{"type":"expire"}"#,
+        );
+        let b = rule(
+            2,
+            r#"{"tagStatus":"any","countType":"sinceImagePushed","countUnit":"days","countNumber":30}"#,
+            r#"{"type":"expire"}"#,
+        );
+        assert!(same_meaning(&two(&a, &b), &two(&b, &a)));
+        assert!(!same_meaning(EXPIRE_30, &EXPIRE_30.replace("30}", "31}")));
+        assert!(!same_meaning(EXPIRE_30, "not json"));
+    }
+}
