@@ -601,3 +601,233 @@ pub(crate) mod tests {
         assert_eq!(fake.calls("DescribePullThroughCacheRules"), 2);
     }
 }
+
+/// A repository's settings that lifecycle-fixer manages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepositorySettings {
+    pub lifecycle_policy: Option<String>,
+    pub repository_policy: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The ECR calls that read and write repository settings. Nothing here deletes.
+#[async_trait]
+pub trait EcrSettingsApi: Send + Sync {
+    /// Lifecycle policy, repository policy and tags (absent policies are `None`).
+    async fn repository_settings(
+        &self,
+        repository: &Repository,
+    ) -> Result<RepositorySettings, AwsError>;
+    async fn put_lifecycle_policy(&self, repository: &str, text: &str) -> Result<(), AwsError>;
+    async fn set_repository_policy(&self, repository: &str, text: &str) -> Result<(), AwsError>;
+    async fn tag_repository(
+        &self,
+        arn: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), AwsError>;
+    async fn enable_scan_on_push(&self, repository: &str) -> Result<(), AwsError>;
+}
+
+#[async_trait]
+impl EcrSettingsApi for SdkEcr {
+    #[tracing::instrument(skip(self, repository), fields(repository = %repository.name), err(Display))]
+    async fn repository_settings(
+        &self,
+        repository: &Repository,
+    ) -> Result<RepositorySettings, AwsError> {
+        let name = repository.name.as_str();
+        let (lifecycle, policy, tags) = tokio::join!(
+            self.client
+                .get_lifecycle_policy()
+                .repository_name(name)
+                .send(),
+            self.client
+                .get_repository_policy()
+                .repository_name(name)
+                .send(),
+            self.client
+                .list_tags_for_resource()
+                .resource_arn(&repository.arn)
+                .send(),
+        );
+        let absent_if_not_found = |err: AwsError| {
+            if err.is_not_found() {
+                Ok(None)
+            } else {
+                Err(err)
+            }
+        };
+        let lifecycle_policy = match lifecycle {
+            Ok(out) => out.lifecycle_policy_text().map(str::to_owned),
+            Err(e) => absent_if_not_found(AwsError::from_sdk("GetLifecyclePolicy", e))?,
+        };
+        let repository_policy = match policy {
+            Ok(out) => out.policy_text().map(str::to_owned),
+            Err(e) => absent_if_not_found(AwsError::from_sdk("GetRepositoryPolicy", e))?,
+        };
+        let tags = tags
+            .map_err(|e| AwsError::from_sdk("ListTagsForResource", e))?
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_owned(), t.value().to_owned()))
+            .collect();
+        Ok(RepositorySettings {
+            lifecycle_policy,
+            repository_policy,
+            tags,
+        })
+    }
+
+    #[tracing::instrument(skip(self, text), err(Display))]
+    async fn put_lifecycle_policy(&self, repository: &str, text: &str) -> Result<(), AwsError> {
+        self.client
+            .put_lifecycle_policy()
+            .repository_name(repository)
+            .lifecycle_policy_text(text)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk("PutLifecyclePolicy", e))
+    }
+
+    #[tracing::instrument(skip(self, text), err(Display))]
+    async fn set_repository_policy(&self, repository: &str, text: &str) -> Result<(), AwsError> {
+        self.client
+            .set_repository_policy()
+            .repository_name(repository)
+            .policy_text(text)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk("SetRepositoryPolicy", e))
+    }
+
+    #[tracing::instrument(skip(self, tags), err(Display))]
+    async fn tag_repository(
+        &self,
+        arn: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), AwsError> {
+        let tags = tags
+            .iter()
+            .map(|(k, v)| aws_sdk_ecr::types::Tag::builder().key(k).value(v).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| AwsError {
+                operation: "TagResource",
+                kind: AwsErrorKind::Service("InvalidTag".into()),
+                message: e.to_string(),
+            })?;
+        self.client
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk("TagResource", e))
+    }
+
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn enable_scan_on_push(&self, repository: &str) -> Result<(), AwsError> {
+        self.client
+            .put_image_scanning_configuration()
+            .repository_name(repository)
+            .image_scanning_configuration(
+                aws_sdk_ecr::types::ImageScanningConfiguration::builder()
+                    .scan_on_push(true)
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk("PutImageScanningConfiguration", e))
+    }
+}
+
+/// Settings of the fake's repositories, and a count of every write.
+#[derive(Default)]
+pub struct FakeEcrSettings {
+    pub settings: Mutex<BTreeMap<String, RepositorySettings>>,
+    pub scan_on_push: Mutex<BTreeMap<String, bool>>,
+    pub writes: Mutex<Vec<(&'static str, String)>>,
+}
+
+#[async_trait]
+impl EcrSettingsApi for FakeEcrSettings {
+    async fn repository_settings(
+        &self,
+        repository: &Repository,
+    ) -> Result<RepositorySettings, AwsError> {
+        Ok(self
+            .settings
+            .lock()
+            .unwrap()
+            .get(&repository.name)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn put_lifecycle_policy(&self, repository: &str, text: &str) -> Result<(), AwsError> {
+        self.writes
+            .lock()
+            .unwrap()
+            .push(("PutLifecyclePolicy", repository.to_owned()));
+        self.settings
+            .lock()
+            .unwrap()
+            .entry(repository.to_owned())
+            .or_default()
+            .lifecycle_policy = Some(text.to_owned());
+        Ok(())
+    }
+
+    async fn set_repository_policy(&self, repository: &str, text: &str) -> Result<(), AwsError> {
+        self.writes
+            .lock()
+            .unwrap()
+            .push(("SetRepositoryPolicy", repository.to_owned()));
+        self.settings
+            .lock()
+            .unwrap()
+            .entry(repository.to_owned())
+            .or_default()
+            .repository_policy = Some(text.to_owned());
+        Ok(())
+    }
+
+    async fn tag_repository(
+        &self,
+        arn: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), AwsError> {
+        let name = arn
+            .split_once(":repository/")
+            .map(|(_, n)| n)
+            .unwrap_or(arn)
+            .to_owned();
+        self.writes
+            .lock()
+            .unwrap()
+            .push(("TagResource", name.clone()));
+        self.settings
+            .lock()
+            .unwrap()
+            .entry(name)
+            .or_default()
+            .tags
+            .extend(tags.clone());
+        Ok(())
+    }
+
+    async fn enable_scan_on_push(&self, repository: &str) -> Result<(), AwsError> {
+        self.writes
+            .lock()
+            .unwrap()
+            .push(("PutImageScanningConfiguration", repository.to_owned()));
+        self.scan_on_push
+            .lock()
+            .unwrap()
+            .insert(repository.to_owned(), true);
+        Ok(())
+    }
+}
