@@ -207,6 +207,24 @@ pub struct Settings {
     pub discovery_days: u32,
     /// A long watch list kept outside the settings (S3 object or local file).
     pub watch_list_source: Option<WatchListSource>,
+    /// lifecycle-fixer's desired settings and mode.
+    pub fix: FixSettings,
+}
+
+/// What lifecycle-fixer brings every cached repository to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FixSettings {
+    /// `fill` (default), `enforce` or `dry-run`.
+    pub mode: String,
+    pub lifecycle_days: u32,
+    /// A lifecycle policy document replacing the default (validated by lifecycle-fixer).
+    pub lifecycle_policy: Option<String>,
+    /// Accounts (12 digits) or IAM ARNs granted pull on every cached repository.
+    pub pull_principals: Vec<String>,
+    /// An AWS Organization granted pull (`aws:PrincipalOrgID`).
+    pub pull_org_id: Option<String>,
+    pub repository_tags: BTreeMap<String, String>,
+    pub scan_on_push: bool,
 }
 
 /// Where a long watch list lives: one reference per line (`#` comments), or a JSON array.
@@ -306,6 +324,15 @@ struct FileSettings {
     ratelimit_floor: Option<u64>,
     discovery_days: Option<u32>,
     watch_list_url: Option<String>,
+    fix_mode: Option<String>,
+    lifecycle_days: Option<u32>,
+    lifecycle_policy: Option<String>,
+    #[serde(default)]
+    pull_principals: Vec<String>,
+    pull_org_id: Option<String>,
+    #[serde(default)]
+    repository_tags: BTreeMap<String, String>,
+    scan_on_push: Option<bool>,
 }
 
 impl Settings {
@@ -512,6 +539,83 @@ impl Settings {
             }
             (None, None) => None,
         };
+        let fix = {
+            let mode = env("PTC_FIX_MODE")
+                .or(file.fix_mode)
+                .unwrap_or_else(|| "fill".into());
+            if !["fill", "enforce", "dry-run"].contains(&mode.as_str()) {
+                return Err(invalid(
+                    "PTC_FIX_MODE",
+                    &mode,
+                    "expected fill, enforce or dry-run",
+                ));
+            }
+            let lifecycle_days = number(
+                "PTC_LIFECYCLE_DAYS",
+                file.lifecycle_days.map(u64::from),
+                30,
+                1..=3650,
+            )? as u32;
+            let lifecycle_policy = env("PTC_LIFECYCLE_POLICY").or(file.lifecycle_policy);
+            let pull_principals = match env("PTC_PULL_PRINCIPALS") {
+                Some(v) => split_list(&v).map(str::to_owned).collect(),
+                None => file.pull_principals,
+            };
+            for p in &pull_principals {
+                let account = p.len() == 12 && p.bytes().all(|b| b.is_ascii_digit());
+                if !account && !p.starts_with("arn:aws") {
+                    return Err(invalid(
+                        "PTC_PULL_PRINCIPALS",
+                        p,
+                        "expected a 12-digit account ID or an IAM ARN",
+                    ));
+                }
+            }
+            let pull_org_id = env("PTC_PULL_ORG_ID").or(file.pull_org_id);
+            if let Some(org) = &pull_org_id {
+                let ok = org.strip_prefix("o-").is_some_and(|rest| {
+                    (10..=32).contains(&rest.len())
+                        && rest
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                });
+                if !ok {
+                    return Err(invalid(
+                        "PTC_PULL_ORG_ID",
+                        org,
+                        "expected an organization ID like o-a1b2c3d4e5",
+                    ));
+                }
+            }
+            let repository_tags = match env("PTC_REPOSITORY_TAGS") {
+                Some(v) => split_list(&v)
+                    .map(|kv| {
+                        kv.split_once('=')
+                            .filter(|(k, _)| !k.is_empty())
+                            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                            .ok_or_else(|| invalid("PTC_REPOSITORY_TAGS", kv, "expected KEY=VALUE"))
+                    })
+                    .collect::<Result<_, _>>()?,
+                None => file.repository_tags,
+            };
+            let scan_on_push = match env("PTC_SCAN_ON_PUSH") {
+                Some(v) => match v.trim() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(invalid("PTC_SCAN_ON_PUSH", &v, "expected true or false")),
+                },
+                None => file.scan_on_push.unwrap_or(false),
+            };
+            FixSettings {
+                mode,
+                lifecycle_days,
+                lifecycle_policy,
+                pull_principals,
+                pull_org_id,
+                repository_tags,
+                scan_on_push,
+            }
+        };
         let region = env("PTC_REGION").or(file.region);
         Ok(Self {
             region,
@@ -532,6 +636,7 @@ impl Settings {
             ratelimit_floor,
             discovery_days,
             watch_list_source,
+            fix,
         })
     }
 
@@ -648,6 +753,15 @@ mod tests {
             ("PTC_RATELIMIT_FLOOR", "25"),
             ("PTC_DISCOVERY_DAYS", "0"),
             ("PTC_WATCH_LIST_URL", "s3://team-bucket/ptc/watch-list.txt"),
+            ("PTC_FIX_MODE", "enforce"),
+            ("PTC_LIFECYCLE_DAYS", "14"),
+            (
+                "PTC_PULL_PRINCIPALS",
+                "111122223333, arn:aws:iam::444455556666:role/nodes",
+            ),
+            ("PTC_PULL_ORG_ID", "o-a1b2c3d4e5"),
+            ("PTC_REPOSITORY_TAGS", "team=platform,cost-center=42"),
+            ("PTC_SCAN_ON_PUSH", "true"),
         ])
         .unwrap();
         assert_eq!(s.region.as_deref(), Some("eu-west-1"));
@@ -696,6 +810,11 @@ mod tests {
             ("PTC_WATCH_LIST_URL", "s3://Bad_Bucket/x"),
             ("PTC_WATCH_LIST_URL", "s3://bucket/"),
             ("PTC_WATCH_LIST_URL", "https://example.com/list"),
+            ("PTC_FIX_MODE", "replace"),
+            ("PTC_PULL_PRINCIPALS", "123"),
+            ("PTC_PULL_ORG_ID", "org-1"),
+            ("PTC_REPOSITORY_TAGS", "team"),
+            ("PTC_SCAN_ON_PUSH", "yes"),
         ];
         for (name, value) in cases {
             let err = load(&[(name, value)]).expect_err(name);

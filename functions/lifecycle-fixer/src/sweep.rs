@@ -62,6 +62,21 @@ pub struct FixReport {
     pub errors: Vec<String>,
 }
 
+impl FixReport {
+    pub fn empty(trigger: &str, options: &Options) -> Self {
+        Self {
+            job: "lifecycle-fixer",
+            trigger: trigger.to_owned(),
+            mode: options.mode,
+            dry_run: options.dry_run,
+            repositories: Vec::new(),
+            summary: Summary::default(),
+            metrics_published: 0,
+            errors: Vec::new(),
+        }
+    }
+}
+
 /// Sweep every repository under a rule prefix, or only `only` (names from events).
 pub async fn sweep(
     deps: &Deps<'_>,
@@ -69,16 +84,7 @@ pub async fn sweep(
     only: Option<&[String]>,
     trigger: &str,
 ) -> FixReport {
-    let mut report = FixReport {
-        job: "lifecycle-fixer",
-        trigger: trigger.to_owned(),
-        mode: options.mode,
-        dry_run: options.dry_run,
-        repositories: Vec::new(),
-        summary: Summary::default(),
-        metrics_published: 0,
-        errors: Vec::new(),
-    };
+    let mut report = FixReport::empty(trigger, options);
     let (rules, repositories) =
         match tokio::try_join!(deps.ecr.describe_rules(), deps.ecr.describe_repositories()) {
             Ok((rules, repositories)) => (RuleSet::new(rules), repositories),

@@ -1,0 +1,34 @@
+//! The lifecycle-fixer Lambda: wiring only.
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lifecycle_fixer::handle;
+use lifecycle_fixer::sweep::{Deps, Options};
+use ptc_core::aws::{AwsOptions, load_sdk_config};
+use ptc_core::ecr::SdkEcr;
+use ptc_core::metrics::SdkMetrics;
+use ptc_core::{AwsClients, Settings};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let settings = Settings::load().inspect_err(|e| eprintln!("lifecycle-fixer: {e}"))?;
+    ptc_core::logging::init(settings.log_format);
+    let options =
+        Options::from_settings(&settings).inspect_err(|e| eprintln!("lifecycle-fixer: {e}"))?;
+    let sdk = load_sdk_config(&AwsOptions::from_settings(&settings)).await;
+    let clients = AwsClients::new(&sdk);
+    let ecr = SdkEcr::new(clients.ecr);
+    let metrics = SdkMetrics::new(clients.cloudwatch);
+    let deps = Deps {
+        ecr: &ecr,
+        settings: &ecr,
+        metrics: &metrics,
+    };
+    let (deps, options) = (&deps, &options);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let report = handle(deps, options, &event.payload).await;
+        println!("{}", serde_json::to_string(&report)?);
+        Ok::<_, Error>(report)
+    }))
+    .await
+}

@@ -1,0 +1,178 @@
+//! What an invocation asks for: a sweep of every cached repository (schedule, `{}`), or the
+//! repositories events name. Events arrive at least once and in any order: the sweep of a
+//! named repository is idempotent, so a second delivery changes nothing.
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    Sweep { source: String },
+    Repositories { source: String, names: Vec<String> },
+    Nothing { source: String },
+}
+
+impl Trigger {
+    pub fn source(&self) -> &str {
+        match self {
+            Self::Sweep { source }
+            | Self::Repositories { source, .. }
+            | Self::Nothing { source } => source,
+        }
+    }
+}
+
+fn text<'a>(event: &'a Value, path: &[&str]) -> Result<&'a str, String> {
+    let mut current = event;
+    for key in path {
+        current = current.get(key).ok_or_else(|| {
+            format!(
+                "unsupported or malformed event: missing field {}",
+                path.join(".")
+            )
+        })?;
+    }
+    current.as_str().filter(|s| !s.is_empty()).ok_or_else(|| {
+        format!(
+            "unsupported or malformed event: field {} is not a non-empty string",
+            path.join(".")
+        )
+    })
+}
+
+pub fn parse(event: &Value) -> Result<Trigger, String> {
+    let object = event
+        .as_object()
+        .ok_or("unsupported or malformed event: expected a JSON object")?;
+    if object.is_empty() {
+        return Ok(Trigger::Sweep {
+            source: "invocation {}".into(),
+        });
+    }
+    if let Some(list) = object.get("repositories") {
+        let names = list
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .map(|v| v.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+            })
+            .ok_or("unsupported or malformed event: repositories must be an array of strings")?;
+        return Ok(Trigger::Repositories {
+            source: "invocation".into(),
+            names,
+        });
+    }
+    let one = |source: &str, name: &str| Trigger::Repositories {
+        source: source.to_owned(),
+        names: vec![name.to_owned()],
+    };
+    match text(event, &["detail-type"])? {
+        "Scheduled Event" => Ok(Trigger::Sweep {
+            source: "schedule".into(),
+        }),
+        "AWS Service Event via CloudTrail" => {
+            let name = text(event, &["detail", "eventName"])?;
+            if name != "CreateRepository" {
+                return Err(format!(
+                    "unsupported or malformed event: service event {name} is not CreateRepository"
+                ));
+            }
+            Ok(one(
+                "CloudTrail service event CreateRepository",
+                text(event, &["detail", "serviceEventDetails", "repositoryName"])?,
+            ))
+        }
+        "AWS API Call via CloudTrail" => {
+            let name = text(event, &["detail", "eventName"])?;
+            if name != "CreateRepository" {
+                return Err(format!(
+                    "unsupported or malformed event: API call {name} is not CreateRepository"
+                ));
+            }
+            Ok(one(
+                "CloudTrail API call CreateRepository",
+                text(event, &["detail", "requestParameters", "repositoryName"])?,
+            ))
+        }
+        "ECR Pull Through Cache Action" => {
+            let status = text(event, &["detail", "sync-status"])?;
+            let repository = text(event, &["detail", "repository-name"])?;
+            if status == "SUCCESS" {
+                Ok(one("pull-through cache sync", repository))
+            } else {
+                Ok(Trigger::Nothing {
+                    source: format!(
+                        "pull-through cache sync {status} for {repository}: nothing to fix"
+                    ),
+                })
+            }
+        }
+        other => Err(format!(
+            "unsupported or malformed event: detail-type {other:?} is not one this function handles"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_three_event_shapes_name_the_repository() {
+        for (file, name) in [
+            (
+                "cloudtrail-service-create-repository.json",
+                "docker-hub/library/nginx",
+            ),
+            (
+                "cloudtrail-api-create-repository.json",
+                "quay/prometheus/prometheus",
+            ),
+            ("ptc-action-success.json", "k8s/pause"),
+        ] {
+            match parse(&fixture(file)).unwrap() {
+                Trigger::Repositories { names, .. } => assert_eq!(names, [name], "{file}"),
+                other => panic!("{file}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn schedules_sweep_and_failures_do_nothing() {
+        assert!(matches!(parse(&json!({})).unwrap(), Trigger::Sweep { .. }));
+        assert!(matches!(
+            parse(&json!({"detail-type": "Scheduled Event", "detail": {}})).unwrap(),
+            Trigger::Sweep { .. }
+        ));
+        let mut failure = fixture("ptc-action-success.json");
+        failure["detail"]["sync-status"] = json!("FAILURE");
+        assert!(matches!(parse(&failure).unwrap(), Trigger::Nothing { .. }));
+    }
+
+    #[test]
+    fn malformed_events_say_why() {
+        for (event, expected) in [
+            (json!(3), "JSON object"),
+            (json!({"repositories": [1]}), "array of strings"),
+            (
+                json!({"detail-type": "AWS API Call via CloudTrail", "detail": {"eventName": "DeleteRepository"}}),
+                "DeleteRepository",
+            ),
+            (
+                json!({"detail-type": "AWS Service Event via CloudTrail", "detail": {"eventName": "CreateRepository"}}),
+                "serviceEventDetails.repositoryName",
+            ),
+            (json!({"detail-type": "Something Else"}), "Something Else"),
+        ] {
+            let err = parse(&event).unwrap_err();
+            assert!(err.contains(expected), "{event}: {err}");
+        }
+    }
+}
