@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: starts the local stack with the four rules of the seeds (quay, k8s, docker-hub
 # with a secret, ghcr), maps examples/watch-list.txt to cached image URIs, then validates
-# every rule and its credential secret, then warms the watch list through the cache.
+# every rule and its credential secret, warms the watch list through the cache, and brings
+# the repositories the cache created to the desired settings (dry run, then fix).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -36,6 +37,17 @@ echo "== ptc prewarm again: everything is already cached and fresh"
 sleep 2
 ./target/debug/ptc prewarm --mode manifests || true
 unset PTC_WATCH_LIST
+echo
+echo "== ptc fix --mode dry-run: the exact changes for the repositories the cache just created"
+export PTC_REPOSITORY_TAGS="managed-by=ptc" PTC_PULL_PRINCIPALS="111122223333"
+./target/debug/ptc fix --mode dry-run --repository docker-hub/library/nginx --repository k8s/pause || true
+echo
+echo "== ptc fix: fill mode adds what is missing on every repository under a rule prefix"
+./target/debug/ptc fix | tail -1 || true
+echo
+echo "== ptc fix again: nothing left to do"
+./target/debug/ptc fix | tail -1 || true
+unset PTC_REPOSITORY_TAGS PTC_PULL_PRINCIPALS
 echo
 echo "== ptc validate: every rule validated by ECR, its secret checked, metrics published"
 ./target/debug/ptc validate || true

@@ -42,6 +42,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Bring the repositories the cache created to the desired settings.
+    Fix {
+        /// fill (add what is missing), enforce (replace what differs) or dry-run (print the
+        /// changes enforce would make, write nothing). Default: PTC_FIX_MODE, else fill.
+        #[arg(long, value_parser = ["fill", "enforce", "dry-run"])]
+        mode: Option<String>,
+        /// Only these repositories (repeatable); default: every repository under a rule prefix.
+        #[arg(long = "repository", value_name = "NAME")]
+        repositories: Vec<String>,
+        /// Do not publish CloudWatch metrics.
+        #[arg(long)]
+        no_metrics: bool,
+    },
     /// Pull the watch list through the cache, verify it in ECR, compare with upstream.
     Prewarm {
         /// An image to warm (repeatable), before the settings' watch list and discovery.
@@ -122,8 +135,42 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli, settings: Settings) -> Result<ExitCode, String> {
+async fn run(cli: Cli, mut settings: Settings) -> Result<ExitCode, String> {
     match cli.command {
+        Command::Fix {
+            mode,
+            repositories,
+            no_metrics,
+        } => {
+            if let Some(mode) = mode {
+                settings.fix.mode = mode;
+            }
+            let mut options = lifecycle_fixer::sweep::Options::from_settings(&settings)?;
+            options.publish_metrics = !no_metrics;
+            let sdk = load_sdk_config(&AwsOptions::from_settings(&settings)).await;
+            let clients = AwsClients::new(&sdk);
+            let ecr = SdkEcr::new(clients.ecr);
+            let metrics = SdkMetrics::new(clients.cloudwatch);
+            let deps = lifecycle_fixer::sweep::Deps {
+                ecr: &ecr,
+                settings: &ecr,
+                metrics: &metrics,
+            };
+            let only = (!repositories.is_empty()).then_some(repositories.as_slice());
+            let report = lifecycle_fixer::sweep::sweep(&deps, &options, only, "ptc fix").await;
+            let mut stdout = std::io::stdout().lock();
+            match cli.output {
+                OutputFormat::Json => output::json(&mut stdout, &report),
+                OutputFormat::Table => print_fix(&mut stdout, &report),
+            }
+            .map_err(|e| format!("writing output: {e}"))?;
+            let failed = !report.errors.is_empty() || report.summary.errors > 0;
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Prewarm {
             images,
             dry_run,
@@ -332,6 +379,75 @@ async fn run(cli: Cli, settings: Settings) -> Result<ExitCode, String> {
             })
         }
     }
+}
+
+fn print_fix(
+    out: &mut impl std::io::Write,
+    report: &lifecycle_fixer::sweep::FixReport,
+) -> std::io::Result<()> {
+    use lifecycle_fixer::plan::Change;
+    let verb = if report.dry_run { "would" } else { "did" };
+    let mut rows = Vec::new();
+    for r in &report.repositories {
+        let mut lines: Vec<String> = r
+            .changes
+            .iter()
+            .map(|c| match c {
+                Change::PutLifecyclePolicy { replaces, text } => {
+                    format!(
+                        "{verb} {} lifecycle policy {text}",
+                        if *replaces { "replace the" } else { "set the" }
+                    )
+                }
+                Change::SetRepositoryPolicy { replaces, text } => {
+                    format!(
+                        "{verb} {} repository policy {text}",
+                        if *replaces { "replace the" } else { "set the" }
+                    )
+                }
+                Change::TagResource { tags } => format!(
+                    "{verb} tag {}",
+                    tags.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Change::EnableScanOnPush => format!("{verb} enable scan on push"),
+            })
+            .collect();
+        lines.extend(r.findings.iter().map(|f| format!("note: {f}")));
+        lines.extend(r.errors.iter().map(|e| format!("error: {e}")));
+        if lines.is_empty() {
+            lines.push("compliant".into());
+        }
+        for (i, line) in lines.into_iter().enumerate() {
+            let (name, prefix) = if i == 0 {
+                (r.repository.clone(), r.prefix.clone())
+            } else {
+                (String::new(), String::new())
+            };
+            rows.push(vec![name, prefix, line]);
+        }
+    }
+    output::table(out, &["REPOSITORY", "PREFIX", "CHANGE"], &rows)?;
+    for error in &report.errors {
+        writeln!(out, "error: {error}")?;
+    }
+    let s = &report.summary;
+    writeln!(
+        out,
+        "{} repositories scanned ({} outside rule prefixes ignored): {} non-compliant, {} fixed, {} with errors{}",
+        s.scanned,
+        s.ignored_outside_prefixes,
+        s.non_compliant,
+        s.fixed,
+        s.errors,
+        if report.dry_run {
+            "; dry run, nothing written"
+        } else {
+            ""
+        }
+    )
 }
 
 fn print_prewarm(
