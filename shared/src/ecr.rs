@@ -831,3 +831,129 @@ impl EcrSettingsApi for FakeEcrSettings {
         Ok(())
     }
 }
+
+/// A repository creation template, as far as lifecycle-fixer manages it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreationTemplate {
+    pub prefix: String,
+    pub applied_for: Vec<String>,
+    pub lifecycle_policy: Option<String>,
+    pub repository_policy: Option<String>,
+    pub resource_tags: BTreeMap<String, String>,
+    pub image_tag_mutability: Option<String>,
+}
+
+/// The creation-template calls. Nothing here deletes.
+#[async_trait]
+pub trait EcrTemplatesApi: Send + Sync {
+    async fn describe_templates(&self) -> Result<Vec<CreationTemplate>, AwsError>;
+    /// Create (`exists` false) or update a `PULL_THROUGH_CACHE` template.
+    async fn put_template(&self, template: &CreationTemplate, exists: bool)
+    -> Result<(), AwsError>;
+}
+
+#[async_trait]
+impl EcrTemplatesApi for SdkEcr {
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn describe_templates(&self) -> Result<Vec<CreationTemplate>, AwsError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .describe_repository_creation_templates()
+            .max_results(MAX_RESULTS)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| AwsError::from_sdk("DescribeRepositoryCreationTemplates", e))?;
+            for t in page.repository_creation_templates() {
+                out.push(CreationTemplate {
+                    prefix: t.prefix().unwrap_or_default().to_owned(),
+                    applied_for: t
+                        .applied_for()
+                        .iter()
+                        .map(|a| a.as_str().to_owned())
+                        .collect(),
+                    lifecycle_policy: t
+                        .lifecycle_policy()
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_owned),
+                    repository_policy: t
+                        .repository_policy()
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_owned),
+                    resource_tags: t
+                        .resource_tags()
+                        .iter()
+                        .map(|tag| (tag.key().to_owned(), tag.value().to_owned()))
+                        .collect(),
+                    image_tag_mutability: t.image_tag_mutability().map(|m| m.as_str().to_owned()),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    #[tracing::instrument(skip(self, template), fields(prefix = %template.prefix), err(Display))]
+    async fn put_template(
+        &self,
+        template: &CreationTemplate,
+        exists: bool,
+    ) -> Result<(), AwsError> {
+        use aws_sdk_ecr::types::RctAppliedFor;
+        let applied: Vec<RctAppliedFor> = template
+            .applied_for
+            .iter()
+            .map(|a| RctAppliedFor::from(a.as_str()))
+            .collect();
+        if exists {
+            self.client
+                .update_repository_creation_template()
+                .prefix(&template.prefix)
+                .set_applied_for(Some(applied))
+                .set_lifecycle_policy(template.lifecycle_policy.clone())
+                .set_repository_policy(template.repository_policy.clone())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| AwsError::from_sdk("UpdateRepositoryCreationTemplate", e))
+        } else {
+            self.client
+                .create_repository_creation_template()
+                .prefix(&template.prefix)
+                .set_applied_for(Some(applied))
+                .set_lifecycle_policy(template.lifecycle_policy.clone())
+                .set_repository_policy(template.repository_policy.clone())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| AwsError::from_sdk("CreateRepositoryCreationTemplate", e))
+        }
+    }
+}
+
+/// In-memory templates for unit tests.
+#[derive(Default)]
+pub struct FakeTemplates {
+    pub templates: Mutex<Vec<CreationTemplate>>,
+    pub writes: Mutex<usize>,
+}
+
+#[async_trait]
+impl EcrTemplatesApi for FakeTemplates {
+    async fn describe_templates(&self) -> Result<Vec<CreationTemplate>, AwsError> {
+        Ok(self.templates.lock().unwrap().clone())
+    }
+
+    async fn put_template(
+        &self,
+        template: &CreationTemplate,
+        _exists: bool,
+    ) -> Result<(), AwsError> {
+        *self.writes.lock().unwrap() += 1;
+        let mut templates = self.templates.lock().unwrap();
+        templates.retain(|t| t.prefix != template.prefix);
+        templates.push(template.clone());
+        Ok(())
+    }
+}

@@ -154,6 +154,7 @@ async fn run(cli: Cli, mut settings: Settings) -> Result<ExitCode, String> {
             let deps = lifecycle_fixer::sweep::Deps {
                 ecr: &ecr,
                 settings: &ecr,
+                templates: &ecr,
                 metrics: &metrics,
             };
             let only = (!repositories.is_empty()).then_some(repositories.as_slice());
@@ -430,6 +431,23 @@ fn print_fix(
         }
     }
     output::table(out, &["REPOSITORY", "PREFIX", "CHANGE"], &rows)?;
+    for t in &report.templates {
+        let status = serde_json::to_value(t.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let mut line = format!("template {}: {status}", t.prefix);
+        for finding in &t.findings {
+            line.push_str(&format!("; {finding}"));
+        }
+        if let Some(action) = &t.action {
+            line.push_str(&format!("; {action}"));
+        }
+        if let Some(error) = &t.error {
+            line.push_str(&format!("; error: {error}"));
+        }
+        writeln!(out, "{line}")?;
+    }
     for error in &report.errors {
         writeln!(out, "error: {error}")?;
     }

@@ -13,6 +13,7 @@ pub mod iam;
 pub mod plan;
 pub mod policy;
 pub mod sweep;
+pub mod templates;
 pub mod trigger;
 
 use ptc_core::Settings;

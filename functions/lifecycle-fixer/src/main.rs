@@ -22,6 +22,7 @@ async fn main() -> Result<(), Error> {
     let deps = Deps {
         ecr: &ecr,
         settings: &ecr,
+        templates: &ecr,
         metrics: &metrics,
     };
     let (deps, options) = (&deps, &options);

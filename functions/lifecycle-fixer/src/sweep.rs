@@ -5,17 +5,19 @@
 use std::collections::BTreeMap;
 
 use futures::StreamExt as _;
-use ptc_core::ecr::{EcrApi, EcrSettingsApi, Repository};
+use ptc_core::ecr::{EcrApi, EcrSettingsApi, EcrTemplatesApi, Repository};
 use ptc_core::metrics::{MetricDatum, MetricsApi, Unit};
 use ptc_core::rules::RuleSet;
 use serde::Serialize;
 
 use crate::desired::Desired;
 use crate::plan::{Change, Current, Mode, plan};
+use crate::templates::{self, TemplateResult, TemplateStatus};
 
 pub struct Deps<'a> {
     pub ecr: &'a dyn EcrApi,
     pub settings: &'a dyn EcrSettingsApi,
+    pub templates: &'a dyn EcrTemplatesApi,
     pub metrics: &'a dyn MetricsApi,
 }
 
@@ -48,6 +50,7 @@ pub struct Summary {
     pub fixed: usize,
     pub ignored_outside_prefixes: usize,
     pub errors: usize,
+    pub templates_missing: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -57,6 +60,8 @@ pub struct FixReport {
     pub mode: Mode,
     pub dry_run: bool,
     pub repositories: Vec<RepositoryResult>,
+    /// Creation templates per rule prefix (full sweeps only).
+    pub templates: Vec<TemplateResult>,
     pub summary: Summary,
     pub metrics_published: usize,
     pub errors: Vec<String>,
@@ -70,6 +75,7 @@ impl FixReport {
             mode: options.mode,
             dry_run: options.dry_run,
             repositories: Vec::new(),
+            templates: Vec::new(),
             summary: Summary::default(),
             metrics_published: 0,
             errors: Vec::new(),
@@ -120,6 +126,25 @@ pub async fn sweep(
         .buffered(options.concurrency.max(1))
         .collect()
         .await;
+    if only.is_none() {
+        match templates::check(
+            deps.templates,
+            &rules,
+            &options.desired,
+            options.mode,
+            options.dry_run,
+        )
+        .await
+        {
+            Ok(t) => report.templates = t,
+            Err(err) => report.errors.push(err),
+        }
+    }
+    report.summary.templates_missing = report
+        .templates
+        .iter()
+        .filter(|t| t.status == TemplateStatus::Missing)
+        .count();
     report.summary.scanned = report.repositories.len();
     report.summary.non_compliant = report
         .repositories
@@ -218,6 +243,18 @@ async fn publish(deps: &Deps<'_>, options: &Options, report: &mut FixReport) {
             }
         }
     }
+    for t in &report.templates {
+        let missing = if t.status == TemplateStatus::Missing {
+            1.0
+        } else {
+            0.0
+        };
+        if let Ok(d) = MetricDatum::new("TemplatesMissing", missing, Unit::Count)
+            .and_then(|d| d.dimension("Prefix", &t.prefix))
+        {
+            data.push(d);
+        }
+    }
     if data.is_empty() {
         return;
     }
@@ -232,7 +269,7 @@ async fn publish(deps: &Deps<'_>, options: &Options, report: &mut FixReport) {
 
 #[cfg(test)]
 mod tests {
-    use ptc_core::ecr::{FakeEcr, FakeEcrSettings, RepositorySettings};
+    use ptc_core::ecr::{FakeEcr, FakeEcrSettings, FakeTemplates, RepositorySettings};
     use ptc_core::metrics::FakeMetrics;
     use ptc_core::rules::PtcRule;
 
@@ -276,9 +313,11 @@ mod tests {
     #[tokio::test]
     async fn fixes_repositories_under_prefixes_then_writes_nothing() {
         let (ecr, settings, metrics) = world();
+        let templates = FakeTemplates::default();
         let deps = Deps {
             ecr: &ecr,
             settings: &settings,
+            templates: &templates,
             metrics: &metrics,
         };
         let first = sweep(&deps, &options(Mode::Fill, false), None, "test").await;
@@ -313,9 +352,11 @@ mod tests {
     #[tokio::test]
     async fn dry_run_plans_and_writes_nothing() {
         let (ecr, settings, metrics) = world();
+        let templates = FakeTemplates::default();
         let deps = Deps {
             ecr: &ecr,
             settings: &settings,
+            templates: &templates,
             metrics: &metrics,
         };
         let report = sweep(&deps, &options(Mode::Enforce, true), None, "test").await;
@@ -336,9 +377,11 @@ mod tests {
                 ..Default::default()
             },
         );
+        let templates = FakeTemplates::default();
         let deps = Deps {
             ecr: &ecr,
             settings: &settings,
+            templates: &templates,
             metrics: &metrics,
         };
         sweep(
@@ -372,9 +415,11 @@ mod tests {
     #[tokio::test]
     async fn an_event_for_a_missing_repository_is_reported() {
         let (ecr, settings, metrics) = world();
+        let templates = FakeTemplates::default();
         let deps = Deps {
             ecr: &ecr,
             settings: &settings,
+            templates: &templates,
             metrics: &metrics,
         };
         let report = sweep(

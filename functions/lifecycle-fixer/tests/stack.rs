@@ -93,6 +93,7 @@ async fn sweeps_fix_once_respect_fill_and_write_nothing_the_second_time() {
     let deps = Deps {
         ecr: &ecr,
         settings: &ecr,
+        templates: &ecr,
         metrics: &metrics,
     };
 
@@ -156,6 +157,32 @@ async fn sweeps_fix_once_respect_fill_and_write_nothing_the_second_time() {
         .unwrap();
     assert!(tags.tags().iter().any(|t| t.key() == "managed-by"));
 
+    let template = |prefix: &str| {
+        fill.templates
+            .iter()
+            .find(|t| t.prefix == prefix)
+            .unwrap()
+            .clone()
+    };
+    // The k8s template's lifecycle policy means the same; it lacks the repository policy.
+    assert_eq!(
+        template("k8s").status,
+        lifecycle_fixer::templates::TemplateStatus::Different
+    );
+    assert_eq!(
+        template("k8s").findings,
+        ["the template's repository policy differs from the desired one"]
+    );
+    assert_eq!(
+        template("quay").status,
+        lifecycle_fixer::templates::TemplateStatus::Missing
+    );
+    assert_eq!(
+        template("quay").action,
+        None,
+        "fill mode never writes templates"
+    );
+
     let after_fill = writes(stack).await;
     let again = sweep(&deps, &options(Mode::Fill, false), None, "test").await;
     assert_eq!(
@@ -165,7 +192,26 @@ async fn sweeps_fix_once_respect_fill_and_write_nothing_the_second_time() {
     );
     assert_eq!(again.summary.fixed, 0);
 
-    sweep(&deps, &options(Mode::Enforce, false), None, "test").await;
+    let enforced = sweep(&deps, &options(Mode::Enforce, false), None, "test").await;
+    assert!(
+        enforced
+            .templates
+            .iter()
+            .any(|t| t.prefix == "quay" && t.action.as_deref() == Some("created")),
+        "{:?}",
+        enforced.templates
+    );
+    let templates = ecr_client
+        .describe_repository_creation_templates()
+        .prefixes("quay")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        templates.repository_creation_templates().len(),
+        1,
+        "enforce created the missing template"
+    );
     let replaced = ecr_client
         .get_lifecycle_policy()
         .repository_name("quay/argoproj/argocd")

@@ -1,0 +1,216 @@
+//! Repository creation templates: each rule prefix should have a `PULL_THROUGH_CACHE`
+//! template with the desired policies, so that new repositories are born right. Missing or
+//! different templates are reported; they are created or updated in `enforce` mode only.
+
+use ptc_core::ecr::{CreationTemplate, EcrTemplatesApi};
+use ptc_core::rules::RuleSet;
+use serde::Serialize;
+
+use crate::desired::Desired;
+use crate::plan::Mode;
+use crate::{iam, policy};
+
+pub const PULL_THROUGH_CACHE: &str = "PULL_THROUGH_CACHE";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TemplateStatus {
+    Ok,
+    Missing,
+    Different,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TemplateResult {
+    pub prefix: String,
+    pub status: TemplateStatus,
+    pub findings: Vec<String>,
+    /// `created`, `updated`, `would create`, `would update`, or none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+pub async fn check(
+    api: &dyn EcrTemplatesApi,
+    rules: &RuleSet,
+    desired: &Desired,
+    mode: Mode,
+    dry_run: bool,
+) -> Result<Vec<TemplateResult>, String> {
+    let existing = api
+        .describe_templates()
+        .await
+        .map_err(|e| format!("cannot list creation templates: {e}"))?;
+    let mut out = Vec::new();
+    for rule in rules.rules() {
+        let prefix = rule.prefix.to_string();
+        let want = CreationTemplate {
+            prefix: prefix.clone(),
+            applied_for: vec![PULL_THROUGH_CACHE.into()],
+            lifecycle_policy: desired.lifecycle_policy.clone(),
+            repository_policy: desired.repository_policy.clone(),
+            ..CreationTemplate::default()
+        };
+        let have = existing
+            .iter()
+            .find(|t| t.prefix == prefix && t.applied_for.iter().any(|a| a == PULL_THROUGH_CACHE));
+        let mut result = TemplateResult {
+            prefix: prefix.clone(),
+            status: TemplateStatus::Ok,
+            findings: Vec::new(),
+            action: None,
+            error: None,
+        };
+        match have {
+            None => {
+                result.status = TemplateStatus::Missing;
+                result.findings.push(format!("no PULL_THROUGH_CACHE creation template for prefix {prefix}: new repositories are born with ECR's defaults"));
+            }
+            Some(t) => {
+                if !t.resource_tags.is_empty() {
+                    result.findings.push(
+                        "the template sets resource tags: every puller then needs ecr:TagResource, or first pulls fail; tag with lifecycle-fixer instead".into(),
+                    );
+                }
+                if t.image_tag_mutability
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with("IMMUTABLE"))
+                {
+                    result.findings.push(
+                        "the template makes tags immutable: ECR cannot refresh cached tags".into(),
+                    );
+                }
+                let same_lifecycle = match (&t.lifecycle_policy, &want.lifecycle_policy) {
+                    (Some(a), Some(b)) => policy::same_meaning(a, b),
+                    (None, None) => true,
+                    _ => false,
+                };
+                let same_policy = match (&t.repository_policy, &want.repository_policy) {
+                    (Some(a), Some(b)) => iam::same_meaning(a, b),
+                    (_, None) => true,
+                    _ => false,
+                };
+                if !same_lifecycle || !same_policy {
+                    result.status = TemplateStatus::Different;
+                    result.findings.push(format!(
+                        "the template's {} differs from the desired one",
+                        match (same_lifecycle, same_policy) {
+                            (false, false) => "lifecycle and repository policies",
+                            (false, true) => "lifecycle policy",
+                            _ => "repository policy",
+                        }
+                    ));
+                }
+            }
+        }
+        if result.status != TemplateStatus::Ok && mode == Mode::Enforce {
+            let exists = result.status == TemplateStatus::Different;
+            if dry_run {
+                result.action = Some(
+                    if exists {
+                        "would update"
+                    } else {
+                        "would create"
+                    }
+                    .into(),
+                );
+            } else {
+                match api.put_template(&want, exists).await {
+                    Ok(()) => {
+                        result.action = Some(if exists { "updated" } else { "created" }.into())
+                    }
+                    Err(err) => result.error = Some(err.to_string()),
+                }
+            }
+        }
+        out.push(result);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use ptc_core::ecr::FakeTemplates;
+    use ptc_core::rules::PtcRule;
+
+    use super::*;
+    use crate::desired::default_lifecycle;
+
+    fn desired() -> Desired {
+        Desired {
+            lifecycle_policy: Some(default_lifecycle(30).canonical()),
+            repository_policy: None,
+            tags: BTreeMap::new(),
+            scan_on_push: false,
+        }
+    }
+
+    fn rules() -> RuleSet {
+        RuleSet::new(vec![
+            PtcRule::new("quay", "quay.io").unwrap(),
+            PtcRule::new("k8s", "registry.k8s.io").unwrap(),
+        ])
+    }
+
+    #[tokio::test]
+    async fn missing_templates_are_reported_in_fill_and_created_in_enforce() {
+        let api = FakeTemplates::default();
+        let fill = check(&api, &rules(), &desired(), Mode::Fill, false)
+            .await
+            .unwrap();
+        assert!(
+            fill.iter()
+                .all(|t| t.status == TemplateStatus::Missing && t.action.is_none())
+        );
+        assert_eq!(*api.writes.lock().unwrap(), 0);
+        let dry = check(&api, &rules(), &desired(), Mode::Enforce, true)
+            .await
+            .unwrap();
+        assert!(
+            dry.iter()
+                .all(|t| t.action.as_deref() == Some("would create"))
+        );
+        assert_eq!(*api.writes.lock().unwrap(), 0);
+        let enforce = check(&api, &rules(), &desired(), Mode::Enforce, false)
+            .await
+            .unwrap();
+        assert!(
+            enforce
+                .iter()
+                .all(|t| t.action.as_deref() == Some("created"))
+        );
+        let again = check(&api, &rules(), &desired(), Mode::Enforce, false)
+            .await
+            .unwrap();
+        assert!(
+            again
+                .iter()
+                .all(|t| t.status == TemplateStatus::Ok && t.action.is_none())
+        );
+        assert_eq!(*api.writes.lock().unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn tags_and_immutability_in_a_template_are_reported() {
+        let api = FakeTemplates::default();
+        api.templates.lock().unwrap().push(CreationTemplate {
+            prefix: "quay".into(),
+            applied_for: vec![PULL_THROUGH_CACHE.into()],
+            lifecycle_policy: Some(default_lifecycle(30).canonical()),
+            resource_tags: BTreeMap::from([("team".into(), "x".into())]),
+            image_tag_mutability: Some("IMMUTABLE".into()),
+            ..CreationTemplate::default()
+        });
+        let out = check(&api, &rules(), &desired(), Mode::Fill, false)
+            .await
+            .unwrap();
+        let quay = out.iter().find(|t| t.prefix == "quay").unwrap();
+        assert_eq!(quay.status, TemplateStatus::Ok);
+        assert!(quay.findings.iter().any(|f| f.contains("ecr:TagResource")));
+        assert!(quay.findings.iter().any(|f| f.contains("immutable")));
+    }
+}
