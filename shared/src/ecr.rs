@@ -96,6 +96,9 @@ pub trait EcrApi: Send + Sync {
     async fn authorization_token(&self) -> Result<RegistryToken, AwsError>;
     /// Every repository (all pages, `maxResults` 1000).
     async fn describe_repositories(&self) -> Result<Vec<Repository>, AwsError>;
+    /// One repository by name (`None` when it does not exist): one call, whatever the
+    /// registry's size.
+    async fn describe_repository(&self, name: &str) -> Result<Option<Repository>, AwsError>;
     /// Every image of one repository (all pages, `maxResults` 1000).
     async fn describe_images(&self, repository: &str) -> Result<Vec<ImageDetail>, AwsError>;
     /// Only the images with these tags and digests (one call, at most 100 ids). ECR answers
@@ -217,23 +220,30 @@ impl EcrApi for SdkEcr {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| AwsError::from_sdk("DescribeRepositories", e))?;
-            for repo in page.repositories() {
-                out.push(Repository {
-                    name: repo.repository_name().unwrap_or_default().to_owned(),
-                    arn: repo.repository_arn().unwrap_or_default().to_owned(),
-                    uri: repo.repository_uri().unwrap_or_default().to_owned(),
-                    created_at: to_time(repo.created_at()),
-                    tag_mutability: repo
-                        .image_tag_mutability()
-                        .map(|m| m.as_str().to_owned())
-                        .unwrap_or_else(|| "MUTABLE".into()),
-                    scan_on_push: repo
-                        .image_scanning_configuration()
-                        .is_some_and(|c| c.scan_on_push()),
-                });
-            }
+            out.extend(page.repositories().iter().map(repository));
         }
         Ok(out)
+    }
+
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn describe_repository(&self, name: &str) -> Result<Option<Repository>, AwsError> {
+        match self
+            .client
+            .describe_repositories()
+            .repository_names(name)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.repositories().first().map(repository)),
+            Err(err) => {
+                let err = AwsError::from_sdk("DescribeRepositories", err);
+                if err.is_not_found() {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+        }
     }
 
     #[tracing::instrument(skip(self), err(Display))]
@@ -277,6 +287,22 @@ impl EcrApi for SdkEcr {
             .await
             .map_err(|e| AwsError::from_sdk("DescribeImages", e))?;
         Ok(out.image_details().iter().map(image_detail).collect())
+    }
+}
+
+fn repository(repo: &aws_sdk_ecr::types::Repository) -> Repository {
+    Repository {
+        name: repo.repository_name().unwrap_or_default().to_owned(),
+        arn: repo.repository_arn().unwrap_or_default().to_owned(),
+        uri: repo.repository_uri().unwrap_or_default().to_owned(),
+        created_at: to_time(repo.created_at()),
+        tag_mutability: repo
+            .image_tag_mutability()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_else(|| "MUTABLE".into()),
+        scan_on_push: repo
+            .image_scanning_configuration()
+            .is_some_and(|c| c.scan_on_push()),
     }
 }
 
@@ -401,6 +427,15 @@ impl EcrApi for FakeEcr {
 
     async fn describe_repositories(&self) -> Result<Vec<Repository>, AwsError> {
         Ok(self.enter("DescribeRepositories")?.repositories.clone())
+    }
+
+    async fn describe_repository(&self, name: &str) -> Result<Option<Repository>, AwsError> {
+        Ok(self
+            .enter("DescribeRepositories")?
+            .repositories
+            .iter()
+            .find(|r| r.name == name)
+            .cloned())
     }
 
     async fn describe_images(&self, repository: &str) -> Result<Vec<ImageDetail>, AwsError> {

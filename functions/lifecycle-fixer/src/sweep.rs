@@ -91,34 +91,54 @@ pub async fn sweep(
     trigger: &str,
 ) -> FixReport {
     let mut report = FixReport::empty(trigger, options);
-    let (rules, repositories) =
-        match tokio::try_join!(deps.ecr.describe_rules(), deps.ecr.describe_repositories()) {
-            Ok((rules, repositories)) => (RuleSet::new(rules), repositories),
-            Err(err) => {
-                report
-                    .errors
-                    .push(format!("cannot list rules and repositories: {err}"));
-                return report;
+    let rules = match deps.ecr.describe_rules().await {
+        Ok(rules) => RuleSet::new(rules),
+        Err(err) => {
+            report.errors.push(format!("cannot list the rules: {err}"));
+            return report;
+        }
+    };
+    // A sweep lists every repository (one call per 1,000); an event names its repositories,
+    // which are read one by one instead of listing the whole registry.
+    let repositories = match only {
+        None => deps
+            .ecr
+            .describe_repositories()
+            .await
+            .map_err(|e| format!("cannot list repositories: {e}")),
+        Some(names) => {
+            let mut found = Vec::new();
+            for name in names
+                .iter()
+                .filter(|n| rules.rule_for_repository(n).is_some())
+            {
+                match deps.ecr.describe_repository(name).await {
+                    Ok(Some(repo)) => found.push(repo),
+                    Ok(None) => report.errors.push(format!(
+                        "repository {name} not found (deleted, or not created yet)"
+                    )),
+                    Err(err) => report.errors.push(format!("repository {name}: {err}")),
+                }
             }
-        };
-    let wanted = |name: &str| only.is_none_or(|names| names.iter().any(|n| n == name));
+            report.summary.ignored_outside_prefixes = names
+                .iter()
+                .filter(|n| rules.rule_for_repository(n).is_none())
+                .count();
+            Ok(found)
+        }
+    };
+    let repositories = match repositories {
+        Ok(r) => r,
+        Err(err) => {
+            report.errors.push(err);
+            return report;
+        }
+    };
     let mut in_scope = Vec::new();
-    for repo in repositories.into_iter().filter(|r| wanted(&r.name)) {
+    for repo in repositories {
         match rules.rule_for_repository(&repo.name) {
             Some(rule) => in_scope.push((rule.prefix.to_string(), repo)),
             None => report.summary.ignored_outside_prefixes += 1,
-        }
-    }
-    if let Some(names) = only {
-        for name in names
-            .iter()
-            .filter(|n| !in_scope.iter().any(|(_, r)| &r.name == *n))
-        {
-            if rules.rule_for_repository(name).is_some() {
-                report.errors.push(format!(
-                    "repository {name} not found (deleted, or not created yet)"
-                ));
-            }
         }
     }
     report.repositories = futures::stream::iter(in_scope)
@@ -430,6 +450,12 @@ mod tests {
         )
         .await;
         assert!(report.repositories.is_empty());
+        assert_eq!(
+            ecr.calls("DescribeRepositories"),
+            1,
+            "one lookup for the repository under a prefix, no listing"
+        );
+        assert_eq!(report.summary.ignored_outside_prefixes, 1);
         assert_eq!(
             report.errors,
             ["repository quay/gone not found (deleted, or not created yet)"]
