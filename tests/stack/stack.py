@@ -331,16 +331,26 @@ class Stack:
         self.serve(self.registry_port, self.registry.wsgi)
 
     def stop(self) -> None:
-        for server in self.servers:
-            server.shutdown()
+        # The registry processes first: nothing below may leave them running.
         for upstream in self.upstreams.values():
-            upstream.stop_proxy()
             if upstream.process and upstream.process.poll() is None:
                 upstream.process.terminate()
+        for upstream in self.upstreams.values():
+            if upstream.process:
                 try:
                     upstream.process.wait(5)
                 except Exception:
                     upstream.process.kill()
+        for upstream in self.upstreams.values():
+            try:
+                upstream.stop_proxy()
+            except Exception:
+                pass
+        for server in self.servers:
+            try:
+                server.shutdown()
+            except Exception:
+                pass
 
     def seed_bench(self, repositories: int, tags: int) -> dict:
         """Many images for benchmarks: `bench/app-N` repositories on quay.io, each a

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import subprocess
 import threading
 import time
@@ -97,7 +98,7 @@ class Upstream:
                 f"{auth}"
             )
         log = open(os.path.join(self.state_dir, "logs", f"upstream-{self.host}.log"), "ab")
-        self.process = subprocess.Popen([binary, "serve", config], stdout=log, stderr=log)
+        self.process = subprocess.Popen([binary, "serve", config], stdout=log, stderr=log, preexec_fn=_die_with_parent)
 
     # -- proxy ----------------------------------------------------------------
     def start_proxy(self) -> None:
@@ -210,6 +211,14 @@ class Upstream:
                     raise RuntimeError(f"upstream {self.host}: docker-registry exited with {self.process.returncode}")
                 time.sleep(0.1)
         raise RuntimeError(f"upstream {self.host}: docker-registry not ready after {timeout}s")
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the stack process dies, however it dies
+    (Linux PR_SET_PDEATHSIG), so no registry outlives the stack."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
 
 
 def basic(username: str, password: str) -> str:
