@@ -125,6 +125,28 @@ pub trait MetricsApi: Send + Sync {
     async fn put(&self, namespace: &str, data: &[MetricDatum]) -> Result<usize, AwsError>;
 }
 
+/// Publish a job's metrics; a failure is logged and returned as the report line, never as
+/// an error that would hide the job's results. Returns the values published.
+pub async fn publish_or_report(
+    metrics: &dyn MetricsApi,
+    namespace: &str,
+    data: &[MetricDatum],
+) -> Result<usize, String> {
+    if data.is_empty() {
+        return Ok(0);
+    }
+    match metrics.put(namespace, data).await {
+        Ok(_) => Ok(data.len()),
+        Err(err) => {
+            tracing::error!(error = %err, "publishing metrics failed; the run's results stand");
+            Err(format!(
+                "publishing {} metric values failed: {err}",
+                data.len()
+            ))
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct SdkMetrics {
     client: Client,

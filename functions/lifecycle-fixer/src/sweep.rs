@@ -275,15 +275,9 @@ async fn publish(deps: &Deps<'_>, options: &Options, report: &mut FixReport) {
             data.push(d);
         }
     }
-    if data.is_empty() {
-        return;
-    }
-    match deps.metrics.put(&options.namespace, &data).await {
-        Ok(_) => report.metrics_published = data.len(),
-        Err(err) => report.errors.push(format!(
-            "publishing {} metric values failed: {err}",
-            data.len()
-        )),
+    match ptc_core::metrics::publish_or_report(deps.metrics, &options.namespace, &data).await {
+        Ok(published) => report.metrics_published = published,
+        Err(error) => report.errors.push(error),
     }
 }
 
