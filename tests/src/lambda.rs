@@ -22,11 +22,16 @@ pub struct Lambda {
     pub log_path: std::path::PathBuf,
 }
 
+/// A port free now for the emulator to bind, outside the kernel's ephemeral range
+/// (32768-60999) so that no outgoing connection of the tests can take it before the emulator
+/// binds it (the stack's `ports.py` does the same for its servers).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free loopback port")
+    use std::hash::{BuildHasher, RandomState};
+    let random = RandomState::new();
+    (0u64..500)
+        .map(|i| 20_000 + (random.hash_one(i) % 12_000) as u16)
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free loopback port between 20000 and 32000")
 }
 
 impl Lambda {

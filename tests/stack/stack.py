@@ -25,7 +25,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sys
 import threading
 import time
@@ -39,6 +38,7 @@ from werkzeug.wrappers import Request, Response  # noqa: E402
 import images  # noqa: E402
 from cloudwatch import CloudWatch  # noqa: E402
 from ecr_front import EcrFront  # noqa: E402
+import ports  # noqa: E402
 from registry import RegistryEndpoint  # noqa: E402
 from upstreams import Upstream  # noqa: E402
 
@@ -58,12 +58,6 @@ DEMO_RULES = [
     ("ghcr", "ghcr.io", "ecr-pullthroughcache/ghcr"),
 ]
 AUTH_REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def find_registry_binary() -> str:
@@ -86,8 +80,11 @@ class Stack:
         self.registry = RegistryEndpoint(self, REGION)
         self.upstreams: dict[str, Upstream] = {}
         self.servers: list = []
-        self.aws_port = free_port()
-        self.registry_port = free_port()
+        # Bound now and held: nothing else can take these ports before the servers start.
+        self.aws_socket = ports.listen()
+        self.registry_socket = ports.listen()
+        self.aws_port = self.aws_socket.getsockname()[1]
+        self.registry_port = self.registry_socket.getsockname()[1]
         self._patch_moto()
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
@@ -301,15 +298,16 @@ class Stack:
         raise KeyError(f"no control at /_stack/{'/'.join(parts)}")
 
     # -- life cycle ---------------------------------------------------------------
-    def serve(self, port: int, app) -> None:
-        server = make_server("127.0.0.1", port, app, threaded=True)
+    def serve(self, sock, app) -> None:
+        server = make_server("127.0.0.1", sock.getsockname()[1], app, threaded=True, fd=sock.fileno())
+        sock.close()  # the server holds its own descriptor of the same socket
         self.servers.append(server)
         threading.Thread(target=server.serve_forever, daemon=True).start()
 
     def start(self) -> None:
         binary = find_registry_binary()
         for host, creds in UPSTREAMS.items():
-            upstream = Upstream(host, free_port(), free_port(), self.state_dir)
+            upstream = Upstream(host, self.state_dir)
             if creds:
                 upstream.username, upstream.password = creds
             # Docker Hub and ghcr.io answer with a Bearer token challenge, as the real ones do.
@@ -327,8 +325,8 @@ class Stack:
             upstream = self.upstreams[host]
             for repo, tag, kind in entries:
                 images.push(upstream.internal_url, images.build(repo, tag, kind), upstream.basic_auth())
-        self.serve(self.aws_port, self.aws_wsgi)
-        self.serve(self.registry_port, self.registry.wsgi)
+        self.serve(self.aws_socket, self.aws_wsgi)
+        self.serve(self.registry_socket, self.registry.wsgi)
 
     def stop(self) -> None:
         # The registry processes first: nothing below may leave them running.

@@ -20,6 +20,8 @@ import bcrypt
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+import ports
+
 DOCKER_WINDOW = 21600  # Docker Hub's rate-limit window, seconds
 
 
@@ -48,8 +50,6 @@ class Faults:
 @dataclass
 class Upstream:
     host: str  # the real registry this one stands in for, e.g. "quay.io"
-    registry_port: int
-    proxy_port: int
     state_dir: str
     username: str | None = None
     password: str | None = None
@@ -64,6 +64,15 @@ class Upstream:
     process: subprocess.Popen | None = None
     server: object | None = None
     thread: threading.Thread | None = None
+    registry_port: int = 0
+    binary: str = ""
+    starts: int = 0
+
+    def __post_init__(self) -> None:
+        # The proxy's port is bound now and kept for the stack's life (the rules point at it);
+        # taking the upstream "down" closes it, bringing it back binds the same port again.
+        self.listener = ports.listen()
+        self.proxy_port = self.listener.getsockname()[1]
 
     @property
     def url(self) -> str:
@@ -79,6 +88,11 @@ class Upstream:
 
     # -- distribution process -------------------------------------------------
     def start_registry(self, binary: str) -> None:
+        self.binary = binary
+        self.starts += 1
+        # docker-registry binds the port itself: one free now, outside the ephemeral range;
+        # `wait_ready` starts it again on another port if it lost the race for this one.
+        self.registry_port = ports.pick()
         root = os.path.join(self.state_dir, "upstreams", self.host)
         os.makedirs(os.path.join(root, "data"), exist_ok=True)
         auth = ""
@@ -104,7 +118,11 @@ class Upstream:
     def start_proxy(self) -> None:
         if self.server is not None:
             return
-        server = make_server("127.0.0.1", self.proxy_port, self.wsgi, threaded=True)
+        listener, self.listener = self.listener, None
+        if listener is None:
+            listener = ports.listen(self.proxy_port)
+        server = make_server("127.0.0.1", self.proxy_port, self.wsgi, threaded=True, fd=listener.fileno())
+        listener.close()  # the server holds its own descriptor of the same socket
         self.server = server
         self.thread = threading.Thread(target=server.serve_forever, daemon=True)
         self.thread.start()
@@ -208,6 +226,10 @@ class Upstream:
                 return
             except OSError:
                 if self.process and self.process.poll() is not None:
+                    if self.starts < 5:
+                        # Most likely its port was taken in the meantime: another port.
+                        self.start_registry(self.binary)
+                        continue
                     raise RuntimeError(f"upstream {self.host}: docker-registry exited with {self.process.returncode}")
                 time.sleep(0.1)
         raise RuntimeError(f"upstream {self.host}: docker-registry not ready after {timeout}s")
