@@ -225,6 +225,108 @@ pub struct FixSettings {
     pub pull_org_id: Option<String>,
     pub repository_tags: BTreeMap<String, String>,
     pub scan_on_push: bool,
+    /// Overrides per rule prefix (`[prefixes.<prefix>]` in the file, or `PTC_PREFIX_SETTINGS`
+    /// as a JSON object); what a prefix does not set comes from the settings above.
+    pub prefixes: BTreeMap<String, PrefixFix>,
+}
+
+/// The desired settings of one rule prefix, where they differ from the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefixFix {
+    pub lifecycle_days: Option<u32>,
+    pub lifecycle_policy: Option<String>,
+    pub pull_principals: Option<Vec<String>>,
+    pub pull_org_id: Option<String>,
+    pub repository_tags: Option<BTreeMap<String, String>>,
+    pub scan_on_push: Option<bool>,
+}
+
+impl FixSettings {
+    /// The settings of `prefix`: its overrides on top of the defaults.
+    pub fn for_prefix(&self, prefix: &str) -> FixSettings {
+        let trimmed = prefix.strip_suffix('/').unwrap_or(prefix);
+        let found = self.prefixes.iter().find(|(k, _)| {
+            k.as_str() == prefix || k.strip_suffix('/').unwrap_or(k.as_str()) == trimmed
+        });
+        let Some((_, o)) = found else {
+            return FixSettings {
+                prefixes: BTreeMap::new(),
+                ..self.clone()
+            };
+        };
+        // A prefix that sets its own lifecycle days does not inherit a global policy text.
+        let lifecycle_policy = match (&o.lifecycle_policy, o.lifecycle_days) {
+            (Some(text), _) => Some(text.clone()),
+            (None, Some(_)) => None,
+            (None, None) => self.lifecycle_policy.clone(),
+        };
+        FixSettings {
+            mode: self.mode.clone(),
+            lifecycle_days: o.lifecycle_days.unwrap_or(self.lifecycle_days),
+            lifecycle_policy,
+            pull_principals: o
+                .pull_principals
+                .clone()
+                .unwrap_or_else(|| self.pull_principals.clone()),
+            pull_org_id: o.pull_org_id.clone().or_else(|| self.pull_org_id.clone()),
+            repository_tags: o
+                .repository_tags
+                .clone()
+                .unwrap_or_else(|| self.repository_tags.clone()),
+            scan_on_push: o.scan_on_push.unwrap_or(self.scan_on_push),
+            prefixes: BTreeMap::new(),
+        }
+    }
+}
+
+fn check_lifecycle_days(days: u32) -> Result<(), String> {
+    (1..=3650)
+        .contains(&days)
+        .then_some(())
+        .ok_or_else(|| format!("{days} is outside 1..=3650"))
+}
+
+fn check_principal(p: &str) -> Result<(), String> {
+    let account = p.len() == 12 && p.bytes().all(|b| b.is_ascii_digit());
+    if account || p.starts_with("arn:aws") {
+        Ok(())
+    } else {
+        Err(format!(
+            "{p:?}: expected a 12-digit account ID or an IAM ARN"
+        ))
+    }
+}
+
+fn check_org_id(org: &str) -> Result<(), String> {
+    let ok = org.strip_prefix("o-").is_some_and(|rest| {
+        (10..=32).contains(&rest.len())
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{org:?}: expected an organization ID like o-a1b2c3d4e5"
+        ))
+    }
+}
+
+impl PrefixFix {
+    fn check(&self) -> Result<(), String> {
+        if let Some(days) = self.lifecycle_days {
+            check_lifecycle_days(days).map_err(|e| format!("lifecycle_days: {e}"))?;
+        }
+        for p in self.pull_principals.iter().flatten() {
+            check_principal(p).map_err(|e| format!("pull_principals: {e}"))?;
+        }
+        if let Some(org) = &self.pull_org_id {
+            check_org_id(org).map_err(|e| format!("pull_org_id: {e}"))?;
+        }
+        Ok(())
+    }
 }
 
 /// Where a long watch list lives: one reference per line (`#` comments), or a JSON array.
@@ -333,6 +435,8 @@ struct FileSettings {
     #[serde(default)]
     repository_tags: BTreeMap<String, String>,
     scan_on_push: Option<bool>,
+    #[serde(default)]
+    prefixes: BTreeMap<String, PrefixFix>,
 }
 
 impl Settings {
@@ -562,30 +666,11 @@ impl Settings {
                 None => file.pull_principals,
             };
             for p in &pull_principals {
-                let account = p.len() == 12 && p.bytes().all(|b| b.is_ascii_digit());
-                if !account && !p.starts_with("arn:aws") {
-                    return Err(invalid(
-                        "PTC_PULL_PRINCIPALS",
-                        p,
-                        "expected a 12-digit account ID or an IAM ARN",
-                    ));
-                }
+                check_principal(p).map_err(|r| invalid("PTC_PULL_PRINCIPALS", p, r))?;
             }
             let pull_org_id = env("PTC_PULL_ORG_ID").or(file.pull_org_id);
             if let Some(org) = &pull_org_id {
-                let ok = org.strip_prefix("o-").is_some_and(|rest| {
-                    (10..=32).contains(&rest.len())
-                        && rest
-                            .bytes()
-                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-                });
-                if !ok {
-                    return Err(invalid(
-                        "PTC_PULL_ORG_ID",
-                        org,
-                        "expected an organization ID like o-a1b2c3d4e5",
-                    ));
-                }
+                check_org_id(org).map_err(|r| invalid("PTC_PULL_ORG_ID", org, r))?;
             }
             let repository_tags = match env("PTC_REPOSITORY_TAGS") {
                 Some(v) => split_list(&v)
@@ -606,6 +691,25 @@ impl Settings {
                 },
                 None => file.scan_on_push.unwrap_or(false),
             };
+            let prefixes = match env("PTC_PREFIX_SETTINGS") {
+                Some(v) => {
+                    serde_json::from_str::<BTreeMap<String, PrefixFix>>(&v).map_err(|e| {
+                        invalid(
+                            "PTC_PREFIX_SETTINGS",
+                            &v,
+                            format!("expected a JSON object of prefix to settings: {e}"),
+                        )
+                    })?
+                }
+                None => file.prefixes,
+            };
+            for (prefix, o) in &prefixes {
+                if let Err(reason) = crate::rules::Prefix::parse(prefix) {
+                    return Err(invalid("PTC_PREFIX_SETTINGS", prefix, reason.to_string()));
+                }
+                o.check()
+                    .map_err(|r| invalid("PTC_PREFIX_SETTINGS", prefix, r))?;
+            }
             FixSettings {
                 mode,
                 lifecycle_days,
@@ -614,6 +718,7 @@ impl Settings {
                 pull_org_id,
                 repository_tags,
                 scan_on_push,
+                prefixes,
             }
         };
         let region = env("PTC_REGION").or(file.region);
@@ -906,5 +1011,68 @@ credential = true
             .unwrap_err()
             .to_string();
         assert!(err.contains("/nonexistent/ptc.toml"), "{err}");
+    }
+
+    #[test]
+    fn desired_settings_per_prefix_from_file_or_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ptc.toml");
+        std::fs::write(
+            &path,
+            r#"
+lifecycle_days = 30
+pull_principals = ["111122223333"]
+[repository_tags]
+managed-by = "ptc"
+[prefixes.quay]
+lifecycle_days = 7
+scan_on_push = true
+[prefixes."docker-hub/"]
+pull_org_id = "o-abcdefghij"
+repository_tags = { team = "platform" }
+"#,
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let s = load(&[("PTC_CONFIG_FILE", p)]).unwrap();
+        let quay = s.fix.for_prefix("quay/");
+        assert_eq!((quay.lifecycle_days, quay.scan_on_push), (7, true));
+        assert_eq!(quay.pull_principals, ["111122223333"], "inherited");
+        let hub = s.fix.for_prefix("docker-hub");
+        assert_eq!(hub.lifecycle_days, 30);
+        assert_eq!(hub.pull_org_id.as_deref(), Some("o-abcdefghij"));
+        assert_eq!(hub.repository_tags["team"], "platform");
+        assert!(
+            !hub.repository_tags.contains_key("managed-by"),
+            "replaced, not merged"
+        );
+        let other = s.fix.for_prefix("k8s");
+        assert_eq!((other.lifecycle_days, other.scan_on_push), (30, false));
+
+        // The environment (a SAM parameter) wins, as JSON.
+        let s = load(&[
+            ("PTC_CONFIG_FILE", p),
+            ("PTC_PREFIX_SETTINGS", r#"{"k8s": {"lifecycle_days": 14}}"#),
+        ])
+        .unwrap();
+        assert_eq!(s.fix.for_prefix("k8s").lifecycle_days, 14);
+        assert_eq!(s.fix.for_prefix("quay").lifecycle_days, 30);
+
+        for (value, named) in [
+            (r#"{"k8s": {"lifecycle_dayz": 14}}"#, "lifecycle_dayz"),
+            (r#"{"k8s": {"lifecycle_days": 0}}"#, "lifecycle_days"),
+            (r#"{"k8s": {"pull_principals": ["bob"]}}"#, "bob"),
+            (r#"{"k8s": {"pull_org_id": "org-1"}}"#, "org-1"),
+            (r#"{"Bad Prefix": {}}"#, "Bad Prefix"),
+            ("[1, 2]", "JSON object"),
+        ] {
+            let err = load(&[("PTC_PREFIX_SETTINGS", value)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("PTC_PREFIX_SETTINGS") && err.contains(named),
+                "{value} -> {err}"
+            );
+        }
     }
 }

@@ -661,6 +661,9 @@ pub trait EcrSettingsApi: Send + Sync {
         tags: &BTreeMap<String, String>,
     ) -> Result<(), AwsError>;
     async fn enable_scan_on_push(&self, repository: &str) -> Result<(), AwsError>;
+    /// The registry's scanning type (`BASIC` or `ENHANCED`): scan on push is a repository
+    /// setting of basic scanning only.
+    async fn registry_scan_type(&self) -> Result<String, AwsError>;
 }
 
 #[async_trait]
@@ -777,12 +780,29 @@ impl EcrSettingsApi for SdkEcr {
             .map(|_| ())
             .map_err(|e| AwsError::from_sdk("PutImageScanningConfiguration", e))
     }
+
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn registry_scan_type(&self) -> Result<String, AwsError> {
+        let out = self
+            .client
+            .get_registry_scanning_configuration()
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("GetRegistryScanningConfiguration", e))?;
+        // A registry that never set one scans the basic way.
+        Ok(out
+            .scanning_configuration()
+            .and_then(|c| c.scan_type())
+            .map_or_else(|| "BASIC".to_owned(), |t| t.as_str().to_owned()))
+    }
 }
 
 /// Settings of the fake's repositories, and a count of every write.
 #[derive(Default)]
 pub struct FakeEcrSettings {
     pub settings: Mutex<BTreeMap<String, RepositorySettings>>,
+    /// `None`: `BASIC`.
+    pub scan_type: Mutex<Option<String>>,
     pub scan_on_push: Mutex<BTreeMap<String, bool>>,
     pub writes: Mutex<Vec<(&'static str, String)>>,
 }
@@ -864,6 +884,15 @@ impl EcrSettingsApi for FakeEcrSettings {
             .unwrap()
             .insert(repository.to_owned(), true);
         Ok(())
+    }
+
+    async fn registry_scan_type(&self) -> Result<String, AwsError> {
+        Ok(self
+            .scan_type
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(|| "BASIC".into()))
     }
 }
 

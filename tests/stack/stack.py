@@ -117,6 +117,14 @@ class Stack:
 
         models.Image.get_image_size_in_bytes = size
 
+        # ECR accepts PutRegistryScanningConfiguration without rules; moto iterates over None.
+        original_put_scanning = models.ECRBackend.put_registry_scanning_configuration
+
+        def put_scanning(backend, scan_type, rules):
+            return original_put_scanning(backend, scan_type, rules or [])
+
+        models.ECRBackend.put_registry_scanning_configuration = put_scanning
+
     # -- ECR state used by the registry endpoint --------------------------------
     def backend(self):
         from moto.ecr.models import ecr_backends

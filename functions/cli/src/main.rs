@@ -448,6 +448,9 @@ fn print_fix(
         }
         writeln!(out, "{line}")?;
     }
+    for warning in &report.warnings {
+        writeln!(out, "warning: {warning}")?;
+    }
     for error in &report.errors {
         writeln!(out, "error: {error}")?;
     }

@@ -76,7 +76,8 @@ async fn main() {
             repository_policy: pull_policy(&["111122223333".into()], None),
             tags: BTreeMap::from([("managed-by".into(), "ptc".into())]),
             scan_on_push: false,
-        },
+        }
+        .into(),
         mode: Mode::Fill,
         dry_run: false,
         concurrency: 16,

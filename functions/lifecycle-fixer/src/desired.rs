@@ -24,14 +24,52 @@ pub struct Desired {
     pub scan_on_push: bool,
 }
 
-/// The default: expire images pushed more than `days` ago. Expiry is cheap for a cache: the
-/// next pull caches the image again. One `any` rule, so an index and the platform manifests
-/// cached with it (same push time) expire together rather than children first.
+/// The desired settings of every rule prefix: a default, and the prefixes that differ.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DesiredSet {
+    pub default: Desired,
+    pub prefixes: BTreeMap<String, Desired>,
+    /// Warnings about the desired settings themselves (e.g. a lifecycle rule that may reach
+    /// the platform manifests of a live index), shown in every report.
+    pub warnings: Vec<String>,
+}
+
+impl From<Desired> for DesiredSet {
+    fn from(default: Desired) -> Self {
+        Self {
+            default,
+            prefixes: BTreeMap::new(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+impl DesiredSet {
+    /// The settings for a rule prefix (`docker-hub` and `docker-hub/` are the same prefix).
+    pub fn for_prefix(&self, prefix: &str) -> &Desired {
+        let trimmed = prefix.strip_suffix('/').unwrap_or(prefix);
+        self.prefixes
+            .iter()
+            .find(|(k, _)| k.strip_suffix('/').unwrap_or(k) == trimmed)
+            .map_or(&self.default, |(_, d)| d)
+    }
+
+    /// Does any prefix want scan on push?
+    pub fn wants_scan_on_push(&self) -> bool {
+        self.default.scan_on_push || self.prefixes.values().any(|d| d.scan_on_push)
+    }
+}
+
+/// The default: expire tagged images (single-platform images and multi-platform indexes)
+/// pushed more than `days` ago. Expiry is cheap for a cache: the next pull caches the image
+/// again. Untagged images are never selected, so the platform manifests an index points to
+/// (untagged in ECR) cannot be expired while the index lives, whatever ECR does with them;
+/// the price is that they stay after their index expires (health-metrics reports them).
 pub fn default_lifecycle(days: u32) -> LifecyclePolicy {
     let text = json!({"rules": [{
         "rulePriority": 1,
-        "description": format!("Expire cached images pushed more than {days} days ago; the next pull caches them again"),
-        "selection": {"tagStatus": "any", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": days},
+        "description": format!("Expire cached tagged images pushed more than {days} days ago; the next pull caches them again"),
+        "selection": {"tagStatus": "tagged", "tagPatternList": ["*"], "countType": "sinceImagePushed", "countUnit": "days", "countNumber": days},
         "action": {"type": "expire"}
     }]})
     .to_string();
@@ -80,7 +118,30 @@ mod tests {
     fn default_policy_expires_after_the_given_days() {
         let p = default_lifecycle(30);
         assert_eq!(p.rules[0].selection.count_number, 30);
-        assert!(p.canonical().contains(r#""tagStatus":"any""#));
+        assert!(p.canonical().contains(r#""tagStatus":"tagged""#));
+        // No rule of the default can reach an untagged platform manifest of a live index.
+        assert!(p.child_risks().is_empty());
+    }
+
+    #[test]
+    fn prefixes_have_their_own_settings() {
+        let base = Desired {
+            lifecycle_policy: Some(default_lifecycle(30).canonical()),
+            repository_policy: None,
+            tags: BTreeMap::new(),
+            scan_on_push: false,
+        };
+        let mut set = DesiredSet::from(base.clone());
+        let quay = Desired {
+            lifecycle_policy: Some(default_lifecycle(7).canonical()),
+            scan_on_push: true,
+            ..base.clone()
+        };
+        set.prefixes.insert("quay/".into(), quay.clone());
+        assert_eq!(set.for_prefix("quay"), &quay);
+        assert_eq!(set.for_prefix("quay/"), &quay);
+        assert_eq!(set.for_prefix("docker-hub"), &base);
+        assert!(set.wants_scan_on_push());
     }
 
     #[test]

@@ -16,35 +16,66 @@ pub mod sweep;
 pub mod templates;
 pub mod trigger;
 
+use std::collections::BTreeMap;
+
 use ptc_core::Settings;
+use ptc_core::config::FixSettings;
 use serde_json::Value;
 
-use crate::desired::{Desired, default_lifecycle, pull_policy};
+use crate::desired::{Desired, DesiredSet, default_lifecycle, pull_policy};
 use crate::plan::Mode;
 use crate::sweep::{Deps, FixReport, Options, sweep};
 use crate::trigger::Trigger;
 
+/// The desired settings of one prefix (or the defaults) from the settings; a lifecycle policy
+/// ECR would refuse is an error naming the setting.
+fn desired_from(fix: &FixSettings, setting: &str) -> Result<(Desired, Vec<String>), String> {
+    let lifecycle = match &fix.lifecycle_policy {
+        Some(text) => {
+            desired::lifecycle_from_config(text).map_err(|e| format!("setting {setting}: {e}"))?
+        }
+        None => default_lifecycle(fix.lifecycle_days),
+    };
+    let warnings = lifecycle
+        .child_risks()
+        .into_iter()
+        .map(|w| format!("{setting}: {w}"))
+        .collect();
+    let desired = Desired {
+        lifecycle_policy: Some(lifecycle.canonical()),
+        repository_policy: pull_policy(&fix.pull_principals, fix.pull_org_id.as_deref()),
+        tags: fix.repository_tags.clone(),
+        scan_on_push: fix.scan_on_push,
+    };
+    Ok((desired, warnings))
+}
+
 impl Options {
-    /// The desired settings and mode from the settings; a desired lifecycle policy that ECR
-    /// would refuse stops start-up with the reason.
+    /// The desired settings (per prefix) and mode from the settings; a desired lifecycle
+    /// policy that ECR would refuse stops start-up with the reason.
     pub fn from_settings(settings: &Settings) -> Result<Self, String> {
         let fix = &settings.fix;
-        let lifecycle = match &fix.lifecycle_policy {
-            Some(text) => desired::lifecycle_from_config(text)
-                .map_err(|e| format!("setting PTC_LIFECYCLE_POLICY: {e}"))?,
-            None => default_lifecycle(fix.lifecycle_days),
-        };
+        let (default, mut warnings) = desired_from(fix, "PTC_LIFECYCLE_POLICY")?;
+        let mut prefixes = BTreeMap::new();
+        for prefix in fix.prefixes.keys() {
+            let (desired, w) = desired_from(
+                &fix.for_prefix(prefix),
+                &format!("PTC_PREFIX_SETTINGS {prefix}"),
+            )?;
+            warnings.extend(w);
+            prefixes.insert(prefix.clone(), desired);
+        }
+        warnings.dedup();
         let (mode, dry_run) = match fix.mode.as_str() {
             "enforce" => (Mode::Enforce, false),
             "dry-run" => (Mode::Enforce, true),
             _ => (Mode::Fill, false),
         };
         Ok(Self {
-            desired: Desired {
-                lifecycle_policy: Some(lifecycle.canonical()),
-                repository_policy: pull_policy(&fix.pull_principals, fix.pull_org_id.as_deref()),
-                tags: fix.repository_tags.clone(),
-                scan_on_push: fix.scan_on_push,
+            desired: DesiredSet {
+                default,
+                prefixes,
+                warnings,
             },
             mode,
             dry_run,

@@ -189,6 +189,25 @@ impl LifecyclePolicy {
         Ok(())
     }
 
+    /// Rules that may expire a platform manifest of a multi-platform image while its index is
+    /// still cached: the manifests an index points to are untagged, and ECR does not document
+    /// that a lifecycle rule spares them (its delete API refuses them with
+    /// `ImageReferencedByManifestList`; whether lifecycle expiry does the same is unconfirmed).
+    pub fn child_risks(&self) -> Vec<String> {
+        self.rules
+            .iter()
+            .filter(|r| {
+                r.action.kind == ActionKind::Expire && r.selection.tag_status != TagStatus::Tagged
+            })
+            .map(|r| {
+                format!(
+                    "lifecycle rule {} expires untagged images: it may expire a platform manifest of a multi-platform image whose index is still cached (pulls of that platform then fail); select tagged images only to be sure",
+                    r.rule_priority
+                )
+            })
+            .collect()
+    }
+
     /// Canonical text: rules in priority order, keys in a fixed order, no whitespace.
     pub fn canonical(&self) -> String {
         let mut sorted = self.clone();
@@ -290,5 +309,35 @@ mod tests {
         assert!(same_meaning(&two(&a, &b), &two(&b, &a)));
         assert!(!same_meaning(EXPIRE_30, &EXPIRE_30.replace("30}", "31}")));
         assert!(!same_meaning(EXPIRE_30, "not json"));
+    }
+
+    #[test]
+    fn rules_that_can_reach_index_children_are_named() {
+        let expire = r#"{"type":"expire"}"#;
+        let tagged = policy(&[rule(
+            1,
+            r#"{"tagStatus":"tagged","tagPatternList":["*"],"countType":"sinceImagePushed","countUnit":"days","countNumber":30}"#,
+            expire,
+        )]);
+        assert!(
+            LifecyclePolicy::parse(&tagged)
+                .unwrap()
+                .child_risks()
+                .is_empty()
+        );
+        let risky = LifecyclePolicy::parse(EXPIRE_30).unwrap().child_risks();
+        assert_eq!(risky.len(), 1);
+        assert!(risky[0].contains("rule 1"), "{risky:?}");
+        let archive = policy(&[rule(
+            1,
+            r#"{"tagStatus":"any","countType":"sinceImagePulled","countUnit":"days","countNumber":90}"#,
+            r#"{"type":"transition","targetStorageClass":"archive"}"#,
+        )]);
+        assert!(
+            LifecyclePolicy::parse(&archive)
+                .unwrap()
+                .child_risks()
+                .is_empty()
+        );
     }
 }

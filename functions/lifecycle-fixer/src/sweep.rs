@@ -10,7 +10,7 @@ use ptc_core::metrics::{MetricDatum, MetricsApi, Unit};
 use ptc_core::rules::RuleSet;
 use serde::Serialize;
 
-use crate::desired::Desired;
+use crate::desired::{Desired, DesiredSet};
 use crate::plan::{Change, Current, Mode, plan};
 use crate::templates::{self, TemplateResult, TemplateStatus};
 
@@ -23,7 +23,7 @@ pub struct Deps<'a> {
 
 #[derive(Debug, Clone)]
 pub struct Options {
-    pub desired: Desired,
+    pub desired: DesiredSet,
     pub mode: Mode,
     pub dry_run: bool,
     pub concurrency: usize,
@@ -64,6 +64,11 @@ pub struct FixReport {
     pub templates: Vec<TemplateResult>,
     pub summary: Summary,
     pub metrics_published: usize,
+    /// About the desired settings and the registry (nothing failed, but someone should know).
+    pub warnings: Vec<String>,
+    /// The registry's scanning type, read when a prefix wants scan on push.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_scan_type: Option<String>,
     pub errors: Vec<String>,
 }
 
@@ -78,6 +83,8 @@ impl FixReport {
             templates: Vec::new(),
             summary: Summary::default(),
             metrics_published: 0,
+            warnings: options.desired.warnings.clone(),
+            registry_scan_type: None,
             errors: Vec::new(),
         }
     }
@@ -141,8 +148,38 @@ pub async fn sweep(
             None => report.summary.ignored_outside_prefixes += 1,
         }
     }
+    // Scan on push is a repository setting of basic scanning only; under enhanced scanning
+    // (Amazon Inspector) the registry's rules decide, and the repository flag does nothing.
+    let mut scan_on_push_applies = true;
+    if options.desired.wants_scan_on_push() && !in_scope.is_empty() {
+        match deps.settings.registry_scan_type().await {
+            Ok(scan_type) => {
+                if scan_type != "BASIC" {
+                    scan_on_push_applies = false;
+                    report.warnings.push(format!(
+                        "the registry uses {scan_type} scanning: scan on push is not set on repositories (the registry's scanning rules apply)"
+                    ));
+                }
+                report.registry_scan_type = Some(scan_type);
+            }
+            Err(err) => {
+                scan_on_push_applies = false;
+                report.errors.push(format!(
+                    "cannot read the registry scanning configuration, scan on push left alone: {err}"
+                ));
+            }
+        }
+    }
+    let desired_for = |prefix: &str| {
+        let mut desired = options.desired.for_prefix(prefix).clone();
+        desired.scan_on_push &= scan_on_push_applies;
+        desired
+    };
     report.repositories = futures::stream::iter(in_scope)
-        .map(|(prefix, repo)| fix_one(deps, options, prefix, repo))
+        .map(|(prefix, repo)| {
+            let desired = desired_for(&prefix);
+            async move { fix_one(deps, options, &desired, prefix, repo).await }
+        })
         .buffered(options.concurrency.max(1))
         .collect()
         .await;
@@ -190,6 +227,7 @@ pub async fn sweep(
 async fn fix_one(
     deps: &Deps<'_>,
     options: &Options,
+    desired: &Desired,
     prefix: String,
     repo: Repository,
 ) -> RepositoryResult {
@@ -215,7 +253,7 @@ async fn fix_one(
         scan_on_push: repo.scan_on_push,
         tag_mutability: repo.tag_mutability.clone(),
     };
-    let planned = plan(&current, &options.desired, options.mode);
+    let planned = plan(&current, desired, options.mode);
     result.findings = planned.findings;
     result.changes = planned.changes;
     if options.dry_run || result.changes.is_empty() {
@@ -315,7 +353,8 @@ mod tests {
                 repository_policy: pull_policy(&["111122223333".into()], None),
                 tags: BTreeMap::from([("managed-by".into(), "ptc".into())]),
                 scan_on_push: false,
-            },
+            }
+            .into(),
             mode,
             dry_run,
             concurrency: 4,
@@ -453,6 +492,58 @@ mod tests {
         assert_eq!(
             report.errors,
             ["repository quay/gone not found (deleted, or not created yet)"]
+        );
+    }
+
+    #[tokio::test]
+    async fn scan_on_push_only_under_basic_scanning_and_per_prefix() {
+        let ecr = FakeEcr::with_rules(vec![
+            PtcRule::new("quay", "quay.io").unwrap(),
+            PtcRule::new("k8s", "registry.k8s.io").unwrap(),
+        ]);
+        ecr.state.lock().unwrap().repositories = vec![repo("quay/a"), repo("k8s/pause")];
+        let settings = FakeEcrSettings::default();
+        let (metrics, templates) = (FakeMetrics::default(), FakeTemplates::default());
+        let deps = Deps {
+            ecr: &ecr,
+            settings: &settings,
+            templates: &templates,
+            metrics: &metrics,
+        };
+        // Only k8s wants scan on push, and a shorter lifecycle.
+        let mut opts = options(Mode::Fill, false);
+        let k8s = Desired {
+            lifecycle_policy: Some(default_lifecycle(7).canonical()),
+            scan_on_push: true,
+            ..opts.desired.default.clone()
+        };
+        opts.desired.prefixes.insert("k8s".into(), k8s.clone());
+
+        *settings.scan_type.lock().unwrap() = Some("ENHANCED".into());
+        let enhanced = sweep(&deps, &opts, None, "test").await;
+        assert_eq!(enhanced.registry_scan_type.as_deref(), Some("ENHANCED"));
+        assert!(
+            enhanced.warnings.iter().any(|w| w.contains("ENHANCED")),
+            "{:?}",
+            enhanced.warnings
+        );
+        assert!(settings.scan_on_push.lock().unwrap().is_empty());
+        let lifecycle = |name: &str| {
+            settings.settings.lock().unwrap()[name]
+                .lifecycle_policy
+                .clone()
+        };
+        assert_eq!(lifecycle("k8s/pause"), k8s.lifecycle_policy);
+        assert_eq!(lifecycle("quay/a"), opts.desired.default.lifecycle_policy);
+
+        *settings.scan_type.lock().unwrap() = None; // BASIC
+        let basic = sweep(&deps, &opts, None, "test").await;
+        assert!(basic.warnings.is_empty(), "{:?}", basic.warnings);
+        let scanned = settings.scan_on_push.lock().unwrap().clone();
+        assert_eq!(
+            scanned.keys().collect::<Vec<_>>(),
+            ["k8s/pause"],
+            "scan on push for the prefix that wants it only"
         );
     }
 }

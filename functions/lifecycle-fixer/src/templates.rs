@@ -6,7 +6,7 @@ use ptc_core::ecr::{CreationTemplate, EcrTemplatesApi};
 use ptc_core::rules::RuleSet;
 use serde::Serialize;
 
-use crate::desired::Desired;
+use crate::desired::DesiredSet;
 use crate::plan::Mode;
 use crate::{iam, policy};
 
@@ -35,7 +35,7 @@ pub struct TemplateResult {
 pub async fn check(
     api: &dyn EcrTemplatesApi,
     rules: &RuleSet,
-    desired: &Desired,
+    desired: &DesiredSet,
     mode: Mode,
     dry_run: bool,
 ) -> Result<Vec<TemplateResult>, String> {
@@ -46,6 +46,7 @@ pub async fn check(
     let mut out = Vec::new();
     for rule in rules.rules() {
         let prefix = rule.prefix.to_string();
+        let desired = desired.for_prefix(&prefix);
         let want = CreationTemplate {
             prefix: prefix.clone(),
             applied_for: vec![PULL_THROUGH_CACHE.into()],
@@ -138,15 +139,16 @@ mod tests {
     use ptc_core::rules::PtcRule;
 
     use super::*;
-    use crate::desired::default_lifecycle;
+    use crate::desired::{Desired, default_lifecycle};
 
-    fn desired() -> Desired {
+    fn desired() -> DesiredSet {
         Desired {
             lifecycle_policy: Some(default_lifecycle(30).canonical()),
             repository_policy: None,
             tags: BTreeMap::new(),
             scan_on_push: false,
         }
+        .into()
     }
 
     fn rules() -> RuleSet {
@@ -212,5 +214,39 @@ mod tests {
         assert_eq!(quay.status, TemplateStatus::Ok);
         assert!(quay.findings.iter().any(|f| f.contains("ecr:TagResource")));
         assert!(quay.findings.iter().any(|f| f.contains("immutable")));
+    }
+
+    #[tokio::test]
+    async fn each_prefix_gets_a_template_with_its_own_settings() {
+        let api = FakeTemplates::default();
+        let mut set = desired();
+        let short = default_lifecycle(7).canonical();
+        set.prefixes.insert(
+            "k8s".into(),
+            Desired {
+                lifecycle_policy: Some(short.clone()),
+                ..set.default.clone()
+            },
+        );
+        check(&api, &rules(), &set, Mode::Enforce, false)
+            .await
+            .unwrap();
+        let templates = api.templates.lock().unwrap().clone();
+        let policy_of = |p: &str| {
+            templates
+                .iter()
+                .find(|t| t.prefix == p)
+                .and_then(|t| t.lifecycle_policy.clone())
+        };
+        assert_eq!(policy_of("k8s"), Some(short));
+        assert_eq!(policy_of("quay"), Some(default_lifecycle(30).canonical()));
+        // Checked again with the same settings: both match, nothing written.
+        let again = check(&api, &rules(), &set, Mode::Enforce, false)
+            .await
+            .unwrap();
+        assert!(
+            again.iter().all(|t| t.status == TemplateStatus::Ok),
+            "{again:?}"
+        );
     }
 }

@@ -33,7 +33,8 @@ fn options(mode: Mode, dry_run: bool) -> Options {
             repository_policy: pull_policy(&["111122223333".into()], Some("o-exampleorg1")),
             tags: BTreeMap::from([("managed-by".into(), "ptc".into())]),
             scan_on_push: false,
-        },
+        }
+        .into(),
         mode,
         dry_run,
         concurrency: 8,
@@ -229,4 +230,116 @@ async fn sweeps_fix_once_respect_fill_and_write_nothing_the_second_time() {
         after_enforce,
         "enforce is idempotent too"
     );
+}
+
+/// Settings per rule prefix, read from the environment as the Lambda reads them, and scan on
+/// push only where the registry uses basic scanning. Its own stack: it changes the registry's
+/// scanning configuration, which the other test must not see.
+#[tokio::test(flavor = "multi_thread")]
+async fn prefixes_get_their_own_settings_and_scan_on_push_follows_the_registry() {
+    let stack = Stack::start();
+    stack.create_rule("quay", "quay.io", None).await;
+    stack.create_rule("k8s", "registry.k8s.io", None).await;
+    let (client, _) = stack.registry().await;
+    client
+        .get_manifest("quay/coreos/etcd", "v3.5.13")
+        .await
+        .unwrap();
+    client.get_manifest("k8s/pause", "3.9").await.unwrap();
+
+    let mut env: BTreeMap<String, String> = stack.env().into_iter().collect();
+    env.insert("PTC_FIX_MODE".into(), "enforce".into());
+    env.insert(
+        "PTC_PREFIX_SETTINGS".into(),
+        r#"{"k8s": {"lifecycle_days": 7, "scan_on_push": true}}"#.into(),
+    );
+    let settings = ptc_core::Settings::from_sources(|k| env.get(k).cloned()).unwrap();
+    let mut options = Options::from_settings(&settings).unwrap();
+    options.publish_metrics = false;
+
+    let sdk = stack.sdk_config().await;
+    let ecr_client = aws_sdk_ecr::Client::new(&sdk);
+    let ecr = SdkEcr::new(ecr_client.clone());
+    let metrics = SdkMetrics::new(aws_sdk_cloudwatch::Client::new(&sdk));
+    let deps = Deps {
+        ecr: &ecr,
+        settings: &ecr,
+        templates: &ecr,
+        metrics: &metrics,
+    };
+
+    ecr_client
+        .put_registry_scanning_configuration()
+        .scan_type(aws_sdk_ecr::types::ScanType::Enhanced)
+        .send()
+        .await
+        .unwrap();
+    let enhanced = sweep(&deps, &options, None, "test").await;
+    assert!(enhanced.errors.is_empty(), "{:?}", enhanced.errors);
+    assert_eq!(enhanced.registry_scan_type.as_deref(), Some("ENHANCED"));
+    assert!(enhanced.warnings.iter().any(|w| w.contains("ENHANCED")));
+    let calls = stack.read("ecr").await["calls"].clone();
+    assert_eq!(
+        calls["PutImageScanningConfiguration"].as_u64().unwrap_or(0),
+        0,
+        "no scan on push under enhanced scanning"
+    );
+    let lifecycle = |name: &'static str| {
+        let client = ecr_client.clone();
+        async move {
+            let out = client
+                .get_lifecycle_policy()
+                .repository_name(name)
+                .send()
+                .await
+                .unwrap();
+            out.lifecycle_policy_text().unwrap().to_owned()
+        }
+    };
+    assert!(lifecycle_fixer::policy::same_meaning(
+        &lifecycle("k8s/pause").await,
+        &default_lifecycle(7).canonical()
+    ));
+    assert!(lifecycle_fixer::policy::same_meaning(
+        &lifecycle("quay/coreos/etcd").await,
+        &default_lifecycle(30).canonical()
+    ));
+    let template = ecr_client
+        .describe_repository_creation_templates()
+        .prefixes("k8s")
+        .send()
+        .await
+        .unwrap();
+    assert!(lifecycle_fixer::policy::same_meaning(
+        template.repository_creation_templates()[0]
+            .lifecycle_policy()
+            .unwrap(),
+        &default_lifecycle(7).canonical()
+    ));
+
+    ecr_client
+        .put_registry_scanning_configuration()
+        .scan_type(aws_sdk_ecr::types::ScanType::Basic)
+        .send()
+        .await
+        .unwrap();
+    let basic = sweep(&deps, &options, None, "test").await;
+    assert!(basic.errors.is_empty(), "{:?}", basic.errors);
+    let repos = ecr_client
+        .describe_repositories()
+        .repository_names("k8s/pause")
+        .repository_names("quay/coreos/etcd")
+        .send()
+        .await
+        .unwrap();
+    let scan = |name: &str| {
+        repos
+            .repositories()
+            .iter()
+            .find(|r| r.repository_name() == Some(name))
+            .and_then(|r| r.image_scanning_configuration())
+            .is_some_and(|c| c.scan_on_push())
+    };
+    assert!(scan("k8s/pause"), "the k8s prefix wants scan on push");
+    assert!(!scan("quay/coreos/etcd"), "the default does not");
 }

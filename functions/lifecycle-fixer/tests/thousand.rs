@@ -50,7 +50,8 @@ async fn a_thousand_repositories_in_one_sweep() {
             repository_policy: None,
             tags: BTreeMap::from([("managed-by".into(), "ptc".into())]),
             scan_on_push: false,
-        },
+        }
+        .into(),
         mode: Mode::Fill,
         dry_run: false,
         concurrency: 16,
