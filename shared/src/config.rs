@@ -209,6 +209,31 @@ pub struct Settings {
     pub watch_list_source: Option<WatchListSource>,
     /// lifecycle-fixer's desired settings and mode.
     pub fix: FixSettings,
+    /// Where every job's metrics go: `PutMetricData` calls, or Embedded Metric Format log lines.
+    pub metrics_sink: MetricsSink,
+    /// health-metrics' inventory settings.
+    pub health: HealthSettings,
+}
+
+/// `api` (default): `PutMetricData`; `emf`: CloudWatch Embedded Metric Format log lines on
+/// stdout (no API call, no `cloudwatch:PutMetricData` permission; needs the Lambda log
+/// group, metrics appear once CloudWatch Logs has processed the lines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsSink {
+    Api,
+    Emf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthSettings {
+    /// USD per GB-month of stored images (the published ECR price is 0.10).
+    pub storage_price_per_gb_month: f64,
+    /// An image not pulled for this many days counts as unused.
+    pub unused_days: u32,
+    /// Also publish inventory metrics per repository (each repository is then a billed
+    /// custom metric per metric name); default per prefix only.
+    pub per_repository: bool,
 }
 
 /// What lifecycle-fixer brings every cached repository to.
@@ -437,6 +462,10 @@ struct FileSettings {
     scan_on_push: Option<bool>,
     #[serde(default)]
     prefixes: BTreeMap<String, PrefixFix>,
+    metrics_sink: Option<MetricsSink>,
+    storage_price_per_gb_month: Option<f64>,
+    unused_days: Option<u32>,
+    metrics_per_repository: Option<bool>,
 }
 
 impl Settings {
@@ -721,6 +750,54 @@ impl Settings {
                 prefixes,
             }
         };
+        let metrics_sink = match env("PTC_METRICS_SINK") {
+            Some(v) => match v.trim() {
+                "api" => MetricsSink::Api,
+                "emf" => MetricsSink::Emf,
+                _ => return Err(invalid("PTC_METRICS_SINK", &v, "expected api or emf")),
+            },
+            None => file.metrics_sink.unwrap_or(MetricsSink::Api),
+        };
+        let health = {
+            let price = match env("PTC_STORAGE_PRICE_GB_MONTH") {
+                Some(v) => v.trim().parse::<f64>().map_err(|_| {
+                    invalid("PTC_STORAGE_PRICE_GB_MONTH", &v, "expected a number of USD")
+                })?,
+                None => file.storage_price_per_gb_month.unwrap_or(0.10),
+            };
+            if !(price.is_finite() && (0.0..=1000.0).contains(&price)) {
+                return Err(invalid(
+                    "PTC_STORAGE_PRICE_GB_MONTH",
+                    &price.to_string(),
+                    "must be between 0 and 1000",
+                ));
+            }
+            let unused_days = number(
+                "PTC_UNUSED_DAYS",
+                file.unused_days.map(u64::from),
+                30,
+                1..=3650,
+            )? as u32;
+            let per_repository = match env("PTC_METRICS_PER_REPOSITORY") {
+                Some(v) => match v.trim() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(invalid(
+                            "PTC_METRICS_PER_REPOSITORY",
+                            &v,
+                            "expected true or false",
+                        ));
+                    }
+                },
+                None => file.metrics_per_repository.unwrap_or(false),
+            };
+            HealthSettings {
+                storage_price_per_gb_month: price,
+                unused_days,
+                per_repository,
+            }
+        };
         let region = env("PTC_REGION").or(file.region);
         Ok(Self {
             region,
@@ -742,6 +819,8 @@ impl Settings {
             discovery_days,
             watch_list_source,
             fix,
+            metrics_sink,
+            health,
         })
     }
 
@@ -1011,6 +1090,47 @@ credential = true
             .unwrap_err()
             .to_string();
         assert!(err.contains("/nonexistent/ptc.toml"), "{err}");
+    }
+
+    #[test]
+    fn metrics_sink_and_health_settings() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.metrics_sink, MetricsSink::Api);
+        assert_eq!(
+            (
+                s.health.storage_price_per_gb_month,
+                s.health.unused_days,
+                s.health.per_repository
+            ),
+            (0.10, 30, false)
+        );
+        let s = load(&[
+            ("PTC_METRICS_SINK", "emf"),
+            ("PTC_STORAGE_PRICE_GB_MONTH", "0.12"),
+            ("PTC_UNUSED_DAYS", "14"),
+            ("PTC_METRICS_PER_REPOSITORY", "true"),
+        ])
+        .unwrap();
+        assert_eq!(s.metrics_sink, MetricsSink::Emf);
+        assert_eq!(
+            (
+                s.health.storage_price_per_gb_month,
+                s.health.unused_days,
+                s.health.per_repository
+            ),
+            (0.12, 14, true)
+        );
+        for (name, value) in [
+            ("PTC_METRICS_SINK", "logs"),
+            ("PTC_STORAGE_PRICE_GB_MONTH", "NaN"),
+            ("PTC_STORAGE_PRICE_GB_MONTH", "-1"),
+            ("PTC_STORAGE_PRICE_GB_MONTH", "ten cents"),
+            ("PTC_UNUSED_DAYS", "0"),
+            ("PTC_METRICS_PER_REPOSITORY", "yes"),
+        ] {
+            let err = load(&[(name, value)]).unwrap_err().to_string();
+            assert!(err.contains(name), "{name}={value} -> {err}");
+        }
     }
 
     #[test]

@@ -109,6 +109,13 @@ pub trait EcrApi: Send + Sync {
         tags: &[String],
         digests: &[String],
     ) -> Result<Vec<ImageDetail>, AwsError>;
+    /// The manifest ECR holds for a tag or digest (`BatchGetImage`, every manifest media
+    /// type accepted): its media type and text, `None` when ECR does not have it.
+    async fn image_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<(String, String)>, AwsError>;
 }
 
 /// The aws-sdk adapter.
@@ -288,6 +295,55 @@ impl EcrApi for SdkEcr {
             .map_err(|e| AwsError::from_sdk("DescribeImages", e))?;
         Ok(out.image_details().iter().map(image_detail).collect())
     }
+
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn image_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<(String, String)>, AwsError> {
+        let out = self
+            .client
+            .batch_get_image()
+            .repository_name(repository)
+            .image_ids(image_id(reference))
+            .set_accepted_media_types(Some(
+                crate::registry::MANIFEST_ACCEPT
+                    .split(", ")
+                    .map(str::to_owned)
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("BatchGetImage", e))?;
+        Ok(out.images().first().and_then(|image| {
+            let body = image.image_manifest()?.to_owned();
+            let media_type = image
+                .image_manifest_media_type()
+                .map(str::to_owned)
+                .or_else(|| {
+                    serde_json::from_str::<serde_json::Value>(&body)
+                        .ok()?
+                        .get("mediaType")?
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .unwrap_or_default();
+            Some((media_type, body))
+        }))
+    }
+}
+
+/// `sha256:` plus 64 hex digits: a digest, otherwise a tag.
+fn image_id(reference: &str) -> ImageIdentifier {
+    let is_digest = reference
+        .strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    if is_digest {
+        ImageIdentifier::builder().image_digest(reference).build()
+    } else {
+        ImageIdentifier::builder().image_tag(reference).build()
+    }
 }
 
 fn repository(repo: &aws_sdk_ecr::types::Repository) -> Repository {
@@ -329,6 +385,8 @@ pub struct FakeEcrState {
     pub validations: BTreeMap<String, RuleValidation>,
     pub repositories: Vec<Repository>,
     pub images: BTreeMap<String, Vec<ImageDetail>>,
+    /// (repository, digest) → (media type, manifest text), for `image_manifest`.
+    pub manifests: BTreeMap<(String, String), (String, String)>,
     pub token: Option<RegistryToken>,
     /// Operation name → errors returned (front first) before answering normally.
     pub errors: BTreeMap<&'static str, Vec<AwsError>>,
@@ -484,6 +542,27 @@ impl EcrApi for FakeEcr {
             }
         }
         Ok(out)
+    }
+
+    async fn image_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<(String, String)>, AwsError> {
+        let state = self.enter("BatchGetImage")?;
+        let digest = state
+            .images
+            .get(repository)
+            .and_then(|images| {
+                images
+                    .iter()
+                    .find(|i| i.digest == reference || i.tags.iter().any(|t| t == reference))
+            })
+            .map_or_else(|| reference.to_owned(), |i| i.digest.clone());
+        Ok(state
+            .manifests
+            .get(&(repository.to_owned(), digest))
+            .cloned())
     }
 }
 

@@ -22,6 +22,7 @@ pub mod registry;
 pub mod rules;
 pub mod secret;
 pub mod secrets;
+pub mod watchlist;
 
 pub use aws::{AwsError, AwsErrorKind};
 pub use config::Settings;

@@ -25,6 +25,17 @@ pub enum Unit {
 }
 
 impl Unit {
+    /// The CloudWatch unit name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Count => "Count",
+            Self::Bytes => "Bytes",
+            Self::Seconds => "Seconds",
+            Self::Percent => "Percent",
+            Self::None => "None",
+        }
+    }
+
     fn sdk(self) -> StandardUnit {
         match self {
             Self::Count => StandardUnit::Count,
@@ -44,6 +55,10 @@ pub enum MetricError {
     TooManyDimensions { name: String, count: usize },
     #[error("metric name must be 1 to 255 characters")]
     BadName,
+    #[error(
+        "metric {metric}: dimension {name:?} needs a name of 1 to 255 and a value of 1 to 1,024 characters"
+    )]
+    BadDimension { metric: String, name: String },
 }
 
 /// One data point. Built through [`MetricDatum::new`], so NaN and infinity cannot exist.
@@ -78,6 +93,12 @@ impl MetricDatum {
     }
 
     pub fn dimension(mut self, name: &str, value: &str) -> Result<Self, MetricError> {
+        if name.is_empty() || name.len() > 255 || value.is_empty() || value.len() > 1024 {
+            return Err(MetricError::BadDimension {
+                metric: self.name,
+                name: name.to_owned(),
+            });
+        }
         if self.dimensions.len() == MAX_DIMENSIONS {
             return Err(MetricError::TooManyDimensions {
                 name: self.name,
@@ -194,6 +215,117 @@ impl MetricsApi for SdkMetrics {
     }
 }
 
+/// CloudWatch Embedded Metric Format: each call writes log lines that CloudWatch Logs turns
+/// into metrics, with no API call (and no `cloudwatch:PutMetricData` permission). One line
+/// per dimension set, at most 100 metrics per line, as the format requires. In Lambda the
+/// lines go to stdout, which is the function's log stream.
+pub struct EmfMetrics<W: std::io::Write + Send> {
+    out: Mutex<W>,
+}
+
+/// EMF limit: metrics per log line (per `CloudWatchMetrics` directive).
+pub const EMF_MAX_METRICS: usize = 100;
+
+impl<W: std::io::Write + Send> EmfMetrics<W> {
+    pub fn new(out: W) -> Self {
+        Self {
+            out: Mutex::new(out),
+        }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The log lines for `data`, one JSON document each.
+    pub fn lines(namespace: &str, data: &[MetricDatum]) -> Vec<serde_json::Value> {
+        use std::collections::BTreeMap;
+        // Group by dimension set (names and values): each line carries one set.
+        let mut groups: BTreeMap<Vec<(String, String)>, Vec<&MetricDatum>> = BTreeMap::new();
+        for datum in data {
+            groups
+                .entry(datum.dimensions.clone())
+                .or_default()
+                .push(datum);
+        }
+        let mut lines = Vec::new();
+        for (dimensions, data) in groups {
+            let mut chunk: Vec<&MetricDatum> = Vec::new();
+            let mut flush = |chunk: &mut Vec<&MetricDatum>| {
+                if chunk.is_empty() {
+                    return;
+                }
+                let timestamp = chunk
+                    .iter()
+                    .map(|d| d.timestamp.unix_timestamp_nanos() / 1_000_000)
+                    .max()
+                    .unwrap_or_default();
+                let mut line = serde_json::Map::new();
+                line.insert(
+                    "_aws".into(),
+                    serde_json::json!({
+                        "Timestamp": timestamp as i64,
+                        "CloudWatchMetrics": [{
+                            "Namespace": namespace,
+                            "Dimensions": [dimensions.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>()],
+                            "Metrics": chunk.iter().map(|d| serde_json::json!({"Name": d.name, "Unit": d.unit.name()})).collect::<Vec<_>>(),
+                        }]
+                    }),
+                );
+                for (name, value) in &dimensions {
+                    line.insert(name.clone(), value.clone().into());
+                }
+                for d in chunk.iter() {
+                    line.insert(d.name.clone(), d.value.into());
+                }
+                lines.push(serde_json::Value::Object(line));
+                chunk.clear();
+            };
+            for datum in data {
+                // A name twice in one line would be one value: start a new line instead.
+                if chunk.len() == EMF_MAX_METRICS || chunk.iter().any(|d| d.name == datum.name) {
+                    flush(&mut chunk);
+                }
+                chunk.push(datum);
+            }
+            flush(&mut chunk);
+        }
+        lines
+    }
+}
+
+#[async_trait]
+impl<W: std::io::Write + Send> MetricsApi for EmfMetrics<W> {
+    async fn put(&self, namespace: &str, data: &[MetricDatum]) -> Result<usize, AwsError> {
+        let lines = Self::lines(namespace, data);
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        for line in &lines {
+            writeln!(out, "{line}")
+                .and_then(|()| out.flush())
+                .map_err(|e| AwsError {
+                    operation: "EmbeddedMetricFormat",
+                    kind: crate::aws::AwsErrorKind::Transport,
+                    message: format!("writing a metrics log line: {e}"),
+                })?;
+        }
+        Ok(lines.len())
+    }
+}
+
+/// The metrics port the settings ask for: `PutMetricData`, or EMF lines on stdout (the
+/// Lambda log stream) or, for the CLI whose stdout is its output, on stderr.
+pub fn for_sink(
+    sink: crate::config::MetricsSink,
+    client: Client,
+    emf_on_stderr: bool,
+) -> Box<dyn MetricsApi> {
+    match (sink, emf_on_stderr) {
+        (crate::config::MetricsSink::Api, _) => Box::new(SdkMetrics::new(client)),
+        (crate::config::MetricsSink::Emf, false) => Box::new(EmfMetrics::new(std::io::stdout())),
+        (crate::config::MetricsSink::Emf, true) => Box::new(EmfMetrics::new(std::io::stderr())),
+    }
+}
+
 /// Records what would have been published.
 #[derive(Default)]
 pub struct FakeMetrics {
@@ -277,6 +409,72 @@ mod tests {
         );
         assert_eq!(parts.iter().map(|b| b.len()).sum::<usize>(), 1000);
         assert!(batches(&[]).is_empty());
+    }
+
+    #[tokio::test]
+    async fn emf_lines_carry_one_dimension_set_and_at_most_100_metrics() {
+        let mut data = Vec::new();
+        for i in 0..150 {
+            data.push(
+                MetricDatum::new(&format!("M{i}"), i as f64, Unit::Count)
+                    .unwrap()
+                    .dimension("Prefix", "quay")
+                    .unwrap(),
+            );
+        }
+        data.push(
+            MetricDatum::new("M0", 7.0, Unit::Bytes)
+                .unwrap()
+                .dimension("Prefix", "k8s")
+                .unwrap(),
+        );
+        data.push(MetricDatum::new("Total", 3.0, Unit::None).unwrap());
+        let emf = EmfMetrics::new(Vec::new());
+        let lines = emf.put("Ptc", &data).await.unwrap();
+        let text = String::from_utf8(emf.into_inner()).unwrap();
+        let docs: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines, docs.len());
+        assert_eq!(docs.len(), 4, "quay: 100 + 50, k8s: 1, no dimensions: 1");
+        let mut values = 0;
+        for doc in &docs {
+            let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+            assert_eq!(directive["Namespace"], "Ptc");
+            let metrics = directive["Metrics"].as_array().unwrap();
+            assert!(metrics.len() <= EMF_MAX_METRICS);
+            for m in metrics {
+                assert!(doc[m["Name"].as_str().unwrap()].is_number());
+            }
+            for name in directive["Dimensions"][0].as_array().unwrap() {
+                assert!(doc[name.as_str().unwrap()].is_string());
+            }
+            assert!(doc["_aws"]["Timestamp"].as_i64().unwrap() > 1_600_000_000_000);
+            values += metrics.len();
+        }
+        assert_eq!(values, 152);
+        let k8s = docs.iter().find(|d| d["Prefix"] == "k8s").unwrap();
+        assert_eq!(k8s["M0"], 7.0);
+        assert_eq!(
+            k8s["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"],
+            "Bytes"
+        );
+        let total = docs.iter().find(|d| d.get("Total").is_some()).unwrap();
+        assert_eq!(
+            total["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0],
+            serde_json::json!([])
+        );
+    }
+
+    #[test]
+    fn bad_dimensions_are_refused() {
+        let d = MetricDatum::new("x", 1.0, Unit::Count).unwrap();
+        assert!(matches!(
+            d.clone().dimension("Prefix", ""),
+            Err(MetricError::BadDimension { .. })
+        ));
+        assert!(d.dimension(&"n".repeat(256), "v").is_err());
     }
 
     #[tokio::test]

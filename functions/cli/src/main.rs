@@ -12,7 +12,7 @@ use ptc_core::aws::{AwsOptions, load_sdk_config};
 use ptc_core::config::PrewarmMode;
 use ptc_core::config::{ExpectedRule, Settings};
 use ptc_core::ecr::{EcrApi, SdkEcr};
-use ptc_core::metrics::SdkMetrics;
+use ptc_core::metrics;
 use ptc_core::objects::SdkObjects;
 use ptc_core::registry::RegistryClient;
 use ptc_core::rules::RuleSet;
@@ -150,12 +150,12 @@ async fn run(cli: Cli, mut settings: Settings) -> Result<ExitCode, String> {
             let sdk = load_sdk_config(&AwsOptions::from_settings(&settings)).await;
             let clients = AwsClients::new(&sdk);
             let ecr = SdkEcr::new(clients.ecr);
-            let metrics = SdkMetrics::new(clients.cloudwatch);
+            let metrics = metrics::for_sink(settings.metrics_sink, clients.cloudwatch, true);
             let deps = lifecycle_fixer::sweep::Deps {
                 ecr: &ecr,
                 settings: &ecr,
                 templates: &ecr,
-                metrics: &metrics,
+                metrics: metrics.as_ref(),
             };
             let only = (!repositories.is_empty()).then_some(repositories.as_slice());
             let report = lifecycle_fixer::sweep::sweep(&deps, &options, only, "ptc fix").await;
@@ -183,7 +183,7 @@ async fn run(cli: Cli, mut settings: Settings) -> Result<ExitCode, String> {
             let ecr: Arc<dyn EcrApi> = Arc::new(SdkEcr::new(clients.ecr));
             let (secrets, metrics, objects) = (
                 SdkSecrets::new(clients.secrets),
-                SdkMetrics::new(clients.cloudwatch),
+                metrics::for_sink(settings.metrics_sink, clients.cloudwatch, true),
                 SdkObjects::new(clients.s3),
             );
             let http = ptc_core::registry::http_client(settings.http_timeout)
@@ -205,7 +205,7 @@ async fn run(cli: Cli, mut settings: Settings) -> Result<ExitCode, String> {
                 ecr: ecr.as_ref(),
                 secrets: &secrets,
                 objects: &objects,
-                metrics: &metrics,
+                metrics: metrics.as_ref(),
                 cache: &cache,
                 registry_host: &host,
                 http: &http,
@@ -271,12 +271,12 @@ async fn run(cli: Cli, mut settings: Settings) -> Result<ExitCode, String> {
             let (ecr, secrets, metrics) = (
                 SdkEcr::new(clients.ecr),
                 SdkSecrets::new(clients.secrets),
-                SdkMetrics::new(clients.cloudwatch),
+                metrics::for_sink(settings.metrics_sink, clients.cloudwatch, true),
             );
             let deps = validate_rules::Deps {
                 ecr: &ecr,
                 secrets: &secrets,
-                metrics: &metrics,
+                metrics: metrics.as_ref(),
             };
             let mut options = validate_rules::Options::from_settings(&settings);
             options.publish_metrics = !no_metrics;

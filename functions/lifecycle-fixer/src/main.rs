@@ -5,7 +5,7 @@ use lifecycle_fixer::handle;
 use lifecycle_fixer::sweep::{Deps, Options};
 use ptc_core::aws::{AwsOptions, load_sdk_config};
 use ptc_core::ecr::SdkEcr;
-use ptc_core::metrics::SdkMetrics;
+use ptc_core::metrics;
 use ptc_core::{AwsClients, Settings};
 use serde_json::Value;
 
@@ -18,12 +18,12 @@ async fn main() -> Result<(), Error> {
     let sdk = load_sdk_config(&AwsOptions::from_settings(&settings)).await;
     let clients = AwsClients::new(&sdk);
     let ecr = SdkEcr::new(clients.ecr);
-    let metrics = SdkMetrics::new(clients.cloudwatch);
+    let metrics = metrics::for_sink(settings.metrics_sink, clients.cloudwatch, false);
     let deps = Deps {
         ecr: &ecr,
         settings: &ecr,
         templates: &ecr,
-        metrics: &metrics,
+        metrics: metrics.as_ref(),
     };
     let (deps, options) = (&deps, &options);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

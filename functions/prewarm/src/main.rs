@@ -8,7 +8,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use prewarm::{Deps, Options, handle, job::stop_before};
 use ptc_core::aws::{AwsOptions, load_sdk_config};
 use ptc_core::ecr::{EcrApi, SdkEcr};
-use ptc_core::metrics::SdkMetrics;
+use ptc_core::metrics::{self, MetricsApi};
 use ptc_core::objects::SdkObjects;
 use ptc_core::registry::{RegistryClient, http_client};
 use ptc_core::secrets::SdkSecrets;
@@ -20,7 +20,7 @@ use tokio::sync::OnceCell;
 struct Shared {
     ecr: Arc<dyn EcrApi>,
     secrets: SdkSecrets,
-    metrics: SdkMetrics,
+    metrics: Box<dyn MetricsApi>,
     objects: SdkObjects,
     http: reqwest::Client,
     upstream_endpoints: BTreeMap<String, String>,
@@ -40,7 +40,7 @@ async fn main() -> Result<(), Error> {
     let shared = Shared {
         ecr: Arc::new(SdkEcr::new(clients.ecr)),
         secrets: SdkSecrets::new(clients.secrets),
-        metrics: SdkMetrics::new(clients.cloudwatch),
+        metrics: metrics::for_sink(settings.metrics_sink, clients.cloudwatch, false),
         objects: SdkObjects::new(clients.s3),
         http: http_client(settings.http_timeout)?,
         upstream_endpoints: settings
@@ -74,7 +74,7 @@ async fn main() -> Result<(), Error> {
             ecr: shared.ecr.as_ref(),
             secrets: &shared.secrets,
             objects: &shared.objects,
-            metrics: &shared.metrics,
+            metrics: shared.metrics.as_ref(),
             cache: client,
             registry_host: host,
             http: &shared.http,

@@ -5,9 +5,7 @@ use std::collections::BTreeSet;
 
 use futures::StreamExt as _;
 use ptc_core::ImageReference;
-use ptc_core::config::WatchListSource;
 use ptc_core::ecr::EcrApi;
-use ptc_core::objects::ObjectsApi;
 use ptc_core::rules::RuleSet;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -22,23 +20,8 @@ pub enum Origin {
     Discovery,
 }
 
-/// The entries of the long watch list (S3 object or file); the error names the source.
-pub async fn load(
-    objects: &dyn ObjectsApi,
-    source: &WatchListSource,
-) -> Result<Vec<String>, String> {
-    let text = match source {
-        WatchListSource::S3 { bucket, key } => objects
-            .get_text(bucket, key)
-            .await
-            .map_err(|e| e.to_string()),
-        WatchListSource::File(path) => tokio::fs::read_to_string(path)
-            .await
-            .map_err(|e| e.to_string()),
-    }
-    .map_err(|e| format!("watch list {source}: {e}"))?;
-    WatchListSource::entries(&text).map_err(|e| format!("watch list {source}: {e}"))
-}
+/// The entries of the long watch list (S3 object or file); shared with health-metrics.
+pub use ptc_core::watchlist::load;
 
 /// One watch-list entry as written, with where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +108,7 @@ pub async fn discover(
 
 #[cfg(test)]
 mod tests {
+    use ptc_core::config::WatchListSource;
     use ptc_core::ecr::{FakeEcr, ImageDetail, Repository};
     use ptc_core::rules::PtcRule;
 

@@ -3,7 +3,7 @@
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use ptc_core::aws::{AwsOptions, load_sdk_config};
 use ptc_core::ecr::SdkEcr;
-use ptc_core::metrics::SdkMetrics;
+use ptc_core::metrics;
 use ptc_core::secrets::SdkSecrets;
 use ptc_core::{AwsClients, Settings};
 use serde_json::Value;
@@ -17,12 +17,12 @@ async fn main() -> Result<(), Error> {
     let clients = AwsClients::new(&sdk);
     let ecr = SdkEcr::new(clients.ecr);
     let secrets = SdkSecrets::new(clients.secrets);
-    let metrics = SdkMetrics::new(clients.cloudwatch);
+    let metrics = metrics::for_sink(settings.metrics_sink, clients.cloudwatch, false);
     let options = Options::from_settings(&settings);
     let deps = Deps {
         ecr: &ecr,
         secrets: &secrets,
-        metrics: &metrics,
+        metrics: metrics.as_ref(),
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let deps = &deps;
