@@ -1,0 +1,167 @@
+//! "ECR Pull Through Cache Action" events to metrics: `CacheSyncSuccess` and
+//! `CacheSyncFailure` counts per prefix (and failure code).
+
+use ptc_core::metrics::{MetricDatum, Unit};
+use ptc_core::rules::Prefix;
+use serde::Serialize;
+use serde_json::Value;
+
+pub const DETAIL_TYPE: &str = "ECR Pull Through Cache Action";
+
+/// One sync event, read and checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncEvent {
+    pub prefix: String,
+    pub repository: String,
+    pub status: String,
+    pub success: bool,
+    /// The failure code as a bounded dimension value (`Other` for anything unexpected).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+fn text<'a>(event: &'a Value, path: &[&str]) -> Result<&'a str, String> {
+    let mut value = event;
+    for key in path {
+        value = value.get(key).ok_or_else(|| {
+            format!(
+                "malformed {DETAIL_TYPE} event: {} is missing",
+                path.join(".")
+            )
+        })?;
+    }
+    value.as_str().filter(|s| !s.is_empty()).ok_or_else(|| {
+        format!(
+            "malformed {DETAIL_TYPE} event: {} is not a non-empty string",
+            path.join(".")
+        )
+    })
+}
+
+/// A failure code becomes a dimension value, and each dimension value is a billed custom
+/// metric: keep codes that look like codes, fold anything else into `Other`.
+fn bounded_code(code: &str) -> String {
+    let ok = (1..=64).contains(&code.len())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if ok { code.to_owned() } else { "Other".into() }
+}
+
+/// Read a sync event. The status `SUCCESS` is a success; anything else is a failure (the
+/// failure status value is not documented).
+pub fn parse(event: &Value) -> Result<SyncEvent, String> {
+    let status = text(event, &["detail", "sync-status"])?.to_owned();
+    let prefix = text(event, &["detail", "ecr-repository-prefix"])?;
+    Prefix::parse(prefix).map_err(|e| format!("malformed {DETAIL_TYPE} event: {e}"))?;
+    let repository = text(event, &["detail", "repository-name"])?.to_owned();
+    let success = status == "SUCCESS";
+    let failure_code = (!success).then(|| {
+        text(event, &["detail", "failure-code"])
+            .map(bounded_code)
+            .unwrap_or_else(|_| "Unknown".into())
+    });
+    let failure_reason = text(event, &["detail", "failure-reason"])
+        .ok()
+        .map(|r| r.chars().take(500).collect());
+    let image = text(event, &["detail", "image-tag"])
+        .or_else(|_| text(event, &["detail", "image-digest"]))
+        .ok()
+        .map(|r| format!("{repository}:{r}"));
+    Ok(SyncEvent {
+        prefix: prefix.trim_end_matches('/').to_owned(),
+        repository,
+        status,
+        success,
+        failure_code,
+        failure_reason: (!success).then_some(failure_reason).flatten(),
+        image,
+    })
+}
+
+/// The event's metric: one count, per prefix (and failure code).
+pub fn metrics(event: &SyncEvent) -> Vec<MetricDatum> {
+    let datum = if event.success {
+        MetricDatum::new("CacheSyncSuccess", 1.0, Unit::Count)
+            .and_then(|d| d.dimension("Prefix", &event.prefix))
+    } else {
+        MetricDatum::new("CacheSyncFailure", 1.0, Unit::Count)
+            .and_then(|d| d.dimension("Prefix", &event.prefix))
+            .and_then(|d| {
+                d.dimension(
+                    "FailureCode",
+                    event.failure_code.as_deref().unwrap_or("Unknown"),
+                )
+            })
+    };
+    datum.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn success_and_failure_become_counts_per_prefix_and_code() {
+        let ok = parse(&fixture("ptc-action-success.json")).unwrap();
+        assert!(ok.success);
+        let m = metrics(&ok);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].name, "CacheSyncSuccess");
+        assert_eq!(m[0].dimensions, [("Prefix".into(), "k8s".into())]);
+
+        let failed = parse(&fixture("ptc-action-failure.json")).unwrap();
+        assert!(!failed.success);
+        let m = metrics(&failed);
+        assert_eq!(m[0].name, "CacheSyncFailure");
+        assert_eq!(
+            m[0].dimensions,
+            [
+                ("Prefix".into(), "docker-hub".into()),
+                ("FailureCode".into(), "UNAUTHORIZED".into())
+            ]
+        );
+        assert_eq!(m[0].value, 1.0);
+    }
+
+    #[test]
+    fn odd_codes_are_bounded_and_bad_events_explained() {
+        let mut event = fixture("ptc-action-failure.json");
+        event["detail"]["failure-code"] = json!("a code with spaces and an id 1234-5678");
+        assert_eq!(
+            parse(&event).unwrap().failure_code.as_deref(),
+            Some("Other")
+        );
+        event["detail"]
+            .as_object_mut()
+            .unwrap()
+            .remove("failure-code");
+        assert_eq!(
+            parse(&event).unwrap().failure_code.as_deref(),
+            Some("Unknown")
+        );
+        for (path, value) in [
+            ("sync-status", json!(null)),
+            ("ecr-repository-prefix", json!(42)),
+            ("ecr-repository-prefix", json!("Not A Prefix")),
+            ("repository-name", json!("")),
+        ] {
+            let mut bad = fixture("ptc-action-success.json");
+            bad["detail"][path] = value;
+            let err = parse(&bad).unwrap_err();
+            assert!(err.contains(DETAIL_TYPE), "{path}: {err}");
+        }
+        assert!(parse(&json!({"detail": "x"})).is_err());
+    }
+}
