@@ -236,6 +236,45 @@ impl Stack {
         response.json().await.expect("control answer is JSON")
     }
 
+    /// A metric read back through the CloudWatch API (`GetMetricStatistics`, the last hour):
+    /// the statistic (`Maximum`, `Sum`, ...) of the data points with exactly these dimensions.
+    pub async fn metric(
+        &self,
+        namespace: &str,
+        name: &str,
+        dimensions: &[(&str, &str)],
+        statistic: aws_sdk_cloudwatch::types::Statistic,
+    ) -> Option<f64> {
+        use aws_sdk_cloudwatch::types::{Dimension, Statistic};
+        let cw = aws_sdk_cloudwatch::Client::new(&self.sdk_config().await);
+        let now = std::time::SystemTime::now();
+        let out = cw
+            .get_metric_statistics()
+            .namespace(namespace)
+            .metric_name(name)
+            .start_time((now - Duration::from_secs(3600)).into())
+            .end_time((now + Duration::from_secs(60)).into())
+            .period(86400)
+            .statistics(statistic.clone())
+            .set_dimensions(Some(
+                dimensions
+                    .iter()
+                    .map(|(n, v)| Dimension::builder().name(*n).value(*v).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .expect("GetMetricStatistics on the stack");
+        let point = out.datapoints().first()?;
+        match statistic {
+            Statistic::Sum => point.sum(),
+            Statistic::Minimum => point.minimum(),
+            Statistic::Average => point.average(),
+            Statistic::SampleCount => point.sample_count(),
+            _ => point.maximum(),
+        }
+    }
+
     /// Environment variables that point `ptc` and the functions at this stack.
     pub fn env(&self) -> Vec<(String, String)> {
         vec![

@@ -192,6 +192,24 @@ class Stack:
                 if image.get_image_digest() == digest:
                     image.last_recorded_pull_time = dt.datetime.now(dt.timezone.utc)
 
+    def age_images(self, body: dict) -> dict:
+        """Backdate images (all of a repository, or one digest): push and last-pull times."""
+        now = dt.datetime.now(dt.timezone.utc)
+        changed = 0
+        with self.lock:
+            repo = self.backend().repositories[body["repository"]]
+            for image in repo.images:
+                if body.get("digest") and image.get_image_digest() != body["digest"]:
+                    continue
+                if "pushed_days_ago" in body:
+                    pushed = now - dt.timedelta(days=float(body["pushed_days_ago"]))
+                    image.image_pushed_at = int(pushed.timestamp())
+                if "pulled_days_ago" in body:
+                    pulled = now - dt.timedelta(days=float(body["pulled_days_ago"]))
+                    image.last_recorded_pull_time = pulled
+                changed += 1
+        return {"changed": changed}
+
     def record_layer(self, name: str, digest: str, size: int) -> None:
         with self.lock:
             repo = self.backend().repositories.get(name)
@@ -276,6 +294,8 @@ class Stack:
         if parts == ["registry", "events"]:
             with self.registry.lock:
                 return list(self.registry.events)
+        if parts == ["ecr", "age"] and method == "POST":
+            return self.age_images(body)
         if parts == ["ecr"]:
             if method == "POST":
                 with self.ecr.lock:

@@ -70,6 +70,19 @@ enum Command {
         #[arg(long)]
         no_metrics: bool,
     },
+    /// Inventory of the cache per prefix, watch-list coverage and outage readiness; publish the metrics.
+    Health {
+        /// Print only what would fail to pull if this upstream went down now (quay.io,
+        /// docker.io, ...); exit code 1 when anything would.
+        #[arg(long, value_name = "UPSTREAM")]
+        outage: Option<String>,
+        /// Also list every repository's figures.
+        #[arg(long)]
+        per_repository: bool,
+        /// Do not publish CloudWatch metrics.
+        #[arg(long)]
+        no_metrics: bool,
+    },
     /// Validate every pull-through cache rule and its credential secret; publish the metrics.
     Validate {
         /// Only these rule prefixes (repeatable); default: every rule.
@@ -260,6 +273,61 @@ async fn run(cli: Cli, mut settings: Settings) -> Result<ExitCode, String> {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
+            })
+        }
+        Command::Health {
+            outage,
+            per_repository,
+            no_metrics,
+        } => {
+            let sdk = load_sdk_config(&AwsOptions::from_settings(&settings)).await;
+            let clients = AwsClients::new(&sdk);
+            let (ecr, objects, metrics) = (
+                SdkEcr::new(clients.ecr),
+                SdkObjects::new(clients.s3),
+                metrics::for_sink(settings.metrics_sink, clients.cloudwatch, true),
+            );
+            let deps = health_metrics::Deps {
+                ecr: &ecr,
+                objects: &objects,
+                metrics: metrics.as_ref(),
+            };
+            let mut options = health_metrics::Options::from_settings(&settings);
+            options.publish_metrics = !no_metrics;
+            options.per_repository |= per_repository;
+            let report = health_metrics::run(
+                &deps,
+                &options,
+                "ptc health",
+                time::OffsetDateTime::now_utc(),
+            )
+            .await;
+            let mut stdout = std::io::stdout().lock();
+            let exposed = match &outage {
+                Some(upstream) => {
+                    let exposed = ptc_cli::health::exposed_to(&report, upstream);
+                    match cli.output {
+                        OutputFormat::Json => output::json(&mut stdout, &exposed),
+                        OutputFormat::Table => {
+                            ptc_cli::health::print_outage(&mut stdout, &report, upstream)
+                        }
+                    }
+                    .map_err(|e| format!("writing output: {e}"))?;
+                    exposed.len()
+                }
+                None => {
+                    match cli.output {
+                        OutputFormat::Json => output::json(&mut stdout, &report),
+                        OutputFormat::Table => ptc_cli::health::print(&mut stdout, &report),
+                    }
+                    .map_err(|e| format!("writing output: {e}"))?;
+                    0
+                }
+            };
+            Ok(if report.errors.is_empty() && exposed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
             })
         }
         Command::Validate {

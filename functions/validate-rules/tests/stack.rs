@@ -1,8 +1,6 @@
 //! validate-rules end to end on the local stack: real rules, real secrets, an upstream that
 //! really refuses a wrong password, an upstream taken down, drift, metrics read back.
 
-use std::time::{Duration, SystemTime};
-
 use ptc_core::config::ExpectedRule;
 use ptc_core::ecr::SdkEcr;
 use ptc_core::metrics::SdkMetrics;
@@ -20,26 +18,15 @@ async fn metric_sum(
     name: &str,
     prefix: Option<&str>,
 ) -> Option<f64> {
-    let cw = aws_sdk_cloudwatch::Client::new(&stack.sdk_config().await);
-    let now = SystemTime::now();
-    let mut request = cw
-        .get_metric_statistics()
-        .namespace(namespace)
-        .metric_name(name)
-        .start_time((now - Duration::from_secs(3600)).into())
-        .end_time((now + Duration::from_secs(60)).into())
-        .period(86400)
-        .statistics(aws_sdk_cloudwatch::types::Statistic::Maximum);
-    if let Some(p) = prefix {
-        request = request.dimensions(
-            aws_sdk_cloudwatch::types::Dimension::builder()
-                .name("Prefix")
-                .value(p)
-                .build(),
-        );
-    }
-    let out = request.send().await.expect("get statistics");
-    out.datapoints().first().and_then(|d| d.maximum())
+    let dims: Vec<(&str, &str)> = prefix.map(|p| ("Prefix", p)).into_iter().collect();
+    stack
+        .metric(
+            namespace,
+            name,
+            &dims,
+            aws_sdk_cloudwatch::types::Statistic::Maximum,
+        )
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
