@@ -55,3 +55,11 @@ echo
 echo "== ptc validate with the rules the platform team expects (PTC_RULES): drift is reported"
 PTC_RULES="quay=quay.io,k8s=registry.k8s.io,docker-hub=registry-1.docker.io+credential,ghcr=ghcr.io+credential,ecr-public=public.ecr.aws" \
   ./target/debug/ptc validate --no-metrics || echo "(exit code $?: a rule is missing)"
+echo
+echo "== ptc health: inventory and cost per prefix, watch-list coverage, outage readiness, metrics published"
+export PTC_WATCH_LIST="$(grep -v '^#' examples/watch-list.txt)"
+./target/debug/ptc health || echo "(exit code $?: the watch list has entries that cannot be cached, named above)"
+echo
+echo "== ptc health --outage quay.io, with argocd added to the watch list but never pulled"
+PTC_WATCH_LIST="$PTC_WATCH_LIST quay.io/argoproj/argocd:v2.10.0" \
+  ./target/debug/ptc health --outage quay.io --no-metrics || echo "(exit code $?: images above depend on quay.io being up)"

@@ -286,6 +286,8 @@ class Stack:
                 if "down" in body:
                     upstream.stop_proxy() if body["down"] else upstream.start_proxy()
             return {"host": upstream.host, "up": upstream.is_up, "faults": upstream.faults.__dict__}
+        if parts == ["seed", "inventory"] and method == "POST":
+            return self.seed_inventory(str(body.get("prefix", "quay")), int(body.get("repositories", 1000)), int(body.get("images", 3)))
         if parts == ["seed", "bench"] and method == "POST":
             return self.seed_bench(int(body.get("repositories", 40)), int(body.get("tags", 50)))
         if parts == ["registry", "counts"]:
@@ -391,6 +393,35 @@ class Stack:
                 images.put_manifest(upstream.internal_url, built.repository, f"t{t}", index[1], index[2])
             names += [f"quay.io/bench/app-{r}:t{t}" for t in range(tags)]
         return {"images": names}
+
+    def seed_inventory(self, prefix: str, repositories: int, per_repository: int) -> dict:
+        """Many cached repositories for inventory benchmarks, written straight into ECR's
+        state: `<prefix>/inventory/app-N`, each with `per_repository` tagged single-platform
+        images of known sizes (no registry traffic)."""
+        import hashlib
+
+        backend = self.backend()
+        total = 0
+        for r in range(repositories):
+            name = f"{prefix}/inventory/app-{r}"
+            with self.lock:
+                if name not in backend.repositories:
+                    backend.create_repository(
+                        repository_name=name, registry_id=None, encryption_config=None,
+                        image_scan_config=None, image_tag_mutability="MUTABLE", tags=[],
+                    )
+            for i in range(per_repository):
+                size = 1000 * (i + 1)
+                manifest = json.dumps({
+                    "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:" + "0" * 64, "size": 2},
+                    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                                "digest": "sha256:" + hashlib.sha256(f"{name}/{i}".encode()).hexdigest(), "size": size}],
+                }).encode()
+                digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+                self.record_image(name, digest, "application/vnd.oci.image.manifest.v1+json", manifest, f"v{i}")
+                total += size
+        return {"repositories": repositories, "images": repositories * per_repository, "bytes": total}
 
     def seed_demo(self) -> None:
         """The four rules of the seeds: quay, k8s, docker-hub (secret), ghcr (secret)."""
