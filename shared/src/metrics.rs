@@ -200,18 +200,34 @@ fn to_sdk(datum: &MetricDatum) -> SdkDatum {
 impl MetricsApi for SdkMetrics {
     #[tracing::instrument(skip(self, data), fields(items = data.len()), err(Display))]
     async fn put(&self, namespace: &str, data: &[MetricDatum]) -> Result<usize, AwsError> {
-        let mut calls = 0;
-        for batch in batches(data) {
-            self.client
+        // Every batch is tried: one refused batch does not lose the others.
+        let parts = batches(data);
+        let (mut calls, mut failed, mut first_error) = (0, 0, None);
+        for batch in &parts {
+            let sent = self
+                .client
                 .put_metric_data()
                 .namespace(namespace)
                 .set_metric_data(Some(batch.iter().map(to_sdk).collect()))
                 .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("PutMetricData", e))?;
+                .await;
             calls += 1;
+            if let Err(e) = sent {
+                failed += 1;
+                first_error.get_or_insert(AwsError::from_sdk("PutMetricData", e));
+            }
         }
-        Ok(calls)
+        match first_error {
+            None => Ok(calls),
+            Some(mut err) => {
+                err.message = format!(
+                    "{failed} of {} calls failed; the first: {}",
+                    parts.len(),
+                    err.message
+                );
+                Err(err)
+            }
+        }
     }
 }
 
@@ -348,7 +364,7 @@ impl MetricsApi for FakeMetrics {
 #[cfg(test)]
 mod tests {
     use aws_sdk_cloudwatch::operation::put_metric_data::PutMetricDataOutput;
-    use aws_smithy_mocks::{mock, mock_client};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
     use super::*;
 
@@ -489,5 +505,38 @@ mod tests {
         let data: Vec<_> = (0..2500).map(datum).collect();
         assert_eq!(SdkMetrics::new(client).put("Test", &data).await.unwrap(), 3);
         assert_eq!(put.num_calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_refused_batch_does_not_lose_the_others() {
+        use aws_sdk_cloudwatch::operation::put_metric_data::PutMetricDataError;
+        use aws_sdk_cloudwatch::types::error::InvalidParameterValueException;
+        let refused = mock!(Client::put_metric_data)
+            .match_requests(|r| {
+                r.metric_data()
+                    .first()
+                    .is_some_and(|d| d.value() == Some(0.0))
+            })
+            .then_error(|| {
+                PutMetricDataError::InvalidParameterValueException(
+                    InvalidParameterValueException::builder()
+                        .message("refused")
+                        .build(),
+                )
+            });
+        let accepted =
+            mock!(Client::put_metric_data).then_output(|| PutMetricDataOutput::builder().build());
+        let client = mock_client!(
+            aws_sdk_cloudwatch,
+            RuleMode::MatchAny,
+            [&refused, &accepted]
+        );
+        let data: Vec<_> = (0..2500).map(datum).collect();
+        let err = SdkMetrics::new(client)
+            .put("Test", &data)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("1 of 3 calls failed"), "{err}");
+        assert_eq!((refused.num_calls(), accepted.num_calls()), (1, 2));
     }
 }
