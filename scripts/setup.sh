@@ -35,20 +35,24 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# The AWS Lambda Runtime Interface Emulator: the real Lambda Runtime API, shipped inside the
-# aws-sam-cli wheel. Only that binary is taken from the wheel; it runs without Docker.
+# The template's checks: SAM CLI and cfn-lint in their own venv (their pins do not mix with
+# moto's). The SAM CLI also carries the AWS Lambda Runtime Interface Emulator, the real Lambda
+# Runtime API the function tests use; it runs without Docker.
+if [ ! -x .venv-infra/bin/python ]; then
+  echo "setup: creating .venv-infra"
+  python3 -m venv .venv-infra
+fi
+stamp=.venv-infra/.requirements.sha
+want=$(sha256sum infra/requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: pip install -r infra/requirements.txt (aws-sam-cli, cfn-lint)"
+  .venv-infra/bin/pip install -q --disable-pip-version-check -r infra/requirements.txt
+  echo "$want" > "$stamp"
+fi
 if [ ! -x .venv/bin/aws-lambda-rie ]; then
-  echo "setup: extracting aws-lambda-rie from the aws-sam-cli wheel"
-  tmp=$(mktemp -d)
-  .venv/bin/pip download -q --disable-pip-version-check --no-deps -d "$tmp" "aws-sam-cli==${SAM_CLI_VERSION:-1.170.0}"
   case "$(uname -m)" in aarch64|arm64) arch=arm64 ;; *) arch=x86_64 ;; esac
-  .venv/bin/python - "$tmp"/aws_sam_cli-*.whl "samcli/local/rapid/aws-lambda-rie-$arch" .venv/bin/aws-lambda-rie <<'PY'
-import sys, zipfile, os
-with zipfile.ZipFile(sys.argv[1]) as wheel, open(sys.argv[3], "wb") as out:
-    out.write(wheel.read(sys.argv[2]))
-os.chmod(sys.argv[3], 0o755)
-PY
-  rm -rf "$tmp"
+  rie=$(.venv-infra/bin/python -c 'import os, samcli; print(os.path.dirname(samcli.__file__))')/local/rapid/aws-lambda-rie-$arch
+  install -m 0755 "$rie" .venv/bin/aws-lambda-rie
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

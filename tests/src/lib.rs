@@ -323,3 +323,15 @@ pub fn unique() -> String {
         .unwrap_or_default();
     format!("{:x}{n}", nanos % 0xfffff)
 }
+
+/// Peak resident memory of this process so far (KiB), for the benchmarks.
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}

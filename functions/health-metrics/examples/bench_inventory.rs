@@ -11,7 +11,7 @@ use ptc_core::config::Platform;
 use ptc_core::ecr::SdkEcr;
 use ptc_core::metrics::SdkMetrics;
 use ptc_core::objects::SdkObjects;
-use ptc_tests::Stack;
+use ptc_tests::{Stack, peak_rss_kib};
 use serde_json::{Value, json};
 
 fn calls(v: &Value) -> BTreeMap<String, u64> {
@@ -95,5 +95,9 @@ async fn main() {
         "  PutMetricData: {} ({} values)",
         cw_after - cw_before,
         report.metrics_published
+    );
+    println!(
+        "peak RSS of the process (job and harness): {:.1} MiB",
+        peak_rss_kib() as f64 / 1024.0
     );
 }

@@ -12,7 +12,7 @@ use lifecycle_fixer::plan::Mode;
 use lifecycle_fixer::sweep::{Deps, Options, sweep};
 use ptc_core::ecr::SdkEcr;
 use ptc_core::metrics::SdkMetrics;
-use ptc_tests::Stack;
+use ptc_tests::{Stack, peak_rss_kib};
 use serde_json::Value;
 
 fn calls(v: &Value) -> BTreeMap<String, u64> {
@@ -105,4 +105,8 @@ async fn main() {
             r.div_ceil(1000)
         );
     }
+    println!(
+        "peak RSS of the process (job and harness): {:.1} MiB",
+        peak_rss_kib() as f64 / 1024.0
+    );
 }

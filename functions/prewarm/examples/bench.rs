@@ -15,7 +15,7 @@ use ptc_core::ecr::{EcrApi, SdkEcr};
 use ptc_core::metrics::SdkMetrics;
 use ptc_core::registry::{RegistryClient, http_client};
 use ptc_core::secrets::SdkSecrets;
-use ptc_tests::Stack;
+use ptc_tests::{Stack, peak_rss_kib};
 use serde_json::{Value, json};
 
 fn arg(n: usize, default: u64) -> u64 {
@@ -29,17 +29,6 @@ fn total(counts: &Value) -> u64 {
     counts
         .as_object()
         .map(|o| o.values().filter_map(Value::as_u64).sum())
-        .unwrap_or(0)
-}
-
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
         .unwrap_or(0)
 }
 

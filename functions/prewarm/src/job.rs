@@ -628,7 +628,7 @@ async fn publish(deps: &Deps<'_>, options: &Options, report: &mut PrewarmReport)
             ("ImagesFailed", s.failed as f64, Unit::Count),
             ("ImagesStale", s.stale as f64, Unit::Count),
             ("ImagesDeferred", s.deferred as f64, Unit::Count),
-            ("WatchlistCoverage", s.coverage_percent, Unit::Percent),
+            ("ImagesVerifiedPercent", s.coverage_percent, Unit::Percent),
         ] {
             if let Ok(d) =
                 MetricDatum::new(name, value, unit).and_then(|d| d.dimension("Prefix", prefix))

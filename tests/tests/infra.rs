@@ -1,0 +1,302 @@
+//! The SAM template: `cfn-lint` and `sam validate --lint` find nothing (errors or warnings),
+//! and every function's IAM policy grants each AWS action its code calls and no `*` action.
+//!
+//! What the code calls is read from the source, not from a list kept by hand: the SDK
+//! operations inside each ptc-core adapter method (`self.client.<operation>()`), and the
+//! adapter methods each function's code calls. A new SDK call reached from a function fails
+//! this test until the template grants it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ptc_tests::repo_root;
+use serde_json::Value;
+
+fn infra_bin(name: &str) -> PathBuf {
+    let path = repo_root().join(".venv-infra/bin").join(name);
+    assert!(
+        path.exists(),
+        "{} not found: run scripts/setup.sh (the README's test command does), which installs aws-sam-cli and cfn-lint",
+        path.display()
+    );
+    path
+}
+
+fn template_path() -> PathBuf {
+    repo_root().join("infra/template.yaml")
+}
+
+#[test]
+fn cfn_lint_and_sam_validate_find_nothing() {
+    let lint = Command::new(infra_bin("cfn-lint"))
+        .arg(template_path())
+        .output()
+        .expect("run cfn-lint");
+    let out = String::from_utf8_lossy(&lint.stdout);
+    assert!(
+        lint.status.success() && out.trim().is_empty(),
+        "cfn-lint (exit {:?}):\n{out}{}",
+        lint.status.code(),
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    let sam = Command::new(infra_bin("sam"))
+        .args(["validate", "--lint", "--template-file"])
+        .arg(template_path())
+        .env("SAM_CLI_TELEMETRY", "0")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .expect("run sam validate");
+    let out = String::from_utf8_lossy(&sam.stdout);
+    assert!(
+        sam.status.success() && out.contains("is a valid SAM Template"),
+        "sam validate --lint (exit {:?}):\n{out}{}",
+        sam.status.code(),
+        String::from_utf8_lossy(&sam.stderr)
+    );
+}
+
+/// The template as JSON, intrinsic functions in their long form, decoded by cfn-lint.
+fn template() -> Value {
+    let script = "import json, sys\nfrom cfnlint.decode import decode\ntemplate, errors = decode(sys.argv[1])\nif errors:\n    sys.exit(str(errors))\nprint(json.dumps(template))";
+    let out = Command::new(infra_bin("python"))
+        .args(["-c", script])
+        .arg(template_path())
+        .output()
+        .expect("decode the template");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("template JSON")
+}
+
+/// `get_metric_data` → `GetMetricData`.
+fn pascal(snake: &str) -> String {
+    snake
+        .split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Production code only: each `#[cfg(test)]` item (up to its closing brace in column 0) is
+/// left out.
+fn production(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("#[cfg(test)]") {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        rest = match rest.find("\n}\n") {
+            Some(end) => &rest[end + 3..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Adapter method → IAM actions, from the `impl <Port> for Sdk<X>` blocks of ptc-core.
+fn adapter_actions() -> BTreeMap<String, BTreeSet<String>> {
+    let services = [
+        ("SdkEcr", "ecr"),
+        ("SdkSecrets", "secretsmanager"),
+        ("SdkMetrics", "cloudwatch"),
+        ("SdkObjects", "s3"),
+    ];
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in ["ecr.rs", "secrets.rs", "metrics.rs", "objects.rs"] {
+        let text = std::fs::read_to_string(repo_root().join("shared/src").join(file)).unwrap();
+        let text = production(&text);
+        let text = text.as_str();
+        for (sdk_type, service) in services {
+            let mut rest = text;
+            while let Some(at) = rest.find(&format!(" for {sdk_type} {{")) {
+                let block_start = at;
+                let block = &rest[block_start..];
+                let end = block.find("\n}\n").unwrap_or(block.len());
+                let block = &block[..end];
+                for method in block.split("async fn ").skip(1) {
+                    let name: String = method
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    let entry = out.entry(name).or_default();
+                    let mut body = method;
+                    while let Some(i) = body.find("client") {
+                        let after = body[i + "client".len()..].trim_start();
+                        if let Some(call) = after.strip_prefix('.') {
+                            let op: String = call
+                                .trim_start()
+                                .chars()
+                                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                                .collect();
+                            if !op.is_empty() && call.trim_start()[op.len()..].starts_with("()") {
+                                entry.insert(format!("{service}:{}", pascal(&op)));
+                            }
+                        }
+                        body = &body[i + "client".len()..];
+                    }
+                }
+                rest = &rest[block_start + end..];
+            }
+        }
+    }
+    out
+}
+
+fn sources(dir: &Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            text.push_str(&sources(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            text.push_str(&production(&std::fs::read_to_string(&path).unwrap()));
+            text.push('\n');
+        }
+    }
+    text
+}
+
+/// What a pull through the cache needs (PTC-FACTS: the puller's permissions).
+const PULL_THROUGH_CACHE: [&str; 4] = [
+    "ecr:BatchGetImage",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:BatchImportUpstreamImage",
+    "ecr:CreateRepository",
+];
+
+/// The actions a function's code calls: its own calls of adapter methods, and those made for
+/// it by the ptc-core helpers it uses.
+fn required_actions(binary: &str, adapters: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet<String> {
+    let code = sources(&repo_root().join("functions").join(binary).join("src"));
+    let mut methods: BTreeSet<&str> = adapters
+        .keys()
+        .map(String::as_str)
+        .filter(|m| code.contains(&format!(".{m}(")))
+        .collect();
+    let helpers: [(&str, &[&str]); 4] = [
+        ("publish_or_report", &["put"]),
+        ("watchlist::load", &["get_text"]),
+        ("sources::load", &["get_text"]),
+        ("RegistryClient", &["authorization_token"]),
+    ];
+    for (helper, calls) in helpers {
+        if code.contains(helper) {
+            methods.extend(calls.iter().copied());
+        }
+    }
+    let mut actions: BTreeSet<String> = methods
+        .iter()
+        .flat_map(|m| adapters.get(*m).cloned().unwrap_or_default())
+        .collect();
+    if code.contains("RegistryClient") {
+        actions.extend(PULL_THROUGH_CACHE.iter().map(|a| (*a).to_owned()));
+    }
+    actions
+}
+
+/// A policy document, or the document inside `Fn::If` (the `AWS::NoValue` branch is none).
+fn documents(policy: &Value) -> Vec<&Value> {
+    if let Some(branches) = policy.get("Fn::If").and_then(Value::as_array) {
+        return branches[1..]
+            .iter()
+            .filter(|b| b.get("Statement").is_some())
+            .collect();
+    }
+    vec![policy]
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items.iter().flat_map(strings).collect(),
+        other => vec![other.to_string()],
+    }
+}
+
+#[test]
+fn every_function_policy_grants_what_its_code_calls_and_no_wildcard_action() {
+    let adapters = adapter_actions();
+    // The scan itself works: a few operations every reader of the code would expect.
+    assert!(adapters["validate_rule"].contains("ecr:ValidatePullThroughCacheRule"));
+    assert!(adapters["repository_settings"].contains("ecr:ListTagsForResource"));
+    assert!(adapters["put"].contains("cloudwatch:PutMetricData"));
+    assert!(adapters["get_text"].contains("s3:GetObject"));
+    assert!(adapters["secret_value"].contains("secretsmanager:GetSecretValue"));
+
+    let template = template();
+    let resources = template["Resources"].as_object().unwrap();
+    let mut seen = BTreeSet::new();
+    for (logical_id, resource) in resources {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{logical_id}: Metadata.BuildProperties.Binary"));
+        assert_eq!(
+            resource["Metadata"]["BuildMethod"], "rust-cargolambda",
+            "{logical_id}"
+        );
+        seen.insert(binary.to_owned());
+        let mut granted = BTreeSet::new();
+        let policies = resource["Properties"]["Policies"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{logical_id}: Policies must be a list of documents"));
+        for document in policies.iter().flat_map(documents) {
+            for statement in document["Statement"].as_array().unwrap() {
+                assert_eq!(statement["Effect"], "Allow", "{logical_id}");
+                let actions = strings(&statement["Action"]);
+                for action in &actions {
+                    assert!(
+                        !action.contains('*'),
+                        "{logical_id}: wildcard action {action}"
+                    );
+                    if action.starts_with("secretsmanager:") {
+                        let resource = statement["Resource"].to_string();
+                        assert!(
+                            resource.contains("secret:ecr-pullthroughcache/*"),
+                            "{logical_id}: {action} must be scoped to ecr-pullthroughcache/*, not {resource}"
+                        );
+                    }
+                    if action == "cloudwatch:PutMetricData" {
+                        assert!(
+                            statement["Condition"]["StringEquals"]
+                                .get("cloudwatch:namespace")
+                                .is_some(),
+                            "{logical_id}: PutMetricData must be conditioned on the namespace"
+                        );
+                    }
+                }
+                granted.extend(actions);
+            }
+        }
+        let required = required_actions(binary, &adapters);
+        assert!(!required.is_empty(), "{binary}: no AWS call found in its code");
+        let missing: Vec<_> = required.difference(&granted).collect();
+        let unused: Vec<_> = granted.difference(&required).collect();
+        assert!(
+            missing.is_empty(),
+            "{logical_id} ({binary}) calls {missing:?} but its policy does not grant them"
+        );
+        assert!(
+            unused.is_empty(),
+            "{logical_id} ({binary}) is granted {unused:?}, which its code never calls (least privilege)"
+        );
+        println!("{binary}: the {} actions its code calls, and only those: {required:?}", required.len());
+    }
+    let packages: BTreeSet<String> = ["validate-rules", "prewarm", "lifecycle-fixer", "health-metrics"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(seen, packages, "the four functions are in the template");
+}
