@@ -13,6 +13,7 @@
 
 pub mod aws;
 pub mod config;
+pub mod deadline;
 pub mod ecr;
 pub mod logging;
 pub mod metrics;

@@ -80,6 +80,7 @@ class Stack:
         self.registry = RegistryEndpoint(self, REGION)
         self.upstreams: dict[str, Upstream] = {}
         self.servers: list = []
+        self.denied_secrets: set[str] = set()
         # Bound now and held: nothing else can take these ports before the servers start.
         self.aws_socket = ports.listen()
         self.registry_socket = ports.listen()
@@ -232,9 +233,24 @@ class Stack:
         region = match.group(1) if match else self.region
         if path.startswith("/service/GraniteServiceVersion20100801/operation/"):
             return self.cloudwatch.handle(request, region)(environ, start_response)
+        denied = self._denied_secret(request, data)
+        if denied:
+            body = json.dumps({"__type": "AccessDeniedException", "Message": f"User is not authorized to access {denied} (denied by the stack)"})
+            return Response(body, 400, content_type="application/x-amz-json-1.1")(environ, start_response)
         if self.ecr.handles(request) and not self._moto_answers(request, data):
             return self.ecr.handle(request, region)(environ, start_response)
         return self.moto(environ, start_response)
+
+    def _denied_secret(self, request: Request, data: bytes) -> str | None:
+        """A secret the tests made unreadable: Secrets Manager answers AccessDenied."""
+        target = request.headers.get("X-Amz-Target", "")
+        if not self.denied_secrets or not target.startswith("secretsmanager."):
+            return None
+        try:
+            secret_id = str(json.loads(data or b"{}").get("SecretId", ""))
+        except ValueError:
+            return None
+        return next((name for name in self.denied_secrets if name in secret_id), None)
 
     @staticmethod
     def _moto_answers(request: Request, data: bytes) -> bool:
@@ -296,6 +312,10 @@ class Stack:
         if parts == ["registry", "events"]:
             with self.registry.lock:
                 return list(self.registry.events)
+        if parts == ["secrets"]:
+            if method == "POST":
+                self.denied_secrets = set(body.get("deny", []))
+            return {"deny": sorted(self.denied_secrets)}
         if parts == ["ecr", "age"] and method == "POST":
             return self.age_images(body)
         if parts == ["ecr"]:

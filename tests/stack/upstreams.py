@@ -37,6 +37,8 @@ class Faults:
     # Rate-limit every request once the budget is spent (quay.io, ghcr.io style), not only
     # manifest GETs (Docker Hub style, where a HEAD stays free).
     limit_all: bool = False
+    # Break manifest GETs: "truncate" (half the body) or "not-json" (an HTML error page).
+    corrupt_manifests: str | None = None
 
     def update(self, body: dict) -> None:
         for key, value in body.items():
@@ -167,7 +169,13 @@ class Upstream:
             body = '{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}'
             headers.append(("Retry-After", str(faults.retry_after)))
             return Response(body, 429, headers, content_type="application/json")(environ, start_response)
-        return self.forward(request, headers)(environ, start_response)
+        response = self.forward(request, headers)
+        if faults.corrupt_manifests and is_pull and response.status_code == 200:
+            body = response.get_data()
+            body = body[: len(body) // 2] if faults.corrupt_manifests == "truncate" else b"<html><body>502 Bad Gateway</body></html>"
+            response.set_data(body)
+            response.headers["Content-Length"] = str(len(body))
+        return response(environ, start_response)
 
     def check_bearer(self, request: Request, headers: list) -> Response | None:
         """None when the request may go on to the registry."""

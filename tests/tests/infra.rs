@@ -176,7 +176,10 @@ const PULL_THROUGH_CACHE: [&str; 4] = [
 
 /// The actions a function's code calls: its own calls of adapter methods, and those made for
 /// it by the ptc-core helpers it uses.
-fn required_actions(binary: &str, adapters: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet<String> {
+fn required_actions(
+    binary: &str,
+    adapters: &BTreeMap<String, BTreeSet<String>>,
+) -> BTreeSet<String> {
     let code = sources(&repo_root().join("functions").join(binary).join("src"));
     let mut methods: BTreeSet<&str> = adapters
         .keys()
@@ -281,7 +284,10 @@ fn every_function_policy_grants_what_its_code_calls_and_no_wildcard_action() {
             }
         }
         let required = required_actions(binary, &adapters);
-        assert!(!required.is_empty(), "{binary}: no AWS call found in its code");
+        assert!(
+            !required.is_empty(),
+            "{binary}: no AWS call found in its code"
+        );
         let missing: Vec<_> = required.difference(&granted).collect();
         let unused: Vec<_> = granted.difference(&required).collect();
         assert!(
@@ -292,11 +298,19 @@ fn every_function_policy_grants_what_its_code_calls_and_no_wildcard_action() {
             unused.is_empty(),
             "{logical_id} ({binary}) is granted {unused:?}, which its code never calls (least privilege)"
         );
-        println!("{binary}: the {} actions its code calls, and only those: {required:?}", required.len());
+        println!(
+            "{binary}: the {} actions its code calls, and only those: {required:?}",
+            required.len()
+        );
     }
-    let packages: BTreeSet<String> = ["validate-rules", "prewarm", "lifecycle-fixer", "health-metrics"]
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let packages: BTreeSet<String> = [
+        "validate-rules",
+        "prewarm",
+        "lifecycle-fixer",
+        "health-metrics",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
     assert_eq!(seen, packages, "the four functions are in the template");
 }

@@ -83,6 +83,7 @@ async fn main() {
         concurrency: 16,
         namespace: "PtcBench".into(),
         publish_metrics: true,
+        stop_at: None,
     };
     for run in ["first sweep (fixes)", "second sweep (compliant)"] {
         let before = calls(&stack.read("ecr").await);

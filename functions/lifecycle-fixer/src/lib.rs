@@ -82,6 +82,7 @@ impl Options {
             concurrency: settings.concurrency,
             namespace: settings.metrics_namespace.clone(),
             publish_metrics: true,
+            stop_at: None,
         })
     }
 }

@@ -27,7 +27,9 @@ async fn main() -> Result<(), Error> {
     };
     let (deps, options) = (&deps, &options);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let report = handle(deps, options, &event.payload).await;
+        let mut options = options.clone();
+        options.stop_at = Some(ptc_core::deadline::stop_at(event.context.deadline));
+        let report = handle(deps, &options, &event.payload).await;
         println!("{}", serde_json::to_string(&report)?);
         Ok::<_, Error>(report)
     }))

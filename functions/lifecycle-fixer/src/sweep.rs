@@ -29,6 +29,9 @@ pub struct Options {
     pub concurrency: usize,
     pub namespace: String,
     pub publish_metrics: bool,
+    /// Start no repository after this instant (the Lambda deadline, less a margin): the
+    /// rest are reported as deferred; a repository once started gets all its changes.
+    pub stop_at: Option<std::time::Instant>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -40,6 +43,9 @@ pub struct RepositoryResult {
     /// Changes made, or planned in a dry run.
     pub changes: Vec<Change>,
     pub applied: bool,
+    /// Not started: the run reached its deadline first (the next sweep does it).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deferred: bool,
     pub errors: Vec<String>,
 }
 
@@ -51,6 +57,7 @@ pub struct Summary {
     pub ignored_outside_prefixes: usize,
     pub errors: usize,
     pub templates_missing: usize,
+    pub deferred: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -202,11 +209,12 @@ pub async fn sweep(
         .iter()
         .filter(|t| t.status == TemplateStatus::Missing)
         .count();
-    report.summary.scanned = report.repositories.len();
+    report.summary.deferred = report.repositories.iter().filter(|r| r.deferred).count();
+    report.summary.scanned = report.repositories.len() - report.summary.deferred;
     report.summary.non_compliant = report
         .repositories
         .iter()
-        .filter(|r| !r.changes.is_empty() || !r.findings.is_empty())
+        .filter(|r| !r.deferred && (!r.changes.is_empty() || !r.findings.is_empty()))
         .count();
     report.summary.fixed = report
         .repositories
@@ -237,8 +245,16 @@ async fn fix_one(
         findings: Vec::new(),
         changes: Vec::new(),
         applied: false,
+        deferred: false,
         errors: Vec::new(),
     };
+    if options
+        .stop_at
+        .is_some_and(|stop| std::time::Instant::now() >= stop)
+    {
+        result.deferred = true;
+        return result;
+    }
     let settings = match deps.settings.repository_settings(&repo).await {
         Ok(s) => s,
         Err(err) => {
@@ -281,7 +297,7 @@ async fn fix_one(
 
 async fn publish(deps: &Deps<'_>, options: &Options, report: &mut FixReport) {
     let mut per_prefix: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
-    for r in &report.repositories {
+    for r in report.repositories.iter().filter(|r| !r.deferred) {
         let entry = per_prefix.entry(&r.prefix).or_default();
         entry[0] += 1;
         entry[1] += usize::from(!r.changes.is_empty() || !r.findings.is_empty());
@@ -360,6 +376,7 @@ mod tests {
             concurrency: 4,
             namespace: "Test".into(),
             publish_metrics: true,
+            stop_at: None,
         }
     }
 

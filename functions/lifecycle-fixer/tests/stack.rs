@@ -40,6 +40,7 @@ fn options(mode: Mode, dry_run: bool) -> Options {
         concurrency: 8,
         namespace: "PtcFixTest".into(),
         publish_metrics: true,
+        stop_at: None,
     }
 }
 

@@ -57,6 +57,7 @@ async fn a_thousand_repositories_in_one_sweep() {
         concurrency: 16,
         namespace: "PtcFleet".into(),
         publish_metrics: true,
+        stop_at: None,
     };
     let before = stack.read("ecr").await;
     let first = sweep(&deps, &options, None, "test").await;

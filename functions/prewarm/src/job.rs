@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::StreamExt as _;
 use ptc_core::ImageReference;
@@ -656,17 +656,12 @@ async fn publish(deps: &Deps<'_>, options: &Options, report: &mut PrewarmReport)
     }
 }
 
-/// Stop starting new work this long before the Lambda deadline: 10% of the time left, at
-/// least 5 s and at most 60 s, so that the images in flight can finish and the report and
-/// metrics can be written.
-pub fn stop_before(deadline_in: Duration) -> Duration {
-    (deadline_in / 10)
-        .clamp(Duration::from_secs(5), Duration::from_secs(60))
-        .min(deadline_in)
-}
+pub use ptc_core::deadline::stop_before;
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn image(outcome: Outcome, prefix: Option<&str>) -> ImageResult {
