@@ -182,7 +182,24 @@ class RegistryEndpoint:
         digest = sha256(body)
         if by_digest and digest != ref:
             raise RegistryError(500, "DIGEST_INVALID", f"upstream content for {ref} hashes to {digest}")
-        media_type = headers.get("Content-Type") or json.loads(body).get("mediaType", "")
+        # ECR does not cache what is not a manifest: a body cut short or an error page.
+        problem = None
+        try:
+            doc = json.loads(body)
+            if not isinstance(doc, dict) or doc.get("schemaVersion") != 2:
+                problem = "the upstream sent a document that is not an image manifest"
+        except ValueError:
+            doc = {}
+            problem = "the upstream sent a manifest that is not JSON (cut short, or an error page)"
+        announced = next((v for k, v in headers.items() if k.lower() == "docker-content-digest"), None)
+        if not problem and announced and announced != digest:
+            problem = f"the upstream announced {announced} but sent content hashing to {digest}"
+        if problem:
+            self.event(rule, name, ref, None, "FAILURE", "UPSTREAM_INVALID_MANIFEST", problem)
+            if cached is not None:
+                return self.serve_manifest(request, name, cached_digest, cached)
+            raise RegistryError(500, "UNKNOWN", f"Failed to pull {upstream_name}:{ref}: {problem}.")
+        media_type = headers.get("Content-Type") or doc.get("mediaType", "")
         repo_exists = self.stack.repository_exists(name)
         if by_digest and not repo_exists:
             # A first pull by digest is served but does not populate the cache.
