@@ -132,5 +132,8 @@ impl Drop for Lambda {
         // function.
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log_path);
+        }
     }
 }

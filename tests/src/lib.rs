@@ -84,6 +84,7 @@ impl Stack {
             .arg(&ready)
             .arg("--parent-pid")
             .arg(std::process::id().to_string())
+            .arg("--remove-state-on-exit")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)
@@ -308,6 +309,10 @@ impl Drop for Stack {
         if let Ok(mut child) = self.child.lock() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        // Registry data and logs: kept when a test failed, to read; removed otherwise.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.info.state_dir);
         }
     }
 }

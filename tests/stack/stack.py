@@ -334,7 +334,8 @@ class Stack:
                     if "upstream_timeout" in body:
                         self.upstream_timeout = float(body["upstream_timeout"])
             with self.ecr.lock:
-                return {"calls": dict(self.ecr.calls), "throttle": dict(self.ecr.throttle), "token_ttl": self.ecr.token_ttl}
+                return {"calls": dict(self.ecr.calls), "throttle": dict(self.ecr.throttle), "token_ttl": self.ecr.token_ttl,
+                        "tokens": sorted(self.ecr.tokens)}
         if parts == ["cloudwatch"]:
             cw = self.cloudwatch
             if method == "POST":
@@ -478,6 +479,8 @@ def main() -> None:
     parser.add_argument("--state-dir", default=os.environ.get("PTC_STACK_DIR", os.path.join(HERE, "..", "..", ".stack")))
     parser.add_argument("--ready-file")
     parser.add_argument("--parent-pid", type=int)
+    parser.add_argument("--remove-state-on-exit", action="store_true",
+                        help="delete the state dir (registry data, logs) when stopping: tests")
     parser.add_argument("--seed", choices=["none", "demo"], default="none")
     parser.add_argument("--detach", action="store_true", help="return once the stack is ready; stop it with `down`")
     args = parser.parse_args()
@@ -535,6 +538,10 @@ def main() -> None:
             return
         stopping.set()
         stack.stop()
+        if args.remove_state_on_exit:
+            import shutil
+
+            shutil.rmtree(stack.state_dir, ignore_errors=True)
         os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
