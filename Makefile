@@ -4,7 +4,7 @@ export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/.venv-infra/bin:$(PATH)
 ARCH ?= x86_64
 
-.PHONY: test demo setup sam-build package-sizes
+.PHONY: test demo setup sam-build package-sizes fuzz
 
 setup:
 	bash scripts/setup.sh
@@ -27,3 +27,11 @@ sam-build: setup
 # Each built function zipped as Lambda receives it, and its cold start under the emulator.
 package-sizes:
 	bash scripts/package-sizes.sh .aws-sam/build
+
+# Fuzz the parsers (references, routing, settings, policies, manifests, events) far longer
+# than the test command does: PROPTEST_CASES cases per property, bounded by FUZZ_SECONDS.
+# Failing cases are kept in tests/tests/fuzz.proptest-regressions and replayed by the tests.
+PROPTEST_CASES ?= 100000
+FUZZ_SECONDS ?= 900
+fuzz:
+	PROPTEST_CASES=$(PROPTEST_CASES) timeout $(FUZZ_SECONDS) cargo test --locked -p ptc-tests --test fuzz -- --test-threads 2
