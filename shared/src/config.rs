@@ -596,6 +596,17 @@ impl Settings {
             }
             Ok(value)
         };
+        // `true` or `false`; from the file, else false.
+        let flag = |var: &str, from_file: Option<bool>| -> Result<bool, ConfigError> {
+            match env(var) {
+                Some(v) => match v.trim() {
+                    "true" => Ok(true),
+                    "false" => Ok(false),
+                    _ => Err(invalid(var, &v, "expected true or false")),
+                },
+                None => Ok(from_file.unwrap_or(false)),
+            }
+        };
         let concurrency = number(
             "PTC_CONCURRENCY",
             file.concurrency.map(|v| v as u64),
@@ -712,14 +723,7 @@ impl Settings {
                     .collect::<Result<_, _>>()?,
                 None => file.repository_tags,
             };
-            let scan_on_push = match env("PTC_SCAN_ON_PUSH") {
-                Some(v) => match v.trim() {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(invalid("PTC_SCAN_ON_PUSH", &v, "expected true or false")),
-                },
-                None => file.scan_on_push.unwrap_or(false),
-            };
+            let scan_on_push = flag("PTC_SCAN_ON_PUSH", file.scan_on_push)?;
             let prefixes = match env("PTC_PREFIX_SETTINGS") {
                 Some(v) => {
                     serde_json::from_str::<BTreeMap<String, PrefixFix>>(&v).map_err(|e| {
@@ -778,20 +782,7 @@ impl Settings {
                 30,
                 1..=3650,
             )? as u32;
-            let per_repository = match env("PTC_METRICS_PER_REPOSITORY") {
-                Some(v) => match v.trim() {
-                    "true" => true,
-                    "false" => false,
-                    _ => {
-                        return Err(invalid(
-                            "PTC_METRICS_PER_REPOSITORY",
-                            &v,
-                            "expected true or false",
-                        ));
-                    }
-                },
-                None => file.metrics_per_repository.unwrap_or(false),
-            };
+            let per_repository = flag("PTC_METRICS_PER_REPOSITORY", file.metrics_per_repository)?;
             HealthSettings {
                 storage_price_per_gb_month: price,
                 unused_days,

@@ -55,3 +55,14 @@ impl AwsClients {
         }
     }
 }
+
+/// What every Lambda's `main` does first: the settings (a bad one stops start-up with a
+/// message naming it, on stderr, which Lambda logs), the log format, one `SdkConfig` and the
+/// clients built from it.
+pub async fn lambda_start(function: &str) -> Result<(Settings, AwsClients), config::ConfigError> {
+    let settings = Settings::load().inspect_err(|e| eprintln!("{function}: {e}"))?;
+    logging::init(settings.log_format);
+    let sdk = aws::load_sdk_config(&aws::AwsOptions::from_settings(&settings)).await;
+    let clients = AwsClients::new(&sdk);
+    Ok((settings, clients))
+}

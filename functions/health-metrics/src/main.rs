@@ -2,19 +2,14 @@
 
 use health_metrics::{Deps, Options, handle};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use ptc_core::aws::{AwsOptions, load_sdk_config};
 use ptc_core::ecr::SdkEcr;
 use ptc_core::metrics;
 use ptc_core::objects::SdkObjects;
-use ptc_core::{AwsClients, Settings};
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let settings = Settings::load().inspect_err(|e| eprintln!("health-metrics: {e}"))?;
-    ptc_core::logging::init(settings.log_format);
-    let sdk = load_sdk_config(&AwsOptions::from_settings(&settings)).await;
-    let clients = AwsClients::new(&sdk);
+    let (settings, clients) = ptc_core::lambda_start("health-metrics").await?;
     let ecr = SdkEcr::new(clients.ecr);
     let objects = SdkObjects::new(clients.s3);
     let metrics = metrics::for_sink(settings.metrics_sink, clients.cloudwatch, false);

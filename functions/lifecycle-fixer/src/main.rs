@@ -3,20 +3,15 @@
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use lifecycle_fixer::handle;
 use lifecycle_fixer::sweep::{Deps, Options};
-use ptc_core::aws::{AwsOptions, load_sdk_config};
 use ptc_core::ecr::SdkEcr;
 use ptc_core::metrics;
-use ptc_core::{AwsClients, Settings};
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let settings = Settings::load().inspect_err(|e| eprintln!("lifecycle-fixer: {e}"))?;
-    ptc_core::logging::init(settings.log_format);
+    let (settings, clients) = ptc_core::lambda_start("lifecycle-fixer").await?;
     let options =
         Options::from_settings(&settings).inspect_err(|e| eprintln!("lifecycle-fixer: {e}"))?;
-    let sdk = load_sdk_config(&AwsOptions::from_settings(&settings)).await;
-    let clients = AwsClients::new(&sdk);
     let ecr = SdkEcr::new(clients.ecr);
     let metrics = metrics::for_sink(settings.metrics_sink, clients.cloudwatch, false);
     let deps = Deps {

@@ -2,17 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use prewarm::{Deps, Options, handle, job::stop_before};
-use ptc_core::aws::{AwsOptions, load_sdk_config};
+use prewarm::{Deps, Options, handle};
 use ptc_core::ecr::{EcrApi, SdkEcr};
 use ptc_core::metrics::{self, MetricsApi};
 use ptc_core::objects::SdkObjects;
 use ptc_core::registry::{RegistryClient, http_client};
 use ptc_core::secrets::SdkSecrets;
-use ptc_core::{AwsClients, Settings};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
@@ -33,10 +30,7 @@ struct Shared {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let settings = Settings::load().inspect_err(|e| eprintln!("prewarm: {e}"))?;
-    ptc_core::logging::init(settings.log_format);
-    let sdk = load_sdk_config(&AwsOptions::from_settings(&settings)).await;
-    let clients = AwsClients::new(&sdk);
+    let (settings, clients) = ptc_core::lambda_start("prewarm").await?;
     let shared = Shared {
         ecr: Arc::new(SdkEcr::new(clients.ecr)),
         secrets: SdkSecrets::new(clients.secrets),
@@ -57,9 +51,7 @@ async fn main() -> Result<(), Error> {
     };
     let shared = &shared;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
-        let left = Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
-        let stop_at = Instant::now() + left - stop_before(left);
+        let stop_at = ptc_core::deadline::stop_at(event.context.deadline);
         let (client, host) = shared
             .cache
             .get_or_try_init(|| {
