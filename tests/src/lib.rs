@@ -122,24 +122,7 @@ impl Stack {
 
     /// The `SdkConfig` a job would build, pointed at the stack (static test credentials).
     pub async fn sdk_config(&self) -> SdkConfig {
-        let options = AwsOptions {
-            region: Some(self.info.region.clone()),
-            endpoint_url: Some(self.info.aws_endpoint.clone()),
-            max_attempts: 4,
-            operation_timeout: Duration::from_secs(30),
-        };
-        // The production loader (retries, timeouts, endpoint), with static test credentials.
-        load_sdk_config(&options)
-            .await
-            .into_builder()
-            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-                "testing",
-                "testing",
-                None,
-                None,
-                "ptc-tests",
-            )))
-            .build()
+        sdk_config_for(&self.info.aws_endpoint, &self.info.region).await
     }
 
     pub async fn ecr(&self) -> Arc<dyn EcrApi> {
@@ -329,14 +312,45 @@ pub fn unique() -> String {
     format!("{:x}{n}", nanos % 0xfffff)
 }
 
-/// Peak resident memory of this process so far (KiB), for the benchmarks.
-pub fn peak_rss_kib() -> u64 {
+fn proc_status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Peak resident memory of this process so far (KiB), for the benchmarks.
+pub fn peak_rss_kib() -> u64 {
+    proc_status_kib("VmHWM:")
+}
+
+/// Resident memory of this process now (KiB).
+pub fn rss_kib() -> u64 {
+    proc_status_kib("VmRSS:")
+}
+
+/// The `SdkConfig` a job would build (the production loader: retries, timeouts, endpoint),
+/// pointed at a local endpoint, with static test credentials.
+pub async fn sdk_config_for(endpoint: &str, region: &str) -> SdkConfig {
+    let options = AwsOptions {
+        region: Some(region.to_owned()),
+        endpoint_url: Some(endpoint.to_owned()),
+        max_attempts: 4,
+        operation_timeout: Duration::from_secs(30),
+    };
+    load_sdk_config(&options)
+        .await
+        .into_builder()
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "ptc-tests",
+        )))
+        .build()
 }
