@@ -1,5 +1,6 @@
 //! No secret leaves the jobs: every function runs through a real Lambda Runtime API with
-//! debug logging, and `ptc` runs every command with `-vv`, against a stack whose rules use
+//! the most verbose logging (`PTC_LOG=trace`), and `ptc` runs every command with `-vv` and
+//! `PTC_LOG=trace`, against a stack whose rules use
 //! credential secrets; no log line, report or metric contains an upstream's access token,
 //! the ECR registry password, or a Basic-auth header value made of either.
 
@@ -42,7 +43,7 @@ async fn no_log_line_report_or_metric_carries_a_secret() {
     let namespace = format!("PtcLeak{}", unique());
     let mut env = stack.env();
     env.extend([
-        ("PTC_LOG".to_owned(), "debug".to_owned()),
+        ("PTC_LOG".to_owned(), "trace".to_owned()),
         ("PTC_METRICS_NAMESPACE".to_owned(), namespace.clone()),
         (
             "PTC_WATCH_LIST".to_owned(),
@@ -114,7 +115,7 @@ async fn no_log_line_report_or_metric_carries_a_secret() {
     said.push_str(&format!("{metrics:?}"));
 
     // The debug logging was on, and the jobs did their work with the secrets.
-    assert!(said.contains("DEBUG"), "debug logging was on");
+    assert!(said.contains("TRACE"), "trace logging was on");
     assert!(
         said.contains("docker-hub/library/nginx"),
         "prewarm pulled through Docker Hub"

@@ -112,8 +112,7 @@ fn init_logs(verbose: u8) {
         1 => "info,ptc_core=debug",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PTC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = ptc_core::logging::filter(default);
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
