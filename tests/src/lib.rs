@@ -354,3 +354,46 @@ pub async fn sdk_config_for(endpoint: &str, region: &str) -> SdkConfig {
         )))
         .build()
 }
+
+/// The prewarm benchmarks' comparison: `skopeo inspect --raw` over `uris` (`docker://...`),
+/// `concurrency` at a time through `xargs -P`, against a plain-http registry with `creds`
+/// (`USER:PASSWORD`). The wall time and whether every inspect succeeded; `None` when skopeo
+/// is not installed.
+pub fn skopeo_inspect(uris: &[String], concurrency: usize, creds: &str) -> Option<(f64, bool)> {
+    use std::io::Write as _;
+    let installed = Command::new("skopeo")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        return None;
+    }
+    let started = Instant::now();
+    let mut child = Command::new("xargs")
+        .args([
+            "-P",
+            &concurrency.to_string(),
+            "-n",
+            "1",
+            "skopeo",
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--creds",
+        ])
+        .arg(creds)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run xargs skopeo");
+    child
+        .stdin
+        .take()
+        .expect("xargs stdin")
+        .write_all(uris.join("\n").as_bytes())
+        .expect("write the list to xargs");
+    let ok = child.wait().is_ok_and(|s| s.success());
+    Some((started.elapsed().as_secs_f64(), ok))
+}

@@ -5,7 +5,6 @@
 //!     cargo run --release -p prewarm --example bench -- [N=2000] [C=64] [LATENCY_MS=20]
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -157,15 +156,6 @@ async fn main() {
         peak_rss_kib() as f64 / 1024.0
     );
 
-    let has_skopeo = Command::new("skopeo")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_skopeo {
-        println!("skopeo: not installed (apt-get install skopeo) - comparison skipped");
-        return;
-    }
     let token = ecr.authorization_token().await.unwrap();
     let endpoint = stack
         .info
@@ -182,41 +172,15 @@ async fn main() {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    let started = Instant::now();
-    let mut child = Command::new("xargs")
-        .args([
-            "-P",
-            &c.to_string(),
-            "-n",
-            "1",
-            "skopeo",
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            "--creds",
-        ])
-        .arg(format!("AWS:{}", token.password.expose()))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(list.as_bytes())
-        .unwrap();
-    let status = child.wait().unwrap();
-    let skopeo = started.elapsed().as_secs_f64();
+    let uris: Vec<String> = list.lines().map(str::to_owned).collect();
+    let creds = format!("AWS:{}", token.password.expose());
+    let Some((skopeo, ok)) = ptc_tests::skopeo_inspect(&uris, c, &creds) else {
+        println!("skopeo: not installed (apt-get install skopeo) - comparison skipped");
+        return;
+    };
     println!(
         "skopeo inspect --raw, same list, -P {c}: {skopeo:.2} s ({}; one manifest per image, no platforms, no verification)",
-        if status.success() {
-            "all succeeded"
-        } else {
-            "some failed"
-        }
+        if ok { "all succeeded" } else { "some failed" }
     );
     println!(
         "  prewarm is {:.2}x faster while doing more per image",

@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -351,17 +350,8 @@ async fn main() {
         peak_rss_kib().saturating_sub(baseline) as f64 / 1024.0
     );
 
-    if !Command::new("skopeo")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        println!("skopeo: not installed (apt-get install skopeo) - comparison skipped");
-        return;
-    }
     let endpoint = url.trim_start_matches("http://");
-    let input = list
+    let uris: Vec<String> = list
         .iter()
         .map(|i| {
             format!(
@@ -369,36 +359,11 @@ async fn main() {
                 i.trim_start_matches("quay.io/")
             )
         })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let started = Instant::now();
-    let mut child = Command::new("xargs")
-        .args([
-            "-P",
-            &c.to_string(),
-            "-n",
-            "1",
-            "skopeo",
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            "--creds",
-        ])
-        .arg(format!("AWS:{PASSWORD}"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let ok = child.wait().unwrap().success();
-    let skopeo = started.elapsed().as_secs_f64();
+        .collect();
+    let Some((skopeo, ok)) = ptc_tests::skopeo_inspect(&uris, c, &format!("AWS:{PASSWORD}")) else {
+        println!("skopeo: not installed (apt-get install skopeo) - comparison skipped");
+        return;
+    };
     println!(
         "skopeo inspect --raw, same list, -P {c}: {skopeo:.2} s ({}; one manifest per image, no platforms, no verification)",
         if ok { "all succeeded" } else { "some failed" }
