@@ -28,20 +28,21 @@ PY
   start=$(date +%s%N)
   AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=y \
   PTC_AWS_ENDPOINT_URL=http://127.0.0.1:9 PTC_REGISTRY_ENDPOINT=http://127.0.0.1:9 PTC_AWS_MAX_ATTEMPTS=1 \
-    timeout 120 unshare --pid --fork --kill-child --mount-proc "$rie" \
+    setsid unshare --pid --fork --kill-child --mount-proc "$rie" \
       --runtime-interface-emulator-address 127.0.0.1:$port --runtime-api-address 127.0.0.1:$((port + 1)) \
       "$bootstrap" > "$log" 2>&1 &
   pid=$!
   out=""
-  for _ in $(seq 1 500); do
-    out=$(curl -s -m 10 -d '{"detail-type": "not an event this function handles"}' \
+  for _ in $(seq 1 300); do
+    out=$(curl -s -m 5 -d '{"detail-type": "not an event this function handles"}' \
       "http://127.0.0.1:$port/2015-03-31/functions/function/invocations" || true)
     [ -n "$out" ] && break
     sleep 0.01
   done
   end=$(date +%s%N)
-  # SIGKILL to unshare: --kill-child then ends the emulator and the function with it.
-  kill -9 "$pid" 2>/dev/null || true
+  # SIGKILL to unshare's process group: --kill-child then ends the emulator and the
+  # function with it.
+  kill -9 -- "-$pid" 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   init=$(grep -o 'INIT REPORT(durationMs: [0-9.]*' "$log" | head -1 | sed -E 's/.*: //')
   first=$(grep -o 'REPORT RequestId.*' "$log" | head -1 | sed -E 's/.*\tDuration: ([0-9.]+) ms.*/\1/')
