@@ -20,3 +20,40 @@ pub fn stop_at(deadline_ms: u64) -> Instant {
     let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
     Instant::now() + left - stop_before(left)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stops_before_the_deadline_with_a_bounded_margin() {
+        assert_eq!(
+            stop_before(Duration::from_secs(900)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            stop_before(Duration::from_secs(120)),
+            Duration::from_secs(12)
+        );
+        assert_eq!(stop_before(Duration::from_secs(20)), Duration::from_secs(5));
+        assert_eq!(stop_before(Duration::from_secs(3)), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn the_stop_comes_before_the_deadline() {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let stop = stop_at(now_ms + 100_000);
+        let left = stop.saturating_duration_since(Instant::now());
+        assert!(
+            left <= Duration::from_secs(90) && left > Duration::from_secs(85),
+            "{left:?}"
+        );
+        assert!(
+            stop_at(now_ms.saturating_sub(1000)) <= Instant::now(),
+            "a past deadline stops at once"
+        );
+    }
+}

@@ -1,8 +1,33 @@
 //! The long watch list (`PTC_WATCH_LIST_URL`): an S3 object or a file, read by prewarm and
 //! health-metrics alike.
 
+use std::collections::BTreeSet;
+
+use crate::ImageReference;
 use crate::config::WatchListSource;
 use crate::objects::ObjectsApi;
+
+/// Watch-list entries merged from several sources: trimmed, blank lines and `#` comments
+/// dropped, and of the entries naming the same image (same normalised reference) only the
+/// first kept. An entry that does not parse is kept once, on its text, to be reported.
+#[derive(Default)]
+pub struct Dedup {
+    seen: BTreeSet<String>,
+}
+
+impl Dedup {
+    /// The entry to keep, trimmed; `None` for a blank, a comment or a repeat.
+    pub fn admit(&mut self, input: &str) -> Option<String> {
+        let input = input.trim();
+        if input.is_empty() || input.starts_with('#') {
+            return None;
+        }
+        let key = ImageReference::parse(input)
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| input.to_owned());
+        self.seen.insert(key).then(|| input.to_owned())
+    }
+}
 
 /// The entries of the long watch list; the error names the source.
 pub async fn load(
@@ -20,4 +45,63 @@ pub async fn load(
     }
     .map_err(|e| format!("watch list {source}: {e}"))?;
     WatchListSource::entries(&text).map_err(|e| format!("watch list {source}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn long_lists_come_from_s3_or_a_file() {
+        let objects = crate::objects::FakeObjects::default();
+        objects.objects.lock().unwrap().insert(
+            ("b".into(), "list.txt".into()),
+            "nginx:1.25\n# c\nquay.io/a/b:1\n".into(),
+        );
+        let s3 = WatchListSource::S3 {
+            bucket: "b".into(),
+            key: "list.txt".into(),
+        };
+        assert_eq!(
+            load(&objects, &s3).await.unwrap(),
+            ["nginx:1.25", "quay.io/a/b:1"]
+        );
+        let missing = WatchListSource::S3 {
+            bucket: "b".into(),
+            key: "nope".into(),
+        };
+        assert!(
+            load(&objects, &missing)
+                .await
+                .unwrap_err()
+                .contains("s3://b/nope")
+        );
+        let dir = std::env::temp_dir().join(format!("ptc-list-{}", std::process::id()));
+        std::fs::write(&dir, r#"["ghcr.io/x/y:1"]"#).unwrap();
+        assert_eq!(
+            load(&objects, &WatchListSource::File(dir.clone()))
+                .await
+                .unwrap(),
+            ["ghcr.io/x/y:1"]
+        );
+        std::fs::remove_file(dir).unwrap();
+    }
+
+    #[test]
+    fn dedup_keeps_the_first_of_each_image() {
+        let mut d = Dedup::default();
+        let kept: Vec<String> = [
+            " nginx:1.25 ",
+            "docker.io/library/nginx:1.25",
+            "",
+            "# note",
+            "bad ref",
+            "bad ref",
+            "quay.io/a/b:1",
+        ]
+        .iter()
+        .filter_map(|i| d.admit(i))
+        .collect();
+        assert_eq!(kept, ["nginx:1.25", "bad ref", "quay.io/a/b:1"]);
+    }
 }

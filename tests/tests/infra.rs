@@ -186,10 +186,9 @@ fn required_actions(
         .map(String::as_str)
         .filter(|m| code.contains(&format!(".{m}(")))
         .collect();
-    let helpers: [(&str, &[&str]); 4] = [
+    let helpers: [(&str, &[&str]); 3] = [
         ("publish_or_report", &["put"]),
         ("watchlist::load", &["get_text"]),
-        ("sources::load", &["get_text"]),
         ("RegistryClient", &["authorization_token"]),
     ];
     for (helper, calls) in helpers {

@@ -11,7 +11,7 @@ pub mod events;
 pub mod inventory;
 pub mod readiness;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use futures::StreamExt as _;
 use ptc_core::Settings;
@@ -123,19 +123,8 @@ async fn watch_list(deps: &Deps<'_>, options: &Options, errors: &mut Vec<String>
             Err(err) => errors.push(err),
         }
     }
-    let mut seen = BTreeSet::new();
-    inputs
-        .into_iter()
-        .map(|i| i.trim().to_owned())
-        .filter(|i| !i.is_empty() && !i.starts_with('#'))
-        .filter(|i| {
-            seen.insert(
-                ptc_core::ImageReference::parse(i)
-                    .map(|r| r.to_string())
-                    .unwrap_or_else(|_| i.clone()),
-            )
-        })
-        .collect()
+    let mut dedup = ptc_core::watchlist::Dedup::default();
+    inputs.iter().filter_map(|i| dedup.admit(i)).collect()
 }
 
 /// The scheduled run: inventory, coverage, outage readiness, metrics.
@@ -382,12 +371,9 @@ pub async fn handle(
 ) -> HealthReport {
     let Some(object) = event.as_object() else {
         return rejected(
-            deps,
-            options,
             now,
             "unsupported or malformed event: expected a JSON object".into(),
-        )
-        .await;
+        );
     };
     if object.is_empty() {
         return run(deps, options, "invocation {}", now).await;
@@ -404,27 +390,19 @@ pub async fn handle(
                 publish(deps, options, &mut report).await;
                 report
             }
-            Err(err) => rejected(deps, options, now, err).await,
+            Err(err) => rejected(now, err),
         },
-        Some(other) => {
-            rejected(
-                deps,
-                options,
-                now,
-                format!("unsupported or malformed event: detail-type {other:?} is not one this function handles"),
-            )
-            .await
-        }
-        None => rejected(deps, options, now, "unsupported or malformed event: no detail-type".into()).await,
+        Some(other) => rejected(
+            now,
+            format!(
+                "unsupported or malformed event: detail-type {other:?} is not one this function handles"
+            ),
+        ),
+        None => rejected(now, "unsupported or malformed event: no detail-type".into()),
     }
 }
 
-async fn rejected(
-    _deps: &Deps<'_>,
-    _options: &Options,
-    now: OffsetDateTime,
-    error: String,
-) -> HealthReport {
+fn rejected(now: OffsetDateTime, error: String) -> HealthReport {
     tracing::error!(error = %error, "event rejected");
     let mut report = HealthReport::empty("unsupported event", now);
     report.errors.push(error);

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use futures::StreamExt as _;
 use lifecycle_fixer::desired::{Desired, default_lifecycle, pull_policy};
 use lifecycle_fixer::plan::Mode;
 use lifecycle_fixer::sweep::{Deps, Options, sweep};
@@ -43,23 +42,15 @@ async fn main() {
     let sdk = stack.sdk_config().await;
     let client = aws_sdk_ecr::Client::new(&sdk);
     let t = Instant::now();
-    futures::stream::iter(0..r)
-        .map(|i| {
-            let client = client.clone();
-            async move {
-                client
-                    .create_repository()
-                    .repository_name(format!("quay/bench/app-{i}"))
-                    .send()
-                    .await
-                    .unwrap()
-            }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
+    // Repositories straight into ECR's state (the stack's seed), no image in them.
+    stack
+        .control(
+            "seed/inventory",
+            serde_json::json!({"prefix": "quay", "repositories": r, "images": 0}),
+        )
         .await;
     println!(
-        "created {r} repositories in {:.1} s",
+        "seeded {r} repositories in {:.1} s",
         t.elapsed().as_secs_f64()
     );
     let ecr = SdkEcr::new(client);

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use futures::StreamExt as _;
 use lifecycle_fixer::desired::{Desired, default_lifecycle};
 use lifecycle_fixer::plan::Mode;
 use lifecycle_fixer::sweep::{Deps, Options, sweep};
@@ -21,20 +20,12 @@ async fn a_thousand_repositories_in_one_sweep() {
     stack.create_rule("quay", "quay.io", None).await;
     let sdk = stack.sdk_config().await;
     let client = aws_sdk_ecr::Client::new(&sdk);
-    futures::stream::iter(0..1000)
-        .map(|i| {
-            let client = client.clone();
-            async move {
-                client
-                    .create_repository()
-                    .repository_name(format!("quay/fleet/app-{i}"))
-                    .send()
-                    .await
-                    .unwrap()
-            }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
+    // Repositories straight into ECR's state (the stack's seed), no image in them.
+    stack
+        .control(
+            "seed/inventory",
+            serde_json::json!({"prefix": "quay", "repositories": 1000, "images": 0}),
+        )
         .await;
     let ecr = SdkEcr::new(client);
     let metrics = SdkMetrics::new(aws_sdk_cloudwatch::Client::new(&sdk));

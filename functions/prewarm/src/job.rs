@@ -240,7 +240,7 @@ pub async fn run(
     .await;
     report.errors.extend(discovery_errors);
     let long_list = match &options.watch_list_source {
-        Some(source) => match sources::load(deps.objects, source).await {
+        Some(source) => match ptc_core::watchlist::load(deps.objects, source).await {
             Ok(list) => list,
             Err(err) => {
                 tracing::error!(error = %err, "watch list source unreadable; the other sources go on");
@@ -656,12 +656,8 @@ async fn publish(deps: &Deps<'_>, options: &Options, report: &mut PrewarmReport)
     }
 }
 
-pub use ptc_core::deadline::stop_before;
-
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn image(outcome: Outcome, prefix: Option<&str>) -> ImageResult {
@@ -695,20 +691,6 @@ mod tests {
         );
         assert_eq!(s.coverage_percent, 60.0);
         assert_eq!(summarise(&[]).coverage_percent, 100.0);
-    }
-
-    #[test]
-    fn stops_before_the_deadline_with_a_bounded_margin() {
-        assert_eq!(
-            stop_before(Duration::from_secs(900)),
-            Duration::from_secs(60)
-        );
-        assert_eq!(
-            stop_before(Duration::from_secs(120)),
-            Duration::from_secs(12)
-        );
-        assert_eq!(stop_before(Duration::from_secs(20)), Duration::from_secs(5));
-        assert_eq!(stop_before(Duration::from_secs(3)), Duration::from_secs(3));
     }
 
     #[test]

@@ -1,10 +1,7 @@
 //! The watch list: the invocation payload, the settings, and discovery of the tags that
 //! clusters pulled recently, merged and de-duplicated on the normalised reference.
 
-use std::collections::BTreeSet;
-
 use futures::StreamExt as _;
-use ptc_core::ImageReference;
 use ptc_core::ecr::EcrApi;
 use ptc_core::rules::RuleSet;
 use serde::Serialize;
@@ -20,9 +17,6 @@ pub enum Origin {
     Discovery,
 }
 
-/// The entries of the long watch list (S3 object or file); shared with health-metrics.
-pub use ptc_core::watchlist::load;
-
 /// One watch-list entry as written, with where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -34,21 +28,15 @@ pub struct Entry {
 /// reference and tag (a digest-pinned entry wins over the same tag found by discovery). Entries that do not parse are kept (the job reports them) but deduplicated
 /// on their text.
 pub fn merge(sources: impl IntoIterator<Item = (Origin, Vec<String>)>) -> Vec<Entry> {
-    let mut seen = BTreeSet::new();
+    let mut dedup = ptc_core::watchlist::Dedup::default();
     let mut out = Vec::new();
     for (origin, inputs) in sources {
-        for input in inputs {
-            let input = input.trim().to_owned();
-            if input.is_empty() || input.starts_with('#') {
-                continue;
-            }
-            let key = ImageReference::parse(&input)
-                .map(|r| r.to_string())
-                .unwrap_or_else(|_| input.clone());
-            if seen.insert(key) {
-                out.push(Entry { input, origin });
-            }
-        }
+        out.extend(
+            inputs
+                .iter()
+                .filter_map(|i| dedup.admit(i))
+                .map(|input| Entry { input, origin }),
+        );
     }
     out
 }
@@ -108,7 +96,6 @@ pub async fn discover(
 
 #[cfg(test)]
 mod tests {
-    use ptc_core::config::WatchListSource;
     use ptc_core::ecr::{FakeEcr, ImageDetail, Repository};
     use ptc_core::rules::PtcRule;
 
@@ -147,42 +134,6 @@ mod tests {
                 ("quay.io/a/b:1", Origin::Settings)
             ]
         );
-    }
-
-    #[tokio::test]
-    async fn long_lists_come_from_s3_or_a_file() {
-        let objects = ptc_core::objects::FakeObjects::default();
-        objects.objects.lock().unwrap().insert(
-            ("b".into(), "list.txt".into()),
-            "nginx:1.25\n# c\nquay.io/a/b:1\n".into(),
-        );
-        let s3 = WatchListSource::S3 {
-            bucket: "b".into(),
-            key: "list.txt".into(),
-        };
-        assert_eq!(
-            load(&objects, &s3).await.unwrap(),
-            ["nginx:1.25", "quay.io/a/b:1"]
-        );
-        let missing = WatchListSource::S3 {
-            bucket: "b".into(),
-            key: "nope".into(),
-        };
-        assert!(
-            load(&objects, &missing)
-                .await
-                .unwrap_err()
-                .contains("s3://b/nope")
-        );
-        let dir = std::env::temp_dir().join(format!("ptc-list-{}", std::process::id()));
-        std::fs::write(&dir, r#"["ghcr.io/x/y:1"]"#).unwrap();
-        assert_eq!(
-            load(&objects, &WatchListSource::File(dir.clone()))
-                .await
-                .unwrap(),
-            ["ghcr.io/x/y:1"]
-        );
-        std::fs::remove_file(dir).unwrap();
     }
 
     #[tokio::test]
