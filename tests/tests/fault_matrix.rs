@@ -511,6 +511,17 @@ async fn fault_07_ecr_throttling_on_list_and_describe() {
     let health = w.health(&[QUAY, K8S]).await;
     assert!(health.errors.is_empty(), "{:?}", health.errors);
     assert_eq!(health.coverage.cached, 2);
+    let throttle = w.stack.read("ecr").await["throttle"].clone();
+    for op in [
+        "DescribeRepositories",
+        "DescribeImages",
+        "DescribePullThroughCacheRules",
+    ] {
+        assert_eq!(
+            throttle[op], 0,
+            "{op} was throttled and retried: {throttle}"
+        );
+    }
     w.control(
         "ecr",
         json!({"throttle": {"DescribeRepositories": 2, "GetLifecyclePolicy": 2}}),
@@ -520,6 +531,8 @@ async fn fault_07_ecr_throttling_on_list_and_describe() {
     assert!(fix.errors.is_empty(), "{:?}", fix.errors);
     assert_eq!(fix.summary.errors, 0, "{:#?}", fix.repositories);
     assert_eq!(fix.summary.scanned, 2);
+    let throttle = w.stack.read("ecr").await["throttle"].clone();
+    assert_eq!(throttle["GetLifecyclePolicy"], 0, "{throttle}");
     w.nothing_deleted(&before).await;
     row(
         7,
