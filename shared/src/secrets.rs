@@ -22,11 +22,28 @@ pub struct SecretInfo {
     pub created_at: Option<OffsetDateTime>,
 }
 
+/// A secret's current value (`AWSCURRENT`) and when that value was stored.
+#[derive(Debug, Clone)]
+pub struct SecretValue {
+    /// The `SecretString`, wrapped so that it cannot be logged by accident.
+    pub value: Secret,
+    /// `GetSecretValue`'s `CreatedDate`: when this version was created, i.e. when the value
+    /// last changed. Unlike `DescribeSecret`'s `LastChangedDate` ("modified in any way"), it
+    /// does not move when someone edits the description, the tags or the policy.
+    pub version_created_at: Option<OffsetDateTime>,
+}
+
+impl SecretValue {
+    pub fn expose(&self) -> &str {
+        self.value.expose()
+    }
+}
+
 #[async_trait]
 pub trait SecretsApi: Send + Sync {
     async fn describe_secret(&self, id: &str) -> Result<SecretInfo, AwsError>;
-    /// The `SecretString`, wrapped so that it cannot be logged by accident.
-    async fn secret_value(&self, id: &str) -> Result<Secret, AwsError>;
+    /// The current value and its version's creation date.
+    async fn secret_value(&self, id: &str) -> Result<SecretValue, AwsError>;
 }
 
 #[derive(Clone)]
@@ -63,7 +80,7 @@ impl SecretsApi for SdkSecrets {
 
     // The value is never part of the span or the error.
     #[tracing::instrument(skip(self), err(Display))]
-    async fn secret_value(&self, id: &str) -> Result<Secret, AwsError> {
+    async fn secret_value(&self, id: &str) -> Result<SecretValue, AwsError> {
         let out = self
             .client
             .get_secret_value()
@@ -72,7 +89,10 @@ impl SecretsApi for SdkSecrets {
             .await
             .map_err(|e| AwsError::from_sdk("GetSecretValue", e))?;
         out.secret_string()
-            .map(|s| Secret::new(s.to_owned()))
+            .map(|s| SecretValue {
+                value: Secret::new(s.to_owned()),
+                version_created_at: to_time(out.created_date()),
+            })
             .ok_or_else(|| AwsError {
                 operation: "GetSecretValue",
                 kind: AwsErrorKind::Service("NoSecretString".into()),
@@ -86,14 +106,30 @@ impl SecretsApi for SdkSecrets {
 /// In-memory Secrets Manager for unit tests.
 #[derive(Default)]
 pub struct FakeSecrets {
-    pub secrets: Mutex<BTreeMap<String, (SecretInfo, Option<Secret>)>>,
+    pub secrets: Mutex<BTreeMap<String, (SecretInfo, Option<SecretValue>)>>,
     /// Secret ids for which every call is denied.
     pub denied: Mutex<Vec<String>>,
 }
 
 impl FakeSecrets {
+    /// A secret whose current value was stored at its `last_changed_at`.
     pub fn insert(&self, info: SecretInfo, value: Option<&str>) {
-        let value = value.map(|v| Secret::new(v.to_owned()));
+        let stored = info.last_changed_at;
+        self.insert_version(info, value, stored);
+    }
+
+    /// A secret whose current value was stored at `version_created_at` (e.g. an old token
+    /// whose secret's tags changed since).
+    pub fn insert_version(
+        &self,
+        info: SecretInfo,
+        value: Option<&str>,
+        version_created_at: Option<OffsetDateTime>,
+    ) {
+        let value = value.map(|v| SecretValue {
+            value: Secret::new(v.to_owned()),
+            version_created_at,
+        });
         self.secrets
             .lock()
             .unwrap()
@@ -104,7 +140,7 @@ impl FakeSecrets {
         &self,
         operation: &'static str,
         id: &str,
-    ) -> Result<(SecretInfo, Option<Secret>), AwsError> {
+    ) -> Result<(SecretInfo, Option<SecretValue>), AwsError> {
         if self.denied.lock().unwrap().iter().any(|d| d == id) {
             return Err(AwsError {
                 operation,
@@ -132,7 +168,7 @@ impl SecretsApi for FakeSecrets {
         self.lookup("DescribeSecret", id).map(|(info, _)| info)
     }
 
-    async fn secret_value(&self, id: &str) -> Result<Secret, AwsError> {
+    async fn secret_value(&self, id: &str) -> Result<SecretValue, AwsError> {
         let (info, value) = self.lookup("GetSecretValue", id)?;
         if info.deleted_at.is_some() {
             return Err(AwsError {
@@ -187,6 +223,7 @@ mod tests {
         let ok = mock!(Client::get_secret_value).then_output(|| {
             GetSecretValueOutput::builder()
                 .secret_string(r#"{"username":"u","accessToken":"tok"}"#)
+                .created_date(aws_smithy_types::DateTime::from_secs(1_700_000_000))
                 .build()
         });
         let missing = mock!(Client::get_secret_value).then_http_response(|| {
@@ -201,6 +238,10 @@ mod tests {
         let value = secrets.secret_value("x").await.unwrap();
         assert!(value.expose().contains("tok"));
         assert!(!format!("{value:?}").contains("tok"));
+        assert_eq!(
+            value.version_created_at.unwrap().unix_timestamp(),
+            1_700_000_000
+        );
         let err = secrets.secret_value("x").await.unwrap_err();
         assert!(err.is_not_found(), "{err:?}");
     }

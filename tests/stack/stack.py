@@ -211,6 +211,21 @@ class Stack:
                 changed += 1
         return {"changed": changed}
 
+    def age_secret(self, name: str, value_days_ago: float) -> dict:
+        """Backdate a secret's current value (its version's CreatedDate, what GetSecretValue
+        returns), leaving the secret's LastChangedDate as it is: an old token in a secret
+        whose tags or description were edited since."""
+        from moto.secretsmanager.models import secretsmanager_backends
+
+        secret = secretsmanager_backends[self.account][self.region].secrets[name]
+        stamp = int(time.time() - value_days_ago * 86400)
+        changed = 0
+        for version in secret.versions.values():
+            if "AWSCURRENT" in version.get("version_stages", []):
+                version["createdate"] = stamp
+                changed += 1
+        return {"changed": changed, "createdate": stamp}
+
     def record_layer(self, name: str, digest: str, size: int) -> None:
         with self.lock:
             repo = self.backend().repositories.get(name)
@@ -312,6 +327,8 @@ class Stack:
         if parts == ["registry", "events"]:
             with self.registry.lock:
                 return list(self.registry.events)
+        if parts == ["secrets", "age"] and method == "POST":
+            return self.age_secret(str(body["name"]), float(body["value_days_ago"]))
         if parts == ["secrets"]:
             if method == "POST":
                 self.denied_secrets = set(body.get("deny", []))

@@ -366,11 +366,15 @@ async fn run(cli: Cli, mut settings: Settings) -> Result<ExitCode, String> {
                 OutputFormat::Table => print_validation(&mut stdout, &report),
             }
             .map_err(|e| format!("writing output: {e}"))?;
-            Ok(if report.healthy() && report.errors.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            // A `--prefix` that names no rule is a failure here (an operator asked for it);
+            // in the Lambda it is the normal aftermath of a DeletePullThroughCacheRule event.
+            Ok(
+                if report.healthy() && report.errors.is_empty() && report.not_found.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                },
+            )
         }
         Command::Map {
             rules,

@@ -31,11 +31,24 @@ async fn reports_invalid_rules_with_a_failing_exit_code() {
         .await;
     stack.create_rule("quay", "quay.io", None).await;
 
-    let (table, json_out, quay_only) = tokio::task::spawn_blocking(move || {
+    let (table, json_out, quay_only, asked_wrong) = tokio::task::spawn_blocking(move || {
         (
             ptc(stack, &["validate"]),
             ptc(stack, &["validate", "--output", "json", "--no-metrics"]),
             ptc(stack, &["validate", "--prefix", "quay"]),
+            ptc(
+                stack,
+                &[
+                    "validate",
+                    "--no-metrics",
+                    "--prefix",
+                    "quay",
+                    "--prefix",
+                    "no-such-rule",
+                    "--prefix",
+                    "Quay!",
+                ],
+            ),
         )
     })
     .await
@@ -71,4 +84,18 @@ async fn reports_invalid_rules_with_a_failing_exit_code() {
         String::from_utf8_lossy(&quay_only.stdout)
     );
     assert!(String::from_utf8_lossy(&quay_only.stdout).contains("1 rules: 1 valid"));
+
+    // Prefixes that name no rule, or cannot be one, fail the command; the good one still runs.
+    let text = String::from_utf8_lossy(&asked_wrong.stdout);
+    assert_eq!(asked_wrong.status.code(), Some(1), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("quay") && l.contains("yes")),
+        "{text}"
+    );
+    assert!(text.contains("not found: no rule no-such-rule"), "{text}");
+    assert!(
+        text.contains("error: invalid rule prefix \"Quay!\""),
+        "{text}"
+    );
 }

@@ -12,7 +12,7 @@ use ptc_core::AwsErrorKind;
 use ptc_core::config::ExpectedRule;
 use ptc_core::ecr::EcrApi;
 use ptc_core::metrics::{MetricDatum, MetricsApi, Unit};
-use ptc_core::rules::PtcRule;
+use ptc_core::rules::{Prefix, PtcRule};
 use ptc_core::secrets::SecretsApi;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -85,6 +85,13 @@ pub struct RuleResult {
     /// ECR's free-form failure text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// When the credential secret's current value was stored.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub credential_changed_at: Option<OffsetDateTime>,
+    /// Days since then, to the hundredth.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential_age_days: Option<f64>,
     pub findings: Vec<Finding>,
@@ -157,7 +164,17 @@ pub async fn run(
     let wanted: Option<Vec<String>> = match trigger {
         Trigger::Nothing { .. } => return report,
         Trigger::All { .. } => None,
-        Trigger::Prefixes { prefixes, .. } => Some(prefixes.clone()),
+        Trigger::Prefixes { prefixes, .. } => {
+            // A name that cannot be a rule prefix is an error naming it; the rest go on.
+            let mut valid = Vec::new();
+            for prefix in prefixes {
+                match Prefix::parse(prefix) {
+                    Ok(p) => valid.push(p.as_str().to_owned()),
+                    Err(err) => report.errors.push(err.to_string()),
+                }
+            }
+            Some(valid)
+        }
     };
     let rules = match deps.ecr.describe_rules().await {
         Ok(rules) => rules,
@@ -170,7 +187,7 @@ pub async fn run(
     let in_scope = |prefix: &str| {
         wanted
             .as_ref()
-            .is_none_or(|w| w.iter().any(|p| p.trim_end_matches('/') == prefix))
+            .is_none_or(|w| w.iter().any(|p| p == prefix))
     };
     let expected: BTreeMap<&str, &ExpectedRule> = options
         .expected
@@ -214,11 +231,7 @@ pub async fn run(
     if let Some(wanted) = &wanted {
         report.not_found = wanted
             .iter()
-            .filter(|p| {
-                !rules
-                    .iter()
-                    .any(|r| r.prefix.as_str() == p.trim_end_matches('/'))
-            })
+            .filter(|p| !rules.iter().any(|r| r.prefix.as_str() == p.as_str()))
             .cloned()
             .collect();
     }
@@ -251,6 +264,7 @@ async fn check_rule(
         valid: false,
         ecr_valid: None,
         failure: None,
+        credential_changed_at: None,
         credential_age_days: None,
         findings: Vec::new(),
     };
@@ -282,9 +296,10 @@ async fn check_rule(
             format!("could not validate the rule: {err}"),
         )),
     }
-    let (findings, age) = secret_findings;
+    let (findings, changed) = secret_findings;
     result.findings.extend(findings);
-    result.credential_age_days = age;
+    result.credential_changed_at = changed;
+    result.credential_age_days = changed.map(|t| age_days(now, t));
     if rule.credential_arn.is_none() && rule.kind.needs_credentials() {
         result.findings.push(Finding::error(
             "credential-missing",
@@ -337,7 +352,7 @@ async fn check_secret(
     arn: &str,
     max_age_days: u32,
     now: OffsetDateTime,
-) -> (Vec<Finding>, Option<f64>) {
+) -> (Vec<Finding>, Option<OffsetDateTime>) {
     let mut findings = Vec::new();
     let info = match secrets.describe_secret(arn).await {
         Ok(info) => info,
@@ -378,20 +393,14 @@ async fn check_secret(
             ),
         ));
     }
-    let changed = info.last_changed_at.or(info.created_at);
-    // Days, to the hundredth: enough for a rotation alarm, readable in a report.
-    let age = changed.map(|t| ((now - t).as_seconds_f64() / 864.0).round().max(0.0) / 100.0);
-    if let Some(days) = age
-        && days > f64::from(max_age_days)
-    {
-        findings.push(Finding::warning(
-            "credential-age",
-            format!("secret {} last changed {:.0} days ago (more than {max_age_days}): rotate the token", info.name, days.floor()),
-        ));
-    }
+    // The age of the credential is the age of the secret's current value: the version's
+    // creation date. DescribeSecret's dates are the fallback (a secret scheduled for deletion
+    // is not read), and LastChangedDate also moves on tag and description edits.
+    let mut changed = info.last_changed_at.or(info.created_at);
     if info.deleted_at.is_none() {
         match secrets.secret_value(arn).await {
             Ok(value) => {
+                changed = value.version_created_at.or(changed);
                 if let Some(problem) = credential_problem(value.expose()) {
                     findings.push(Finding::error(
                         "secret-keys",
@@ -412,7 +421,25 @@ async fn check_secret(
             }
         }
     }
-    (findings, age)
+    if let Some(days) = changed.map(|t| age_days(now, t))
+        && days > f64::from(max_age_days)
+    {
+        findings.push(Finding::warning(
+            "credential-age",
+            format!(
+                "secret {} value last changed {:.0} days ago (more than {max_age_days}): rotate the token",
+                info.name,
+                days.floor()
+            ),
+        ));
+    }
+    (findings, changed)
+}
+
+/// Days from `then` to `now`, to the hundredth: enough for a rotation alarm, readable in a
+/// report.
+fn age_days(now: OffsetDateTime, then: OffsetDateTime) -> f64 {
+    ((now - then).as_seconds_f64() / 864.0).round().max(0.0) / 100.0
 }
 
 /// What is wrong with a credential secret's value, if anything. Never quotes the value.
@@ -745,6 +772,79 @@ mod tests {
         assert_eq!(codes(rule), ["credential-age"]);
         assert_eq!(rule.findings[0].severity, Severity::Warning);
         assert!(rule.findings[0].message.contains("120 days"));
+    }
+
+    #[tokio::test]
+    async fn the_credential_age_is_the_age_of_the_value_not_of_the_last_edit() {
+        // The token was stored 120 days ago; someone edited the secret's tags 2 days ago,
+        // which moves DescribeSecret's LastChangedDate but not the value's version date.
+        let world = World::new(vec![docker()]);
+        let stored = now() - Duration::days(120);
+        world.secrets.insert_version(
+            secret("ecr-pullthroughcache/docker-hub", 2),
+            Some(GOOD),
+            Some(stored),
+        );
+        let report = world.run(&options(), all()).await;
+        let rule = &report.rules[0];
+        assert_eq!(codes(rule), ["credential-age"]);
+        assert_eq!(rule.credential_changed_at, Some(stored));
+        assert_eq!(rule.credential_age_days, Some(120.0));
+        assert_eq!(
+            world.metric("CredentialAgeDays", Some("docker-hub")),
+            Some(120.0)
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(
+            json["rules"][0]["credential_changed_at"],
+            "2026-07-21T11:06:40Z"
+        );
+
+        // Without a version date (a secret scheduled for deletion is not read), the
+        // secret's own last change stands in.
+        let world = World::new(vec![docker()]);
+        world.secrets.insert_version(
+            SecretInfo {
+                deleted_at: Some(now() + Duration::days(7)),
+                ..secret("ecr-pullthroughcache/docker-hub", 30)
+            },
+            Some(GOOD),
+            Some(stored),
+        );
+        let report = world.run(&options(), all()).await;
+        assert_eq!(report.rules[0].credential_age_days, Some(30.0));
+    }
+
+    #[tokio::test]
+    async fn a_prefix_that_cannot_exist_is_an_error_and_the_others_run() {
+        let world = World::new(vec![docker(), quay()]);
+        world
+            .secrets
+            .insert(secret("ecr-pullthroughcache/docker-hub", 1), Some(GOOD));
+        let report = world
+            .run(
+                &options(),
+                Trigger::Prefixes {
+                    source: "test".into(),
+                    prefixes: vec!["Quay Mirror".into(), "quay/".into(), "gone".into()],
+                },
+            )
+            .await;
+        assert_eq!(
+            report
+                .rules
+                .iter()
+                .map(|r| r.prefix.as_str())
+                .collect::<Vec<_>>(),
+            ["quay"]
+        );
+        assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+        assert!(
+            report.errors[0].contains("\"Quay Mirror\""),
+            "{:?}",
+            report.errors
+        );
+        assert_eq!(report.not_found, ["gone"]);
     }
 
     #[tokio::test]

@@ -58,7 +58,23 @@ async fn every_finding_on_the_stack_with_metrics_read_back() {
             json!({"username": "u", "accessToken": "t"}),
         )
         .await;
+    // A working token stored 120 days ago: the secret itself was created (and last
+    // changed) just now, so only the value's version date shows its age.
+    let old_token = stack
+        .create_secret(
+            &format!("ecr-pullthroughcache/old-{id}"),
+            json!({"username": up.username, "accessToken": up.password}),
+        )
+        .await;
+    let aged = stack
+        .control(
+            "secrets/age",
+            json!({"name": old_token, "value_days_ago": 120}),
+        )
+        .await;
+    assert_eq!(aged["changed"], 1, "{aged}");
     stack.create_rule("hub-good", DOCKER, Some(&good)).await;
+    stack.create_rule("hub-old", DOCKER, Some(&old_token)).await;
     stack
         .create_rule("hub-password", DOCKER, Some(&wrong_password))
         .await;
@@ -124,7 +140,14 @@ async fn every_finding_on_the_stack_with_metrics_read_back() {
     };
     let codes = |p: &str| by(p).findings.iter().map(|f| f.code).collect::<Vec<_>>();
     assert!(by("hub-good").valid, "{:?}", by("hub-good"));
-    assert!(by("hub-good").credential_age_days.is_some());
+    assert!(by("hub-good").credential_age_days.unwrap() < 1.0);
+    assert!(by("hub-good").findings.is_empty());
+    assert!(by("hub-old").valid, "an old token is a warning only");
+    assert_eq!(codes("hub-old"), ["credential-age"]);
+    assert_eq!(
+        by("hub-old").credential_age_days.map(f64::round),
+        Some(120.0)
+    );
     assert!(!by("hub-password").valid);
     assert!(
         by("hub-password")
@@ -157,7 +180,10 @@ async fn every_finding_on_the_stack_with_metrics_read_back() {
             .collect::<Vec<_>>(),
         ["ghcr"]
     );
-    assert_eq!(report.unexpected, ["hub-gone", "hub-keys", "hub-password"]);
+    assert_eq!(
+        report.unexpected,
+        ["hub-gone", "hub-keys", "hub-old", "hub-password"]
+    );
     assert_eq!(report.summary.invalid, 5);
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert!(
@@ -189,7 +215,13 @@ async fn every_finding_on_the_stack_with_metrics_read_back() {
     assert!(
         metric_sum(stack, &namespace, "CredentialAgeDays", Some("hub-good"))
             .await
-            .is_some()
+            .is_some_and(|days| days < 1.0)
+    );
+    assert_eq!(
+        metric_sum(stack, &namespace, "CredentialAgeDays", Some("hub-old"))
+            .await
+            .map(f64::round),
+        Some(120.0)
     );
 
     // CloudWatch refusing the metrics does not hide the results.
