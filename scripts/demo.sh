@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The demo: starts the local stack with the four rules of the seeds (quay, k8s, docker-hub
-# with a secret, ghcr), maps examples/watch-list.txt to cached image URIs, then validates
-# every rule and its credential secret, warms the watch list through the cache, and brings
-# the repositories the cache created to the desired settings (dry run, then fix).
+# with a secret, ghcr), maps examples/watch-list.txt to cached image URIs, validates every
+# rule and its credential secret (then again against expected rules, to show drift), warms
+# the watch list through the cache, brings the repositories the cache created to the
+# desired settings (dry run, then fix), and reports the cache's health.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -29,6 +30,13 @@ echo "== two references as JSON (--output json)"
 ./target/debug/ptc map --output json nginx:1.25 gcr.io/distroless/static || true
 echo "ptc map exited with $status (non-zero: the watch list has entries that cannot be cached, shown above)"
 echo
+echo "== ptc validate: every rule validated by ECR, its secret checked, metrics published"
+./target/debug/ptc validate || true
+echo
+echo "== ptc validate with the rules the platform team expects (PTC_RULES): drift is reported"
+PTC_RULES="quay=quay.io,k8s=registry.k8s.io,docker-hub=registry-1.docker.io+credential,ghcr=ghcr.io+credential,ecr-public=public.ecr.aws" \
+  ./target/debug/ptc validate --no-metrics || echo "(exit code $?: a rule is missing)"
+echo
 echo "== ptc prewarm: the watch list pulled through the cache (manifests, each platform, layers), verified in ECR"
 export PTC_WATCH_LIST="$(grep -v '^#' examples/watch-list.txt)"
 ./target/debug/ptc prewarm || echo "(exit code $?: entries that cannot be cached failed, with the reason)"
@@ -48,13 +56,6 @@ echo
 echo "== ptc fix again: nothing left to do"
 ./target/debug/ptc fix | tail -1 || true
 unset PTC_REPOSITORY_TAGS PTC_PULL_PRINCIPALS
-echo
-echo "== ptc validate: every rule validated by ECR, its secret checked, metrics published"
-./target/debug/ptc validate || true
-echo
-echo "== ptc validate with the rules the platform team expects (PTC_RULES): drift is reported"
-PTC_RULES="quay=quay.io,k8s=registry.k8s.io,docker-hub=registry-1.docker.io+credential,ghcr=ghcr.io+credential,ecr-public=public.ecr.aws" \
-  ./target/debug/ptc validate --no-metrics || echo "(exit code $?: a rule is missing)"
 echo
 echo "== ptc health: inventory and cost per prefix, watch-list coverage, outage readiness, metrics published"
 export PTC_WATCH_LIST="$(grep -v '^#' examples/watch-list.txt)"

@@ -17,6 +17,9 @@ use ptc_core::objects::SdkObjects;
 use ptc_core::registry::RegistryClient;
 use ptc_core::rules::RuleSet;
 use ptc_core::secrets::SdkSecrets;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 use validate_rules::job::Severity;
 use validate_rules::trigger::Trigger;
 
@@ -112,11 +115,13 @@ fn init_logs(verbose: u8) {
         1 => "info,ptc_core=debug",
         _ => "debug",
     };
-    let filter = ptc_core::logging::filter(default);
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_filter(ptc_core::logging::filter(default)),
+        )
         .init();
 }
 

@@ -10,6 +10,7 @@ fn ptc(args: &[&str], stdin: Option<&str>, env: &[(String, String)]) -> Output {
         .args(args)
         .env_remove("PTC_CONFIG_FILE")
         .env_remove("PTC_RULES")
+        .env_remove("PTC_LOG")
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -191,4 +192,6 @@ async fn without_rules_it_reads_the_registry() {
         "no pull-through cache rule for registry docker.io"
     );
     assert_eq!(out.status.code(), Some(1));
+    // Two AWS calls were made; without -v the SDK's own logs stay out of the terminal.
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }

@@ -1,7 +1,11 @@
-//! Benchmark: one validation run over 50 rules (the registry's maximum) on the local stack.
-//! Prints figures; asserts nothing about time.
+//! Benchmark: one validation run over 50 rules (the registry's maximum) on the local stack,
+//! at concurrency 1, 8 and 16. Prints figures; asserts nothing about time.
 //!
-//!     cargo run -p validate-rules --example bench_50_rules
+//!     cargo run -p validate-rules --example bench_50_rules -- [UPSTREAM_LATENCY_MS=0]
+//!
+//! ECR's validation authenticates to the upstream; the optional latency is added to every
+//! upstream request (the stand-in's Docker Hub makes three per validation: the challenge,
+//! the token service, the authenticated check), as a real upstream's round trips would be.
 
 use std::time::Instant;
 
@@ -15,9 +19,24 @@ use validate_rules::{Deps, Options, run};
 
 #[tokio::main]
 async fn main() {
+    let latency_ms: u64 = match std::env::args().nth(1) {
+        None => 0,
+        Some(arg) => arg
+            .parse()
+            .unwrap_or_else(|_| panic!("UPSTREAM_LATENCY_MS must be a number, got {arg:?}")),
+    };
     let started = Instant::now();
     let stack = Stack::start();
     println!("stack started in {:.1} s", started.elapsed().as_secs_f64());
+    for host in ["registry-1.docker.io", "quay.io", "registry.k8s.io"] {
+        stack
+            .control(
+                &format!("upstreams/{host}"),
+                json!({"latency_ms": latency_ms}),
+            )
+            .await;
+    }
+    println!("upstream latency: {latency_ms} ms per request");
     let sdk = stack.sdk_config().await;
     let ecr_client = aws_sdk_ecr::Client::new(&sdk);
     let sm = aws_sdk_secretsmanager::Client::new(&sdk);

@@ -35,7 +35,7 @@ async fn real_events_through_the_runtime_api() {
 
     let mut env = stack.env();
     env.push(("PTC_METRICS_NAMESPACE".into(), "PtcLambdaTest".into()));
-    env.push(("PTC_LOG".into(), "debug".into()));
+    // The default filter (info), as deployed.
     let lambda = Lambda::start(Path::new(env!("CARGO_BIN_EXE_validate-rules")), &env, 30);
 
     let scheduled = lambda.invoke(&fixture("scheduled-event.json")).await;
@@ -87,6 +87,10 @@ async fn real_events_through_the_runtime_api() {
         logs.lines()
             .any(|l| l.contains("\"level\":\"INFO\"") && l.contains("rule checked")),
         "structured JSON logs:\n{logs}"
+    );
+    assert!(
+        !logs.lines().any(|l| l.contains("\"level\":\"DEBUG\"")),
+        "at the default level no library logs its debug output:\n{logs}"
     );
     assert!(
         !logs.contains(up.password.as_deref().unwrap()),
