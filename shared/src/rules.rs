@@ -251,8 +251,10 @@ impl PtcRule {
             .filter(|p| !p.is_empty() && *p != Prefix::ROOT)
     }
 
-    /// Does this rule pull from the registry a reference names?
+    /// Does this rule pull from the registry a reference names? (`quay.io:443` is
+    /// `quay.io`: the HTTPS port every upstream uses.)
     fn serves_registry(&self, registry: &str) -> bool {
+        let registry = registry.strip_suffix(":443").unwrap_or(registry);
         let url = self.upstream_url.as_str();
         if registry == DOCKER_HUB {
             DOCKER_HUB_ALIASES.contains(&url)
@@ -288,6 +290,12 @@ pub enum RuleError {
     },
     #[error("no pull-through cache rule for registry {registry}")]
     NoRule { registry: String },
+    /// No rule, and the host is none of the upstreams ECR documents (a self-hosted registry,
+    /// or an upstream newer than this code: a rule for it would still be routed).
+    #[error(
+        "no pull-through cache rule for registry {registry}, which is not an upstream ECR pull-through cache is known to support (self-hosted registries are not supported)"
+    )]
+    UnknownRegistry { registry: String },
     #[error(
         "{reference}: repository {repository} is outside the upstream prefix {upstream_prefix} of rule {prefix}"
     )]
@@ -416,8 +424,16 @@ impl RuleSet {
                 reason,
             });
         }
-        Err(RuleError::NoRule {
-            registry: reference.registry.clone(),
+        let known = reference.registry == DOCKER_HUB
+            || UpstreamKind::from_url(reference.registry.trim_end_matches(":443")).is_some();
+        Err(if known {
+            RuleError::NoRule {
+                registry: reference.registry.clone(),
+            }
+        } else {
+            RuleError::UnknownRegistry {
+                registry: reference.registry.clone(),
+            }
         })
     }
 
@@ -576,14 +592,54 @@ mod tests {
                 "{err}"
             );
         }
-        let err = route("registry.example.com:5000/app:1").unwrap_err();
+        for host in [
+            "registry.example.com:5000",
+            "localhost:5000",
+            "10.0.0.7",
+            "cgr.dev",
+        ] {
+            let err = route(&format!("{host}/app:1")).unwrap_err();
+            assert_eq!(
+                err,
+                RuleError::UnknownRegistry {
+                    registry: host.into()
+                }
+            );
+            assert!(
+                err.to_string().contains(host) && err.to_string().contains("self-hosted"),
+                "{err}"
+            );
+        }
+        // A newer upstream with a rule is routed all the same.
+        let chainguard = PtcRule {
+            prefix: Prefix::parse("cgr").unwrap(),
+            upstream_url: "cgr.dev".into(),
+            kind: UpstreamKind::Other("chainguard".into()),
+            credential_arn: None,
+            custom_role_arn: None,
+            upstream_repository_prefix: None,
+        };
+        assert_eq!(
+            RuleSet::new(vec![chainguard])
+                .route(&ImageReference::parse("cgr.dev/chainguard/static:latest").unwrap())
+                .unwrap()
+                .repository,
+            "cgr/chainguard/static"
+        );
+        // The HTTPS port is the registry itself.
+        assert_eq!(
+            route("quay.io:443/coreos/etcd:v3").unwrap(),
+            format!("{REG}/quay/coreos/etcd:v3")
+        );
+        let err = RuleSet::new(vec![PtcRule::new("k8s", "registry.k8s.io").unwrap()])
+            .route(&ImageReference::parse("ghcr.io/a/b:1").unwrap())
+            .unwrap_err();
         assert_eq!(
             err,
             RuleError::NoRule {
-                registry: "registry.example.com:5000".into()
+                registry: "ghcr.io".into()
             }
         );
-        assert!(err.to_string().contains("registry.example.com:5000"));
         let err = RuleSet::new(vec![PtcRule::new("quay", "quay.io").unwrap()])
             .route(&ImageReference::parse("nginx").unwrap())
             .unwrap_err();
