@@ -110,8 +110,14 @@ pub fn parse(event: &Value) -> Result<Trigger, EventError> {
                 event,
                 &["detail", "requestParameters", "ecrRepositoryPrefix"],
             )?;
+            // A call that failed (`errorCode`) changed nothing, but the rule is checked all
+            // the same: the report then says which call it was.
+            let source = match event["detail"]["errorCode"].as_str() {
+                Some(code) => format!("CloudTrail {name} (the call failed: {code})"),
+                None => format!("CloudTrail {name}"),
+            };
             Ok(Trigger::Prefixes {
-                source: format!("CloudTrail {name}"),
+                source,
                 prefixes: vec![prefix.to_owned()],
             })
         }
@@ -180,6 +186,23 @@ mod tests {
                 }
                 other => panic!("{file}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn a_failed_rule_change_is_named_in_the_source() {
+        let mut event = fixture("cloudtrail-create-rule.json");
+        event["detail"]["errorCode"] = json!("SecretNotFoundException");
+        event["detail"]["responseElements"] = Value::Null;
+        match parse(&event).unwrap() {
+            Trigger::Prefixes { source, prefixes } => {
+                assert_eq!(prefixes, ["docker-hub"]);
+                assert_eq!(
+                    source,
+                    "CloudTrail CreatePullThroughCacheRule (the call failed: SecretNotFoundException)"
+                );
+            }
+            other => panic!("{other:?}"),
         }
     }
 
