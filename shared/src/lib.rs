@@ -7,6 +7,7 @@
 //! - [`ecr`], [`secrets`], [`metrics`]: port traits, aws-sdk adapters and in-memory fakes.
 //! - [`registry`]: the OCI distribution client.
 //! - [`objects`]: objects read from S3 (long watch lists).
+//! - [`events`]: EventBridge envelopes and the detail fields the jobs read.
 //!
 //! Each job's report type lives with the job (its fields are the job's own); they share the
 //! shape: entries with an outcome and a reason, a summary, run-level errors.
@@ -15,6 +16,7 @@ pub mod aws;
 pub mod config;
 pub mod deadline;
 pub mod ecr;
+pub mod events;
 pub mod logging;
 pub mod metrics;
 pub mod objects;

@@ -113,8 +113,7 @@ mod tests {
             tracing::trace!(target: "ptc_core::registry", "ours trace");
             tracing::trace!(target: "hyperlink", "not the http library");
         });
-        let out = seen.0.lock().unwrap().clone();
-        out
+        seen.0.lock().unwrap().clone()
     }
 
     #[test]

@@ -314,10 +314,10 @@ fn huge_events_are_refused_with_a_message() {
         nested = json!({"detail": nested, "padding": "y".repeat(80_000)});
     }
     let events = [
-        json!({"detail-type": "ECR Pull Through Cache Action", "detail": nested.clone()}),
+        json!({"detail-type": "ECR Pull Through Cache Action", "source": "aws.ecr", "detail": nested.clone()}),
         json!({"detail-type": big.clone()}),
         json!({"images": vec![big.clone(); 4]}),
-        json!({"detail-type": "AWS API Call via CloudTrail", "detail": {"eventName": "CreateRepository", "requestParameters": {"repositoryName": big}}}),
+        json!({"detail-type": "AWS API Call via CloudTrail", "source": "aws.ecr", "detail": {"eventName": "CreateRepository", "requestParameters": {"repositoryName": big}}}),
     ];
     let started = std::time::Instant::now();
     for event in &events {

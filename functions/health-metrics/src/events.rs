@@ -1,6 +1,7 @@
 //! "ECR Pull Through Cache Action" events to metrics: `CacheSyncSuccess` and
 //! `CacheSyncFailure` counts per prefix (and failure code).
 
+use ptc_core::events;
 use ptc_core::metrics::{MetricDatum, Unit};
 use ptc_core::rules::Prefix;
 use serde::Serialize;
@@ -24,24 +25,6 @@ pub struct SyncEvent {
     pub image: Option<String>,
 }
 
-fn text<'a>(event: &'a Value, path: &[&str]) -> Result<&'a str, String> {
-    let mut value = event;
-    for key in path {
-        value = value.get(key).ok_or_else(|| {
-            format!(
-                "malformed {DETAIL_TYPE} event: {} is missing",
-                path.join(".")
-            )
-        })?;
-    }
-    value.as_str().filter(|s| !s.is_empty()).ok_or_else(|| {
-        format!(
-            "malformed {DETAIL_TYPE} event: {} is not a non-empty string",
-            path.join(".")
-        )
-    })
-}
-
 /// A failure code becomes a dimension value, and each dimension value is a billed custom
 /// metric: keep codes that look like codes, fold anything else into `Other`.
 fn bounded_code(code: &str) -> String {
@@ -55,21 +38,30 @@ fn bounded_code(code: &str) -> String {
 /// Read a sync event. The status `SUCCESS` is a success; anything else is a failure (the
 /// failure status value is not documented).
 pub fn parse(event: &Value) -> Result<SyncEvent, String> {
-    let status = text(event, &["detail", "sync-status"])?.to_owned();
-    let prefix = text(event, &["detail", "ecr-repository-prefix"])?;
-    Prefix::parse(prefix).map_err(|e| format!("malformed {DETAIL_TYPE} event: {e}"))?;
-    let repository = text(event, &["detail", "repository-name"])?.to_owned();
+    let event = events::envelope(event)?;
+    if event.detail_type != DETAIL_TYPE {
+        return Err(format!(
+            "{}: detail-type {:?} is not {DETAIL_TYPE:?}",
+            events::REJECTED,
+            event.detail_type
+        ));
+    }
+    let text = |path: &[&str]| events::detail_text(&event, path);
+    let status = text(&["sync-status"])?.to_owned();
+    let prefix = text(&["ecr-repository-prefix"])?;
+    Prefix::parse(prefix).map_err(|e| format!("{}: {e}", events::REJECTED))?;
+    let repository = text(&["repository-name"])?.to_owned();
     let success = status == "SUCCESS";
     let failure_code = (!success).then(|| {
-        text(event, &["detail", "failure-code"])
+        text(&["failure-code"])
             .map(bounded_code)
             .unwrap_or_else(|_| "Unknown".into())
     });
-    let failure_reason = text(event, &["detail", "failure-reason"])
+    let failure_reason = text(&["failure-reason"])
         .ok()
         .map(|r| r.chars().take(500).collect());
-    let image = text(event, &["detail", "image-tag"])
-        .or_else(|_| text(event, &["detail", "image-digest"]))
+    let image = text(&["image-tag"])
+        .or_else(|_| text(&["image-digest"]))
         .ok()
         .map(|r| format!("{repository}:{r}"));
     Ok(SyncEvent {
@@ -160,7 +152,11 @@ mod tests {
             let mut bad = fixture("ptc-action-success.json");
             bad["detail"][path] = value;
             let err = parse(&bad).unwrap_err();
-            assert!(err.contains(DETAIL_TYPE), "{path}: {err}");
+            assert!(err.starts_with(events::REJECTED), "{path}: {err}");
+            assert!(
+                err.contains(path) || err.contains("Not A Prefix"),
+                "{path}: {err}"
+            );
         }
         assert!(parse(&json!({"detail": "x"})).is_err());
     }

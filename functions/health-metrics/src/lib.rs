@@ -378,9 +378,13 @@ pub async fn handle(
     if object.is_empty() {
         return run(deps, options, "invocation {}", now).await;
     }
-    match object.get("detail-type").and_then(Value::as_str) {
-        Some("Scheduled Event") => run(deps, options, "schedule", now).await,
-        Some(events::DETAIL_TYPE) => match events::parse(event) {
+    let envelope = match ptc_core::events::envelope(event) {
+        Ok(envelope) => envelope,
+        Err(err) => return rejected(now, err),
+    };
+    match envelope.detail_type.as_str() {
+        "Scheduled Event" => run(deps, options, "schedule", now).await,
+        events::DETAIL_TYPE => match events::parse(event) {
             Ok(sync) => {
                 let mut report = HealthReport::empty("pull-through cache sync event", now);
                 if !sync.success {
@@ -392,13 +396,13 @@ pub async fn handle(
             }
             Err(err) => rejected(now, err),
         },
-        Some(other) => rejected(
+        other => rejected(
             now,
             format!(
-                "unsupported or malformed event: detail-type {other:?} is not one this function handles"
+                "{}: detail-type {other:?} is not one this function handles",
+                ptc_core::events::REJECTED
             ),
         ),
-        None => rejected(now, "unsupported or malformed event: no detail-type".into()),
     }
 }
 

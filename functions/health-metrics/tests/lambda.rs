@@ -76,7 +76,7 @@ async fn sync_events_become_counts_and_the_schedule_runs_the_inventory() {
 
     let bad = lambda
         .invoke(
-            &json!({"detail-type": "ECR Pull Through Cache Action", "detail": {"sync-status": 7}}),
+            &json!({"detail-type": "ECR Pull Through Cache Action", "source": "aws.ecr", "detail": {"sync-status": 7}}),
         )
         .await;
     assert!(

@@ -2,6 +2,7 @@
 //! repositories events name. Events arrive at least once and in any order: the sweep of a
 //! named repository is idempotent, so a second delivery changes nothing.
 
+use ptc_core::events;
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,24 +20,6 @@ impl Trigger {
             | Self::Nothing { source } => source,
         }
     }
-}
-
-fn text<'a>(event: &'a Value, path: &[&str]) -> Result<&'a str, String> {
-    let mut current = event;
-    for key in path {
-        current = current.get(key).ok_or_else(|| {
-            format!(
-                "unsupported or malformed event: missing field {}",
-                path.join(".")
-            )
-        })?;
-    }
-    current.as_str().filter(|s| !s.is_empty()).ok_or_else(|| {
-        format!(
-            "unsupported or malformed event: field {} is not a non-empty string",
-            path.join(".")
-        )
-    })
 }
 
 pub fn parse(event: &Value) -> Result<Trigger, String> {
@@ -66,37 +49,41 @@ pub fn parse(event: &Value) -> Result<Trigger, String> {
         source: source.to_owned(),
         names: vec![name.to_owned()],
     };
-    match text(event, &["detail-type"])? {
+    let event = events::envelope(event)?;
+    let field = |path: &[&str]| events::detail_text(&event, path);
+    match event.detail_type.as_str() {
         "Scheduled Event" => Ok(Trigger::Sweep {
             source: "schedule".into(),
         }),
         "AWS Service Event via CloudTrail" => {
-            let name = text(event, &["detail", "eventName"])?;
+            let name = field(&["eventName"])?;
             if name != "CreateRepository" {
                 return Err(format!(
-                    "unsupported or malformed event: service event {name} is not CreateRepository"
+                    "{}: service event {name} is not CreateRepository",
+                    events::REJECTED
                 ));
             }
             Ok(one(
                 "CloudTrail service event CreateRepository",
-                text(event, &["detail", "serviceEventDetails", "repositoryName"])?,
+                field(&["serviceEventDetails", "repositoryName"])?,
             ))
         }
         "AWS API Call via CloudTrail" => {
-            let name = text(event, &["detail", "eventName"])?;
+            let name = field(&["eventName"])?;
             if name != "CreateRepository" {
                 return Err(format!(
-                    "unsupported or malformed event: API call {name} is not CreateRepository"
+                    "{}: API call {name} is not CreateRepository",
+                    events::REJECTED
                 ));
             }
             Ok(one(
                 "CloudTrail API call CreateRepository",
-                text(event, &["detail", "requestParameters", "repositoryName"])?,
+                field(&["requestParameters", "repositoryName"])?,
             ))
         }
         "ECR Pull Through Cache Action" => {
-            let status = text(event, &["detail", "sync-status"])?;
-            let repository = text(event, &["detail", "repository-name"])?;
+            let status = field(&["sync-status"])?;
+            let repository = field(&["repository-name"])?;
             if status == "SUCCESS" {
                 Ok(one("pull-through cache sync", repository))
             } else {
@@ -148,7 +135,8 @@ mod tests {
     fn schedules_sweep_and_failures_do_nothing() {
         assert!(matches!(parse(&json!({})).unwrap(), Trigger::Sweep { .. }));
         assert!(matches!(
-            parse(&json!({"detail-type": "Scheduled Event", "detail": {}})).unwrap(),
+            parse(&json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}))
+                .unwrap(),
             Trigger::Sweep { .. }
         ));
         let mut failure = fixture("ptc-action-success.json");
@@ -162,14 +150,21 @@ mod tests {
             (json!(3), "JSON object"),
             (json!({"repositories": [1]}), "array of strings"),
             (
-                json!({"detail-type": "AWS API Call via CloudTrail", "detail": {"eventName": "DeleteRepository"}}),
+                json!({"detail-type": "AWS API Call via CloudTrail", "source": "aws.ecr", "detail": {"eventName": "DeleteRepository"}}),
                 "DeleteRepository",
             ),
             (
-                json!({"detail-type": "AWS Service Event via CloudTrail", "detail": {"eventName": "CreateRepository"}}),
-                "serviceEventDetails.repositoryName",
+                json!({"detail-type": "AWS Service Event via CloudTrail", "source": "aws.ecr", "detail": {"eventName": "CreateRepository"}}),
+                "missing field detail.serviceEventDetails.repositoryName",
             ),
-            (json!({"detail-type": "Something Else"}), "Something Else"),
+            (
+                json!({"detail-type": "Something Else", "source": "x", "detail": {}}),
+                "Something Else",
+            ),
+            (
+                json!({"detail-type": "Scheduled Event"}),
+                "missing field source",
+            ),
         ] {
             let err = parse(&event).unwrap_err();
             assert!(err.contains(expected), "{event}: {err}");

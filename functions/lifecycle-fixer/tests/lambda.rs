@@ -85,7 +85,7 @@ async fn events_through_the_runtime_api_are_idempotent() {
     assert_eq!(sweep["summary"]["scanned"], 3, "{sweep}");
     assert_eq!(sweep["summary"]["non_compliant"], 0, "{sweep}");
 
-    let bad = lambda.invoke(&json!({"detail-type": "AWS API Call via CloudTrail", "detail": {"eventName": "DeleteRepository"}})).await;
+    let bad = lambda.invoke(&json!({"detail-type": "AWS API Call via CloudTrail", "source": "aws.ecr", "detail": {"eventName": "DeleteRepository"}})).await;
     assert!(
         bad["errors"][0]
             .as_str()

@@ -54,12 +54,19 @@ pub fn parse_event(event: &Value) -> Result<(String, Vec<String>), String> {
             })?;
         return Ok(("on-demand list".into(), images));
     }
-    match object.get("detail-type").and_then(Value::as_str) {
-        Some("Scheduled Event") => Ok(("schedule".into(), Vec::new())),
-        Some(other) => Err(format!(
-            "unsupported or malformed event: detail-type {other:?} is not one this function handles"
+    if !object.contains_key("detail-type") {
+        return Err(format!(
+            "{}: neither images nor a scheduled event",
+            ptc_core::events::REJECTED
+        ));
+    }
+    let event = ptc_core::events::envelope(event)?;
+    match event.detail_type.as_str() {
+        "Scheduled Event" => Ok(("schedule".into(), Vec::new())),
+        other => Err(format!(
+            "{}: detail-type {other:?} is not one this function handles",
+            ptc_core::events::REJECTED
         )),
-        None => Err("unsupported or malformed event: neither images nor a scheduled event".into()),
     }
 }
 
@@ -118,9 +125,19 @@ mod tests {
                 .contains("array of strings")
         );
         assert!(
-            parse_event(&json!({"detail-type": "Other"}))
+            parse_event(&json!({"detail-type": "Other", "source": "x", "detail": {}}))
                 .unwrap_err()
-                .contains("Other")
+                .contains("\"Other\" is not one")
+        );
+        assert!(
+            parse_event(&json!({"detail-type": "Scheduled Event"}))
+                .unwrap_err()
+                .contains("missing field source")
+        );
+        assert!(
+            parse_event(&json!({"image": ["nginx"]}))
+                .unwrap_err()
+                .contains("neither images nor a scheduled event")
         );
         assert!(parse_event(&json!([1])).is_err());
     }

@@ -9,6 +9,7 @@
 //!
 //! Anything else is an error value naming what is wrong; the handler reports it.
 
+use ptc_core::events;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -42,30 +43,20 @@ impl Trigger {
     }
 }
 
+/// What is wrong with a payload; the message starts with [`events::REJECTED`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unsupported or malformed event: {0}")]
+#[error("{0}")]
 pub struct EventError(pub String);
 
-fn text<'a>(value: &'a Value, path: &[&str]) -> Result<&'a str, EventError> {
-    let mut current = value;
-    for key in path {
-        current = current
-            .get(key)
-            .ok_or_else(|| EventError(format!("missing field {}", path.join("."))))?;
-    }
-    current.as_str().filter(|s| !s.is_empty()).ok_or_else(|| {
-        EventError(format!(
-            "field {} is not a non-empty string",
-            path.join(".")
-        ))
-    })
+fn rejected(what: impl std::fmt::Display) -> EventError {
+    EventError(format!("{}: {what}", events::REJECTED))
 }
 
 /// Read the trigger from an invocation payload.
 pub fn parse(event: &Value) -> Result<Trigger, EventError> {
     let object = event
         .as_object()
-        .ok_or_else(|| EventError(format!("expected a JSON object, got {}", kind_of(event))))?;
+        .ok_or_else(|| rejected(format!("expected a JSON object, got {}", kind_of(event))))?;
     if object.is_empty() {
         return Ok(Trigger::All {
             source: "invocation {}".into(),
@@ -74,13 +65,13 @@ pub fn parse(event: &Value) -> Result<Trigger, EventError> {
     if let Some(prefixes) = object.get("prefixes") {
         let list = prefixes
             .as_array()
-            .ok_or_else(|| EventError("prefixes must be an array of strings".into()))?;
+            .ok_or_else(|| rejected("prefixes must be an array of strings"))?;
         let prefixes = list
             .iter()
             .map(|p| {
                 p.as_str()
                     .map(str::to_owned)
-                    .ok_or_else(|| EventError("prefixes must be an array of strings".into()))
+                    .ok_or_else(|| rejected("prefixes must be an array of strings"))
             })
             .collect::<Result<Vec<_>, _>>()?;
         return Ok(if prefixes.is_empty() {
@@ -94,25 +85,23 @@ pub fn parse(event: &Value) -> Result<Trigger, EventError> {
             }
         });
     }
-    let detail_type = text(event, &["detail-type"])?;
-    match detail_type {
+    let event = events::envelope(event).map_err(EventError)?;
+    let field = |path: &[&str]| events::detail_text(&event, path).map_err(EventError);
+    match event.detail_type.as_str() {
         "Scheduled Event" => Ok(Trigger::All {
             source: "schedule".into(),
         }),
         "AWS API Call via CloudTrail" => {
-            let name = text(event, &["detail", "eventName"])?;
+            let name = field(&["eventName"])?;
             if !RULE_EVENTS.contains(&name) {
-                return Err(EventError(format!(
+                return Err(rejected(format!(
                     "CloudTrail event {name} is not a pull-through cache rule change"
                 )));
             }
-            let prefix = text(
-                event,
-                &["detail", "requestParameters", "ecrRepositoryPrefix"],
-            )?;
+            let prefix = field(&["requestParameters", "ecrRepositoryPrefix"])?;
             // A call that failed (`errorCode`) changed nothing, but the rule is checked all
             // the same: the report then says which call it was.
-            let source = match event["detail"]["errorCode"].as_str() {
+            let source = match event.detail["errorCode"].as_str() {
                 Some(code) => format!("CloudTrail {name} (the call failed: {code})"),
                 None => format!("CloudTrail {name}"),
             };
@@ -122,8 +111,8 @@ pub fn parse(event: &Value) -> Result<Trigger, EventError> {
             })
         }
         "ECR Pull Through Cache Action" => {
-            let status = text(event, &["detail", "sync-status"])?;
-            let prefix = text(event, &["detail", "ecr-repository-prefix"])?;
+            let status = field(&["sync-status"])?;
+            let prefix = field(&["ecr-repository-prefix"])?;
             if status == "SUCCESS" {
                 Ok(Trigger::Nothing {
                     source: format!("pull-through cache sync SUCCESS for {prefix}"),
@@ -135,7 +124,7 @@ pub fn parse(event: &Value) -> Result<Trigger, EventError> {
                 })
             }
         }
-        other => Err(EventError(format!(
+        other => Err(rejected(format!(
             "detail-type {other:?} is not one this function handles"
         ))),
     }
@@ -239,31 +228,36 @@ mod tests {
             (json!([1, 2]), "an array"),
             (json!("x"), "a string"),
             (
-                json!({"detail-type": "EC2 Instance State-change Notification", "detail": {}}),
+                json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}}),
                 "EC2 Instance",
             ),
             (json!({"source": "aws.ecr"}), "missing field detail-type"),
             (json!({"detail-type": 7}), "detail-type is not"),
             (
-                json!({"detail-type": "AWS API Call via CloudTrail", "detail": {"eventName": "PutImage"}}),
+                json!({"detail-type": "AWS API Call via CloudTrail", "source": "aws.ecr", "detail": {"eventName": "PutImage"}}),
                 "PutImage",
             ),
             (
-                json!({"detail-type": "AWS API Call via CloudTrail", "detail": {"eventName": "CreatePullThroughCacheRule"}}),
-                "requestParameters.ecrRepositoryPrefix",
+                json!({"detail-type": "AWS API Call via CloudTrail", "source": "aws.ecr", "detail": {"eventName": "CreatePullThroughCacheRule"}}),
+                "missing field detail.requestParameters.ecrRepositoryPrefix",
             ),
             (
-                json!({"detail-type": "ECR Pull Through Cache Action", "detail": {"sync-status": "FAILURE"}}),
-                "ecr-repository-prefix",
+                json!({"detail-type": "ECR Pull Through Cache Action", "source": "aws.ecr", "detail": {"sync-status": "FAILURE"}}),
+                "missing field detail.ecr-repository-prefix",
             ),
             (
-                json!({"detail-type": "ECR Pull Through Cache Action", "detail": {"sync-status": 3, "ecr-repository-prefix": "q"}}),
-                "sync-status",
+                json!({"detail-type": "ECR Pull Through Cache Action", "source": "aws.ecr", "detail": {"sync-status": 3, "ecr-repository-prefix": "q"}}),
+                "field detail.sync-status is not a non-empty string",
+            ),
+            (
+                json!({"detail-type": "Scheduled Event", "source": "aws.events"}),
+                "missing field `detail`",
             ),
         ];
         for (event, expected) in cases {
             let err = parse(&event).unwrap_err().to_string();
             assert!(err.contains(expected), "{event}: {err}");
+            assert!(err.starts_with("unsupported or malformed event: "), "{err}");
         }
     }
 }
