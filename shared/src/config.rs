@@ -197,6 +197,8 @@ pub struct Settings {
     pub aws_timeout: Duration,
     pub http_timeout: Duration,
     pub log_format: LogFormat,
+    /// `PTC_LOG`: a `tracing` filter, checked at start-up; none means each program's default.
+    pub log_filter: Option<String>,
     /// Warn when a rule's credential secret has not changed for this many days.
     pub credential_max_age_days: u32,
     /// What a prewarm pull fetches.
@@ -647,6 +649,14 @@ impl Settings {
                 }),
         };
 
+        let log_filter = match env("PTC_LOG") {
+            Some(v) => {
+                crate::logging::check_filter(&v).map_err(|e| invalid("PTC_LOG", &v, e))?;
+                Some(v)
+            }
+            None => None,
+        };
+
         let credential_max_age_days = number(
             "PTC_CREDENTIAL_MAX_AGE_DAYS",
             file.credential_max_age_days.map(u64::from),
@@ -804,6 +814,7 @@ impl Settings {
             aws_timeout,
             http_timeout,
             log_format,
+            log_filter,
             credential_max_age_days,
             prewarm_mode,
             ratelimit_floor,
@@ -887,6 +898,7 @@ mod tests {
             ["linux/amd64", "linux/arm64"]
         );
         assert_eq!(s.log_format, LogFormat::Text);
+        assert_eq!(s.log_filter, None);
         assert_eq!(s.credential_max_age_days, 90);
         assert_eq!(
             (s.prewarm_mode, s.ratelimit_floor, s.discovery_days),
@@ -923,6 +935,7 @@ mod tests {
             ("PTC_AWS_TIMEOUT_SECS", "10"),
             ("PTC_HTTP_TIMEOUT_SECS", "5"),
             ("PTC_LOG_FORMAT", "json"),
+            ("PTC_LOG", "warn,ptc_core=debug"),
             ("PTC_CREDENTIAL_MAX_AGE_DAYS", "30"),
             ("PTC_PREWARM_MODE", "manifests"),
             ("PTC_RATELIMIT_FLOOR", "25"),
@@ -957,6 +970,7 @@ mod tests {
         assert_eq!((s.concurrency, s.aws_max_attempts), (4, 3));
         assert_eq!((s.aws_timeout.as_secs(), s.http_timeout.as_secs()), (10, 5));
         assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.log_filter.as_deref(), Some("warn,ptc_core=debug"));
         assert_eq!(s.credential_max_age_days, 30);
         assert_eq!(
             (s.prewarm_mode, s.ratelimit_floor, s.discovery_days),
@@ -979,6 +993,7 @@ mod tests {
             ("PTC_RULES", "quay=quay.io,quay=quay.io"),
             ("PTC_PLATFORMS", "amd64"),
             ("PTC_LOG_FORMAT", "xml"),
+            ("PTC_LOG", "=[bad"),
             ("PTC_CREDENTIAL_MAX_AGE_DAYS", "0"),
             ("PTC_PREWARM_MODE", "all"),
             ("PTC_DISCOVERY_DAYS", "1000"),

@@ -63,7 +63,7 @@ impl AwsClients {
 /// clients built from it.
 pub async fn lambda_start(function: &str) -> Result<(Settings, AwsClients), config::ConfigError> {
     let settings = Settings::load().inspect_err(|e| eprintln!("{function}: {e}"))?;
-    logging::init(settings.log_format);
+    logging::init(settings.log_format, settings.log_filter.as_deref());
     let sdk = aws::load_sdk_config(&aws::AwsOptions::from_settings(&settings)).await;
     let clients = AwsClients::new(&sdk);
     Ok((settings, clients))

@@ -35,15 +35,18 @@ fn capped(target: &str) -> bool {
     })
 }
 
-/// `PTC_LOG` (`tracing` syntax), else `default`; the libraries above never log at `trace`.
-pub fn filter<S>(default: &str) -> impl Filter<S> + Send + Sync + use<S>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    filter_from(std::env::var("PTC_LOG").ok().as_deref(), default)
+/// Whether `spec` is a filter in `tracing` syntax; the settings check `PTC_LOG` with it, so
+/// that a filter that cannot be read stops start-up instead of being ignored.
+pub fn check_filter(spec: &str) -> Result<(), String> {
+    EnvFilter::try_new(spec)
+        .map(drop)
+        .map_err(|e| format!("not a log filter: {e}"))
 }
 
-fn filter_from<S>(spec: Option<&str>, default: &str) -> impl Filter<S> + Send + Sync + use<S>
+/// `spec` (the settings' `PTC_LOG`, `tracing` syntax), else `default`; the libraries above
+/// never log at `trace`. A `spec` that cannot be read (the settings refuse it first) is
+/// replaced by `default`.
+pub fn filter<S>(spec: Option<&str>, default: &str) -> impl Filter<S> + Send + Sync + use<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
@@ -55,7 +58,8 @@ where
     }))
 }
 
-pub fn init(format: LogFormat) {
+/// The Lambdas' logs: `format` from the settings, `filter` their `PTC_LOG`, else `info`.
+pub fn init(format: LogFormat, filter_spec: Option<&str>) {
     let layer = tracing_subscriber::fmt::layer().with_target(false);
     // A second init (tests) keeps the first subscriber.
     let _ = match format {
@@ -65,11 +69,15 @@ pub fn init(format: LogFormat) {
                     .json()
                     .flatten_event(true)
                     .with_current_span(false)
-                    .with_filter(filter("info")),
+                    .with_filter(filter(filter_spec, "info")),
             )
             .try_init(),
         LogFormat::Text => tracing_subscriber::registry()
-            .with(layer.with_ansi(false).with_filter(filter("info")))
+            .with(
+                layer
+                    .with_ansi(false)
+                    .with_filter(filter(filter_spec, "info")),
+            )
             .try_init(),
     };
 }
@@ -102,8 +110,7 @@ mod tests {
 
     fn seen_with(spec: Option<&str>, default: &str) -> Vec<String> {
         let seen = Seen::default();
-        let subscriber =
-            Registry::default().with(seen.clone().with_filter(filter_from(spec, default)));
+        let subscriber = Registry::default().with(seen.clone().with_filter(filter(spec, default)));
         tracing::subscriber::with_default(subscriber, || {
             tracing::debug!(target: "aws_smithy_runtime::client", "sdk debug");
             tracing::trace!(target: "aws_smithy_runtime::client", "sdk trace");
@@ -146,5 +153,7 @@ mod tests {
     #[test]
     fn a_filter_that_cannot_be_read_falls_back_to_the_default() {
         assert_eq!(seen_with(Some("=[bad"), "warn"), ["aws_config WARN"]);
+        assert!(check_filter("=[bad").is_err());
+        assert!(check_filter("warn,ptc_core=debug").is_ok());
     }
 }

@@ -36,7 +36,7 @@ struct Cli {
     /// table for people, json for machines.
     #[arg(long, global = true, value_enum, default_value = "table")]
     output: OutputFormat,
-    /// More log lines on stderr (-v debug, -vv trace).
+    /// More log lines on stderr (-v: info, ptc's own debug; -vv: debug). PTC_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
     #[command(subcommand)]
@@ -109,7 +109,8 @@ enum Command {
     },
 }
 
-fn init_logs(verbose: u8) {
+/// Logs on stderr: `PTC_LOG` (from the settings) when set, else the level `-v` asks for.
+fn init_logs(verbose: u8, filter_spec: Option<&str>) {
     let default = match verbose {
         0 => "warn",
         1 => "info,ptc_core=debug",
@@ -120,7 +121,7 @@ fn init_logs(verbose: u8) {
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::stderr().is_terminal())
-                .with_filter(ptc_core::logging::filter(default)),
+                .with_filter(ptc_core::logging::filter(filter_spec, default)),
         )
         .init();
 }
@@ -128,7 +129,6 @@ fn init_logs(verbose: u8) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(cli.verbose);
     let config_file = cli.config.clone();
     let settings = match Settings::from_sources(|name| {
         if name == "PTC_CONFIG_FILE" && config_file.is_some() {
@@ -143,6 +143,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    init_logs(cli.verbose, settings.log_filter.as_deref());
     match run(cli, settings).await {
         Ok(code) => code,
         Err(message) => {

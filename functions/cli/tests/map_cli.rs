@@ -156,6 +156,26 @@ fn bad_rules_and_settings_stop_with_a_message_naming_them() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("PTC_CONCURRENCY"));
+    // A log filter that cannot be read is a bad setting too, not a silent `warn`.
+    let out = ptc(
+        &[
+            "map",
+            "--rule",
+            "quay=quay.io",
+            "--registry",
+            REGISTRY,
+            "nginx",
+        ],
+        None,
+        &[("PTC_LOG".into(), "=[bad".into())],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("setting PTC_LOG: invalid value \"=[bad\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout(&out), "");
 }
 
 #[tokio::test(flavor = "multi_thread")]
