@@ -184,10 +184,13 @@ impl ImageReference {
                 host: registry,
             });
         }
-        let registry = if DOCKER_HUB_ALIASES.contains(&registry.as_str()) {
+        // `host:443` is `host`: the HTTPS port every registry listens on. Normalised here,
+        // before the Docker Hub aliases, so that `docker.io:443/nginx` is `library/nginx`.
+        let host = registry.strip_suffix(":443").unwrap_or(&registry);
+        let registry = if DOCKER_HUB_ALIASES.contains(&host) {
             DOCKER_HUB.to_owned()
         } else {
-            registry
+            host.to_owned()
         };
         let mut repository = path.to_owned();
         if registry == DOCKER_HUB && !repository.contains('/') {
@@ -389,6 +392,19 @@ mod tests {
                     Some(s("10.4.0")),
                     None,
                 ),
+            ),
+            // The HTTPS port is the host itself, Docker Hub's aliases included.
+            (
+                s("docker.io:443/nginx"),
+                (s("docker.io"), s("library/nginx"), Some(s("latest")), None),
+            ),
+            (
+                s("Index.Docker.IO:443/nginx:1.25"),
+                (s("docker.io"), s("library/nginx"), Some(s("1.25")), None),
+            ),
+            (
+                s("quay.io:443/coreos/etcd:v3"),
+                (s("quay.io"), s("coreos/etcd"), Some(s("v3")), None),
             ),
             (
                 s("registry.hub.docker.com/bitnami/redis"),

@@ -251,10 +251,9 @@ impl PtcRule {
             .filter(|p| !p.is_empty() && *p != Prefix::ROOT)
     }
 
-    /// Does this rule pull from the registry a reference names? (`quay.io:443` is
-    /// `quay.io`: the HTTPS port every upstream uses.)
+    /// Does this rule pull from the registry a reference names? (References come with
+    /// `host:443` already read as `host`.)
     fn serves_registry(&self, registry: &str) -> bool {
-        let registry = registry.strip_suffix(":443").unwrap_or(registry);
         let url = self.upstream_url.as_str();
         if registry == DOCKER_HUB {
             DOCKER_HUB_ALIASES.contains(&url)
@@ -425,7 +424,7 @@ impl RuleSet {
             });
         }
         let known = reference.registry == DOCKER_HUB
-            || UpstreamKind::from_url(reference.registry.trim_end_matches(":443")).is_some();
+            || UpstreamKind::from_url(&reference.registry).is_some();
         Err(if known {
             RuleError::NoRule {
                 registry: reference.registry.clone(),
