@@ -7,22 +7,55 @@
 
 pub use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::Deserialize as _;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// The start of every message about a payload a function cannot use.
 pub const REJECTED: &str = "unsupported or malformed event";
 
+/// The message for a payload a function cannot use: [`REJECTED`], then what is wrong.
+pub fn rejected(what: impl std::fmt::Display) -> String {
+    format!("{REJECTED}: {what}")
+}
+
+/// The payload as a JSON object: plain invocations and EventBridge envelopes both are.
+pub fn object(event: &Value) -> Result<&Map<String, Value>, String> {
+    event
+        .as_object()
+        .ok_or_else(|| rejected(format!("expected a JSON object, got {}", kind_of(event))))
+}
+
+/// A plain invocation's list (`{"images": [...]}` and the like), named `key` in errors.
+pub fn string_list(list: &Value, key: &str) -> Result<Vec<String>, String> {
+    list.as_array()
+        .and_then(|items| {
+            items
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+        })
+        .ok_or_else(|| rejected(format!("{key} must be an array of strings")))
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// The EventBridge envelope of a payload (`detail-type`, `source`, `detail`, `time`, ...).
 pub fn envelope(event: &Value) -> Result<EventBridgeEvent<Value>, String> {
-    if !event.is_object() {
-        return Err(format!("{REJECTED}: expected a JSON object"));
-    }
+    object(event)?;
     EventBridgeEvent::<Value>::deserialize(event).map_err(|err| {
         // serde's message does not always name the field: name it where we can.
         ["detail-type", "source"]
             .iter()
             .find_map(|field| text(event, &[field]).err())
-            .unwrap_or_else(|| format!("{REJECTED}: not an EventBridge event: {err}"))
+            .unwrap_or_else(|| rejected(format!("not an EventBridge event: {err}")))
     })
 }
 
@@ -42,10 +75,10 @@ pub fn detail_text<'a>(
 fn string_at<'a>(value: &'a Value, path: &[&str], shown: &str) -> Result<&'a str, String> {
     path.iter()
         .try_fold(value, |current, key| current.get(key))
-        .ok_or_else(|| format!("{REJECTED}: missing field {shown}"))?
+        .ok_or_else(|| rejected(format!("missing field {shown}")))?
         .as_str()
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| format!("{REJECTED}: field {shown} is not a non-empty string"))
+        .ok_or_else(|| rejected(format!("field {shown} is not a non-empty string")))
 }
 
 #[cfg(test)]
@@ -76,6 +109,27 @@ mod tests {
             detail_text(&envelope, &["empty"]).unwrap_err(),
             "unsupported or malformed event: field detail.empty is not a non-empty string"
         );
+    }
+
+    #[test]
+    fn plain_invocations_are_objects_with_lists_of_strings() {
+        assert_eq!(
+            object(&json!([1])).unwrap_err(),
+            "unsupported or malformed event: expected a JSON object, got an array"
+        );
+        assert!(object(&json!({})).unwrap().is_empty());
+        assert_eq!(
+            string_list(&json!(["a", "b"]), "images").unwrap(),
+            ["a", "b"]
+        );
+        assert!(string_list(&json!([]), "images").unwrap().is_empty());
+        for bad in [json!("a"), json!(["a", 1]), json!({"a": 1}), Value::Null] {
+            assert_eq!(
+                string_list(&bad, "images").unwrap_err(),
+                "unsupported or malformed event: images must be an array of strings",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

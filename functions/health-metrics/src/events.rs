@@ -1,7 +1,7 @@
 //! "ECR Pull Through Cache Action" events to metrics: `CacheSyncSuccess` and
 //! `CacheSyncFailure` counts per prefix (and failure code).
 
-use ptc_core::events;
+use ptc_core::events::{self, EventBridgeEvent};
 use ptc_core::metrics::{MetricDatum, Unit};
 use ptc_core::rules::Prefix;
 use serde::Serialize;
@@ -38,18 +38,21 @@ fn bounded_code(code: &str) -> String {
 /// Read a sync event. The status `SUCCESS` is a success; anything else is a failure (the
 /// failure status value is not documented).
 pub fn parse(event: &Value) -> Result<SyncEvent, String> {
-    let event = events::envelope(event)?;
+    from_envelope(&events::envelope(event)?)
+}
+
+/// [`parse`], for an envelope the caller has already read.
+pub fn from_envelope(event: &EventBridgeEvent<Value>) -> Result<SyncEvent, String> {
     if event.detail_type != DETAIL_TYPE {
-        return Err(format!(
-            "{}: detail-type {:?} is not {DETAIL_TYPE:?}",
-            events::REJECTED,
+        return Err(events::rejected(format!(
+            "detail-type {:?} is not {DETAIL_TYPE:?}",
             event.detail_type
-        ));
+        )));
     }
-    let text = |path: &[&str]| events::detail_text(&event, path);
+    let text = |path: &[&str]| events::detail_text(event, path);
     let status = text(&["sync-status"])?.to_owned();
     let prefix = text(&["ecr-repository-prefix"])?;
-    Prefix::parse(prefix).map_err(|e| format!("{}: {e}", events::REJECTED))?;
+    Prefix::parse(prefix).map_err(events::rejected)?;
     let repository = text(&["repository-name"])?.to_owned();
     let success = status == "SUCCESS";
     let failure_code = (!success).then(|| {

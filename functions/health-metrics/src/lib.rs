@@ -369,11 +369,9 @@ pub async fn handle(
     event: &Value,
     now: OffsetDateTime,
 ) -> HealthReport {
-    let Some(object) = event.as_object() else {
-        return rejected(
-            now,
-            "unsupported or malformed event: expected a JSON object".into(),
-        );
+    let object = match ptc_core::events::object(event) {
+        Ok(object) => object,
+        Err(err) => return rejected(now, err),
     };
     if object.is_empty() {
         return run(deps, options, "invocation {}", now).await;
@@ -384,7 +382,7 @@ pub async fn handle(
     };
     match envelope.detail_type.as_str() {
         "Scheduled Event" => run(deps, options, "schedule", now).await,
-        events::DETAIL_TYPE => match events::parse(event) {
+        events::DETAIL_TYPE => match events::from_envelope(&envelope) {
             Ok(sync) => {
                 let mut report = HealthReport::empty("pull-through cache sync event", now);
                 if !sync.success {
@@ -398,10 +396,9 @@ pub async fn handle(
         },
         other => rejected(
             now,
-            format!(
-                "{}: detail-type {other:?} is not one this function handles",
-                ptc_core::events::REJECTED
-            ),
+            ptc_core::events::rejected(format!(
+                "detail-type {other:?} is not one this function handles"
+            )),
         ),
     }
 }

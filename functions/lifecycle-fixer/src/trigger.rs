@@ -23,26 +23,16 @@ impl Trigger {
 }
 
 pub fn parse(event: &Value) -> Result<Trigger, String> {
-    let object = event
-        .as_object()
-        .ok_or("unsupported or malformed event: expected a JSON object")?;
+    let object = events::object(event)?;
     if object.is_empty() {
         return Ok(Trigger::Sweep {
             source: "invocation {}".into(),
         });
     }
     if let Some(list) = object.get("repositories") {
-        let names = list
-            .as_array()
-            .and_then(|a| {
-                a.iter()
-                    .map(|v| v.as_str().map(str::to_owned))
-                    .collect::<Option<Vec<_>>>()
-            })
-            .ok_or("unsupported or malformed event: repositories must be an array of strings")?;
         return Ok(Trigger::Repositories {
             source: "invocation".into(),
-            names,
+            names: events::string_list(list, "repositories")?,
         });
     }
     let one = |source: &str, name: &str| Trigger::Repositories {
@@ -58,10 +48,9 @@ pub fn parse(event: &Value) -> Result<Trigger, String> {
         "AWS Service Event via CloudTrail" => {
             let name = field(&["eventName"])?;
             if name != "CreateRepository" {
-                return Err(format!(
-                    "{}: service event {name} is not CreateRepository",
-                    events::REJECTED
-                ));
+                return Err(events::rejected(format!(
+                    "service event {name} is not CreateRepository"
+                )));
             }
             Ok(one(
                 "CloudTrail service event CreateRepository",
@@ -71,10 +60,9 @@ pub fn parse(event: &Value) -> Result<Trigger, String> {
         "AWS API Call via CloudTrail" => {
             let name = field(&["eventName"])?;
             if name != "CreateRepository" {
-                return Err(format!(
-                    "{}: API call {name} is not CreateRepository",
-                    events::REJECTED
-                ));
+                return Err(events::rejected(format!(
+                    "API call {name} is not CreateRepository"
+                )));
             }
             Ok(one(
                 "CloudTrail API call CreateRepository",
@@ -94,9 +82,9 @@ pub fn parse(event: &Value) -> Result<Trigger, String> {
                 })
             }
         }
-        other => Err(format!(
-            "unsupported or malformed event: detail-type {other:?} is not one this function handles"
-        )),
+        other => Err(events::rejected(format!(
+            "detail-type {other:?} is not one this function handles"
+        ))),
     }
 }
 

@@ -35,38 +35,25 @@ impl Options {
 
 /// The trigger and the payload's images, or what is wrong with the payload.
 pub fn parse_event(event: &Value) -> Result<(String, Vec<String>), String> {
-    let object = event
-        .as_object()
-        .ok_or_else(|| "unsupported or malformed event: expected a JSON object".to_owned())?;
+    use ptc_core::events;
+    let object = events::object(event)?;
     if object.is_empty() {
         return Ok(("invocation {}".into(), Vec::new()));
     }
     if let Some(images) = object.get("images") {
-        let list = images.as_array().ok_or_else(|| {
-            "unsupported or malformed event: images must be an array of strings".to_owned()
-        })?;
-        let images = list
-            .iter()
-            .map(|v| v.as_str().map(str::to_owned))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| {
-                "unsupported or malformed event: images must be an array of strings".to_owned()
-            })?;
-        return Ok(("on-demand list".into(), images));
-    }
-    if !object.contains_key("detail-type") {
-        return Err(format!(
-            "{}: neither images nor a scheduled event",
-            ptc_core::events::REJECTED
+        return Ok((
+            "on-demand list".into(),
+            events::string_list(images, "images")?,
         ));
     }
-    let event = ptc_core::events::envelope(event)?;
-    match event.detail_type.as_str() {
+    if !object.contains_key("detail-type") {
+        return Err(events::rejected("neither images nor a scheduled event"));
+    }
+    match events::envelope(event)?.detail_type.as_str() {
         "Scheduled Event" => Ok(("schedule".into(), Vec::new())),
-        other => Err(format!(
-            "{}: detail-type {other:?} is not one this function handles",
-            ptc_core::events::REJECTED
-        )),
+        other => Err(events::rejected(format!(
+            "detail-type {other:?} is not one this function handles"
+        ))),
     }
 }
 

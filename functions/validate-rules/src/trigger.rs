@@ -49,31 +49,19 @@ impl Trigger {
 pub struct EventError(pub String);
 
 fn rejected(what: impl std::fmt::Display) -> EventError {
-    EventError(format!("{}: {what}", events::REJECTED))
+    EventError(events::rejected(what))
 }
 
 /// Read the trigger from an invocation payload.
 pub fn parse(event: &Value) -> Result<Trigger, EventError> {
-    let object = event
-        .as_object()
-        .ok_or_else(|| rejected(format!("expected a JSON object, got {}", kind_of(event))))?;
+    let object = events::object(event).map_err(EventError)?;
     if object.is_empty() {
         return Ok(Trigger::All {
             source: "invocation {}".into(),
         });
     }
     if let Some(prefixes) = object.get("prefixes") {
-        let list = prefixes
-            .as_array()
-            .ok_or_else(|| rejected("prefixes must be an array of strings"))?;
-        let prefixes = list
-            .iter()
-            .map(|p| {
-                p.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| rejected("prefixes must be an array of strings"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let prefixes = events::string_list(prefixes, "prefixes").map_err(EventError)?;
         return Ok(if prefixes.is_empty() {
             Trigger::All {
                 source: "invocation with an empty prefix list".into(),
@@ -127,17 +115,6 @@ pub fn parse(event: &Value) -> Result<Trigger, EventError> {
         other => Err(rejected(format!(
             "detail-type {other:?} is not one this function handles"
         ))),
-    }
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
