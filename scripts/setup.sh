@@ -2,6 +2,7 @@
 # Installs what the demo and the tests need on a fresh Debian machine:
 #   - Debian: docker-registry (CNCF distribution, the upstream registries), python3-venv;
 #   - a Python venv in .venv with the stack's requirements (moto server, cbor2, bcrypt);
+#   - the template's checkers: aws-sam-cli and cfn-lint in .venv-infra, checkov in .venv-checkov;
 #   - the Rust toolchain pinned in rust-toolchain.toml must already be there (rustup).
 # Safe to run again: it skips what is already installed.
 set -euo pipefail
@@ -47,6 +48,19 @@ want=$(sha256sum infra/requirements.txt | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: pip install -r infra/requirements.txt (aws-sam-cli, cfn-lint)"
   .venv-infra/bin/pip install -q --disable-pip-version-check -r infra/requirements.txt
+  echo "$want" > "$stamp"
+fi
+# checkov, the template's deploy-time rules, in a venv of its own: it pins boto3 and networkx
+# to versions that aws-sam-cli's do not mix with.
+if [ ! -x .venv-checkov/bin/python ]; then
+  echo "setup: creating .venv-checkov"
+  python3 -m venv .venv-checkov
+fi
+stamp=.venv-checkov/.requirements.sha
+want=$(sha256sum infra/requirements-checkov.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: pip install -r infra/requirements-checkov.txt (checkov)"
+  .venv-checkov/bin/pip install -q --disable-pip-version-check -r infra/requirements-checkov.txt
   echo "$want" > "$stamp"
 fi
 if [ ! -x .venv/bin/aws-lambda-rie ]; then

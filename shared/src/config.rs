@@ -190,6 +190,11 @@ pub struct Settings {
     pub upstream_endpoints: BTreeMap<String, Endpoint>,
     pub metrics_namespace: String,
     pub expected_rules: Vec<ExpectedRule>,
+    /// `PTC_RULE_PREFIXES`: the rule prefixes the deployment may manage (the template's
+    /// `RulePrefixes`, which also scope the functions' IAM policies). Empty: no scope check.
+    /// validate-rules reports a rule outside them, since the functions cannot manage its
+    /// repositories.
+    pub rule_prefixes: Vec<Prefix>,
     pub watch_list: Vec<String>,
     pub platforms: Vec<Platform>,
     pub concurrency: usize,
@@ -441,6 +446,8 @@ struct FileSettings {
     #[serde(default)]
     rules: Vec<ExpectedRule>,
     #[serde(default)]
+    rule_prefixes: Vec<String>,
+    #[serde(default)]
     watch_list: Vec<String>,
     platforms: Option<Vec<String>>,
     concurrency: Option<usize>,
@@ -552,6 +559,17 @@ impl Settings {
                 ));
             }
         }
+
+        let rule_prefixes = match env("PTC_RULE_PREFIXES") {
+            Some(value) => split_list(&value)
+                .map(|p| Prefix::parse(p).map_err(|e| invalid("PTC_RULE_PREFIXES", p, e.to_string())))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => file
+                .rule_prefixes
+                .iter()
+                .map(|p| Prefix::parse(p).map_err(|e| file_err("rule_prefixes", e.to_string())))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
 
         let watch_list = match env("PTC_WATCH_LIST") {
             Some(value) => split_list(&value).map(str::to_owned).collect(),
@@ -807,6 +825,7 @@ impl Settings {
             upstream_endpoints,
             metrics_namespace,
             expected_rules,
+            rule_prefixes,
             watch_list,
             platforms,
             concurrency,

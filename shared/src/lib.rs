@@ -68,3 +68,43 @@ pub async fn lambda_start(function: &str) -> Result<(Settings, AwsClients), conf
     let clients = AwsClients::new(&sdk);
     Ok((settings, clients))
 }
+
+/// A Lambda invocation whose run had run-level errors (it could not do its work: the rules
+/// or the templates could not be listed, the watch list could not be read, the event was not
+/// one the function handles, an item could not be written, metrics could not be published).
+/// The function fails the invocation with it, after logging the report, so that Lambda's
+/// `Errors` metric, the asynchronous retry and the failure destination (the stack's failure
+/// queue keeps the event for a redrive) see the run; `RunErrors` pages as well. Item
+/// failures (one image, one repository, one rule) are findings in the report, not this.
+#[derive(Debug, thiserror::Error)]
+#[error("{job}: the run had {} error(s): {}", errors.len(), errors.join("; "))]
+pub struct RunFailed {
+    pub job: String,
+    pub errors: Vec<String>,
+}
+
+impl RunFailed {
+    /// The stable `errorType` of the Lambda error document.
+    pub const ERROR_TYPE: &'static str = "RunFailed";
+}
+
+/// The end of every Lambda invocation: the report as one JSON line on stdout (the function's
+/// log), then the report as the answer, or [`RunFailed`] when the run had run-level errors.
+pub fn lambda_answer<R: serde::Serialize>(
+    job: &str,
+    report: R,
+    errors: &[String],
+) -> Result<R, RunFailed> {
+    match serde_json::to_string(&report) {
+        Ok(line) => println!("{line}"),
+        Err(e) => tracing::error!(error = %e, "the report could not be written as JSON"),
+    }
+    if errors.is_empty() {
+        Ok(report)
+    } else {
+        Err(RunFailed {
+            job: job.to_owned(),
+            errors: errors.to_vec(),
+        })
+    }
+}

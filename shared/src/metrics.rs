@@ -140,6 +140,44 @@ pub fn batches(data: &[MetricDatum]) -> Vec<&[MetricDatum]> {
     out
 }
 
+/// The metric every job publishes on every run, whatever happened: the number of run-level
+/// errors (an event that could not be read, a list call that failed, a watch list that
+/// could not be read, an item that could not be written, a metrics publishing failure seen
+/// before it), with the dimension `Job` = the job's name (`validate-rules`, `prewarm`,
+/// `lifecycle-fixer`, `health-metrics`). Its alarm pages on a value above 0; its sample
+/// count is the job's heartbeat: a missing data point means the job did not run or could
+/// not publish, and the heartbeat alarm treats it as breaching (see the template).
+pub const RUN_ERRORS: &str = "RunErrors";
+
+/// The `RunErrors` data point of one run of `job`.
+pub fn run_errors(job: &str, errors: usize) -> MetricDatum {
+    MetricDatum::new(RUN_ERRORS, errors as f64, Unit::Count)
+        .and_then(|d| d.dimension("Job", job))
+        .expect("a job name and a count are a valid metric")
+}
+
+/// Publish a job's data with its `RunErrors` point: the run-level `errors` plus
+/// `item_errors`, the items whose AWS calls failed (a repository or template that could not
+/// be read or written). A publishing failure is added to `errors` and logged, never hiding
+/// the results. Returns the number of values published (0 when publishing failed).
+pub async fn publish_run(
+    metrics: &dyn MetricsApi,
+    namespace: &str,
+    job: &str,
+    mut data: Vec<MetricDatum>,
+    item_errors: usize,
+    errors: &mut Vec<String>,
+) -> usize {
+    data.push(run_errors(job, errors.len() + item_errors));
+    match publish_or_report(metrics, namespace, &data).await {
+        Ok(published) => published,
+        Err(error) => {
+            errors.push(error);
+            0
+        }
+    }
+}
+
 #[async_trait]
 pub trait MetricsApi: Send + Sync {
     /// Publish every datum; returns the number of calls made.

@@ -137,3 +137,16 @@ impl Drop for Lambda {
         }
     }
 }
+
+/// The error document of an invocation whose run had run-level errors
+/// (`ptc_core::RunFailed`): its message, after checking the stable `errorType`.
+pub fn run_failed(answer: &serde_json::Value) -> &str {
+    assert_eq!(
+        answer["errorType"],
+        ptc_core::RunFailed::ERROR_TYPE,
+        "the invocation fails with a RunFailed error: {answer}"
+    );
+    answer["errorMessage"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an errorMessage: {answer}"))
+}

@@ -7,6 +7,7 @@
 //! skips.
 
 pub mod lambda;
+pub mod template;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

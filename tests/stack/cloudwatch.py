@@ -3,14 +3,40 @@ speaks and moto does not. Metrics are kept in memory and readable back through
 ListMetrics, GetMetricStatistics and GetMetricData, so tests assert on what the SDK sent.
 
 Limits enforced as documented for PutMetricData: at most 1,000 metric data items and
-1 MB (1,048,576 bytes) of request body, 30 dimensions, no NaN or infinity, valid units."""
+1 MB (1,048,576 bytes) of request body, 30 dimensions, no NaN or infinity, valid units.
+
+Alarms (PutMetricAlarm, DescribeAlarms, DeleteAlarms) are kept in memory per region.
+PutMetricAlarm accepts or refuses an alarm as CloudWatch documents it; each rule in
+`validate_alarm` names the page it comes from (SEARCH expressions, for one, are refused:
+https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/using-search-expressions.html).
+The error codes are the ones CloudWatch is reported to answer with (mostly ValidationError).
+
+DescribeAlarms evaluates each alarm when it is called, from the stored metric data. This is
+a simplification of
+https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html#alarm-evaluation :
+the last EvaluationPeriods periods ending now (windows [now-k*P, now-(k-1)*P), not aligned
+to period boundaries), the statistic over the data points with exactly the alarm's
+namespace, name and dimensions (and unit, when the alarm sets one); a period without data
+points is missing, and TreatMissingData decides: breaching and notBreaching count it as
+such, missing and ignore leave it out (all periods missing: INSUFFICIENT_DATA for missing,
+the previous state for ignore). ALARM when at least DatapointsToAlarm (default
+EvaluationPeriods) of the counted periods breach, else OK. No retroactive re-evaluation of
+late data, no evaluation delay, no M-of-N nuances with partial data, no actions are run.
+Metric math is evaluated for MetricStat entries and arithmetic over ids and numbers
+(+ - * / and parentheses); anything else (functions, anomaly detection bands, Metrics
+Insights queries, percentiles other than pNN, PromQL) evaluates to INSUFFICIENT_DATA with a
+reason saying the stand-in cannot evaluate it."""
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import gzip
 import math
+import operator
+import re
 import threading
+import time
 
 import cbor2
 from werkzeug.wrappers import Request, Response
@@ -32,17 +58,22 @@ class CloudWatchError(Exception):
 
 
 class CloudWatch:
-    def __init__(self) -> None:
+    def __init__(self, account: str = "123456789012") -> None:
+        self.account = account
         self.lock = threading.Lock()
         # (region, namespace, name, frozenset(dims)) -> list of (timestamp, value, unit)
         self.data: dict[tuple, list[tuple[float, float, str]]] = {}
         self.put_calls = 0
         self.throttle_next = 0
         self.fail_next = 0
+        # region -> alarm name -> {"definition": the accepted request, "period": seconds,
+        # "state": (value, reason, timestamp), "updated": timestamp}
+        self.alarms: dict[str, dict[str, dict]] = {}
 
     def reset(self) -> None:
         with self.lock:
             self.data.clear()
+            self.alarms.clear()
             self.put_calls = 0
             self.throttle_next = 0
             self.fail_next = 0
@@ -68,11 +99,11 @@ class CloudWatch:
         except CloudWatchError as err:
             result = {"__type": f"com.amazonaws.cloudwatch#{err.code}", "message": err.message}
             status = err.status
-        return Response(
-            cbor2.dumps(result, datetime_as_timestamp=True),
-            status,
-            headers={"smithy-protocol": "rpc-v2-cbor", "Content-Type": "application/cbor"},
-        )
+        headers = {"smithy-protocol": "rpc-v2-cbor", "Content-Type": "application/cbor"}
+        if status >= 400:
+            # CloudWatch is awsQueryCompatible: the SDK takes the error code from this header.
+            headers["x-amzn-query-error"] = f"{result['__type'].rsplit('#', 1)[1]};{'Sender' if status < 500 else 'Receiver'}"
+        return Response(cbor2.dumps(result, datetime_as_timestamp=True), status, headers=headers)
 
     # -- operations -----------------------------------------------------------
     def op_PutMetricData(self, body: dict, region: str) -> dict:
@@ -197,3 +228,543 @@ class CloudWatch:
                 "StatusCode": "Complete",
             })
         return {"MetricDataResults": results}
+
+    # -- alarms ---------------------------------------------------------------
+    def op_PutMetricAlarm(self, body: dict, region: str) -> dict:
+        definition, period = validate_alarm(body)
+        now = time.time()
+        with self.lock:
+            alarms = self.alarms.setdefault(region, {})
+            old = alarms.get(definition["AlarmName"])
+            # "When this operation creates an alarm, the alarm state is immediately set to
+            # INSUFFICIENT_DATA ... When you update an existing alarm, its state is left
+            # unchanged" (API_PutMetricAlarm).
+            state = old["state"] if old else {"value": "INSUFFICIENT_DATA", "reason": "Unchecked: Initial alarm creation",
+                                              "updated": now, "transitioned": now}
+            alarms[definition["AlarmName"]] = {"definition": definition, "period": period, "state": state, "configured": now}
+        return {}
+
+    def op_DescribeAlarms(self, body: dict, region: str) -> dict:
+        # https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_DescribeAlarms.html
+        names, prefix = body.get("AlarmNames"), body.get("AlarmNamePrefix")
+        if names is not None and prefix is not None:
+            raise CloudWatchError("InvalidParameterCombination", "AlarmNamePrefix cannot be specified with AlarmNames.")
+        if names is not None and len(names) > 100:
+            raise _constraint(len(names), "alarmNames", "Member must have length less than or equal to 100")
+        max_records = body.get("MaxRecords", 50)
+        if not 1 <= max_records <= 100:
+            raise _constraint(max_records, "maxRecords", "Member must have value between 1 and 100")
+        try:
+            start = int(body.get("NextToken") or 0)
+        except ValueError:
+            raise CloudWatchError("InvalidNextToken", "The next token specified is invalid.") from None
+        # "If you omit this parameter, only metric alarms are returned".
+        types = body.get("AlarmTypes") or ["MetricAlarm"]
+        with self.lock:
+            selected = [(n, r) for n, r in sorted(self.alarms.get(region, {}).items())
+                        if (names is None or n in names) and (prefix is None or n.startswith(prefix))]
+        if "MetricAlarm" not in types:
+            selected = []
+        now = time.time()
+        out = []
+        for name, record in selected:
+            value, reason = self._evaluate(region, record, now)
+            with self.lock:
+                state = record["state"]
+                if (value, reason) != (state["value"], state["reason"]):
+                    record["state"] = {"value": value, "reason": reason, "updated": now,
+                                       "transitioned": now if value != state["value"] else state["transitioned"]}
+                state = record["state"]
+            definition = record["definition"]
+            if body.get("StateValue") and state["value"] != body["StateValue"]:
+                continue
+            actions = [a for k in ("OKActions", "AlarmActions", "InsufficientDataActions") for a in definition.get(k, [])]
+            if body.get("ActionPrefix") and not any(a.startswith(body["ActionPrefix"]) for a in actions):
+                continue
+            alarm = {k: definition[k] for k in ALARM_FIELDS if k in definition}
+            alarm.update({
+                "AlarmArn": f"arn:aws:cloudwatch:{region}:{self.account}:alarm:{name}",
+                "AlarmConfigurationUpdatedTimestamp": _datetime(record["configured"]),
+                "ActionsEnabled": definition.get("ActionsEnabled", True),
+                "StateValue": state["value"],
+                "StateReason": state["reason"],
+                "StateUpdatedTimestamp": _datetime(state["updated"]),
+                "StateTransitionedTimestamp": _datetime(state["transitioned"]),
+            })
+            out.append(alarm)
+        result: dict = {"MetricAlarms": out[start:start + max_records], "CompositeAlarms": []}
+        if start + max_records < len(out):
+            result["NextToken"] = str(start + max_records)
+        return result
+
+    def op_DeleteAlarms(self, body: dict, region: str) -> dict:
+        # https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_DeleteAlarms.html :
+        # up to 100 names; "If you specify any incorrect alarm names, the alarms you specify
+        # with correct names are still deleted" (and ResourceNotFound is the documented error).
+        names = body.get("AlarmNames")
+        if names is None:
+            raise CloudWatchError("MissingParameter", "The parameter AlarmNames is required.")
+        if len(names) > 100:
+            raise _constraint(len(names), "alarmNames", "Member must have length less than or equal to 100")
+        with self.lock:
+            alarms = self.alarms.setdefault(region, {})
+            unknown = [n for n in names if alarms.pop(n, None) is None]
+        if unknown:
+            raise CloudWatchError("ResourceNotFound", f"{', '.join(unknown)} not found", 404)
+        return {}
+
+    # -- alarm evaluation -------------------------------------------------------
+    def _evaluate(self, region: str, record: dict, now: float) -> tuple[str, str]:
+        """(StateValue, StateReason) of an alarm now, from the stored metric data."""
+        alarm, period = record["definition"], record["period"]
+        n = alarm.get("EvaluationPeriods", 1)
+        m = alarm.get("DatapointsToAlarm", n)
+        try:
+            if "EvaluationCriteria" in alarm:
+                raise CannotEvaluate("EvaluationCriteria (PromQL) alarms are not evaluated")
+            compare = STATIC_OPERATORS.get(alarm["ComparisonOperator"])
+            if compare is None:
+                raise CannotEvaluate(f"comparison {alarm['ComparisonOperator']} (anomaly detection)")
+            windows = [(now - k * period, now - (k - 1) * period) for k in range(1, n + 1)]
+            series = [self._alarm_value(region, alarm, start, end) for start, end in windows]
+        except CannotEvaluate as exc:
+            return "INSUFFICIENT_DATA", f"The stack's CloudWatch stand-in cannot evaluate this alarm: {exc}."
+        treat = alarm.get("TreatMissingData", "missing")
+        if alarm.get("Namespace") == "AWS/DynamoDB":
+            treat = "ignore"  # "Alarms that evaluate metrics in the AWS/DynamoDB namespace always ignore missing data"
+        present = [v for v in series if v is not None]
+        if not present and treat in ("missing", "ignore"):
+            if treat == "ignore":
+                return record["state"]["value"], record["state"]["reason"]
+            return "INSUFFICIENT_DATA", f"Insufficient Data: {n} datapoint{'s were' if n > 1 else ' was'} unknown."
+        threshold = alarm["Threshold"]
+        if treat == "breaching":
+            flags = [True if v is None else compare(v, threshold) for v in series]
+        elif treat == "notBreaching":
+            flags = [False if v is None else compare(v, threshold) for v in series]
+        else:
+            flags = [compare(v, threshold) for v in present]
+        breaching = sum(flags)
+        state = "ALARM" if breaching >= m else "OK"
+        shown = ", ".join("missing" if v is None else f"{v:g}" for v in series)
+        return state, (f"Threshold {'Crossed' if state == 'ALARM' else 'not crossed'}: {breaching} out of the last {n} "
+                       f"datapoints [{shown}] {'was' if breaching == 1 else 'were'} {OPERATOR_WORDS[alarm['ComparisonOperator']]} "
+                       f"the threshold ({threshold:g}) (TreatMissingData {treat}; minimum {m} breaching datapoint{'s' if m > 1 else ''} for ALARM).")
+
+    def _alarm_value(self, region: str, alarm: dict, start: float, end: float) -> float | None:
+        if "Metrics" in alarm:
+            queries = {q["Id"]: q for q in alarm["Metrics"]}
+            target = next(q for q in alarm["Metrics"] if q.get("ReturnData", True))
+            return self._query_value(region, queries, target["Id"], start, end, ())
+        stat = alarm.get("Statistic") or alarm["ExtendedStatistic"]
+        return self._window_stat(region, alarm["Namespace"], alarm["MetricName"], alarm.get("Dimensions"), alarm.get("Unit"),
+                                 stat, start, end)
+
+    def _window_stat(self, region, namespace, name, dims, unit, stat, start, end) -> float | None:
+        values = [v for _, v, u in self._points(region, namespace, name, dims, start, end) if unit is None or u == unit]
+        # No data point in the period: the data point is missing (for SampleCount too).
+        return _alarm_stat(values, stat) if values else None
+
+    def _query_value(self, region: str, queries: dict, qid: str, start: float, end: float, seen: tuple) -> float | None:
+        if qid not in queries:
+            raise CannotEvaluate(f"{qid} is not an id of the metrics list")
+        query = queries[qid]
+        if "MetricStat" in query:
+            ms = query["MetricStat"]
+            metric = ms["Metric"]
+            return self._window_stat(region, metric["Namespace"], metric["MetricName"], metric.get("Dimensions"),
+                                     ms.get("Unit"), ms["Stat"], start, end)
+        if qid in seen:
+            raise CannotEvaluate(f"expression {qid} refers to itself")
+        tree = _arithmetic(query["Expression"])
+        return _compute(tree, lambda ref: self._query_value(region, queries, ref, start, end, seen + (qid,)))
+
+
+# -- alarm rules ----------------------------------------------------------------
+API = "https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference"
+GUIDE = "https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring"
+STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
+STATIC_OPERATORS = {
+    "GreaterThanOrEqualToThreshold": operator.ge, "GreaterThanThreshold": operator.gt,
+    "LessThanThreshold": operator.lt, "LessThanOrEqualToThreshold": operator.le,
+}
+OPERATOR_WORDS = {
+    "GreaterThanOrEqualToThreshold": "greater than or equal to", "GreaterThanThreshold": "greater than",
+    "LessThanThreshold": "less than", "LessThanOrEqualToThreshold": "less than or equal to",
+}
+ANOMALY_OPERATORS = ("LessThanLowerOrGreaterThanUpperThreshold", "LessThanLowerThreshold", "GreaterThanUpperThreshold")
+TREAT_MISSING_DATA = ("breaching", "notBreaching", "ignore", "missing")
+METRIC_ID = re.compile(r"[a-z][a-zA-Z0-9_]*")
+ACTION_ARN = re.compile(r"arn:[^:\s]+:[^:\s]+:[^:\s]*:[^:\s]*:\S+")
+SINGLE_METRIC_FIELDS = ("MetricName", "Namespace", "Dimensions", "Period", "Unit", "Statistic", "ExtendedStatistic")
+# The MetricAlarm members DescribeAlarms returns from the stored definition.
+ALARM_FIELDS = (
+    "AlarmName", "AlarmDescription", "OKActions", "AlarmActions", "InsufficientDataActions", "MetricName",
+    "Namespace", "Statistic", "ExtendedStatistic", "Dimensions", "Period", "Unit", "EvaluationPeriods",
+    "DatapointsToAlarm", "Threshold", "ComparisonOperator", "TreatMissingData", "EvaluateLowSampleCountPercentile",
+    "Metrics", "ThresholdMetricId", "EvaluationCriteria", "EvaluationInterval",
+)
+MAX_RANGE = 604_800           # seconds: Period x EvaluationPeriods, any alarm
+MAX_RANGE_SHORT_PERIOD = 86_400  # ... when Period < 3,600 s
+MAX_RANGE_INSIGHTS = 10_800   # ... of a Metrics Insights alarm (the latest 3 hours)
+
+
+class CannotEvaluate(Exception):
+    pass
+
+
+def _datetime(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc)
+
+
+def _constraint(value, member: str, rule: str) -> CloudWatchError:
+    """A service-model constraint violation, in the words CloudWatch uses for them."""
+    return CloudWatchError("ValidationError", f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: {rule}")
+
+
+def _length(value: str, member: str, low: int, high: int) -> None:
+    if not low <= len(value) <= high:
+        raise _constraint(value, member, f"Member must have length between {low} and {high}")
+
+
+def _enum(value: str, member: str, allowed) -> None:
+    if value not in allowed:
+        raise _constraint(value, member, f"Member must satisfy enum value set: [{', '.join(allowed)}]")
+
+
+def _period_ok(period: int) -> bool:
+    # "Valid values are 10, 20, 30, and any multiple of 60." (API_PutMetricAlarm, Period)
+    return period in (10, 20, 30) or (period > 0 and period % 60 == 0)
+
+
+def _check_period(period: int, member: str) -> None:
+    # Code and message as CloudWatch answers: "Period must be 10, 30 or a multiple of 60
+    # (Service: AmazonCloudWatch; Status Code: 400; Error Code: ValidationError)"
+    # (https://github.com/awsdocs/aws-cloudformation-user-guide/pull/777); 20 is valid since.
+    if not _period_ok(period):
+        raise CloudWatchError("ValidationError", f"{member} must be 10, 20, 30 or a multiple of 60 (got {period}).")
+
+
+def _extended_statistic_ok(value: str) -> bool:
+    # API_PutMetricAlarm, ExtendedStatistic: "p90, tm90, tc90, ts90, wm90, IQM, PR(n:m),
+    # TC(X%:X%), TM(X%:X%), TS(X%:X%), WM(X%:X%) where X is between 10 and 90 inclusive";
+    # percentiles "between p0.0 and p100" (API_MetricAlarm).
+    short = re.fullmatch(r"(?:p|tm|tc|ts|wm)(\d{1,3}(?:\.\d+)?)", value)
+    if short:
+        return 0 <= float(short.group(1)) <= 100
+    if value == "IQM":
+        return True
+    if re.fullmatch(r"PR\((-?\d+(?:\.\d+)?)?:(-?\d+(?:\.\d+)?)?\)", value):
+        return value != "PR(:)"
+    trimmed = re.fullmatch(r"(?:TC|TM|TS|WM)\((\d{1,3}(?:\.\d+)?)%:(\d{1,3}(?:\.\d+)?)%\)", value)
+    return bool(trimmed) and all(10 <= float(x) <= 90 for x in trimmed.groups())
+
+
+def _check_dimensions(dims: list, member: str) -> None:
+    # API_PutMetricAlarm Dimensions: at most 30; API_Dimension: Name 1-255, Value 1-1024.
+    if len(dims) > 30:
+        raise _constraint(len(dims), member, "Member must have length less than or equal to 30")
+    for i, d in enumerate(dims):
+        if "Name" not in d or "Value" not in d:
+            raise CloudWatchError("MissingParameter", f"The parameter {member}.member.{i + 1}.Name and Value are required.")
+        _length(d["Name"], f"{member}.{i + 1}.member.name", 1, 255)
+        _length(d["Value"], f"{member}.{i + 1}.member.value", 1, 1024)
+
+
+def _expression_ids(expression: str) -> set[str]:
+    """The ids a metric math expression refers to: the lowercase-initial names that are not
+    inside quotes and not function names (functions are upper case: SUM, FILL, IF...)."""
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", " ", expression)
+    return {m.group(1) for m in re.finditer(r"(?<![\w.])([a-z][a-zA-Z0-9_]*)\b(?!\s*\()", text)}
+
+
+def validate_alarm(body: dict) -> tuple[dict, int | None]:
+    """The alarm as stored and its period in seconds; CloudWatchError when CloudWatch refuses it.
+
+    The codes: CloudWatch answers ValidationError to these rules in every public report found
+    (e.g. "Exactly one element of the metrics list should return data",
+    https://github.com/hashicorp/terraform-provider-aws/issues/29894; "Statistic should not be
+    set if list of Metrics is set", https://github.com/aws-cloudformation/cfn-lint/issues/766;
+    "DatapointsToAlarm must be less than or equal to EvaluationPeriods",
+    https://github.com/hashicorp/terraform/issues/24070; "SEARCH is not supported on Metric
+    Alarms", https://github.com/RoboFinSystems/robosystems/pull/1131). MissingParameter is used
+    for the members the service model requires, InvalidParameterCombination for Statistic
+    with ExtendedStatistic (no public report found; the common error for parameters "that must
+    not be used together", API_PutMetricAlarm > Common Errors)."""
+    alarm = dict(body)
+    # -- members and their constraints (service model; f"{API}/API_PutMetricAlarm.html") -----
+    name = alarm.get("AlarmName")
+    if not name:
+        raise CloudWatchError("MissingParameter", "The parameter AlarmName is required.")
+    _length(name, "alarmName", 1, 255)
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        # "The name must contain only UTF-8 characters, and can't contain ASCII control characters"
+        raise CloudWatchError("ValidationError", "AlarmName can't contain ASCII control characters.")
+    if "AlarmDescription" in alarm:
+        _length(alarm["AlarmDescription"], "alarmDescription", 0, 1024)
+    for key in ("OKActions", "AlarmActions", "InsufficientDataActions"):
+        actions = alarm.get(key) or []
+        # ResourceList: at most 5 items of 1-1024 characters, "each action is specified as an ARN".
+        if len(actions) > 5:
+            raise _constraint(len(actions), key[0].lower() + key[1:], "Member must have length less than or equal to 5")
+        for action in actions:
+            _length(action, key[0].lower() + key[1:] + ".member", 1, 1024)
+            if not ACTION_ARN.fullmatch(action):
+                raise CloudWatchError("ValidationError", f"Invalid arn syntax: {action} ({key}: each action is specified as an ARN)")
+    if "TreatMissingData" in alarm:
+        # "Valid Values: breaching | notBreaching | ignore | missing"
+        _enum(alarm["TreatMissingData"], "treatMissingData", TREAT_MISSING_DATA)
+    if "EvaluateLowSampleCountPercentile" in alarm:
+        _enum(alarm["EvaluateLowSampleCountPercentile"], "evaluateLowSampleCountPercentile", ("evaluate", "ignore"))
+    sources = [k for k in ("MetricName", "Metrics", "EvaluationCriteria") if k in alarm]
+    if "EvaluationCriteria" in alarm:
+        # PromQL alarms: "you must specify either MetricName, a Metrics array, or an
+        # EvaluationCriteria" (API_PutMetricAlarm, MetricName). Stored, not evaluated.
+        if len(sources) > 1:
+            raise CloudWatchError("ValidationError", "EvaluationCriteria should not be set with MetricName or Metrics.")
+        return alarm, alarm.get("EvaluationInterval", 60)
+
+    # -- evaluation settings -------------------------------------------------------------------
+    if "EvaluationPeriods" not in alarm:
+        raise CloudWatchError("MissingParameter", "The parameter EvaluationPeriods is required.")
+    n = alarm["EvaluationPeriods"]
+    if n < 1:
+        raise _constraint(n, "evaluationPeriods", "Member must have value greater than or equal to 1")
+    if "DatapointsToAlarm" in alarm:
+        # DatapointsToAlarm: min 1; it is the M of "M out of N", N being EvaluationPeriods
+        # (f"{GUIDE}/AlarmThatSendsEmail.html#alarm-evaluation").
+        if alarm["DatapointsToAlarm"] < 1:
+            raise _constraint(alarm["DatapointsToAlarm"], "datapointsToAlarm", "Member must have value greater than or equal to 1")
+        if alarm["DatapointsToAlarm"] > n:
+            raise CloudWatchError("ValidationError", "DatapointsToAlarm must be less than or equal to EvaluationPeriods")
+    if "ComparisonOperator" not in alarm:
+        raise CloudWatchError("MissingParameter", "The parameter ComparisonOperator is required.")
+    comparison = alarm["ComparisonOperator"]
+    _enum(comparison, "comparisonOperator", tuple(STATIC_OPERATORS) + ANOMALY_OPERATORS)
+    # "The values LessThanLowerOrGreaterThanUpperThreshold, LessThanLowerThreshold, and
+    # GreaterThanUpperThreshold are used only for alarms based on anomaly detection models";
+    # Threshold "is required for alarms based on static thresholds, but should not be used for
+    # alarms based on anomaly detection models"; ThresholdMetricId: "make this value match the
+    # ID of the ANOMALY_DETECTION_BAND function" (API_PutMetricAlarm).
+    threshold_id = alarm.get("ThresholdMetricId")
+    if comparison in ANOMALY_OPERATORS:
+        if threshold_id is None:
+            raise CloudWatchError("ValidationError", f"ComparisonOperator {comparison} requires ThresholdMetricId (an anomaly detection band).")
+        if "Threshold" in alarm:
+            raise CloudWatchError("ValidationError", "Threshold should not be set for an alarm based on an anomaly detection model (ThresholdMetricId).")
+    else:
+        if threshold_id is not None:
+            raise CloudWatchError("ValidationError", f"ThresholdMetricId is used only with the anomaly detection comparison operators, not {comparison}.")
+        if "Threshold" not in alarm:
+            raise CloudWatchError("ValidationError", "Threshold must not be null (required for an alarm with a static threshold).")
+        alarm["Threshold"] = float(alarm["Threshold"])
+
+    if "Metrics" in alarm:
+        period = _validate_metrics(alarm)
+    else:
+        period = _validate_single_metric(alarm)
+
+    # -- the evaluation range ------------------------------------------------------------------
+    # "An alarm's total current evaluation period can be no longer than seven days, so Period
+    # multiplied by EvaluationPeriods can't be more than 604,800 seconds. For alarms with a
+    # period of less than one hour (3,600 seconds), the total evaluation period can't be longer
+    # than one day (86,400 seconds)." (API_PutMetricAlarm, Period)
+    if period * n > MAX_RANGE:
+        raise CloudWatchError("ValidationError", f"Metrics cannot be checked across more than 7 days (EvaluationPeriods * Period must be <= {MAX_RANGE}; got {n} * {period}).")
+    if period < 3600 and period * n > MAX_RANGE_SHORT_PERIOD:
+        raise CloudWatchError("ValidationError", f"Metrics cannot be checked across more than a day (EvaluationPeriods * Period must be <= {MAX_RANGE_SHORT_PERIOD} when Period < 3600; got {n} * {period}).")
+    return alarm, period
+
+
+def _validate_single_metric(alarm: dict) -> int:
+    # "For each PutMetricAlarm operation, you must specify either MetricName or a Metrics array"
+    # (API_PutMetricAlarm, Metrics); CloudWatch's words: "MetricName must not be null"
+    # (https://github.com/aws-cloudformation/cfn-lint/pull/771).
+    if "MetricName" not in alarm:
+        raise CloudWatchError("ValidationError", "MetricName must not be null (an alarm needs MetricName or a Metrics array).")
+    if "Namespace" not in alarm:
+        raise CloudWatchError("ValidationError", "Namespace must not be null.")
+    _length(alarm["MetricName"], "metricName", 1, 255)
+    _length(alarm["Namespace"], "namespace", 1, 255)
+    if alarm["Namespace"].startswith(":"):
+        raise _constraint(alarm["Namespace"], "namespace", "Member must satisfy regular expression pattern: [^:].*")
+    _check_dimensions(alarm.get("Dimensions") or [], "dimensions")
+    if "Unit" in alarm:
+        _enum(alarm["Unit"], "unit", sorted(UNITS))
+    # "When you call PutMetricAlarm and specify a MetricName, you must specify either Statistic
+    # or ExtendedStatistic but not both." (API_PutMetricAlarm, Statistic)
+    if "Statistic" in alarm and "ExtendedStatistic" in alarm:
+        raise CloudWatchError("InvalidParameterCombination", "Statistic and ExtendedStatistic cannot both be set.")
+    if "Statistic" in alarm:
+        _enum(alarm["Statistic"], "statistic", STATISTICS)
+    elif "ExtendedStatistic" in alarm:
+        if not _extended_statistic_ok(alarm["ExtendedStatistic"]):
+            raise CloudWatchError("ValidationError", f"ExtendedStatistic {alarm['ExtendedStatistic']!r} is not valid (p90, tm90, tc90, ts90, wm90, IQM, PR(n:m), TC/TM/TS/WM(X%:X%)).")
+    else:
+        raise CloudWatchError("ValidationError", "Either Statistic or ExtendedStatistic must be set for an alarm on MetricName.")
+    # "Period is required for alarms based on static thresholds." ("Period must not be null",
+    # https://github.com/hashicorp/terraform-provider-aws/issues/11011)
+    if "Period" not in alarm:
+        raise CloudWatchError("ValidationError", "Period must not be null.")
+    _check_period(alarm["Period"], "Period")
+    return alarm["Period"]
+
+
+def _validate_metrics(alarm: dict) -> int:
+    # "If you use the Metrics parameter, you cannot include the Namespace, MetricName,
+    # Dimensions, Period, Unit, Statistic, or ExtendedStatistic parameters of PutMetricAlarm in
+    # the same operation." (API_PutMetricAlarm, Metrics)
+    for key in SINGLE_METRIC_FIELDS:
+        if key in alarm:
+            raise CloudWatchError("ValidationError", f"{key} should not be set if list of Metrics is set.")
+    queries = alarm["Metrics"]
+    # "A single PutMetricAlarm call can include up to 20 MetricDataQuery structures in the array.
+    # The 20 structures can include as many as 10 structures that contain a MetricStat parameter
+    # ..., and as many as 10 structures that contain the Expression parameter"
+    # (f"{API}/API_MetricDataQuery.html"); "Alarms based on metric math expressions can reference a
+    # maximum of 10 metrics" (f"{GUIDE}/alarm-limits.html").
+    if len(queries) > 20:
+        raise _constraint(len(queries), "metrics", "Member must have length less than or equal to 20")
+    stats = [q for q in queries if "MetricStat" in q]
+    expressions = [q for q in queries if "Expression" in q]
+    if len(stats) > 10:
+        raise CloudWatchError("ValidationError", f"Alarms on math expressions cannot contain more than 10 individual metrics (got {len(stats)} MetricStat entries).")
+    if len(expressions) > 10:
+        raise CloudWatchError("ValidationError", f"Alarms on math expressions cannot contain more than 10 expressions (got {len(expressions)}).")
+    ids = []
+    for i, q in enumerate(queries):
+        member = f"metrics.{i + 1}.member"
+        # Id: required, 1-255; "The valid characters are letters, numbers, and underscore. The
+        # first character must be a lowercase letter." ... "must be unique" (API_MetricDataQuery)
+        if "Id" not in q:
+            raise CloudWatchError("MissingParameter", f"The parameter Metrics.member.{i + 1}.Id is required.")
+        _length(q["Id"], f"{member}.id", 1, 255)
+        if not METRIC_ID.fullmatch(q["Id"]):
+            raise CloudWatchError("ValidationError", f"Invalid metrics list: Id {q['Id']!r} must start with a lowercase letter and contain only letters, numbers and underscores.")
+        if q["Id"] in ids:
+            raise CloudWatchError("ValidationError", f"Invalid metrics list: the Id {q['Id']!r} is not unique.")
+        ids.append(q["Id"])
+        # "Within one MetricDataQuery object, you must specify either Expression or MetricStat
+        # but not both." (API_MetricDataQuery)
+        if ("MetricStat" in q) == ("Expression" in q):
+            raise CloudWatchError("ValidationError", f"Invalid metrics list: {q['Id']} must have exactly one of MetricStat or Expression.")
+        if "Period" in q:
+            _check_period(q["Period"], f"Metrics[{q['Id']}].Period")
+        if "MetricStat" in q:
+            _validate_metric_stat(q["MetricStat"], q["Id"], member)
+        else:
+            _length(q["Expression"], f"{member}.expression", 1, 2048)
+    # "You can't create an alarm based on the SEARCH expression. This is because search
+    # expressions return multiple time series, and an alarm based on a math expression can watch
+    # only one time series." (f"{GUIDE}/using-search-expressions.html"); CloudWatch answers
+    # "SEARCH is not supported on Metric Alarms".
+    for q in expressions:
+        if re.search(r"\bSEARCH\s*\(", q["Expression"], re.IGNORECASE):
+            raise CloudWatchError("ValidationError", f"SEARCH is not supported on Metric Alarms (Metrics[{q['Id']}]: {q['Expression']}).")
+    # Metrics Insights: "Each GetMetricData operation can have only one query"; "Only the latest
+    # 3 hours of data can be used for evaluating the alarm's conditions"
+    # (f"{GUIDE}/cloudwatch-metrics-insights-limits.html", f"{GUIDE}/alarm-limits.html"); the
+    # query carries its own Period (f"{GUIDE}/Create_Metrics_Insights_Alarm.html").
+    insights = [q for q in expressions if q["Expression"].lstrip().upper().startswith("SELECT")]
+    if len(insights) > 1:
+        raise CloudWatchError("ValidationError", "Invalid metrics list: an alarm can have only one Metrics Insights query.")
+    for q in insights:
+        if "Period" not in q:
+            raise CloudWatchError("ValidationError", f"Period must not be null (the Metrics Insights query {q['Id']}).")
+        if q["Period"] * alarm["EvaluationPeriods"] > MAX_RANGE_INSIGHTS:
+            raise CloudWatchError("ValidationError", f"A Metrics Insights alarm evaluates only the latest 3 hours of data: Period * EvaluationPeriods must be <= {MAX_RANGE_INSIGHTS} (got {q['Period']} * {alarm['EvaluationPeriods']}).")
+    # A math expression uses "the Id of the other metrics or queries to refer to those metrics"
+    # (API_MetricDataQuery, Expression): each id it names must be in the array.
+    for q in expressions:
+        if q in insights:
+            continue
+        unknown = sorted(_expression_ids(q["Expression"]) - set(ids))
+        if unknown:
+            raise CloudWatchError("ValidationError", f"Invalid metrics list: the expression of {q['Id']} refers to {', '.join(unknown)}, not in the metrics list.")
+    # "When used in PutMetricAlarm, specify true for the one expression result to use as the
+    # alarm. For all other metrics and expressions ..., specify ReturnData as False"; omitted,
+    # ReturnData is true ("If you omit this, the default of true is used", API_MetricDataQuery).
+    returned = [q for q in queries if q.get("ReturnData", True)]
+    if len(returned) != 1:
+        raise CloudWatchError("ValidationError", f"Exactly one element of the metrics list should return data (ReturnData true or omitted: {', '.join(q['Id'] for q in returned) or 'none'}).")
+    # "A math expression used for an alarm can include as many as 10 metrics. Each metric must
+    # be using the same period." (f"{GUIDE}/alarm-data-queries.html")
+    periods = sorted({q["MetricStat"]["Period"] for q in stats})
+    if len(periods) > 1:
+        raise CloudWatchError("ValidationError", f"Invalid metrics list: every metric of the alarm must use the same period (got {periods}).")
+    threshold_id = alarm.get("ThresholdMetricId")
+    if threshold_id is not None:
+        band = next((q for q in expressions if q["Id"] == threshold_id), None)
+        if band is None or "ANOMALY_DETECTION_BAND" not in band["Expression"].upper():
+            raise CloudWatchError("ValidationError", f"ThresholdMetricId {threshold_id} must be the Id of the ANOMALY_DETECTION_BAND expression in Metrics.")
+    target = returned[0]
+    period = target.get("Period") or target.get("MetricStat", {}).get("Period") or (periods[0] if periods else None)
+    if period is None:
+        raise CloudWatchError("ValidationError", f"Period must not be null (Metrics[{target['Id']}] has no Period and no metric to take it from).")
+    return period
+
+
+def _validate_metric_stat(ms: dict, qid: str, member: str) -> None:
+    # API_MetricStat: Metric, Period and Stat are required; API_Metric: Namespace, MetricName,
+    # Dimensions (<= 30); Unit a StandardUnit; Stat a statistic or an extended statistic.
+    for key in ("Metric", "Period", "Stat"):
+        if key not in ms:
+            raise CloudWatchError("MissingParameter", f"The parameter Metrics[{qid}].MetricStat.{key} is required.")
+    metric = ms["Metric"]
+    for key in ("Namespace", "MetricName"):
+        if not metric.get(key):
+            raise CloudWatchError("ValidationError", f"{key} must not be null (Metrics[{qid}].MetricStat.Metric).")
+    _length(metric["Namespace"], f"{member}.metricStat.metric.namespace", 1, 255)
+    _length(metric["MetricName"], f"{member}.metricStat.metric.metricName", 1, 255)
+    _check_dimensions(metric.get("Dimensions") or [], f"{member}.metricStat.metric.dimensions")
+    _check_period(ms["Period"], f"Metrics[{qid}].MetricStat.Period")
+    if ms["Stat"] not in STATISTICS and not _extended_statistic_ok(ms["Stat"]):
+        raise CloudWatchError("ValidationError", f"Metrics[{qid}].MetricStat.Stat {ms['Stat']!r} is not a CloudWatch statistic.")
+    if "Unit" in ms:
+        _enum(ms["Unit"], f"{member}.metricStat.unit", sorted(UNITS))
+
+
+# -- evaluation helpers ----------------------------------------------------------
+def _alarm_stat(values: list[float], stat: str) -> float:
+    if stat in STATISTICS:
+        return CloudWatch._stat(values, stat)
+    percentile = re.fullmatch(r"p(\d{1,3}(?:\.\d+)?)", stat)
+    if percentile:
+        ordered = sorted(values)
+        rank = math.ceil(float(percentile.group(1)) / 100 * len(ordered))
+        return ordered[min(max(rank, 1), len(ordered)) - 1]
+    raise CannotEvaluate(f"statistic {stat}")
+
+
+ARITHMETIC = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Name, ast.Load, ast.Constant,
+              ast.Add, ast.Sub, ast.Mult, ast.Div, ast.USub, ast.UAdd)
+
+
+def _arithmetic(expression: str) -> ast.AST:
+    """The expression when it is arithmetic over ids and numbers (+ - * / and parentheses)."""
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except SyntaxError:
+        raise CannotEvaluate(f"expression {expression!r}") from None
+    for node in ast.walk(tree):
+        bad_constant = isinstance(node, ast.Constant) and (isinstance(node.value, bool) or not isinstance(node.value, (int, float)))
+        if not isinstance(node, ARITHMETIC) or bad_constant:
+            raise CannotEvaluate(f"expression {expression!r} (only + - * / over ids and numbers are evaluated)")
+    return tree.body
+
+
+def _compute(node: ast.AST, value_of) -> float | None:
+    """The value of an arithmetic expression; None (missing) when an operand is missing."""
+    if isinstance(node, ast.Constant):
+        return float(node.value)
+    if isinstance(node, ast.Name):
+        return value_of(node.id)
+    if isinstance(node, ast.UnaryOp):
+        v = _compute(node.operand, value_of)
+        return None if v is None else (-v if isinstance(node.op, ast.USub) else v)
+    left, right = _compute(node.left, value_of), _compute(node.right, value_of)
+    if left is None or right is None:
+        return None
+    if isinstance(node.op, ast.Div):
+        return None if right == 0 else left / right
+    return {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}[type(node.op)](left, right)

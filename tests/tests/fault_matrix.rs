@@ -148,6 +148,7 @@ impl World {
             namespace: self.namespace.clone(),
             expected: Vec::new(),
             credential_max_age_days: 90,
+            rule_prefixes: Vec::new(),
             concurrency: 4,
             publish_metrics: true,
         };

@@ -82,10 +82,11 @@ pub fn print(out: &mut impl Write, report: &HealthReport) -> std::io::Result<()>
     let c = &report.coverage;
     writeln!(
         out,
-        "watch list: {} images, {} cached ({:.1}%), {} ready for an upstream outage{}",
+        "watch list: {} images, {} cached ({}), {} ready for an upstream outage{}",
         c.watched,
         c.cached,
-        c.coverage_percent,
+        c.coverage_percent
+            .map_or_else(|| "no coverage".to_owned(), |p| format!("{p:.1}%")),
         c.ready,
         if c.invalid > 0 {
             format!(", {} invalid entries", c.invalid)

@@ -583,14 +583,15 @@ fn print_prewarm(
     let s = &report.summary;
     writeln!(
         out,
-        "{} images: {} warmed, {} already fresh, {} stale, {} failed, {} deferred; coverage {}%; {:.1} s",
+        "{} images: {} warmed, {} already fresh, {} stale, {} failed, {} deferred; coverage {}; {:.1} s",
         s.images,
         s.warmed,
         s.already_fresh,
         s.stale,
         s.failed,
         s.deferred,
-        s.coverage_percent,
+        s.coverage_percent
+            .map_or_else(|| "none".to_owned(), |p| format!("{p}%")),
         report.duration_ms as f64 / 1000.0
     )
 }

@@ -78,8 +78,13 @@ pub fn from_envelope(event: &EventBridgeEvent<Value>) -> Result<SyncEvent, Strin
     })
 }
 
-/// The event's metric: one count, per prefix (and failure code).
+/// The event's metrics: one count per prefix (and failure code); a failure is also counted
+/// without dimension, the series the alarm watches (an alarm cannot add up the per-prefix
+/// series: SEARCH is refused in alarms).
 pub fn metrics(event: &SyncEvent) -> Vec<MetricDatum> {
+    let total = (!event.success)
+        .then(|| MetricDatum::new("CacheSyncFailure", 1.0, Unit::Count).ok())
+        .flatten();
     let datum = if event.success {
         MetricDatum::new("CacheSyncSuccess", 1.0, Unit::Count)
             .and_then(|d| d.dimension("Prefix", &event.prefix))
@@ -93,7 +98,7 @@ pub fn metrics(event: &SyncEvent) -> Vec<MetricDatum> {
                 )
             })
     };
-    datum.into_iter().collect()
+    datum.into_iter().chain(total).collect()
 }
 
 #[cfg(test)]

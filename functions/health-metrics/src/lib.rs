@@ -72,8 +72,9 @@ pub struct Coverage {
     pub cached: usize,
     /// Of those, the ones with every wanted platform cached too.
     pub ready: usize,
-    /// `cached / watched` in percent (100 with an empty watch list).
-    pub coverage_percent: f64,
+    /// `cached / watched` in percent; `None` when there is nothing to measure (no valid
+    /// entry) or the watch list could not be read whole (a run error, never a score).
+    pub coverage_percent: Option<f64>,
     pub invalid: usize,
 }
 
@@ -93,6 +94,9 @@ pub struct HealthReport {
     pub sync_events: Vec<SyncEvent>,
     pub metrics_published: usize,
     pub errors: Vec<String>,
+    /// Every watch-list source was read: coverage and exposure totals mean something.
+    #[serde(skip)]
+    pub watch_list_complete: bool,
 }
 
 impl HealthReport {
@@ -109,22 +113,33 @@ impl HealthReport {
             sync_events: Vec::new(),
             metrics_published: 0,
             errors: Vec::new(),
+            watch_list_complete: false,
         }
     }
 }
 
 /// The watch list from the settings and the long list, de-duplicated on the normalised
-/// reference (entries that do not parse are kept once, to be reported).
-async fn watch_list(deps: &Deps<'_>, options: &Options, errors: &mut Vec<String>) -> Vec<String> {
+/// reference (entries that do not parse are kept once, to be reported), and whether every
+/// source could be read (a long list that could not be read is an error in `errors`).
+async fn watch_list(
+    deps: &Deps<'_>,
+    options: &Options,
+    errors: &mut Vec<String>,
+) -> (Vec<String>, bool) {
     let mut inputs = options.watch_list.clone();
+    let mut complete = true;
     if let Some(source) = &options.watch_list_source {
         match ptc_core::watchlist::load(deps.objects, source).await {
             Ok(more) => inputs.extend(more),
-            Err(err) => errors.push(err),
+            Err(err) => {
+                tracing::error!(error = %err, "watch list unreadable: no coverage is published");
+                errors.push(err);
+                complete = false;
+            }
         }
     }
     let mut dedup = ptc_core::watchlist::Dedup::default();
-    inputs.iter().filter_map(|i| dedup.admit(i)).collect()
+    (inputs.iter().filter_map(|i| dedup.admit(i)).collect(), complete)
 }
 
 /// The scheduled run: inventory, coverage, outage readiness, metrics.
@@ -208,7 +223,8 @@ pub async fn run(
     }
     report.prefixes = prefixes.into_values().collect();
 
-    let entries = watch_list(deps, options, &mut report.errors).await;
+    let (entries, complete) = watch_list(deps, options, &mut report.errors).await;
+    report.watch_list_complete = complete;
     let view = CacheView {
         images: &images_by_repo,
         unreadable: &unreadable,
@@ -230,7 +246,8 @@ pub async fn run(
         watched: valid.len(),
         cached: valid.iter().filter(|i| i.cached()).count(),
         ready: valid.iter().filter(|i| !i.exposed()).count(),
-        coverage_percent: percent(valid.iter().filter(|i| i.cached()).count(), valid.len()),
+        coverage_percent: (complete && !valid.is_empty())
+            .then(|| percent(valid.iter().filter(|i| i.cached()).count(), valid.len())),
         invalid: report.watch_list.len() - valid.len(),
     };
     for item in report
@@ -249,12 +266,9 @@ pub async fn run(
     report
 }
 
+/// `part / whole` in percent, to the hundredth; `whole` is never 0 here.
 fn percent(part: usize, whole: usize) -> f64 {
-    if whole == 0 {
-        100.0
-    } else {
-        (part as f64 * 10_000.0 / whole as f64).round() / 100.0
-    }
+    (part as f64 * 10_000.0 / whole.max(1) as f64).round() / 100.0
 }
 
 /// The report's metrics: per prefix by default, per repository only when asked.
@@ -315,9 +329,15 @@ pub fn metric_data(report: &HealthReport, options: &Options) -> Vec<MetricDatum>
             }
         }
     }
-    // Coverage and exposure per prefix, over the valid watch-list entries.
+    // Coverage and exposure per prefix, over the valid watch-list entries; none at all when
+    // the watch list could not be read whole (RunErrors pages instead of a partial score).
     let mut per_prefix: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
-    for item in &report.watch_list {
+    let watch_list = if report.watch_list_complete {
+        report.watch_list.as_slice()
+    } else {
+        &[]
+    };
+    for item in watch_list {
         if let Some(prefix) = item.prefix.as_deref() {
             let e = per_prefix.entry(prefix).or_default();
             e.0 += 1;
@@ -336,13 +356,12 @@ pub fn metric_data(report: &HealthReport, options: &Options) -> Vec<MetricDatum>
         );
         push("OutageExposedImages", exposed as f64, Unit::Count, &dims);
     }
-    if !report.watch_list.is_empty() {
-        push(
-            "WatchListCoverage",
-            report.coverage.coverage_percent,
-            Unit::Percent,
-            &[],
-        );
+    // The totals the alarms watch, without dimension (alarms cannot add up the per-prefix
+    // series: SEARCH is refused in alarms).
+    if let Some(percent) = report.coverage.coverage_percent {
+        push("WatchListCoverage", percent, Unit::Percent, &[]);
+        let exposed = report.watch_list.iter().filter(|i| i.exposed()).count();
+        push("OutageExposedImages", exposed as f64, Unit::Count, &[]);
     }
     for event in &report.sync_events {
         data.extend(events::metrics(event));
@@ -350,15 +369,22 @@ pub fn metric_data(report: &HealthReport, options: &Options) -> Vec<MetricDatum>
     data
 }
 
+/// Publish the report's metrics and the run's `RunErrors` point (every path, early returns
+/// and rejected events included).
 async fn publish(deps: &Deps<'_>, options: &Options, report: &mut HealthReport) {
     if !options.publish_metrics {
         return;
     }
     let data = metric_data(report, options);
-    match ptc_core::metrics::publish_or_report(deps.metrics, &options.namespace, &data).await {
-        Ok(n) => report.metrics_published = n,
-        Err(err) => report.errors.push(err),
-    }
+    report.metrics_published = ptc_core::metrics::publish_run(
+        deps.metrics,
+        &options.namespace,
+        report.job,
+        data,
+        0,
+        &mut report.errors,
+    )
+    .await;
 }
 
 /// One invocation: a schedule (or `{}`) runs the inventory; a pull-through cache sync event
@@ -371,14 +397,14 @@ pub async fn handle(
 ) -> HealthReport {
     let object = match ptc_core::events::object(event) {
         Ok(object) => object,
-        Err(err) => return rejected(now, err),
+        Err(err) => return rejected(deps, options, now, err).await,
     };
     if object.is_empty() {
         return run(deps, options, "invocation {}", now).await;
     }
     let envelope = match ptc_core::events::envelope(event) {
         Ok(envelope) => envelope,
-        Err(err) => return rejected(now, err),
+        Err(err) => return rejected(deps, options, now, err).await,
     };
     match envelope.detail_type.as_str() {
         "Scheduled Event" => run(deps, options, "schedule", now).await,
@@ -392,21 +418,32 @@ pub async fn handle(
                 publish(deps, options, &mut report).await;
                 report
             }
-            Err(err) => rejected(now, err),
+            Err(err) => rejected(deps, options, now, err).await,
         },
-        other => rejected(
-            now,
-            ptc_core::events::rejected(format!(
-                "detail-type {other:?} is not one this function handles"
-            )),
-        ),
+        other => {
+            rejected(
+                deps,
+                options,
+                now,
+                ptc_core::events::rejected(format!(
+                    "detail-type {other:?} is not one this function handles"
+                )),
+            )
+            .await
+        }
     }
 }
 
-fn rejected(now: OffsetDateTime, error: String) -> HealthReport {
+async fn rejected(
+    deps: &Deps<'_>,
+    options: &Options,
+    now: OffsetDateTime,
+    error: String,
+) -> HealthReport {
     tracing::error!(error = %error, "event rejected");
     let mut report = HealthReport::empty("unsupported event", now);
     report.errors.push(error);
+    publish(deps, options, &mut report).await;
     report
 }
 
@@ -479,7 +516,7 @@ mod tests {
         assert_eq!(report.prefixes[0].stored_bytes, 100);
         assert_eq!(report.repositories_outside_prefixes, 1);
         assert_eq!((report.coverage.watched, report.coverage.cached), (2, 1));
-        assert_eq!(report.coverage.coverage_percent, 50.0);
+        assert_eq!(report.coverage.coverage_percent, Some(50.0));
         assert_eq!(report.coverage.invalid, 1);
         assert!(
             report.errors.iter().any(|e| e.contains("nope nope")),

@@ -1,7 +1,7 @@
 //! The built health-metrics binary through a real Lambda Runtime API: the real "ECR Pull
 //! Through Cache Action" event shapes become counts read back from CloudWatch; the schedule
 //! runs the inventory; EMF mode writes metric log lines instead of calling the API; a
-//! malformed event is an error in the report, not a crash.
+//! malformed event fails the invocation with `RunFailed` (its report is logged), never a crash.
 
 use std::path::Path;
 
@@ -33,7 +33,8 @@ async fn sync_events_become_counts_and_the_schedule_runs_the_inventory() {
         let report = lambda.invoke(&failure).await;
         assert!(report["errors"].as_array().unwrap().is_empty(), "{report}");
         assert_eq!(report["sync_events"][0]["failure_code"], "UNAUTHORIZED");
-        assert_eq!(report["metrics_published"], 1);
+        // The event's count, its total, and the run's RunErrors point.
+        assert_eq!(report["metrics_published"], 3);
     }
     let success = lambda.invoke(&fixture("ptc-action-success.json")).await;
     assert_eq!(success["sync_events"][0]["success"], true, "{success}");
@@ -80,9 +81,19 @@ async fn sync_events_become_counts_and_the_schedule_runs_the_inventory() {
         )
         .await;
     assert!(
-        bad["errors"][0].as_str().unwrap().contains("sync-status"),
+        ptc_tests::lambda::run_failed(&bad).contains("sync-status"),
         "{bad}"
     );
+    // The rejected event still published the run's RunErrors point.
+    let run_errors = stack
+        .metric(
+            &namespace,
+            "RunErrors",
+            &[("Job", "health-metrics")],
+            Statistic::Maximum,
+        )
+        .await;
+    assert_eq!(run_errors, Some(1.0));
 }
 
 #[tokio::test(flavor = "multi_thread")]

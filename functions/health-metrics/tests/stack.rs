@@ -184,7 +184,7 @@ async fn inventory_coverage_and_outage_readiness_match_the_stack() {
         ),
         (5, 3, 2)
     );
-    assert_eq!(report.coverage.coverage_percent, 60.0);
+    assert_eq!(report.coverage.coverage_percent, Some(60.0));
     assert_eq!(
         report.errors.len(),
         1,

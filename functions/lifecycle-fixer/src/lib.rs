@@ -88,19 +88,22 @@ impl Options {
 }
 
 /// One invocation: an event (or a schedule) to a report. A bad event gives a report with the
-/// error; it never fails the invocation.
+/// error (the Lambda then fails the invocation, see `ptc_core::RunFailed`). Every invocation
+/// publishes its `RunErrors` point.
 pub async fn handle(deps: &Deps<'_>, options: &Options, event: &Value) -> FixReport {
     match trigger::parse(event) {
         Ok(Trigger::Sweep { source }) => sweep(deps, options, None, &source).await,
         Ok(Trigger::Repositories { source, names }) => {
             sweep(deps, options, Some(&names), &source).await
         }
-        Ok(Trigger::Nothing { source }) => FixReport::empty(&source, options),
+        Ok(Trigger::Nothing { source }) => {
+            sweep::without_work(deps, options, FixReport::empty(&source, options)).await
+        }
         Err(err) => {
             tracing::error!(error = %err, "event rejected");
             let mut report = FixReport::empty("unsupported event", options);
             report.errors.push(err);
-            report
+            sweep::without_work(deps, options, report).await
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The lifecycle-fixer Lambda: wiring only.
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use lifecycle_fixer::handle;
 use lifecycle_fixer::sweep::{Deps, Options};
 use ptc_core::ecr::SdkEcr;
@@ -25,8 +25,12 @@ async fn main() -> Result<(), Error> {
         let mut options = options.clone();
         options.stop_at = Some(ptc_core::deadline::stop_at(event.context.deadline));
         let report = handle(deps, &options, &event.payload).await;
-        println!("{}", serde_json::to_string(&report)?);
-        Ok::<_, Error>(report)
+        // The report as one JSON log line; a run with run-level errors fails the invocation.
+        let errors = report.errors.clone();
+        ptc_core::lambda_answer(report.job, report, &errors).map_err(|e| Diagnostic {
+            error_type: ptc_core::RunFailed::ERROR_TYPE.into(),
+            error_message: e.to_string(),
+        })
     }))
     .await
 }

@@ -46,6 +46,9 @@ pub struct RepositoryResult {
     /// Not started: the run reached its deadline first (the next sweep does it).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deferred: bool,
+    /// Deleted by someone else during the run (a benign race): not counted anywhere.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub gone: bool,
     pub errors: Vec<String>,
 }
 
@@ -77,6 +80,9 @@ pub struct FixReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registry_scan_type: Option<String>,
     pub errors: Vec<String>,
+    /// The creation templates were read (a full sweep whose template listing worked).
+    #[serde(skip)]
+    pub templates_checked: bool,
 }
 
 impl FixReport {
@@ -93,6 +99,7 @@ impl FixReport {
             warnings: options.desired.warnings.clone(),
             registry_scan_type: None,
             errors: Vec::new(),
+            templates_checked: false,
         }
     }
 }
@@ -104,12 +111,38 @@ pub async fn sweep(
     only: Option<&[String]>,
     trigger: &str,
 ) -> FixReport {
+    let (mut report, totals_known) = fix_all(deps, options, only, trigger).await;
+    // Every path publishes, early returns included: RunErrors pages for a run that could
+    // not do its work, and counts every item that failed.
+    if options.publish_metrics && !options.dry_run {
+        publish(deps, options, &mut report, totals_known).await;
+    }
+    report
+}
+
+/// An invocation that had nothing to sweep (an event it does not act on, or one it could
+/// not read): its `RunErrors` point only.
+pub async fn without_work(deps: &Deps<'_>, options: &Options, mut report: FixReport) -> FixReport {
+    if options.publish_metrics && !options.dry_run {
+        publish(deps, options, &mut report, false).await;
+    }
+    report
+}
+
+/// The sweep without publishing; and whether its totals mean something (the rules and the
+/// repositories could be listed).
+async fn fix_all(
+    deps: &Deps<'_>,
+    options: &Options,
+    only: Option<&[String]>,
+    trigger: &str,
+) -> (FixReport, bool) {
     let mut report = FixReport::empty(trigger, options);
     let rules = match deps.ecr.describe_rules().await {
         Ok(rules) => RuleSet::new(rules),
         Err(err) => {
             report.errors.push(format!("cannot list the rules: {err}"));
-            return report;
+            return (report, false);
         }
     };
     // A sweep lists every repository (one call per 1,000); an event names its repositories,
@@ -128,8 +161,9 @@ pub async fn sweep(
             {
                 match deps.ecr.describe_repository(name).await {
                     Ok(Some(repo)) => found.push(repo),
-                    Ok(None) => report.errors.push(format!(
-                        "repository {name} not found (deleted, or not created yet)"
+                    // A benign race (deleted since the event was sent): nothing to fix.
+                    Ok(None) => report.warnings.push(format!(
+                        "repository {name} not found (deleted since the event, or not created yet): nothing to fix"
                     )),
                     Err(err) => report.errors.push(format!("repository {name}: {err}")),
                 }
@@ -145,7 +179,7 @@ pub async fn sweep(
         Ok(r) => r,
         Err(err) => {
             report.errors.push(err);
-            return report;
+            return (report, false);
         }
     };
     let mut in_scope = Vec::new();
@@ -200,7 +234,10 @@ pub async fn sweep(
         )
         .await
         {
-            Ok(t) => report.templates = t,
+            Ok(t) => {
+                report.templates = t;
+                report.templates_checked = true;
+            }
             Err(err) => report.errors.push(err),
         }
     }
@@ -210,26 +247,29 @@ pub async fn sweep(
         .filter(|t| t.status == TemplateStatus::Missing)
         .count();
     report.summary.deferred = report.repositories.iter().filter(|r| r.deferred).count();
-    report.summary.scanned = report.repositories.len() - report.summary.deferred;
+    report.summary.scanned = report
+        .repositories
+        .iter()
+        .filter(|r| !r.deferred && !r.gone)
+        .count();
     report.summary.non_compliant = report
         .repositories
         .iter()
-        .filter(|r| !r.deferred && (!r.changes.is_empty() || !r.findings.is_empty()))
+        .filter(|r| !r.deferred && !r.gone && (!r.changes.is_empty() || !r.findings.is_empty()))
         .count();
     report.summary.fixed = report
         .repositories
         .iter()
-        .filter(|r| r.applied && !r.changes.is_empty() && r.errors.is_empty())
+        .filter(|r| !r.gone && r.applied && !r.changes.is_empty() && r.errors.is_empty())
         .count();
+    // Every item that failed counts: repositories and templates alike.
     report.summary.errors = report
         .repositories
         .iter()
         .filter(|r| !r.errors.is_empty())
-        .count();
-    if options.publish_metrics && !options.dry_run {
-        publish(deps, options, &mut report).await;
-    }
-    report
+        .count()
+        + report.templates.iter().filter(|t| t.error.is_some()).count();
+    (report, true)
 }
 
 async fn fix_one(
@@ -246,6 +286,7 @@ async fn fix_one(
         changes: Vec::new(),
         applied: false,
         deferred: false,
+        gone: false,
         errors: Vec::new(),
     };
     if options
@@ -257,6 +298,11 @@ async fn fix_one(
     }
     let settings = match deps.settings.repository_settings(&repo).await {
         Ok(s) => s,
+        // A benign race: deleted between the listing and this read. Nothing to fix.
+        Err(err) if repository_gone(&err) => {
+            result.gone = true;
+            return result;
+        }
         Err(err) => {
             result.errors.push(format!("cannot read settings: {err}"));
             return result;
@@ -286,8 +332,15 @@ async fn fix_one(
             Change::TagResource { tags } => deps.settings.tag_repository(&repo.arn, tags).await,
             Change::EnableScanOnPush => deps.settings.enable_scan_on_push(&repo.name).await,
         };
-        if let Err(err) = done {
-            result.errors.push(err.to_string());
+        match done {
+            Ok(()) => {}
+            // Deleted while we were fixing it: nothing left to fix, not a failure.
+            Err(err) if repository_gone(&err) => {
+                result.gone = true;
+                result.errors.clear();
+                break;
+            }
+            Err(err) => result.errors.push(err.to_string()),
         }
     }
     result.applied = true;
@@ -295,44 +348,78 @@ async fn fix_one(
     result
 }
 
-async fn publish(deps: &Deps<'_>, options: &Options, report: &mut FixReport) {
+/// ECR's answer for a repository that no longer exists (deleted by someone else during the
+/// run): RepositoryNotFoundException (ECR API reference, every repository operation).
+fn repository_gone(err: &ptc_core::AwsError) -> bool {
+    err.code()
+        .is_some_and(|code| code.contains("RepositoryNotFoundException"))
+}
+
+async fn publish(
+    deps: &Deps<'_>,
+    options: &Options,
+    report: &mut FixReport,
+    totals_known: bool,
+) {
     let mut per_prefix: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
-    for r in report.repositories.iter().filter(|r| !r.deferred) {
+    for r in report.repositories.iter().filter(|r| !r.deferred && !r.gone) {
         let entry = per_prefix.entry(&r.prefix).or_default();
         entry[0] += 1;
         entry[1] += usize::from(!r.changes.is_empty() || !r.findings.is_empty());
         entry[2] += usize::from(r.applied && !r.changes.is_empty() && r.errors.is_empty());
     }
     let mut data = Vec::new();
+    let mut push = |datum: Result<MetricDatum, ptc_core::metrics::MetricError>| match datum {
+        Ok(d) => data.push(d),
+        Err(e) => tracing::error!(error = %e, "metric value rejected"),
+    };
     for (prefix, [scanned, non_compliant, fixed]) in per_prefix {
         for (name, value) in [
             ("RepositoriesScanned", scanned),
             ("RepositoriesNonCompliant", non_compliant),
             ("RepositoriesFixed", fixed),
         ] {
-            if let Ok(d) = MetricDatum::new(name, value as f64, Unit::Count)
-                .and_then(|d| d.dimension("Prefix", prefix))
-            {
-                data.push(d);
-            }
+            push(
+                MetricDatum::new(name, value as f64, Unit::Count)
+                    .and_then(|d| d.dimension("Prefix", prefix)),
+            );
         }
     }
     for t in &report.templates {
-        let missing = if t.status == TemplateStatus::Missing {
-            1.0
-        } else {
-            0.0
-        };
-        if let Ok(d) = MetricDatum::new("TemplatesMissing", missing, Unit::Count)
-            .and_then(|d| d.dimension("Prefix", &t.prefix))
-        {
-            data.push(d);
+        let missing = f64::from(u8::from(t.status == TemplateStatus::Missing));
+        push(
+            MetricDatum::new("TemplatesMissing", missing, Unit::Count)
+                .and_then(|d| d.dimension("Prefix", &t.prefix)),
+        );
+    }
+    // The totals the alarms watch, without dimension (alarms cannot add up per-prefix
+    // series: SEARCH is refused in alarms). Only when the run could list what it covers.
+    if totals_known {
+        let s = &report.summary;
+        push(MetricDatum::new(
+            "RepositoriesLeftNonCompliant",
+            s.non_compliant.saturating_sub(s.fixed) as f64,
+            Unit::Count,
+        ));
+        // Templates are read by full sweeps only; a failed template listing is a run error.
+        if report.templates_checked {
+            push(MetricDatum::new(
+                "TemplatesMissing",
+                s.templates_missing as f64,
+                Unit::Count,
+            ));
         }
     }
-    match ptc_core::metrics::publish_or_report(deps.metrics, &options.namespace, &data).await {
-        Ok(published) => report.metrics_published = published,
-        Err(error) => report.errors.push(error),
-    }
+    let item_errors = report.summary.errors;
+    report.metrics_published = ptc_core::metrics::publish_run(
+        deps.metrics,
+        &options.namespace,
+        report.job,
+        data,
+        item_errors,
+        &mut report.errors,
+    )
+    .await;
 }
 
 #[cfg(test)]

@@ -32,6 +32,12 @@ pub struct TemplateResult {
     pub error: Option<String>,
 }
 
+/// `CreateRepositoryCreationTemplate`'s answer when the prefix already has a template
+/// (API reference: TemplateAlreadyExistsException).
+fn is_already_exists(err: &ptc_core::AwsError) -> bool {
+    matches!(&err.kind, ptc_core::AwsErrorKind::Service(code) if code.contains("TemplateAlreadyExists"))
+}
+
 pub async fn check(
     api: &dyn EcrTemplatesApi,
     rules: &RuleSet,
@@ -121,6 +127,11 @@ pub async fn check(
                 match api.put_template(&want, exists).await {
                     Ok(()) => {
                         result.action = Some(if exists { "updated" } else { "created" }.into())
+                    }
+                    // A benign race: another sweep created it between our list and our
+                    // create (two sweeps at once). Not a failure; the next sweep compares it.
+                    Err(err) if !exists && is_already_exists(&err) => {
+                        result.action = Some("created by another run".into());
                     }
                     Err(err) => result.error = Some(err.to_string()),
                 }

@@ -112,8 +112,10 @@ pub struct Summary {
     pub failed: usize,
     pub deferred: usize,
     /// Share of the watch list that is cached and verified, in percent (an entry without a
-    /// rule, invalid, failed or deferred is not covered).
-    pub coverage_percent: f64,
+    /// rule, invalid, failed or deferred is not covered). `None` for a run with no image:
+    /// nothing was verified, which is not a perfect score (a watch list that could not be
+    /// read is a run error).
+    pub coverage_percent: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -220,6 +222,25 @@ pub async fn run(
     now: OffsetDateTime,
 ) -> PrewarmReport {
     let started = Instant::now();
+    let (mut report, totals_known) = warm_all(deps, options, trigger, payload_images, now).await;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    // Every path publishes, early returns included: RunErrors pages for a run that could
+    // not do its work.
+    if options.publish_metrics && !options.dry_run {
+        publish(deps, options, &mut report, totals_known).await;
+    }
+    report
+}
+
+/// The run without publishing; and whether its totals mean something (the rules could be
+/// listed, so every entry has an outcome).
+async fn warm_all(
+    deps: &Deps<'_>,
+    options: &Options,
+    trigger: &str,
+    payload_images: Vec<String>,
+    now: OffsetDateTime,
+) -> (PrewarmReport, bool) {
     let mut report = PrewarmReport::new(trigger, options.mode);
     let rules = match deps.ecr.describe_rules().await {
         Ok(rules) => RuleSet::new(rules),
@@ -227,7 +248,7 @@ pub async fn run(
             report
                 .errors
                 .push(format!("cannot list the pull-through cache rules: {err}"));
-            return report;
+            return (report, false);
         }
     };
     let (discovered, discovery_errors) = sources::discover(
@@ -278,11 +299,7 @@ pub async fn run(
         .collect()
         .await;
     report.summary = summarise(&report.images);
-    report.duration_ms = started.elapsed().as_millis() as u64;
-    if options.publish_metrics && !options.dry_run {
-        publish(deps, options, &mut report).await;
-    }
-    report
+    (report, true)
 }
 
 fn result(entry: &Entry, started: Instant) -> ImageResult {
@@ -600,15 +617,17 @@ fn summarise(images: &[ImageResult]) -> Summary {
         stale: count(Outcome::Stale),
         failed: count(Outcome::Failed),
         deferred: count(Outcome::Deferred),
-        coverage_percent: if images.is_empty() {
-            100.0
-        } else {
-            (cached as f64 * 10_000.0 / images.len() as f64).round() / 100.0
-        },
+        coverage_percent: (!images.is_empty())
+            .then(|| (cached as f64 * 10_000.0 / images.len() as f64).round() / 100.0),
     }
 }
 
-async fn publish(deps: &Deps<'_>, options: &Options, report: &mut PrewarmReport) {
+async fn publish(
+    deps: &Deps<'_>,
+    options: &Options,
+    report: &mut PrewarmReport,
+    totals_known: bool,
+) {
     let mut by_prefix: BTreeMap<&str, Vec<&ImageResult>> = BTreeMap::new();
     for image in &report.images {
         if let Some(prefix) = &image.prefix {
@@ -616,44 +635,56 @@ async fn publish(deps: &Deps<'_>, options: &Options, report: &mut PrewarmReport)
         }
     }
     let mut data = Vec::new();
+    let mut push = |datum: Result<MetricDatum, ptc_core::metrics::MetricError>| match datum {
+        Ok(d) => data.push(d),
+        Err(e) => tracing::error!(error = %e, "metric value rejected"),
+    };
+    let counts = |s: &Summary| {
+        [
+            ("ImagesWarmed", (s.warmed + s.already_fresh) as f64),
+            ("ImagesFailed", s.failed as f64),
+            ("ImagesStale", s.stale as f64),
+            ("ImagesDeferred", s.deferred as f64),
+        ]
+    };
     for (prefix, images) in by_prefix {
         let owned: Vec<ImageResult> = images.into_iter().cloned().collect();
         let s = summarise(&owned);
-        for (name, value, unit) in [
-            (
-                "ImagesWarmed",
-                (s.warmed + s.already_fresh) as f64,
-                Unit::Count,
-            ),
-            ("ImagesFailed", s.failed as f64, Unit::Count),
-            ("ImagesStale", s.stale as f64, Unit::Count),
-            ("ImagesDeferred", s.deferred as f64, Unit::Count),
-            ("ImagesVerifiedPercent", s.coverage_percent, Unit::Percent),
-        ] {
-            if let Ok(d) =
-                MetricDatum::new(name, value, unit).and_then(|d| d.dimension("Prefix", prefix))
-            {
-                data.push(d);
-            }
+        for (name, value) in counts(&s) {
+            push(MetricDatum::new(name, value, Unit::Count).and_then(|d| d.dimension("Prefix", prefix)));
+        }
+        if let Some(percent) = s.coverage_percent {
+            push(
+                MetricDatum::new("ImagesVerifiedPercent", percent, Unit::Percent)
+                    .and_then(|d| d.dimension("Prefix", prefix)),
+            );
+        }
+    }
+    // The run's totals, without dimension: what the alarms watch (CloudWatch alarms cannot
+    // add up the per-prefix series: SEARCH is refused in alarms). A run that could not list
+    // the rules has no totals to give: its RunErrors pages instead of a 0 that would clear
+    // the alarms.
+    if totals_known {
+        for (name, value) in counts(&report.summary) {
+            push(MetricDatum::new(name, value, Unit::Count));
         }
     }
     let unrouted = report.images.iter().filter(|i| i.prefix.is_none()).count();
-    for (name, value, unit) in [
-        (
-            "PrewarmDuration",
-            report.duration_ms as f64 / 1000.0,
-            Unit::Seconds,
-        ),
-        ("ImagesUnroutable", unrouted as f64, Unit::Count),
-    ] {
-        if let Ok(d) = MetricDatum::new(name, value, unit) {
-            data.push(d);
-        }
-    }
-    match ptc_core::metrics::publish_or_report(deps.metrics, &options.namespace, &data).await {
-        Ok(published) => report.metrics_published = published,
-        Err(error) => report.errors.push(error),
-    }
+    push(MetricDatum::new(
+        "PrewarmDuration",
+        report.duration_ms as f64 / 1000.0,
+        Unit::Seconds,
+    ));
+    push(MetricDatum::new("ImagesUnroutable", unrouted as f64, Unit::Count));
+    report.metrics_published = ptc_core::metrics::publish_run(
+        deps.metrics,
+        &options.namespace,
+        report.job,
+        data,
+        0,
+        &mut report.errors,
+    )
+    .await;
 }
 
 #[cfg(test)]
@@ -689,8 +720,8 @@ mod tests {
             (s.images, s.warmed, s.already_fresh, s.stale, s.failed),
             (5, 1, 1, 1, 2)
         );
-        assert_eq!(s.coverage_percent, 60.0);
-        assert_eq!(summarise(&[]).coverage_percent, 100.0);
+        assert_eq!(s.coverage_percent, Some(60.0));
+        assert_eq!(summarise(&[]).coverage_percent, None, "no image is no score");
     }
 
     #[test]

@@ -73,11 +73,48 @@ pub async fn handle(
         }
         Err(err) => {
             tracing::error!(error = %err, "event rejected");
-            let mut report = PrewarmReport::new("unsupported event", options.mode);
-            report.errors.push(err);
-            report
+            failed_before_run(deps.metrics, options, "unsupported event", err).await
         }
     }
+}
+
+/// The invocation could not reach the registry endpoint (no `GetAuthorizationToken`): a
+/// report with the error, and the run's `RunErrors` point.
+pub async fn registry_unavailable(
+    metrics: &dyn ptc_core::metrics::MetricsApi,
+    options: &Options,
+    error: String,
+) -> PrewarmReport {
+    tracing::error!(error = %error, "the registry endpoint cannot be reached");
+    failed_before_run(
+        metrics,
+        options,
+        "registry unavailable",
+        format!("cannot authenticate to the registry endpoint: {error}"),
+    )
+    .await
+}
+
+async fn failed_before_run(
+    metrics: &dyn ptc_core::metrics::MetricsApi,
+    options: &Options,
+    trigger: &str,
+    error: String,
+) -> PrewarmReport {
+    let mut report = PrewarmReport::new(trigger, options.mode);
+    report.errors.push(error);
+    if options.publish_metrics && !options.dry_run {
+        report.metrics_published = ptc_core::metrics::publish_run(
+            metrics,
+            &options.namespace,
+            report.job,
+            Vec::new(),
+            0,
+            &mut report.errors,
+        )
+        .await;
+    }
+    report
 }
 
 #[cfg(test)]

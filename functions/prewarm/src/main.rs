@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use prewarm::{Deps, Options, handle};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
+use prewarm::{Deps, Options, PrewarmReport, handle};
 use ptc_core::ecr::{EcrApi, SdkEcr};
 use ptc_core::metrics::{self, MetricsApi};
 use ptc_core::objects::SdkObjects;
@@ -52,7 +52,7 @@ async fn main() -> Result<(), Error> {
     let shared = &shared;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let stop_at = ptc_core::deadline::stop_at(event.context.deadline);
-        let (client, host) = shared
+        let cache = shared
             .cache
             .get_or_try_init(|| {
                 RegistryClient::for_ecr(
@@ -61,7 +61,19 @@ async fn main() -> Result<(), Error> {
                     shared.registry_endpoint.as_deref(),
                 )
             })
-            .await?;
+            .await;
+        let (client, host) = match cache {
+            Ok(cache) => cache,
+            Err(err) => {
+                let report = prewarm::registry_unavailable(
+                    shared.metrics.as_ref(),
+                    &shared.options,
+                    err.to_string(),
+                )
+                .await;
+                return answer(report);
+            }
+        };
         let deps = Deps {
             ecr: shared.ecr.as_ref(),
             secrets: &shared.secrets,
@@ -80,8 +92,16 @@ async fn main() -> Result<(), Error> {
             Some(stop_at),
         )
         .await;
-        println!("{}", serde_json::to_string(&report)?);
-        Ok::<_, Error>(report)
+        answer(report)
     }))
     .await
+}
+
+/// The report as one JSON log line; a run with run-level errors fails the invocation.
+fn answer(report: PrewarmReport) -> Result<PrewarmReport, Diagnostic> {
+    let errors = report.errors.clone();
+    ptc_core::lambda_answer(report.job, report, &errors).map_err(|e| Diagnostic {
+        error_type: ptc_core::RunFailed::ERROR_TYPE.into(),
+        error_message: e.to_string(),
+    })
 }

@@ -79,6 +79,7 @@ async fn main() {
             namespace: "PtcBench".into(),
             expected: Vec::new(),
             credential_max_age_days: 90,
+            rule_prefixes: Vec::new(),
             concurrency,
             publish_metrics: true,
         };

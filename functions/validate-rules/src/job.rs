@@ -33,6 +33,8 @@ pub struct Options {
     pub namespace: String,
     pub expected: Vec<ExpectedRule>,
     pub credential_max_age_days: u32,
+    /// The prefixes the deployment may manage (`PTC_RULE_PREFIXES`); empty: no check.
+    pub rule_prefixes: Vec<Prefix>,
     pub concurrency: usize,
     pub publish_metrics: bool,
 }
@@ -153,16 +155,32 @@ impl ValidationReport {
     }
 }
 
-/// Run the job for a trigger.
+/// Run the job for a trigger. Whatever happens, the run publishes its `RunErrors` point
+/// (unless metrics are off); the totals only when every rule was read.
 pub async fn run(
     deps: &Deps<'_>,
     options: &Options,
     trigger: &Trigger,
     now: OffsetDateTime,
 ) -> ValidationReport {
+    let (mut report, totals_known) = check(deps, options, trigger, now).await;
+    if options.publish_metrics {
+        publish(deps, options, &mut report, totals_known).await;
+    }
+    report
+}
+
+/// The run without publishing: the report, and whether it covers the whole registry (a run
+/// for every rule whose listing succeeded), so that its totals mean something.
+async fn check(
+    deps: &Deps<'_>,
+    options: &Options,
+    trigger: &Trigger,
+    now: OffsetDateTime,
+) -> (ValidationReport, bool) {
     let mut report = ValidationReport::new(trigger.source());
     let wanted: Option<Vec<String>> = match trigger {
-        Trigger::Nothing { .. } => return report,
+        Trigger::Nothing { .. } => return (report, false),
         Trigger::All { .. } => None,
         Trigger::Prefixes { prefixes, .. } => {
             // A name that cannot be a rule prefix is an error naming it; the rest go on.
@@ -181,7 +199,7 @@ pub async fn run(
         Err(err) => {
             tracing::error!(error = %err, "cannot list the pull-through cache rules");
             report.errors.push(format!("cannot list the rules: {err}"));
-            return report;
+            return (report, false);
         }
     };
     let in_scope = |prefix: &str| {
@@ -242,10 +260,7 @@ pub async fn run(
         missing: report.missing.len(),
         unexpected: report.unexpected.len(),
     };
-    if options.publish_metrics {
-        publish(deps, options, &mut report, wanted.is_none()).await;
-    }
-    report
+    (report, wanted.is_none())
 }
 
 async fn check_rule(
@@ -306,6 +321,23 @@ async fn check_rule(
             format!(
                 "upstream {} ({}) needs a credential secret, and the rule has none",
                 rule.upstream_url, rule.kind
+            ),
+        ));
+    }
+    if !options.rule_prefixes.is_empty() && !options.rule_prefixes.contains(&rule.prefix) {
+        // The functions' IAM policies reach only the repositories under the deployment's
+        // rule prefixes (the template's RulePrefixes): this rule's repositories would be
+        // denied to prewarm, lifecycle-fixer and health-metrics.
+        result.findings.push(Finding::error(
+            "prefix-out-of-scope",
+            format!(
+                "prefix {prefix} is not one of the deployment's rule prefixes ({}): the functions cannot manage its repositories; add it to RulePrefixes (PTC_RULE_PREFIXES)",
+                options
+                    .rule_prefixes
+                    .iter()
+                    .map(Prefix::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ));
     }
@@ -499,8 +531,19 @@ async fn publish(
                 .and_then(|d| d.dimension("Prefix", missing.prefix.as_str())),
         );
     }
-    // Totals describe the whole registry: a run scoped to one prefix does not publish them.
+    // Totals describe the whole registry: a run scoped to one prefix, or one that could not
+    // list the rules, does not publish them (a 0 it cannot know would clear the alarms).
     if full_run {
+        let too_old = report
+            .rules
+            .iter()
+            .filter(|r| r.findings.iter().any(|f| f.code == "credential-age"))
+            .count();
+        push(MetricDatum::new(
+            "CredentialsTooOld",
+            too_old as f64,
+            Unit::Count,
+        ));
         push(MetricDatum::new(
             "RulesInvalid",
             report.summary.invalid as f64,
@@ -512,10 +555,15 @@ async fn publish(
             Unit::Count,
         ));
     }
-    match ptc_core::metrics::publish_or_report(deps.metrics, &options.namespace, &data).await {
-        Ok(published) => report.metrics_published = published,
-        Err(error) => report.errors.push(error),
-    }
+    report.metrics_published = ptc_core::metrics::publish_run(
+        deps.metrics,
+        &options.namespace,
+        report.job,
+        data,
+        0,
+        &mut report.errors,
+    )
+    .await;
 }
 
 #[cfg(test)]
@@ -541,6 +589,7 @@ mod tests {
             namespace: "Test".into(),
             expected: Vec::new(),
             credential_max_age_days: 90,
+            rule_prefixes: Vec::new(),
             concurrency: 4,
             publish_metrics: true,
         }

@@ -16,6 +16,7 @@ impl Options {
             namespace: settings.metrics_namespace.clone(),
             expected: settings.expected_rules.clone(),
             credential_max_age_days: settings.credential_max_age_days,
+            rule_prefixes: settings.rule_prefixes.clone(),
             concurrency: settings.concurrency,
             publish_metrics: true,
         }

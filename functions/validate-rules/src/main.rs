@@ -1,6 +1,6 @@
 //! The validate-rules Lambda: wiring only.
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use ptc_core::ecr::SdkEcr;
 use ptc_core::metrics;
 use ptc_core::secrets::SdkSecrets;
@@ -30,9 +30,12 @@ async fn main() -> Result<(), Error> {
                 time::OffsetDateTime::now_utc(),
             )
             .await;
-            // The report, as one JSON line in the function's log.
-            println!("{}", serde_json::to_string(&report)?);
-            Ok::<_, Error>(report)
+            // The report as one JSON log line; a run with run-level errors fails the invocation.
+            let errors = report.errors.clone();
+            ptc_core::lambda_answer(report.job, report, &errors).map_err(|e| Diagnostic {
+                error_type: ptc_core::RunFailed::ERROR_TYPE.into(),
+                error_message: e.to_string(),
+            })
         }
     }))
     .await

@@ -60,16 +60,12 @@ async fn real_events_through_the_runtime_api() {
 
     let bad = lambda.invoke(&json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}})).await;
     assert!(
-        bad["errors"][0]
-            .as_str()
-            .unwrap()
-            .contains("EC2 Instance State-change Notification"),
+        ptc_tests::lambda::run_failed(&bad).contains("EC2 Instance State-change Notification"),
         "{bad}"
     );
-    assert!(bad["rules"].as_array().unwrap().is_empty());
     let huge = json!({"detail-type": "x".repeat(1_000_000)});
     let rejected = lambda.invoke(&huge).await;
-    assert!(rejected["errors"][0].is_string());
+    assert!(!ptc_tests::lambda::run_failed(&rejected).is_empty());
     // The function is still alive after bad input.
     let after = lambda.invoke(&json!({"prefixes": ["quay"]})).await;
     assert_eq!(prefixes(&after), ["quay"]);

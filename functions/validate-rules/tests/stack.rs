@@ -111,6 +111,7 @@ async fn every_finding_on_the_stack_with_metrics_read_back() {
             ExpectedRule::parse("ghcr=ghcr.io+credential").unwrap(),
         ],
         credential_max_age_days: 90,
+        rule_prefixes: Vec::new(),
         concurrency: 8,
         publish_metrics: true,
     };

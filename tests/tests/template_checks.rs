@@ -1,0 +1,238 @@
+//! Deploy-time rules on the SAM template, by tools other than cfn-lint and `sam validate`
+//! (tests/tests/infra.rs runs those):
+//!
+//! - checkov finds nothing on the template nor on its SAM-transformed form. A check that
+//!   does not apply to this product is skipped in the template itself, in the resource's
+//!   `Metadata: checkov: skip:` with the reason.
+//! - moto's CloudFormation creates the transformed stack, offline and in process
+//!   (tests/stack/cfn_deploy.py, which says what that engine checks and what it does not):
+//!   CREATE_COMPLETE, every resource really made, the schedules, rules and failure
+//!   destinations wired to the functions and the failure queue.
+//!
+//! The tools come from scripts/setup.sh (.venv-checkov, .venv-infra, .venv); a missing one
+//! fails the test, it never skips.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ptc_tests::repo_root;
+use serde_json::Value;
+
+fn tool(venv: &str, name: &str) -> PathBuf {
+    let path = repo_root().join(venv).join("bin").join(name);
+    assert!(
+        path.exists(),
+        "{} not found: run scripts/setup.sh (the README's test command does), which installs it",
+        path.display()
+    );
+    path
+}
+
+fn template_path() -> PathBuf {
+    repo_root().join("infra/template.yaml")
+}
+
+/// The template through the SAM transform (tests/stack/sam_transform.py), as `dir/template.json`.
+fn transformed(dir: &Path) -> PathBuf {
+    let out = Command::new(tool(".venv-infra", "python"))
+        .arg(repo_root().join("tests/stack/sam_transform.py"))
+        .arg(template_path())
+        .output()
+        .expect("run sam_transform.py");
+    assert!(
+        out.status.success(),
+        "the SAM transform failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = dir.join("template.json");
+    std::fs::write(&path, &out.stdout).unwrap();
+    path
+}
+
+/// checkov's failed checks on one CloudFormation template, one line each.
+fn checkov_failures(template: &Path) -> Vec<String> {
+    // --skip-download: no call to the vendor's platform (there is no network here, and the
+    // run must not depend on one).
+    let out = Command::new(tool(".venv-checkov", "checkov"))
+        .arg("--file")
+        .arg(template)
+        .args(["--framework", "cloudformation", "--quiet", "--compact"])
+        .args(["--skip-download", "--output", "json"])
+        .output()
+        .expect("run checkov");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "checkov printed no JSON report ({e}; exit {:?}):\n{stdout}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let summary = &report["summary"];
+    assert!(
+        summary["resource_count"].as_u64().unwrap_or(0) > 0
+            && summary["parsing_errors"].as_u64() == Some(0),
+        "checkov did not read {} as a CloudFormation template: {report}",
+        template.display()
+    );
+    let failures: Vec<String> = report["results"]["failed_checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            format!(
+                "{} {} ({} lines {}): {}",
+                f["check_id"].as_str().unwrap_or("?"),
+                f["resource"].as_str().unwrap_or("?"),
+                f["file_path"].as_str().unwrap_or("?"),
+                f["file_line_range"],
+                f["check_name"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    assert_eq!(
+        failures.is_empty(),
+        out.status.success(),
+        "checkov's exit status ({:?}) disagrees with its report:\n{stdout}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    failures
+}
+
+#[test]
+fn checkov_finds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // The transformed form shows what SAM generates (roles, schedules, queues, permissions),
+    // which checkov does not see in the SAM resources.
+    for template in [template_path(), transformed(dir.path())] {
+        let failures = checkov_failures(&template);
+        assert!(
+            failures.is_empty(),
+            "checkov found {} failed checks in {}. Fix them, or skip a check that does not \
+             apply in the resource's Metadata (checkov: skip: [{{id, comment}}]) with the reason:\n{}",
+            failures.len(),
+            template.display(),
+            failures.join("\n")
+        );
+    }
+}
+
+/// One deployment by tests/stack/cfn_deploy.py, with these parameters.
+fn deploy(template: &Path, parameters: &[&str]) -> Value {
+    let out = Command::new(tool(".venv", "python"))
+        .arg(repo_root().join("tests/stack/cfn_deploy.py"))
+        .arg(template)
+        .args(parameters)
+        .output()
+        .expect("run cfn_deploy.py");
+    assert!(
+        out.status.success(),
+        "cfn_deploy.py failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).expect("cfn_deploy.py's JSON");
+    assert_eq!(
+        result["status"], "CREATE_COMPLETE",
+        "moto's CloudFormation did not create the stack with {parameters:?}: {}",
+        result["reason"]
+    );
+    result
+}
+
+/// Every resource was really made (none ignored by moto), and the services hold as many of
+/// each type as the stack made. Returns the stack's count per type.
+fn check_resources(result: &Value, parameters: &[&str]) -> BTreeMap<String, u64> {
+    let mut per_type: BTreeMap<String, u64> = BTreeMap::new();
+    let mut ignored = Vec::new();
+    for (logical_id, resource) in result["resources"].as_object().expect("resources") {
+        let kind = resource["type"].as_str().unwrap().to_owned();
+        if resource["by"] == "ignored" {
+            ignored.push(format!("{logical_id} ({kind})"));
+        }
+        *per_type.entry(kind).or_default() += 1;
+    }
+    assert!(
+        ignored.is_empty(),
+        "moto's CloudFormation has no model for these, reported them created and made nothing \
+         (with {parameters:?}); add their type to API_TYPES in tests/stack/cfn_deploy.py:\n{}",
+        ignored.join("\n")
+    );
+    for (kind, count) in result["found"].as_object().expect("found") {
+        assert_eq!(
+            count.as_u64(),
+            Some(per_type.get(kind).copied().unwrap_or(0)),
+            "{kind}: the services hold {count}, the stack made {:?} (with {parameters:?})",
+            per_type.get(kind)
+        );
+    }
+    let problems = result["problems"].as_array().expect("problems");
+    assert!(
+        problems.is_empty(),
+        "wiring that did not resolve (with {parameters:?}): {problems:#?}"
+    );
+    per_type
+}
+
+/// How many roles have an inline policy statement with this id.
+fn roles_with_sid(result: &Value, sid: &str) -> usize {
+    result["role_sids"]
+        .as_object()
+        .expect("role_sids")
+        .values()
+        .filter(|sids| sids.as_array().unwrap().iter().any(|s| s == sid))
+        .count()
+}
+
+#[test]
+fn moto_cloudformation_creates_the_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = transformed(dir.path());
+
+    let defaults = deploy(&template, &[]);
+    let made = check_resources(&defaults, &[]);
+    for kind in [
+        "AWS::Lambda::Function",
+        "AWS::Lambda::Permission",
+        "AWS::Lambda::EventInvokeConfig",
+        "AWS::IAM::Role",
+        "AWS::Events::Rule",
+        "AWS::Scheduler::Schedule",
+        "AWS::SQS::Queue",
+        "AWS::SQS::QueuePolicy",
+        "AWS::SNS::Topic",
+        "AWS::SNS::TopicPolicy",
+        "AWS::Logs::LogGroup",
+        "AWS::CloudWatch::Alarm",
+        "AWS::CloudWatch::Dashboard",
+    ] {
+        assert!(
+            made.get(kind).copied().unwrap_or(0) > 0,
+            "the stack made no {kind}: {made:#?}"
+        );
+    }
+    assert_eq!(made.get("AWS::Lambda::Function"), Some(&4), "{made:#?}");
+    assert_eq!(made.get("AWS::SNS::Subscription"), None, "{made:#?}");
+    assert_eq!(
+        roles_with_sid(&defaults, "WatchList"),
+        0,
+        "no watch-list bucket, yet a role may read one: {}",
+        defaults["role_sids"]
+    );
+
+    let parameters = [
+        "AlarmEmail=ops@example.com",
+        "WatchListBucket=ptc-watch-list",
+    ];
+    let set = deploy(&template, &parameters);
+    let made = check_resources(&set, &parameters);
+    assert_eq!(made.get("AWS::SNS::Subscription"), Some(&1), "{made:#?}");
+    // prewarm and health-metrics read the long watch list.
+    assert_eq!(
+        roles_with_sid(&set, "WatchList"),
+        2,
+        "{}",
+        set["role_sids"]
+    );
+}
