@@ -562,7 +562,9 @@ impl Settings {
 
         let rule_prefixes = match env("PTC_RULE_PREFIXES") {
             Some(value) => split_list(&value)
-                .map(|p| Prefix::parse(p).map_err(|e| invalid("PTC_RULE_PREFIXES", p, e.to_string())))
+                .map(|p| {
+                    Prefix::parse(p).map_err(|e| invalid("PTC_RULE_PREFIXES", p, e.to_string()))
+                })
                 .collect::<Result<Vec<_>, _>>()?,
             None => file
                 .rule_prefixes

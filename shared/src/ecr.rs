@@ -880,6 +880,9 @@ impl EcrSettingsApi for SdkEcr {
 #[derive(Default)]
 pub struct FakeEcrSettings {
     pub settings: Mutex<BTreeMap<String, RepositorySettings>>,
+    /// Repositories deleted behind the caller's back: every call answers
+    /// `RepositoryNotFoundException`.
+    pub gone: Mutex<std::collections::BTreeSet<String>>,
     /// `None`: `BASIC`.
     pub scan_type: Mutex<Option<String>>,
     pub scan_on_push: Mutex<BTreeMap<String, bool>>,
@@ -892,6 +895,13 @@ impl EcrSettingsApi for FakeEcrSettings {
         &self,
         repository: &Repository,
     ) -> Result<RepositorySettings, AwsError> {
+        if self.gone.lock().unwrap().contains(&repository.name) {
+            return Err(AwsError {
+                operation: "GetLifecyclePolicy",
+                kind: AwsErrorKind::NotFound("RepositoryNotFoundException".into()),
+                message: format!("The repository '{}' does not exist", repository.name),
+            });
+        }
         Ok(self
             .settings
             .lock()
@@ -1080,6 +1090,8 @@ impl EcrTemplatesApi for SdkEcr {
 pub struct FakeTemplates {
     pub templates: Mutex<Vec<CreationTemplate>>,
     pub writes: Mutex<usize>,
+    /// The next `put_template` fails with this error (and writes nothing).
+    pub fail_next_put: Mutex<Option<AwsError>>,
 }
 
 #[async_trait]
@@ -1094,6 +1106,9 @@ impl EcrTemplatesApi for FakeTemplates {
         _exists: bool,
     ) -> Result<(), AwsError> {
         *self.writes.lock().unwrap() += 1;
+        if let Some(err) = self.fail_next_put.lock().unwrap().take() {
+            return Err(err);
+        }
         let mut templates = self.templates.lock().unwrap();
         templates.retain(|t| t.prefix != template.prefix);
         templates.push(template.clone());

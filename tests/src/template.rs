@@ -7,6 +7,7 @@
 //! properties onto `PutMetricAlarm`, so CloudWatch's own rules (as the stack's stand-in
 //! enforces them) decide whether the template's alarms can be created.
 
+use std::path::Path;
 use std::process::Command;
 
 use aws_sdk_cloudwatch::error::ProvideErrorMetadata;
@@ -22,6 +23,11 @@ use crate::repo_root;
 /// (defaults, overridden by `params`), pseudo parameters, conditions and intrinsics resolved.
 /// Panics with the script's error output when the template cannot be resolved.
 pub fn resolved(params: &[(&str, &str)]) -> Value {
+    resolved_from(&repo_root().join("infra/template.yaml"), params)
+}
+
+/// [`resolved`] for another template file (an older revision, a fixture).
+pub fn resolved_from(template: &Path, params: &[(&str, &str)]) -> Value {
     let python = repo_root().join(".venv-infra/bin/python");
     assert!(
         python.exists(),
@@ -31,7 +37,7 @@ pub fn resolved(params: &[(&str, &str)]) -> Value {
     let mut command = Command::new(&python);
     command
         .arg(repo_root().join("tests/stack/template.py"))
-        .arg(repo_root().join("infra/template.yaml"))
+        .arg(template)
         .env("SAM_CLI_TELEMETRY", "0");
     for (name, value) in params {
         command.arg("--param").arg(format!("{name}={value}"));
@@ -76,7 +82,9 @@ pub async fn put_alarm(
             "ActionsEnabled" => call.actions_enabled(boolean(value, key)?),
             "AlarmActions" => call.set_alarm_actions(Some(strings(value, key)?)),
             "OKActions" => call.set_ok_actions(Some(strings(value, key)?)),
-            "InsufficientDataActions" => call.set_insufficient_data_actions(Some(strings(value, key)?)),
+            "InsufficientDataActions" => {
+                call.set_insufficient_data_actions(Some(strings(value, key)?))
+            }
             "Namespace" => call.namespace(string(value, key)?),
             "MetricName" => call.metric_name(string(value, key)?),
             "Dimensions" => call.set_dimensions(Some(dimensions(value, key)?)),

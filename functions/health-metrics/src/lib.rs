@@ -139,7 +139,10 @@ async fn watch_list(
         }
     }
     let mut dedup = ptc_core::watchlist::Dedup::default();
-    (inputs.iter().filter_map(|i| dedup.admit(i)).collect(), complete)
+    (
+        inputs.iter().filter_map(|i| dedup.admit(i)).collect(),
+        complete,
+    )
 }
 
 /// The scheduled run: inventory, coverage, outage readiness, metrics.
@@ -549,7 +552,8 @@ mod tests {
             "sync-status": "FAILURE", "ecr-repository-prefix": "quay", "repository-name": "quay/a", "failure-code": "UPSTREAM_UNAVAILABLE"}});
         let report = handle(&deps, &options(), &event, now).await;
         assert!(report.errors.is_empty(), "{:?}", report.errors);
-        assert_eq!(report.metrics_published, 1);
+        // The event's count per prefix and code, its total, and the run's RunErrors point.
+        assert_eq!(report.metrics_published, 3);
         assert_eq!(
             ecr.calls("DescribeRepositories"),
             0,
@@ -564,5 +568,50 @@ mod tests {
             let report = handle(&deps, &options(), &bad, now).await;
             assert_eq!(report.errors.len(), 1, "{bad}: {:?}", report.errors);
         }
+        // Every invocation published its RunErrors point: 0 for the event, 1 per bad input.
+        let run_errors: Vec<f64> = metrics
+            .published
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, d)| d.name == "RunErrors")
+            .map(|(_, d)| d.value)
+            .collect();
+        assert_eq!(run_errors, [0.0, 1.0, 1.0, 1.0, 1.0]);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_watch_list_is_an_error_never_a_score() {
+        use ptc_core::config::WatchListSource;
+        let ecr = FakeEcr::with_rules(vec![PtcRule::new("quay", "quay.io").unwrap()]);
+        let (objects, metrics) = (FakeObjects::default(), FakeMetrics::default());
+        let deps = Deps {
+            ecr: &ecr,
+            objects: &objects,
+            metrics: &metrics,
+        };
+        let mut options = options();
+        options.watch_list = vec!["quay.io/a/b:1".into()];
+        options.watch_list_source =
+            Some(WatchListSource::parse("s3://bucket/missing.txt").unwrap());
+        let report = run(&deps, &options, "test", OffsetDateTime::now_utc()).await;
+        assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+        assert_eq!(
+            report.coverage.coverage_percent, None,
+            "no score from a partial list"
+        );
+        let published = metrics.published.lock().unwrap();
+        let names: Vec<&str> = published.iter().map(|(_, d)| d.name.as_str()).collect();
+        assert!(!names.contains(&"WatchListCoverage"), "{names:?}");
+        assert!(!names.contains(&"OutageExposedImages"), "{names:?}");
+        let run_errors = published
+            .iter()
+            .find(|(_, d)| d.name == "RunErrors")
+            .unwrap();
+        assert_eq!(run_errors.1.value, 1.0);
+        assert_eq!(
+            run_errors.1.dimensions,
+            [("Job".to_owned(), "health-metrics".to_owned())]
+        );
     }
 }

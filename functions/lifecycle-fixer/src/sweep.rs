@@ -268,7 +268,11 @@ async fn fix_all(
         .iter()
         .filter(|r| !r.errors.is_empty())
         .count()
-        + report.templates.iter().filter(|t| t.error.is_some()).count();
+        + report
+            .templates
+            .iter()
+            .filter(|t| t.error.is_some())
+            .count();
     (report, true)
 }
 
@@ -355,14 +359,13 @@ fn repository_gone(err: &ptc_core::AwsError) -> bool {
         .is_some_and(|code| code.contains("RepositoryNotFoundException"))
 }
 
-async fn publish(
-    deps: &Deps<'_>,
-    options: &Options,
-    report: &mut FixReport,
-    totals_known: bool,
-) {
+async fn publish(deps: &Deps<'_>, options: &Options, report: &mut FixReport, totals_known: bool) {
     let mut per_prefix: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
-    for r in report.repositories.iter().filter(|r| !r.deferred && !r.gone) {
+    for r in report
+        .repositories
+        .iter()
+        .filter(|r| !r.deferred && !r.gone)
+    {
         let entry = per_prefix.entry(&r.prefix).or_default();
         entry[0] += 1;
         entry[1] += usize::from(!r.changes.is_empty() || !r.findings.is_empty());
@@ -593,10 +596,118 @@ mod tests {
             "one lookup for the repository under a prefix, no listing"
         );
         assert_eq!(report.summary.ignored_outside_prefixes, 1);
-        assert_eq!(
-            report.errors,
-            ["repository quay/gone not found (deleted, or not created yet)"]
+        // A benign race (deleted since the event): a warning, not a failure of the run.
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.contains("repository quay/gone not found")),
+            "{:?}",
+            report.warnings
         );
+        assert_eq!(run_errors(&metrics), [0.0]);
+    }
+
+    fn run_errors(metrics: &FakeMetrics) -> Vec<f64> {
+        metrics
+            .published
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, d)| d.name == "RunErrors")
+            .map(|(_, d)| d.value)
+            .collect()
+    }
+
+    fn total(metrics: &FakeMetrics, name: &str) -> Option<f64> {
+        metrics
+            .published
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|(_, d)| d.name == name && d.dimensions.is_empty())
+            .map(|(_, d)| d.value)
+    }
+
+    #[tokio::test]
+    async fn a_repository_deleted_during_the_sweep_is_not_a_failure() {
+        let (ecr, settings, metrics) = world();
+        settings.gone.lock().unwrap().insert("quay/b".into());
+        let templates = FakeTemplates::default();
+        let deps = Deps {
+            ecr: &ecr,
+            settings: &settings,
+            templates: &templates,
+            metrics: &metrics,
+        };
+        let report = sweep(&deps, &options(Mode::Fill, false), None, "sweep").await;
+        let gone = report
+            .repositories
+            .iter()
+            .find(|r| r.repository == "quay/b")
+            .unwrap();
+        assert!(gone.gone && gone.errors.is_empty(), "{gone:?}");
+        assert_eq!(report.summary.errors, 0);
+        assert_eq!(report.summary.scanned, 1, "quay/a only");
+        assert_eq!(report.summary.fixed, 1);
+        assert_eq!(run_errors(&metrics), [0.0]);
+        assert_eq!(total(&metrics, "RepositoriesLeftNonCompliant"), Some(0.0));
+    }
+
+    #[tokio::test]
+    async fn a_template_that_cannot_be_written_is_counted_everywhere() {
+        let (ecr, settings, metrics) = world();
+        let templates = FakeTemplates::default();
+        *templates.fail_next_put.lock().unwrap() = Some(ptc_core::AwsError {
+            operation: "CreateRepositoryCreationTemplate",
+            kind: ptc_core::AwsErrorKind::Throttled,
+            message: "Rate exceeded".into(),
+        });
+        let deps = Deps {
+            ecr: &ecr,
+            settings: &settings,
+            templates: &templates,
+            metrics: &metrics,
+        };
+        let report = sweep(&deps, &options(Mode::Enforce, false), None, "sweep").await;
+        assert!(
+            report.templates[0].error.is_some(),
+            "{:?}",
+            report.templates
+        );
+        assert_eq!(
+            report.summary.errors, 1,
+            "the template's error reaches the summary"
+        );
+        assert_eq!(run_errors(&metrics), [1.0], "and the RunErrors metric");
+        assert_eq!(total(&metrics, "TemplatesMissing"), Some(1.0));
+    }
+
+    #[tokio::test]
+    async fn a_template_another_sweep_just_created_is_a_benign_race() {
+        let (ecr, settings, metrics) = world();
+        let templates = FakeTemplates::default();
+        *templates.fail_next_put.lock().unwrap() = Some(ptc_core::AwsError {
+            operation: "CreateRepositoryCreationTemplate",
+            kind: ptc_core::AwsErrorKind::Service("TemplateAlreadyExistsException".into()),
+            message: "The repository creation template already exists".into(),
+        });
+        let deps = Deps {
+            ecr: &ecr,
+            settings: &settings,
+            templates: &templates,
+            metrics: &metrics,
+        };
+        let report = sweep(&deps, &options(Mode::Enforce, false), None, "sweep").await;
+        assert_eq!(report.templates[0].error, None);
+        assert_eq!(
+            report.templates[0].action.as_deref(),
+            Some("created by another run")
+        );
+        assert_eq!(report.summary.errors, 0);
+        assert_eq!(run_errors(&metrics), [0.0]);
     }
 
     #[tokio::test]

@@ -651,7 +651,10 @@ async fn publish(
         let owned: Vec<ImageResult> = images.into_iter().cloned().collect();
         let s = summarise(&owned);
         for (name, value) in counts(&s) {
-            push(MetricDatum::new(name, value, Unit::Count).and_then(|d| d.dimension("Prefix", prefix)));
+            push(
+                MetricDatum::new(name, value, Unit::Count)
+                    .and_then(|d| d.dimension("Prefix", prefix)),
+            );
         }
         if let Some(percent) = s.coverage_percent {
             push(
@@ -675,7 +678,11 @@ async fn publish(
         report.duration_ms as f64 / 1000.0,
         Unit::Seconds,
     ));
-    push(MetricDatum::new("ImagesUnroutable", unrouted as f64, Unit::Count));
+    push(MetricDatum::new(
+        "ImagesUnroutable",
+        unrouted as f64,
+        Unit::Count,
+    ));
     report.metrics_published = ptc_core::metrics::publish_run(
         deps.metrics,
         &options.namespace,
@@ -721,7 +728,11 @@ mod tests {
             (5, 1, 1, 1, 2)
         );
         assert_eq!(s.coverage_percent, Some(60.0));
-        assert_eq!(summarise(&[]).coverage_percent, None, "no image is no score");
+        assert_eq!(
+            summarise(&[]).coverage_percent,
+            None,
+            "no image is no score"
+        );
     }
 
     #[test]

@@ -221,7 +221,11 @@ async fn warms_verifies_and_reports_every_kind_of_entry() {
             .contains("lowercase")
     );
     assert_eq!(report.summary.failed, 3);
-    assert_eq!(report.summary.coverage_percent, Some(70.0), "7 of the 10 entries");
+    assert_eq!(
+        report.summary.coverage_percent,
+        Some(70.0),
+        "7 of the 10 entries"
+    );
     assert!(report.metrics_published > 0);
 
     // The cache holds what a runtime needs: each platform's manifest, and the layers.

@@ -701,7 +701,11 @@ mod tests {
         );
         assert_eq!(world.metric("RulesInvalid", None), Some(0.0));
         assert_eq!(world.metric("RulesMissing", None), Some(0.0));
-        assert_eq!(report.metrics_published, 5);
+        assert_eq!(world.metric("CredentialsTooOld", None), Some(0.0));
+        assert_eq!(
+            report.metrics_published, 7,
+            "5 as before, CredentialsTooOld and RunErrors"
+        );
     }
 
     #[tokio::test]
@@ -821,6 +825,8 @@ mod tests {
         assert_eq!(codes(rule), ["credential-age"]);
         assert_eq!(rule.findings[0].severity, Severity::Warning);
         assert!(rule.findings[0].message.contains("120 days"));
+        // The total the CredentialTooOld alarm watches.
+        assert_eq!(world.metric("CredentialsTooOld", None), Some(1.0));
     }
 
     #[tokio::test]
@@ -1012,7 +1018,47 @@ mod tests {
         let report = world.run(&options(), all()).await;
         assert!(report.rules.is_empty());
         assert!(report.errors[0].contains("AccessDeniedException"));
-        assert!(world.metrics.published.lock().unwrap().is_empty());
+        // Only the run's RunErrors point: no totals it cannot know (a 0 would clear alarms).
+        let published = world.metrics.published.lock().unwrap();
+        let names: Vec<&str> = published.iter().map(|(_, d)| d.name.as_str()).collect();
+        assert_eq!(names, ["RunErrors"]);
+        assert_eq!(published[0].1.value, 1.0);
+        assert_eq!(
+            published[0].1.dimensions,
+            [("Job".to_owned(), "validate-rules".to_owned())]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rule_outside_the_deployment_prefixes_is_invalid() {
+        let world = World::new(vec![
+            quay(),
+            PtcRule::new("gitlab", "registry.gitlab.com").unwrap(),
+        ]);
+        let mut options = options();
+        options.rule_prefixes = vec![
+            Prefix::parse("quay").unwrap(),
+            Prefix::parse("ROOT").unwrap(),
+        ];
+        let report = world.run(&options, all()).await;
+        let gitlab = report.rules.iter().find(|r| r.prefix == "gitlab").unwrap();
+        assert!(!gitlab.valid);
+        assert!(
+            gitlab
+                .findings
+                .iter()
+                .any(|f| f.code == "prefix-out-of-scope" && f.message.contains("quay, ROOT")),
+            "{:?}",
+            gitlab.findings
+        );
+        let quay = report.rules.iter().find(|r| r.prefix == "quay").unwrap();
+        assert!(
+            quay.findings
+                .iter()
+                .all(|f| f.code != "prefix-out-of-scope")
+        );
+        assert_eq!(world.metric("RulesInvalid", None), Some(1.0));
+        assert_eq!(world.metric("RunErrors", None), Some(0.0));
     }
 
     #[tokio::test]
