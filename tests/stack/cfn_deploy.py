@@ -22,12 +22,14 @@ object:
 
 moto's CloudFormation resolves parameters (defaults, Number, CommaDelimitedList),
 conditions, Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::Split, Fn::If and AWS::NoValue, fails
-on a Ref or GetAtt to a resource the template lacks, and creates each resource through its
-service backend (a function's code object must exist, a role's inline policies must have
-names and documents, ...). It does not check AllowedValues, AllowedPattern or MinValue,
-property names or types against the resource schemas, IAM policy grammar, schedule or event
-pattern syntax, or alarm metric math; a GetAtt of an attribute it does not model gives
-nothing (a warning) instead of an error.
+on a Ref, GetAtt or ${} to a resource or parameter the template lacks, and creates each
+resource through its service backend (a function's code object must exist, a role's inline
+policies must have names and documents, ...). It does not check AllowedValues,
+AllowedPattern or MinValue (LifecycleDays=0 deploys), property names or types against the
+resource schemas, IAM policy grammar, schedule expressions (ValidateSchedule=nonsense
+deploys), event patterns, or alarm metric math; a GetAtt of an attribute it does not model,
+or a Ref to a resource it did not make, gives nothing (the property is dropped) instead of
+an error.
 
 Two gaps are filled here, each marked below: moto keeps AWS::NoValue in lists as a null
 (CloudFormation drops it), and moto has no model for some types the template uses. Those

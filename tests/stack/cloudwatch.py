@@ -381,8 +381,6 @@ class CloudWatch:
 
 
 # -- alarm rules ----------------------------------------------------------------
-API = "https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference"
-GUIDE = "https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring"
 STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
 STATIC_OPERATORS = {
     "GreaterThanOrEqualToThreshold": operator.ge, "GreaterThanThreshold": operator.gt,
@@ -490,9 +488,12 @@ def validate_alarm(body: dict) -> tuple[dict, int | None]:
     Alarms", https://github.com/RoboFinSystems/robosystems/pull/1131). MissingParameter is used
     for the members the service model requires, InvalidParameterCombination for Statistic
     with ExtendedStatistic (no public report found; the common error for parameters "that must
-    not be used together", API_PutMetricAlarm > Common Errors)."""
+    not be used together", API_PutMetricAlarm > Common Errors).
+
+    API_X below is https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_X.html
+    (the member constraints are those of the service model the API reference prints)."""
     alarm = dict(body)
-    # -- members and their constraints (service model; f"{API}/API_PutMetricAlarm.html") -----
+    # -- members and their constraints (API_PutMetricAlarm) ----------------------------------
     name = alarm.get("AlarmName")
     if not name:
         raise CloudWatchError("MissingParameter", "The parameter AlarmName is required.")
@@ -532,7 +533,7 @@ def validate_alarm(body: dict) -> tuple[dict, int | None]:
         raise _constraint(n, "evaluationPeriods", "Member must have value greater than or equal to 1")
     if "DatapointsToAlarm" in alarm:
         # DatapointsToAlarm: min 1; it is the M of "M out of N", N being EvaluationPeriods
-        # (f"{GUIDE}/AlarmThatSendsEmail.html#alarm-evaluation").
+        # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html#alarm-evaluation).
         if alarm["DatapointsToAlarm"] < 1:
             raise _constraint(alarm["DatapointsToAlarm"], "datapointsToAlarm", "Member must have value greater than or equal to 1")
         if alarm["DatapointsToAlarm"] > n:
@@ -621,8 +622,8 @@ def _validate_metrics(alarm: dict) -> int:
     # "A single PutMetricAlarm call can include up to 20 MetricDataQuery structures in the array.
     # The 20 structures can include as many as 10 structures that contain a MetricStat parameter
     # ..., and as many as 10 structures that contain the Expression parameter"
-    # (f"{API}/API_MetricDataQuery.html"); "Alarms based on metric math expressions can reference a
-    # maximum of 10 metrics" (f"{GUIDE}/alarm-limits.html").
+    # (API_MetricDataQuery); "Alarms based on metric math expressions can reference a maximum
+    # of 10 metrics" (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarm-limits.html).
     if len(queries) > 20:
         raise _constraint(len(queries), "metrics", "Member must have length less than or equal to 20")
     stats = [q for q in queries if "MetricStat" in q]
@@ -656,15 +657,18 @@ def _validate_metrics(alarm: dict) -> int:
             _length(q["Expression"], f"{member}.expression", 1, 2048)
     # "You can't create an alarm based on the SEARCH expression. This is because search
     # expressions return multiple time series, and an alarm based on a math expression can watch
-    # only one time series." (f"{GUIDE}/using-search-expressions.html"); CloudWatch answers
-    # "SEARCH is not supported on Metric Alarms".
+    # only one time series."
+    # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/using-search-expressions.html);
+    # CloudWatch answers "SEARCH is not supported on Metric Alarms".
     for q in expressions:
         if re.search(r"\bSEARCH\s*\(", q["Expression"], re.IGNORECASE):
             raise CloudWatchError("ValidationError", f"SEARCH is not supported on Metric Alarms (Metrics[{q['Id']}]: {q['Expression']}).")
     # Metrics Insights: "Each GetMetricData operation can have only one query"; "Only the latest
     # 3 hours of data can be used for evaluating the alarm's conditions"
-    # (f"{GUIDE}/cloudwatch-metrics-insights-limits.html", f"{GUIDE}/alarm-limits.html"); the
-    # query carries its own Period (f"{GUIDE}/Create_Metrics_Insights_Alarm.html").
+    # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch-metrics-insights-limits.html,
+    # https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarm-limits.html); the query
+    # carries its own Period
+    # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Create_Metrics_Insights_Alarm.html).
     insights = [q for q in expressions if q["Expression"].lstrip().upper().startswith("SELECT")]
     if len(insights) > 1:
         raise CloudWatchError("ValidationError", "Invalid metrics list: an alarm can have only one Metrics Insights query.")
@@ -688,7 +692,7 @@ def _validate_metrics(alarm: dict) -> int:
     if len(returned) != 1:
         raise CloudWatchError("ValidationError", f"Exactly one element of the metrics list should return data (ReturnData true or omitted: {', '.join(q['Id'] for q in returned) or 'none'}).")
     # "A math expression used for an alarm can include as many as 10 metrics. Each metric must
-    # be using the same period." (f"{GUIDE}/alarm-data-queries.html")
+    # be using the same period." (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarm-data-queries.html)
     periods = sorted({q["MetricStat"]["Period"] for q in stats})
     if len(periods) > 1:
         raise CloudWatchError("ValidationError", f"Invalid metrics list: every metric of the alarm must use the same period (got {periods}).")

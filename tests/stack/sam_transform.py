@@ -2,16 +2,16 @@
 
 Run by .venv-infra/bin/python (aws-sam-translator comes with aws-sam-cli):
 
-    sam_transform.py TEMPLATE [--bucket B] [--key K] > transformed.json
+    sam_transform.py TEMPLATE [--bucket B] [--key K] [--region R] > transformed.json
 
 This is the `AWS::Serverless-2016-10-31` transform CloudFormation applies at deploy time,
 done here by the same library (samtranslator) without an AWS account: the functions'
 `CodeUri` (a local folder, which `sam package` would upload) is replaced by the S3 object
-s3://B/K, the region (for the partition in ARNs) is --region, and managed policies are looked up in an empty map (the template names none;
-SAM adds AWSLambdaBasicExecutionRole by ARN). A SAM resource's Metadata (checkov's skips)
-is copied onto the resources generated from it, so the skips hold on the output too.
-Parameters keep their defaults: conditions and `!Ref`s stay in the output for
-CloudFormation to resolve.
+s3://B/K, the region (for the partition in ARNs) is --region, and managed policies are
+looked up in an empty map (the template names none; SAM adds AWSLambdaBasicExecutionRole
+by ARN). A SAM resource's Metadata (checkov's skips) is copied onto the resources generated
+from it, so the skips hold on the output too. Parameters are not resolved: conditions and
+`!Ref`s stay in the output for CloudFormation to resolve.
 """
 
 import argparse

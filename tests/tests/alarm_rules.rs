@@ -107,7 +107,22 @@ async fn refused(cw: &aws_sdk_cloudwatch::Client, props: Value, code: &str, need
 /// alarm on a SEARCH expression at deployment, which no other test could see.
 #[tokio::test(flavor = "multi_thread")]
 async fn every_alarm_of_the_template_is_accepted() {
-    let refusals = template_refusals(&ptc_tests::repo_root().join("infra/template.yaml")).await;
+    let template = ptc_tests::repo_root().join("infra/template.yaml");
+    let (count, refusals) = template_refusals(
+        &template,
+        &[
+            ("default parameters", &[]),
+            (
+                "AlarmEmail and WatchListBucket set",
+                &[
+                    ("AlarmEmail", "ops@example.com"),
+                    ("WatchListBucket", "ptc-watch-list"),
+                ],
+            ),
+        ],
+    )
+    .await;
+    assert!(count >= 10, "only {count} alarms in infra/template.yaml");
     assert!(
         refusals.is_empty(),
         "CloudWatch refuses {} alarm(s) of infra/template.yaml (PutMetricAlarm, as the stack's CloudWatch enforces the documented rules):\n{}",
@@ -116,36 +131,92 @@ async fn every_alarm_of_the_template_is_accepted() {
     );
 }
 
-/// Put every alarm of the template (twice: default parameters, optional ones set) through
-/// PutMetricAlarm; each accepted one must be listed by DescribeAlarms. The refusals, one line
-/// per alarm and refusal, with the parameter sets it happened with.
-async fn template_refusals(template: &Path) -> Vec<String> {
-    let cw = client().await;
-    let parameter_sets: [(&str, &[(&str, &str)]); 2] = [
-        ("default parameters", &[]),
-        (
-            "AlarmEmail and WatchListBucket set",
-            &[
-                ("AlarmEmail", "ops@example.com"),
-                ("WatchListBucket", "ptc-watch-list"),
-            ],
+/// The check above sees what it is for: a template with a SEARCH alarm (behind a condition,
+/// its expression built with Fn::Sub) and a valid one; only the SEARCH alarm is refused, and
+/// only where its condition holds.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_template_check_finds_a_search_alarm() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("template.yaml");
+    let name = format!("fixture-{}", unique());
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+Parameters:
+  Namespace: {{Type: String, Default: PtcFixture}}
+  WithSearch: {{Type: String, Default: "no", AllowedValues: ["yes", "no"]}}
+Conditions:
+  HasSearch: !Equals [!Ref WithSearch, "yes"]
+Resources:
+  Topic:
+    Type: AWS::SNS::Topic
+  Valid:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      AlarmName: {name}-valid
+      Namespace: !Ref Namespace
+      MetricName: Failures
+      Statistic: Maximum
+      Period: 3600
+      EvaluationPeriods: 1
+      Threshold: 0
+      ComparisonOperator: GreaterThanThreshold
+      AlarmActions: [!Ref Topic]
+  Search:
+    Type: AWS::CloudWatch::Alarm
+    Condition: HasSearch
+    Properties:
+      AlarmName: {name}-search
+      Metrics:
+        - Id: failed
+          Expression: !Sub "SUM(SEARCH('{{${{Namespace}},Prefix}} MetricName=\"Failures\"', 'Maximum', 3600))"
+          Period: 3600
+          ReturnData: true
+      EvaluationPeriods: 1
+      Threshold: 0
+      ComparisonOperator: GreaterThanThreshold
+      OKActions: [!GetAtt Topic.TopicArn]
+"#
         ),
-    ];
+    )
+    .unwrap();
+    let (count, refusals) = template_refusals(
+        &path,
+        &[("without", &[]), ("with SEARCH", &[("WithSearch", "yes")])],
+    )
+    .await;
+    assert_eq!(count, 3, "{refusals:?}");
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert!(
+        refusals[0]
+            .starts_with("  Search: ValidationError: SEARCH is not supported on Metric Alarms")
+            && refusals[0].ends_with("[with SEARCH]"),
+        "{}",
+        refusals[0]
+    );
+}
+
+/// Put every alarm of the template, resolved with each parameter set, through
+/// PutMetricAlarm; each accepted one must be listed by DescribeAlarms. The number of alarms
+/// put, and the refusals: one line per alarm and refusal, with the parameter sets it
+/// happened with.
+async fn template_refusals(
+    template: &Path,
+    parameter_sets: &[(&str, &[(&str, &str)])],
+) -> (usize, Vec<String>) {
+    let cw = client().await;
+    let mut count = 0;
     // (logical id, refusal) -> the parameter sets it happened with
     let mut refusals: BTreeMap<(String, String), Vec<&str>> = BTreeMap::new();
     for (label, params) in parameter_sets {
-        let template = resolved_from(template, params);
-        let found = alarms(&template);
-        assert!(
-            found.len() >= 10,
-            "{label}: only {} alarms in the template",
-            found.len()
-        );
-        for (id, props) in &found {
-            match put_alarm(&cw, id, props).await {
-                Err(e) => refusals.entry((id.clone(), e)).or_default().push(label),
+        let resources = resolved_from(template, params);
+        for (id, props) in alarms(&resources) {
+            count += 1;
+            match put_alarm(&cw, &id, &props).await {
+                Err(e) => refusals.entry((id, e)).or_default().push(label),
                 Ok(()) => {
-                    let name = props["AlarmName"].as_str().unwrap_or(id);
+                    let name = props["AlarmName"].as_str().unwrap_or(&id);
                     let (state, _) = alarm_state(&cw, name).await;
                     assert!(
                         ["OK", "ALARM", "INSUFFICIENT_DATA"].contains(&state.as_str()),
@@ -155,16 +226,11 @@ async fn template_refusals(template: &Path) -> Vec<String> {
             }
         }
     }
-    refusals
+    let lines = refusals
         .iter()
         .map(|((id, e), sets)| format!("  {id}: {e}  [{}]", sets.join("; ")))
-        .collect()
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn scratch_old_template() {
-    let refusals = template_refusals(Path::new("/tmp/old_template.yaml")).await;
-    panic!("{}", refusals.join("\n"));
+        .collect();
+    (count, lines)
 }
 
 // -- one rule each ----------------------------------------------------------------------

@@ -186,8 +186,9 @@ fn required_actions(
         .map(String::as_str)
         .filter(|m| code.contains(&format!(".{m}(")))
         .collect();
-    let helpers: [(&str, &[&str]); 3] = [
+    let helpers: [(&str, &[&str]); 4] = [
         ("publish_or_report", &["put"]),
+        ("publish_run", &["put"]),
         ("watchlist::load", &["get_text"]),
         ("RegistryClient", &["authorization_token"]),
     ];

@@ -30,7 +30,7 @@ fn tool(venv: &str, name: &str) -> PathBuf {
 }
 
 fn template_path() -> PathBuf {
-    PathBuf::from("/tmp/broken_getatt.yaml")
+    repo_root().join("infra/template.yaml")
 }
 
 /// The template through the SAM transform (tests/stack/sam_transform.py), as `dir/template.json`.

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::desired::{Desired, DesiredSet};
 use crate::plan::{Change, Current, Mode, plan};
-use crate::templates::{self, TemplateResult, TemplateStatus};
+use crate::templates::{self, TemplateResult};
 
 pub struct Deps<'a> {
     pub ecr: &'a dyn EcrApi,
@@ -244,7 +244,7 @@ async fn fix_all(
     report.summary.templates_missing = report
         .templates
         .iter()
-        .filter(|t| t.status == TemplateStatus::Missing)
+        .filter(|t| t.missing_after_run())
         .count();
     report.summary.deferred = report.repositories.iter().filter(|r| r.deferred).count();
     report.summary.scanned = report
@@ -389,7 +389,7 @@ async fn publish(deps: &Deps<'_>, options: &Options, report: &mut FixReport, tot
         }
     }
     for t in &report.templates {
-        let missing = f64::from(u8::from(t.status == TemplateStatus::Missing));
+        let missing = f64::from(u8::from(t.missing_after_run()));
         push(
             MetricDatum::new("TemplatesMissing", missing, Unit::Count)
                 .and_then(|d| d.dimension("Prefix", &t.prefix)),
@@ -708,6 +708,7 @@ mod tests {
         );
         assert_eq!(report.summary.errors, 0);
         assert_eq!(run_errors(&metrics), [0.0]);
+        assert_eq!(total(&metrics, "TemplatesMissing"), Some(0.0), "it exists now");
     }
 
     #[tokio::test]

@@ -38,6 +38,18 @@ fn is_already_exists(err: &ptc_core::AwsError) -> bool {
     matches!(&err.kind, ptc_core::AwsErrorKind::Service(code) if code.contains("TemplateAlreadyExists"))
 }
 
+impl TemplateResult {
+    /// The prefix still has no template after the run (one created by this run, or by
+    /// another run at the same time, is not missing any more).
+    pub fn missing_after_run(&self) -> bool {
+        self.status == TemplateStatus::Missing
+            && !matches!(
+                self.action.as_deref(),
+                Some("created") | Some("created by another run")
+            )
+    }
+}
+
 pub async fn check(
     api: &dyn EcrTemplatesApi,
     rules: &RuleSet,
