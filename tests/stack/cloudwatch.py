@@ -78,6 +78,18 @@ class CloudWatch:
             self.throttle_next = 0
             self.fail_next = 0
 
+    def age(self, namespace: str, seconds: float) -> int:
+        """Move every data point of `namespace` `seconds` into the past, as if the runs that
+        published them had happened that long ago (tests of alarms over several periods and
+        of heartbeats: time passes without waiting). Returns the number of points moved."""
+        moved = 0
+        with self.lock:
+            for key, points in self.data.items():
+                if key[1] == namespace:
+                    self.data[key] = [(ts - seconds, value, unit) for ts, value, unit in points]
+                    moved += len(points)
+        return moved
+
     def handle(self, request: Request, region: str) -> Response:
         operation = request.path.rsplit("/", 1)[-1]
         try:

@@ -358,6 +358,9 @@ class Stack:
             if method == "POST":
                 if body.get("reset"):
                     cw.reset()
+                if "age" in body:
+                    moved = cw.age(str(body["age"]["namespace"]), float(body["age"]["seconds"]))
+                    return {"moved": moved}
                 with cw.lock:
                     cw.throttle_next = int(body.get("throttle_next", cw.throttle_next))
                     cw.fail_next = int(body.get("fail_next", cw.fail_next))

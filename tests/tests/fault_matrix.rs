@@ -26,7 +26,6 @@ fn row(n: u32, fault: &str, jobs: &str, outcome: &str) {
     let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
-
 fn outcome<'a>(report: &'a PrewarmReport, reference: &str) -> &'a prewarm::ImageResult {
     report
         .images

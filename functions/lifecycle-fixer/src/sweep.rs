@@ -61,6 +61,9 @@ pub struct Summary {
     pub errors: usize,
     pub templates_missing: usize,
     pub deferred: usize,
+    /// Repositories that still differ from the desired settings after the run: a difference
+    /// left alone (fill mode, immutable tags...), a change that failed, or one only planned.
+    pub left_non_compliant: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -262,6 +265,17 @@ async fn fix_all(
         .iter()
         .filter(|r| !r.gone && r.applied && !r.changes.is_empty() && r.errors.is_empty())
         .count();
+    report.summary.left_non_compliant = report
+        .repositories
+        .iter()
+        .filter(|r| {
+            !r.deferred
+                && !r.gone
+                && (!r.findings.is_empty()
+                    || !r.errors.is_empty()
+                    || (!r.changes.is_empty() && !r.applied))
+        })
+        .count();
     // Every item that failed counts: repositories and templates alike.
     report.summary.errors = report
         .repositories
@@ -401,7 +415,7 @@ async fn publish(deps: &Deps<'_>, options: &Options, report: &mut FixReport, tot
         let s = &report.summary;
         push(MetricDatum::new(
             "RepositoriesLeftNonCompliant",
-            s.non_compliant.saturating_sub(s.fixed) as f64,
+            s.left_non_compliant as f64,
             Unit::Count,
         ));
         // Templates are read by full sweeps only; a failed template listing is a run error.
@@ -544,7 +558,7 @@ mod tests {
             templates: &templates,
             metrics: &metrics,
         };
-        sweep(
+        let filled = sweep(
             &deps,
             &options(Mode::Fill, false),
             Some(&["quay/a".into()]),
@@ -557,13 +571,21 @@ mod tests {
                 .as_deref(),
             Some(hand)
         );
-        sweep(
+        // The rest was fixed, the team's policy kept: the repository is left non-compliant.
+        assert_eq!(
+            (filled.summary.fixed, filled.summary.left_non_compliant),
+            (1, 1)
+        );
+        assert_eq!(total(&metrics, "RepositoriesLeftNonCompliant"), Some(1.0));
+        let enforced = sweep(
             &deps,
             &options(Mode::Enforce, false),
             Some(&["quay/a".into()]),
             "event",
         )
         .await;
+        assert_eq!(enforced.summary.left_non_compliant, 0);
+        assert_eq!(total(&metrics, "RepositoriesLeftNonCompliant"), Some(0.0));
         assert_ne!(
             settings.settings.lock().unwrap()["quay/a"]
                 .lifecycle_policy
@@ -708,7 +730,11 @@ mod tests {
         );
         assert_eq!(report.summary.errors, 0);
         assert_eq!(run_errors(&metrics), [0.0]);
-        assert_eq!(total(&metrics, "TemplatesMissing"), Some(0.0), "it exists now");
+        assert_eq!(
+            total(&metrics, "TemplatesMissing"),
+            Some(0.0),
+            "it exists now"
+        );
     }
 
     #[tokio::test]

@@ -24,7 +24,8 @@ impl Options {
 }
 
 /// One invocation: read the trigger from the payload, run, return the report. A payload that
-/// cannot be read gives a report with the error; it never fails the invocation.
+/// cannot be read gives a report with the error (the Lambda then fails the invocation, see
+/// `ptc_core::RunFailed`). Every invocation publishes its `RunErrors` point.
 pub async fn handle(
     deps: &Deps<'_>,
     options: &Options,
@@ -35,7 +36,19 @@ pub async fn handle(
         Ok(trigger) => run(deps, options, &trigger, now).await,
         Err(err) => {
             tracing::error!(error = %err, "event rejected");
-            ValidationReport::rejected(err.to_string())
+            let mut report = ValidationReport::rejected(err.to_string());
+            if options.publish_metrics {
+                report.metrics_published = ptc_core::metrics::publish_run(
+                    deps.metrics,
+                    &options.namespace,
+                    report.job,
+                    Vec::new(),
+                    0,
+                    &mut report.errors,
+                )
+                .await;
+            }
+            report
         }
     }
 }
