@@ -39,23 +39,11 @@ def _ref(value: object) -> str | None:
 
 
 def rules(template_path: Path) -> list[dict]:
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    from samtranslator.translator.transform import transform
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from sam_transform import transformed
     from samtranslator.yaml_helper import yaml_parse
 
-    template = yaml_parse(template_path.read_text())
-    # The translator wants an S3 location for code; the template points at the workspace.
-    s3 = "s3://event-routes/code.zip"
-    template.setdefault("Globals", {}).setdefault("Function", {})["CodeUri"] = s3
-    for resource in template.get("Resources", {}).values():
-        if resource.get("Type") == "AWS::Serverless::Function":
-            resource.setdefault("Properties", {})["CodeUri"] = s3
-
-    class NoManagedPolicies:
-        def load(self) -> dict:
-            return {}
-
-    resources = transform(template, {}, NoManagedPolicies())["Resources"]
+    resources = transformed(yaml_parse(template_path.read_text()))["Resources"]
     permissions = {
         (_ref(p["Properties"].get("FunctionName")), _ref(p["Properties"].get("SourceArn")))
         for p in resources.values()

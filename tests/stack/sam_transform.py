@@ -30,6 +30,22 @@ class NoManagedPolicies:
         return {}
 
 
+def transformed(template: dict, region: str = "us-east-1", parameters: dict | None = None,
+                code: dict | str | None = None) -> dict:
+    """`template` (parsed, SAM) after the transform, offline; every tool of the stack that
+    needs the deployed shape (template.py, event_routes.py, cfn_deploy.py through main) calls
+    this one. `code` is the S3 location put in place of each function's local `CodeUri`."""
+    os.environ.setdefault("AWS_DEFAULT_REGION", region)  # samtranslator reads it through boto3
+    code = code or {"Bucket": "ptc-artifacts", "Key": "functions.zip"}
+    template.setdefault("Globals", {}).setdefault("Function", {})["CodeUri"] = code
+    for resource in template.get("Resources", {}).values():
+        if resource.get("Type") == "AWS::Serverless::Function":
+            props = resource.setdefault("Properties", {})
+            if "CodeUri" in props:
+                props["CodeUri"] = code
+    return transform(template, parameters or {}, NoManagedPolicies(), passthrough_metadata=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("template")
@@ -37,17 +53,11 @@ def main():
     parser.add_argument("--key", default="functions.zip")
     parser.add_argument("--region", default="us-east-1", help="the region's partition goes into ARNs")
     args = parser.parse_args()
-    os.environ["AWS_DEFAULT_REGION"] = args.region  # samtranslator reads it through boto3
+    os.environ["AWS_DEFAULT_REGION"] = args.region
 
     with open(args.template, encoding="utf-8") as f:
         template = yaml_parse(f.read())
-    code = {"Bucket": args.bucket, "Key": args.key}
-    template.get("Globals", {}).get("Function", {})["CodeUri"] = code
-    for resource in template["Resources"].values():
-        if resource.get("Type") == "AWS::Serverless::Function":
-            if "CodeUri" in resource.get("Properties", {}):
-                resource["Properties"]["CodeUri"] = code
-    out = transform(template, {}, NoManagedPolicies(), passthrough_metadata=True)
+    out = transformed(template, args.region, code={"Bucket": args.bucket, "Key": args.key})
     json.dump(out, sys.stdout, indent=1)
     print()
 

@@ -44,25 +44,16 @@ def load(path: str) -> dict:
 
 
 def sam_transform(template: dict, params: dict[str, str], region: str, account: str, stack: str) -> dict:
-    """samtranslator's transform, offline: a placeholder code location, no IAM look-up."""
-    os.environ.setdefault("AWS_DEFAULT_REGION", region)  # samtranslator asks boto3 for a region
-    from samtranslator.translator.transform import transform
-
-    class NoManagedPolicies:
-        def load(self) -> dict[str, str]:
-            return {}
-
+    """samtranslator's transform, offline (sam_transform.py): a placeholder code location,
+    no IAM look-up."""
     if template.get("Transform") is None:
         return template
-    template.get("Globals", {}).get("Function", {}).pop("CodeUri", None)
-    for resource in template.get("Resources", {}).values():
-        if resource.get("Type") == "AWS::Serverless::Function":
-            props = resource.setdefault("Properties", {})
-            if "InlineCode" not in props and "ImageUri" not in props:
-                props["CodeUri"] = "s3://bucket/key"
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from sam_transform import transformed
+
     values = dict(params)
     values.update({"AWS::Region": region, "AWS::AccountId": account, "AWS::StackName": stack, "AWS::Partition": "aws"})
-    return transform(template, values, NoManagedPolicies())
+    return transformed(template, region, values, code="s3://bucket/key")
 
 
 def parameter_values(template: dict, overrides: dict[str, str]) -> dict[str, Any]:

@@ -314,3 +314,101 @@ fn every_function_policy_grants_what_its_code_calls_and_no_wildcard_action() {
     .collect();
     assert_eq!(seen, packages, "the four functions are in the template");
 }
+
+/// `rate(N unit)` in seconds (the schedules' defaults are rates).
+fn rate_seconds(expression: &str) -> u64 {
+    let inner = expression
+        .strip_prefix("rate(")
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{expression}: not a rate() expression"));
+    let (n, unit) = inner.split_once(' ').unwrap();
+    let n: u64 = n.parse().unwrap();
+    n * match unit.trim_end_matches('s') {
+        "minute" => 60,
+        "hour" => 3_600,
+        "day" => 86_400,
+        other => panic!("{expression}: unit {other}"),
+    }
+}
+
+/// Each job's heartbeat alarm (no `RunErrors` data point, missing data breaching) looks at a
+/// window of at least two runs of its default schedule, so that one late or failed run does
+/// not page and two do; and every period of the window must be missing for it to fire.
+#[test]
+fn heartbeat_windows_cover_two_runs_of_each_default_schedule() {
+    let template = template();
+    for (schedule, alarm) in [
+        ("ValidateSchedule", "ValidateRulesHeartbeatAlarm"),
+        ("PrewarmSchedule", "PrewarmHeartbeatAlarm"),
+        ("FixSchedule", "LifecycleFixerHeartbeatAlarm"),
+        ("HealthSchedule", "HealthMetricsHeartbeatAlarm"),
+    ] {
+        let every = rate_seconds(
+            template["Parameters"][schedule]["Default"]
+                .as_str()
+                .unwrap(),
+        );
+        let props = &template["Resources"][alarm]["Properties"];
+        let number = |key: &str| props[key].as_u64().unwrap_or_else(|| panic!("{alarm}.{key}"));
+        let window = number("Period") * number("EvaluationPeriods");
+        assert!(
+            window >= 2 * every,
+            "{alarm}: a window of {window} s, less than two runs of {schedule} ({every} s)"
+        );
+        assert_eq!(number("DatapointsToAlarm"), number("EvaluationPeriods"), "{alarm}");
+        assert_eq!(props["TreatMissingData"], "breaching", "{alarm}");
+        assert_eq!(props["MetricName"], "RunErrors", "{alarm}");
+        assert_eq!(props["Statistic"], "SampleCount", "{alarm}");
+    }
+}
+
+/// The repository scope of the functions' policies follows `RulePrefixes` (a ROOT prefix
+/// is every repository, since its repositories have no prefix), no ARN hard-codes the `aws`
+/// partition, and the prefixes reach the functions (validate-rules reports a rule outside
+/// them).
+#[test]
+fn rule_prefixes_scope_the_repositories_root_included_in_any_partition() {
+    let text = std::fs::read_to_string(template_path()).unwrap();
+    assert!(
+        !text.contains("arn:aws:"),
+        "an ARN with the aws partition written out: use ${{AWS::Partition}} (or a wildcard segment)"
+    );
+    let resources = ptc_tests::template::resolved(&[("RulePrefixes", "docker-hub,ROOT")]);
+    let mut scoped = 0;
+    for (id, resource) in resources["Resources"].as_object().unwrap() {
+        if resource["Type"] == "AWS::Lambda::Function" {
+            assert_eq!(
+                resource["Properties"]["Environment"]["Variables"]["PTC_RULE_PREFIXES"],
+                "docker-hub,ROOT",
+                "{id}"
+            );
+        }
+        if resource["Type"] != "AWS::IAM::Role" {
+            continue;
+        }
+        for policy in resource["Properties"]["Policies"].as_array().into_iter().flatten() {
+            for statement in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
+                let resources = match &statement["Resource"] {
+                    Value::Array(list) => list.iter().filter_map(Value::as_str).collect(),
+                    Value::String(one) => vec![one.as_str()],
+                    _ => Vec::new(),
+                };
+                if resources.iter().any(|r| r.contains(":repository/") && !r.ends_with(":repository/*") && r.contains('/')) {
+                    scoped += 1;
+                    assert_eq!(
+                        resources,
+                        ["arn:*:ecr:*:*:repository/docker-hub/*", "arn:*:ecr:*:*:repository/*"],
+                        "{id} {}",
+                        statement["Sid"]
+                    );
+                    assert!(
+                        statement["Condition"]["StringEquals"]["aws:ResourceAccount"].is_string()
+                            && statement["Condition"]["StringEquals"]["aws:RequestedRegion"].is_string(),
+                        "{id}: the wildcard account and Region are pinned by conditions"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(scoped, 3, "prewarm, lifecycle-fixer and health-metrics scope repositories");
+}
