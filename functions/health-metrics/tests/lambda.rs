@@ -106,13 +106,28 @@ async fn emf_mode_writes_metric_lines_and_calls_no_api() {
     let binary = Path::new(env!("CARGO_BIN_EXE_health-metrics"));
     let lambda = Lambda::start(binary, &env, 60);
     let report = lambda.invoke(&fixture("ptc-action-failure.json")).await;
-    assert_eq!(report["metrics_published"], 1, "{report}");
-    let line = lambda
+    // The count per prefix and code, its total, and the run's RunErrors point.
+    assert_eq!(report["metrics_published"], 3, "{report}");
+    let emf: Vec<Value> = lambda
         .logs()
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v.get("_aws").is_some())
-        .unwrap_or_else(|| panic!("no EMF line in the log:\n{}", lambda.logs()));
+        .filter(|v| v.get("_aws").is_some())
+        .collect();
+    let line = emf
+        .iter()
+        .find(|v| v.get("Prefix").is_some())
+        .unwrap_or_else(|| panic!("no EMF line per prefix in the log:\n{}", lambda.logs()));
+    assert!(
+        emf.iter()
+            .any(|v| v["CacheSyncFailure"] == 1.0 && v.get("Prefix").is_none()),
+        "the total without dimension: {emf:?}"
+    );
+    assert!(
+        emf.iter()
+            .any(|v| v["RunErrors"] == 0.0 && v["Job"] == "health-metrics"),
+        "the run's RunErrors: {emf:?}"
+    );
     let directive = &line["_aws"]["CloudWatchMetrics"][0];
     assert_eq!(directive["Namespace"], namespace.as_str());
     assert_eq!(directive["Metrics"][0]["Name"], "CacheSyncFailure");
