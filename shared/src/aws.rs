@@ -117,6 +117,14 @@ impl AwsError {
         matches!(self.kind, AwsErrorKind::NotFound(_))
     }
 
+    /// ECR's answer for a repository that does not exist (any repository operation,
+    /// `RepositoryNotFoundException` in the ECR API reference): one deleted by someone else
+    /// between a listing and a read or write is a benign race, not a failure of the run.
+    pub fn is_repository_gone(&self) -> bool {
+        self.code()
+            .is_some_and(|code| code.contains("RepositoryNotFoundException"))
+    }
+
     pub fn code(&self) -> Option<&str> {
         match &self.kind {
             AwsErrorKind::NotFound(c)

@@ -149,6 +149,47 @@ pub fn batches(data: &[MetricDatum]) -> Vec<&[MetricDatum]> {
 /// not publish, and the heartbeat alarm treats it as breaching (see the template).
 pub const RUN_ERRORS: &str = "RunErrors";
 
+/// The heartbeat: 1 per run over everything the job covers (a schedule, `{}`, a full sweep),
+/// whatever its outcome, with the dimension `Job`. Event-driven runs (a sync event, a new
+/// repository, a rule change) do not publish it, so that a job whose schedule is gone is
+/// seen even while events keep coming. The heartbeat alarms treat a period without it as
+/// breaching (`FILL(runs, 0)`).
+pub const FULL_RUNS: &str = "FullRuns";
+
+/// How a run went, for [`publish_run`].
+#[derive(Debug, Clone, Copy)]
+pub struct Run<'a> {
+    /// The job's name, the `Job` dimension.
+    pub job: &'a str,
+    /// A run over everything the job covers: it publishes the heartbeat ([`FULL_RUNS`]).
+    pub full: bool,
+    /// Items the run could not do (an AWS call that failed for a repository or template,
+    /// a repository deferred past the deadline), counted in `RunErrors` with the run-level
+    /// errors.
+    pub item_errors: usize,
+}
+
+impl<'a> Run<'a> {
+    /// An event-driven run with no item error.
+    pub fn new(job: &'a str) -> Self {
+        Self {
+            job,
+            full: false,
+            item_errors: 0,
+        }
+    }
+
+    pub fn full(mut self, full: bool) -> Self {
+        self.full = full;
+        self
+    }
+
+    pub fn item_errors(mut self, item_errors: usize) -> Self {
+        self.item_errors = item_errors;
+        self
+    }
+}
+
 /// The `RunErrors` data point of one run of `job`.
 pub fn run_errors(job: &str, errors: usize) -> MetricDatum {
     MetricDatum::new(RUN_ERRORS, errors as f64, Unit::Count)
@@ -156,19 +197,23 @@ pub fn run_errors(job: &str, errors: usize) -> MetricDatum {
         .expect("a job name and a count are a valid metric")
 }
 
-/// Publish a job's data with its `RunErrors` point: the run-level `errors` plus
-/// `item_errors`, the items whose AWS calls failed (a repository or template that could not
-/// be read or written). A publishing failure is added to `errors` and logged, never hiding
-/// the results. Returns the number of values published (0 when publishing failed).
+/// Publish a job's data with its `RunErrors` point (the run-level `errors` plus the run's
+/// item errors) and, for a full run, its [`FULL_RUNS`] heartbeat. A publishing failure is
+/// added to `errors` and logged, never hiding the results. Returns the number of values
+/// published (0 when publishing failed).
 pub async fn publish_run(
     metrics: &dyn MetricsApi,
     namespace: &str,
-    job: &str,
+    run: Run<'_>,
     mut data: Vec<MetricDatum>,
-    item_errors: usize,
     errors: &mut Vec<String>,
 ) -> usize {
-    data.push(run_errors(job, errors.len() + item_errors));
+    data.push(run_errors(run.job, errors.len() + run.item_errors));
+    if run.full {
+        data.extend(
+            MetricDatum::new(FULL_RUNS, 1.0, Unit::Count).and_then(|d| d.dimension("Job", run.job)),
+        );
+    }
     match publish_or_report(metrics, namespace, &data).await {
         Ok(published) => published,
         Err(error) => {

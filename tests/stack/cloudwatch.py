@@ -14,18 +14,42 @@ The error codes are the ones CloudWatch is reported to answer with (mostly Valid
 DescribeAlarms evaluates each alarm when it is called, from the stored metric data. This is
 a simplification of
 https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html#alarm-evaluation :
-the last EvaluationPeriods periods ending now (windows [now-k*P, now-(k-1)*P), not aligned
-to period boundaries), the statistic over the data points with exactly the alarm's
-namespace, name and dimensions (and unit, when the alarm sets one); a period without data
-points is missing, and TreatMissingData decides: breaching and notBreaching count it as
-such, missing and ignore leave it out (all periods missing: INSUFFICIENT_DATA for missing,
-the previous state for ignore). ALARM when at least DatapointsToAlarm (default
-EvaluationPeriods) of the counted periods breach, else OK. No retroactive re-evaluation of
-late data, no evaluation delay, no M-of-N nuances with partial data, no actions are run.
-Metric math is evaluated for MetricStat entries and arithmetic over ids and numbers
-(+ - * / and parentheses); anything else (functions, anomaly detection bands, Metrics
-Insights queries, percentiles other than pNN, PromQL) evaluates to INSUFFICIENT_DATA with a
-reason saying the stand-in cannot evaluate it."""
+periods are windows [now-k*P, now-(k-1)*P) ending now (not aligned to period boundaries); a
+period's data point is the statistic over the data points with exactly the alarm's namespace,
+name and dimensions (and unit, when the alarm sets one), or the value of the alarm's metric
+math expression; a period without one is missing. ALARM when at least DatapointsToAlarm
+(default EvaluationPeriods) of the evaluated data points breach, else OK.
+
+Missing data follows "How alarm state is evaluated when data is missing"
+(https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html#alarms-evaluating-missing-data):
+"CloudWatch attempts to retrieve a higher number of data points than specified by Evaluation
+Periods ... The timeframe of the data points that it attempts to retrieve is the evaluation
+range". When the range holds at least EvaluationPeriods real data points, the alarm is
+evaluated on the most recent of them and TreatMissingData "is not needed and is ignored";
+otherwise every real data point of the range ("no matter when they were reported") is
+evaluated together with as few missing ones as make up EvaluationPeriods, and TreatMissingData
+decides for those: breaching and notBreaching count them as such, missing and ignore leave them
+out (no real data point at all: INSUFFICIENT_DATA for missing, the previous state for ignore).
+The documentation does not give the size of the range ("depends on the length of the alarm
+period and whether it is based on a metric with standard resolution or high resolution"); its
+one example retrieves "the 5 most recent data points" for EvaluationPeriods 3, so the stand-in
+takes EvaluationPeriods + 2 periods for every alarm (EVALUATION_RANGE_EXTRA), the smallest
+reading consistent with that example. Consequence, as on CloudWatch: an alarm on a plain metric
+whose last data point is a period or two older than its EvaluationPeriods still sees that data
+point (a SampleCount heartbeat stays OK), whereas FILL(m, 0) leaves no period missing, so the
+most recent periods are the filled ones. The documentation's rows where a lone breaching data
+point makes a "missing" alarm INSUFFICIENT_DATA (or ALARM) are not modelled: such an alarm is OK
+below DatapointsToAlarm. No retroactive re-evaluation of late data, no evaluation delay, no
+actions are run.
+
+Metric math is evaluated for MetricStat entries, arithmetic over ids and numbers (+ - * / and
+parentheses) and FILL(x, number)
+(https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/using-metric-math.html#metric-math-syntax-functions-list:
+"Fills the missing values of a time series"): a period where x is missing takes the number.
+Anything else (FILL with REPEAT or LINEAR, whose exact filling the documentation read here does
+not spell out; other functions; anomaly detection bands; Metrics Insights queries; percentiles
+other than pNN; PromQL) evaluates to INSUFFICIENT_DATA with a reason saying the stand-in cannot
+evaluate it."""
 
 from __future__ import annotations
 
@@ -337,7 +361,9 @@ class CloudWatch:
             compare = STATIC_OPERATORS.get(alarm["ComparisonOperator"])
             if compare is None:
                 raise CannotEvaluate(f"comparison {alarm['ComparisonOperator']} (anomaly detection)")
-            windows = [(now - k * period, now - (k - 1) * period) for k in range(1, n + 1)]
+            # The evaluation range: EvaluationPeriods + EVALUATION_RANGE_EXTRA periods, the most
+            # recent first (see the module docstring).
+            windows = [(now - k * period, now - (k - 1) * period) for k in range(1, n + EVALUATION_RANGE_EXTRA + 1)]
             series = [self._alarm_value(region, alarm, start, end) for start, end in windows]
         except CannotEvaluate as exc:
             return "INSUFFICIENT_DATA", f"The stack's CloudWatch stand-in cannot evaluate this alarm: {exc}."
@@ -345,23 +371,40 @@ class CloudWatch:
         if alarm.get("Namespace") == "AWS/DynamoDB":
             treat = "ignore"  # "Alarms that evaluate metrics in the AWS/DynamoDB namespace always ignore missing data"
         present = [v for v in series if v is not None]
-        if not present and treat in ("missing", "ignore"):
-            if treat == "ignore":
-                return record["state"]["value"], record["state"]["reason"]
-            return "INSUFFICIENT_DATA", f"Insufficient Data: {n} datapoint{'s were' if n > 1 else ' was'} unknown."
         threshold = alarm["Threshold"]
-        if treat == "breaching":
-            flags = [True if v is None else compare(v, threshold) for v in series]
-        elif treat == "notBreaching":
-            flags = [False if v is None else compare(v, threshold) for v in series]
+        # "If some data points in the evaluation range are missing, but the number of existing
+        # data points retrieved is equal to or more than the alarm's Evaluation Periods,
+        # CloudWatch evaluates the alarm state based on the most recent existing data points
+        # that were successfully retrieved. In this case, the value you set for how to treat
+        # missing data is not needed and is ignored." (AlarmThatSendsEmail.html#alarms-evaluating-missing-data)
+        if len(present) >= n:
+            evaluated = present[:n]
+            flags = [compare(v, threshold) for v in evaluated]
+            shown = ", ".join(f"{v:g}" for v in evaluated)
+            how = f"the {n} most recent of the {len(present)} data points in the evaluation range of {len(series)} periods"
         else:
+            if not present and treat in ("missing", "ignore"):
+                if treat == "ignore":
+                    return record["state"]["value"], record["state"]["reason"]
+                return "INSUFFICIENT_DATA", (f"Insufficient Data: {n} datapoint{'s were' if n > 1 else ' was'} unknown "
+                                             f"(no data point in the evaluation range of {len(series)} periods).")
+            # "... fills in the missing data points with the result you specified for how to
+            # treat missing data, and then evaluates the alarm. However, any real data points in
+            # the evaluation range, no matter when they were reported, are included in the
+            # evaluation. CloudWatch uses missing data points only as few times as possible."
+            filled = n - len(present)
             flags = [compare(v, threshold) for v in present]
+            if treat in ("breaching", "notBreaching"):
+                flags += [treat == "breaching"] * filled
+            shown = ", ".join([f"{v:g}" for v in present] + [f"missing ({treat})"] * filled)
+            found = f"the {len(present)} data point{'s' if len(present) != 1 else ''}" if present else "no data point"
+            how = f"{found} in the evaluation range of {len(series)} periods, {filled} missing"
         breaching = sum(flags)
         state = "ALARM" if breaching >= m else "OK"
-        shown = ", ".join("missing" if v is None else f"{v:g}" for v in series)
         return state, (f"Threshold {'Crossed' if state == 'ALARM' else 'not crossed'}: {breaching} out of the last {n} "
                        f"datapoints [{shown}] {'was' if breaching == 1 else 'were'} {OPERATOR_WORDS[alarm['ComparisonOperator']]} "
-                       f"the threshold ({threshold:g}) (TreatMissingData {treat}; minimum {m} breaching datapoint{'s' if m > 1 else ''} for ALARM).")
+                       f"the threshold ({threshold:g}) ({how}; TreatMissingData {treat}; minimum {m} breaching "
+                       f"datapoint{'s' if m > 1 else ''} for ALARM).")
 
     def _alarm_value(self, region: str, alarm: dict, start: float, end: float) -> float | None:
         if "Metrics" in alarm:
@@ -406,6 +449,32 @@ ANOMALY_OPERATORS = ("LessThanLowerOrGreaterThanUpperThreshold", "LessThanLowerT
 TREAT_MISSING_DATA = ("breaching", "notBreaching", "ignore", "missing")
 METRIC_ID = re.compile(r"[a-z][a-zA-Z0-9_]*")
 ACTION_ARN = re.compile(r"arn:[^:\s]+:[^:\s]+:[^:\s]*:[^:\s]*:\S+")
+# The "Valid values" of AlarmActions, OKActions and InsufficientDataActions (API_PutMetricAlarm),
+# in any partition (arn:aws, arn:aws-cn, arn:aws-us-gov...).
+_ARN = r"arn:aws(?:-[a-z]+)*:"
+_REGION, _ACCOUNT = r"[a-z0-9-]+", r"\d{12}"
+ACTION_TYPES = (
+    # "arn:aws:automate:region:ec2:stop" (terminate, reboot, recover)
+    ("EC2 action", re.compile(rf"{_ARN}automate:{_REGION}:ec2:(?:stop|terminate|reboot|recover)")),
+    # "arn:aws:swf:region:account-id:action/actions/AWS_EC2.InstanceId.Stop/1.0" (Terminate, Reboot, Recover)
+    ("EC2 action", re.compile(rf"{_ARN}swf:{_REGION}:{_ACCOUNT}:action/actions/AWS_EC2\.InstanceId\.(?:Stop|Terminate|Reboot|Recover)/1\.0")),
+    # "arn:aws:autoscaling:region:account-id:scalingPolicy:policy-id:autoScalingGroupName/...:policyName/..."
+    # (Application Auto Scaling policies have the same prefix:
+    # https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarm-actions.html)
+    ("Auto Scaling policy", re.compile(rf"{_ARN}autoscaling:{_REGION}:{_ACCOUNT}:scalingPolicy:\S+")),
+    # "arn:aws:lambda:region:account-id:function:function-name" (":version-number", ":alias-name")
+    ("Lambda function", re.compile(rf"{_ARN}lambda:{_REGION}:{_ACCOUNT}:function:[A-Za-z0-9_-]+(?::[A-Za-z0-9$_-]+)?")),
+    # "arn:aws:sns:region:account-id:sns-topic-name"
+    ("SNS topic", re.compile(rf"{_ARN}sns:{_REGION}:{_ACCOUNT}:[^:\s]+")),
+    # "arn:aws:ssm:region:account-id:opsitem:severity#CATEGORY=category-name"
+    ("Systems Manager OpsItem", re.compile(rf"{_ARN}ssm:{_REGION}:{_ACCOUNT}:opsitem:[^#:\s]+(?:#CATEGORY=\S+)?")),
+    # "arn:aws:ssm-incidents::account-id:responseplan/response-plan-name"
+    ("Incident Manager response plan", re.compile(rf"{_ARN}ssm-incidents::{_ACCOUNT}:responseplan/\S+")),
+)
+ALARM_ONLY_ACTION_TYPES = (
+    # "arn:aws:aiops:region:account-id:investigation-group:investigation-group-id" (AlarmActions only)
+    ("Amazon Q Developer investigation group", re.compile(rf"{_ARN}aiops:{_REGION}:{_ACCOUNT}:investigation-group:\S+")),
+)
 SINGLE_METRIC_FIELDS = ("MetricName", "Namespace", "Dimensions", "Period", "Unit", "Statistic", "ExtendedStatistic")
 # The MetricAlarm members DescribeAlarms returns from the stored definition.
 ALARM_FIELDS = (
@@ -417,6 +486,10 @@ ALARM_FIELDS = (
 MAX_RANGE = 604_800           # seconds: Period x EvaluationPeriods, any alarm
 MAX_RANGE_SHORT_PERIOD = 86_400  # ... when Period < 3,600 s
 MAX_RANGE_INSIGHTS = 10_800   # ... of a Metrics Insights alarm (the latest 3 hours)
+# Periods of the evaluation range beyond EvaluationPeriods: "CloudWatch retrieves the 5 most
+# recent data points" for EvaluationPeriods 3, the one size the documentation gives
+# (AlarmThatSendsEmail.html#alarms-evaluating-missing-data); see the module docstring.
+EVALUATION_RANGE_EXTRA = 2
 
 
 class CannotEvaluate(Exception):
@@ -524,6 +597,13 @@ def validate_alarm(body: dict) -> tuple[dict, int | None]:
             _length(action, key[0].lower() + key[1:] + ".member", 1, 1024)
             if not ACTION_ARN.fullmatch(action):
                 raise CloudWatchError("ValidationError", f"Invalid arn syntax: {action} ({key}: each action is specified as an ARN)")
+            # "Valid values": the EC2, Auto Scaling, Lambda, SNS and Systems Manager actions, and
+            # (AlarmActions only) an Amazon Q Developer investigation group
+            # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html,
+            # AlarmActions, OKActions, InsufficientDataActions). An SQS queue, for one, is none.
+            kinds = ACTION_TYPES + (ALARM_ONLY_ACTION_TYPES if key == "AlarmActions" else ())
+            if not any(pattern.fullmatch(action) for _, pattern in kinds):
+                raise CloudWatchError("ValidationError", f"{key}: {action} is not a valid alarm action (valid: {', '.join(kind for kind, _ in kinds)}).")
     if "TreatMissingData" in alarm:
         # "Valid Values: breaching | notBreaching | ignore | missing"
         _enum(alarm["TreatMissingData"], "treatMissingData", TREAT_MISSING_DATA)
@@ -697,6 +777,23 @@ def _validate_metrics(alarm: dict) -> int:
         unknown = sorted(_expression_ids(q["Expression"]) - set(ids))
         if unknown:
             raise CloudWatchError("ValidationError", f"Invalid metrics list: the expression of {q['Id']} refers to {', '.join(unknown)}, not in the metrics list.")
+    # "Any expression used in a PutMetricAlarm operation must return a single time series"
+    # (API_MetricDataQuery); "The final result of any math expression must be a single time
+    # series or an array of time series. Some functions produce a scalar number ... it can't be
+    # the final expression result", and METRICS(), SORT, SLICE and ANOMALY_DETECTION_BAND return
+    # an array ("TS[]") while AVG, MAX, MIN, SUM, STDDEV and DATAPOINT_COUNT of an array, FIRST
+    # and LAST return one time series
+    # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/using-metric-math.html#metric-math-syntax-functions-list).
+    # The anomaly detection band an alarm names as ThresholdMetricId is the documented exception
+    # (API_PutMetricAlarm, ThresholdMetricId). An expression the stand-in cannot type is let
+    # through.
+    skip = {q["Id"] for q in insights} | ({alarm["ThresholdMetricId"]} if "ThresholdMetricId" in alarm else set())
+    for qid, (shape, why) in _expression_shapes(queries, skip).items():
+        expression = next(q["Expression"] for q in expressions if q["Id"] == qid)
+        if shape == TS_ARRAY:
+            raise CloudWatchError("ValidationError", f"Invalid metrics list: the expression of {qid} ({expression}) returns an array of time series ({why}); an expression of an alarm must return a single time series.")
+        if shape == S:
+            raise CloudWatchError("ValidationError", f"Invalid metrics list: the expression of {qid} ({expression}) returns a scalar ({why}), not a time series; an expression of an alarm must return a single time series.")
     # "When used in PutMetricAlarm, specify true for the one expression result to use as the
     # alarm. For all other metrics and expressions ..., specify ReturnData as False"; omitted,
     # ReturnData is true ("If you omit this, the default of true is used", API_MetricDataQuery).
@@ -756,25 +853,71 @@ ARITHMETIC = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Name, ast.Load, ast.Co
               ast.Add, ast.Sub, ast.Mult, ast.Div, ast.USub, ast.UAdd)
 
 
-def _arithmetic(expression: str) -> ast.AST:
-    """The expression when it is arithmetic over ids and numbers (+ - * / and parentheses)."""
+def _parse(expression: str) -> ast.AST | None:
+    """A metric math expression as a Python expression tree: functions are calls, arrays
+    ([m1, m2]) lists, AND/&& and OR/|| Python's and/or, ^ a power. None when it does not parse
+    so (an id that is a Python keyword, syntax metric math does not have)."""
+    parts = re.split(r"('[^']*'|\"[^\"]*\")", expression.strip().replace("\u201c", '"').replace("\u201d", '"'))
+    for i in range(0, len(parts), 2):  # outside quotes
+        parts[i] = re.sub(r"\|\||\bOR\b", " or ", re.sub(r"&&|\bAND\b", " and ", parts[i])).replace("^", "**")
     try:
-        tree = ast.parse(expression.strip(), mode="eval")
+        return ast.parse("".join(parts), mode="eval").body
     except SyntaxError:
-        raise CannotEvaluate(f"expression {expression!r}") from None
+        return None
+
+
+def _number(node: ast.AST) -> float | None:
+    """The value of a numeric literal (possibly negated), else None."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        inner = _number(node.operand)
+        return None if inner is None else (-inner if isinstance(node.op, ast.USub) else inner)
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return float(node.value)
+    return None
+
+
+def _arithmetic(expression: str) -> ast.AST:
+    """The expression when the stand-in can evaluate it: arithmetic over ids and numbers
+    (+ - * / and parentheses) and FILL(x, number)."""
+    tree = _parse(expression)
+    if tree is None:
+        raise CannotEvaluate(f"expression {expression!r}")
     for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            _check_fill(node, expression)
+            continue
         bad_constant = isinstance(node, ast.Constant) and (isinstance(node.value, bool) or not isinstance(node.value, (int, float)))
         if not isinstance(node, ARITHMETIC) or bad_constant:
-            raise CannotEvaluate(f"expression {expression!r} (only + - * / over ids and numbers are evaluated)")
-    return tree.body
+            raise CannotEvaluate(f"expression {expression!r} (only + - * / over ids and numbers, and FILL(x, number), are evaluated)")
+    return tree
+
+
+def _check_fill(node: ast.Call, expression: str) -> None:
+    # FILL: "Arguments: TS, [S | REPEAT | LINEAR]"; "Fills the missing values of a time series"
+    # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/using-metric-math.html#metric-math-syntax-functions-list).
+    # Only the scalar filler is evaluated; REPEAT and LINEAR are not (the stand-in does not
+    # know how CloudWatch fills the range's edges with them).
+    name = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
+    if name != "FILL":
+        raise CannotEvaluate(f"expression {expression!r} (function {name})")
+    if len(node.args) != 2 or node.keywords:
+        raise CannotEvaluate(f"expression {expression!r} (FILL takes a time series and a filler)")
+    if _number(node.args[1]) is None:
+        filler = node.args[1].id if isinstance(node.args[1], ast.Name) else ast.unparse(node.args[1])
+        raise CannotEvaluate(f"expression {expression!r} (FILL with {filler}: only a number is evaluated as the filler)")
 
 
 def _compute(node: ast.AST, value_of) -> float | None:
-    """The value of an arithmetic expression; None (missing) when an operand is missing."""
+    """The value of an evaluable expression (see _arithmetic) for one period; None (missing)
+    when an operand is missing."""
     if isinstance(node, ast.Constant):
         return float(node.value)
     if isinstance(node, ast.Name):
         return value_of(node.id)
+    if isinstance(node, ast.Call):
+        # FILL(x, number): the period's value of x, or the number where x is missing.
+        value = _compute(node.args[0], value_of)
+        return _number(node.args[1]) if value is None else value
     if isinstance(node, ast.UnaryOp):
         v = _compute(node.operand, value_of)
         return None if v is None else (-v if isinstance(node.op, ast.USub) else v)
@@ -784,3 +927,77 @@ def _compute(node: ast.AST, value_of) -> float | None:
     if isinstance(node.op, ast.Div):
         return None if right == 0 else left / right
     return {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}[type(node.op)](left, right)
+
+
+# -- what a metric math expression returns ----------------------------------------------
+# The data types of https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/using-metric-math.html#metric-math-syntax-datatypes :
+# "S represents a scalar number", "TS is a time series", "TS[] is an array of time series";
+# each function's "Return type" is the one of its row in "Functions supported for metric math".
+S, TS, TS_ARRAY = 0, 1, 2
+ARRAY_FUNCTIONS = {"METRICS", "SORT", "ANOMALY_DETECTION_BAND"}                 # -> TS[]
+SERIES_FUNCTIONS = {"IF", "TIME_SERIES", "SERVICE_QUOTA", "INSIGHT_RULE_METRIC",   # -> TS
+                    "FIRST", "LAST"}
+SCALAR_FUNCTIONS = {"PERIOD", "METRIC_COUNT"}                                       # -> S
+# "The AVG of a single time series returns a scalar ... The AVG of an array of time series
+# returns a single time series" (likewise MAX, MIN, SUM, STDDEV, DATAPOINT_COUNT).
+REDUCERS = {"AVG", "MAX", "MIN", "SUM", "STDDEV", "DATAPOINT_COUNT"}              # TS -> S, TS[] -> TS
+ELEMENTWISE = {"ABS", "CEIL", "FLOOR", "LOG", "LOG10", "DIFF", "DIFF_TIME", "RATE", "RUNNING_SUM",  # TS -> TS,
+               "FILL", "REMOVE_EMPTY", "MINUTE", "HOUR", "DAY", "DATE", "MONTH", "YEAR", "EPOCH"}  # TS[] -> TS[]
+
+
+def _shape(node: ast.AST, shape_of_id) -> tuple[int | None, str]:
+    """(S, TS or TS_ARRAY, and what made it so) of an expression tree; (None, "") when the
+    stand-in cannot tell (a function it does not know, a keyword argument such as REPEAT)."""
+    if isinstance(node, ast.Constant):
+        return (S, "a number") if _number(node) is not None else (None, "")
+    if isinstance(node, ast.Name):
+        return shape_of_id(node.id)
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return TS_ARRAY, "an array [...]"
+    if isinstance(node, ast.UnaryOp):
+        return _shape(node.operand, shape_of_id)
+    if isinstance(node, (ast.BinOp, ast.Compare, ast.BoolOp)):
+        # Arithmetic: "S, S S, TS TS, TS S, TS[] TS, TS[]"; comparisons and logical operators
+        # between a pair of time series or of scalars: the widest operand decides.
+        operands = ([node.left, node.right] if isinstance(node, ast.BinOp)
+                    else [node.left, *node.comparators] if isinstance(node, ast.Compare) else node.values)
+        shapes = [_shape(o, shape_of_id) for o in operands]
+        return (None, "") if any(s is None for s, _ in shapes) else max(shapes, key=lambda s: s[0])
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        name = node.func.id
+        if name in ARRAY_FUNCTIONS:
+            return TS_ARRAY, name
+        if name == "SLICE":
+            # "Return type: TS[] TS" -- a single series when the literal range is one long
+            # (SLICE(x, n, n+1)); an array otherwise.
+            bounds = [_number(a) for a in node.args[1:3]]
+            return (TS, name) if len(bounds) == 2 and None not in bounds and bounds[1] - bounds[0] == 1 else (TS_ARRAY, name)
+        if name in SERIES_FUNCTIONS:
+            return TS, name
+        if name in SCALAR_FUNCTIONS:
+            return S, name
+        first = _shape(node.args[0], shape_of_id) if node.args else (None, "")
+        if name in REDUCERS:
+            return {TS_ARRAY: (TS, name), TS: (S, name)}.get(first[0], (None, ""))
+        if name in ELEMENTWISE:
+            return first
+    return None, ""
+
+
+def _expression_shapes(queries: list[dict], skip: set[str]) -> dict[str, tuple[int | None, str]]:
+    """The shape of each math expression of a metrics list but those in `skip`."""
+    by_id = {q["Id"]: q for q in queries}
+    shapes: dict[str, tuple[int | None, str]] = {}
+
+    def of_id(qid: str, seen: tuple = ()) -> tuple[int | None, str]:
+        query = by_id.get(qid)
+        if query is None or qid in seen:
+            return None, ""  # a keyword (REPEAT, ASC, AVG as SORT's function...) or a cycle
+        if "MetricStat" in query:
+            return TS, qid
+        if qid not in shapes:
+            tree = _parse(query["Expression"])
+            shapes[qid] = (None, "") if tree is None else _shape(tree, lambda ref: of_id(ref, seen + (qid,)))
+        return shapes[qid]
+
+    return {q["Id"]: of_id(q["Id"]) for q in queries if "Expression" in q and q["Id"] not in skip}

@@ -534,6 +534,85 @@ async fn an_unknown_property_is_not_ignored() {
     assert!(err.contains("EvaluationWindowSeconds"), "{err}");
 }
 
+/// "Any expression used in a PutMetricAlarm operation must return a single time series"
+/// (API_MetricDataQuery): METRICS(), SORT, SLICE and arrays return several, AVG of one time
+/// series a number (using-metric-math.html); an aggregate over METRICS() is one time series.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expression_that_does_not_return_a_single_time_series_is_refused() {
+    let cw = client().await;
+    let ns = namespace();
+    let alarm = |expression: &str| {
+        math(vec![
+            metric("m1", &ns, "Failures", 300),
+            metric("m2", &ns, "Errors", 300),
+            json!({"Id": "e", "Expression": expression}),
+        ])
+    };
+    for (expression, why) in [
+        ("METRICS()", "array of time series (METRICS)"),
+        ("FILL(METRICS(), 0)", "array of time series (METRICS)"),
+        ("METRICS()/100", "array of time series (METRICS)"),
+        ("SORT(METRICS(), MAX, DESC)", "array of time series (SORT)"),
+        (
+            "SLICE(SORT(METRICS(), SUM, DESC), 0, 2)",
+            "array of time series (SLICE)",
+        ),
+        ("[m1, m2]", "array of time series"),
+        ("AVG(m1)", "scalar (AVG)"),
+    ] {
+        refused(&cw, alarm(expression), "ValidationError", why).await;
+    }
+    for expression in [
+        "SUM(METRICS())",
+        "MAX(METRICS(\"m\"))",
+        "FIRST(SORT(METRICS(), AVG, DESC))",
+        "SUM([m1, m2])",
+        "m1 - AVG(m1)",
+        "FILL(m1, 0)",
+    ] {
+        accepted(&cw, alarm(expression)).await;
+    }
+}
+
+/// AlarmActions, OKActions and InsufficientDataActions take the documented action types
+/// (API_PutMetricAlarm "Valid values": EC2, Auto Scaling, Lambda, SNS, Systems Manager); an
+/// SQS queue is none of them.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_action_that_is_not_a_documented_action_type_is_refused() {
+    let cw = client().await;
+    let ns = namespace();
+    let queue = "arn:aws:sqs:us-east-1:123456789012:alarms";
+    for key in ["AlarmActions", "OKActions", "InsufficientDataActions"] {
+        refused(
+            &cw,
+            with(single(&ns), json!({ key: [queue] })),
+            "ValidationError",
+            "not a valid alarm action",
+        )
+        .await;
+    }
+    let topic = "arn:aws:sns:us-east-1:123456789012:alarms";
+    accepted(
+        &cw,
+        with(
+            single(&ns),
+            json!({"AlarmActions": [topic], "OKActions": [topic], "InsufficientDataActions": [topic]}),
+        ),
+    )
+    .await;
+    accepted(
+        &cw,
+        with(
+            single(&ns),
+            json!({"AlarmActions": [
+                "arn:aws:lambda:us-east-1:123456789012:function:page:live",
+                "arn:aws:ssm:us-east-1:123456789012:opsitem:2#CATEGORY=Availability",
+            ]}),
+        ),
+    )
+    .await;
+}
+
 // -- evaluation -------------------------------------------------------------------------
 
 /// Publish values (each `seconds_ago`) to `ns`/`name` with `dimensions`, through the SDK.
@@ -714,17 +793,103 @@ async fn a_metric_math_alarm_is_evaluated() {
     assert_eq!(state_of(&cw, &ghcr).await, "OK");
 }
 
+/// FILL with REPEAT (not evaluated by the stand-in), RATE: INSUFFICIENT_DATA with a reason.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_expression_the_stand_in_cannot_evaluate_is_insufficient_data() {
     let cw = client().await;
     let ns = namespace();
     publish(&cw, &ns, "Failures", &[], &[(3.0, 5)]).await;
-    let alarm = math(vec![
-        metric("m1", &ns, "Failures", 60),
-        json!({"Id": "filled", "Expression": "FILL(m1, 0)"}),
-    ]);
+    for expression in ["FILL(m1, REPEAT)", "RATE(m1)"] {
+        let alarm = math(vec![
+            metric("m1", &ns, "Failures", 60),
+            json!({"Id": "e", "Expression": expression}),
+        ]);
+        accepted(&cw, alarm.clone()).await;
+        let (state, reason) = alarm_state(&cw, &name_of(&alarm)).await;
+        assert_eq!(state, "INSUFFICIENT_DATA", "{expression}: {reason}");
+        assert!(reason.contains("cannot evaluate"), "{expression}: {reason}");
+    }
+}
+
+/// A heartbeat on metric math: SampleCount of the runs' metric, FILL(runs, 0), below 1.
+/// `job` is the dimension that keeps this alarm's data apart.
+fn fill_heartbeat(ns: &str, job: &str) -> Value {
+    json!({
+        "AlarmName": format!("rule-{}", unique()),
+        "Metrics": [
+            {
+                "Id": "runs",
+                "MetricStat": {
+                    "Metric": {"Namespace": ns, "MetricName": "RunErrors", "Dimensions": [{"Name": "Job", "Value": job}]},
+                    "Period": 60,
+                    "Stat": "SampleCount",
+                },
+                "ReturnData": false,
+            },
+            {"Id": "heartbeat", "Expression": "FILL(runs, 0)", "Period": 60, "ReturnData": true},
+        ],
+        "EvaluationPeriods": 1,
+        "Threshold": 1,
+        "ComparisonOperator": "LessThanThreshold",
+        "TreatMissingData": "breaching",
+    })
+}
+
+/// The same heartbeat on the plain metric (no FILL).
+fn plain_heartbeat(ns: &str, job: &str) -> Value {
+    json!({
+        "AlarmName": format!("rule-{}", unique()),
+        "Namespace": ns,
+        "MetricName": "RunErrors",
+        "Dimensions": [{"Name": "Job", "Value": job}],
+        "Statistic": "SampleCount",
+        "Period": 60,
+        "EvaluationPeriods": 1,
+        "Threshold": 1,
+        "ComparisonOperator": "LessThanThreshold",
+        "TreatMissingData": "breaching",
+    })
+}
+
+/// FILL(runs, 0): a period without a run is 0, below 1: ALARM without data, ALARM while
+/// the only run is in an older period, OK once the latest period has one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fill_heartbeat_fires_unless_the_latest_period_has_a_run() {
+    let cw = client().await;
+    let ns = namespace();
+    let alarm = fill_heartbeat(&ns, "sweep");
     accepted(&cw, alarm.clone()).await;
     let (state, reason) = alarm_state(&cw, &name_of(&alarm)).await;
-    assert_eq!(state, "INSUFFICIENT_DATA");
-    assert!(reason.contains("cannot evaluate"), "{reason}");
+    assert_eq!(state, "ALARM", "no data: {reason}");
+    // One period (60 s) older than the latest: outside the one evaluated period.
+    publish(&cw, &ns, "RunErrors", &[("Job", "sweep")], &[(0.0, 90)]).await;
+    let (state, reason) = alarm_state(&cw, &name_of(&alarm)).await;
+    assert_eq!(state, "ALARM", "a run 90 s ago only: {reason}");
+    publish(&cw, &ns, "RunErrors", &[("Job", "sweep")], &[(0.0, 1)]).await;
+    let (state, reason) = alarm_state(&cw, &name_of(&alarm)).await;
+    assert_eq!(state, "OK", "a run in the latest period: {reason}");
+}
+
+/// CloudWatch evaluates an alarm over an evaluation range longer than EvaluationPeriods and
+/// uses the real data points it finds there (AlarmThatSendsEmail.html, "How alarm state is
+/// evaluated when data is missing"): the plain SampleCount heartbeat stays OK while its only
+/// run is a period older than the evaluated one, where the FILL(runs, 0) form fires. Past the
+/// range (EvaluationPeriods + 2 periods in the stand-in) the plain one fires too.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_evaluation_range_keeps_a_plain_heartbeat_ok_where_fill_fires() {
+    let cw = client().await;
+    let ns = namespace();
+    publish(&cw, &ns, "RunErrors", &[("Job", "late")], &[(0.0, 90)]).await;
+    publish(&cw, &ns, "RunErrors", &[("Job", "gone")], &[(0.0, 240)]).await;
+    let cases = [
+        (plain_heartbeat(&ns, "late"), "OK"),
+        (fill_heartbeat(&ns, "late"), "ALARM"),
+        (plain_heartbeat(&ns, "gone"), "ALARM"),
+        (fill_heartbeat(&ns, "gone"), "ALARM"),
+    ];
+    for (alarm, want) in cases {
+        accepted(&cw, alarm.clone()).await;
+        let (state, reason) = alarm_state(&cw, &name_of(&alarm)).await;
+        assert_eq!(state, want, "{reason}\n{alarm:#}");
+    }
 }

@@ -331,17 +331,30 @@ fn rate_seconds(expression: &str) -> u64 {
     }
 }
 
-/// Each job's heartbeat alarm (no `RunErrors` data point, missing data breaching) looks at a
-/// window of at least two runs of its default schedule, so that one late or failed run does
-/// not page and two do; and every period of the window must be missing for it to fire.
+/// Each job's heartbeat alarm (no `FullRuns` data point, filled with 0 so that CloudWatch
+/// does not look back past the window for older points) looks at a window of at least two
+/// runs of its default schedule, so that one late or failed run does not page and two do;
+/// and every period of the window must be empty for it to fire.
 #[test]
 fn heartbeat_windows_cover_two_runs_of_each_default_schedule() {
     let template = template();
-    for (schedule, alarm) in [
-        ("ValidateSchedule", "ValidateRulesHeartbeatAlarm"),
-        ("PrewarmSchedule", "PrewarmHeartbeatAlarm"),
-        ("FixSchedule", "LifecycleFixerHeartbeatAlarm"),
-        ("HealthSchedule", "HealthMetricsHeartbeatAlarm"),
+    for (schedule, alarm, job) in [
+        (
+            "ValidateSchedule",
+            "ValidateRulesHeartbeatAlarm",
+            "validate-rules",
+        ),
+        ("PrewarmSchedule", "PrewarmHeartbeatAlarm", "prewarm"),
+        (
+            "FixSchedule",
+            "LifecycleFixerHeartbeatAlarm",
+            "lifecycle-fixer",
+        ),
+        (
+            "HealthSchedule",
+            "HealthMetricsHeartbeatAlarm",
+            "health-metrics",
+        ),
     ] {
         let every = rate_seconds(
             template["Parameters"][schedule]["Default"]
@@ -349,16 +362,33 @@ fn heartbeat_windows_cover_two_runs_of_each_default_schedule() {
                 .unwrap(),
         );
         let props = &template["Resources"][alarm]["Properties"];
-        let number = |key: &str| props[key].as_u64().unwrap_or_else(|| panic!("{alarm}.{key}"));
-        let window = number("Period") * number("EvaluationPeriods");
+        let number =
+            |value: &Value, what: &str| value.as_u64().unwrap_or_else(|| panic!("{alarm}: {what}"));
+        let queries = props["Metrics"].as_array().expect("a metric math alarm");
+        let runs = &queries[0];
+        assert_eq!(
+            runs["MetricStat"]["Metric"]["MetricName"], "FullRuns",
+            "{alarm}"
+        );
+        assert_eq!(
+            runs["MetricStat"]["Metric"]["Dimensions"],
+            serde_json::json!([{"Name": "Job", "Value": job}]),
+            "{alarm}"
+        );
+        assert_eq!(queries[1]["Expression"], "FILL(runs, 0)", "{alarm}");
+        let evaluations = number(&props["EvaluationPeriods"], "EvaluationPeriods");
+        let window = number(&runs["MetricStat"]["Period"], "Period") * evaluations;
         assert!(
             window >= 2 * every,
             "{alarm}: a window of {window} s, less than two runs of {schedule} ({every} s)"
         );
-        assert_eq!(number("DatapointsToAlarm"), number("EvaluationPeriods"), "{alarm}");
+        assert_eq!(
+            number(&props["DatapointsToAlarm"], "DatapointsToAlarm"),
+            evaluations,
+            "{alarm}"
+        );
         assert_eq!(props["TreatMissingData"], "breaching", "{alarm}");
-        assert_eq!(props["MetricName"], "RunErrors", "{alarm}");
-        assert_eq!(props["Statistic"], "SampleCount", "{alarm}");
+        assert_eq!(props["ComparisonOperator"], "LessThanThreshold", "{alarm}");
     }
 }
 
@@ -386,29 +416,99 @@ fn rule_prefixes_scope_the_repositories_root_included_in_any_partition() {
         if resource["Type"] != "AWS::IAM::Role" {
             continue;
         }
-        for policy in resource["Properties"]["Policies"].as_array().into_iter().flatten() {
+        for policy in resource["Properties"]["Policies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             for statement in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
                 let resources = match &statement["Resource"] {
                     Value::Array(list) => list.iter().filter_map(Value::as_str).collect(),
                     Value::String(one) => vec![one.as_str()],
                     _ => Vec::new(),
                 };
-                if resources.iter().any(|r| r.contains(":repository/") && !r.ends_with(":repository/*") && r.contains('/')) {
+                if resources.iter().any(|r| {
+                    r.contains(":repository/") && !r.ends_with(":repository/*") && r.contains('/')
+                }) {
                     scoped += 1;
                     assert_eq!(
                         resources,
-                        ["arn:*:ecr:*:*:repository/docker-hub/*", "arn:*:ecr:*:*:repository/*"],
+                        [
+                            "arn:*:ecr:*:*:repository/docker-hub/*",
+                            "arn:*:ecr:*:*:repository/*"
+                        ],
                         "{id} {}",
                         statement["Sid"]
                     );
                     assert!(
                         statement["Condition"]["StringEquals"]["aws:ResourceAccount"].is_string()
-                            && statement["Condition"]["StringEquals"]["aws:RequestedRegion"].is_string(),
+                            && statement["Condition"]["StringEquals"]["aws:RequestedRegion"]
+                                .is_string(),
                         "{id}: the wildcard account and Region are pinned by conditions"
                     );
                 }
             }
         }
     }
-    assert_eq!(scoped, 3, "prewarm, lifecycle-fixer and health-metrics scope repositories");
+    assert_eq!(
+        scoped, 3,
+        "prewarm, lifecycle-fixer and health-metrics scope repositories"
+    );
+}
+
+/// The topic every alarm notifies is encrypted with a key CloudWatch may use: with the AWS
+/// managed `alias/aws/sns` (whose policy cannot grant it), alarms change state and no
+/// notification is ever delivered.
+/// https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services
+#[test]
+fn cloudwatch_can_publish_to_the_encrypted_alarm_topic() {
+    let template = template();
+    let resources = template["Resources"].as_object().unwrap();
+    let mut topics = BTreeSet::new();
+    for (id, resource) in resources {
+        if resource["Type"] != "AWS::CloudWatch::Alarm" {
+            continue;
+        }
+        for key in ["AlarmActions", "OKActions", "InsufficientDataActions"] {
+            for action in resource["Properties"][key].as_array().into_iter().flatten() {
+                let topic = action["Ref"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{id}.{key}: a Ref to the template's topic"));
+                topics.insert(topic.to_owned());
+            }
+        }
+    }
+    assert!(!topics.is_empty());
+    for topic in topics {
+        let key = &resources[&topic]["Properties"]["KmsMasterKeyId"];
+        assert_ne!(
+            key, "alias/aws/sns",
+            "{topic}: CloudWatch cannot use the AWS managed key"
+        );
+        let Some(key_id) = key["Ref"].as_str() else {
+            assert!(
+                key.is_null(),
+                "{topic}: a key of the template's own, or none: {key}"
+            );
+            continue;
+        };
+        let statements = resources[key_id]["Properties"]["KeyPolicy"]["Statement"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{key_id}: a key policy"));
+        let grants = statements.iter().any(|s| {
+            let actions: Vec<&str> = match &s["Action"] {
+                Value::String(a) => vec![a.as_str()],
+                Value::Array(list) => list.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            };
+            s["Effect"] == "Allow"
+                && s["Principal"]["Service"] == "cloudwatch.amazonaws.com"
+                && actions.contains(&"kms:Decrypt")
+                && actions.iter().any(|a| a.starts_with("kms:GenerateDataKey"))
+        });
+        assert!(
+            grants,
+            "{key_id}: cloudwatch.amazonaws.com needs kms:Decrypt and kms:GenerateDataKey*"
+        );
+    }
 }

@@ -120,6 +120,9 @@ pub fn print(out: &mut impl Write, report: &HealthReport) -> std::io::Result<()>
             }
         }
     }
+    for warning in &report.warnings {
+        writeln!(out, "warning: {warning}")?;
+    }
     for error in &report.errors {
         writeln!(out, "error: {error}")?;
     }

@@ -329,11 +329,13 @@ async fn run(cli: Cli, mut settings: Settings) -> Result<ExitCode, String> {
                     0
                 }
             };
-            Ok(if report.errors.is_empty() && exposed == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(
+                if report.errors.is_empty() && report.warnings.is_empty() && exposed == 0 {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                },
+            )
         }
         Command::Validate {
             prefixes,

@@ -46,10 +46,16 @@ async fn a_template_that_cannot_be_written_fails_the_run_everywhere() {
         .find(|t| t["prefix"] == "quay")
         .unwrap_or_else(|| panic!("{report}"));
     assert!(
-        quay["error"].as_str().unwrap_or_default().contains("throttled"),
+        quay["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("throttled"),
         "{quay}"
     );
-    assert!(report["summary"]["errors"].as_u64().unwrap() >= 1, "{report}");
+    assert!(
+        report["summary"]["errors"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
     assert_eq!(out.status.code(), Some(1), "{report}");
     let run_errors = stack
         .metric(

@@ -93,6 +93,11 @@ pub struct HealthReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sync_events: Vec<SyncEvent>,
     pub metrics_published: usize,
+    /// Entries of the watch list that are not references the cache can serve (each named
+    /// with its reason): a mistake in the list, not a failure of the run (prewarm counts
+    /// them in `ImagesFailed`, which pages).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub errors: Vec<String>,
     /// Every watch-list source was read: coverage and exposure totals mean something.
     #[serde(skip)]
@@ -112,6 +117,7 @@ impl HealthReport {
             outage: Vec::new(),
             sync_events: Vec::new(),
             metrics_published: 0,
+            warnings: Vec::new(),
             errors: Vec::new(),
             watch_list_complete: false,
         }
@@ -157,7 +163,7 @@ pub async fn run(
         Ok(rules) => RuleSet::new(rules),
         Err(err) => {
             report.errors.push(format!("cannot list the rules: {err}"));
-            publish(deps, options, &mut report).await;
+            publish(deps, options, &mut report, true).await;
             return report;
         }
     };
@@ -167,7 +173,7 @@ pub async fn run(
             report
                 .errors
                 .push(format!("cannot list repositories: {err}"));
-            publish(deps, options, &mut report).await;
+            publish(deps, options, &mut report, true).await;
             return report;
         }
     };
@@ -209,6 +215,9 @@ pub async fn run(
                 }
                 images_by_repo.insert(repo.name.clone(), images);
             }
+            // Deleted since the listing: it is not in the cache any more, and that is no
+            // failure of the run (its images are simply not there).
+            Err(err) if err.is_repository_gone() => {}
             Err(err) => {
                 entry.unreadable_repositories += 1;
                 report.errors.push(format!(
@@ -258,14 +267,14 @@ pub async fn run(
         .iter()
         .filter(|i| i.state == readiness::Readiness::Invalid)
     {
-        report.errors.push(format!(
+        report.warnings.push(format!(
             "watch list entry {:?}: {}",
             item.image,
             item.reason.as_deref().unwrap_or("invalid")
         ));
     }
     report.outage = readiness::by_upstream(&report.watch_list);
-    publish(deps, options, &mut report).await;
+    publish(deps, options, &mut report, true).await;
     report
 }
 
@@ -374,7 +383,8 @@ pub fn metric_data(report: &HealthReport, options: &Options) -> Vec<MetricDatum>
 
 /// Publish the report's metrics and the run's `RunErrors` point (every path, early returns
 /// and rejected events included).
-async fn publish(deps: &Deps<'_>, options: &Options, report: &mut HealthReport) {
+/// `full` for an inventory run (the heartbeat); events are not.
+async fn publish(deps: &Deps<'_>, options: &Options, report: &mut HealthReport, full: bool) {
     if !options.publish_metrics {
         return;
     }
@@ -382,9 +392,8 @@ async fn publish(deps: &Deps<'_>, options: &Options, report: &mut HealthReport) 
     report.metrics_published = ptc_core::metrics::publish_run(
         deps.metrics,
         &options.namespace,
-        report.job,
+        ptc_core::metrics::Run::new(report.job).full(full),
         data,
-        0,
         &mut report.errors,
     )
     .await;
@@ -418,7 +427,7 @@ pub async fn handle(
                     tracing::warn!(prefix = %sync.prefix, repository = %sync.repository, code = ?sync.failure_code, "pull-through cache sync failed");
                 }
                 report.sync_events.push(sync);
-                publish(deps, options, &mut report).await;
+                publish(deps, options, &mut report, false).await;
                 report
             }
             Err(err) => rejected(deps, options, now, err).await,
@@ -446,7 +455,7 @@ async fn rejected(
     tracing::error!(error = %error, "event rejected");
     let mut report = HealthReport::empty("unsupported event", now);
     report.errors.push(error);
-    publish(deps, options, &mut report).await;
+    publish(deps, options, &mut report, false).await;
     report
 }
 
@@ -522,9 +531,13 @@ mod tests {
         assert_eq!(report.coverage.coverage_percent, Some(50.0));
         assert_eq!(report.coverage.invalid, 1);
         assert!(
-            report.errors.iter().any(|e| e.contains("nope nope")),
+            report.warnings.iter().any(|e| e.contains("nope nope")),
             "{:?}",
-            report.errors
+            report.warnings
+        );
+        assert!(
+            report.errors.is_empty(),
+            "a bad entry is not a failure of the run"
         );
         let published = metrics.published.lock().unwrap();
         let value = |name: &str| {

@@ -75,6 +75,7 @@ async fn main() {
         namespace: "PtcBench".into(),
         publish_metrics: true,
         stop_at: None,
+        cache_made: false,
     };
     for run in ["first sweep (fixes)", "second sweep (compliant)"] {
         let before = calls(&stack.read("ecr").await);

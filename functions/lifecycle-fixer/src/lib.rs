@@ -83,6 +83,7 @@ impl Options {
             namespace: settings.metrics_namespace.clone(),
             publish_metrics: true,
             stop_at: None,
+            cache_made: false,
         })
     }
 }
@@ -93,8 +94,16 @@ impl Options {
 pub async fn handle(deps: &Deps<'_>, options: &Options, event: &Value) -> FixReport {
     match trigger::parse(event) {
         Ok(Trigger::Sweep { source }) => sweep(deps, options, None, &source).await,
-        Ok(Trigger::Repositories { source, names }) => {
-            sweep(deps, options, Some(&names), &source).await
+        Ok(Trigger::Repositories {
+            source,
+            names,
+            cache_made,
+        }) => {
+            let options = Options {
+                cache_made,
+                ..options.clone()
+            };
+            sweep(deps, &options, Some(&names), &source).await
         }
         Ok(Trigger::Nothing { source }) => {
             sweep::without_work(deps, options, FixReport::empty(&source, options)).await

@@ -26,7 +26,7 @@ async fn main() -> Result<(), Error> {
         options.stop_at = Some(ptc_core::deadline::stop_at(event.context.deadline));
         let report = handle(deps, &options, &event.payload).await;
         // The report as one JSON log line; a run with run-level errors fails the invocation.
-        let errors = report.errors.clone();
+        let errors = report.failures();
         ptc_core::lambda_answer(report.job, report, &errors).map_err(|e| Diagnostic {
             error_type: ptc_core::RunFailed::ERROR_TYPE.into(),
             error_message: e.to_string(),

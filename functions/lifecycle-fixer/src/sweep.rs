@@ -32,6 +32,12 @@ pub struct Options {
     /// Start no repository after this instant (the Lambda deadline, less a margin): the
     /// rest are reported as deferred; a repository once started gets all its changes.
     pub stop_at: Option<std::time::Instant>,
+    /// The named repositories were created by the cache itself (its CreateRepository
+    /// service event, a sync event). Only then is a repository matched by nothing but a
+    /// `ROOT` rule changed: under `ROOT` every name matches, and nothing else tells a
+    /// cached repository from the account's own (whose images a cache lifecycle policy
+    /// would expire).
+    pub cache_made: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,6 +58,10 @@ pub struct RepositoryResult {
     pub errors: Vec<String>,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
     pub scanned: usize,
@@ -61,6 +71,9 @@ pub struct Summary {
     pub errors: usize,
     pub templates_missing: usize,
     pub deferred: usize,
+    /// Repositories matched only by a `ROOT` rule, left alone (see `Options::cache_made`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub ignored_root_only: usize,
     /// Repositories that still differ from the desired settings after the run: a difference
     /// left alone (fill mode, immutable tags...), a change that failed, or one only planned.
     pub left_non_compliant: usize,
@@ -89,6 +102,20 @@ pub struct FixReport {
 }
 
 impl FixReport {
+    /// What fails the Lambda invocation (`ptc_core::RunFailed`): the run-level errors, and
+    /// the repositories and templates that could not be read or written (so that the
+    /// event of a repository whose fix failed is retried and kept in the failure queue).
+    pub fn failures(&self) -> Vec<String> {
+        let mut failures = self.errors.clone();
+        if self.summary.errors > 0 {
+            failures.push(format!(
+                "{} repositories or templates could not be read or written (see the report)",
+                self.summary.errors
+            ));
+        }
+        failures
+    }
+
     pub fn empty(trigger: &str, options: &Options) -> Self {
         Self {
             job: "lifecycle-fixer",
@@ -114,11 +141,13 @@ pub async fn sweep(
     only: Option<&[String]>,
     trigger: &str,
 ) -> FixReport {
-    let (mut report, totals_known) = fix_all(deps, options, only, trigger).await;
+    let (mut report, listed) = fix_all(deps, options, only, trigger).await;
     // Every path publishes, early returns included: RunErrors pages for a run that could
-    // not do its work, and counts every item that failed.
-    if options.publish_metrics && !options.dry_run {
-        publish(deps, options, &mut report, totals_known).await;
+    // not do its work, and counts every item that failed or was deferred.
+    if options.publish_metrics {
+        let full = only.is_none();
+        let totals_known = full && listed && report.summary.deferred == 0;
+        publish(deps, options, &mut report, full, totals_known).await;
     }
     report
 }
@@ -126,8 +155,8 @@ pub async fn sweep(
 /// An invocation that had nothing to sweep (an event it does not act on, or one it could
 /// not read): its `RunErrors` point only.
 pub async fn without_work(deps: &Deps<'_>, options: &Options, mut report: FixReport) -> FixReport {
-    if options.publish_metrics && !options.dry_run {
-        publish(deps, options, &mut report, false).await;
+    if options.publish_metrics {
+        publish(deps, options, &mut report, false, false).await;
     }
     report
 }
@@ -188,9 +217,18 @@ async fn fix_all(
     let mut in_scope = Vec::new();
     for repo in repositories {
         match rules.rule_for_repository(&repo.name) {
+            Some(rule) if rule.prefix.is_root() && !options.cache_made => {
+                report.summary.ignored_root_only += 1;
+            }
             Some(rule) => in_scope.push((rule.prefix.to_string(), repo)),
             None => report.summary.ignored_outside_prefixes += 1,
         }
+    }
+    if report.summary.ignored_root_only > 0 {
+        report.warnings.push(format!(
+            "{} repositories match only the ROOT rule and were left alone: nothing tells a cached repository from the account's own there, so they are fixed only from the cache's own events (its CreateRepository service event, a sync event)",
+            report.summary.ignored_root_only
+        ));
     }
     // Scan on push is a repository setting of basic scanning only; under enhanced scanning
     // (Amazon Inspector) the registry's rules decide, and the repository flag does nothing.
@@ -317,7 +355,7 @@ async fn fix_one(
     let settings = match deps.settings.repository_settings(&repo).await {
         Ok(s) => s,
         // A benign race: deleted between the listing and this read. Nothing to fix.
-        Err(err) if repository_gone(&err) => {
+        Err(err) if err.is_repository_gone() => {
             result.gone = true;
             return result;
         }
@@ -353,7 +391,7 @@ async fn fix_one(
         match done {
             Ok(()) => {}
             // Deleted while we were fixing it: nothing left to fix, not a failure.
-            Err(err) if repository_gone(&err) => {
+            Err(err) if err.is_repository_gone() => {
                 result.gone = true;
                 result.errors.clear();
                 break;
@@ -366,14 +404,38 @@ async fn fix_one(
     result
 }
 
-/// ECR's answer for a repository that no longer exists (deleted by someone else during the
-/// run): RepositoryNotFoundException (ECR API reference, every repository operation).
-fn repository_gone(err: &ptc_core::AwsError) -> bool {
-    err.code()
-        .is_some_and(|code| code.contains("RepositoryNotFoundException"))
+/// The sweep's metrics. A dry run publishes only `RunErrors` and the heartbeat (a
+/// deployment in dry-run mode must still page when it cannot run); `full` for a sweep of
+/// every repository (the heartbeat), `totals_known` when it also listed and reached every
+/// one (the totals).
+async fn publish(
+    deps: &Deps<'_>,
+    options: &Options,
+    report: &mut FixReport,
+    full: bool,
+    totals_known: bool,
+) {
+    let data = if options.dry_run {
+        Vec::new()
+    } else {
+        metric_data(report, totals_known)
+    };
+    // Repositories deferred past the deadline were not done either.
+    let item_errors = report.summary.errors + report.summary.deferred;
+    report.metrics_published = ptc_core::metrics::publish_run(
+        deps.metrics,
+        &options.namespace,
+        ptc_core::metrics::Run::new(report.job)
+            .full(full)
+            .item_errors(item_errors),
+        data,
+        &mut report.errors,
+    )
+    .await;
 }
 
-async fn publish(deps: &Deps<'_>, options: &Options, report: &mut FixReport, totals_known: bool) {
+/// The compliance figures per prefix, and the totals the alarms watch when known.
+fn metric_data(report: &FixReport, totals_known: bool) -> Vec<MetricDatum> {
     let mut per_prefix: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
     for r in report
         .repositories
@@ -410,7 +472,8 @@ async fn publish(deps: &Deps<'_>, options: &Options, report: &mut FixReport, tot
         );
     }
     // The totals the alarms watch, without dimension (alarms cannot add up per-prefix
-    // series: SEARCH is refused in alarms). Only when the run could list what it covers.
+    // series: SEARCH is refused in alarms). Only from a full sweep that listed and reached
+    // every repository.
     if totals_known {
         let s = &report.summary;
         push(MetricDatum::new(
@@ -418,25 +481,16 @@ async fn publish(deps: &Deps<'_>, options: &Options, report: &mut FixReport, tot
             s.left_non_compliant as f64,
             Unit::Count,
         ));
-        // Templates are read by full sweeps only; a failed template listing is a run error.
-        if report.templates_checked {
-            push(MetricDatum::new(
-                "TemplatesMissing",
-                s.templates_missing as f64,
-                Unit::Count,
-            ));
-        }
     }
-    let item_errors = report.summary.errors;
-    report.metrics_published = ptc_core::metrics::publish_run(
-        deps.metrics,
-        &options.namespace,
-        report.job,
-        data,
-        item_errors,
-        &mut report.errors,
-    )
-    .await;
+    // Templates are read by full sweeps only; a failed template listing is a run error.
+    if report.templates_checked {
+        push(MetricDatum::new(
+            "TemplatesMissing",
+            report.summary.templates_missing as f64,
+            Unit::Count,
+        ));
+    }
+    data
 }
 
 #[cfg(test)]
@@ -481,6 +535,7 @@ mod tests {
             namespace: "Test".into(),
             publish_metrics: true,
             stop_at: None,
+            cache_made: false,
         }
     }
 
@@ -537,7 +592,16 @@ mod tests {
         assert_eq!(report.repositories[0].changes.len(), 3);
         assert!(!report.repositories[0].applied);
         assert!(settings.writes.lock().unwrap().is_empty());
-        assert!(metrics.published.lock().unwrap().is_empty());
+        // A dry run publishes no figure, only the run's RunErrors and its heartbeat: a
+        // deployment in dry-run mode still pages when it cannot run.
+        let names: Vec<String> = metrics
+            .published
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, d)| d.name.clone())
+            .collect();
+        assert_eq!(names, ["RunErrors", "FullRuns"]);
     }
 
     #[tokio::test]
@@ -576,14 +640,11 @@ mod tests {
             (filled.summary.fixed, filled.summary.left_non_compliant),
             (1, 1)
         );
+        // An event run covers one repository: it publishes no fleet total.
+        assert_eq!(total(&metrics, "RepositoriesLeftNonCompliant"), None);
+        sweep(&deps, &options(Mode::Fill, false), None, "sweep").await;
         assert_eq!(total(&metrics, "RepositoriesLeftNonCompliant"), Some(1.0));
-        let enforced = sweep(
-            &deps,
-            &options(Mode::Enforce, false),
-            Some(&["quay/a".into()]),
-            "event",
-        )
-        .await;
+        let enforced = sweep(&deps, &options(Mode::Enforce, false), None, "sweep").await;
         assert_eq!(enforced.summary.left_non_compliant, 0);
         assert_eq!(total(&metrics, "RepositoriesLeftNonCompliant"), Some(0.0));
         assert_ne!(
@@ -651,6 +712,69 @@ mod tests {
             .rev()
             .find(|(_, d)| d.name == name && d.dimensions.is_empty())
             .map(|(_, d)| d.value)
+    }
+
+    #[tokio::test]
+    async fn repositories_matched_only_by_root_are_fixed_only_from_the_cache_s_events() {
+        let ecr = FakeEcr::with_rules(vec![
+            PtcRule::new("quay", "quay.io").unwrap(),
+            PtcRule::new("ROOT", "registry-1.docker.io").unwrap(),
+        ]);
+        ecr.state.lock().unwrap().repositories = vec![repo("quay/a"), repo("payments/api")];
+        let (settings, metrics, templates) = (
+            FakeEcrSettings::default(),
+            FakeMetrics::default(),
+            FakeTemplates::default(),
+        );
+        let deps = Deps {
+            ecr: &ecr,
+            settings: &settings,
+            templates: &templates,
+            metrics: &metrics,
+        };
+        let swept = sweep(&deps, &options(Mode::Fill, false), None, "sweep").await;
+        let names: Vec<&str> = swept
+            .repositories
+            .iter()
+            .map(|r| r.repository.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["quay/a"],
+            "the account's own repository is not touched"
+        );
+        assert_eq!(swept.summary.ignored_root_only, 1);
+        assert!(
+            swept.warnings.iter().any(|w| w.contains("ROOT")),
+            "{:?}",
+            swept.warnings
+        );
+        assert!(
+            settings
+                .writes
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|(_, r)| r != "payments/api"),
+            "{:?}",
+            settings.writes.lock().unwrap()
+        );
+        // A person's CreateRepository (an API call) does not make it the cache's either.
+        let named = sweep(
+            &deps,
+            &options(Mode::Fill, false),
+            Some(&["payments/api".into()]),
+            "CloudTrail API call CreateRepository",
+        )
+        .await;
+        assert!(named.repositories.is_empty());
+        // The cache's own event for it does.
+        let cache_made = Options {
+            cache_made: true,
+            ..options(Mode::Fill, false)
+        };
+        let fixed = sweep(&deps, &cache_made, Some(&["payments/api".into()]), "sync").await;
+        assert_eq!(fixed.summary.fixed, 1, "{fixed:#?}");
     }
 
     #[tokio::test]

@@ -7,9 +7,18 @@ use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
-    Sweep { source: String },
-    Repositories { source: String, names: Vec<String> },
-    Nothing { source: String },
+    Sweep {
+        source: String,
+    },
+    /// Named repositories; `cache_made` when the event says the cache created them.
+    Repositories {
+        source: String,
+        names: Vec<String>,
+        cache_made: bool,
+    },
+    Nothing {
+        source: String,
+    },
 }
 
 impl Trigger {
@@ -33,11 +42,13 @@ pub fn parse(event: &Value) -> Result<Trigger, String> {
         return Ok(Trigger::Repositories {
             source: "invocation".into(),
             names: events::string_list(list, "repositories")?,
+            cache_made: false,
         });
     }
-    let one = |source: &str, name: &str| Trigger::Repositories {
+    let one = |source: &str, name: &str, cache_made: bool| Trigger::Repositories {
         source: source.to_owned(),
         names: vec![name.to_owned()],
+        cache_made,
     };
     let event = events::envelope(event)?;
     let field = |path: &[&str]| events::detail_text(&event, path);
@@ -55,6 +66,7 @@ pub fn parse(event: &Value) -> Result<Trigger, String> {
             Ok(one(
                 "CloudTrail service event CreateRepository",
                 field(&["serviceEventDetails", "repositoryName"])?,
+                true,
             ))
         }
         "AWS API Call via CloudTrail" => {
@@ -67,13 +79,14 @@ pub fn parse(event: &Value) -> Result<Trigger, String> {
             Ok(one(
                 "CloudTrail API call CreateRepository",
                 field(&["requestParameters", "repositoryName"])?,
+                false,
             ))
         }
         "ECR Pull Through Cache Action" => {
             let status = field(&["sync-status"])?;
             let repository = field(&["repository-name"])?;
             if status == "SUCCESS" {
-                Ok(one("pull-through cache sync", repository))
+                Ok(one("pull-through cache sync", repository, true))
             } else {
                 Ok(Trigger::Nothing {
                     source: format!(

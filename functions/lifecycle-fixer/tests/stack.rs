@@ -41,6 +41,7 @@ fn options(mode: Mode, dry_run: bool) -> Options {
         namespace: "PtcFixTest".into(),
         publish_metrics: true,
         stop_at: None,
+        cache_made: false,
     }
 }
 

@@ -49,6 +49,7 @@ async fn a_thousand_repositories_in_one_sweep() {
         namespace: "PtcFleet".into(),
         publish_metrics: true,
         stop_at: None,
+        cache_made: false,
     };
     let before = stack.read("ecr").await;
     let first = sweep(&deps, &options, None, "test").await;

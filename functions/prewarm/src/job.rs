@@ -233,7 +233,7 @@ pub async fn run(
 }
 
 /// The run without publishing; and whether its totals mean something (the rules could be
-/// listed, so every entry has an outcome).
+/// listed and every source of the watch list read, so every entry has an outcome).
 async fn warm_all(
     deps: &Deps<'_>,
     options: &Options,
@@ -271,6 +271,9 @@ async fn warm_all(
         },
         None => Vec::new(),
     };
+    // Totals of a run whose list could not be read whole (the long list, discovery) would
+    // be partial: the run pages through RunErrors instead.
+    let complete = report.errors.is_empty();
     let entries = sources::merge([
         (Origin::Payload, payload_images),
         (Origin::Settings, options.settings_watch_list.clone()),
@@ -299,7 +302,7 @@ async fn warm_all(
         .collect()
         .await;
     report.summary = summarise(&report.images);
-    (report, true)
+    (report, complete)
 }
 
 fn result(entry: &Entry, started: Instant) -> ImageResult {
@@ -686,9 +689,9 @@ async fn publish(
     report.metrics_published = ptc_core::metrics::publish_run(
         deps.metrics,
         &options.namespace,
-        report.job,
+        // Every run covers the whole watch list: each is a heartbeat.
+        ptc_core::metrics::Run::new(report.job).full(true),
         data,
-        0,
         &mut report.errors,
     )
     .await;

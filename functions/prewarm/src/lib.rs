@@ -107,9 +107,8 @@ async fn failed_before_run(
         report.metrics_published = ptc_core::metrics::publish_run(
             metrics,
             &options.namespace,
-            report.job,
+            ptc_core::metrics::Run::new(report.job),
             Vec::new(),
-            0,
             &mut report.errors,
         )
         .await;

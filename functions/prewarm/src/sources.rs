@@ -87,6 +87,8 @@ pub async fn discover(
                     }
                 }
             }
+            // Deleted since the listing: nothing to discover there, not a failure.
+            Err(err) if err.is_repository_gone() => {}
             Err(err) => errors.push(format!("discovery: cannot read repository {name}: {err}")),
         }
     }

@@ -165,7 +165,8 @@ pub async fn run(
 ) -> ValidationReport {
     let (mut report, totals_known) = check(deps, options, trigger, now).await;
     if options.publish_metrics {
-        publish(deps, options, &mut report, totals_known).await;
+        let full_run = matches!(trigger, Trigger::All { .. });
+        publish(deps, options, &mut report, full_run, totals_known).await;
     }
     report
 }
@@ -324,7 +325,12 @@ async fn check_rule(
             ),
         ));
     }
-    if !options.rule_prefixes.is_empty() && !options.rule_prefixes.contains(&rule.prefix) {
+    // ROOT in the list scopes the policies to every repository (its repositories have no
+    // prefix), so then every rule is in scope.
+    let in_scope = options.rule_prefixes.is_empty()
+        || options.rule_prefixes.contains(&rule.prefix)
+        || options.rule_prefixes.iter().any(Prefix::is_root);
+    if !in_scope {
         // The functions' IAM policies reach only the repositories under the deployment's
         // rule prefixes (the template's RulePrefixes): this rule's repositories would be
         // denied to prewarm, lifecycle-fixer and health-metrics.
@@ -500,11 +506,14 @@ fn credential_problem(value: &str) -> Option<String> {
     }
 }
 
+/// The run's metrics; `full_run` for a run over every rule (the heartbeat), `totals_known`
+/// when it could also list them (the totals).
 async fn publish(
     deps: &Deps<'_>,
     options: &Options,
     report: &mut ValidationReport,
     full_run: bool,
+    totals_known: bool,
 ) {
     let mut data = Vec::new();
     // Values here are finite counts and ages, so a rejected datum is a programming error.
@@ -533,7 +542,7 @@ async fn publish(
     }
     // Totals describe the whole registry: a run scoped to one prefix, or one that could not
     // list the rules, does not publish them (a 0 it cannot know would clear the alarms).
-    if full_run {
+    if totals_known {
         let too_old = report
             .rules
             .iter()
@@ -558,9 +567,8 @@ async fn publish(
     report.metrics_published = ptc_core::metrics::publish_run(
         deps.metrics,
         &options.namespace,
-        report.job,
+        ptc_core::metrics::Run::new(report.job).full(full_run),
         data,
-        0,
         &mut report.errors,
     )
     .await;
@@ -1038,7 +1046,7 @@ mod tests {
         let mut options = options();
         options.rule_prefixes = vec![
             Prefix::parse("quay").unwrap(),
-            Prefix::parse("ROOT").unwrap(),
+            Prefix::parse("docker-hub").unwrap(),
         ];
         let report = world.run(&options, all()).await;
         let gitlab = report.rules.iter().find(|r| r.prefix == "gitlab").unwrap();
@@ -1047,7 +1055,7 @@ mod tests {
             gitlab
                 .findings
                 .iter()
-                .any(|f| f.code == "prefix-out-of-scope" && f.message.contains("quay, ROOT")),
+                .any(|f| f.code == "prefix-out-of-scope" && f.message.contains("quay, docker-hub")),
             "{:?}",
             gitlab.findings
         );
@@ -1059,6 +1067,18 @@ mod tests {
         );
         assert_eq!(world.metric("RulesInvalid", None), Some(1.0));
         assert_eq!(world.metric("RunErrors", None), Some(0.0));
+        // With ROOT listed, the policies reach every repository: every rule is in scope.
+        options.rule_prefixes.push(Prefix::parse("ROOT").unwrap());
+        let report = world.run(&options, all()).await;
+        assert!(
+            report
+                .rules
+                .iter()
+                .flat_map(|r| &r.findings)
+                .all(|f| f.code != "prefix-out-of-scope"),
+            "{:?}",
+            report.rules
+        );
     }
 
     #[tokio::test]

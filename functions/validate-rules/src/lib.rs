@@ -41,9 +41,8 @@ pub async fn handle(
                 report.metrics_published = ptc_core::metrics::publish_run(
                     deps.metrics,
                     &options.namespace,
-                    report.job,
+                    ptc_core::metrics::Run::new(report.job),
                     Vec::new(),
-                    0,
                     &mut report.errors,
                 )
                 .await;

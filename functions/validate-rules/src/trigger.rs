@@ -93,6 +93,15 @@ pub fn parse(event: &Value) -> Result<Trigger, EventError> {
                 Some(code) => format!("CloudTrail {name} (the call failed: {code})"),
                 None => format!("CloudTrail {name}"),
             };
+            // A refused call for a prefix that cannot exist (someone's typo, refused by ECR's
+            // own validation) created nothing: nothing to check, and no error of this run.
+            if event.detail.get("errorCode").is_some()
+                && ptc_core::rules::Prefix::parse(prefix).is_err()
+            {
+                return Ok(Trigger::Nothing {
+                    source: format!("{source}, for prefix {prefix:?}, which cannot exist"),
+                });
+            }
             Ok(Trigger::Prefixes {
                 source,
                 prefixes: vec![prefix.to_owned()],
@@ -170,6 +179,20 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_refused_call_for_a_prefix_that_cannot_exist_needs_nothing() {
+        let mut event = fixture("cloudtrail-create-rule.json");
+        event["detail"]["errorCode"] = json!("InvalidParameterException");
+        event["detail"]["requestParameters"]["ecrRepositoryPrefix"] = json!("Quay_Mirror");
+        event["detail"]["responseElements"] = Value::Null;
+        assert!(
+            matches!(parse(&event).unwrap(), Trigger::Nothing { source } if source.contains("Quay_Mirror")),
+        );
+        // The same prefix in a call that succeeded cannot be: an error, as before.
+        event["detail"].as_object_mut().unwrap().remove("errorCode");
+        assert!(matches!(parse(&event).unwrap(), Trigger::Prefixes { .. }));
     }
 
     #[test]

@@ -198,6 +198,7 @@ impl World {
             namespace: self.namespace.clone(),
             publish_metrics: true,
             stop_at: None,
+            cache_made: false,
         }
     }
 
