@@ -26,8 +26,19 @@ pub fn resolved(params: &[(&str, &str)]) -> Value {
     resolved_from(&repo_root().join("infra/template.yaml"), params)
 }
 
+/// [`resolved`], or the resolver's error (a parameter value or a `Rules` assertion that
+/// CloudFormation would refuse before creating anything, an intrinsic it cannot resolve).
+pub fn try_resolved(params: &[(&str, &str)]) -> Result<Value, String> {
+    try_resolved_from(&repo_root().join("infra/template.yaml"), params)
+}
+
 /// [`resolved`] for another template file (an older revision, a fixture).
 pub fn resolved_from(template: &Path, params: &[(&str, &str)]) -> Value {
+    try_resolved_from(template, params).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`try_resolved`] for another template file.
+pub fn try_resolved_from(template: &Path, params: &[(&str, &str)]) -> Result<Value, String> {
     let python = repo_root().join(".venv-infra/bin/python");
     assert!(
         python.exists(),
@@ -45,13 +56,14 @@ pub fn resolved_from(template: &Path, params: &[(&str, &str)]) -> Value {
     let out = command
         .output()
         .unwrap_or_else(|e| panic!("run {}: {e}", python.display()));
-    assert!(
-        out.status.success(),
-        "tests/stack/template.py failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("template.py prints JSON")
+    if !out.status.success() {
+        return Err(format!(
+            "tests/stack/template.py failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(serde_json::from_slice(&out.stdout).expect("template.py prints JSON"))
 }
 
 /// The `AWS::CloudWatch::Alarm` resources of a [`resolved`] template: (logical id, Properties).

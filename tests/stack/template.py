@@ -113,6 +113,18 @@ class Resolver:
         name = self.resources[logical_id].get("Condition")
         return name is None or self.condition(name, f"Resources.{logical_id}.Condition")
 
+    def check_rules(self, rules: dict) -> None:
+        """CloudFormation's Rules section: every assertion of a rule whose RuleCondition holds
+        must hold, or the stack is not created (the AssertDescription is the error).
+        https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/rules-section-structure.html"""
+        for name, rule in rules.items():
+            when = rule.get("RuleCondition")
+            if when is not None and not self.resolve(when, f"Rules.{name}.RuleCondition", in_condition=True):
+                continue
+            for i, assertion in enumerate(rule.get("Assertions", [])):
+                if not self.resolve(assertion["Assert"], f"Rules.{name}.Assertions[{i}]", in_condition=True):
+                    raise TemplateError(f"Rules.{name}: {assertion.get('AssertDescription', 'assertion failed')}")
+
     # -- physical values of resources -------------------------------------------
     def _name(self, logical_id: str, prop: str | None, default: str | None = None) -> str:
         """The resource's name property when it sets one, else STACK-LogicalId (or default)."""
@@ -224,6 +236,10 @@ class Resolver:
         if key == "Fn::Not":
             (a,) = pair(1)
             return not res(a, "[0]")
+        if key == "Fn::Contains":  # Rules only: a string among a list of strings
+            items, value = pair(2)
+            items, value = res(items, "[0]"), res(value, "[1]")
+            return str(value) in [str(i) for i in (items if isinstance(items, list) else [items])]
         if key == "Fn::And":
             return all(res(v, f"[{i}]") for i, v in enumerate(arg))
         if key == "Fn::Or":
@@ -322,6 +338,7 @@ def main(argv: list[str]) -> int:
         raw = {k: ",".join(v) if isinstance(v, list) else v for k, v in params.items()}
         transformed = sam_transform(template, raw, args.region, args.account, args.stack_name)
         resolver = Resolver(transformed, params, args.region, args.account, args.stack_name)
+        resolver.check_rules(template.get("Rules", {}))
         resources = resolver.resources_out()
     except TemplateError as err:
         print(f"template.py: {err}", file=sys.stderr)

@@ -512,3 +512,16 @@ fn cloudwatch_can_publish_to_the_encrypted_alarm_topic() {
         );
     }
 }
+
+/// An empty `RulePrefixes` (or an empty item) would scope the functions' policies to
+/// `repository//*`, no repository at all, and turn validate-rules' scope check off: the
+/// template's `Rules` refuse it before anything is created.
+#[test]
+fn an_empty_rule_prefix_is_refused_at_deploy_time() {
+    for value in ["", "quay,,k8s"] {
+        let err = ptc_tests::template::try_resolved(&[("RulePrefixes", value)])
+            .expect_err("an empty prefix is refused");
+        assert!(err.contains("Rules.RulePrefixesNamed"), "{value:?}: {err}");
+    }
+    assert!(ptc_tests::template::try_resolved(&[("RulePrefixes", "quay,ROOT")]).is_ok());
+}
