@@ -142,11 +142,10 @@ pub fn batches(data: &[MetricDatum]) -> Vec<&[MetricDatum]> {
 
 /// The metric every job publishes on every run, whatever happened: the number of run-level
 /// errors (an event that could not be read, a list call that failed, a watch list that
-/// could not be read, an item that could not be written, a metrics publishing failure seen
-/// before it), with the dimension `Job` = the job's name (`validate-rules`, `prewarm`,
-/// `lifecycle-fixer`, `health-metrics`). Its alarm pages on a value above 0; its sample
-/// count is the job's heartbeat: a missing data point means the job did not run or could
-/// not publish, and the heartbeat alarm treats it as breaching (see the template).
+/// could not be read) and of items it could not do (see [`Run::item_errors`]), with the
+/// dimension `Job` = the job's name (`validate-rules`, `prewarm`, `lifecycle-fixer`,
+/// `health-metrics`). Its alarm pages on a value above 0. (A publishing failure cannot count
+/// itself: it fails the invocation instead, and leaves a gap in [`FULL_RUNS`].)
 pub const RUN_ERRORS: &str = "RunErrors";
 
 /// The heartbeat: 1 per run over everything the job covers (a schedule, `{}`, a full sweep),

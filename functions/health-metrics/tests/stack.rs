@@ -185,12 +185,14 @@ async fn inventory_coverage_and_outage_readiness_match_the_stack() {
         (5, 3, 2)
     );
     assert_eq!(report.coverage.coverage_percent, Some(60.0));
+    // The gcr.io entry is a mistake in the list, named, not a failure of the run.
     assert_eq!(
-        report.errors.len(),
+        report.warnings.len(),
         1,
         "the gcr.io entry: {:?}",
-        report.errors
+        report.warnings
     );
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
 
     // Metrics read back through the CloudWatch API.
     let read = |name: &'static str, prefix: &'static str| {

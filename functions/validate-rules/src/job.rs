@@ -711,8 +711,8 @@ mod tests {
         assert_eq!(world.metric("RulesMissing", None), Some(0.0));
         assert_eq!(world.metric("CredentialsTooOld", None), Some(0.0));
         assert_eq!(
-            report.metrics_published, 7,
-            "5 as before, CredentialsTooOld and RunErrors"
+            report.metrics_published, 8,
+            "5 as before, CredentialsTooOld, RunErrors and FullRuns"
         );
     }
 
@@ -1026,10 +1026,11 @@ mod tests {
         let report = world.run(&options(), all()).await;
         assert!(report.rules.is_empty());
         assert!(report.errors[0].contains("AccessDeniedException"));
-        // Only the run's RunErrors point: no totals it cannot know (a 0 would clear alarms).
+        // Only the run's RunErrors point and its heartbeat: no totals it cannot know (a 0
+        // would clear the alarms).
         let published = world.metrics.published.lock().unwrap();
         let names: Vec<&str> = published.iter().map(|(_, d)| d.name.as_str()).collect();
-        assert_eq!(names, ["RunErrors"]);
+        assert_eq!(names, ["RunErrors", "FullRuns"], "and the heartbeat of a full run");
         assert_eq!(published[0].1.value, 1.0);
         assert_eq!(
             published[0].1.dimensions,
