@@ -1030,7 +1030,11 @@ mod tests {
         // would clear the alarms).
         let published = world.metrics.published.lock().unwrap();
         let names: Vec<&str> = published.iter().map(|(_, d)| d.name.as_str()).collect();
-        assert_eq!(names, ["RunErrors", "FullRuns"], "and the heartbeat of a full run");
+        assert_eq!(
+            names,
+            ["RunErrors", "FullRuns"],
+            "and the heartbeat of a full run"
+        );
         assert_eq!(published[0].1.value, 1.0);
         assert_eq!(
             published[0].1.dimensions,
