@@ -525,3 +525,22 @@ fn an_empty_rule_prefix_is_refused_at_deploy_time() {
     }
     assert!(ptc_tests::template::try_resolved(&[("RulePrefixes", "quay,ROOT")]).is_ok());
 }
+
+/// The dashboard body, once resolved, is the JSON CloudWatch's `PutDashboard` takes (a
+/// malformed body fails the deployment), and each widget graphs the product's namespace.
+#[test]
+fn the_dashboard_body_is_json_over_the_namespace() {
+    let resources = ptc_tests::template::resolved(&[("MetricsNamespace", "PtcDash")]);
+    let body = resources["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
+        .as_str()
+        .expect("a dashboard body");
+    let body: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let widgets = body["widgets"].as_array().expect("widgets");
+    assert!(widgets.len() >= 10);
+    for widget in widgets {
+        assert!(
+            widget["properties"]["metrics"].to_string().contains("PtcDash"),
+            "{widget}"
+        );
+    }
+}
