@@ -560,16 +560,25 @@ impl Settings {
             }
         }
 
+        // A trailing "/" is a valid rule prefix for ECR, but the template writes the IAM
+        // scope `repository/<prefix>/*` from the same list: `quay/` would scope it to
+        // `repository/quay//*`, which matches no repository.
+        let rule_prefix = |p: &str| {
+            if p.ends_with('/') {
+                return Err(format!(
+                    "no trailing \"/\" (the IAM scope built from RulePrefixes, repository/{p}*, would match no repository)"
+                ));
+            }
+            Prefix::parse(p).map_err(|e| e.to_string())
+        };
         let rule_prefixes = match env("PTC_RULE_PREFIXES") {
             Some(value) => split_list(&value)
-                .map(|p| {
-                    Prefix::parse(p).map_err(|e| invalid("PTC_RULE_PREFIXES", p, e.to_string()))
-                })
+                .map(|p| rule_prefix(p).map_err(|e| invalid("PTC_RULE_PREFIXES", p, e)))
                 .collect::<Result<Vec<_>, _>>()?,
             None => file
                 .rule_prefixes
                 .iter()
-                .map(|p| Prefix::parse(p).map_err(|e| file_err("rule_prefixes", e.to_string())))
+                .map(|p| rule_prefix(p).map_err(|e| file_err("rule_prefixes", e)))
                 .collect::<Result<Vec<_>, _>>()?,
         };
 
@@ -949,6 +958,7 @@ mod tests {
                 "PTC_RULES",
                 "quay=quay.io, docker-hub=registry-1.docker.io+credential",
             ),
+            ("PTC_RULE_PREFIXES", "quay,team/ghcr,ROOT"),
             ("PTC_WATCH_LIST", "nginx:1.25\nquay.io/a/b:1"),
             ("PTC_PLATFORMS", "linux/arm64,linux/arm/v7"),
             ("PTC_CONCURRENCY", "4"),
@@ -985,6 +995,8 @@ mod tests {
         );
         assert_eq!(s.metrics_namespace, "Team/PTC");
         assert_eq!(s.expected_rules.len(), 2);
+        let prefixes: Vec<&str> = s.rule_prefixes.iter().map(Prefix::as_str).collect();
+        assert_eq!(prefixes, ["quay", "team/ghcr", "ROOT"]);
         assert!(s.expected_rules[1].credential && !s.expected_rules[0].credential);
         assert_eq!(s.watch_list, ["nginx:1.25", "quay.io/a/b:1"]);
         assert_eq!(s.platforms[1].variant.as_deref(), Some("v7"));
@@ -1012,6 +1024,8 @@ mod tests {
             ("PTC_RULES", "quay:quay.io"),
             ("PTC_RULES", "quay=gcr.io"),
             ("PTC_RULES", "quay=quay.io,quay=quay.io"),
+            ("PTC_RULE_PREFIXES", "Quay"),
+            ("PTC_RULE_PREFIXES", "quay/"),
             ("PTC_PLATFORMS", "amd64"),
             ("PTC_LOG_FORMAT", "xml"),
             ("PTC_LOG", "=[bad"),

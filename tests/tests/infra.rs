@@ -332,30 +332,42 @@ fn rate_seconds(expression: &str) -> u64 {
 }
 
 /// Each job's heartbeat alarm (no `FullRuns` data point, filled with 0 so that CloudWatch
-/// does not look back past the window for older points) looks at a window of at least two
-/// runs of its default schedule, so that one late or failed run does not page and two do;
-/// and every period of the window must be empty for it to fire.
+/// does not look back past the window for older points) looks at a window longer than two
+/// runs of its default schedule plus the function's timeout, so that one missed run, with
+/// the next one late in its run, does not page and two missed runs do; every period of the
+/// window must be empty for it to fire.
 #[test]
 fn heartbeat_windows_cover_two_runs_of_each_default_schedule() {
     let template = template();
-    for (schedule, alarm, job) in [
+    for (schedule, alarm, job, function) in [
         (
             "ValidateSchedule",
             "ValidateRulesHeartbeatAlarm",
             "validate-rules",
+            "ValidateRulesFunction",
         ),
-        ("PrewarmSchedule", "PrewarmHeartbeatAlarm", "prewarm"),
+        (
+            "PrewarmSchedule",
+            "PrewarmHeartbeatAlarm",
+            "prewarm",
+            "PrewarmFunction",
+        ),
         (
             "FixSchedule",
             "LifecycleFixerHeartbeatAlarm",
             "lifecycle-fixer",
+            "LifecycleFixerFunction",
         ),
         (
             "HealthSchedule",
             "HealthMetricsHeartbeatAlarm",
             "health-metrics",
+            "HealthMetricsFunction",
         ),
     ] {
+        let timeout = template["Resources"][function]["Properties"]["Timeout"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{function}.Timeout"));
         let every = rate_seconds(
             template["Parameters"][schedule]["Default"]
                 .as_str()
@@ -379,8 +391,8 @@ fn heartbeat_windows_cover_two_runs_of_each_default_schedule() {
         let evaluations = number(&props["EvaluationPeriods"], "EvaluationPeriods");
         let window = number(&runs["MetricStat"]["Period"], "Period") * evaluations;
         assert!(
-            window >= 2 * every,
-            "{alarm}: a window of {window} s, less than two runs of {schedule} ({every} s)"
+            window > 2 * every + timeout,
+            "{alarm}: a window of {window} s, not more than two runs of {schedule} ({every} s) and the {timeout} s timeout"
         );
         assert_eq!(
             number(&props["DatapointsToAlarm"], "DatapointsToAlarm"),
@@ -539,7 +551,9 @@ fn the_dashboard_body_is_json_over_the_namespace() {
     assert!(widgets.len() >= 10);
     for widget in widgets {
         assert!(
-            widget["properties"]["metrics"].to_string().contains("PtcDash"),
+            widget["properties"]["metrics"]
+                .to_string()
+                .contains("PtcDash"),
             "{widget}"
         );
     }

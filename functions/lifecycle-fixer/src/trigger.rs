@@ -63,10 +63,16 @@ pub fn parse(event: &Value) -> Result<Trigger, String> {
                     "service event {name} is not CreateRepository"
                 )));
             }
+            // ECR also creates repositories for replication and create-on-push; only the
+            // cache's own creation names the upstream it pulls from. Under a ROOT rule
+            // nothing else tells the cache's repositories from the account's own.
+            let from_the_cache = event.detail["serviceEventDetails"]["upstreamRegistryUrl"]
+                .as_str()
+                .is_some_and(|url| !url.is_empty());
             Ok(one(
                 "CloudTrail service event CreateRepository",
                 field(&["serviceEventDetails", "repositoryName"])?,
-                true,
+                from_the_cache,
             ))
         }
         "AWS API Call via CloudTrail" => {
@@ -75,6 +81,14 @@ pub fn parse(event: &Value) -> Result<Trigger, String> {
                 return Err(events::rejected(format!(
                     "API call {name} is not CreateRepository"
                 )));
+            }
+            // A refused call (someone's typo) created nothing: nothing to fix, no error.
+            if let Some(code) = event.detail["errorCode"].as_str() {
+                return Ok(Trigger::Nothing {
+                    source: format!(
+                        "CloudTrail API call CreateRepository refused ({code}): nothing to fix"
+                    ),
+                });
             }
             Ok(one(
                 "CloudTrail API call CreateRepository",
@@ -130,6 +144,44 @@ mod tests {
                 other => panic!("{file}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn only_the_cache_s_own_creation_is_cache_made() {
+        let mut event = fixture("cloudtrail-service-create-repository.json");
+        assert!(matches!(
+            parse(&event).unwrap(),
+            Trigger::Repositories {
+                cache_made: true,
+                ..
+            }
+        ));
+        // A creation without the upstream (replication, create-on-push) is not the cache's.
+        event["detail"]["serviceEventDetails"]
+            .as_object_mut()
+            .unwrap()
+            .remove("upstreamRegistryUrl");
+        assert!(matches!(
+            parse(&event).unwrap(),
+            Trigger::Repositories {
+                cache_made: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse(&fixture("cloudtrail-api-create-repository.json")).unwrap(),
+            Trigger::Repositories {
+                cache_made: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_refused_create_repository_call_needs_nothing() {
+        let mut event = fixture("cloudtrail-api-create-repository.json");
+        event["detail"]["errorCode"] = json!("InvalidParameterException");
+        assert!(matches!(parse(&event).unwrap(), Trigger::Nothing { .. }));
     }
 
     #[test]

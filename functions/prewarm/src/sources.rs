@@ -41,8 +41,8 @@ pub fn merge(sources: impl IntoIterator<Item = (Origin, Vec<String>)>) -> Vec<En
     out
 }
 
-/// Every tag of a cached repository (under a rule prefix) pulled within `days`, as the
-/// upstream reference it came from. Repositories are read concurrently; a repository that
+/// Every tag of a cached repository (under a rule prefix; not one matched only by a ROOT
+/// rule) pulled within `days`, as the upstream reference it came from. Repositories are read concurrently; a repository that
 /// cannot be read is skipped with a warning in `errors`.
 pub async fn discover(
     ecr: &dyn EcrApi,
@@ -64,8 +64,15 @@ pub async fn discover(
             );
         }
     };
+    // A repository matched only by a ROOT rule may be the account's own (every name matches
+    // ROOT): discovering its tags would pull the account's images from the upstream.
     let cached: Vec<_> = repositories
         .into_iter()
+        .filter(|repo| {
+            rules
+                .rule_for_repository(&repo.name)
+                .is_some_and(|rule| !rule.prefix.is_root())
+        })
         .filter_map(|repo| rules.upstream_of(&repo.name).ok().map(|up| (repo.name, up)))
         .collect();
     let results: Vec<_> = futures::stream::iter(cached)
@@ -190,5 +197,14 @@ mod tests {
             discover(&fake, &rules, 0, now, 4).await.0,
             Vec::<String>::new()
         );
+        // Under a ROOT rule every name matches: team/app may be the account's own
+        // repository, and is not discovered (its images would be pulled from Docker Hub).
+        let with_root = RuleSet::new(vec![
+            PtcRule::new("docker-hub", "registry-1.docker.io").unwrap(),
+            PtcRule::new("ROOT", "quay.io").unwrap(),
+        ]);
+        let (refs, _) = discover(&fake, &with_root, 7, now, 4).await;
+        assert!(refs.iter().all(|r| !r.contains("team/app")), "{refs:?}");
+        assert_eq!(refs.len(), 2);
     }
 }

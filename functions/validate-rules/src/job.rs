@@ -327,9 +327,18 @@ async fn check_rule(
     }
     // ROOT in the list scopes the policies to every repository (its repositories have no
     // prefix), so then every rule is in scope.
+    // A listed prefix also covers the rule prefixes below it (`repository/team/*` holds
+    // `team/quay/...`).
     let in_scope = options.rule_prefixes.is_empty()
-        || options.rule_prefixes.contains(&rule.prefix)
-        || options.rule_prefixes.iter().any(Prefix::is_root);
+        || options.rule_prefixes.iter().any(|p| {
+            p.is_root()
+                || p == &rule.prefix
+                || rule
+                    .prefix
+                    .as_str()
+                    .strip_prefix(p.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        });
     if !in_scope {
         // The functions' IAM policies reach only the repositories under the deployment's
         // rule prefixes (the template's RulePrefixes): this rule's repositories would be
@@ -1072,6 +1081,12 @@ mod tests {
         );
         assert_eq!(world.metric("RulesInvalid", None), Some(1.0));
         assert_eq!(world.metric("RunErrors", None), Some(0.0));
+        // A listed prefix covers the rule prefixes below it (IAM's repository/team/*).
+        let nested = World::new(vec![PtcRule::new("team/quay", "quay.io").unwrap()]);
+        let mut team = super::tests::options();
+        team.rule_prefixes = vec![Prefix::parse("team").unwrap()];
+        let report = nested.run(&team, all()).await;
+        assert!(report.rules[0].valid, "{:?}", report.rules);
         // With ROOT listed, the policies reach every repository: every rule is in scope.
         options.rule_prefixes.push(Prefix::parse("ROOT").unwrap());
         let report = world.run(&options, all()).await;
