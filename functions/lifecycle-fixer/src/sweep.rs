@@ -543,12 +543,7 @@ mod tests {
     async fn fixes_repositories_under_prefixes_then_writes_nothing() {
         let (ecr, settings, metrics) = world();
         let templates = FakeTemplates::default();
-        let deps = Deps {
-            ecr: &ecr,
-            settings: &settings,
-            templates: &templates,
-            metrics: &metrics,
-        };
+        let deps = deps(&ecr, &settings, &templates, &metrics);
         let first = sweep(&deps, &options(Mode::Fill, false), None, "test").await;
         assert_eq!(first.summary.scanned, 2);
         assert_eq!(
@@ -582,12 +577,7 @@ mod tests {
     async fn dry_run_plans_and_writes_nothing() {
         let (ecr, settings, metrics) = world();
         let templates = FakeTemplates::default();
-        let deps = Deps {
-            ecr: &ecr,
-            settings: &settings,
-            templates: &templates,
-            metrics: &metrics,
-        };
+        let deps = deps(&ecr, &settings, &templates, &metrics);
         let report = sweep(&deps, &options(Mode::Enforce, true), None, "test").await;
         assert_eq!(report.repositories[0].changes.len(), 3);
         assert!(!report.repositories[0].applied);
@@ -616,12 +606,7 @@ mod tests {
             },
         );
         let templates = FakeTemplates::default();
-        let deps = Deps {
-            ecr: &ecr,
-            settings: &settings,
-            templates: &templates,
-            metrics: &metrics,
-        };
+        let deps = deps(&ecr, &settings, &templates, &metrics);
         let filled = sweep(
             &deps,
             &options(Mode::Fill, false),
@@ -659,12 +644,7 @@ mod tests {
     async fn an_event_for_a_missing_repository_is_reported() {
         let (ecr, settings, metrics) = world();
         let templates = FakeTemplates::default();
-        let deps = Deps {
-            ecr: &ecr,
-            settings: &settings,
-            templates: &templates,
-            metrics: &metrics,
-        };
+        let deps = deps(&ecr, &settings, &templates, &metrics);
         let report = sweep(
             &deps,
             &options(Mode::Fill, false),
@@ -690,6 +670,20 @@ mod tests {
             report.warnings
         );
         assert_eq!(run_errors(&metrics), [0.0]);
+    }
+
+    fn deps<'a>(
+        ecr: &'a FakeEcr,
+        settings: &'a FakeEcrSettings,
+        templates: &'a FakeTemplates,
+        metrics: &'a FakeMetrics,
+    ) -> Deps<'a> {
+        Deps {
+            ecr,
+            settings,
+            templates,
+            metrics,
+        }
     }
 
     fn run_errors(metrics: &FakeMetrics) -> Vec<f64> {
@@ -726,12 +720,7 @@ mod tests {
             FakeMetrics::default(),
             FakeTemplates::default(),
         );
-        let deps = Deps {
-            ecr: &ecr,
-            settings: &settings,
-            templates: &templates,
-            metrics: &metrics,
-        };
+        let deps = deps(&ecr, &settings, &templates, &metrics);
         let swept = sweep(&deps, &options(Mode::Fill, false), None, "sweep").await;
         let names: Vec<&str> = swept
             .repositories
@@ -782,12 +771,7 @@ mod tests {
         let (ecr, settings, metrics) = world();
         settings.gone.lock().unwrap().insert("quay/b".into());
         let templates = FakeTemplates::default();
-        let deps = Deps {
-            ecr: &ecr,
-            settings: &settings,
-            templates: &templates,
-            metrics: &metrics,
-        };
+        let deps = deps(&ecr, &settings, &templates, &metrics);
         let report = sweep(&deps, &options(Mode::Fill, false), None, "sweep").await;
         let gone = report
             .repositories
@@ -811,12 +795,7 @@ mod tests {
             kind: ptc_core::AwsErrorKind::Throttled,
             message: "Rate exceeded".into(),
         });
-        let deps = Deps {
-            ecr: &ecr,
-            settings: &settings,
-            templates: &templates,
-            metrics: &metrics,
-        };
+        let deps = deps(&ecr, &settings, &templates, &metrics);
         let report = sweep(&deps, &options(Mode::Enforce, false), None, "sweep").await;
         assert!(
             report.templates[0].error.is_some(),
@@ -840,12 +819,7 @@ mod tests {
             kind: ptc_core::AwsErrorKind::Service("TemplateAlreadyExistsException".into()),
             message: "The repository creation template already exists".into(),
         });
-        let deps = Deps {
-            ecr: &ecr,
-            settings: &settings,
-            templates: &templates,
-            metrics: &metrics,
-        };
+        let deps = deps(&ecr, &settings, &templates, &metrics);
         let report = sweep(&deps, &options(Mode::Enforce, false), None, "sweep").await;
         assert_eq!(report.templates[0].error, None);
         assert_eq!(
@@ -870,12 +844,7 @@ mod tests {
         ecr.state.lock().unwrap().repositories = vec![repo("quay/a"), repo("k8s/pause")];
         let settings = FakeEcrSettings::default();
         let (metrics, templates) = (FakeMetrics::default(), FakeTemplates::default());
-        let deps = Deps {
-            ecr: &ecr,
-            settings: &settings,
-            templates: &templates,
-            metrics: &metrics,
-        };
+        let deps = deps(&ecr, &settings, &templates, &metrics);
         // Only k8s wants scan on push, and a shorter lifecycle.
         let mut opts = options(Mode::Fill, false);
         let k8s = Desired {
