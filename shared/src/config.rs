@@ -480,7 +480,20 @@ struct FileSettings {
 impl Settings {
     /// From the process environment (and `PTC_CONFIG_FILE` if set).
     pub fn load() -> Result<Self, ConfigError> {
-        Self::from_sources(|name| std::env::var(name).ok())
+        Self::load_with(None)
+    }
+
+    /// From the process environment, with `config_file` (`ptc --config`) in place of
+    /// `PTC_CONFIG_FILE` when given. A `PTC_*` value that is not UTF-8 is an error naming it.
+    pub fn load_with(config_file: Option<String>) -> Result<Self, ConfigError> {
+        check_text(std::env::vars_os())?;
+        Self::from_sources(|name| {
+            if name == "PTC_CONFIG_FILE" && config_file.is_some() {
+                config_file.clone()
+            } else {
+                std::env::var(name).ok()
+            }
+        })
     }
 
     /// From any variable source; `PTC_CONFIG_FILE` in it names the optional file.
@@ -879,6 +892,27 @@ fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
 }
 
 /// Items separated by commas, whitespace or newlines.
+/// Every `PTC_*` variable must be text: a value that is not UTF-8 would otherwise read as
+/// unset (an empty watch list, no pull grant wanted), so it stops start-up naming the
+/// variable, as any other bad value does.
+fn check_text(
+    vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Result<(), ConfigError> {
+    for (name, value) in vars {
+        if let Some(name) = name.to_str()
+            && name.starts_with("PTC_")
+            && value.to_str().is_none()
+        {
+            return Err(invalid(
+                name,
+                &value.to_string_lossy(),
+                "not UTF-8 text (the bytes that are not are shown as \u{FFFD})",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn split_list(value: &str) -> impl Iterator<Item = &str> {
     value
         .split(|c: char| c == ',' || c.is_whitespace())
@@ -1009,6 +1043,21 @@ mod tests {
             (s.prewarm_mode, s.ratelimit_floor, s.discovery_days),
             (PrewarmMode::Manifests, 25, 0)
         );
+    }
+
+    #[test]
+    fn a_value_that_is_not_text_names_its_variable() {
+        use std::ffi::OsString;
+        use std::os::unix::ffi::OsStringExt as _;
+        let bad = OsString::from_vec(b"nginx:1.25,\xff\xfe".to_vec());
+        let err = check_text([
+            (OsString::from("HOME"), OsString::from_vec(vec![0xff])),
+            (OsString::from("PTC_WATCH_LIST"), bad),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("PTC_WATCH_LIST"), "{err}");
+        assert!(err.to_string().contains("not UTF-8"), "{err}");
+        assert!(check_text([(OsString::from("PTC_LOG"), OsString::from("info"))]).is_ok());
     }
 
     #[test]

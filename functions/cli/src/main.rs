@@ -129,14 +129,7 @@ fn init_logs(verbose: u8, filter_spec: Option<&str>) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config_file = cli.config.clone();
-    let settings = match Settings::from_sources(|name| {
-        if name == "PTC_CONFIG_FILE" && config_file.is_some() {
-            config_file.clone()
-        } else {
-            std::env::var(name).ok()
-        }
-    }) {
+    let settings = match Settings::load_with(cli.config.clone()) {
         Ok(settings) => settings,
         Err(err) => {
             eprintln!("ptc: {err}");

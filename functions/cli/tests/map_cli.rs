@@ -215,3 +215,27 @@ async fn without_rules_it_reads_the_registry() {
     // Two AWS calls were made; without -v the SDK's own logs stay out of the terminal.
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
+
+/// A setting whose bytes are not UTF-8 stops start-up naming it, where it was read as unset
+/// (an empty watch list, no pull grant wanted) and the run went on.
+#[test]
+fn a_setting_that_is_not_text_stops_start_up_naming_it() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt as _;
+    for name in ["PTC_WATCH_LIST", "PTC_PULL_PRINCIPALS"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ptc"))
+            .args(["map", "--rule", "quay=quay.io", "quay.io/a/b:1"])
+            .env_remove("PTC_CONFIG_FILE")
+            .env_remove("PTC_RULES")
+            .env(name, OsStr::from_bytes(b"nginx:1.25,\xff\xfe"))
+            .env("PTC_REGISTRY_HOST", REGISTRY)
+            .output()
+            .expect("run ptc");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains(name) && stderr.contains("not UTF-8"),
+            "{name}: {stderr}"
+        );
+    }
+}
