@@ -10,6 +10,11 @@ use time::OffsetDateTime;
 pub const GB: f64 = 1024.0 * 1024.0 * 1024.0;
 const DAY_SECS: f64 = 86_400.0;
 
+/// The largest `imageSizeInBytes` believed: 10 TiB. ECR's largest layer is 52,000 MiB and an
+/// image has at most a few hundred layers in practice (ECR service quotas); a larger value
+/// from the API is counted in `implausible_sizes`, left out of the sums and reported.
+pub const MAX_PLAUSIBLE_IMAGE_BYTES: u64 = 10 * 1024 * 1024 * 1024 * 1024;
+
 /// Is this media type an index (OCI image index or Docker manifest list)?
 pub fn is_index(media_type: Option<&str>) -> bool {
     media_type.is_some_and(|m| m.contains("image.index") || m.contains("manifest.list"))
@@ -29,6 +34,14 @@ pub struct RepositoryInventory {
     pub oldest_pushed_at: Option<i64>,
     /// Images whose last recorded pull (or push, if never pulled) is older than the limit.
     pub images_not_pulled: usize,
+    /// Images whose `imageSizeInBytes` is negative or above [`MAX_PLAUSIBLE_IMAGE_BYTES`]:
+    /// left out of the byte sums (an answer from the API is not trusted blindly).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub implausible_sizes: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl RepositoryInventory {
@@ -46,16 +59,22 @@ impl RepositoryInventory {
         };
         for image in images {
             let index = is_index(image.media_type.as_deref());
-            let size = image.size_bytes.unwrap_or(0).max(0) as u64;
+            let size = match u64::try_from(image.size_bytes.unwrap_or(0)) {
+                Ok(size) if size <= MAX_PLAUSIBLE_IMAGE_BYTES => size,
+                _ => {
+                    out.implausible_sizes += 1;
+                    0
+                }
+            };
             out.indexes += usize::from(index);
             if image.tags.is_empty() {
                 out.untagged_images += 1;
                 if !index {
-                    out.untagged_bytes += size;
+                    out.untagged_bytes = out.untagged_bytes.saturating_add(size);
                 }
             }
             if !index {
-                out.stored_bytes += size;
+                out.stored_bytes = out.stored_bytes.saturating_add(size);
             }
             if let Some(pushed) = image.pushed_at {
                 let t = pushed.unix_timestamp();
@@ -87,6 +106,10 @@ pub struct PrefixInventory {
     pub images_not_pulled: usize,
     /// Repositories that could not be read (named in the report's errors).
     pub unreadable_repositories: usize,
+    /// Images whose size from the API was not believed (see
+    /// [`RepositoryInventory::implausible_sizes`]); reported as a warning.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub implausible_sizes: usize,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_repository: Vec<RepositoryInventory>,
 }
@@ -104,8 +127,9 @@ impl PrefixInventory {
         self.repositories += 1;
         self.images += repo.images;
         self.untagged_images += repo.untagged_images;
-        self.stored_bytes += repo.stored_bytes;
-        self.untagged_bytes += repo.untagged_bytes;
+        self.stored_bytes = self.stored_bytes.saturating_add(repo.stored_bytes);
+        self.untagged_bytes = self.untagged_bytes.saturating_add(repo.untagged_bytes);
+        self.implausible_sizes += repo.implausible_sizes;
         self.images_not_pulled += repo.images_not_pulled;
         if let Some(pushed) = repo.oldest_pushed_at {
             let age =
@@ -133,6 +157,39 @@ pub fn by_prefix(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn absurd_sizes_from_the_api_are_left_out_never_a_panic() {
+        use ptc_core::ecr::{ImageDetail, Repository};
+        let repo = Repository {
+            name: "quay/a".into(),
+            arn: String::new(),
+            uri: String::new(),
+            created_at: None,
+            tag_mutability: "MUTABLE".into(),
+            scan_on_push: false,
+        };
+        let image = |size: i64| ImageDetail {
+            digest: format!("sha256:{size}"),
+            tags: vec!["t".into()],
+            size_bytes: Some(size),
+            pushed_at: None,
+            last_pulled_at: None,
+            media_type: None,
+        };
+        let images = [image(i64::MAX), image(i64::MAX - 1), image(-5), image(100)];
+        let inventory =
+            super::RepositoryInventory::of(&repo, &images, time::OffsetDateTime::now_utc(), 30);
+        assert_eq!(inventory.stored_bytes, 100);
+        assert_eq!(inventory.implausible_sizes, 3);
+        let mut prefix = super::PrefixInventory::new("quay", "quay.io");
+        prefix.add(&inventory, time::OffsetDateTime::now_utc());
+        let mut huge = inventory.clone();
+        huge.stored_bytes = u64::MAX;
+        prefix.add(&huge, time::OffsetDateTime::now_utc());
+        assert_eq!(prefix.stored_bytes, u64::MAX, "saturates, never wraps");
+        assert_eq!(prefix.implausible_sizes, 6);
+    }
+
     use super::*;
 
     fn image(

@@ -234,6 +234,12 @@ pub async fn run(
             .sort_by(|a, b| a.repository.cmp(&b.repository));
     }
     report.prefixes = prefixes.into_values().collect();
+    for p in report.prefixes.iter().filter(|p| p.implausible_sizes > 0) {
+        report.warnings.push(format!(
+            "prefix {}: {} images with an implausible imageSizeInBytes (negative, or over 10 TiB) left out of the stored bytes",
+            p.prefix, p.implausible_sizes
+        ));
+    }
 
     let (entries, complete) = watch_list(deps, options, &mut report.errors).await;
     report.watch_list_complete = complete;
