@@ -38,6 +38,17 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, appl
 /// Registries cap manifests at 4 MiB; anything larger is refused unread.
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 
+/// Most descriptors one manifest may list (index entries, or config and layers). Real images
+/// have a few dozen layers (overlay filesystems stack at most about 128); a manifest listing
+/// more is refused rather than fetched blob by blob.
+pub const MAX_MANIFEST_DESCRIPTORS: usize = 1000;
+
+/// Most bytes of an error answer read for its message; the rest is dropped unread.
+pub const MAX_ERROR_BODY_BYTES: usize = 4 * 1024;
+
+/// Most bytes of a token service's answer (a token is a few KiB at most).
+pub const MAX_TOKEN_BODY_BYTES: usize = 64 * 1024;
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RegistryError {
     #[error("{url}: unauthorized (HTTP 401) after refreshing credentials")]
@@ -70,13 +81,19 @@ pub enum RegistryError {
     },
     #[error("registry credentials: {0}")]
     Credentials(String),
+    /// An answer that can never succeed, so it is not retried: a redirect loop, a URL or a
+    /// scheme the client refuses, a body over its bound.
+    #[error("{url}: {message}")]
+    Refused { url: String, message: String },
 }
 
 impl RegistryError {
     fn retryable(&self) -> bool {
         match self {
             Self::Transport { .. } | Self::Timeout { .. } => true,
-            Self::Status { status, .. } => *status >= 500,
+            // 408 Request Timeout is the server asking for a retry (RFC 9110 15.5.9); other
+            // 4xx answers say the request itself is wrong, and stay wrong.
+            Self::Status { status, .. } => *status >= 500 || *status == 408,
             Self::RateLimited { retry_after, .. } => {
                 retry_after.is_none_or(|d| d <= MAX_RETRY_AFTER)
             }
@@ -229,6 +246,12 @@ impl Manifest {
             let children = children
                 .as_array()
                 .ok_or_else(|| invalid("manifests is not an array".into()))?;
+            if children.len() > MAX_MANIFEST_DESCRIPTORS {
+                return Err(invalid(format!(
+                    "{} index entries, more than {MAX_MANIFEST_DESCRIPTORS}",
+                    children.len()
+                )));
+            }
             ManifestKind::Index(
                 children
                     .iter()
@@ -243,6 +266,13 @@ impl Manifest {
                 .get("layers")
                 .and_then(|l| l.as_array())
                 .ok_or_else(|| invalid("layers missing".into()))?;
+            if layers.len() >= MAX_MANIFEST_DESCRIPTORS {
+                return Err(invalid(format!(
+                    "{} layers, more than {} blobs with the config",
+                    layers.len(),
+                    MAX_MANIFEST_DESCRIPTORS
+                )));
+            }
             ManifestKind::Image {
                 config: descriptor(config, "config")?,
                 layers: layers
@@ -400,11 +430,30 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, RegistryError> 
         })
 }
 
+/// The token services an upstream is documented to use, besides its own host: where its
+/// credential may go when a `WWW-Authenticate: Bearer realm=...` names another host. Docker
+/// Hub's registry (`registry-1.docker.io`) sends clients to `auth.docker.io`; GitLab's
+/// registry to `gitlab.com/jwt/auth`; ghcr.io, quay.io, public.ecr.aws and Azure registries
+/// are their own token services (same origin, always allowed). Any other realm gets an
+/// anonymous token request: the credential never leaves the hosts it belongs to.
+/// (The Docker CLI and containerd send the registry's credential to whatever realm the
+/// registry names; this client holds other people's credentials and is stricter.)
+pub fn known_token_hosts(upstream_host: &str) -> &'static [&'static str] {
+    match upstream_host {
+        "registry-1.docker.io" | "docker.io" | "index.docker.io" => &["auth.docker.io"],
+        "registry.gitlab.com" => &["gitlab.com"],
+        _ => &[],
+    }
+}
+
 /// One registry (one base URL) with its credentials.
 pub struct RegistryClient {
     http: reqwest::Client,
     base: String,
     credentials: Arc<dyn CredentialSource>,
+    /// Hosts besides the base's origin that may receive the credentials in a token request
+    /// (https only); see [`known_token_hosts`].
+    token_hosts: Vec<String>,
     bearer: Mutex<HashMap<String, Secret>>,
     retry: RetryPolicy,
 }
@@ -429,6 +478,7 @@ impl RegistryClient {
             http,
             base: base.trim_end_matches('/').to_owned(),
             credentials,
+            token_hosts: Vec::new(),
             bearer: Mutex::new(HashMap::new()),
             retry: RetryPolicy::default(),
         }
@@ -448,6 +498,13 @@ impl RegistryClient {
             .map(str::to_owned)
             .unwrap_or(token.proxy_endpoint.clone());
         Ok((Self::new(http, &base, source), host))
+    }
+
+    /// Token services besides the registry's own origin that may receive its credentials
+    /// (https only): [`known_token_hosts`] of the upstream.
+    pub fn with_token_hosts(mut self, hosts: &[&str]) -> Self {
+        self.token_hosts = hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
+        self
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
@@ -496,7 +553,15 @@ impl RegistryClient {
                 reason: "larger than 4 MiB".into(),
             });
         }
-        let body = read_limited(answer.response, &url, MAX_MANIFEST_BYTES).await?;
+        let body = read_limited(answer.response, &url, MAX_MANIFEST_BYTES)
+            .await
+            .map_err(|e| match e {
+                RegistryError::Refused { url, .. } => RegistryError::InvalidManifest {
+                    url,
+                    reason: "larger than 4 MiB".into(),
+                },
+                other => other,
+            })?;
         let requested = Digest::parse(reference).ok();
         let mut manifest =
             Manifest::parse(&url, content_type.as_deref(), body, requested.as_ref())?;
@@ -542,14 +607,34 @@ impl RegistryClient {
         })
     }
 
-    /// GET a blob (following the redirect to storage), streamed and checked against its
-    /// digest. Returns the number of bytes read.
-    pub async fn get_blob(&self, repository: &str, digest: &Digest) -> Result<u64, RegistryError> {
+    /// GET the blob a descriptor names (following the redirect to storage), streamed and
+    /// checked against its digest. Reading stops, with an error, past the descriptor's size:
+    /// a server cannot make it read more. Returns the number of bytes read.
+    pub async fn get_blob(
+        &self,
+        repository: &str,
+        descriptor: &Descriptor,
+    ) -> Result<u64, RegistryError> {
+        let digest = &descriptor.digest;
         let path = format!("/v2/{repository}/blobs/{digest}");
         let url = format!("{}{path}", self.base);
         let mut answer = self
             .send(Method::GET, &path, None, Some(repository))
             .await?;
+        let too_large = || RegistryError::Refused {
+            url: url.clone(),
+            message: format!(
+                "the blob is larger than its descriptor's {} bytes",
+                descriptor.size
+            ),
+        };
+        if answer
+            .response
+            .content_length()
+            .is_some_and(|l| l > descriptor.size)
+        {
+            return Err(too_large());
+        }
         let mut hasher = Sha256::new();
         let mut total = 0u64;
         while let Some(chunk) = answer
@@ -558,8 +643,11 @@ impl RegistryClient {
             .await
             .map_err(|e| transport(&url, &e))?
         {
+            total = total.saturating_add(chunk.len() as u64);
+            if total > descriptor.size {
+                return Err(too_large());
+            }
             hasher.update(&chunk);
-            total += chunk.len() as u64;
         }
         if digest.as_str().starts_with("sha256:") {
             let actual = format!("sha256:{}", hex(&hasher.finalize()));
@@ -672,15 +760,43 @@ impl RegistryClient {
         if let Some(s) = &scope_value {
             query.push(("scope", s.clone()));
         }
-        let mut token_url = reqwest::Url::parse(realm).map_err(|e| {
-            RegistryError::Credentials(format!("Bearer realm {realm:?} is not a URL: {e}"))
+        let mut token_url = reqwest::Url::parse(realm).map_err(|e| RegistryError::Refused {
+            url: self.base.clone(),
+            message: format!("Bearer realm {realm:?} is not a URL: {e}"),
         })?;
+        // https anywhere, plain http on loopback only (as for every endpoint): never a token
+        // request, with or without credentials, in clear text over the network.
+        let loopback = match token_url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => false,
+        };
+        match token_url.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            other => {
+                return Err(RegistryError::Refused {
+                    url: self.base.clone(),
+                    message: format!(
+                        "Bearer realm {realm:?} is not https (scheme {other}): no token is requested from it"
+                    ),
+                });
+            }
+        }
+        let allowed = self.may_receive_credentials(&token_url);
         token_url
             .query_pairs_mut()
             .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
         let mut request = self.http.get(token_url);
-        if let Some(basic) = self.credentials.credentials(false).await?.basic_header() {
-            request = request.header(AUTHORIZATION, basic);
+        match self.credentials.credentials(false).await?.basic_header() {
+            Some(basic) if allowed => request = request.header(AUTHORIZATION, basic),
+            Some(_) => tracing::warn!(
+                registry = %self.base,
+                realm = %realm,
+                "Bearer realm on another host than the registry and its known token services: token requested anonymously, the credential is not sent"
+            ),
+            None => {}
         }
         let response = request.send().await.map_err(|e| transport(realm, &e))?;
         if matches!(
@@ -696,9 +812,8 @@ impl RegistryClient {
                 response.status().as_u16()
             )));
         }
-        let body: serde_json::Value = response
-            .json()
-            .await
+        let body = read_limited(response, realm, MAX_TOKEN_BODY_BYTES).await?;
+        let body: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|e| RegistryError::Credentials(format!("token endpoint {realm}: {e}")))?;
         let token = body
             .get("token")
@@ -712,6 +827,21 @@ impl RegistryClient {
             Secret::new(token.to_owned()),
         );
         Ok(())
+    }
+}
+
+impl RegistryClient {
+    /// May `url` (a token service) receive this registry's credentials? Its own origin
+    /// (scheme, host and port of the base URL), or an https host of `token_hosts`.
+    fn may_receive_credentials(&self, url: &reqwest::Url) -> bool {
+        let same_origin =
+            reqwest::Url::parse(&self.base).is_ok_and(|base| base.origin() == url.origin());
+        same_origin
+            || (url.scheme() == "https"
+                && url.port().is_none()
+                && url
+                    .host_str()
+                    .is_some_and(|h| self.token_hosts.iter().any(|t| t == h)))
     }
 }
 
@@ -749,6 +879,18 @@ fn parse_challenge(params: &str) -> HashMap<String, String> {
 }
 
 fn transport(url: &str, err: &reqwest::Error) -> RegistryError {
+    if err.is_redirect() || err.is_builder() {
+        // A redirect loop (or more than the client follows), a URL or scheme the client
+        // cannot use: the same request would fail the same way again.
+        return RegistryError::Refused {
+            url: url.to_owned(),
+            message: if err.is_redirect() {
+                "too many redirects (a redirect loop?)".to_owned()
+            } else {
+                format!("the request cannot be made: {err}")
+            },
+        };
+    }
     if err.is_timeout() {
         RegistryError::Timeout {
             url: url.to_owned(),
@@ -774,7 +916,10 @@ async fn error_for(
     headers: &HeaderMap,
     response: reqwest::Response,
 ) -> RegistryError {
-    let text = response.text().await.unwrap_or_default();
+    // A few KiB for the message; the rest of a large body is dropped unread (dropping the
+    // response closes the connection), however many times the request is retried.
+    let text = read_prefix(response, MAX_ERROR_BODY_BYTES).await;
+    let text = String::from_utf8_lossy(&text);
     let (code, message) = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| v.get("errors")?.get(0).cloned())
@@ -810,22 +955,44 @@ async fn error_for(
     }
 }
 
+/// The whole body, or [`RegistryError::Refused`] as soon as it passes `limit` bytes.
 async fn read_limited(
     mut response: reqwest::Response,
     url: &str,
     limit: usize,
 ) -> Result<Vec<u8>, RegistryError> {
+    if response.content_length().is_some_and(|l| l > limit as u64) {
+        return Err(RegistryError::Refused {
+            url: url.to_owned(),
+            message: format!("the answer is larger than {limit} bytes"),
+        });
+    }
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| transport(url, &e))? {
         if body.len() + chunk.len() > limit {
-            return Err(RegistryError::InvalidManifest {
+            return Err(RegistryError::Refused {
                 url: url.to_owned(),
-                reason: "larger than 4 MiB".into(),
+                message: format!("the answer is larger than {limit} bytes"),
             });
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// At most the first `limit` bytes of a body (an error's message); the rest is not read.
+async fn read_prefix(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = limit - body.len();
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            _ => break,
+        }
+    }
+    body
 }
 
 fn hex(bytes: &[u8]) -> String {

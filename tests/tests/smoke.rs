@@ -209,7 +209,7 @@ async fn a_pull_creates_the_repository_and_describe_images_shows_every_platform(
             panic!("child is an image")
         };
         let read = client
-            .get_blob(&cached.repository, &layers[0].digest)
+            .get_blob(&cached.repository, &layers[0])
             .await
             .expect("blob");
         assert_eq!(read, layers[0].size);

@@ -181,12 +181,12 @@ impl Upstreams<'_> {
             None => Credentials::Anonymous,
         };
         let client = Arc::new(
-            RegistryClient::new(self.deps.http.clone(), &base, Arc::new(credentials)).with_retry(
-                RetryPolicy {
+            RegistryClient::new(self.deps.http.clone(), &base, Arc::new(credentials))
+                .with_token_hosts(ptc_core::registry::known_token_hosts(&rule.upstream_url))
+                .with_retry(RetryPolicy {
                     max_retries: 2,
                     ..RetryPolicy::default()
-                },
-            ),
+                }),
         );
         clients.insert(rule.upstream_url.clone(), client.clone());
         client
@@ -601,9 +601,15 @@ async fn fetch_layers(
     let ManifestKind::Image { config, layers } = &manifest.kind else {
         return Ok(());
     };
-    for blob in std::iter::once(config).chain(layers) {
+    // A blob listed twice (a hostile manifest can list one layer thousands of times) is
+    // fetched once.
+    let mut seen = std::collections::HashSet::new();
+    for blob in std::iter::once(config)
+        .chain(layers)
+        .filter(|b| seen.insert(&b.digest))
+    {
         cache
-            .get_blob(repository, &blob.digest)
+            .get_blob(repository, blob)
             .await
             .map_err(|e| pull_error(&format!("layer {}", blob.digest), e))?;
     }

@@ -1,0 +1,477 @@
+//! The registry client against hostile servers: small HTTP/1.1 servers on 127.0.0.1 and
+//! 127.0.0.2 (two origins on loopback) that answer what an attacker, or a very bad day,
+//! would. Each test asserts what must not happen: no secret byte at a foreign listener, a
+//! bounded number of bytes read and requests made, an error that names the cause.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use ptc_core::Digest;
+use ptc_core::registry::{
+    CredentialSource, Credentials, Descriptor, MAX_MANIFEST_DESCRIPTORS, Manifest, RegistryClient,
+    RegistryError, RetryPolicy, http_client, known_token_hosts,
+};
+use ptc_core::secret::Secret;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const SECRET: &str = "dckr_pat_hostile_test_secret";
+const MIB: u64 = 1024 * 1024;
+
+/// What a hostile server answers to one request.
+#[derive(Clone)]
+enum Reply {
+    Fixed {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// `bytes` bytes of body, sent until the client stops reading (no Content-Length).
+    Stream {
+        status: u16,
+        headers: Vec<(String, String)>,
+        bytes: u64,
+    },
+}
+
+fn fixed(status: u16, headers: &[(&str, &str)], body: &str) -> Reply {
+    Reply::Fixed {
+        status,
+        headers: headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+struct Server {
+    base: String,
+    /// Each request's head (request line and headers), as received.
+    requests: Arc<Mutex<Vec<String>>>,
+    /// Body bytes the server managed to send.
+    sent: Arc<AtomicU64>,
+}
+
+impl Server {
+    /// Serve on `ip` (a loopback address) with `reply(head, base)` for each request.
+    async fn start(ip: &str, reply: impl Fn(&str, &str) -> Reply + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind((ip, 0)).await.expect("bind on loopback");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let sent = Arc::new(AtomicU64::new(0));
+        let (reply, base_for, requests_for, sent_for) = (
+            Arc::new(reply),
+            base.clone(),
+            requests.clone(),
+            sent.clone(),
+        );
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let (reply, base, requests, sent) = (
+                    reply.clone(),
+                    base_for.clone(),
+                    requests_for.clone(),
+                    sent_for.clone(),
+                );
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65_536 {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    requests.lock().unwrap().push(head.clone());
+                    let write_head =
+                        |status: u16, headers: &[(String, String)], len: Option<usize>| {
+                            let mut text = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
+                            for (k, v) in headers {
+                                text.push_str(&format!("{k}: {v}\r\n"));
+                            }
+                            if let Some(len) = len {
+                                text.push_str(&format!("Content-Length: {len}\r\n"));
+                            }
+                            text.push_str("\r\n");
+                            text
+                        };
+                    match reply(&head, &base) {
+                        Reply::Fixed {
+                            status,
+                            headers,
+                            body,
+                        } => {
+                            let text = write_head(status, &headers, Some(body.len()));
+                            let _ = socket.write_all(text.as_bytes()).await;
+                            if socket.write_all(&body).await.is_ok() {
+                                sent.fetch_add(body.len() as u64, Ordering::Relaxed);
+                            }
+                        }
+                        Reply::Stream {
+                            status,
+                            headers,
+                            bytes,
+                        } => {
+                            let text = write_head(status, &headers, None);
+                            if socket.write_all(text.as_bytes()).await.is_err() {
+                                return;
+                            }
+                            let chunk = vec![b'x'; 64 * 1024];
+                            let mut left = bytes;
+                            while left > 0 {
+                                let n = left.min(chunk.len() as u64) as usize;
+                                if socket.write_all(&chunk[..n]).await.is_err() {
+                                    break;
+                                }
+                                sent.fetch_add(n as u64, Ordering::Relaxed);
+                                left -= n as u64;
+                            }
+                        }
+                    }
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        Self {
+            base,
+            requests,
+            sent,
+        }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+fn quick() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 4,
+        min_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+    }
+}
+
+fn basic(username: &str, password: &str) -> Arc<dyn CredentialSource> {
+    Arc::new(Credentials::Basic {
+        username: username.into(),
+        password: Secret::new(password.into()),
+    })
+}
+
+fn client(base: &str, credentials: Arc<dyn CredentialSource>) -> RegistryClient {
+    RegistryClient::new(
+        http_client(Duration::from_secs(20)).unwrap(),
+        base,
+        credentials,
+    )
+    .with_retry(quick())
+}
+
+/// No trace of the secret in what a listener received: the text, its Basic encoding.
+fn assert_no_secret(requests: &[String], user: &str) {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{SECRET}"));
+    for request in requests {
+        assert!(
+            !request.contains(SECRET) && !request.contains(&encoded),
+            "the secret reached a foreign host:\n{request}"
+        );
+        assert!(
+            !request
+                .to_ascii_lowercase()
+                .contains("authorization: basic"),
+            "Basic credentials reached a foreign host:\n{request}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_realm_on_another_host_never_receives_a_credential() {
+    // The upstream credential (Docker Hub shape) and the ECR registry token (`AWS:<token>`,
+    // a client with no token services): neither goes to a realm the registry names elsewhere.
+    for (user, token_hosts) in [
+        ("dockeruser", known_token_hosts("quay.io")),
+        ("AWS", &[][..]),
+    ] {
+        let foreign = Server::start("127.0.0.2", |_, _| {
+            fixed(
+                200,
+                &[("Content-Type", "application/json")],
+                r#"{"token":"anonymous"}"#,
+            )
+        })
+        .await;
+        let realm = format!("{}/token", foreign.base);
+        let upstream = Server::start("127.0.0.1", move |_, _| {
+            fixed(
+                401,
+                &[(
+                    "WWW-Authenticate",
+                    &format!(r#"Bearer realm="{realm}",service="registry""#),
+                )],
+                "",
+            )
+        })
+        .await;
+        let client = client(&upstream.base, basic(user, SECRET)).with_token_hosts(token_hosts);
+        let err = client
+            .get_manifest("library/nginx", "1.25")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
+        let at_foreign = foreign.requests();
+        assert_eq!(
+            at_foreign.len(),
+            1,
+            "one anonymous token request: {at_foreign:?}"
+        );
+        assert_no_secret(&at_foreign, user);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_registry_s_own_token_service_receives_it() {
+    let registry = Server::start("127.0.0.1", |head, base| {
+        if head.starts_with("GET /token") {
+            fixed(200, &[], r#"{"token":"granted"}"#)
+        } else if head.contains("Bearer granted") {
+            fixed(
+                404,
+                &[],
+                r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"no"}]}"#,
+            )
+        } else {
+            fixed(
+                401,
+                &[(
+                    "WWW-Authenticate",
+                    &format!(r#"Bearer realm="{base}/token",service="registry""#),
+                )],
+                "",
+            )
+        }
+    })
+    .await;
+    let err = client(&registry.base, basic("u", SECRET))
+        .get_manifest("a/b", "1")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::NotFound { .. }), "{err}");
+    let token_request = registry
+        .requests()
+        .into_iter()
+        .find(|r| r.starts_with("GET /token"))
+        .expect("a token request");
+    assert!(
+        token_request
+            .to_ascii_lowercase()
+            .contains("authorization: basic"),
+        "same origin: the credential is used\n{token_request}"
+    );
+    // Docker Hub's documented token service is the one host besides its own.
+    assert_eq!(
+        known_token_hosts("registry-1.docker.io"),
+        ["auth.docker.io"]
+    );
+    assert!(known_token_hosts("ghcr.io").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_realm_that_is_not_https_off_loopback_or_not_http_is_refused_once() {
+    for realm in ["http://registry.example.com/token", "ftp://127.0.0.2/token"] {
+        let realm_for = realm.to_owned();
+        let upstream = Server::start("127.0.0.1", move |_, _| {
+            fixed(
+                401,
+                &[(
+                    "WWW-Authenticate",
+                    &format!(r#"Bearer realm="{realm_for}""#),
+                )],
+                "",
+            )
+        })
+        .await;
+        let err = client(&upstream.base, basic("u", SECRET))
+            .get_manifest("a/b", "1")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, RegistryError::Refused { message, .. } if message.contains(realm)),
+            "{realm}: {err}"
+        );
+        assert_eq!(upstream.requests().len(), 1, "{realm}: not retried");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_error_body_is_read_a_few_kib_per_attempt() {
+    let upstream = Server::start("127.0.0.1", |_, _| Reply::Stream {
+        status: 500,
+        headers: Vec::new(),
+        bytes: 300 * MIB,
+    })
+    .await;
+    let err = client(&upstream.base, basic("u", SECRET))
+        .get_manifest("a/b", "1")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Status { status: 500, .. }),
+        "{err}"
+    );
+    assert_eq!(upstream.requests().len(), 5, "the first try and 4 retries");
+    let sent = upstream.sent.load(Ordering::Relaxed);
+    println!(
+        "500 with 300 MiB bodies, 5 attempts: {} KiB sent before the client let go",
+        sent / 1024
+    );
+    assert!(
+        sent < 64 * MIB,
+        "{sent} bytes sent: the client read the bodies"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_token_answer_is_refused() {
+    let registry = Server::start("127.0.0.1", |head, base| {
+        if head.starts_with("GET /token") {
+            Reply::Stream {
+                status: 200,
+                headers: vec![("Content-Type".into(), "application/json".into())],
+                bytes: 300 * MIB,
+            }
+        } else {
+            fixed(
+                401,
+                &[(
+                    "WWW-Authenticate",
+                    &format!(r#"Bearer realm="{base}/token""#),
+                )],
+                "",
+            )
+        }
+    })
+    .await;
+    let err = client(&registry.base, basic("u", SECRET))
+        .get_manifest("a/b", "1")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, RegistryError::Refused { message, .. } if message.contains("larger than")),
+        "{err}"
+    );
+    let sent = registry.sent.load(Ordering::Relaxed);
+    println!("token answer of 300 MiB: {} KiB sent", sent / 1024);
+    assert!(sent < 64 * MIB, "{sent} bytes sent");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blob_longer_than_its_descriptor_is_cut_off() {
+    let upstream = Server::start("127.0.0.1", |_, _| Reply::Stream {
+        status: 200,
+        headers: Vec::new(),
+        bytes: 200 * MIB,
+    })
+    .await;
+    let descriptor = Descriptor {
+        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+        digest: Digest::sha256_of(b"x"),
+        size: 100,
+        platform: None,
+    };
+    let err = client(&upstream.base, basic("u", SECRET))
+        .get_blob("a/b", &descriptor)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, RegistryError::Refused { message, .. } if message.contains("100 bytes")),
+        "{err}"
+    );
+    assert_eq!(upstream.requests().len(), 1, "not retried");
+    let sent = upstream.sent.load(Ordering::Relaxed);
+    println!(
+        "blob of 200 MiB for a 100-byte descriptor: {} KiB sent",
+        sent / 1024
+    );
+    assert!(sent < 64 * MIB, "{sent} bytes sent");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redirect_loop_fails_once_without_retries() {
+    let upstream = Server::start("127.0.0.1", |head, _| {
+        let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+        fixed(302, &[("Location", &path)], "")
+    })
+    .await;
+    let err = client(&upstream.base, basic("u", SECRET))
+        .get_manifest("a/b", "1")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, RegistryError::Refused { message, .. } if message.contains("redirect")),
+        "{err}"
+    );
+    let requests = upstream.requests().len();
+    assert!(
+        requests <= 11,
+        "{requests} requests: one try of at most 10 redirects"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redirect_to_another_origin_drops_the_credential() {
+    let storage = Server::start("127.0.0.2", |_, _| fixed(200, &[], "x")).await;
+    let target = format!("{}/blob", storage.base);
+    let registry = Server::start("127.0.0.1", move |_, _| {
+        fixed(307, &[("Location", &target)], "")
+    })
+    .await;
+    let descriptor = Descriptor {
+        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+        digest: Digest::sha256_of(b"x"),
+        size: 1,
+        platform: None,
+    };
+    let read = client(&registry.base, basic("u", SECRET))
+        .get_blob("a/b", &descriptor)
+        .await
+        .unwrap();
+    assert_eq!(read, 1);
+    assert!(
+        registry.requests()[0]
+            .to_ascii_lowercase()
+            .contains("authorization: basic"),
+        "the registry itself gets the credential"
+    );
+    let at_storage = storage.requests();
+    assert_eq!(at_storage.len(), 1);
+    assert_no_secret(&at_storage, "u");
+    assert!(!at_storage[0].to_ascii_lowercase().contains("authorization"));
+}
+
+#[test]
+fn a_manifest_listing_thousands_of_blobs_is_refused() {
+    let layer = serde_json::json!({
+        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+        "digest": Digest::sha256_of(b"layer").to_string(),
+        "size": 5,
+    });
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": Digest::sha256_of(b"c").to_string(), "size": 1},
+        "layers": vec![layer; 26_902],
+    });
+    let body = serde_json::to_vec(&manifest).unwrap();
+    assert!(body.len() < 4 * 1024 * 1024, "within the manifest size cap");
+    let err = Manifest::parse("http://r/v2/a/manifests/1", None, body, None).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&MAX_MANIFEST_DESCRIPTORS.to_string()),
+        "{err}"
+    );
+}
