@@ -5,9 +5,16 @@
 //!
 //! Manifests are requested with the full `Accept` list a container runtime sends, checked
 //! against their digest, and parsed (index or image). `ratelimit-*` headers are exposed on
-//! every answer. 429 and 5xx answers and transport errors are retried with exponential
+//! every answer. 408, 429 and 5xx answers and transport errors are retried with exponential
 //! backoff and jitter, honouring `Retry-After` up to a bound; beyond it the call returns
 //! [`RegistryError::RateLimited`] so the caller can defer the work instead of sleeping.
+//! What cannot succeed ([`RegistryError::Refused`]: redirect loops, bad URLs, bodies over
+//! their bound) is not retried.
+//!
+//! Answers are untrusted: every body read is bounded ([`MAX_ERROR_BODY_BYTES`],
+//! [`MAX_TOKEN_BODY_BYTES`], [`MAX_MANIFEST_BYTES`], a blob's descriptor size,
+//! [`MAX_MANIFEST_DESCRIPTORS`]), and credentials go only to the registry's own origin and
+//! the token services of [`known_token_hosts`] (https, or http on loopback).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -849,7 +856,9 @@ fn scope(repository: &str) -> String {
     format!("repository:{repository}:pull")
 }
 
-fn parse_challenge(params: &str) -> HashMap<String, String> {
+/// The parameters of a `WWW-Authenticate: Bearer` challenge (`realm="...",service=...`),
+/// keys lowercased; a malformed challenge gives what could be read, never a panic.
+pub fn parse_challenge(params: &str) -> HashMap<String, String> {
     let mut out = HashMap::new();
     let mut rest = params.trim();
     while !rest.is_empty() {

@@ -3,6 +3,8 @@
 //! would. Each test asserts what must not happen: no secret byte at a foreign listener, a
 //! bounded number of bytes read and requests made, an error that names the cause.
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -307,6 +309,12 @@ async fn a_realm_that_is_not_https_off_loopback_or_not_http_is_refused_once() {
     }
 }
 
+/// Start measuring this process's peak resident memory from now (Linux: writing 5 to
+/// `/proc/self/clear_refs` resets `VmHWM`).
+fn reset_peak_rss() {
+    std::fs::write("/proc/self/clear_refs", "5").expect("reset VmHWM");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_huge_error_body_is_read_a_few_kib_per_attempt() {
     let upstream = Server::start("127.0.0.1", |_, _| Reply::Stream {
@@ -315,10 +323,16 @@ async fn a_huge_error_body_is_read_a_few_kib_per_attempt() {
         bytes: 300 * MIB,
     })
     .await;
+    reset_peak_rss();
     let err = client(&upstream.base, basic("u", SECRET))
         .get_manifest("a/b", "1")
         .await
         .unwrap_err();
+    let peak_mib = ptc_tests::peak_rss_kib() / 1024;
+    println!("peak RSS of the test process during the run: {peak_mib} MiB");
+    // Generous: the other tests of this binary run at the same time. Reading the bodies
+    // whole took 300 MiB and more.
+    assert!(peak_mib < 200, "peak RSS {peak_mib} MiB");
     assert!(
         matches!(err, RegistryError::Status { status: 500, .. }),
         "{err}"
@@ -474,4 +488,64 @@ fn a_manifest_listing_thousands_of_blobs_is_refused() {
             .contains(&MAX_MANIFEST_DESCRIPTORS.to_string()),
         "{err}"
     );
+}
+
+/// A whole prewarm run with Docker Hub's upstream replaced by a hostile server whose
+/// challenge names a foreign realm: the rule's Docker Hub credential never reaches the
+/// foreign host, and the run's other images are warmed as usual.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hostile_upstream_fails_its_image_only_and_gets_no_credential() {
+    static SEEDED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    let stack = ptc_tests::Stack::shared();
+    SEEDED.get_or_init(|| common::seed_rules(stack)).await;
+    let mut world = common::World::on(common::StackHandle::Shared(stack), "PtcHostile").await;
+    let foreign = Server::start("127.0.0.2", |_, _| fixed(200, &[], r#"{"token":"t"}"#)).await;
+    let realm = format!("{}/token", foreign.base);
+    let hostile = Server::start("127.0.0.1", move |_, _| {
+        fixed(
+            401,
+            &[(
+                "WWW-Authenticate",
+                &format!(r#"Bearer realm="{realm}",service="registry.docker.io""#),
+            )],
+            "",
+        )
+    })
+    .await;
+    world
+        .upstreams
+        .insert(common::DOCKER.to_owned(), hostile.base.clone());
+    let report = world
+        .prewarm(&["grafana/grafana:10.4.0", "registry.k8s.io/pause:3.9"])
+        .await;
+    let pause = report
+        .images
+        .iter()
+        .find(|i| i.reference.contains("pause"))
+        .unwrap();
+    assert!(
+        matches!(
+            pause.outcome,
+            prewarm::Outcome::Warmed | prewarm::Outcome::AlreadyFresh
+        ),
+        "{pause:#?}"
+    );
+    assert!(
+        !hostile.requests().is_empty(),
+        "the hostile upstream was asked"
+    );
+    assert!(
+        !foreign.requests().is_empty(),
+        "the token request went to the foreign realm, anonymously"
+    );
+    let password = stack.upstream(common::DOCKER).password.clone().unwrap();
+    for request in foreign.requests() {
+        assert!(!request.contains(&password), "{request}");
+        assert!(
+            !request
+                .to_ascii_lowercase()
+                .contains("authorization: basic"),
+            "{request}"
+        );
+    }
 }
