@@ -483,10 +483,16 @@ impl Settings {
         Self::load_with(None)
     }
 
+    /// Every `PTC_*` variable of the process is UTF-8 text, or an error naming the first
+    /// that is not (`ptc` checks it before its argument parser reads `PTC_REGISTRY_HOST`).
+    pub fn check_environment() -> Result<(), ConfigError> {
+        check_text(std::env::vars_os())
+    }
+
     /// From the process environment, with `config_file` (`ptc --config`) in place of
     /// `PTC_CONFIG_FILE` when given. A `PTC_*` value that is not UTF-8 is an error naming it.
     pub fn load_with(config_file: Option<String>) -> Result<Self, ConfigError> {
-        check_text(std::env::vars_os())?;
+        Self::check_environment()?;
         Self::from_sources(|name| {
             if name == "PTC_CONFIG_FILE" && config_file.is_some() {
                 config_file.clone()

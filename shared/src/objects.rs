@@ -44,6 +44,8 @@ impl ObjectsApi for SdkObjects {
             .get_object()
             .bucket(bucket)
             .key(key)
+            // One byte more than the limit: enough to tell a list too large, never more.
+            .range(format!("bytes=0-{MAX_OBJECT_BYTES}"))
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("GetObject", e))?;
@@ -55,18 +57,23 @@ impl ObjectsApi for SdkObjects {
                 "s3://{bucket}/{key} is larger than {MAX_OBJECT_BYTES} bytes"
             )));
         }
-        let bytes = out
-            .body
-            .collect()
+        // Read chunk by chunk and stop past the limit: an answer without a length (or with
+        // a wrong one) cannot make the run read more.
+        let mut body = out.body;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body
+            .try_next()
             .await
             .map_err(|e| invalid(format!("reading s3://{bucket}/{key}: {e}")))?
-            .into_bytes();
-        if bytes.len() > MAX_OBJECT_BYTES {
-            return Err(invalid(format!(
-                "s3://{bucket}/{key} is larger than {MAX_OBJECT_BYTES} bytes"
-            )));
+        {
+            if bytes.len() + chunk.len() > MAX_OBJECT_BYTES {
+                return Err(invalid(format!(
+                    "s3://{bucket}/{key} is larger than {MAX_OBJECT_BYTES} bytes"
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
         }
-        String::from_utf8(bytes.to_vec())
+        String::from_utf8(bytes)
             .map_err(|_| invalid(format!("s3://{bucket}/{key} is not UTF-8 text")))
     }
 }

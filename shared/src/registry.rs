@@ -378,9 +378,11 @@ impl EcrTokenSource {
     /// The current token (fetching one if needed).
     pub async fn token(&self, refresh: bool) -> Result<RegistryToken, RegistryError> {
         let mut guard = self.token.lock().await;
-        let fresh = guard
-            .as_ref()
-            .is_some_and(|t| t.expires_at - self.margin > OffsetDateTime::now_utc());
+        let fresh = guard.as_ref().is_some_and(|t| {
+            // An absurd date from the API must not panic: a difference of two dates
+            // cannot overflow where a date minus a duration can.
+            t.expires_at - OffsetDateTime::now_utc() > self.margin
+        });
         if refresh || !fresh {
             let token = self
                 .ecr
@@ -426,6 +428,7 @@ impl Default for RetryPolicy {
 /// roots (TLS verification is never turned off).
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, RegistryError> {
     reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::custom(same_origin_redirects))
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .pool_max_idle_per_host(32)
@@ -435,6 +438,29 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, RegistryError> 
             url: String::new(),
             message: e.to_string(),
         })
+}
+
+/// Most redirects one request follows (reqwest's default).
+pub const MAX_REDIRECTS: usize = 10;
+
+/// The client follows a redirect by itself only within the origin of the first request.
+/// reqwest rebuilds each hop from the first request's headers and drops `Authorization` only
+/// when the origin changes from the hop just before: a chain registry -> storage/a ->
+/// storage/b would send the credential again at storage/b. So a hop to another origin stops
+/// here, and [`RegistryClient`] follows it by hand, without any credential.
+fn same_origin_redirects(attempt: reqwest::redirect::Attempt) -> reqwest::redirect::Action {
+    if attempt.previous().len() > MAX_REDIRECTS {
+        return attempt.error("too many redirects");
+    }
+    let same = attempt
+        .previous()
+        .first()
+        .is_some_and(|first| first.origin() == attempt.url().origin());
+    if same {
+        attempt.follow()
+    } else {
+        attempt.stop()
+    }
 }
 
 /// The token services an upstream is documented to use, besides its own host: where its
@@ -690,7 +716,11 @@ impl RegistryClient {
                 if let Some(auth) = &auth {
                     request = request.header(AUTHORIZATION, auth.expose());
                 }
-                let response = request.send().await.map_err(|e| transport(&url, &e))?;
+                let mut response = request.send().await.map_err(|e| transport(&url, &e))?;
+                if response.status().is_redirection() {
+                    // To another origin (storage): followed without any credential.
+                    response = self.follow_anonymously(&method, accept, response).await?;
+                }
                 let status = response.status();
                 let headers = response.headers().clone();
                 if status.is_success() {
@@ -747,8 +777,10 @@ impl RegistryClient {
     }
 
     /// The Bearer token dance: `GET realm?service=...&scope=repository:<repo>:pull`, with
-    /// Basic credentials when the registry has some.
-    async fn fetch_bearer(
+    /// Basic credentials when the registry has some and the realm may receive them (its
+    /// origin, or a known token service); `params` is the challenge after `Bearer `. The
+    /// token is kept for the repository's scope.
+    pub async fn fetch_bearer(
         &self,
         params: &str,
         repository: Option<&str>,
@@ -773,12 +805,18 @@ impl RegistryClient {
         })?;
         // https anywhere, plain http on loopback only (as for every endpoint): never a token
         // request, with or without credentials, in clear text over the network.
-        let loopback = match token_url.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(d)) => d == "localhost",
-            None => false,
-        };
+        let loopback = is_loopback(&token_url);
+        // A registry off this machine never sends the client to a service on it (the Lambda
+        // Runtime API listens on loopback; so may an operator's own services).
+        let base_loopback = reqwest::Url::parse(&self.base).is_ok_and(|b| is_loopback(&b));
+        if loopback && !base_loopback {
+            return Err(RegistryError::Refused {
+                url: self.base.clone(),
+                message: format!(
+                    "Bearer realm {realm:?} is on this machine and the registry is not: no token is requested from it"
+                ),
+            });
+        }
         match token_url.scheme() {
             "https" => {}
             "http" if loopback => {}
@@ -838,6 +876,46 @@ impl RegistryClient {
 }
 
 impl RegistryClient {
+    /// Follow a redirect to another origin by hand, with no `Authorization` at all (hops
+    /// within that origin are followed by the client, still without one), up to
+    /// [`MAX_REDIRECTS`] in all. Returns the first answer that is not a redirect.
+    async fn follow_anonymously(
+        &self,
+        method: &Method,
+        accept: Option<&str>,
+        mut response: reqwest::Response,
+    ) -> Result<reqwest::Response, RegistryError> {
+        for _ in 0..MAX_REDIRECTS {
+            if !response.status().is_redirection() {
+                return Ok(response);
+            }
+            let from = response.url().clone();
+            let Some(next) = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| from.join(l).ok())
+            else {
+                return Ok(response);
+            };
+            let mut request = self.http.request(method.clone(), next.clone());
+            if let Some(accept) = accept {
+                request = request.header(ACCEPT, accept);
+            }
+            response = request
+                .send()
+                .await
+                .map_err(|e| transport(next.as_str(), &e))?;
+        }
+        if response.status().is_redirection() {
+            return Err(RegistryError::Refused {
+                url: response.url().to_string(),
+                message: "too many redirects (a redirect loop?)".into(),
+            });
+        }
+        Ok(response)
+    }
+
     /// May `url` (a token service) receive this registry's credentials? Its own origin
     /// (scheme, host and port of the base URL), or an https host of `token_hosts`.
     fn may_receive_credentials(&self, url: &reqwest::Url) -> bool {
@@ -849,6 +927,16 @@ impl RegistryClient {
                 && url
                     .host_str()
                     .is_some_and(|h| self.token_hosts.iter().any(|t| t == h)))
+    }
+}
+
+/// Is `url` on this machine (a loopback address, or `localhost`)?
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
     }
 }
 

@@ -549,3 +549,183 @@ async fn a_hostile_upstream_fails_its_image_only_and_gets_no_credential() {
         );
     }
 }
+
+/// Two hops on the foreign origin after the registry's redirect: reqwest rebuilds each hop
+/// from the first request's headers, so a credential dropped at the first cross-origin hop
+/// came back at the second. For the registry's Basic credential (the ECR token's shape), a
+/// Bearer token from the registry's own realm, and a token request redirected away.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redirect_chain_on_another_origin_never_gets_a_credential() {
+    let storage = Server::start("127.0.0.2", |head, base| {
+        if head.starts_with("GET /a") {
+            fixed(307, &[("Location", &format!("{base}/b"))], "")
+        } else {
+            fixed(200, &[("Content-Type", "application/json")], "x")
+        }
+    })
+    .await;
+    let to_storage = format!("{}/a", storage.base);
+    let descriptor = Descriptor {
+        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+        digest: Digest::sha256_of(b"x"),
+        size: 1,
+        platform: None,
+    };
+
+    // Basic (the ECR registry token is sent this way).
+    let target = to_storage.clone();
+    let registry = Server::start("127.0.0.1", move |_, _| {
+        fixed(307, &[("Location", &target)], "")
+    })
+    .await;
+    let read = client(&registry.base, basic("AWS", SECRET))
+        .get_blob("a/b", &descriptor)
+        .await
+        .unwrap();
+    assert_eq!(read, 1);
+
+    // Bearer, from the registry's own token service.
+    let target = to_storage.clone();
+    let bearer_registry = Server::start("127.0.0.1", move |head, base| {
+        if head.starts_with("GET /token") {
+            fixed(200, &[], r#"{"token":"BEARER_TOKEN_FOR_THE_REGISTRY"}"#)
+        } else if head.contains("Bearer BEARER_TOKEN_FOR_THE_REGISTRY") {
+            fixed(307, &[("Location", &target)], "")
+        } else {
+            fixed(
+                401,
+                &[(
+                    "WWW-Authenticate",
+                    &format!(r#"Bearer realm="{base}/token""#),
+                )],
+                "",
+            )
+        }
+    })
+    .await;
+    let read = client(&bearer_registry.base, basic("u", SECRET))
+        .get_blob("a/b", &descriptor)
+        .await
+        .unwrap();
+    assert_eq!(read, 1);
+
+    // A token service of the registry's own origin that redirects away: not followed with
+    // the credential.
+    let target = to_storage.clone();
+    let token_away = Server::start("127.0.0.1", move |head, base| {
+        if head.starts_with("GET /token") {
+            fixed(302, &[("Location", &target)], "")
+        } else {
+            fixed(
+                401,
+                &[(
+                    "WWW-Authenticate",
+                    &format!(r#"Bearer realm="{base}/token""#),
+                )],
+                "",
+            )
+        }
+    })
+    .await;
+    let _ = client(&token_away.base, basic("u", SECRET))
+        .get_manifest("a/b", "1")
+        .await;
+
+    let at_storage = storage.requests();
+    assert!(at_storage.len() >= 4, "{at_storage:?}");
+    for request in &at_storage {
+        assert!(
+            !request.to_ascii_lowercase().contains("authorization"),
+            "a credential reached the storage origin:\n{request}"
+        );
+    }
+}
+
+/// A registry off this machine cannot send the client to a service on it (the Lambda
+/// Runtime API listens on loopback): a loopback realm is refused unless the registry itself
+/// is on loopback (the local stack).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remote_registry_cannot_point_the_token_request_at_loopback() {
+    let internal = Server::start("127.0.0.2", |_, _| {
+        fixed(200, &[], r#"{"token":"internal"}"#)
+    })
+    .await;
+    let realm = format!("{}/token", internal.base);
+    // The base is not on loopback; the request to it is never made (the challenge is
+    // checked first), so an unroutable documentation address serves.
+    let remote = RegistryClient::new(
+        http_client(Duration::from_secs(2)).unwrap(),
+        "https://registry.example.com",
+        basic("u", SECRET),
+    )
+    .with_retry(quick());
+    let challenge = format!(r#"realm="{realm}",service="x""#);
+    let fields = ptc_core::registry::parse_challenge(&challenge);
+    assert_eq!(fields.get("realm"), Some(&realm));
+    let err = remote
+        .fetch_bearer(&challenge, Some("a/b"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, RegistryError::Refused { message, .. } if message.contains("on this machine")),
+        "{err}"
+    );
+    assert!(internal.requests().is_empty());
+}
+
+/// A registry token whose expiry is at the edge of the date range (an absurd answer from
+/// `GetAuthorizationToken`) is used or refreshed, never a panic that would end every
+/// invocation of the execution environment holding it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_expiring_at_the_edge_of_time_does_not_panic() {
+    use ptc_core::ecr::{EcrApi, FakeEcr, RegistryToken};
+    use ptc_core::registry::EcrTokenSource;
+    for expires_at in [
+        time::PrimitiveDateTime::MIN.assume_utc(),
+        time::PrimitiveDateTime::MAX.assume_utc(),
+    ] {
+        let ecr = FakeEcr::default();
+        ecr.state.lock().unwrap().token = Some(RegistryToken {
+            username: "AWS".into(),
+            password: Secret::new(SECRET.into()),
+            expires_at,
+            proxy_endpoint: "https://111122223333.dkr.ecr.eu-west-1.amazonaws.com".into(),
+        });
+        let ecr: Arc<dyn EcrApi> = Arc::new(ecr);
+        let source = EcrTokenSource::new(ecr);
+        source.token(false).await.unwrap();
+        // The second call judges the kept token's freshness.
+        source.token(false).await.unwrap();
+    }
+}
+
+/// The S3 watch-list reader stops at its limit when the answer has no length: 300 MiB are
+/// offered, a few MiB are read.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_watch_list_object_is_cut_off_at_the_limit() {
+    use ptc_core::objects::{ObjectsApi, SdkObjects};
+    let s3 = Server::start("127.0.0.1", |_, _| Reply::Stream {
+        status: 200,
+        headers: vec![("Content-Type".into(), "text/plain".into())],
+        bytes: 300 * MIB,
+    })
+    .await;
+    let sdk = ptc_tests::sdk_config_for(&s3.base, "us-east-1").await;
+    let objects = SdkObjects::new(ptc_core::AwsClients::new(&sdk).s3);
+    let err = objects
+        .get_text("bucket", "watch-list.txt")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("larger than"), "{err}");
+    let request = &s3.requests()[0];
+    assert!(
+        request.to_ascii_lowercase().contains("range: bytes=0-"),
+        "the request asks for no more than the limit:\n{request}"
+    );
+    let sent = s3.sent.load(Ordering::Relaxed);
+    println!(
+        "S3 object of 300 MiB without a length: {} KiB sent",
+        sent / 1024
+    );
+    assert!(sent < 64 * MIB, "{sent} bytes sent");
+}

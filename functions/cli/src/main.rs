@@ -128,6 +128,11 @@ fn init_logs(verbose: u8, filter_spec: Option<&str>) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Before clap reads PTC_* variables into arguments: a value that is not text is named.
+    if let Err(err) = Settings::check_environment() {
+        eprintln!("ptc: {err}");
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse();
     let settings = match Settings::load_with(cli.config.clone()) {
         Ok(settings) => settings,

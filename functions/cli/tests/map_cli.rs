@@ -222,13 +222,13 @@ async fn without_rules_it_reads_the_registry() {
 fn a_setting_that_is_not_text_stops_start_up_naming_it() {
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt as _;
-    for name in ["PTC_WATCH_LIST", "PTC_PULL_PRINCIPALS"] {
+    for name in ["PTC_WATCH_LIST", "PTC_PULL_PRINCIPALS", "PTC_REGISTRY_HOST"] {
         let out = Command::new(env!("CARGO_BIN_EXE_ptc"))
             .args(["map", "--rule", "quay=quay.io", "quay.io/a/b:1"])
             .env_remove("PTC_CONFIG_FILE")
             .env_remove("PTC_RULES")
-            .env(name, OsStr::from_bytes(b"nginx:1.25,\xff\xfe"))
             .env("PTC_REGISTRY_HOST", REGISTRY)
+            .env(name, OsStr::from_bytes(b"nginx:1.25,\xff\xfe"))
             .output()
             .expect("run ptc");
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -509,7 +509,9 @@ async fn warm(
     // Cached before this run started (2 s of slack: some answers carry whole seconds only).
     let cached_before = tagged
         .pushed_at
-        .is_some_and(|t| t + time::Duration::seconds(2) < run_start);
+        // (A difference of two dates cannot overflow; a date plus a duration can, for the
+        // extreme dates an answer may carry.)
+        .is_some_and(|t| run_start - t > time::Duration::seconds(2));
     let outcome = match &out.upstream_digest {
         Some(up) if *up != pulled.digest.as_str() => {
             out.stale_age_hours = tagged
