@@ -362,7 +362,8 @@ impl CredentialSource for Credentials {
 /// expires or when the registry answers 401.
 pub struct EcrTokenSource {
     ecr: Arc<dyn EcrApi>,
-    token: Mutex<Option<RegistryToken>>,
+    /// The token and until when it is used.
+    token: Mutex<Option<(RegistryToken, OffsetDateTime)>>,
     margin: time::Duration,
 }
 
@@ -378,20 +379,28 @@ impl EcrTokenSource {
     /// The current token (fetching one if needed).
     pub async fn token(&self, refresh: bool) -> Result<RegistryToken, RegistryError> {
         let mut guard = self.token.lock().await;
-        let fresh = guard.as_ref().is_some_and(|t| {
-            // An absurd date from the API must not panic: a difference of two dates
-            // cannot overflow where a date minus a duration can.
-            t.expires_at - OffsetDateTime::now_utc() > self.margin
-        });
+        let now = OffsetDateTime::now_utc();
+        let fresh = guard.as_ref().is_some_and(|(_, until)| *until > now);
         if refresh || !fresh {
             let token = self
                 .ecr
                 .authorization_token()
                 .await
                 .map_err(|e| RegistryError::Credentials(e.to_string()))?;
-            *guard = Some(token);
+            // Used until `margin` before it expires. An expiry that is missing, past, or
+            // absurd must not mean one GetAuthorizationToken per request: such a token is
+            // used for an hour (a 401 still refreshes it). A difference of two dates cannot
+            // overflow, where a date minus a duration can.
+            let left = token.expires_at - now;
+            let until = if left > self.margin && left < time::Duration::days(2) {
+                now + (left - self.margin)
+            } else {
+                tracing::warn!(expires_at = %token.expires_at, "registry token with an implausible expiry: used for an hour");
+                now + time::Duration::hours(1)
+            };
+            *guard = Some((token, until));
         }
-        Ok(guard.clone().expect("token set above"))
+        Ok(guard.as_ref().expect("token set above").0.clone())
     }
 }
 
@@ -527,9 +536,20 @@ impl RegistryClient {
         let source = Arc::new(EcrTokenSource::new(ecr));
         let token = source.token(false).await?;
         let host = token.registry_host().to_owned();
-        let base = endpoint_override
-            .map(str::to_owned)
-            .unwrap_or(token.proxy_endpoint.clone());
+        let base = match endpoint_override {
+            Some(endpoint) => endpoint.to_owned(),
+            // An answer from the API: https, or http on loopback only, like any endpoint.
+            None => crate::config::Endpoint::parse(&token.proxy_endpoint)
+                .map_err(|reason| {
+                    RegistryError::Credentials(format!(
+                        "GetAuthorizationToken's proxyEndpoint {:?}: {reason}",
+                        token.proxy_endpoint
+                    ))
+                })?
+                .as_str()
+                .trim_end_matches('/')
+                .to_owned(),
+        };
         Ok((Self::new(http, &base, source), host))
     }
 

@@ -150,6 +150,14 @@ impl Server {
     }
 }
 
+/// The binary's stack, with the seed rules created once.
+async fn seeded_stack() -> &'static ptc_tests::Stack {
+    static SEEDED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    let stack = ptc_tests::Stack::shared();
+    SEEDED.get_or_init(|| common::seed_rules(stack)).await;
+    stack
+}
+
 fn quick() -> RetryPolicy {
     RetryPolicy {
         max_retries: 4,
@@ -495,9 +503,7 @@ fn a_manifest_listing_thousands_of_blobs_is_refused() {
 /// foreign host, and the run's other images are warmed as usual.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hostile_upstream_fails_its_image_only_and_gets_no_credential() {
-    static SEEDED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    let stack = ptc_tests::Stack::shared();
-    SEEDED.get_or_init(|| common::seed_rules(stack)).await;
+    let stack = seeded_stack().await;
     let mut world = common::World::on(common::StackHandle::Shared(stack), "PtcHostile").await;
     let foreign = Server::start("127.0.0.2", |_, _| fixed(200, &[], r#"{"token":"t"}"#)).await;
     let realm = format!("{}/token", foreign.base);
@@ -728,4 +734,158 @@ async fn a_huge_watch_list_object_is_cut_off_at_the_limit() {
         sent / 1024
     );
     assert!(sent < 64 * MIB, "{sent} bytes sent");
+}
+
+#[test]
+fn an_index_listing_thousands_of_manifests_is_refused() {
+    let entry = serde_json::json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": Digest::sha256_of(b"m").to_string(),
+        "size": 1,
+        "platform": {"os": "linux", "architecture": "amd64"},
+    });
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": vec![entry; MAX_MANIFEST_DESCRIPTORS + 1],
+    });
+    let err = Manifest::parse(
+        "http://r/v2/a/manifests/1",
+        None,
+        serde_json::to_vec(&index).unwrap(),
+        None,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("index entries"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_408_is_retried_and_other_4xx_are_not() {
+    for (status, attempts) in [(408, 5), (400, 1), (403, 1)] {
+        let upstream = Server::start("127.0.0.1", move |_, _| fixed(status, &[], "")).await;
+        let err = client(&upstream.base, basic("u", SECRET))
+            .get_manifest("a/b", "1")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, RegistryError::Status { .. }),
+            "{status}: {err}"
+        );
+        assert_eq!(upstream.requests().len(), attempts, "HTTP {status}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_host_on_another_port_is_another_origin() {
+    let other_port = Server::start("127.0.0.1", |_, _| fixed(200, &[], r#"{"token":"t"}"#)).await;
+    let realm = format!("{}/token", other_port.base);
+    let registry = Server::start("127.0.0.1", move |_, _| {
+        fixed(
+            401,
+            &[("WWW-Authenticate", &format!(r#"Bearer realm="{realm}""#))],
+            "",
+        )
+    })
+    .await;
+    let _ = client(&registry.base, basic("u", SECRET))
+        .get_manifest("a/b", "1")
+        .await;
+    let requests = other_port.requests();
+    assert_eq!(requests.len(), 1);
+    assert_no_secret(&requests, "u");
+}
+
+/// A registry endpoint serving a manifest whose layers are `layers` (content, repeated as
+/// listed), blobs answered after `delay`; counts blob requests.
+async fn layered_registry(layers: Vec<Vec<u8>>, delay: Duration) -> (Server, Arc<AtomicU64>) {
+    let descriptor = |content: &[u8], media: &str| serde_json::json!({"mediaType": media, "digest": Digest::sha256_of(content).to_string(), "size": content.len()});
+    let config = b"{}".to_vec();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": descriptor(&config, "application/vnd.oci.image.config.v1+json"),
+        "layers": layers.iter().map(|l| descriptor(l, "application/vnd.oci.image.layer.v1.tar+gzip")).collect::<Vec<_>>(),
+    })
+    .to_string();
+    let mut blobs: std::collections::HashMap<String, Vec<u8>> = layers
+        .iter()
+        .map(|l| (Digest::sha256_of(l).to_string(), l.clone()))
+        .collect();
+    blobs.insert(Digest::sha256_of(&config).to_string(), config);
+    let blob_gets = Arc::new(AtomicU64::new(0));
+    let counter = blob_gets.clone();
+    let server = Server::start("127.0.0.1", move |head, _| {
+        let path = head
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
+        if let Some((_, digest)) = path.split_once("/blobs/") {
+            counter.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(delay);
+            return Reply::Fixed {
+                status: 200,
+                headers: Vec::new(),
+                body: blobs.get(digest).cloned().unwrap_or_default(),
+            };
+        }
+        fixed(
+            200,
+            &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+            &manifest,
+        )
+    })
+    .await;
+    (server, blob_gets)
+}
+
+/// Prewarm in layers mode against a registry endpoint whose manifest lists one layer 500
+/// times: the layer is fetched once. And an image of many slow layers stops at the run's
+/// deadline (deferred), instead of outlasting the invocation.
+#[tokio::test(flavor = "multi_thread")]
+async fn prewarm_fetches_a_repeated_layer_once_and_stops_at_the_deadline() {
+    let stack = seeded_stack().await;
+    let world = common::World::on(common::StackHandle::Shared(stack), "PtcLayers").await;
+    let mut options = world.prewarm_options();
+    options.mode = ptc_core::config::PrewarmMode::Layers;
+    options.publish_metrics = false;
+    let image = "quay.io/coreos/etcd:v3.5.13";
+
+    let (endpoint, blob_gets) =
+        layered_registry(vec![b"one layer".to_vec(); 500], Duration::ZERO).await;
+    let cache = (
+        client(&endpoint.base, basic("AWS", SECRET)),
+        "registry".to_owned(),
+    );
+    world.prewarm_with(&options, &cache, &[image]).await;
+    assert_eq!(
+        blob_gets.load(Ordering::Relaxed),
+        2,
+        "the config and the one layer"
+    );
+
+    let distinct: Vec<Vec<u8>> = (0..20).map(|i| format!("layer {i}").into_bytes()).collect();
+    let (slow, slow_gets) = layered_registry(distinct, Duration::from_millis(200)).await;
+    let cache = (
+        client(&slow.base, basic("AWS", SECRET)),
+        "registry".to_owned(),
+    );
+    options.stop_at = Some(std::time::Instant::now() + Duration::from_millis(700));
+    let started = std::time::Instant::now();
+    let report = world.prewarm_with(&options, &cache, &[image]).await;
+    assert_eq!(
+        report.images[0].outcome,
+        prewarm::Outcome::Deferred,
+        "{:#?}",
+        report.images
+    );
+    assert!(
+        slow_gets.load(Ordering::Relaxed) < 21,
+        "stopped before all 21 blobs"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }
