@@ -158,6 +158,25 @@ async fn seeded_stack() -> &'static ptc_tests::Stack {
     stack
 }
 
+/// The descriptor of a layer whose content is `content`, claiming `size` bytes.
+fn layer_of(content: &[u8], size: u64) -> Descriptor {
+    Descriptor {
+        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+        digest: Digest::sha256_of(content),
+        size,
+        platform: None,
+    }
+}
+
+/// A 401 whose Bearer challenge names `realm`.
+fn challenge(realm: &str) -> Reply {
+    fixed(
+        401,
+        &[("WWW-Authenticate", &format!(r#"Bearer realm="{realm}""#))],
+        "",
+    )
+}
+
 fn quick() -> RetryPolicy {
     RetryPolicy {
         max_retries: 4,
@@ -367,14 +386,7 @@ async fn a_huge_token_answer_is_refused() {
                 bytes: 300 * MIB,
             }
         } else {
-            fixed(
-                401,
-                &[(
-                    "WWW-Authenticate",
-                    &format!(r#"Bearer realm="{base}/token""#),
-                )],
-                "",
-            )
+            challenge(&format!("{base}/token"))
         }
     })
     .await;
@@ -399,12 +411,7 @@ async fn a_blob_longer_than_its_descriptor_is_cut_off() {
         bytes: 200 * MIB,
     })
     .await;
-    let descriptor = Descriptor {
-        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
-        digest: Digest::sha256_of(b"x"),
-        size: 100,
-        platform: None,
-    };
+    let descriptor = layer_of(b"x", 100);
     let err = client(&upstream.base, basic("u", SECRET))
         .get_blob("a/b", &descriptor)
         .await
@@ -452,12 +459,7 @@ async fn a_redirect_to_another_origin_drops_the_credential() {
         fixed(307, &[("Location", &target)], "")
     })
     .await;
-    let descriptor = Descriptor {
-        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
-        digest: Digest::sha256_of(b"x"),
-        size: 1,
-        platform: None,
-    };
+    let descriptor = layer_of(b"x", 1);
     let read = client(&registry.base, basic("u", SECRET))
         .get_blob("a/b", &descriptor)
         .await
@@ -571,12 +573,7 @@ async fn a_redirect_chain_on_another_origin_never_gets_a_credential() {
     })
     .await;
     let to_storage = format!("{}/a", storage.base);
-    let descriptor = Descriptor {
-        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
-        digest: Digest::sha256_of(b"x"),
-        size: 1,
-        platform: None,
-    };
+    let descriptor = layer_of(b"x", 1);
 
     // Basic (the ECR registry token is sent this way).
     let target = to_storage.clone();
@@ -598,14 +595,7 @@ async fn a_redirect_chain_on_another_origin_never_gets_a_credential() {
         } else if head.contains("Bearer BEARER_TOKEN_FOR_THE_REGISTRY") {
             fixed(307, &[("Location", &target)], "")
         } else {
-            fixed(
-                401,
-                &[(
-                    "WWW-Authenticate",
-                    &format!(r#"Bearer realm="{base}/token""#),
-                )],
-                "",
-            )
+            challenge(&format!("{base}/token"))
         }
     })
     .await;
@@ -622,14 +612,7 @@ async fn a_redirect_chain_on_another_origin_never_gets_a_credential() {
         if head.starts_with("GET /token") {
             fixed(302, &[("Location", &target)], "")
         } else {
-            fixed(
-                401,
-                &[(
-                    "WWW-Authenticate",
-                    &format!(r#"Bearer realm="{base}/token""#),
-                )],
-                "",
-            )
+            challenge(&format!("{base}/token"))
         }
     })
     .await;
