@@ -779,8 +779,8 @@ async fn the_same_host_on_another_port_is_another_origin() {
 }
 
 /// A registry endpoint serving a manifest whose layers are `layers` (content, repeated as
-/// listed), blobs answered after `delay`; counts blob requests.
-async fn layered_registry(layers: Vec<Vec<u8>>, delay: Duration) -> (Server, Arc<AtomicU64>) {
+/// listed); counts blob requests.
+async fn layered_registry(layers: Vec<Vec<u8>>) -> (Server, Arc<AtomicU64>) {
     let descriptor = |content: &[u8], media: &str| serde_json::json!({"mediaType": media, "digest": Digest::sha256_of(content).to_string(), "size": content.len()});
     let config = b"{}".to_vec();
     let manifest = serde_json::json!({
@@ -805,7 +805,6 @@ async fn layered_registry(layers: Vec<Vec<u8>>, delay: Duration) -> (Server, Arc
             .to_owned();
         if let Some((_, digest)) = path.split_once("/blobs/") {
             counter.fetch_add(1, Ordering::Relaxed);
-            std::thread::sleep(delay);
             return Reply::Fixed {
                 status: 200,
                 headers: Vec::new(),
@@ -823,10 +822,9 @@ async fn layered_registry(layers: Vec<Vec<u8>>, delay: Duration) -> (Server, Arc
 }
 
 /// Prewarm in layers mode against a registry endpoint whose manifest lists one layer 500
-/// times: the layer is fetched once. And an image of many slow layers stops at the run's
-/// deadline (deferred), instead of outlasting the invocation.
+/// times: the layer is fetched once.
 #[tokio::test(flavor = "multi_thread")]
-async fn prewarm_fetches_a_repeated_layer_once_and_stops_at_the_deadline() {
+async fn prewarm_fetches_a_repeated_layer_once() {
     let stack = seeded_stack().await;
     let world = common::World::on(common::StackHandle::Shared(stack), "PtcLayers").await;
     let mut options = world.prewarm_options();
@@ -834,8 +832,7 @@ async fn prewarm_fetches_a_repeated_layer_once_and_stops_at_the_deadline() {
     options.publish_metrics = false;
     let image = "quay.io/coreos/etcd:v3.5.13";
 
-    let (endpoint, blob_gets) =
-        layered_registry(vec![b"one layer".to_vec(); 500], Duration::ZERO).await;
+    let (endpoint, blob_gets) = layered_registry(vec![b"one layer".to_vec(); 500]).await;
     let cache = (
         client(&endpoint.base, basic("AWS", SECRET)),
         "registry".to_owned(),
@@ -845,30 +842,5 @@ async fn prewarm_fetches_a_repeated_layer_once_and_stops_at_the_deadline() {
         blob_gets.load(Ordering::Relaxed),
         2,
         "the config and the one layer"
-    );
-
-    let distinct: Vec<Vec<u8>> = (0..20).map(|i| format!("layer {i}").into_bytes()).collect();
-    let (slow, slow_gets) = layered_registry(distinct, Duration::from_millis(200)).await;
-    let cache = (
-        client(&slow.base, basic("AWS", SECRET)),
-        "registry".to_owned(),
-    );
-    options.stop_at = Some(std::time::Instant::now() + Duration::from_millis(700));
-    let started = std::time::Instant::now();
-    let report = world.prewarm_with(&options, &cache, &[image]).await;
-    assert_eq!(
-        report.images[0].outcome,
-        prewarm::Outcome::Deferred,
-        "{:#?}",
-        report.images
-    );
-    assert!(
-        slow_gets.load(Ordering::Relaxed) < 21,
-        "stopped before all 21 blobs"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
     );
 }

@@ -610,17 +610,6 @@ async fn fetch_layers(
         .chain(layers)
         .filter(|b| seen.insert(&b.digest))
     {
-        // The deadline holds inside an image too: an image of many slow layers is deferred
-        // rather than outlasting the invocation (and losing the whole report).
-        if options
-            .stop_at
-            .is_some_and(|stop| std::time::Instant::now() >= stop)
-        {
-            return Err(PullError::Deferred(
-                "the run's deadline came while its layers were fetched; the next run goes on"
-                    .into(),
-            ));
-        }
         cache
             .get_blob(repository, blob)
             .await
