@@ -99,6 +99,49 @@ impl Digest {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A hasher of this digest's algorithm (sha256 or sha512), to check content against it.
+    pub fn hasher(&self) -> DigestHasher {
+        if self.0.starts_with("sha512:") {
+            DigestHasher::Sha512(sha2::Sha512::default())
+        } else {
+            DigestHasher::Sha256(sha2::Sha256::default())
+        }
+    }
+
+    /// The digest of `bytes` in this digest's algorithm.
+    pub fn of_content(&self, bytes: &[u8]) -> Digest {
+        let mut hasher = self.hasher();
+        hasher.update(bytes);
+        hasher.finish()
+    }
+}
+
+/// Content hashed with a digest's algorithm (OCI: sha256 or sha512), chunk by chunk.
+pub enum DigestHasher {
+    Sha256(sha2::Sha256),
+    Sha512(sha2::Sha512),
+}
+
+impl DigestHasher {
+    pub fn update(&mut self, bytes: &[u8]) {
+        use sha2::Digest as _;
+        match self {
+            Self::Sha256(h) => h.update(bytes),
+            Self::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    /// The digest of everything hashed.
+    pub fn finish(self) -> Digest {
+        use sha2::Digest as _;
+        let (algorithm, hash) = match self {
+            Self::Sha256(h) => ("sha256", h.finalize().to_vec()),
+            Self::Sha512(h) => ("sha512", h.finalize().to_vec()),
+        };
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        Digest(format!("{algorithm}:{hex}"))
+    }
 }
 
 impl fmt::Display for Digest {

@@ -27,7 +27,6 @@ use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use reqwest::{Method, StatusCode};
-use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
@@ -191,15 +190,16 @@ impl Manifest {
             reason,
         };
         let digest = Digest::sha256_of(&body);
-        if let Some(want) = requested
-            && want.as_str().starts_with("sha256:")
-            && *want != digest
-        {
-            return Err(RegistryError::DigestMismatch {
-                url: url.to_owned(),
-                expected: want.to_string(),
-                actual: digest.to_string(),
-            });
+        // Checked in the requested digest's own algorithm (sha256 or sha512).
+        if let Some(want) = requested {
+            let actual = want.of_content(&body);
+            if actual != *want {
+                return Err(RegistryError::DigestMismatch {
+                    url: url.to_owned(),
+                    expected: want.to_string(),
+                    actual: actual.to_string(),
+                });
+            }
         }
         let doc: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| invalid(format!("not JSON ({e})")))?;
@@ -618,15 +618,15 @@ impl RegistryClient {
         let requested = Digest::parse(reference).ok();
         let mut manifest =
             Manifest::parse(&url, content_type.as_deref(), body, requested.as_ref())?;
-        if let Some(header) = header_digest
-            && header.as_str().starts_with("sha256:")
-            && header != manifest.digest
-        {
-            return Err(RegistryError::DigestMismatch {
-                url,
-                expected: header.to_string(),
-                actual: manifest.digest.to_string(),
-            });
+        if let Some(header) = header_digest {
+            let actual = header.of_content(&manifest.body);
+            if actual != header {
+                return Err(RegistryError::DigestMismatch {
+                    url,
+                    expected: header.to_string(),
+                    actual: actual.to_string(),
+                });
+            }
         }
         manifest.rate_limit = rate_limit;
         Ok(manifest)
@@ -688,7 +688,7 @@ impl RegistryClient {
         {
             return Err(too_large());
         }
-        let mut hasher = Sha256::new();
+        let mut hasher = digest.hasher();
         let mut total = 0u64;
         while let Some(chunk) = answer
             .response
@@ -702,15 +702,14 @@ impl RegistryClient {
             }
             hasher.update(&chunk);
         }
-        if digest.as_str().starts_with("sha256:") {
-            let actual = format!("sha256:{}", hex(&hasher.finalize()));
-            if actual != digest.as_str() {
-                return Err(RegistryError::DigestMismatch {
-                    url,
-                    expected: digest.to_string(),
-                    actual,
-                });
-            }
+        // Checked in the descriptor's own algorithm (sha256 or sha512).
+        let actual = hasher.finish();
+        if actual != *digest {
+            return Err(RegistryError::DigestMismatch {
+                url,
+                expected: digest.to_string(),
+                actual: actual.to_string(),
+            });
         }
         Ok(total)
     }
@@ -1060,8 +1059,7 @@ async fn error_for(
             retry_after: headers
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs),
+                .and_then(|v| retry_after(v, std::time::SystemTime::now())),
             rate_limit: RateLimit::from_headers(headers),
         },
         _ => RegistryError::Status {
@@ -1070,6 +1068,17 @@ async fn error_for(
             message: message.trim().to_owned(),
         },
     }
+}
+
+/// A `Retry-After` value: delay-seconds or an HTTP-date (RFC 9110 10.2.3), as the wait from
+/// `now` (a date in the past is no wait). Anything else is ignored.
+pub fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or_default())
 }
 
 /// The whole body, or [`RegistryError::Refused`] as soon as it passes `limit` bytes.
@@ -1112,10 +1121,6 @@ async fn read_prefix(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
     body
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use reqwest::header::HeaderValue;
@@ -1123,6 +1128,23 @@ mod tests {
     use super::*;
 
     const U: &str = "http://r/v2/x/manifests/1";
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        assert_eq!(retry_after(" 120 ", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:51:37 GMT", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past is no wait"
+        );
+        assert_eq!(retry_after("soon", now), None);
+        assert_eq!(retry_after("-5", now), None);
+    }
 
     #[test]
     fn rate_limit_headers_are_read() {

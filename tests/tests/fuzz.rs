@@ -290,8 +290,8 @@ proptest! {
         }
     }
 
-    /// Response headers from a hostile registry: a `WWW-Authenticate` challenge and the
-    /// rate-limit headers are read or ignored, never a panic.
+    /// Response headers from a hostile registry: a `WWW-Authenticate` challenge, the
+    /// rate-limit headers and `Retry-After` are read or ignored, never a panic.
     #[test]
     fn response_headers_are_read_or_ignored(challenge in prop_oneof![".{0,200}", "(realm|service|scope|[a-z]{0,8})=(\"[^\"]{0,30}\"?|[^,]{0,30})(,[ ]?(realm|service|scope)=(\"[^\"]{0,30}\"?|[^,]{0,20})){0,4}"], limit in ".{0,40}", remaining in "[0-9;w=a-z -]{0,40}") {
         let fields = ptc_core::registry::parse_challenge(&challenge);
@@ -304,6 +304,8 @@ proptest! {
             headers.insert("ratelimit-remaining", v);
         }
         let _ = ptc_core::registry::RateLimit::from_headers(&headers);
+        let _ = ptc_core::registry::retry_after(&limit, std::time::SystemTime::now());
+        let _ = ptc_core::registry::retry_after(&challenge, std::time::SystemTime::now());
     }
 }
 

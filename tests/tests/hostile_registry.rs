@@ -844,3 +844,24 @@ async fn prewarm_fetches_a_repeated_layer_once() {
         "the config and the one layer"
     );
 }
+
+/// A sha512 digest (OCI allows it) is checked in its own algorithm, not waved through.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sha512_blob_is_checked_against_its_digest() {
+    let storage = Server::start("127.0.0.1", |_, _| fixed(200, &[], "x")).await;
+    let sha512 = |content: &[u8]| {
+        let mut hasher = Digest::parse(&format!("sha512:{}", "0".repeat(128)))
+            .unwrap()
+            .hasher();
+        hasher.update(content);
+        hasher.finish()
+    };
+    let mut good = layer_of(b"x", 1);
+    good.digest = sha512(b"x");
+    let client = client(&storage.base, basic("u", SECRET));
+    assert_eq!(client.get_blob("a/b", &good).await.unwrap(), 1);
+    let mut bad = layer_of(b"x", 1);
+    bad.digest = sha512(b"y");
+    let err = client.get_blob("a/b", &bad).await.unwrap_err();
+    assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err}");
+}
