@@ -39,19 +39,24 @@ fn invalid(name: &str, value: &str, reason: impl Into<String>) -> ConfigError {
 #[serde(try_from = "String", into = "String")]
 pub struct Endpoint(Url);
 
+/// Is `url` on this machine: a loopback address, or `localhost`? (Where plain http is
+/// allowed: the local stack.)
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 impl Endpoint {
     pub fn parse(value: &str) -> Result<Self, String> {
         let url = Url::parse(value.trim()).map_err(|e| format!("not a URL: {e}"))?;
         match url.scheme() {
             "https" => {}
             "http" => {
-                let loopback = match url.host() {
-                    Some(url::Host::Domain(d)) => d == "localhost",
-                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                    None => false,
-                };
-                if !loopback {
+                if !is_loopback(&url) {
                     return Err(
                         "plain http is allowed only on a loopback address; use https".into(),
                     );

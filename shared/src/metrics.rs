@@ -190,7 +190,7 @@ impl<'a> Run<'a> {
 }
 
 /// The `RunErrors` data point of one run of `job`.
-pub fn run_errors(job: &str, errors: usize) -> MetricDatum {
+fn run_errors(job: &str, errors: usize) -> MetricDatum {
     MetricDatum::new(RUN_ERRORS, errors as f64, Unit::Count)
         .and_then(|d| d.dimension("Job", job))
         .expect("a job name and a count are a valid metric")

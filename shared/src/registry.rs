@@ -596,16 +596,6 @@ impl RegistryClient {
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| Digest::parse(v).ok());
-        if answer
-            .response
-            .content_length()
-            .is_some_and(|l| l as usize > MAX_MANIFEST_BYTES)
-        {
-            return Err(RegistryError::InvalidManifest {
-                url,
-                reason: "larger than 4 MiB".into(),
-            });
-        }
         let body = read_limited(answer.response, &url, MAX_MANIFEST_BYTES)
             .await
             .map_err(|e| match e {
@@ -824,10 +814,11 @@ impl RegistryClient {
         })?;
         // https anywhere, plain http on loopback only (as for every endpoint): never a token
         // request, with or without credentials, in clear text over the network.
-        let loopback = is_loopback(&token_url);
+        let loopback = crate::config::is_loopback(&token_url);
         // A registry off this machine never sends the client to a service on it (the Lambda
         // Runtime API listens on loopback; so may an operator's own services).
-        let base_loopback = reqwest::Url::parse(&self.base).is_ok_and(|b| is_loopback(&b));
+        let base_loopback =
+            reqwest::Url::parse(&self.base).is_ok_and(|b| crate::config::is_loopback(&b));
         if loopback && !base_loopback {
             return Err(RegistryError::Refused {
                 url: self.base.clone(),
@@ -946,16 +937,6 @@ impl RegistryClient {
                 && url
                     .host_str()
                     .is_some_and(|h| self.token_hosts.iter().any(|t| t == h)))
-    }
-}
-
-/// Is `url` on this machine (a loopback address, or `localhost`)?
-fn is_loopback(url: &reqwest::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
     }
 }
 

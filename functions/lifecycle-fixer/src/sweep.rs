@@ -58,6 +58,32 @@ pub struct RepositoryResult {
     pub errors: Vec<String>,
 }
 
+impl RepositoryResult {
+    /// In the figures: reached before the deadline and not deleted during the run.
+    fn counted(&self) -> bool {
+        !self.deferred && !self.gone
+    }
+
+    /// Differed from the desired settings when the run read it.
+    fn non_compliant(&self) -> bool {
+        self.counted() && (!self.changes.is_empty() || !self.findings.is_empty())
+    }
+
+    /// Every change it needed was written.
+    fn fixed(&self) -> bool {
+        self.counted() && self.applied && !self.changes.is_empty() && self.errors.is_empty()
+    }
+
+    /// Still differs after the run: a difference left alone, a change that failed, or one
+    /// only planned.
+    fn left_non_compliant(&self) -> bool {
+        self.counted()
+            && (!self.findings.is_empty()
+                || !self.errors.is_empty()
+                || (!self.changes.is_empty() && !self.applied))
+    }
+}
+
 fn is_zero(n: &usize) -> bool {
     *n == 0
 }
@@ -288,32 +314,12 @@ async fn fix_all(
         .filter(|t| t.missing_after_run())
         .count();
     report.summary.deferred = report.repositories.iter().filter(|r| r.deferred).count();
-    report.summary.scanned = report
-        .repositories
-        .iter()
-        .filter(|r| !r.deferred && !r.gone)
-        .count();
-    report.summary.non_compliant = report
-        .repositories
-        .iter()
-        .filter(|r| !r.deferred && !r.gone && (!r.changes.is_empty() || !r.findings.is_empty()))
-        .count();
-    report.summary.fixed = report
-        .repositories
-        .iter()
-        .filter(|r| !r.gone && r.applied && !r.changes.is_empty() && r.errors.is_empty())
-        .count();
-    report.summary.left_non_compliant = report
-        .repositories
-        .iter()
-        .filter(|r| {
-            !r.deferred
-                && !r.gone
-                && (!r.findings.is_empty()
-                    || !r.errors.is_empty()
-                    || (!r.changes.is_empty() && !r.applied))
-        })
-        .count();
+    let count =
+        |f: fn(&RepositoryResult) -> bool| report.repositories.iter().filter(|r| f(r)).count();
+    report.summary.scanned = count(RepositoryResult::counted);
+    report.summary.non_compliant = count(RepositoryResult::non_compliant);
+    report.summary.fixed = count(RepositoryResult::fixed);
+    report.summary.left_non_compliant = count(RepositoryResult::left_non_compliant);
     // Every item that failed counts: repositories and templates alike.
     report.summary.errors = report
         .repositories
@@ -437,15 +443,11 @@ async fn publish(
 /// The compliance figures per prefix, and the totals the alarms watch when known.
 fn metric_data(report: &FixReport, totals_known: bool) -> Vec<MetricDatum> {
     let mut per_prefix: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
-    for r in report
-        .repositories
-        .iter()
-        .filter(|r| !r.deferred && !r.gone)
-    {
+    for r in report.repositories.iter().filter(|r| r.counted()) {
         let entry = per_prefix.entry(&r.prefix).or_default();
         entry[0] += 1;
-        entry[1] += usize::from(!r.changes.is_empty() || !r.findings.is_empty());
-        entry[2] += usize::from(r.applied && !r.changes.is_empty() && r.errors.is_empty());
+        entry[1] += usize::from(r.non_compliant());
+        entry[2] += usize::from(r.fixed());
     }
     let mut data = Vec::new();
     let mut push = |datum: Result<MetricDatum, ptc_core::metrics::MetricError>| match datum {

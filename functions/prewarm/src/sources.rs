@@ -42,8 +42,9 @@ pub fn merge(sources: impl IntoIterator<Item = (Origin, Vec<String>)>) -> Vec<En
 }
 
 /// Every tag of a cached repository (under a rule prefix; not one matched only by a ROOT
-/// rule) pulled within `days`, as the upstream reference it came from. Repositories are read concurrently; a repository that
-/// cannot be read is skipped with a warning in `errors`.
+/// rule) pulled within `days`, as the upstream reference it came from. Repositories are
+/// read concurrently; a repository that cannot be read is skipped with a warning in
+/// `errors`.
 pub async fn discover(
     ecr: &dyn EcrApi,
     rules: &RuleSet,
