@@ -8,7 +8,16 @@ use tracing_subscriber::layer::{Filter, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
-use crate::config::LogFormat;
+use serde::{Deserialize, Serialize};
+
+/// How log lines are written (`PTC_LOG_FORMAT`): one JSON object per line (the default in
+/// Lambda), or human text (elsewhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
 
 /// Libraries whose trace output carries request and response contents (the AWS SDK logs
 /// response bodies, GetAuthorizationToken's and GetSecretValue's included; the HTTP stack

@@ -2,10 +2,75 @@
 //! health-metrics alike.
 
 use std::collections::BTreeSet;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
 
 use crate::ImageReference;
-use crate::config::WatchListSource;
 use crate::objects::ObjectsApi;
+
+/// Where a long watch list lives: one reference per line (`#` comments), or a JSON array.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum WatchListSource {
+    S3 { bucket: String, key: String },
+    File(PathBuf),
+}
+
+impl WatchListSource {
+    /// `s3://bucket/key`, `file:///path` or a path.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let value = value.trim();
+        if let Some(rest) = value.strip_prefix("s3://") {
+            let (bucket, key) = rest.split_once('/').ok_or("expected s3://BUCKET/KEY")?;
+            let bucket_ok = (3..=63).contains(&bucket.len())
+                && bucket.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-'
+                });
+            if !bucket_ok {
+                return Err(format!("{bucket:?} is not an S3 bucket name"));
+            }
+            if key.is_empty() {
+                return Err("the S3 key is empty".into());
+            }
+            return Ok(Self::S3 {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            });
+        }
+        if value.contains("://") && !value.starts_with("file://") {
+            return Err("expected s3://BUCKET/KEY, file:///PATH or a path".into());
+        }
+        let path = value.strip_prefix("file://").unwrap_or(value);
+        if path.is_empty() {
+            return Err("empty path".into());
+        }
+        Ok(Self::File(PathBuf::from(path)))
+    }
+
+    /// The entries of a watch list document.
+    pub fn entries(text: &str) -> Result<Vec<String>, String> {
+        if text.trim_start().starts_with('[') {
+            return serde_json::from_str::<Vec<String>>(text)
+                .map_err(|e| format!("not a JSON array of strings: {e}"));
+        }
+        Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect())
+    }
+}
+
+impl fmt::Display for WatchListSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::S3 { bucket, key } => write!(f, "s3://{bucket}/{key}"),
+            Self::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
 
 /// Watch-list entries merged from several sources: trimmed, blank lines and `#` comments
 /// dropped, and of the entries naming the same image (same normalised reference) only the
@@ -53,7 +118,7 @@ mod tests {
 
     #[tokio::test]
     async fn long_lists_come_from_s3_or_a_file() {
-        let objects = crate::objects::FakeObjects::default();
+        let objects = crate::fakes::FakeObjects::default();
         objects.objects.lock().unwrap().insert(
             ("b".into(), "list.txt".into()),
             "nginx:1.25\n# c\nquay.io/a/b:1\n".into(),

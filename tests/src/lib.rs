@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 use aws_config::SdkConfig;
 use aws_sdk_ecr::config::Credentials;
 use aws_sdk_ecr::config::SharedCredentialsProvider;
+use ptc_core::aws::SdkEcr;
 use ptc_core::aws::{AwsOptions, load_sdk_config};
-use ptc_core::ecr::{EcrApi, SdkEcr};
-use ptc_core::registry::{RegistryClient, http_client};
+use ptc_core::ecr::EcrApi;
+use ptc_core::oci::{RegistryClient, http_client};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]

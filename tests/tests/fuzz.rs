@@ -273,7 +273,7 @@ proptest! {
         json_value().prop_map(|v| json!({"schemaVersion": 2, "manifests": v}).to_string().into_bytes()),
         json_value().prop_map(|v| json!({"schemaVersion": 2, "config": v, "layers": [v]}).to_string().into_bytes()),
     ]) {
-        if let Err(err) = ptc_core::registry::Manifest::parse("https://example/v2/x/manifests/y", None, body, None) {
+        if let Err(err) = ptc_core::oci::Manifest::parse("https://example/v2/x/manifests/y", None, body, None) {
             prop_assert!(!err.to_string().is_empty());
         }
     }
@@ -284,9 +284,9 @@ proptest! {
     fn manifests_with_many_layers_parse_or_are_refused(count in 0usize..3000) {
         let layer = json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": Digest::sha256_of(b"l").to_string(), "size": 1});
         let body = json!({"schemaVersion": 2, "config": {"mediaType": "c", "digest": Digest::sha256_of(b"c").to_string(), "size": 1}, "layers": vec![layer; count]}).to_string().into_bytes();
-        match ptc_core::registry::Manifest::parse("https://example/v2/x/manifests/y", None, body, None) {
-            Ok(manifest) => prop_assert!(count < ptc_core::registry::MAX_MANIFEST_DESCRIPTORS, "{count} layers accepted: {:?}", manifest.kind.clone()),
-            Err(err) => prop_assert!(count >= ptc_core::registry::MAX_MANIFEST_DESCRIPTORS && err.to_string().contains("layers"), "{count}: {err}"),
+        match ptc_core::oci::Manifest::parse("https://example/v2/x/manifests/y", None, body, None) {
+            Ok(manifest) => prop_assert!(count < ptc_core::oci::MAX_MANIFEST_DESCRIPTORS, "{count} layers accepted: {:?}", manifest.kind.clone()),
+            Err(err) => prop_assert!(count >= ptc_core::oci::MAX_MANIFEST_DESCRIPTORS && err.to_string().contains("layers"), "{count}: {err}"),
         }
     }
 
@@ -294,7 +294,7 @@ proptest! {
     /// rate-limit headers and `Retry-After` are read or ignored, never a panic.
     #[test]
     fn response_headers_are_read_or_ignored(challenge in prop_oneof![".{0,200}", "(realm|service|scope|[a-z]{0,8})=(\"[^\"]{0,30}\"?|[^,]{0,30})(,[ ]?(realm|service|scope)=(\"[^\"]{0,30}\"?|[^,]{0,20})){0,4}"], limit in ".{0,40}", remaining in "[0-9;w=a-z -]{0,40}") {
-        let fields = ptc_core::registry::parse_challenge(&challenge);
+        let fields = ptc_core::oci::parse_challenge(&challenge);
         prop_assert!(fields.keys().all(|k| k == &k.to_ascii_lowercase()));
         let mut headers = reqwest::header::HeaderMap::new();
         if let Ok(v) = reqwest::header::HeaderValue::from_str(&limit) {
@@ -303,9 +303,9 @@ proptest! {
         if let Ok(v) = reqwest::header::HeaderValue::from_str(&remaining) {
             headers.insert("ratelimit-remaining", v);
         }
-        let _ = ptc_core::registry::RateLimit::from_headers(&headers);
-        let _ = ptc_core::registry::retry_after(&limit, std::time::SystemTime::now());
-        let _ = ptc_core::registry::retry_after(&challenge, std::time::SystemTime::now());
+        let _ = ptc_core::oci::RateLimit::from_headers(&headers);
+        let _ = ptc_core::oci::retry_after(&limit, std::time::SystemTime::now());
+        let _ = ptc_core::oci::retry_after(&challenge, std::time::SystemTime::now());
     }
 }
 

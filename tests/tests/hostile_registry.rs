@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use ptc_core::Digest;
-use ptc_core::registry::{
+use ptc_core::oci::{
     CredentialSource, Credentials, Descriptor, MAX_MANIFEST_DESCRIPTORS, Manifest, RegistryClient,
     RegistryError, RetryPolicy, http_client, known_token_hosts,
 };
@@ -649,7 +649,7 @@ async fn a_remote_registry_cannot_point_the_token_request_at_loopback() {
     )
     .with_retry(quick());
     let challenge = format!(r#"realm="{realm}",service="x""#);
-    let fields = ptc_core::registry::parse_challenge(&challenge);
+    let fields = ptc_core::oci::parse_challenge(&challenge);
     assert_eq!(fields.get("realm"), Some(&realm));
     let err = remote
         .fetch_bearer(&challenge, Some("a/b"))
@@ -667,8 +667,9 @@ async fn a_remote_registry_cannot_point_the_token_request_at_loopback() {
 /// invocation of the execution environment holding it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_expiring_at_the_edge_of_time_does_not_panic() {
-    use ptc_core::ecr::{EcrApi, FakeEcr, RegistryToken};
-    use ptc_core::registry::EcrTokenSource;
+    use ptc_core::aws::EcrTokenSource;
+    use ptc_core::ecr::{EcrApi, RegistryToken};
+    use ptc_core::fakes::FakeEcr;
     for expires_at in [
         time::PrimitiveDateTime::MIN.assume_utc(),
         time::PrimitiveDateTime::MAX.assume_utc(),
@@ -692,7 +693,8 @@ async fn a_token_expiring_at_the_edge_of_time_does_not_panic() {
 /// offered, a few MiB are read.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_huge_watch_list_object_is_cut_off_at_the_limit() {
-    use ptc_core::objects::{ObjectsApi, SdkObjects};
+    use ptc_core::aws::SdkObjects;
+    use ptc_core::objects::ObjectsApi;
     let s3 = Server::start("127.0.0.1", |_, _| Reply::Stream {
         status: 200,
         headers: vec![("Content-Type".into(), "text/plain".into())],
@@ -700,7 +702,7 @@ async fn a_huge_watch_list_object_is_cut_off_at_the_limit() {
     })
     .await;
     let sdk = ptc_tests::sdk_config_for(&s3.base, "us-east-1").await;
-    let objects = SdkObjects::new(ptc_core::AwsClients::new(&sdk).s3);
+    let objects = SdkObjects::new(ptc_core::aws::AwsClients::new(&sdk).s3);
     let err = objects
         .get_text("bucket", "watch-list.txt")
         .await

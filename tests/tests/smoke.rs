@@ -3,9 +3,10 @@
 
 use aws_sdk_ecr::types::{RctAppliedFor, Tag, UpstreamRegistry};
 use ptc_core::ImageReference;
-use ptc_core::config::Platform;
-use ptc_core::metrics::{MetricDatum, MetricsApi, SdkMetrics, Unit};
-use ptc_core::registry::{ManifestKind, RegistryError};
+use ptc_core::aws::SdkMetrics;
+use ptc_core::metrics::{MetricDatum, MetricsApi, Unit};
+use ptc_core::oci::{ManifestKind, RegistryError};
+use ptc_core::platform::Platform;
 use ptc_core::rules::{RuleSet, UpstreamKind};
 use ptc_tests::{Stack, unique};
 

@@ -6,8 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ptc_core::metrics::{MetricDatum, MetricsApi, SdkMetrics, Unit};
-use ptc_core::registry::{Credentials, RegistryClient, RegistryError, RetryPolicy, http_client};
+use ptc_core::aws::SdkMetrics;
+
+use ptc_core::metrics::{MetricDatum, MetricsApi, Unit};
+use ptc_core::oci::{Credentials, RegistryClient, RegistryError, RetryPolicy, http_client};
 use ptc_core::secret::Secret;
 use ptc_tests::{Stack, unique};
 use serde_json::json;

@@ -7,16 +7,16 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use ptc_cli::map::map_references;
 use ptc_cli::output::{self, OutputFormat};
-use ptc_core::AwsClients;
+use ptc_core::aws::AwsClients;
+use ptc_core::aws::SdkEcr;
+use ptc_core::aws::SdkObjects;
+use ptc_core::aws::SdkSecrets;
 use ptc_core::aws::{AwsOptions, load_sdk_config};
 use ptc_core::config::PrewarmMode;
 use ptc_core::config::{ExpectedRule, Settings};
-use ptc_core::ecr::{EcrApi, SdkEcr};
-use ptc_core::metrics;
-use ptc_core::objects::SdkObjects;
-use ptc_core::registry::RegistryClient;
+use ptc_core::ecr::EcrApi;
+use ptc_core::oci::RegistryClient;
 use ptc_core::rules::RuleSet;
-use ptc_core::secrets::SdkSecrets;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -159,14 +159,14 @@ async fn run(cli: Cli, mut settings: Settings) -> Result<ExitCode, String> {
             no_metrics,
         } => {
             if let Some(mode) = mode {
-                settings.fix.mode = mode;
+                settings.fix.mode = mode.parse().expect("clap checked the mode");
             }
             let mut options = lifecycle_fixer::sweep::Options::from_settings(&settings)?;
             options.publish_metrics = !no_metrics;
             let sdk = load_sdk_config(&AwsOptions::from_settings(&settings)).await;
             let clients = AwsClients::new(&sdk);
             let ecr = SdkEcr::new(clients.ecr);
-            let metrics = metrics::for_sink(settings.metrics_sink, clients.cloudwatch, true);
+            let metrics = ptc_core::aws::for_sink(settings.metrics_sink, clients.cloudwatch, true);
             let deps = lifecycle_fixer::sweep::Deps {
                 ecr: &ecr,
                 settings: &ecr,
@@ -199,11 +199,11 @@ async fn run(cli: Cli, mut settings: Settings) -> Result<ExitCode, String> {
             let ecr: Arc<dyn EcrApi> = Arc::new(SdkEcr::new(clients.ecr));
             let (secrets, metrics, objects) = (
                 SdkSecrets::new(clients.secrets),
-                metrics::for_sink(settings.metrics_sink, clients.cloudwatch, true),
+                ptc_core::aws::for_sink(settings.metrics_sink, clients.cloudwatch, true),
                 SdkObjects::new(clients.s3),
             );
-            let http = ptc_core::registry::http_client(settings.http_timeout)
-                .map_err(|e| e.to_string())?;
+            let http =
+                ptc_core::oci::http_client(settings.http_timeout).map_err(|e| e.to_string())?;
             let registry_endpoint = settings
                 .registry_endpoint
                 .as_ref()
@@ -288,7 +288,7 @@ async fn run(cli: Cli, mut settings: Settings) -> Result<ExitCode, String> {
             let (ecr, objects, metrics) = (
                 SdkEcr::new(clients.ecr),
                 SdkObjects::new(clients.s3),
-                metrics::for_sink(settings.metrics_sink, clients.cloudwatch, true),
+                ptc_core::aws::for_sink(settings.metrics_sink, clients.cloudwatch, true),
             );
             let deps = health_metrics::Deps {
                 ecr: &ecr,
@@ -344,7 +344,7 @@ async fn run(cli: Cli, mut settings: Settings) -> Result<ExitCode, String> {
             let (ecr, secrets, metrics) = (
                 SdkEcr::new(clients.ecr),
                 SdkSecrets::new(clients.secrets),
-                metrics::for_sink(settings.metrics_sink, clients.cloudwatch, true),
+                ptc_core::aws::for_sink(settings.metrics_sink, clients.cloudwatch, true),
             );
             let deps = validate_rules::Deps {
                 ecr: &ecr,

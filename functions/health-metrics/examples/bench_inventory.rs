@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use health_metrics::{Deps, Options, run};
-use ptc_core::config::Platform;
-use ptc_core::ecr::SdkEcr;
-use ptc_core::metrics::SdkMetrics;
-use ptc_core::objects::SdkObjects;
+use ptc_core::aws::SdkEcr;
+use ptc_core::aws::SdkMetrics;
+use ptc_core::aws::SdkObjects;
+use ptc_core::platform::Platform;
 use ptc_tests::{Stack, peak_rss_kib};
 use serde_json::{Value, json};
 
@@ -45,7 +45,7 @@ async fn main() {
     );
     let sdk = stack.sdk_config().await;
     let ecr = SdkEcr::new(aws_sdk_ecr::Client::new(&sdk));
-    let objects = SdkObjects::new(ptc_core::AwsClients::new(&sdk).s3);
+    let objects = SdkObjects::new(ptc_core::aws::AwsClients::new(&sdk).s3);
     let metrics = SdkMetrics::new(aws_sdk_cloudwatch::Client::new(&sdk));
     let deps = Deps {
         ecr: &ecr,

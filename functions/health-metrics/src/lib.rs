@@ -15,11 +15,12 @@ use std::collections::BTreeMap;
 
 use futures::StreamExt as _;
 use ptc_core::Settings;
-use ptc_core::config::{Platform, WatchListSource};
 use ptc_core::ecr::{EcrApi, ImageDetail};
 use ptc_core::metrics::{MetricDatum, MetricsApi, Unit};
 use ptc_core::objects::ObjectsApi;
+use ptc_core::platform::Platform;
 use ptc_core::rules::RuleSet;
+use ptc_core::watchlist::WatchListSource;
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -467,9 +468,10 @@ async fn rejected(
 
 #[cfg(test)]
 mod tests {
-    use ptc_core::ecr::{FakeEcr, Repository};
-    use ptc_core::metrics::FakeMetrics;
-    use ptc_core::objects::FakeObjects;
+    use ptc_core::ecr::Repository;
+    use ptc_core::fakes::FakeEcr;
+    use ptc_core::fakes::FakeMetrics;
+    use ptc_core::fakes::FakeObjects;
     use ptc_core::rules::PtcRule;
     use serde_json::json;
 
@@ -601,7 +603,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreadable_watch_list_is_an_error_never_a_score() {
-        use ptc_core::config::WatchListSource;
+        use ptc_core::watchlist::WatchListSource;
         let ecr = FakeEcr::with_rules(vec![PtcRule::new("quay", "quay.io").unwrap()]);
         let (objects, metrics) = (FakeObjects::default(), FakeMetrics::default());
         let deps = Deps {

@@ -2,9 +2,8 @@
 
 use health_metrics::{Deps, Options, handle};
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
-use ptc_core::ecr::SdkEcr;
-use ptc_core::metrics;
-use ptc_core::objects::SdkObjects;
+use ptc_core::aws::SdkEcr;
+use ptc_core::aws::SdkObjects;
 use serde_json::Value;
 
 #[tokio::main]
@@ -12,7 +11,7 @@ async fn main() -> Result<(), Error> {
     let (settings, clients) = ptc_core::lambda_start("health-metrics").await?;
     let ecr = SdkEcr::new(clients.ecr);
     let objects = SdkObjects::new(clients.s3);
-    let metrics = metrics::for_sink(settings.metrics_sink, clients.cloudwatch, false);
+    let metrics = ptc_core::aws::for_sink(settings.metrics_sink, clients.cloudwatch, false);
     let options = Options::from_settings(&settings);
     let deps = Deps {
         ecr: &ecr,

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use ptc_core::ImageReference;
-use ptc_core::config::Platform;
 use ptc_core::ecr::{EcrApi, ImageDetail};
-use ptc_core::registry::{Manifest, ManifestKind};
+use ptc_core::oci::{Manifest, ManifestKind};
+use ptc_core::platform::Platform;
 use ptc_core::rules::RuleSet;
 use serde::Serialize;
 
@@ -234,7 +234,7 @@ pub fn names_upstream(name: &str, upstream: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use ptc_core::ecr::FakeEcr;
+    use ptc_core::fakes::FakeEcr;
     use ptc_core::rules::PtcRule;
     use serde_json::json;
 

@@ -6,10 +6,11 @@
 use aws_sdk_cloudwatch::types::Statistic;
 use health_metrics::readiness::Readiness;
 use health_metrics::{Deps, Options, run};
-use ptc_core::config::Platform;
-use ptc_core::ecr::SdkEcr;
-use ptc_core::metrics::{MetricDatum, MetricsApi, SdkMetrics, Unit};
-use ptc_core::objects::SdkObjects;
+use ptc_core::aws::SdkEcr;
+use ptc_core::aws::SdkMetrics;
+use ptc_core::aws::SdkObjects;
+use ptc_core::metrics::{MetricDatum, MetricsApi, Unit};
+use ptc_core::platform::Platform;
 use ptc_tests::{Stack, unique};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -121,7 +122,7 @@ async fn inventory_coverage_and_outage_readiness_match_the_stack() {
         "gcr.io/distroless/static:nonroot",
     ];
     let ecr = SdkEcr::new(ecr_client.clone());
-    let objects = SdkObjects::new(ptc_core::AwsClients::new(&sdk).s3);
+    let objects = SdkObjects::new(ptc_core::aws::AwsClients::new(&sdk).s3);
     let metrics = SdkMetrics::new(aws_sdk_cloudwatch::Client::new(&sdk));
     let deps = Deps {
         ecr: &ecr,

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use ptc_core::rules::Prefix;
 use serde::Serialize;
 use serde_json::json;
 
@@ -28,7 +29,7 @@ pub struct Desired {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DesiredSet {
     pub default: Desired,
-    pub prefixes: BTreeMap<String, Desired>,
+    pub prefixes: BTreeMap<Prefix, Desired>,
     /// Warnings about the desired settings themselves (e.g. a lifecycle rule that may reach
     /// the platform manifests of a live index), shown in every report.
     pub warnings: Vec<String>,
@@ -47,11 +48,10 @@ impl From<Desired> for DesiredSet {
 impl DesiredSet {
     /// The settings for a rule prefix (`docker-hub` and `docker-hub/` are the same prefix).
     pub fn for_prefix(&self, prefix: &str) -> &Desired {
-        let trimmed = prefix.strip_suffix('/').unwrap_or(prefix);
-        self.prefixes
-            .iter()
-            .find(|(k, _)| k.strip_suffix('/').unwrap_or(k) == trimmed)
-            .map_or(&self.default, |(_, d)| d)
+        Prefix::parse(prefix)
+            .ok()
+            .and_then(|p| self.prefixes.get(&p))
+            .unwrap_or(&self.default)
     }
 
     /// Does any prefix want scan on push?
@@ -137,7 +137,8 @@ mod tests {
             scan_on_push: true,
             ..base.clone()
         };
-        set.prefixes.insert("quay/".into(), quay.clone());
+        set.prefixes
+            .insert(Prefix::parse("quay/").unwrap(), quay.clone());
         assert_eq!(set.for_prefix("quay"), &quay);
         assert_eq!(set.for_prefix("quay/"), &quay);
         assert_eq!(set.for_prefix("docker-hub"), &base);

@@ -19,7 +19,7 @@ pub mod trigger;
 use std::collections::BTreeMap;
 
 use ptc_core::Settings;
-use ptc_core::config::FixSettings;
+use ptc_core::config::{FixMode, FixSettings};
 use serde_json::Value;
 
 use crate::desired::{Desired, DesiredSet, default_lifecycle, pull_policy};
@@ -66,10 +66,10 @@ impl Options {
             prefixes.insert(prefix.clone(), desired);
         }
         warnings.dedup();
-        let (mode, dry_run) = match fix.mode.as_str() {
-            "enforce" => (Mode::Enforce, false),
-            "dry-run" => (Mode::Enforce, true),
-            _ => (Mode::Fill, false),
+        let (mode, dry_run) = match fix.mode {
+            FixMode::Enforce => (Mode::Enforce, false),
+            FixMode::DryRun => (Mode::Enforce, true),
+            FixMode::Fill => (Mode::Fill, false),
         };
         Ok(Self {
             desired: DesiredSet {

@@ -3,8 +3,7 @@
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use lifecycle_fixer::handle;
 use lifecycle_fixer::sweep::{Deps, Options};
-use ptc_core::ecr::SdkEcr;
-use ptc_core::metrics;
+use ptc_core::aws::SdkEcr;
 use serde_json::Value;
 
 #[tokio::main]
@@ -13,7 +12,7 @@ async fn main() -> Result<(), Error> {
     let options =
         Options::from_settings(&settings).inspect_err(|e| eprintln!("lifecycle-fixer: {e}"))?;
     let ecr = SdkEcr::new(clients.ecr);
-    let metrics = metrics::for_sink(settings.metrics_sink, clients.cloudwatch, false);
+    let metrics = ptc_core::aws::for_sink(settings.metrics_sink, clients.cloudwatch, false);
     let deps = Deps {
         ecr: &ecr,
         settings: &ecr,

@@ -497,9 +497,10 @@ fn metric_data(report: &FixReport, totals_known: bool) -> Vec<MetricDatum> {
 
 #[cfg(test)]
 mod tests {
-    use ptc_core::ecr::{FakeEcr, FakeEcrSettings, FakeTemplates, RepositorySettings};
-    use ptc_core::metrics::FakeMetrics;
-    use ptc_core::rules::PtcRule;
+    use ptc_core::ecr::RepositorySettings;
+    use ptc_core::fakes::FakeMetrics;
+    use ptc_core::fakes::{FakeEcr, FakeEcrSettings, FakeTemplates};
+    use ptc_core::rules::{Prefix, PtcRule};
 
     use super::*;
     use crate::desired::{default_lifecycle, pull_policy};
@@ -854,7 +855,9 @@ mod tests {
             scan_on_push: true,
             ..opts.desired.default.clone()
         };
-        opts.desired.prefixes.insert("k8s".into(), k8s.clone());
+        opts.desired
+            .prefixes
+            .insert(Prefix::parse("k8s").unwrap(), k8s.clone());
 
         *settings.scan_type.lock().unwrap() = Some("ENHANCED".into());
         let enhanced = sweep(&deps, &opts, None, "test").await;

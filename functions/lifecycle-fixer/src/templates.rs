@@ -158,8 +158,8 @@ pub async fn check(
 mod tests {
     use std::collections::BTreeMap;
 
-    use ptc_core::ecr::FakeTemplates;
-    use ptc_core::rules::PtcRule;
+    use ptc_core::fakes::FakeTemplates;
+    use ptc_core::rules::{Prefix, PtcRule};
 
     use super::*;
     use crate::desired::{Desired, default_lifecycle};
@@ -245,7 +245,7 @@ mod tests {
         let mut set = desired();
         let short = default_lifecycle(7).canonical();
         set.prefixes.insert(
-            "k8s".into(),
+            Prefix::parse("k8s").unwrap(),
             Desired {
                 lifecycle_policy: Some(short.clone()),
                 ..set.default.clone()

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use lifecycle_fixer::desired::{Desired, default_lifecycle};
 use lifecycle_fixer::plan::Mode;
 use lifecycle_fixer::sweep::{Deps, Options, sweep};
-use ptc_core::ecr::SdkEcr;
-use ptc_core::metrics::SdkMetrics;
+use ptc_core::aws::SdkEcr;
+use ptc_core::aws::SdkMetrics;
 use ptc_tests::Stack;
 
 fn count(stack_calls: &serde_json::Value, op: &str) -> u64 {

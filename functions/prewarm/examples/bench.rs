@@ -9,11 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prewarm::{Deps, Options, run};
-use ptc_core::config::{Platform, PrewarmMode};
-use ptc_core::ecr::{EcrApi, SdkEcr};
-use ptc_core::metrics::SdkMetrics;
-use ptc_core::registry::{RegistryClient, http_client};
-use ptc_core::secrets::SdkSecrets;
+use ptc_core::aws::SdkEcr;
+use ptc_core::aws::SdkMetrics;
+use ptc_core::aws::SdkSecrets;
+use ptc_core::config::PrewarmMode;
+use ptc_core::ecr::EcrApi;
+use ptc_core::oci::{RegistryClient, http_client};
+use ptc_core::platform::Platform;
 use ptc_tests::{Stack, peak_rss_kib};
 use serde_json::{Value, json};
 
@@ -74,7 +76,7 @@ async fn main() {
     .unwrap();
     let secrets = SdkSecrets::new(aws_sdk_secretsmanager::Client::new(&sdk));
     let metrics = SdkMetrics::new(aws_sdk_cloudwatch::Client::new(&sdk));
-    let objects = ptc_core::objects::FakeObjects::default();
+    let objects = ptc_core::fakes::FakeObjects::default();
     let upstreams: BTreeMap<String, String> = stack
         .info
         .upstreams

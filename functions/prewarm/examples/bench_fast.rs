@@ -19,9 +19,11 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use prewarm::{Deps, Options, run};
-use ptc_core::config::{Platform, PrewarmMode};
-use ptc_core::ecr::{EcrApi, SdkEcr};
-use ptc_core::registry::{RegistryClient, http_client};
+use ptc_core::aws::SdkEcr;
+use ptc_core::config::PrewarmMode;
+use ptc_core::ecr::EcrApi;
+use ptc_core::oci::{RegistryClient, http_client};
+use ptc_core::platform::Platform;
 use ptc_tests::{peak_rss_kib, sdk_config_for};
 use serde_json::{Value, json};
 
@@ -263,9 +265,9 @@ async fn main() {
     let (cache, host) = RegistryClient::for_ecr(http.clone(), ecr.clone(), Some(&url))
         .await
         .unwrap();
-    let secrets = ptc_core::secrets::FakeSecrets::default();
-    let metrics = ptc_core::metrics::FakeMetrics::default();
-    let objects = ptc_core::objects::FakeObjects::default();
+    let secrets = ptc_core::fakes::FakeSecrets::default();
+    let metrics = ptc_core::fakes::FakeMetrics::default();
+    let objects = ptc_core::fakes::FakeObjects::default();
     let upstreams = BTreeMap::from([("quay.io".to_owned(), url.clone())]);
     let deps = Deps {
         ecr: ecr.as_ref(),

@@ -14,17 +14,19 @@ use std::time::Instant;
 
 use futures::StreamExt as _;
 use ptc_core::ImageReference;
-use ptc_core::config::{Platform, PrewarmMode, WatchListSource};
+use ptc_core::config::PrewarmMode;
 use ptc_core::ecr::EcrApi;
 use ptc_core::metrics::{MetricDatum, MetricsApi, Unit};
 use ptc_core::objects::ObjectsApi;
-use ptc_core::reference::Digest;
-use ptc_core::registry::{
+use ptc_core::oci::{
     Credentials, Manifest, ManifestKind, RegistryClient, RegistryError, RetryPolicy,
 };
+use ptc_core::platform::Platform;
+use ptc_core::reference::Digest;
 use ptc_core::rules::{PtcRule, RuleSet};
 use ptc_core::secret::Secret;
 use ptc_core::secrets::SecretsApi;
+use ptc_core::watchlist::WatchListSource;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -182,7 +184,7 @@ impl Upstreams<'_> {
         };
         let client = Arc::new(
             RegistryClient::new(self.deps.http.clone(), &base, Arc::new(credentials))
-                .with_token_hosts(ptc_core::registry::known_token_hosts(&rule.upstream_url))
+                .with_token_hosts(ptc_core::oci::known_token_hosts(&rule.upstream_url))
                 .with_retry(RetryPolicy {
                     max_retries: 2,
                     ..RetryPolicy::default()

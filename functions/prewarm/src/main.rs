@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use prewarm::{Deps, Options, PrewarmReport, handle};
-use ptc_core::ecr::{EcrApi, SdkEcr};
-use ptc_core::metrics::{self, MetricsApi};
-use ptc_core::objects::SdkObjects;
-use ptc_core::registry::{RegistryClient, http_client};
-use ptc_core::secrets::SdkSecrets;
+use ptc_core::aws::SdkEcr;
+use ptc_core::aws::SdkObjects;
+use ptc_core::aws::SdkSecrets;
+use ptc_core::ecr::EcrApi;
+use ptc_core::metrics::MetricsApi;
+use ptc_core::oci::{RegistryClient, http_client};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
@@ -34,7 +35,7 @@ async fn main() -> Result<(), Error> {
     let shared = Shared {
         ecr: Arc::new(SdkEcr::new(clients.ecr)),
         secrets: SdkSecrets::new(clients.secrets),
-        metrics: metrics::for_sink(settings.metrics_sink, clients.cloudwatch, false),
+        metrics: ptc_core::aws::for_sink(settings.metrics_sink, clients.cloudwatch, false),
         objects: SdkObjects::new(clients.s3),
         http: http_client(settings.http_timeout)?,
         upstream_endpoints: settings

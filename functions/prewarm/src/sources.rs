@@ -106,7 +106,8 @@ pub async fn discover(
 
 #[cfg(test)]
 mod tests {
-    use ptc_core::ecr::{FakeEcr, ImageDetail, Repository};
+    use ptc_core::ecr::{ImageDetail, Repository};
+    use ptc_core::fakes::FakeEcr;
     use ptc_core::rules::PtcRule;
 
     use super::*;

@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prewarm::{Deps, ImageResult, Options, Outcome, PrewarmReport, run};
-use ptc_core::config::{Platform, PrewarmMode};
-use ptc_core::ecr::{EcrApi, SdkEcr};
-use ptc_core::metrics::SdkMetrics;
-use ptc_core::objects::SdkObjects;
-use ptc_core::registry::{RegistryClient, http_client};
-use ptc_core::secrets::SdkSecrets;
+use ptc_core::aws::SdkEcr;
+use ptc_core::aws::SdkMetrics;
+use ptc_core::aws::SdkObjects;
+use ptc_core::aws::SdkSecrets;
+use ptc_core::config::PrewarmMode;
+use ptc_core::ecr::EcrApi;
+use ptc_core::oci::{RegistryClient, http_client};
+use ptc_core::platform::Platform;
 use ptc_tests::Stack;
 use serde_json::json;
 use tokio::sync::{Mutex, OnceCell};
@@ -58,7 +60,7 @@ async fn world() -> World {
     World {
         ecr: SdkEcr::new(aws_sdk_ecr::Client::new(&sdk)),
         secrets: SdkSecrets::new(aws_sdk_secretsmanager::Client::new(&sdk)),
-        objects: SdkObjects::new(ptc_core::AwsClients::new(&sdk).s3),
+        objects: SdkObjects::new(ptc_core::aws::AwsClients::new(&sdk).s3),
         metrics: SdkMetrics::new(aws_sdk_cloudwatch::Client::new(&sdk)),
         cache,
         host,
@@ -125,7 +127,7 @@ async fn upstream_digest(stack: &Stack, host: &str, repo: &str, tag: &str) -> St
     let url = format!("{}/v2/{repo}/manifests/{tag}", stack.upstream(host).url);
     let response = reqwest::Client::new()
         .head(url)
-        .header("Accept", ptc_core::registry::MANIFEST_ACCEPT)
+        .header("Accept", ptc_core::oci::MANIFEST_ACCEPT)
         .send()
         .await
         .unwrap();
@@ -479,7 +481,7 @@ async fn a_long_watch_list_comes_from_s3_and_a_missing_one_is_reported() {
     let _serial = SERIAL.lock().await;
     let stack = Stack::shared();
     let world = world().await;
-    let s3 = ptc_core::AwsClients::new(&stack.sdk_config().await).s3;
+    let s3 = ptc_core::aws::AwsClients::new(&stack.sdk_config().await).s3;
     s3.create_bucket()
         .bucket("ptc-watch-lists")
         .send()
@@ -496,7 +498,7 @@ async fn a_long_watch_list_comes_from_s3_and_a_missing_one_is_reported() {
         .expect("put object");
     let mut opts = options();
     opts.watch_list_source = Some(
-        ptc_core::config::WatchListSource::parse("s3://ptc-watch-lists/prod/watch-list.txt")
+        ptc_core::watchlist::WatchListSource::parse("s3://ptc-watch-lists/prod/watch-list.txt")
             .unwrap(),
     );
     let report = prewarm(&world, &opts, &["nats:2.10.12-alpine"]).await;
@@ -521,8 +523,9 @@ async fn a_long_watch_list_comes_from_s3_and_a_missing_one_is_reported() {
     );
     assert_eq!(report.summary.failed, 0, "{report:#?}");
 
-    opts.watch_list_source =
-        Some(ptc_core::config::WatchListSource::parse("s3://ptc-watch-lists/missing.txt").unwrap());
+    opts.watch_list_source = Some(
+        ptc_core::watchlist::WatchListSource::parse("s3://ptc-watch-lists/missing.txt").unwrap(),
+    );
     let report = prewarm(&world, &opts, &["nats:2.10.12-alpine"]).await;
     assert_eq!(report.images.len(), 1, "the payload still runs");
     assert!(

@@ -9,9 +9,9 @@
 
 use std::time::Instant;
 
-use ptc_core::ecr::SdkEcr;
-use ptc_core::metrics::SdkMetrics;
-use ptc_core::secrets::SdkSecrets;
+use ptc_core::aws::SdkEcr;
+use ptc_core::aws::SdkMetrics;
+use ptc_core::aws::SdkSecrets;
 use ptc_tests::Stack;
 use serde_json::json;
 use validate_rules::trigger::Trigger;

@@ -585,9 +585,11 @@ async fn publish(
 
 #[cfg(test)]
 mod tests {
-    use ptc_core::ecr::{FakeEcr, RuleValidation};
-    use ptc_core::metrics::FakeMetrics;
-    use ptc_core::secrets::{FakeSecrets, SecretInfo};
+    use ptc_core::ecr::RuleValidation;
+    use ptc_core::fakes::FakeEcr;
+    use ptc_core::fakes::FakeMetrics;
+    use ptc_core::fakes::FakeSecrets;
+    use ptc_core::secrets::SecretInfo;
     use time::Duration;
 
     use super::*;

@@ -1,9 +1,8 @@
 //! The validate-rules Lambda: wiring only.
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
-use ptc_core::ecr::SdkEcr;
-use ptc_core::metrics;
-use ptc_core::secrets::SdkSecrets;
+use ptc_core::aws::SdkEcr;
+use ptc_core::aws::SdkSecrets;
 use serde_json::Value;
 use validate_rules::{Deps, Options, handle};
 
@@ -12,7 +11,7 @@ async fn main() -> Result<(), Error> {
     let (settings, clients) = ptc_core::lambda_start("validate-rules").await?;
     let ecr = SdkEcr::new(clients.ecr);
     let secrets = SdkSecrets::new(clients.secrets);
-    let metrics = metrics::for_sink(settings.metrics_sink, clients.cloudwatch, false);
+    let metrics = ptc_core::aws::for_sink(settings.metrics_sink, clients.cloudwatch, false);
     let options = Options::from_settings(&settings);
     let deps = Deps {
         ecr: &ecr,

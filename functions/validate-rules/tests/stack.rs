@@ -1,10 +1,10 @@
 //! validate-rules end to end on the local stack: real rules, real secrets, an upstream that
 //! really refuses a wrong password, an upstream taken down, drift, metrics read back.
 
+use ptc_core::aws::SdkEcr;
+use ptc_core::aws::SdkMetrics;
+use ptc_core::aws::SdkSecrets;
 use ptc_core::config::ExpectedRule;
-use ptc_core::ecr::SdkEcr;
-use ptc_core::metrics::SdkMetrics;
-use ptc_core::secrets::SdkSecrets;
 use ptc_tests::{Stack, unique};
 use serde_json::json;
 use validate_rules::trigger::Trigger;

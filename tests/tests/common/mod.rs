@@ -11,12 +11,14 @@ use aws_sdk_cloudwatch::types::Statistic;
 use lifecycle_fixer::desired::{Desired, default_lifecycle};
 use lifecycle_fixer::plan::Mode;
 use prewarm::PrewarmReport;
-use ptc_core::config::{Platform, PrewarmMode};
-use ptc_core::ecr::{EcrApi, SdkEcr};
-use ptc_core::metrics::SdkMetrics;
-use ptc_core::objects::SdkObjects;
-use ptc_core::registry::{RegistryClient, http_client};
-use ptc_core::secrets::SdkSecrets;
+use ptc_core::aws::SdkEcr;
+use ptc_core::aws::SdkMetrics;
+use ptc_core::aws::SdkObjects;
+use ptc_core::aws::SdkSecrets;
+use ptc_core::config::PrewarmMode;
+use ptc_core::ecr::EcrApi;
+use ptc_core::oci::{RegistryClient, http_client};
+use ptc_core::platform::Platform;
 use ptc_tests::{Stack, unique};
 use serde_json::Value;
 
@@ -74,7 +76,7 @@ impl World {
         Self {
             ecr: SdkEcr::new(aws_sdk_ecr::Client::new(&sdk)),
             secrets: SdkSecrets::new(aws_sdk_secretsmanager::Client::new(&sdk)),
-            objects: SdkObjects::new(ptc_core::AwsClients::new(&sdk).s3),
+            objects: SdkObjects::new(ptc_core::aws::AwsClients::new(&sdk).s3),
             metrics: SdkMetrics::new(aws_sdk_cloudwatch::Client::new(&sdk)),
             upstreams: stack
                 .info

@@ -1,20 +1,7 @@
-//! The OCI distribution client the jobs pull with: against the ECR registry endpoint
-//! (Basic auth with the `GetAuthorizationToken` token, refreshed when it expires) and
-//! against upstream registries (anonymous, Basic, or the Bearer token dance of Docker Hub,
-//! quay.io and ghcr.io).
-//!
-//! Manifests are requested with the full `Accept` list a container runtime sends, checked
-//! against their digest, and parsed (index or image). `ratelimit-*` headers are exposed on
-//! every answer. 408, 429 and 5xx answers and transport errors are retried with exponential
-//! backoff and jitter, honouring `Retry-After` up to a bound; beyond it the call returns
-//! [`RegistryError::RateLimited`] so the caller can defer the work instead of sleeping.
-//! What cannot succeed ([`RegistryError::Refused`]: redirect loops, bad URLs, bodies over
-//! their bound) is not retried.
-//!
-//! Answers are untrusted: every body read is bounded ([`MAX_ERROR_BODY_BYTES`],
-//! [`MAX_TOKEN_BODY_BYTES`], [`MAX_MANIFEST_BYTES`], a blob's descriptor size,
-//! [`MAX_MANIFEST_DESCRIPTORS`]), and credentials go only to the registry's own origin and
-//! the token services of [`known_token_hosts`] (https, or http on loopback).
+//! The registry client: credentials ([`Credentials`], [`CredentialSource`]) bound to their
+//! origin, retries with backoff ([`RetryPolicy`]), bounded reads of every answer, the Bearer
+//! token dance ([`parse_challenge`]) and redirects followed without credentials across
+//! origins. The module documentation of [`crate::oci`] gives the rules.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,303 +14,17 @@ use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use reqwest::{Method, StatusCode};
-use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
-use crate::config::Platform;
-use crate::ecr::{EcrApi, RegistryToken};
+use crate::oci::*;
 use crate::reference::Digest;
 use crate::secret::Secret;
-
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// What containerd sends: every manifest kind this project understands.
-pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
-/// Registries cap manifests at 4 MiB; anything larger is refused unread.
-pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
-
-/// Most descriptors one manifest may list (index entries, or config and layers). Real images
-/// have a few dozen layers (overlay filesystems stack at most about 128); a manifest listing
-/// more is refused rather than fetched blob by blob.
-pub const MAX_MANIFEST_DESCRIPTORS: usize = 1000;
 
 /// Most bytes of an error answer read for its message; the rest is dropped unread.
 pub const MAX_ERROR_BODY_BYTES: usize = 4 * 1024;
 
 /// Most bytes of a token service's answer (a token is a few KiB at most).
 pub const MAX_TOKEN_BODY_BYTES: usize = 64 * 1024;
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum RegistryError {
-    #[error("{url}: unauthorized (HTTP 401) after refreshing credentials")]
-    Unauthorized { url: String },
-    #[error("{url}: not found (HTTP 404{})", code.as_deref().map(|c| format!(", {c}")).unwrap_or_default())]
-    NotFound { url: String, code: Option<String> },
-    #[error("{url}: rate limited (HTTP 429){}", retry_after.map(|d| format!(", retry after {}s", d.as_secs())).unwrap_or_default())]
-    RateLimited {
-        url: String,
-        retry_after: Option<Duration>,
-        rate_limit: RateLimit,
-    },
-    #[error("{url}: HTTP {status}: {message}")]
-    Status {
-        url: String,
-        status: u16,
-        message: String,
-    },
-    #[error("{url}: {message}")]
-    Transport { url: String, message: String },
-    #[error("{url}: timed out")]
-    Timeout { url: String },
-    #[error("{url}: invalid manifest: {reason}")]
-    InvalidManifest { url: String, reason: String },
-    #[error("{url}: content digest {actual} does not match {expected}")]
-    DigestMismatch {
-        url: String,
-        expected: String,
-        actual: String,
-    },
-    #[error("registry credentials: {0}")]
-    Credentials(String),
-    /// An answer that can never succeed, so it is not retried: a redirect loop, a URL or a
-    /// scheme the client refuses, a body over its bound.
-    #[error("{url}: {message}")]
-    Refused { url: String, message: String },
-}
-
-impl RegistryError {
-    fn retryable(&self) -> bool {
-        match self {
-            Self::Transport { .. } | Self::Timeout { .. } => true,
-            // 408 Request Timeout is the server asking for a retry (RFC 9110 15.5.9); other
-            // 4xx answers say the request itself is wrong, and stay wrong.
-            Self::Status { status, .. } => *status >= 500 || *status == 408,
-            Self::RateLimited { retry_after, .. } => {
-                retry_after.is_none_or(|d| d <= MAX_RETRY_AFTER)
-            }
-            _ => false,
-        }
-    }
-
-    fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Self::RateLimited { retry_after, .. } => *retry_after,
-            _ => None,
-        }
-    }
-}
-
-/// Longest `Retry-After` the client sleeps through; longer ones are returned to the caller.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
-
-/// Docker-style rate-limit headers: `ratelimit-limit: 100;w=21600`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct RateLimit {
-    pub limit: Option<u64>,
-    pub remaining: Option<u64>,
-    pub window_secs: Option<u64>,
-}
-
-impl RateLimit {
-    pub fn from_headers(headers: &HeaderMap) -> Self {
-        let parse = |name: &str| -> (Option<u64>, Option<u64>) {
-            let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) else {
-                return (None, None);
-            };
-            let mut parts = value.split(';');
-            let count = parts.next().and_then(|v| v.trim().parse().ok());
-            let window = parts
-                .filter_map(|p| p.trim().strip_prefix("w="))
-                .find_map(|w| w.parse().ok());
-            (count, window)
-        };
-        let (limit, w1) = parse("ratelimit-limit");
-        let (remaining, w2) = parse("ratelimit-remaining");
-        Self {
-            limit,
-            remaining,
-            window_secs: w1.or(w2),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Descriptor {
-    pub media_type: String,
-    pub digest: Digest,
-    pub size: u64,
-    pub platform: Option<Platform>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ManifestKind {
-    /// OCI index or Docker manifest list.
-    Index(Vec<Descriptor>),
-    /// Single-platform image.
-    Image {
-        config: Descriptor,
-        layers: Vec<Descriptor>,
-    },
-}
-
-#[derive(Debug, Clone)]
-pub struct Manifest {
-    pub media_type: String,
-    pub digest: Digest,
-    pub body: Vec<u8>,
-    pub kind: ManifestKind,
-    pub rate_limit: RateLimit,
-}
-
-impl Manifest {
-    /// Parse and check a manifest body. `requested` is the digest asked for, if any.
-    pub fn parse(
-        url: &str,
-        content_type: Option<&str>,
-        body: Vec<u8>,
-        requested: Option<&Digest>,
-    ) -> Result<Self, RegistryError> {
-        let invalid = |reason: String| RegistryError::InvalidManifest {
-            url: url.to_owned(),
-            reason,
-        };
-        let digest = Digest::sha256_of(&body);
-        // Checked in the requested digest's own algorithm (sha256 or sha512).
-        if let Some(want) = requested {
-            let actual = want.of_content(&body);
-            if actual != *want {
-                return Err(RegistryError::DigestMismatch {
-                    url: url.to_owned(),
-                    expected: want.to_string(),
-                    actual: actual.to_string(),
-                });
-            }
-        }
-        let doc: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| invalid(format!("not JSON ({e})")))?;
-        let object = doc
-            .as_object()
-            .ok_or_else(|| invalid("not a JSON object".into()))?;
-        if object.get("schemaVersion").and_then(|v| v.as_u64()) != Some(2) {
-            return Err(invalid(
-                "schemaVersion is not 2 (Docker schema 1 is not supported)".into(),
-            ));
-        }
-        let media_type = object
-            .get("mediaType")
-            .and_then(|v| v.as_str())
-            .or(content_type.map(|c| c.split(';').next().unwrap_or(c).trim()))
-            .unwrap_or_default()
-            .to_owned();
-        let descriptor =
-            |value: &serde_json::Value, what: &str| -> Result<Descriptor, RegistryError> {
-                let digest_text = value
-                    .get("digest")
-                    .and_then(|v| v.as_str())
-                    .ok_or_else(|| invalid(format!("{what} has no digest")))?;
-                let digest = Digest::parse(digest_text)
-                    .map_err(|r| invalid(format!("{what} digest {digest_text:?}: {r}")))?;
-                let size = value
-                    .get("size")
-                    .and_then(|v| v.as_u64())
-                    .ok_or_else(|| invalid(format!("{what} has no size")))?;
-                let platform = value.get("platform").and_then(|p| {
-                    let os = p.get("os")?.as_str()?;
-                    let arch = p.get("architecture")?.as_str()?;
-                    Some(Platform {
-                        os: os.to_owned(),
-                        architecture: arch.to_owned(),
-                        variant: p.get("variant").and_then(|v| v.as_str()).map(str::to_owned),
-                    })
-                });
-                Ok(Descriptor {
-                    media_type: value
-                        .get("mediaType")
-                        .and_then(|v| v.as_str())
-                        .unwrap_or_default()
-                        .to_owned(),
-                    digest,
-                    size,
-                    platform,
-                })
-            };
-        let kind = if let Some(children) = object.get("manifests") {
-            let children = children
-                .as_array()
-                .ok_or_else(|| invalid("manifests is not an array".into()))?;
-            if children.len() > MAX_MANIFEST_DESCRIPTORS {
-                return Err(invalid(format!(
-                    "{} index entries, more than {MAX_MANIFEST_DESCRIPTORS}",
-                    children.len()
-                )));
-            }
-            ManifestKind::Index(
-                children
-                    .iter()
-                    .map(|c| descriptor(c, "index entry"))
-                    .collect::<Result<_, _>>()?,
-            )
-        } else {
-            let config = object
-                .get("config")
-                .ok_or_else(|| invalid("neither manifests nor config".into()))?;
-            let layers = object
-                .get("layers")
-                .and_then(|l| l.as_array())
-                .ok_or_else(|| invalid("layers missing".into()))?;
-            if layers.len() >= MAX_MANIFEST_DESCRIPTORS {
-                return Err(invalid(format!(
-                    "{} layers, more than {} blobs with the config",
-                    layers.len(),
-                    MAX_MANIFEST_DESCRIPTORS
-                )));
-            }
-            ManifestKind::Image {
-                config: descriptor(config, "config")?,
-                layers: layers
-                    .iter()
-                    .map(|l| descriptor(l, "layer"))
-                    .collect::<Result<_, _>>()?,
-            }
-        };
-        Ok(Self {
-            media_type,
-            digest,
-            body,
-            kind,
-            rate_limit: RateLimit::default(),
-        })
-    }
-
-    pub fn is_index(&self) -> bool {
-        matches!(self.kind, ManifestKind::Index(_))
-    }
-
-    /// The index entry for a platform (a variant is matched only when one is wanted).
-    pub fn platform_entry(&self, wanted: &Platform) -> Option<&Descriptor> {
-        let ManifestKind::Index(entries) = &self.kind else {
-            return None;
-        };
-        entries.iter().find(|d| {
-            d.platform.as_ref().is_some_and(|p| {
-                p.os == wanted.os
-                    && p.architecture == wanted.architecture
-                    && (wanted.variant.is_none() || p.variant == wanted.variant)
-            })
-        })
-    }
-}
-
-/// What a HEAD on a manifest says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManifestHead {
-    pub digest: Option<Digest>,
-    pub media_type: Option<String>,
-    pub size: Option<u64>,
-    pub rate_limit: RateLimit,
-}
 
 /// Credentials for a registry.
 #[derive(Clone, Debug)]
@@ -355,63 +56,6 @@ pub trait CredentialSource: Send + Sync {
 impl CredentialSource for Credentials {
     async fn credentials(&self, _refresh: bool) -> Result<Credentials, RegistryError> {
         Ok(self.clone())
-    }
-}
-
-/// The ECR registry token: fetched once, reused across the run, refreshed shortly before it
-/// expires or when the registry answers 401.
-pub struct EcrTokenSource {
-    ecr: Arc<dyn EcrApi>,
-    /// The token and until when it is used.
-    token: Mutex<Option<(RegistryToken, OffsetDateTime)>>,
-    margin: time::Duration,
-}
-
-impl EcrTokenSource {
-    pub fn new(ecr: Arc<dyn EcrApi>) -> Self {
-        Self {
-            ecr,
-            token: Mutex::new(None),
-            margin: time::Duration::minutes(5),
-        }
-    }
-
-    /// The current token (fetching one if needed).
-    pub async fn token(&self, refresh: bool) -> Result<RegistryToken, RegistryError> {
-        let mut guard = self.token.lock().await;
-        let now = OffsetDateTime::now_utc();
-        let fresh = guard.as_ref().is_some_and(|(_, until)| *until > now);
-        if refresh || !fresh {
-            let token = self
-                .ecr
-                .authorization_token()
-                .await
-                .map_err(|e| RegistryError::Credentials(e.to_string()))?;
-            // Used until `margin` before it expires. An expiry that is missing, past, or
-            // absurd must not mean one GetAuthorizationToken per request: such a token is
-            // used for an hour (a 401 still refreshes it). A difference of two dates cannot
-            // overflow, where a date minus a duration can.
-            let left = token.expires_at - now;
-            let until = if left > self.margin && left < time::Duration::days(2) {
-                now + (left - self.margin)
-            } else {
-                tracing::warn!(expires_at = %token.expires_at, "registry token with an implausible expiry: used for an hour");
-                now + time::Duration::hours(1)
-            };
-            *guard = Some((token, until));
-        }
-        Ok(guard.as_ref().expect("token set above").0.clone())
-    }
-}
-
-#[async_trait]
-impl CredentialSource for EcrTokenSource {
-    async fn credentials(&self, refresh: bool) -> Result<Credentials, RegistryError> {
-        let token = self.token(refresh).await?;
-        Ok(Credentials::Basic {
-            username: token.username,
-            password: token.password,
-        })
     }
 }
 
@@ -524,33 +168,6 @@ impl RegistryClient {
             bearer: Mutex::new(HashMap::new()),
             retry: RetryPolicy::default(),
         }
-    }
-
-    /// The ECR registry of the account: the token's `proxyEndpoint`, or `endpoint_override`
-    /// (the local stack). The token is fetched now and reused.
-    pub async fn for_ecr(
-        http: reqwest::Client,
-        ecr: Arc<dyn EcrApi>,
-        endpoint_override: Option<&str>,
-    ) -> Result<(Self, String), RegistryError> {
-        let source = Arc::new(EcrTokenSource::new(ecr));
-        let token = source.token(false).await?;
-        let host = token.registry_host().to_owned();
-        let base = match endpoint_override {
-            Some(endpoint) => endpoint.to_owned(),
-            // An answer from the API: https, or http on loopback only, like any endpoint.
-            None => crate::config::Endpoint::parse(&token.proxy_endpoint)
-                .map_err(|reason| {
-                    RegistryError::Credentials(format!(
-                        "GetAuthorizationToken's proxyEndpoint {:?}: {reason}",
-                        token.proxy_endpoint
-                    ))
-                })?
-                .as_str()
-                .trim_end_matches('/')
-                .to_owned(),
-        };
-        Ok((Self::new(http, &base, source), host))
     }
 
     /// Token services besides the registry's own origin that may receive its credentials
@@ -1108,8 +725,6 @@ mod tests {
 
     use super::*;
 
-    const U: &str = "http://r/v2/x/manifests/1";
-
     #[test]
     fn retry_after_is_seconds_or_an_http_date() {
         let now = std::time::UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
@@ -1147,80 +762,6 @@ mod tests {
             RateLimit::from_headers(&HeaderMap::new()),
             RateLimit::default()
         );
-    }
-
-    #[test]
-    fn parses_an_index_with_platforms() {
-        let body = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
-            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":10,"platform":{"os":"linux","architecture":"amd64"}},
-            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:2222222222222222222222222222222222222222222222222222222222222222","size":10,"platform":{"os":"linux","architecture":"arm","variant":"v7"}}]}"#;
-        let m = Manifest::parse(U, None, body.to_vec(), None).unwrap();
-        assert!(m.is_index());
-        assert_eq!(m.media_type, OCI_INDEX);
-        let amd = Platform::parse("linux/amd64").unwrap();
-        assert!(
-            m.platform_entry(&amd)
-                .unwrap()
-                .digest
-                .as_str()
-                .starts_with("sha256:1111")
-        );
-        assert!(
-            m.platform_entry(&Platform::parse("linux/arm").unwrap())
-                .is_some()
-        );
-        assert!(
-            m.platform_entry(&Platform::parse("linux/arm/v6").unwrap())
-                .is_none()
-        );
-        assert!(
-            m.platform_entry(&Platform::parse("linux/arm64").unwrap())
-                .is_none()
-        );
-    }
-
-    #[test]
-    fn parses_an_image_using_content_type_when_body_has_none() {
-        let body = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:3333333333333333333333333333333333333333333333333333333333333333","size":5},"layers":[]}"#;
-        let m = Manifest::parse(
-            U,
-            Some("application/vnd.oci.image.manifest.v1+json; charset=utf-8"),
-            body.to_vec(),
-            None,
-        )
-        .unwrap();
-        assert_eq!(m.media_type, OCI_MANIFEST);
-        assert!(matches!(m.kind, ManifestKind::Image { ref layers, .. } if layers.is_empty()));
-        assert_eq!(m.digest, Digest::sha256_of(body));
-    }
-
-    #[test]
-    fn rejects_bad_manifests() {
-        let cases: [&[u8]; 6] = [
-            b"not json",
-            br#"{"schemaVersion":2,"manifests":[{"digest":"sha256:1"#,
-            br#"[1,2]"#,
-            br#"{"schemaVersion":1,"fsLayers":[]}"#,
-            br#"{"schemaVersion":2}"#,
-            br#"{"schemaVersion":2,"manifests":[{"digest":"md5:1","size":1}]}"#,
-        ];
-        for body in cases {
-            let err = Manifest::parse(U, None, body.to_vec(), None).unwrap_err();
-            assert!(
-                matches!(err, RegistryError::InvalidManifest { .. }),
-                "{err:?}"
-            );
-            assert!(err.to_string().contains(U));
-        }
-        let other = Digest::sha256_of(b"other");
-        let err = Manifest::parse(
-            U,
-            None,
-            br#"{"schemaVersion":2,"manifests":[]}"#.to_vec(),
-            Some(&other),
-        )
-        .unwrap_err();
-        assert!(matches!(err, RegistryError::DigestMismatch { .. }));
     }
 
     #[test]

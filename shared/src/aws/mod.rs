@@ -1,0 +1,151 @@
+//! The AWS SDK adapters, and the one `SdkConfig` every client is built from.
+//!
+//! Retries: the SDK's standard retry mode (exponential backoff with full jitter, throttling
+//! and transient errors retried, a token bucket against retry storms) with the configured
+//! number of attempts. Timeouts: per attempt and per operation, so a hung call fails with
+//! a clear error instead of eating the Lambda's time.
+
+use std::fmt;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::config::Settings;
+use crate::error::{AwsError, AwsErrorKind, classify};
+
+pub mod cloudwatch;
+pub mod ecr;
+pub mod ecr_registry;
+pub mod s3;
+pub mod secrets;
+
+pub use cloudwatch::{EmfMetrics, SdkMetrics, for_sink};
+pub use ecr::SdkEcr;
+pub use ecr_registry::EcrTokenSource;
+pub use s3::SdkObjects;
+pub use secrets::SdkSecrets;
+
+/// How the SDK clients reach AWS (or the local stack).
+#[derive(Debug, Clone)]
+pub struct AwsOptions {
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub max_attempts: u32,
+    pub operation_timeout: Duration,
+}
+
+impl AwsOptions {
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            region: settings.region.clone(),
+            endpoint_url: settings
+                .aws_endpoint
+                .as_ref()
+                .map(|e| e.as_str().to_owned()),
+            max_attempts: settings.aws_max_attempts,
+            operation_timeout: settings.aws_timeout,
+        }
+    }
+}
+
+/// Load the one `SdkConfig` the process uses: credentials and region from the usual chain,
+/// then the endpoint override, retries and timeouts of the settings.
+pub async fn load_sdk_config(options: &AwsOptions) -> SdkConfig {
+    let attempt_timeout =
+        (options.operation_timeout / options.max_attempts.max(1)).max(Duration::from_secs(2));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(options.max_attempts)
+                .with_initial_backoff(Duration::from_millis(200))
+                .with_max_backoff(Duration::from_secs(10)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(attempt_timeout)
+                .operation_timeout(options.operation_timeout)
+                .build(),
+        );
+    if let Some(region) = &options.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(endpoint) = &options.endpoint_url {
+        loader = loader.endpoint_url(endpoint);
+    }
+    loader.load().await
+}
+
+/// An SDK timestamp as a `time` value (the domain's type).
+pub(crate) fn to_time(dt: Option<&aws_smithy_types::DateTime>) -> Option<time::OffsetDateTime> {
+    dt.and_then(|d| time::OffsetDateTime::from_unix_timestamp_nanos(d.as_nanos()).ok())
+}
+
+/// The service clients every job builds from one `SdkConfig`.
+#[derive(Clone)]
+pub struct AwsClients {
+    pub ecr: aws_sdk_ecr::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+impl AwsClients {
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        Self {
+            ecr: aws_sdk_ecr::Client::new(config),
+            secrets: aws_sdk_secretsmanager::Client::new(config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
+            // Path-style addressing when an endpoint is overridden (the local stack has no
+            // bucket DNS names); virtual-hosted style against AWS.
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(config)
+                    .force_path_style(config.endpoint_url().is_some())
+                    .build(),
+            ),
+        }
+    }
+}
+
+impl AwsError {
+    /// Classify any SDK error.
+    pub fn from_sdk<E, R>(
+        operation: &'static str,
+        err: aws_smithy_runtime_api::client::result::SdkError<E, R>,
+    ) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: fmt::Debug,
+    {
+        use aws_smithy_runtime_api::client::result::SdkError;
+        let (kind, message) = match &err {
+            SdkError::TimeoutError(_) => (AwsErrorKind::Timeout, String::new()),
+            SdkError::DispatchFailure(failure) => {
+                if failure.is_timeout() {
+                    (AwsErrorKind::Timeout, String::new())
+                } else {
+                    (
+                        AwsErrorKind::Transport,
+                        format!("{:?}", failure.as_connector_error().map(|e| e.to_string())),
+                    )
+                }
+            }
+            SdkError::ResponseError(_) => {
+                (AwsErrorKind::Transport, "unreadable response".to_owned())
+            }
+            _ => {
+                let code = err.code().unwrap_or("Unknown").to_owned();
+                let message = err.message().unwrap_or_default().to_owned();
+                (classify(&code), message)
+            }
+        };
+        Self {
+            operation,
+            kind,
+            message,
+        }
+    }
+}

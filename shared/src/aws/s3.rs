@@ -1,0 +1,115 @@
+//! The aws-sdk adapter of the objects port ([`crate::objects`]): `GetObject` with a byte
+//! range, so no answer larger than [`MAX_OBJECT_BYTES`] is read.
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+
+use crate::error::{AwsError, AwsErrorKind};
+use crate::objects::*;
+
+#[derive(Clone)]
+pub struct SdkObjects {
+    client: Client,
+}
+
+impl SdkObjects {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+fn invalid(message: String) -> AwsError {
+    AwsError {
+        operation: "GetObject",
+        kind: AwsErrorKind::Service("InvalidObject".into()),
+        message,
+    }
+}
+
+#[async_trait]
+impl ObjectsApi for SdkObjects {
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn get_text(&self, bucket: &str, key: &str) -> Result<String, AwsError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            // One byte more than the limit: enough to tell a list too large, never more.
+            .range(format!("bytes=0-{MAX_OBJECT_BYTES}"))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("GetObject", e))?;
+        if out
+            .content_length()
+            .is_some_and(|l| l as usize > MAX_OBJECT_BYTES)
+        {
+            return Err(invalid(format!(
+                "s3://{bucket}/{key} is larger than {MAX_OBJECT_BYTES} bytes"
+            )));
+        }
+        // Read chunk by chunk and stop past the limit: an answer without a length (or with
+        // a wrong one) cannot make the run read more.
+        let mut body = out.body;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| invalid(format!("reading s3://{bucket}/{key}: {e}")))?
+        {
+            if bytes.len() + chunk.len() > MAX_OBJECT_BYTES {
+                return Err(invalid(format!(
+                    "s3://{bucket}/{key} is larger than {MAX_OBJECT_BYTES} bytes"
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        String::from_utf8(bytes)
+            .map_err(|_| invalid(format!("s3://{bucket}/{key} is not UTF-8 text")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_s3::operation::get_object::GetObjectOutput;
+    use aws_smithy_mocks::{mock, mock_client};
+
+    #[tokio::test]
+    async fn reads_text_objects() {
+        let rule = mock!(Client::get_object)
+            .match_requests(|r| r.bucket() == Some("b") && r.key() == Some("watch-list.txt"))
+            .then_output(|| {
+                GetObjectOutput::builder()
+                    .body(aws_sdk_s3::primitives::ByteStream::from_static(
+                        b"nginx:1.25\n",
+                    ))
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_s3, [&rule]);
+        assert_eq!(
+            SdkObjects::new(client)
+                .get_text("b", "watch-list.txt")
+                .await
+                .unwrap(),
+            "nginx:1.25\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn rejects_binary_objects() {
+        let rule = mock!(Client::get_object).then_output(|| {
+            GetObjectOutput::builder()
+                .body(aws_sdk_s3::primitives::ByteStream::from_static(&[
+                    0xff, 0xfe, 0x00,
+                ]))
+                .build()
+        });
+        let client = mock_client!(aws_sdk_s3, [&rule]);
+        let err = SdkObjects::new(client)
+            .get_text("b", "k")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not UTF-8"), "{err}");
+    }
+}

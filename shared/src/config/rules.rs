@@ -1,0 +1,113 @@
+//! The `rules` section: the pull through cache rules the operator expects
+//! (`PTC_RULES`), the prefixes the deployment may manage (`PTC_RULE_PREFIXES`) and the
+//! credential age limit (`PTC_CREDENTIAL_MAX_AGE_DAYS`).
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+use super::source::{FileSettings, Source, invalid, split_list};
+use crate::rules::{Prefix, PtcRule, RuleError};
+
+/// A rule the operator expects the registry to have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedRule {
+    pub prefix: Prefix,
+    pub upstream_url: String,
+    /// Whether the rule must carry a credential secret.
+    #[serde(default)]
+    pub credential: bool,
+}
+
+impl ExpectedRule {
+    /// `PREFIX=UPSTREAM_URL` or `PREFIX=UPSTREAM_URL+credential`.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let (prefix, url) = spec
+            .trim()
+            .split_once('=')
+            .ok_or_else(|| format!("{spec:?} is not PREFIX=UPSTREAM_URL"))?;
+        let (url, credential) = match url.strip_suffix("+credential") {
+            Some(url) => (url, true),
+            None => (url, false),
+        };
+        let rule = PtcRule::new(prefix.trim(), url).map_err(|e: RuleError| e.to_string())?;
+        Ok(Self {
+            prefix: rule.prefix,
+            upstream_url: rule.upstream_url,
+            credential,
+        })
+    }
+
+    pub fn to_rule(&self) -> PtcRule {
+        // Validated when parsed: the URL's kind is known.
+        PtcRule::new(self.prefix.as_str(), &self.upstream_url)
+            .expect("expected rules are validated when read")
+    }
+}
+
+/// What [`load`] reads.
+pub(super) struct RulesSection {
+    pub expected_rules: Vec<ExpectedRule>,
+    pub rule_prefixes: Vec<Prefix>,
+    pub credential_max_age_days: u32,
+}
+
+/// `PTC_RULES` (`PREFIX=URL[+credential]` items; each prefix once), `PTC_RULE_PREFIXES`
+/// (prefixes without a trailing `/`), `PTC_CREDENTIAL_MAX_AGE_DAYS` (1-3650, default 90).
+pub(super) fn load(src: &Source, file: &mut FileSettings) -> Result<RulesSection, ConfigError> {
+    let expected_rules = match src.var("PTC_RULES") {
+        Some(value) => split_list(&value)
+            .map(|spec| ExpectedRule::parse(spec).map_err(|r| invalid("PTC_RULES", spec, r)))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => {
+            for rule in &file.rules {
+                PtcRule::new(rule.prefix.as_str(), &rule.upstream_url)
+                    .map_err(|e| src.file_err("rules", e.to_string()))?;
+            }
+            std::mem::take(&mut file.rules)
+        }
+    };
+    let mut seen = std::collections::HashSet::new();
+    for rule in &expected_rules {
+        if !seen.insert(rule.prefix.clone()) {
+            return Err(invalid(
+                "PTC_RULES",
+                rule.prefix.as_str(),
+                "prefix listed twice",
+            ));
+        }
+    }
+
+    // A trailing "/" is a valid rule prefix for ECR, but the template writes the IAM
+    // scope `repository/<prefix>/*` from the same list: `quay/` would scope it to
+    // `repository/quay//*`, which matches no repository.
+    let rule_prefix = |p: &str| {
+        if p.ends_with('/') {
+            return Err(format!(
+                "no trailing \"/\" (the IAM scope built from RulePrefixes, repository/{p}*, would match no repository)"
+            ));
+        }
+        Prefix::parse(p).map_err(|e| e.to_string())
+    };
+    let rule_prefixes = match src.var("PTC_RULE_PREFIXES") {
+        Some(value) => split_list(&value)
+            .map(|p| rule_prefix(p).map_err(|e| invalid("PTC_RULE_PREFIXES", p, e)))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => file
+            .rule_prefixes
+            .iter()
+            .map(|p| rule_prefix(p).map_err(|e| src.file_err("rule_prefixes", e)))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let credential_max_age_days = src.number(
+        "PTC_CREDENTIAL_MAX_AGE_DAYS",
+        file.credential_max_age_days.map(u64::from),
+        90,
+        1..=3650,
+    )? as u32;
+    Ok(RulesSection {
+        expected_rules,
+        rule_prefixes,
+        credential_max_age_days,
+    })
+}

@@ -1,0 +1,31 @@
+//! In-memory objects for tests.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::error::{AwsError, AwsErrorKind};
+use crate::objects::*;
+
+/// In-memory objects for unit tests.
+#[derive(Default)]
+pub struct FakeObjects {
+    pub objects: Mutex<BTreeMap<(String, String), String>>,
+}
+
+#[async_trait]
+impl ObjectsApi for FakeObjects {
+    async fn get_text(&self, bucket: &str, key: &str) -> Result<String, AwsError> {
+        self.objects
+            .lock()
+            .unwrap()
+            .get(&(bucket.to_owned(), key.to_owned()))
+            .cloned()
+            .ok_or_else(|| AwsError {
+                operation: "GetObject",
+                kind: AwsErrorKind::NotFound("NoSuchKey".into()),
+                message: format!("s3://{bucket}/{key} does not exist"),
+            })
+    }
+}

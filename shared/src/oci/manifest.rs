@@ -1,0 +1,272 @@
+//! Manifests as the registry sends them: checked against their digest, bounded in size and
+//! in descriptors, parsed into an index (platform entries) or an image (config and layers).
+
+use crate::oci::{RateLimit, RegistryError};
+use crate::platform::Platform;
+use crate::reference::Digest;
+
+/// Registries cap manifests at 4 MiB; anything larger is refused unread.
+pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// Most descriptors one manifest may list (index entries, or config and layers). Real images
+/// have a few dozen layers (overlay filesystems stack at most about 128); a manifest listing
+/// more is refused rather than fetched blob by blob.
+pub const MAX_MANIFEST_DESCRIPTORS: usize = 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    pub platform: Option<Platform>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestKind {
+    /// OCI index or Docker manifest list.
+    Index(Vec<Descriptor>),
+    /// Single-platform image.
+    Image {
+        config: Descriptor,
+        layers: Vec<Descriptor>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub media_type: String,
+    pub digest: Digest,
+    pub body: Vec<u8>,
+    pub kind: ManifestKind,
+    pub rate_limit: RateLimit,
+}
+
+impl Manifest {
+    /// Parse and check a manifest body. `requested` is the digest asked for, if any.
+    pub fn parse(
+        url: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        requested: Option<&Digest>,
+    ) -> Result<Self, RegistryError> {
+        let invalid = |reason: String| RegistryError::InvalidManifest {
+            url: url.to_owned(),
+            reason,
+        };
+        let digest = Digest::sha256_of(&body);
+        // Checked in the requested digest's own algorithm (sha256 or sha512).
+        if let Some(want) = requested {
+            let actual = want.of_content(&body);
+            if actual != *want {
+                return Err(RegistryError::DigestMismatch {
+                    url: url.to_owned(),
+                    expected: want.to_string(),
+                    actual: actual.to_string(),
+                });
+            }
+        }
+        let doc: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| invalid(format!("not JSON ({e})")))?;
+        let object = doc
+            .as_object()
+            .ok_or_else(|| invalid("not a JSON object".into()))?;
+        if object.get("schemaVersion").and_then(|v| v.as_u64()) != Some(2) {
+            return Err(invalid(
+                "schemaVersion is not 2 (Docker schema 1 is not supported)".into(),
+            ));
+        }
+        let media_type = object
+            .get("mediaType")
+            .and_then(|v| v.as_str())
+            .or(content_type.map(|c| c.split(';').next().unwrap_or(c).trim()))
+            .unwrap_or_default()
+            .to_owned();
+        let descriptor =
+            |value: &serde_json::Value, what: &str| -> Result<Descriptor, RegistryError> {
+                let digest_text = value
+                    .get("digest")
+                    .and_then(|v| v.as_str())
+                    .ok_or_else(|| invalid(format!("{what} has no digest")))?;
+                let digest = Digest::parse(digest_text)
+                    .map_err(|r| invalid(format!("{what} digest {digest_text:?}: {r}")))?;
+                let size = value
+                    .get("size")
+                    .and_then(|v| v.as_u64())
+                    .ok_or_else(|| invalid(format!("{what} has no size")))?;
+                let platform = value.get("platform").and_then(|p| {
+                    let os = p.get("os")?.as_str()?;
+                    let arch = p.get("architecture")?.as_str()?;
+                    Some(Platform {
+                        os: os.to_owned(),
+                        architecture: arch.to_owned(),
+                        variant: p.get("variant").and_then(|v| v.as_str()).map(str::to_owned),
+                    })
+                });
+                Ok(Descriptor {
+                    media_type: value
+                        .get("mediaType")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    digest,
+                    size,
+                    platform,
+                })
+            };
+        let kind = if let Some(children) = object.get("manifests") {
+            let children = children
+                .as_array()
+                .ok_or_else(|| invalid("manifests is not an array".into()))?;
+            if children.len() > MAX_MANIFEST_DESCRIPTORS {
+                return Err(invalid(format!(
+                    "{} index entries, more than {MAX_MANIFEST_DESCRIPTORS}",
+                    children.len()
+                )));
+            }
+            ManifestKind::Index(
+                children
+                    .iter()
+                    .map(|c| descriptor(c, "index entry"))
+                    .collect::<Result<_, _>>()?,
+            )
+        } else {
+            let config = object
+                .get("config")
+                .ok_or_else(|| invalid("neither manifests nor config".into()))?;
+            let layers = object
+                .get("layers")
+                .and_then(|l| l.as_array())
+                .ok_or_else(|| invalid("layers missing".into()))?;
+            if layers.len() >= MAX_MANIFEST_DESCRIPTORS {
+                return Err(invalid(format!(
+                    "{} layers, more than {} blobs with the config",
+                    layers.len(),
+                    MAX_MANIFEST_DESCRIPTORS
+                )));
+            }
+            ManifestKind::Image {
+                config: descriptor(config, "config")?,
+                layers: layers
+                    .iter()
+                    .map(|l| descriptor(l, "layer"))
+                    .collect::<Result<_, _>>()?,
+            }
+        };
+        Ok(Self {
+            media_type,
+            digest,
+            body,
+            kind,
+            rate_limit: RateLimit::default(),
+        })
+    }
+
+    pub fn is_index(&self) -> bool {
+        matches!(self.kind, ManifestKind::Index(_))
+    }
+
+    /// The index entry for a platform (a variant is matched only when one is wanted).
+    pub fn platform_entry(&self, wanted: &Platform) -> Option<&Descriptor> {
+        let ManifestKind::Index(entries) = &self.kind else {
+            return None;
+        };
+        entries.iter().find(|d| {
+            d.platform.as_ref().is_some_and(|p| {
+                p.os == wanted.os
+                    && p.architecture == wanted.architecture
+                    && (wanted.variant.is_none() || p.variant == wanted.variant)
+            })
+        })
+    }
+}
+
+/// What a HEAD on a manifest says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestHead {
+    pub digest: Option<Digest>,
+    pub media_type: Option<String>,
+    pub size: Option<u64>,
+    pub rate_limit: RateLimit,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::{OCI_INDEX, OCI_MANIFEST};
+
+    const U: &str = "http://r/v2/x/manifests/1";
+
+    #[test]
+    fn parses_an_index_with_platforms() {
+        let body = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":10,"platform":{"os":"linux","architecture":"amd64"}},
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:2222222222222222222222222222222222222222222222222222222222222222","size":10,"platform":{"os":"linux","architecture":"arm","variant":"v7"}}]}"#;
+        let m = Manifest::parse(U, None, body.to_vec(), None).unwrap();
+        assert!(m.is_index());
+        assert_eq!(m.media_type, OCI_INDEX);
+        let amd = Platform::parse("linux/amd64").unwrap();
+        assert!(
+            m.platform_entry(&amd)
+                .unwrap()
+                .digest
+                .as_str()
+                .starts_with("sha256:1111")
+        );
+        assert!(
+            m.platform_entry(&Platform::parse("linux/arm").unwrap())
+                .is_some()
+        );
+        assert!(
+            m.platform_entry(&Platform::parse("linux/arm/v6").unwrap())
+                .is_none()
+        );
+        assert!(
+            m.platform_entry(&Platform::parse("linux/arm64").unwrap())
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn parses_an_image_using_content_type_when_body_has_none() {
+        let body = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:3333333333333333333333333333333333333333333333333333333333333333","size":5},"layers":[]}"#;
+        let m = Manifest::parse(
+            U,
+            Some("application/vnd.oci.image.manifest.v1+json; charset=utf-8"),
+            body.to_vec(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(m.media_type, OCI_MANIFEST);
+        assert!(matches!(m.kind, ManifestKind::Image { ref layers, .. } if layers.is_empty()));
+        assert_eq!(m.digest, Digest::sha256_of(body));
+    }
+
+    #[test]
+    fn rejects_bad_manifests() {
+        let cases: [&[u8]; 6] = [
+            b"not json",
+            br#"{"schemaVersion":2,"manifests":[{"digest":"sha256:1"#,
+            br#"[1,2]"#,
+            br#"{"schemaVersion":1,"fsLayers":[]}"#,
+            br#"{"schemaVersion":2}"#,
+            br#"{"schemaVersion":2,"manifests":[{"digest":"md5:1","size":1}]}"#,
+        ];
+        for body in cases {
+            let err = Manifest::parse(U, None, body.to_vec(), None).unwrap_err();
+            assert!(
+                matches!(err, RegistryError::InvalidManifest { .. }),
+                "{err:?}"
+            );
+            assert!(err.to_string().contains(U));
+        }
+        let other = Digest::sha256_of(b"other");
+        let err = Manifest::parse(
+            U,
+            None,
+            br#"{"schemaVersion":2,"manifests":[]}"#.to_vec(),
+            Some(&other),
+        )
+        .unwrap_err();
+        assert!(matches!(err, RegistryError::DigestMismatch { .. }));
+    }
+}
