@@ -34,6 +34,52 @@ impl serde::Serialize for Secret {
     }
 }
 
+/// The credential secret of a pull through cache rule, as ECR reads it: a Secrets Manager
+/// secret named `ecr-pullthroughcache/...` whose value is the JSON object
+/// `{"username": "...", "accessToken": "..."}`
+/// (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/pull-through-cache-creating-secret.html>).
+/// The one parser of that shape: validate-rules checks it, prewarm pulls upstream with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamCredential {
+    pub username: String,
+    pub access_token: Secret,
+}
+
+impl UpstreamCredential {
+    /// Parse a secret's value. Errors say what is wrong with the shape and never contain the
+    /// value: not JSON, not an object, or which keys are missing or blank.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let Ok(doc) = serde_json::from_str::<serde_json::Value>(value) else {
+            return Err(
+                "the value is not JSON (expected {\"username\": ..., \"accessToken\": ...})".into(),
+            );
+        };
+        let Some(object) = doc.as_object() else {
+            return Err("the value is not a JSON object".into());
+        };
+        let text = |key: &str| {
+            object
+                .get(key)
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.trim().is_empty())
+        };
+        match (text("username"), text("accessToken")) {
+            (Some(username), Some(token)) => Ok(Self {
+                username: username.to_owned(),
+                access_token: Secret::new(token.to_owned()),
+            }),
+            (username, token) => {
+                let missing: Vec<&str> = [("username", username), ("accessToken", token)]
+                    .into_iter()
+                    .filter(|(_, v)| v.is_none())
+                    .map(|(k, _)| k)
+                    .collect();
+                Err(format!("missing or empty key(s) {}", missing.join(", ")))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +90,26 @@ mod tests {
         assert_eq!(s.expose(), "hunter2");
         assert!(!format!("{s:?} {s}").contains("hunter2"));
         assert!(!serde_json::to_string(&s).unwrap().contains("hunter2"));
+    }
+
+    #[test]
+    fn upstream_credentials_are_checked_without_showing_them() {
+        let ok = UpstreamCredential::parse(r#"{"username":"bot","accessToken":"s3cret"}"#).unwrap();
+        assert_eq!(ok.username, "bot");
+        assert_eq!(ok.access_token.expose(), "s3cret");
+        assert!(!format!("{ok:?}").contains("s3cret"));
+        let err =
+            UpstreamCredential::parse(r#"{"username":" ","accessToken":"s3cret"}"#).unwrap_err();
+        assert_eq!(err, "missing or empty key(s) username");
+        assert!(!err.contains("s3cret"));
+        assert_eq!(
+            UpstreamCredential::parse("[]").unwrap_err(),
+            "the value is not a JSON object"
+        );
+        assert!(
+            UpstreamCredential::parse("s3cret")
+                .unwrap_err()
+                .starts_with("the value is not JSON")
+        );
     }
 }

@@ -138,7 +138,7 @@ fn mutate(mut event: Value, path: &[usize], replacement: Value) -> Value {
 
 /// Every event parser of every function: an answer or an error with a message.
 fn every_event_parser(event: &Value) {
-    if let Err(e) = validate_rules::trigger::parse(event) {
+    if let Err(e) = validate_rules::event::parse(event) {
         assert!(!e.to_string().is_empty());
     }
     if let Err(e) = lifecycle_fixer::trigger::parse(event) {

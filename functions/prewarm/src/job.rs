@@ -15,21 +15,20 @@ use std::time::Instant;
 use futures::StreamExt as _;
 use ptc_core::ImageReference;
 use ptc_core::config::PrewarmMode;
-use ptc_core::ecr::EcrApi;
-use ptc_core::metrics::{MetricDatum, MetricsApi, Unit};
+use ptc_core::ecr::{EcrApi, ImageDetail};
+use ptc_core::metrics::MetricsApi;
 use ptc_core::objects::ObjectsApi;
 use ptc_core::oci::{
     Credentials, Manifest, ManifestKind, RegistryClient, RegistryError, RetryPolicy,
 };
-use ptc_core::platform::Platform;
 use ptc_core::reference::Digest;
-use ptc_core::rules::{PtcRule, RuleSet};
-use ptc_core::secret::Secret;
+use ptc_core::rules::{CachedImage, PtcRule, RuleSet};
+use ptc_core::secret::UpstreamCredential;
 use ptc_core::secrets::SecretsApi;
-use ptc_core::watchlist::WatchListSource;
-use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::options::Options;
+use crate::report::{ImageResult, Outcome, PrewarmReport, metric_data, summarise};
 use crate::sources::{self, Entry, Origin};
 
 pub struct Deps<'a> {
@@ -46,109 +45,6 @@ pub struct Deps<'a> {
     pub http: &'a reqwest::Client,
     /// Where to reach an upstream registry directly (`quay.io` → URL); default `https://<host>`.
     pub upstream_endpoints: &'a BTreeMap<String, String>,
-}
-
-pub type Progress = Arc<dyn Fn(&ImageResult) + Send + Sync>;
-
-#[derive(Clone)]
-pub struct Options {
-    pub namespace: String,
-    pub platforms: Vec<Platform>,
-    pub mode: PrewarmMode,
-    pub ratelimit_floor: u64,
-    pub concurrency: usize,
-    pub discovery_days: u32,
-    pub settings_watch_list: Vec<String>,
-    pub watch_list_source: Option<WatchListSource>,
-    pub dry_run: bool,
-    pub publish_metrics: bool,
-    /// Stop starting new images after this instant.
-    pub stop_at: Option<Instant>,
-    pub progress: Option<Progress>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    /// Pulled into the cache by this run and verified.
-    Warmed,
-    /// Already cached before this run, verified, same digest as upstream (or upstream unknown).
-    AlreadyFresh,
-    /// Cached and verified, but the upstream tag now points elsewhere.
-    Stale,
-    Failed,
-    /// Not attempted: deadline or rate-limit budget. The next run picks it up.
-    Deferred,
-    /// Dry run: what would be pulled.
-    Planned,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ImageResult {
-    pub reference: String,
-    pub origin: Origin,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prefix: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub uri: Option<String>,
-    pub outcome: Outcome,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub upstream_digest: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub platforms: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stale_age_hours: Option<f64>,
-    pub duration_ms: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Summary {
-    pub images: usize,
-    pub warmed: usize,
-    pub already_fresh: usize,
-    pub stale: usize,
-    pub failed: usize,
-    pub deferred: usize,
-    /// Share of the watch list that is cached and verified, in percent (an entry without a
-    /// rule, invalid, failed or deferred is not covered). `None` for a run with no image:
-    /// nothing was verified, which is not a perfect score (a watch list that could not be
-    /// read is a run error).
-    pub coverage_percent: Option<f64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PrewarmReport {
-    pub job: &'static str,
-    pub trigger: String,
-    pub mode: PrewarmMode,
-    pub images: Vec<ImageResult>,
-    pub summary: Summary,
-    pub duration_ms: u64,
-    pub metrics_published: usize,
-    pub errors: Vec<String>,
-}
-
-impl PrewarmReport {
-    pub fn new(trigger: &str, mode: PrewarmMode) -> Self {
-        Self {
-            job: "prewarm",
-            trigger: trigger.to_owned(),
-            mode,
-            images: Vec::new(),
-            summary: Summary::default(),
-            duration_ms: 0,
-            metrics_published: 0,
-            errors: Vec::new(),
-        }
-    }
-
-    pub fn any_failed(&self) -> bool {
-        self.summary.failed > 0 || !self.errors.is_empty()
-    }
 }
 
 /// Rate-limit budget and clients per upstream, shared by the run's tasks.
@@ -208,10 +104,10 @@ impl Upstreams<'_> {
 }
 
 fn parse_credentials(value: &str) -> Option<Credentials> {
-    let doc: serde_json::Value = serde_json::from_str(value).ok()?;
+    let credential = UpstreamCredential::parse(value).ok()?;
     Some(Credentials::Basic {
-        username: doc.get("username")?.as_str()?.to_owned(),
-        password: Secret::new(doc.get("accessToken")?.as_str()?.to_owned()),
+        username: credential.username,
+        password: credential.access_token,
     })
 }
 
@@ -324,18 +220,17 @@ fn result(entry: &Entry, started: Instant) -> ImageResult {
     .timed(started)
 }
 
-impl ImageResult {
-    fn timed(mut self, started: Instant) -> Self {
-        self.duration_ms = started.elapsed().as_millis() as u64;
-        self
-    }
+/// An image's warming ends early: its outcome and the reason.
+struct Stop(Outcome, Option<String>);
 
-    fn with(mut self, outcome: Outcome, reason: impl Into<Option<String>>) -> Self {
-        self.outcome = outcome;
-        self.reason = reason.into();
-        self
+impl Stop {
+    fn new(outcome: Outcome, reason: impl Into<Option<String>>) -> Self {
+        Self(outcome, reason.into())
     }
 }
+
+/// One step of warming an image: its result, or where the image's warming ends.
+type Step<T> = Result<T, Stop>;
 
 async fn warm(
     deps: &Deps<'_>,
@@ -347,45 +242,95 @@ async fn warm(
 ) -> ImageResult {
     let started = Instant::now();
     let mut out = result(&entry, started);
-    let reference = match ImageReference::parse(&entry.input) {
-        Ok(r) => r,
-        Err(err) => return out.with(Outcome::Failed, err.to_string()).timed(started),
-    };
-    let cached = match rules.route(&reference) {
-        Ok(c) => c,
-        Err(err) => return out.with(Outcome::Failed, err.to_string()).timed(started),
-    };
+    let (outcome, reason) =
+        match warm_steps(deps, options, rules, upstreams, &entry, run_start, &mut out).await {
+            Ok(done) => done,
+            Err(Stop(outcome, reason)) => (outcome, reason),
+        };
+    out.with(outcome, reason).timed(started)
+}
+
+/// The steps of [`warm`], in order: route, check the run may pull, the upstream's digest and
+/// budget, the pull through the cache, ECR's confirmation, fresh or stale.
+async fn warm_steps(
+    deps: &Deps<'_>,
+    options: &Options,
+    rules: &RuleSet,
+    upstreams: &Upstreams<'_>,
+    entry: &Entry,
+    run_start: OffsetDateTime,
+    out: &mut ImageResult,
+) -> Step<(Outcome, Option<String>)> {
+    let (reference, cached, rule) = route(deps, rules, entry, out)?;
+    let tag = may_pull(options, upstreams, &cached, &rule)?;
+    let mut note = check_upstream(upstreams, &rule, &reference, &tag, out).await?;
+    let (pulled, pin_note) = pull_through(deps, options, &cached, &tag, out).await?;
+    note = pin_note.or(note);
+    let tagged = verify_in_ecr(deps, &cached, &tag, &pulled).await?;
+    let (outcome, stale_note) = freshness(out, &tagged, &pulled, run_start);
+    Ok((outcome, stale_note.or(note)))
+}
+
+/// The entry's reference, where the cache serves it, and its rule.
+fn route(
+    deps: &Deps<'_>,
+    rules: &RuleSet,
+    entry: &Entry,
+    out: &mut ImageResult,
+) -> Step<(ImageReference, CachedImage, PtcRule)> {
+    let reference = ImageReference::parse(&entry.input)
+        .map_err(|err| Stop::new(Outcome::Failed, err.to_string()))?;
+    let cached = rules
+        .route(&reference)
+        .map_err(|err| Stop::new(Outcome::Failed, err.to_string()))?;
     let rule = rules
         .get(cached.prefix.as_str())
         .expect("routed to an existing rule")
         .clone();
     out.prefix = Some(cached.prefix.to_string());
     out.uri = Some(cached.uri(deps.registry_host));
+    Ok((reference, cached, rule))
+}
+
+/// The tag to pull, unless this run must not pull it: a dry run, the deadline near, a
+/// digest-only entry, or its upstream's budget spent.
+fn may_pull(
+    options: &Options,
+    upstreams: &Upstreams<'_>,
+    cached: &CachedImage,
+    rule: &PtcRule,
+) -> Step<String> {
     if options.dry_run {
-        return out.with(Outcome::Planned, None).timed(started);
+        return Err(Stop::new(Outcome::Planned, None));
     }
     if options.stop_at.is_some_and(|stop| Instant::now() >= stop) {
-        return out
-            .with(
-                Outcome::Deferred,
-                "the run's deadline is near: left for the next run".to_owned(),
-            )
-            .timed(started);
+        return Err(Stop::new(
+            Outcome::Deferred,
+            "the run's deadline is near: left for the next run".to_owned(),
+        ));
     }
     let Some(tag) = cached.tag.clone() else {
-        return out
-            .with(Outcome::Failed, "a digest-only entry cannot be warmed (ECR does not cache a first pull by digest): add its tag".to_owned())
-            .timed(started);
+        return Err(Stop::new(Outcome::Failed, "a digest-only entry cannot be warmed (ECR does not cache a first pull by digest): add its tag".to_owned()));
     };
     if let Some(why) = upstreams.exhausted(&rule.upstream_url) {
-        return out.with(Outcome::Deferred, why).timed(started);
+        return Err(Stop::new(Outcome::Deferred, why));
     }
+    Ok(tag)
+}
 
-    // 1. The upstream's digest and budget, with a HEAD (not a pull on Docker Hub).
-    let upstream_client = upstreams.client(&rule).await;
-    let mut note = None;
+/// Step 1: The upstream's digest and budget, with a HEAD (not a pull on Docker Hub). A budget
+/// below the floor, or a rate-limited answer, defers this image and the rest of its
+/// upstream; any other failure leaves freshness unknown (the note says so).
+async fn check_upstream(
+    upstreams: &Upstreams<'_>,
+    rule: &PtcRule,
+    reference: &ImageReference,
+    tag: &str,
+    out: &mut ImageResult,
+) -> Step<Option<String>> {
+    let upstream_client = upstreams.client(rule).await;
     match upstream_client
-        .head_manifest(&reference.repository, &tag)
+        .head_manifest(&reference.repository, tag)
         .await
     {
         Ok(head) => {
@@ -398,8 +343,9 @@ async fn warm(
                     rule.upstream_url, upstreams.floor
                 );
                 upstreams.exhaust(&rule.upstream_url, why.clone());
-                return out.with(Outcome::Deferred, why).timed(started);
+                return Err(Stop::new(Outcome::Deferred, why));
             }
+            Ok(None)
         }
         Err(RegistryError::RateLimited { retry_after, .. }) => {
             let why = format!(
@@ -410,19 +356,31 @@ async fn warm(
                     .unwrap_or_default()
             );
             upstreams.exhaust(&rule.upstream_url, why.clone());
-            return out.with(Outcome::Deferred, why).timed(started);
+            Err(Stop::new(Outcome::Deferred, why))
         }
-        Err(err) => note = Some(format!("upstream not checked, freshness unknown: {err}")),
+        Err(err) => Ok(Some(format!(
+            "upstream not checked, freshness unknown: {err}"
+        ))),
     }
+}
 
-    // 2. The pull through the cache.
-    let pulled = match pull(deps.cache, options, &cached.repository, &tag).await {
+/// Step 2: The pull through the cache, and a pinned digest that the tag no longer points to
+/// (which must still be available); the note says when the tag moved.
+async fn pull_through(
+    deps: &Deps<'_>,
+    options: &Options,
+    cached: &CachedImage,
+    tag: &str,
+    out: &mut ImageResult,
+) -> Step<(Pulled, Option<String>)> {
+    let pulled = match pull(deps.cache, options, &cached.repository, tag).await {
         Ok(p) => p,
-        Err(PullError::Deferred(why)) => return out.with(Outcome::Deferred, why).timed(started),
-        Err(PullError::Failed(why)) => return out.with(Outcome::Failed, why).timed(started),
+        Err(PullError::Deferred(why)) => return Err(Stop::new(Outcome::Deferred, why)),
+        Err(PullError::Failed(why)) => return Err(Stop::new(Outcome::Failed, why)),
     };
     out.digest = Some(pulled.digest.to_string());
     out.platforms = pulled.platforms.iter().map(|(p, _)| p.clone()).collect();
+    let mut note = None;
     if let Some(pin) = &cached.digest
         && *pin != pulled.digest
     {
@@ -438,18 +396,24 @@ async fn warm(
                 ))
             }
             Err(err) => {
-                return out
-                    .with(
-                        Outcome::Failed,
-                        format!("pinned digest {pin} is not available: {err}"),
-                    )
-                    .timed(started);
+                return Err(Stop::new(
+                    Outcome::Failed,
+                    format!("pinned digest {pin} is not available: {err}"),
+                ));
             }
         }
     }
+    Ok((pulled, note))
+}
 
-    // 3. ECR must show what was pulled: the tag and each platform's manifest, asked for by id
-    //    (a repository may hold thousands of images).
+/// Step 3: ECR must show what was pulled: the tag and each platform's manifest, asked for by id
+/// (a repository may hold thousands of images). The tagged image's detail.
+async fn verify_in_ecr(
+    deps: &Deps<'_>,
+    cached: &CachedImage,
+    tag: &str,
+    pulled: &Pulled,
+) -> Step<ImageDetail> {
     let children: Vec<String> = pulled
         .platforms
         .iter()
@@ -458,76 +422,77 @@ async fn warm(
         .collect();
     let images = match deps
         .ecr
-        .describe_image_ids(&cached.repository, std::slice::from_ref(&tag), &children)
+        .describe_image_ids(&cached.repository, &[tag.to_owned()], &children)
         .await
     {
         Ok(images) => images,
         Err(err) if err.is_not_found() => {
-            return out
-                .with(
-                    Outcome::Failed,
-                    format!("ECR does not show what was pulled: {err}"),
-                )
-                .timed(started);
+            return Err(Stop::new(
+                Outcome::Failed,
+                format!("ECR does not show what was pulled: {err}"),
+            ));
         }
         Err(err) => {
-            return out
-                .with(Outcome::Failed, format!("cannot verify in ECR: {err}"))
-                .timed(started);
+            return Err(Stop::new(
+                Outcome::Failed,
+                format!("cannot verify in ECR: {err}"),
+            ));
         }
     };
-    let Some(tagged) = images.iter().find(|i| i.tags.contains(&tag)) else {
-        return out
-            .with(
-                Outcome::Failed,
-                format!("ECR does not show tag {tag} after the pull"),
-            )
-            .timed(started);
+    let Some(tagged) = images.into_iter().find(|i| i.tags.iter().any(|t| t == tag)) else {
+        return Err(Stop::new(
+            Outcome::Failed,
+            format!("ECR does not show tag {tag} after the pull"),
+        ));
     };
     if tagged.digest != pulled.digest.as_str() {
-        return out
-            .with(
-                Outcome::Failed,
-                format!(
-                    "ECR has tag {tag} at {}, the pull returned {}",
-                    tagged.digest, pulled.digest
-                ),
-            )
-            .timed(started);
+        return Err(Stop::new(
+            Outcome::Failed,
+            format!(
+                "ECR has tag {tag} at {}, the pull returned {}",
+                tagged.digest, pulled.digest
+            ),
+        ));
     }
     if !pulled.missing_platforms.is_empty() {
-        return out
-            .with(
-                Outcome::Failed,
-                format!(
-                    "the image index has no {}",
-                    pulled.missing_platforms.join(", ")
-                ),
-            )
-            .timed(started);
+        return Err(Stop::new(
+            Outcome::Failed,
+            format!(
+                "the image index has no {}",
+                pulled.missing_platforms.join(", ")
+            ),
+        ));
     }
+    Ok(tagged)
+}
 
-    // 4. Fresh or stale.
-    // Cached before this run started (2 s of slack: some answers carry whole seconds only).
+/// Step 4: Fresh or stale: stale when the upstream's digest differs from what the cache gave
+/// (ECR refreshes a cached tag about once a day on pull); already fresh when ECR had it
+/// before this run started (2 s of slack: some answers carry whole seconds only).
+fn freshness(
+    out: &mut ImageResult,
+    tagged: &ImageDetail,
+    pulled: &Pulled,
+    run_start: OffsetDateTime,
+) -> (Outcome, Option<String>) {
     let cached_before = tagged
         .pushed_at
         // (A difference of two dates cannot overflow; a date plus a duration can, for the
         // extreme dates an answer may carry.)
         .is_some_and(|t| run_start - t > time::Duration::seconds(2));
-    let outcome = match &out.upstream_digest {
+    match &out.upstream_digest {
         Some(up) if *up != pulled.digest.as_str() => {
             out.stale_age_hours = tagged
                 .pushed_at
                 .map(|t| ((OffsetDateTime::now_utc() - t).as_seconds_f64() / 36.0).round() / 100.0);
-            note = Some(format!(
+            let note = format!(
                 "the upstream tag now points to {up}; ECR refreshes a cached tag about once a day on pull"
-            ));
-            Outcome::Stale
+            );
+            (Outcome::Stale, Some(note))
         }
-        _ if cached_before => Outcome::AlreadyFresh,
-        _ => Outcome::Warmed,
-    };
-    out.with(outcome, note).timed(started)
+        _ if cached_before => (Outcome::AlreadyFresh, None),
+        _ => (Outcome::Warmed, None),
+    }
 }
 
 struct Pulled {
@@ -620,82 +585,13 @@ async fn fetch_layers(
     Ok(())
 }
 
-fn summarise(images: &[ImageResult]) -> Summary {
-    let count = |o: Outcome| images.iter().filter(|i| i.outcome == o).count();
-    let cached = count(Outcome::Warmed) + count(Outcome::AlreadyFresh) + count(Outcome::Stale);
-    Summary {
-        images: images.len(),
-        warmed: count(Outcome::Warmed),
-        already_fresh: count(Outcome::AlreadyFresh),
-        stale: count(Outcome::Stale),
-        failed: count(Outcome::Failed),
-        deferred: count(Outcome::Deferred),
-        coverage_percent: (!images.is_empty())
-            .then(|| (cached as f64 * 10_000.0 / images.len() as f64).round() / 100.0),
-    }
-}
-
 async fn publish(
     deps: &Deps<'_>,
     options: &Options,
     report: &mut PrewarmReport,
     totals_known: bool,
 ) {
-    let mut by_prefix: BTreeMap<&str, Vec<&ImageResult>> = BTreeMap::new();
-    for image in &report.images {
-        if let Some(prefix) = &image.prefix {
-            by_prefix.entry(prefix).or_default().push(image);
-        }
-    }
-    let mut data = Vec::new();
-    let mut push = |datum: Result<MetricDatum, ptc_core::metrics::MetricError>| match datum {
-        Ok(d) => data.push(d),
-        Err(e) => tracing::error!(error = %e, "metric value rejected"),
-    };
-    let counts = |s: &Summary| {
-        [
-            ("ImagesWarmed", (s.warmed + s.already_fresh) as f64),
-            ("ImagesFailed", s.failed as f64),
-            ("ImagesStale", s.stale as f64),
-            ("ImagesDeferred", s.deferred as f64),
-        ]
-    };
-    for (prefix, images) in by_prefix {
-        let owned: Vec<ImageResult> = images.into_iter().cloned().collect();
-        let s = summarise(&owned);
-        for (name, value) in counts(&s) {
-            push(
-                MetricDatum::new(name, value, Unit::Count)
-                    .and_then(|d| d.dimension("Prefix", prefix)),
-            );
-        }
-        if let Some(percent) = s.coverage_percent {
-            push(
-                MetricDatum::new("ImagesVerifiedPercent", percent, Unit::Percent)
-                    .and_then(|d| d.dimension("Prefix", prefix)),
-            );
-        }
-    }
-    // The run's totals, without dimension: what the alarms watch (CloudWatch alarms cannot
-    // add up the per-prefix series: SEARCH is refused in alarms). A run that could not list
-    // the rules has no totals to give: its RunErrors pages instead of a 0 that would clear
-    // the alarms.
-    if totals_known {
-        for (name, value) in counts(&report.summary) {
-            push(MetricDatum::new(name, value, Unit::Count));
-        }
-    }
-    let unrouted = report.images.iter().filter(|i| i.prefix.is_none()).count();
-    push(MetricDatum::new(
-        "PrewarmDuration",
-        report.duration_ms as f64 / 1000.0,
-        Unit::Seconds,
-    ));
-    push(MetricDatum::new(
-        "ImagesUnroutable",
-        unrouted as f64,
-        Unit::Count,
-    ));
+    let data = metric_data(report, totals_known);
     report.metrics_published = ptc_core::metrics::publish_run(
         deps.metrics,
         &options.namespace,

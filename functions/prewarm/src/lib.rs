@@ -4,58 +4,20 @@
 //! and runs [`job::run`]; `main.rs` wires it to the Lambda runtime and `ptc prewarm` to the
 //! command line.
 
+pub mod event;
 pub mod job;
+pub mod options;
+pub mod report;
 pub mod sources;
 
 use std::time::Instant;
 
-pub use job::{Deps, ImageResult, Options, Outcome, PrewarmReport, run};
-use ptc_core::Settings;
+pub use event::parse_event;
+pub use job::{Deps, run};
+pub use options::{Options, Progress};
+pub use report::{ImageResult, Outcome, PrewarmReport};
 use serde_json::Value;
 use time::OffsetDateTime;
-
-impl Options {
-    pub fn from_settings(settings: &Settings) -> Self {
-        Self {
-            namespace: settings.metrics_namespace.clone(),
-            platforms: settings.platforms.clone(),
-            mode: settings.prewarm_mode,
-            ratelimit_floor: settings.ratelimit_floor,
-            concurrency: settings.concurrency,
-            discovery_days: settings.discovery_days,
-            settings_watch_list: settings.watch_list.clone(),
-            watch_list_source: settings.watch_list_source.clone(),
-            dry_run: false,
-            publish_metrics: true,
-            stop_at: None,
-            progress: None,
-        }
-    }
-}
-
-/// The trigger and the payload's images, or what is wrong with the payload.
-pub fn parse_event(event: &Value) -> Result<(String, Vec<String>), String> {
-    use ptc_core::events;
-    let object = events::object(event)?;
-    if object.is_empty() {
-        return Ok(("invocation {}".into(), Vec::new()));
-    }
-    if let Some(images) = object.get("images") {
-        return Ok((
-            "on-demand list".into(),
-            events::string_list(images, "images")?,
-        ));
-    }
-    if !object.contains_key("detail-type") {
-        return Err(events::rejected("neither images nor a scheduled event"));
-    }
-    match events::envelope(event)?.detail_type.as_str() {
-        "Scheduled Event" => Ok(("schedule".into(), Vec::new())),
-        other => Err(events::rejected(format!(
-            "detail-type {other:?} is not one this function handles"
-        ))),
-    }
-}
 
 /// One invocation; a payload that cannot be read gives a report with the error.
 pub async fn handle(

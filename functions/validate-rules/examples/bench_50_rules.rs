@@ -14,7 +14,7 @@ use ptc_core::aws::SdkMetrics;
 use ptc_core::aws::SdkSecrets;
 use ptc_tests::Stack;
 use serde_json::json;
-use validate_rules::trigger::Trigger;
+use validate_rules::event::Trigger;
 use validate_rules::{Deps, Options, run};
 
 #[tokio::main]

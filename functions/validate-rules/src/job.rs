@@ -11,13 +11,15 @@ use futures::StreamExt as _;
 use ptc_core::AwsErrorKind;
 use ptc_core::config::ExpectedRule;
 use ptc_core::ecr::EcrApi;
-use ptc_core::metrics::{MetricDatum, MetricsApi, Unit};
+use ptc_core::metrics::MetricsApi;
 use ptc_core::rules::{Prefix, PtcRule};
+use ptc_core::secret::UpstreamCredential;
 use ptc_core::secrets::SecretsApi;
-use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::trigger::Trigger;
+use crate::event::Trigger;
+use crate::options::Options;
+use crate::report::{Finding, RuleResult, Severity, Summary, ValidationReport, metric_data};
 
 /// Secrets of pull-through cache rules must be named like this.
 pub const SECRET_PREFIX: &str = "ecr-pullthroughcache/";
@@ -26,133 +28,6 @@ pub struct Deps<'a> {
     pub ecr: &'a dyn EcrApi,
     pub secrets: &'a dyn SecretsApi,
     pub metrics: &'a dyn MetricsApi,
-}
-
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub namespace: String,
-    pub expected: Vec<ExpectedRule>,
-    pub credential_max_age_days: u32,
-    /// The prefixes the deployment may manage (`PTC_RULE_PREFIXES`); empty: no check.
-    pub rule_prefixes: Vec<Prefix>,
-    pub concurrency: usize,
-    pub publish_metrics: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Error,
-    Warning,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    pub severity: Severity,
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl Finding {
-    fn error(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            severity: Severity::Error,
-            code,
-            message: message.into(),
-        }
-    }
-
-    fn warning(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            severity: Severity::Warning,
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-/// One rule's result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RuleResult {
-    pub prefix: String,
-    pub upstream: String,
-    pub upstream_kind: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub credential_arn: Option<String>,
-    /// ECR says the rule is valid and no finding is an error.
-    pub valid: bool,
-    /// `ValidatePullThroughCacheRule`'s answer, when the call succeeded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ecr_valid: Option<bool>,
-    /// ECR's free-form failure text.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub failure: Option<String>,
-    /// When the credential secret's current value was stored.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        with = "time::serde::rfc3339::option"
-    )]
-    pub credential_changed_at: Option<OffsetDateTime>,
-    /// Days since then, to the hundredth.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub credential_age_days: Option<f64>,
-    pub findings: Vec<Finding>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Summary {
-    pub rules: usize,
-    pub valid: usize,
-    pub invalid: usize,
-    pub missing: usize,
-    pub unexpected: usize,
-}
-
-/// The run's report: returned by the Lambda, logged as one JSON line, printed by `ptc`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ValidationReport {
-    pub job: &'static str,
-    pub trigger: String,
-    pub rules: Vec<RuleResult>,
-    /// Expected by the config, absent from the registry.
-    pub missing: Vec<ExpectedRule>,
-    /// In the registry, not expected by the config (only when the config lists rules).
-    pub unexpected: Vec<String>,
-    /// Prefixes the trigger named that the registry does not have (e.g. a deleted rule).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub not_found: Vec<String>,
-    pub summary: Summary,
-    pub metrics_published: usize,
-    /// Run-level errors: the event, listing the rules, publishing metrics.
-    pub errors: Vec<String>,
-}
-
-impl ValidationReport {
-    fn new(trigger: &str) -> Self {
-        Self {
-            job: "validate-rules",
-            trigger: trigger.to_owned(),
-            rules: Vec::new(),
-            missing: Vec::new(),
-            unexpected: Vec::new(),
-            not_found: Vec::new(),
-            summary: Summary::default(),
-            metrics_published: 0,
-            errors: Vec::new(),
-        }
-    }
-
-    /// A report for an event that could not be read.
-    pub fn rejected(error: String) -> Self {
-        let mut report = Self::new("unsupported event");
-        report.errors.push(error);
-        report
-    }
-
-    /// Every rule valid and none missing.
-    pub fn healthy(&self) -> bool {
-        self.summary.invalid == 0 && self.summary.missing == 0
-    }
 }
 
 /// Run the job for a trigger. Whatever happens, the run publishes its `RunErrors` point
@@ -491,28 +366,7 @@ fn age_days(now: OffsetDateTime, then: OffsetDateTime) -> f64 {
 
 /// What is wrong with a credential secret's value, if anything. Never quotes the value.
 fn credential_problem(value: &str) -> Option<String> {
-    let Ok(doc) = serde_json::from_str::<serde_json::Value>(value) else {
-        return Some(
-            "the value is not JSON (expected {\"username\": ..., \"accessToken\": ...})".into(),
-        );
-    };
-    let Some(object) = doc.as_object() else {
-        return Some("the value is not a JSON object".into());
-    };
-    let missing: Vec<&str> = ["username", "accessToken"]
-        .into_iter()
-        .filter(|key| {
-            object
-                .get(*key)
-                .and_then(|v| v.as_str())
-                .is_none_or(|s| s.trim().is_empty())
-        })
-        .collect();
-    if missing.is_empty() {
-        None
-    } else {
-        Some(format!("missing or empty key(s) {}", missing.join(", ")))
-    }
+    UpstreamCredential::parse(value).err()
 }
 
 /// The run's metrics; `full_run` for a run over every rule (the heartbeat), `totals_known`
@@ -524,55 +378,7 @@ async fn publish(
     full_run: bool,
     totals_known: bool,
 ) {
-    let mut data = Vec::new();
-    // Values here are finite counts and ages, so a rejected datum is a programming error.
-    let mut push = |datum: Result<MetricDatum, ptc_core::metrics::MetricError>| match datum {
-        Ok(d) => data.push(d),
-        Err(e) => tracing::error!(error = %e, "metric value rejected"),
-    };
-    for rule in &report.rules {
-        push(
-            MetricDatum::new("RuleValid", if rule.valid { 1.0 } else { 0.0 }, Unit::None)
-                .and_then(|d| d.dimension("Prefix", &rule.prefix)),
-        );
-        if let Some(age) = rule.credential_age_days {
-            push(
-                MetricDatum::new("CredentialAgeDays", age, Unit::None)
-                    .and_then(|d| d.dimension("Prefix", &rule.prefix)),
-            );
-        }
-    }
-    for missing in &report.missing {
-        // An expected rule that is gone is not valid either: its alarm must fire.
-        push(
-            MetricDatum::new("RuleValid", 0.0, Unit::None)
-                .and_then(|d| d.dimension("Prefix", missing.prefix.as_str())),
-        );
-    }
-    // Totals describe the whole registry: a run scoped to one prefix, or one that could not
-    // list the rules, does not publish them (a 0 it cannot know would clear the alarms).
-    if totals_known {
-        let too_old = report
-            .rules
-            .iter()
-            .filter(|r| r.findings.iter().any(|f| f.code == "credential-age"))
-            .count();
-        push(MetricDatum::new(
-            "CredentialsTooOld",
-            too_old as f64,
-            Unit::Count,
-        ));
-        push(MetricDatum::new(
-            "RulesInvalid",
-            report.summary.invalid as f64,
-            Unit::Count,
-        ));
-        push(MetricDatum::new(
-            "RulesMissing",
-            report.summary.missing as f64,
-            Unit::Count,
-        ));
-    }
+    let data = metric_data(report, totals_known);
     report.metrics_published = ptc_core::metrics::publish_run(
         deps.metrics,
         &options.namespace,

@@ -3,25 +3,15 @@
 //! [`handle`] turns an invocation payload into a [`ValidationReport`]; `main.rs` wires it to
 //! the Lambda runtime and `ptc validate` to the command line.
 
+pub mod event;
 pub mod job;
-pub mod trigger;
+pub mod options;
+pub mod report;
 
-pub use job::{Deps, Options, ValidationReport, run};
-use ptc_core::Settings;
+pub use job::{Deps, run};
+pub use options::Options;
+pub use report::ValidationReport;
 use time::OffsetDateTime;
-
-impl Options {
-    pub fn from_settings(settings: &Settings) -> Self {
-        Self {
-            namespace: settings.metrics_namespace.clone(),
-            expected: settings.expected_rules.clone(),
-            credential_max_age_days: settings.credential_max_age_days,
-            rule_prefixes: settings.rule_prefixes.clone(),
-            concurrency: settings.concurrency,
-            publish_metrics: true,
-        }
-    }
-}
 
 /// One invocation: read the trigger from the payload, run, return the report. A payload that
 /// cannot be read gives a report with the error (the Lambda then fails the invocation, see
@@ -32,7 +22,7 @@ pub async fn handle(
     event: &serde_json::Value,
     now: OffsetDateTime,
 ) -> ValidationReport {
-    match trigger::parse(event) {
+    match event::parse(event) {
         Ok(trigger) => run(deps, options, &trigger, now).await,
         Err(err) => {
             tracing::error!(error = %err, "event rejected");

@@ -7,7 +7,7 @@ use ptc_core::aws::SdkSecrets;
 use ptc_core::config::ExpectedRule;
 use ptc_tests::{Stack, unique};
 use serde_json::json;
-use validate_rules::trigger::Trigger;
+use validate_rules::event::Trigger;
 use validate_rules::{Deps, Options, run};
 
 const DOCKER: &str = "registry-1.docker.io";

@@ -165,7 +165,7 @@ impl World {
         }
     }
 
-    pub async fn validate(&self) -> validate_rules::job::ValidationReport {
+    pub async fn validate(&self) -> validate_rules::report::ValidationReport {
         self.validate_with(&self.validate_options()).await
     }
 
@@ -173,11 +173,11 @@ impl World {
     pub async fn validate_with(
         &self,
         options: &validate_rules::Options,
-    ) -> validate_rules::job::ValidationReport {
+    ) -> validate_rules::report::ValidationReport {
         validate_rules::run(
             &self.validate_deps(),
             options,
-            &validate_rules::trigger::Trigger::All {
+            &validate_rules::event::Trigger::All {
                 source: "test".into(),
             },
             time::OffsetDateTime::now_utc(),
