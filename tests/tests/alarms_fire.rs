@@ -297,7 +297,7 @@ async fn a_watch_list_prewarm_cannot_read_fires_its_run_errors() {
 // -- lifecycle-fixer ---------------------------------------------------------------------
 
 /// The fixer's options with a pull grant wanted, in `mode`.
-fn fix_options(world: &World, mode: Mode) -> lifecycle_fixer::sweep::Options {
+fn fix_options(world: &World, mode: Mode) -> lifecycle_fixer::Options {
     let mut options = world.fix_options();
     options.desired = Desired {
         lifecycle_policy: Some(default_lifecycle(30).canonical()),

@@ -399,7 +399,7 @@ async fn fault_10_the_same_event_delivered_twice() {
         "detail": {"eventSource": "ecr.amazonaws.com", "eventName": "CreateRepository", "userIdentity": {"invokedBy": "ecr.amazonaws.com"},
                    "serviceEventDetails": {"repositoryName": "k8s/pause"}}
     });
-    let deps = lifecycle_fixer::sweep::Deps {
+    let deps = lifecycle_fixer::Deps {
         ecr: &w.ecr,
         settings: &w.ecr,
         templates: &w.ecr,

@@ -141,13 +141,13 @@ fn every_event_parser(event: &Value) {
     if let Err(e) = validate_rules::event::parse(event) {
         assert!(!e.to_string().is_empty());
     }
-    if let Err(e) = lifecycle_fixer::trigger::parse(event) {
+    if let Err(e) = lifecycle_fixer::event::parse(event) {
         assert!(!e.is_empty());
     }
     if let Err(e) = prewarm::parse_event(event) {
         assert!(!e.is_empty());
     }
-    if let Err(e) = health_metrics::events::parse(event) {
+    if let Err(e) = health_metrics::event::parse(event) {
         assert!(!e.is_empty());
     }
 }

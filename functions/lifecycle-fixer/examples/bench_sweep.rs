@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use lifecycle_fixer::desired::{Desired, default_lifecycle, pull_policy};
 use lifecycle_fixer::plan::Mode;
-use lifecycle_fixer::sweep::{Deps, Options, sweep};
+use lifecycle_fixer::{Deps, Options, sweep};
 use ptc_core::aws::SdkEcr;
 use ptc_core::aws::SdkMetrics;
 use ptc_tests::{Stack, peak_rss_kib};

@@ -2,7 +2,7 @@
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use lifecycle_fixer::handle;
-use lifecycle_fixer::sweep::{Deps, Options};
+use lifecycle_fixer::{Deps, Options};
 use ptc_core::aws::SdkEcr;
 use serde_json::Value;
 

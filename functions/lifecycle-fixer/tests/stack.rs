@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use lifecycle_fixer::desired::{Desired, default_lifecycle, pull_policy};
 use lifecycle_fixer::plan::Mode;
-use lifecycle_fixer::sweep::{Deps, Options, sweep};
+use lifecycle_fixer::{Deps, Options, sweep};
 use ptc_core::aws::SdkEcr;
 use ptc_core::aws::SdkMetrics;
 use ptc_tests::Stack;

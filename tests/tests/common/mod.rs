@@ -185,8 +185,8 @@ impl World {
         .await
     }
 
-    pub fn fix_options(&self) -> lifecycle_fixer::sweep::Options {
-        lifecycle_fixer::sweep::Options {
+    pub fn fix_options(&self) -> lifecycle_fixer::Options {
+        lifecycle_fixer::Options {
             desired: Desired {
                 lifecycle_policy: Some(default_lifecycle(30).canonical()),
                 repository_policy: None,
@@ -206,10 +206,10 @@ impl World {
 
     pub async fn sweep_with(
         &self,
-        options: &lifecycle_fixer::sweep::Options,
+        options: &lifecycle_fixer::Options,
         only: Option<&[String]>,
-    ) -> lifecycle_fixer::sweep::FixReport {
-        lifecycle_fixer::sweep::sweep(&self.fix_deps(), options, only, "fault").await
+    ) -> lifecycle_fixer::FixReport {
+        lifecycle_fixer::sweep(&self.fix_deps(), options, only, "fault").await
     }
 
     pub fn health_options(&self, watch: &[&str]) -> health_metrics::Options {
@@ -251,8 +251,8 @@ impl World {
         }
     }
 
-    pub fn fix_deps(&self) -> lifecycle_fixer::sweep::Deps<'_> {
-        lifecycle_fixer::sweep::Deps {
+    pub fn fix_deps(&self) -> lifecycle_fixer::Deps<'_> {
+        lifecycle_fixer::Deps {
             ecr: &self.ecr,
             settings: &self.ecr,
             templates: &self.ecr,

@@ -101,6 +101,34 @@ pub fn metrics(event: &SyncEvent) -> Vec<MetricDatum> {
     datum.into_iter().chain(total).collect()
 }
 
+/// What an invocation asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trigger {
+    /// The inventory: `{}` (`source` "invocation {}") or a scheduled event ("schedule").
+    Inventory { source: &'static str },
+    /// An "ECR Pull Through Cache Action" event: its counts only.
+    Sync(SyncEvent),
+}
+
+/// The trigger of an invocation payload, or why it is refused (not an object, not an
+/// EventBridge envelope, a detail-type this function does not handle, a bad sync event).
+pub fn trigger(event: &Value) -> Result<Trigger, String> {
+    let object = ptc_core::events::object(event)?;
+    if object.is_empty() {
+        return Ok(Trigger::Inventory {
+            source: "invocation {}",
+        });
+    }
+    let envelope = ptc_core::events::envelope(event)?;
+    match envelope.detail_type.as_str() {
+        "Scheduled Event" => Ok(Trigger::Inventory { source: "schedule" }),
+        DETAIL_TYPE => from_envelope(&envelope).map(Trigger::Sync),
+        other => Err(ptc_core::events::rejected(format!(
+            "detail-type {other:?} is not one this function handles"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -2,162 +2,22 @@
 //! planned against the desired settings, and fixed (or, in a dry run, only planned).
 //! Repositories outside rule prefixes are ignored. Nothing is ever deleted.
 
-use std::collections::BTreeMap;
-
 use futures::StreamExt as _;
 use ptc_core::ecr::{EcrApi, EcrSettingsApi, EcrTemplatesApi, Repository};
-use ptc_core::metrics::{MetricDatum, MetricsApi, Unit};
+use ptc_core::metrics::MetricsApi;
 use ptc_core::rules::RuleSet;
-use serde::Serialize;
 
-use crate::desired::{Desired, DesiredSet};
-use crate::plan::{Change, Current, Mode, plan};
-use crate::templates::{self, TemplateResult};
+use crate::desired::Desired;
+use crate::options::Options;
+use crate::plan::{Change, Current, plan};
+use crate::report::{FixReport, RepositoryResult, metric_data};
+use crate::templates;
 
 pub struct Deps<'a> {
     pub ecr: &'a dyn EcrApi,
     pub settings: &'a dyn EcrSettingsApi,
     pub templates: &'a dyn EcrTemplatesApi,
     pub metrics: &'a dyn MetricsApi,
-}
-
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub desired: DesiredSet,
-    pub mode: Mode,
-    pub dry_run: bool,
-    pub concurrency: usize,
-    pub namespace: String,
-    pub publish_metrics: bool,
-    /// Start no repository after this instant (the Lambda deadline, less a margin): the
-    /// rest are reported as deferred; a repository once started gets all its changes.
-    pub stop_at: Option<std::time::Instant>,
-    /// The named repositories were created by the cache itself (its CreateRepository
-    /// service event, a sync event). Only then is a repository matched by nothing but a
-    /// `ROOT` rule changed: under `ROOT` every name matches, and nothing else tells a
-    /// cached repository from the account's own (whose images a cache lifecycle policy
-    /// would expire).
-    pub cache_made: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RepositoryResult {
-    pub repository: String,
-    pub prefix: String,
-    /// Differences left alone and things never changed automatically.
-    pub findings: Vec<String>,
-    /// Changes made, or planned in a dry run.
-    pub changes: Vec<Change>,
-    pub applied: bool,
-    /// Not started: the run reached its deadline first (the next sweep does it).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub deferred: bool,
-    /// Deleted by someone else during the run (a benign race): not counted anywhere.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub gone: bool,
-    pub errors: Vec<String>,
-}
-
-impl RepositoryResult {
-    /// In the figures: reached before the deadline and not deleted during the run.
-    fn counted(&self) -> bool {
-        !self.deferred && !self.gone
-    }
-
-    /// Differed from the desired settings when the run read it.
-    fn non_compliant(&self) -> bool {
-        self.counted() && (!self.changes.is_empty() || !self.findings.is_empty())
-    }
-
-    /// Every change it needed was written.
-    fn fixed(&self) -> bool {
-        self.counted() && self.applied && !self.changes.is_empty() && self.errors.is_empty()
-    }
-
-    /// Still differs after the run: a difference left alone, a change that failed, or one
-    /// only planned.
-    fn left_non_compliant(&self) -> bool {
-        self.counted()
-            && (!self.findings.is_empty()
-                || !self.errors.is_empty()
-                || (!self.changes.is_empty() && !self.applied))
-    }
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Summary {
-    pub scanned: usize,
-    pub non_compliant: usize,
-    pub fixed: usize,
-    pub ignored_outside_prefixes: usize,
-    pub errors: usize,
-    pub templates_missing: usize,
-    pub deferred: usize,
-    /// Repositories matched only by a `ROOT` rule, left alone (see `Options::cache_made`).
-    #[serde(skip_serializing_if = "is_zero")]
-    pub ignored_root_only: usize,
-    /// Repositories that still differ from the desired settings after the run: a difference
-    /// left alone (fill mode, immutable tags...), a change that failed, or one only planned.
-    pub left_non_compliant: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FixReport {
-    pub job: &'static str,
-    pub trigger: String,
-    pub mode: Mode,
-    pub dry_run: bool,
-    pub repositories: Vec<RepositoryResult>,
-    /// Creation templates per rule prefix (full sweeps only).
-    pub templates: Vec<TemplateResult>,
-    pub summary: Summary,
-    pub metrics_published: usize,
-    /// About the desired settings and the registry (nothing failed, but someone should know).
-    pub warnings: Vec<String>,
-    /// The registry's scanning type, read when a prefix wants scan on push.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub registry_scan_type: Option<String>,
-    pub errors: Vec<String>,
-    /// The creation templates were read (a full sweep whose template listing worked).
-    #[serde(skip)]
-    pub templates_checked: bool,
-}
-
-impl FixReport {
-    /// What fails the Lambda invocation (`ptc_core::RunFailed`): the run-level errors, and
-    /// the repositories and templates that could not be read or written (so that the
-    /// event of a repository whose fix failed is retried and kept in the failure queue).
-    pub fn failures(&self) -> Vec<String> {
-        let mut failures = self.errors.clone();
-        if self.summary.errors > 0 {
-            failures.push(format!(
-                "{} repositories or templates could not be read or written (see the report)",
-                self.summary.errors
-            ));
-        }
-        failures
-    }
-
-    pub fn empty(trigger: &str, options: &Options) -> Self {
-        Self {
-            job: "lifecycle-fixer",
-            trigger: trigger.to_owned(),
-            mode: options.mode,
-            dry_run: options.dry_run,
-            repositories: Vec::new(),
-            templates: Vec::new(),
-            summary: Summary::default(),
-            metrics_published: 0,
-            warnings: options.desired.warnings.clone(),
-            registry_scan_type: None,
-            errors: Vec::new(),
-            templates_checked: false,
-        }
-    }
 }
 
 /// Sweep every repository under a rule prefix, or only `only` (names from events).
@@ -188,7 +48,8 @@ pub async fn without_work(deps: &Deps<'_>, options: &Options, mut report: FixRep
 }
 
 /// The sweep without publishing; and whether its totals mean something (the rules and the
-/// repositories could be listed).
+/// repositories could be listed). Steps: the rules, the repositories, those in scope, whether
+/// scan on push applies, each repository fixed, the templates, the summary.
 async fn fix_all(
     deps: &Deps<'_>,
     options: &Options,
@@ -203,81 +64,15 @@ async fn fix_all(
             return (report, false);
         }
     };
-    // A sweep lists every repository (one call per 1,000); an event names its repositories,
-    // which are read one by one instead of listing the whole registry.
-    let repositories = match only {
-        None => deps
-            .ecr
-            .describe_repositories()
-            .await
-            .map_err(|e| format!("cannot list repositories: {e}")),
-        Some(names) => {
-            let mut found = Vec::new();
-            for name in names
-                .iter()
-                .filter(|n| rules.rule_for_repository(n).is_some())
-            {
-                match deps.ecr.describe_repository(name).await {
-                    Ok(Some(repo)) => found.push(repo),
-                    // A benign race (deleted since the event was sent): nothing to fix.
-                    Ok(None) => report.warnings.push(format!(
-                        "repository {name} not found (deleted since the event, or not created yet): nothing to fix"
-                    )),
-                    Err(err) => report.errors.push(format!("repository {name}: {err}")),
-                }
-            }
-            report.summary.ignored_outside_prefixes = names
-                .iter()
-                .filter(|n| rules.rule_for_repository(n).is_none())
-                .count();
-            Ok(found)
-        }
-    };
-    let repositories = match repositories {
+    let repositories = match list_repositories(deps, &rules, only, &mut report).await {
         Ok(r) => r,
         Err(err) => {
             report.errors.push(err);
             return (report, false);
         }
     };
-    let mut in_scope = Vec::new();
-    for repo in repositories {
-        match rules.rule_for_repository(&repo.name) {
-            Some(rule) if rule.prefix.is_root() && !options.cache_made => {
-                report.summary.ignored_root_only += 1;
-            }
-            Some(rule) => in_scope.push((rule.prefix.to_string(), repo)),
-            None => report.summary.ignored_outside_prefixes += 1,
-        }
-    }
-    if report.summary.ignored_root_only > 0 {
-        report.warnings.push(format!(
-            "{} repositories match only the ROOT rule and were left alone: nothing tells a cached repository from the account's own there, so they are fixed only from the cache's own events (its CreateRepository service event, a sync event)",
-            report.summary.ignored_root_only
-        ));
-    }
-    // Scan on push is a repository setting of basic scanning only; under enhanced scanning
-    // (Amazon Inspector) the registry's rules decide, and the repository flag does nothing.
-    let mut scan_on_push_applies = true;
-    if options.desired.wants_scan_on_push() && !in_scope.is_empty() {
-        match deps.settings.registry_scan_type().await {
-            Ok(scan_type) => {
-                if scan_type != "BASIC" {
-                    scan_on_push_applies = false;
-                    report.warnings.push(format!(
-                        "the registry uses {scan_type} scanning: scan on push is not set on repositories (the registry's scanning rules apply)"
-                    ));
-                }
-                report.registry_scan_type = Some(scan_type);
-            }
-            Err(err) => {
-                scan_on_push_applies = false;
-                report.errors.push(format!(
-                    "cannot read the registry scanning configuration, scan on push left alone: {err}"
-                ));
-            }
-        }
-    }
+    let in_scope = in_scope(options, &rules, repositories, &mut report);
+    let scan_on_push_applies = scan_on_push_applies(deps, options, &in_scope, &mut report).await;
     let desired_for = |prefix: &str| {
         let mut desired = options.desired.for_prefix(prefix).clone();
         desired.scan_on_push &= scan_on_push_applies;
@@ -308,30 +103,104 @@ async fn fix_all(
             Err(err) => report.errors.push(err),
         }
     }
-    report.summary.templates_missing = report
-        .templates
-        .iter()
-        .filter(|t| t.missing_after_run())
-        .count();
-    report.summary.deferred = report.repositories.iter().filter(|r| r.deferred).count();
-    let count =
-        |f: fn(&RepositoryResult) -> bool| report.repositories.iter().filter(|r| f(r)).count();
-    report.summary.scanned = count(RepositoryResult::counted);
-    report.summary.non_compliant = count(RepositoryResult::non_compliant);
-    report.summary.fixed = count(RepositoryResult::fixed);
-    report.summary.left_non_compliant = count(RepositoryResult::left_non_compliant);
-    // Every item that failed counts: repositories and templates alike.
-    report.summary.errors = report
-        .repositories
-        .iter()
-        .filter(|r| !r.errors.is_empty())
-        .count()
-        + report
-            .templates
-            .iter()
-            .filter(|t| t.error.is_some())
-            .count();
+    report.summarise();
     (report, true)
+}
+
+/// A sweep lists every repository (one call per 1,000); an event names its repositories,
+/// which are read one by one instead of listing the whole registry (those outside every
+/// rule prefix are counted, not read; one deleted since the event is a warning).
+async fn list_repositories(
+    deps: &Deps<'_>,
+    rules: &RuleSet,
+    only: Option<&[String]>,
+    report: &mut FixReport,
+) -> Result<Vec<Repository>, String> {
+    let Some(names) = only else {
+        return deps
+            .ecr
+            .describe_repositories()
+            .await
+            .map_err(|e| format!("cannot list repositories: {e}"));
+    };
+    let mut found = Vec::new();
+    for name in names
+        .iter()
+        .filter(|n| rules.rule_for_repository(n).is_some())
+    {
+        match deps.ecr.describe_repository(name).await {
+            Ok(Some(repo)) => found.push(repo),
+            // A benign race (deleted since the event was sent): nothing to fix.
+            Ok(None) => report.warnings.push(format!(
+                "repository {name} not found (deleted since the event, or not created yet): nothing to fix"
+            )),
+            Err(err) => report.errors.push(format!("repository {name}: {err}")),
+        }
+    }
+    report.summary.ignored_outside_prefixes = names
+        .iter()
+        .filter(|n| rules.rule_for_repository(n).is_none())
+        .count();
+    Ok(found)
+}
+
+/// The repositories to fix, with their rule prefix: those under a rule prefix, except those
+/// under the ROOT rule only, unless the cache made them (counted and warned about).
+fn in_scope(
+    options: &Options,
+    rules: &RuleSet,
+    repositories: Vec<Repository>,
+    report: &mut FixReport,
+) -> Vec<(String, Repository)> {
+    let mut in_scope = Vec::new();
+    for repo in repositories {
+        match rules.rule_for_repository(&repo.name) {
+            Some(rule) if rule.prefix.is_root() && !options.cache_made => {
+                report.summary.ignored_root_only += 1;
+            }
+            Some(rule) => in_scope.push((rule.prefix.to_string(), repo)),
+            None => report.summary.ignored_outside_prefixes += 1,
+        }
+    }
+    if report.summary.ignored_root_only > 0 {
+        report.warnings.push(format!(
+            "{} repositories match only the ROOT rule and were left alone: nothing tells a cached repository from the account's own there, so they are fixed only from the cache's own events (its CreateRepository service event, a sync event)",
+            report.summary.ignored_root_only
+        ));
+    }
+    in_scope
+}
+
+/// Scan on push is a repository setting of basic scanning only; under enhanced scanning
+/// (Amazon Inspector) the registry's rules decide, and the repository flag does nothing.
+/// Asked only when some prefix wants it and there is work; unknown means left alone.
+async fn scan_on_push_applies(
+    deps: &Deps<'_>,
+    options: &Options,
+    in_scope: &[(String, Repository)],
+    report: &mut FixReport,
+) -> bool {
+    if !options.desired.wants_scan_on_push() || in_scope.is_empty() {
+        return true;
+    }
+    match deps.settings.registry_scan_type().await {
+        Ok(scan_type) => {
+            let applies = scan_type == "BASIC";
+            if !applies {
+                report.warnings.push(format!(
+                    "the registry uses {scan_type} scanning: scan on push is not set on repositories (the registry's scanning rules apply)"
+                ));
+            }
+            report.registry_scan_type = Some(scan_type);
+            applies
+        }
+        Err(err) => {
+            report.errors.push(format!(
+                "cannot read the registry scanning configuration, scan on push left alone: {err}"
+            ));
+            false
+        }
+    }
 }
 
 async fn fix_one(
@@ -440,63 +309,10 @@ async fn publish(
     .await;
 }
 
-/// The compliance figures per prefix, and the totals the alarms watch when known.
-fn metric_data(report: &FixReport, totals_known: bool) -> Vec<MetricDatum> {
-    let mut per_prefix: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
-    for r in report.repositories.iter().filter(|r| r.counted()) {
-        let entry = per_prefix.entry(&r.prefix).or_default();
-        entry[0] += 1;
-        entry[1] += usize::from(r.non_compliant());
-        entry[2] += usize::from(r.fixed());
-    }
-    let mut data = Vec::new();
-    let mut push = |datum: Result<MetricDatum, ptc_core::metrics::MetricError>| match datum {
-        Ok(d) => data.push(d),
-        Err(e) => tracing::error!(error = %e, "metric value rejected"),
-    };
-    for (prefix, [scanned, non_compliant, fixed]) in per_prefix {
-        for (name, value) in [
-            ("RepositoriesScanned", scanned),
-            ("RepositoriesNonCompliant", non_compliant),
-            ("RepositoriesFixed", fixed),
-        ] {
-            push(
-                MetricDatum::new(name, value as f64, Unit::Count)
-                    .and_then(|d| d.dimension("Prefix", prefix)),
-            );
-        }
-    }
-    for t in &report.templates {
-        let missing = f64::from(u8::from(t.missing_after_run()));
-        push(
-            MetricDatum::new("TemplatesMissing", missing, Unit::Count)
-                .and_then(|d| d.dimension("Prefix", &t.prefix)),
-        );
-    }
-    // The totals the alarms watch, without dimension (alarms cannot add up per-prefix
-    // series: SEARCH is refused in alarms). Only from a full sweep that listed and reached
-    // every repository.
-    if totals_known {
-        let s = &report.summary;
-        push(MetricDatum::new(
-            "RepositoriesLeftNonCompliant",
-            s.left_non_compliant as f64,
-            Unit::Count,
-        ));
-    }
-    // Templates are read by full sweeps only; a failed template listing is a run error.
-    if report.templates_checked {
-        push(MetricDatum::new(
-            "TemplatesMissing",
-            report.summary.templates_missing as f64,
-            Unit::Count,
-        ));
-    }
-    data
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use ptc_core::ecr::RepositorySettings;
     use ptc_core::fakes::FakeMetrics;
     use ptc_core::fakes::{FakeEcr, FakeEcrSettings, FakeTemplates};
@@ -504,6 +320,7 @@ mod tests {
 
     use super::*;
     use crate::desired::{default_lifecycle, pull_policy};
+    use crate::plan::Mode;
 
     fn repo(name: &str) -> Repository {
         Repository {

@@ -1,0 +1,177 @@
+//! The report of a health-metrics run: the inventory per prefix, the watch list's
+//! readiness and coverage, the outage exposure per upstream, sync events, run-level errors;
+//! and [`metric_data`], the pure function from a report to the CloudWatch data it publishes.
+
+use std::collections::BTreeMap;
+
+use ptc_core::metrics::{MetricDatum, Unit};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::event::{self, SyncEvent};
+use crate::inventory::PrefixInventory;
+use crate::options::Options;
+use crate::readiness::{UpstreamReadiness, WatchItem};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Coverage {
+    /// Watch-list entries the cache can serve (valid references under a rule).
+    pub watched: usize,
+    /// Of those, the ones whose tag or digest is cached.
+    pub cached: usize,
+    /// Of those, the ones with every wanted platform cached too.
+    pub ready: usize,
+    /// `cached / watched` in percent; `None` when there is nothing to measure (no valid
+    /// entry) or the watch list could not be read whole (a run error, never a score).
+    pub coverage_percent: Option<f64>,
+    pub invalid: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthReport {
+    pub job: &'static str,
+    pub trigger: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub generated_at: OffsetDateTime,
+    pub prefixes: Vec<PrefixInventory>,
+    pub repositories_outside_prefixes: usize,
+    pub coverage: Coverage,
+    pub watch_list: Vec<WatchItem>,
+    /// Per upstream: the watch-list images that would fail to pull if it went down now.
+    pub outage: Vec<UpstreamReadiness>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sync_events: Vec<SyncEvent>,
+    pub metrics_published: usize,
+    /// Entries of the watch list that are not references the cache can serve (each named
+    /// with its reason): a mistake in the list, not a failure of the run (prewarm counts
+    /// them in `ImagesFailed`, which pages).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    pub errors: Vec<String>,
+    /// Every watch-list source was read: coverage and exposure totals mean something.
+    #[serde(skip)]
+    pub watch_list_complete: bool,
+}
+
+impl HealthReport {
+    pub fn empty(trigger: &str, now: OffsetDateTime) -> Self {
+        Self {
+            job: "health-metrics",
+            trigger: trigger.to_owned(),
+            generated_at: now,
+            prefixes: Vec::new(),
+            repositories_outside_prefixes: 0,
+            coverage: Coverage::default(),
+            watch_list: Vec::new(),
+            outage: Vec::new(),
+            sync_events: Vec::new(),
+            metrics_published: 0,
+            warnings: Vec::new(),
+            errors: Vec::new(),
+            watch_list_complete: false,
+        }
+    }
+}
+
+/// `part / whole` in percent, to the hundredth; `whole` is never 0 here.
+pub(crate) fn percent(part: usize, whole: usize) -> f64 {
+    (part as f64 * 10_000.0 / whole.max(1) as f64).round() / 100.0
+}
+
+/// The report's metrics: per prefix by default, per repository only when asked.
+pub fn metric_data(report: &HealthReport, options: &Options) -> Vec<MetricDatum> {
+    let mut data = Vec::new();
+    let mut push = |name: &str, value: f64, unit: Unit, dims: &[(&str, &str)]| {
+        let datum = dims
+            .iter()
+            .fold(MetricDatum::new(name, value, unit), |d, (n, v)| {
+                d.and_then(|d| d.dimension(n, v))
+            });
+        match datum {
+            Ok(d) => data.push(d),
+            Err(err) => tracing::warn!(error = %err, "metric left out"),
+        }
+    };
+    for p in &report.prefixes {
+        let dims = [("Prefix", p.prefix.as_str())];
+        push("Repositories", p.repositories as f64, Unit::Count, &dims);
+        push("Images", p.images as f64, Unit::Count, &dims);
+        push(
+            "UntaggedImages",
+            p.untagged_images as f64,
+            Unit::Count,
+            &dims,
+        );
+        push("StoredBytes", p.stored_bytes as f64, Unit::Bytes, &dims);
+        push("UntaggedBytes", p.untagged_bytes as f64, Unit::Bytes, &dims);
+        push(
+            "EstimatedMonthlyStorageCostUSD",
+            p.estimated_monthly_cost_usd,
+            Unit::None,
+            &dims,
+        );
+        if let Some(age) = p.oldest_image_age_days {
+            push("OldestImageAgeDays", age, Unit::None, &dims);
+        }
+        push(
+            "ImagesNotPulled",
+            p.images_not_pulled as f64,
+            Unit::Count,
+            &dims,
+        );
+        if options.per_repository {
+            for r in &p.per_repository {
+                let dims = [
+                    ("Prefix", p.prefix.as_str()),
+                    ("Repository", r.repository.as_str()),
+                ];
+                push("Images", r.images as f64, Unit::Count, &dims);
+                push("StoredBytes", r.stored_bytes as f64, Unit::Bytes, &dims);
+                push(
+                    "ImagesNotPulled",
+                    r.images_not_pulled as f64,
+                    Unit::Count,
+                    &dims,
+                );
+            }
+        }
+    }
+    // Coverage and exposure per prefix, over the valid watch-list entries; none at all when
+    // the watch list could not be read whole (RunErrors pages instead of a partial score).
+    let mut per_prefix: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
+    let watch_list = if report.watch_list_complete {
+        report.watch_list.as_slice()
+    } else {
+        &[]
+    };
+    for item in watch_list {
+        if let Some(prefix) = item.prefix.as_deref() {
+            let e = per_prefix.entry(prefix).or_default();
+            e.0 += 1;
+            e.1 += usize::from(item.cached());
+            e.2 += usize::from(item.exposed());
+        }
+    }
+    for (prefix, (watched, cached, exposed)) in per_prefix {
+        let dims = [("Prefix", prefix)];
+        push("WatchListImages", watched as f64, Unit::Count, &dims);
+        push(
+            "WatchListCoverage",
+            percent(cached, watched),
+            Unit::Percent,
+            &dims,
+        );
+        push("OutageExposedImages", exposed as f64, Unit::Count, &dims);
+    }
+    // The totals the alarms watch, without dimension (alarms cannot add up the per-prefix
+    // series: SEARCH is refused in alarms).
+    if let Some(percent) = report.coverage.coverage_percent {
+        push("WatchListCoverage", percent, Unit::Percent, &[]);
+        let exposed = report.watch_list.iter().filter(|i| i.exposed()).count();
+        push("OutageExposedImages", exposed as f64, Unit::Count, &[]);
+    }
+    for event in &report.sync_events {
+        data.extend(event::metrics(event));
+    }
+    data
+}
