@@ -112,7 +112,12 @@ fn adapter_actions() -> BTreeMap<String, BTreeSet<String>> {
         ("SdkObjects", "s3"),
     ];
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for file in ["ecr.rs", "secrets.rs", "metrics.rs", "objects.rs"] {
+    for file in [
+        "aws/ecr.rs",
+        "aws/secrets.rs",
+        "aws/cloudwatch.rs",
+        "aws/s3.rs",
+    ] {
         let text = std::fs::read_to_string(repo_root().join("shared/src").join(file)).unwrap();
         let text = production(&text);
         let text = text.as_str();

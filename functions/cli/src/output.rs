@@ -1,13 +1,30 @@
 //! Human tables and `--output json`.
 
-use std::io::Write;
+use std::io::{StdoutLock, Write};
 
 use serde::Serialize;
 
+/// `--output`: `table` (tables and summary lines for people, the default) or `json` (the
+/// command's report as one pretty JSON document).
+// No doc comments on the variants: clap would list them in `--help` as value descriptions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     Table,
     Json,
+}
+
+/// A command's report on stdout: `value` as JSON with `--output json`, else what `table`
+/// prints. Errors: writing stdout.
+pub fn emit<T: Serialize>(
+    format: OutputFormat,
+    value: &T,
+    table: impl FnOnce(&mut StdoutLock<'static>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match format {
+        OutputFormat::Json => json(&mut stdout, value),
+        OutputFormat::Table => table(&mut stdout),
+    }
 }
 
 /// Print rows as an aligned table: a header line, then one line per row.

@@ -54,11 +54,3 @@ pub async fn handle(deps: &Deps<'_>, options: &Options, event: &Value) -> FixRep
         }
     }
 }
-
-/// TEMPORARY alias while the CLI moves (removed before commit).
-#[doc(hidden)]
-pub mod sweep {
-    pub use crate::job::{Deps, sweep};
-    pub use crate::options::Options;
-    pub use crate::report::FixReport;
-}

@@ -1,0 +1,156 @@
+//! `ptc prewarm`: pull the watch list through the cache, verify it in ECR, compare with
+//! upstream.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use prewarm::{ImageResult, Options, PrewarmReport};
+use ptc_core::Settings;
+use ptc_core::config::PrewarmMode;
+use ptc_core::oci::RegistryClient;
+
+use super::Choices;
+use crate::context::Context;
+use crate::error::CliError;
+use crate::output;
+
+/// `ptc prewarm [--image REF]... [--dry-run] [--mode MODE] [--no-metrics]`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// An image to warm (repeatable), before the settings' watch list and discovery.
+    #[arg(long = "image", value_name = "REF")]
+    pub images: Vec<String>,
+    /// Resolve and print what would be pulled; pull nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// layers (default from PTC_PREWARM_MODE) or manifests.
+    #[arg(long, value_parser = Choices::new(&PrewarmMode::CHOICES))]
+    pub mode: Option<PrewarmMode>,
+    /// Do not publish CloudWatch metrics.
+    #[arg(long)]
+    pub no_metrics: bool,
+}
+
+/// Warm the images and print the [`PrewarmReport`], with a spinner on stderr when it is a
+/// terminal. Errors: [`CliError::HttpClient`], [`CliError::RegistryToken`] (before any pull),
+/// [`CliError::RunErrors`] when an image failed or the run has errors, [`CliError::Output`].
+pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
+    let settings = ctx.settings();
+    let aws = ctx.aws().await;
+    let http = ptc_core::oci::http_client(settings.http_timeout).map_err(CliError::HttpClient)?;
+    let endpoint = settings.registry_endpoint.as_ref().map(|e| e.as_str());
+    let (cache, registry_host) = RegistryClient::for_ecr(http.clone(), aws.ecr.clone(), endpoint)
+        .await
+        .map_err(CliError::RegistryToken)?;
+    let upstream_endpoints = upstream_endpoints(settings);
+    let deps = prewarm::Deps {
+        ecr: aws.ecr.as_ref(),
+        secrets: &aws.secrets,
+        objects: &aws.objects,
+        metrics: aws.metrics.as_ref(),
+        cache: &cache,
+        registry_host: &registry_host,
+        http: &http,
+        upstream_endpoints: &upstream_endpoints,
+    };
+    let mut options = options(settings, &args);
+    let bar = progress_bar();
+    options.progress = bar.clone().map(show_progress);
+    let now = time::OffsetDateTime::now_utc();
+    let report = prewarm::run(&deps, &options, "ptc prewarm", args.images, now).await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    ctx.print(&report, |out| print(out, &report))?;
+    if report.any_failed() {
+        return Err(CliError::RunErrors);
+    }
+    Ok(())
+}
+
+/// `PTC_UPSTREAM_ENDPOINTS`: upstream host → URL.
+fn upstream_endpoints(settings: &Settings) -> BTreeMap<String, String> {
+    settings
+        .upstream_endpoints
+        .iter()
+        .map(|(host, endpoint)| (host.clone(), endpoint.as_str().to_owned()))
+        .collect()
+}
+
+/// The run's options: the settings, then `--dry-run`, `--no-metrics` and `--mode`.
+fn options(settings: &Settings, args: &Args) -> Options {
+    let mut options = Options::from_settings(settings);
+    options.dry_run = args.dry_run;
+    options.publish_metrics = !args.no_metrics;
+    if let Some(mode) = args.mode {
+        options.mode = mode;
+    }
+    options
+}
+
+/// A spinner with the count of images done, when stderr is a terminal.
+fn progress_bar() -> Option<ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {pos} images  {elapsed}  {msg}")
+                .expect("valid template"),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    })
+}
+
+/// The progress callback: one tick per image, its reference as the message.
+fn show_progress(bar: ProgressBar) -> prewarm::Progress {
+    Arc::new(move |image: &ImageResult| {
+        bar.inc(1);
+        bar.set_message(image.reference.clone());
+    })
+}
+
+/// One line per image (reference, outcome, cached URI, details), the errors and the summary.
+pub fn print(out: &mut impl Write, report: &PrewarmReport) -> std::io::Result<()> {
+    let rows: Vec<Vec<String>> = report.images.iter().map(image_row).collect();
+    output::table(
+        out,
+        &["REFERENCE", "OUTCOME", "CACHED IMAGE", "DETAILS"],
+        &rows,
+    )?;
+    for error in &report.errors {
+        writeln!(out, "error: {error}")?;
+    }
+    let s = &report.summary;
+    writeln!(
+        out,
+        "{} images: {} warmed, {} already fresh, {} stale, {} failed, {} deferred; coverage {}; {:.1} s",
+        s.images,
+        s.warmed,
+        s.already_fresh,
+        s.stale,
+        s.failed,
+        s.deferred,
+        s.coverage_percent
+            .map_or_else(|| "none".to_owned(), |p| format!("{p}%")),
+        report.duration_ms as f64 / 1000.0
+    )
+}
+
+fn image_row(image: &ImageResult) -> Vec<String> {
+    let outcome = serde_json::to_value(image.outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let mut details = image.reason.clone().unwrap_or_default();
+    if let Some(hours) = image.stale_age_hours {
+        details = format!("cached copy {hours:.1} h old; {details}");
+    }
+    vec![
+        image.reference.clone(),
+        outcome,
+        image.uri.clone().unwrap_or_default(),
+        details,
+    ]
+}

@@ -1,0 +1,117 @@
+//! What every command shares: the global options, the settings loaded once, the logs, and
+//! the AWS clients, built once on first use (a command that needs no AWS call, such as
+//! `ptc map --rule .. --registry ..`, never loads the AWS configuration).
+
+use std::io::{IsTerminal, StdoutLock};
+use std::sync::Arc;
+
+use ptc_core::Settings;
+use ptc_core::aws::{AwsClients, AwsOptions, SdkEcr, SdkObjects, SdkSecrets, load_sdk_config};
+use ptc_core::metrics::MetricsApi;
+use serde::Serialize;
+use tokio::sync::OnceCell;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+use crate::error::CliError;
+use crate::output::{self, OutputFormat};
+
+/// The options every subcommand takes.
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// Settings file (TOML); same as PTC_CONFIG_FILE.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<String>,
+    /// table for people, json for machines.
+    #[arg(long, global = true, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+    /// More log lines on stderr (-v: info, ptc's own debug; -vv: debug). PTC_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// The settings, the output format and the AWS adapters of one `ptc` run.
+pub struct Context {
+    settings: Settings,
+    output: OutputFormat,
+    aws: OnceCell<Aws>,
+}
+
+/// The AWS adapters, built from one `SdkConfig` (endpoint, region, retries and timeouts of
+/// the settings) and one set of service clients.
+pub struct Aws {
+    /// ECR: repositories, rules, settings, creation templates, the registry token.
+    pub ecr: Arc<SdkEcr>,
+    /// Secrets Manager: the rules' credential secrets.
+    pub secrets: SdkSecrets,
+    /// S3: a long watch list.
+    pub objects: SdkObjects,
+    /// The metrics sink of the settings: `PutMetricData`, or EMF lines on stderr (stdout
+    /// holds the command's output).
+    pub metrics: Box<dyn MetricsApi>,
+}
+
+impl Context {
+    /// Load the settings (`--config`, else `PTC_CONFIG_FILE`, then the environment) and start
+    /// the logs on stderr. Errors: [`CliError::Settings`] for a setting that cannot be read.
+    pub fn new(global: &GlobalArgs) -> Result<Self, CliError> {
+        let settings = Settings::load_with(global.config.clone())?;
+        init_logs(global.verbose, settings.log_filter.as_deref());
+        Ok(Self {
+            settings,
+            output: global.output,
+            aws: OnceCell::new(),
+        })
+    }
+
+    /// The settings, as loaded.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The AWS adapters, built on the first call and shared by every later one.
+    pub async fn aws(&self) -> &Aws {
+        self.aws.get_or_init(|| Aws::load(&self.settings)).await
+    }
+
+    /// Print a command's report on stdout: `value` as JSON with `--output json`, else what
+    /// `table` prints. Errors: [`CliError::Output`].
+    pub fn print<T: Serialize>(
+        &self,
+        value: &T,
+        table: impl FnOnce(&mut StdoutLock<'static>) -> std::io::Result<()>,
+    ) -> Result<(), CliError> {
+        output::emit(self.output, value, table).map_err(CliError::Output)
+    }
+}
+
+impl Aws {
+    async fn load(settings: &Settings) -> Self {
+        let sdk = load_sdk_config(&AwsOptions::from_settings(settings)).await;
+        let clients = AwsClients::new(&sdk);
+        Self {
+            ecr: Arc::new(SdkEcr::new(clients.ecr)),
+            secrets: SdkSecrets::new(clients.secrets),
+            objects: SdkObjects::new(clients.s3),
+            metrics: ptc_core::aws::for_sink(settings.metrics_sink, clients.cloudwatch, true),
+        }
+    }
+}
+
+/// Logs on stderr: `PTC_LOG` (from the settings) when set, else the level `-v` asks for.
+fn init_logs(verbose: u8, filter_spec: Option<&str>) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,ptc_core=debug",
+        _ => "debug",
+    };
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_filter(ptc_core::logging::filter(filter_spec, default)),
+        )
+        .init();
+}

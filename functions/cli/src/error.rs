@@ -1,0 +1,140 @@
+//! What can stop `ptc`, and the one place that turns it into an exit code.
+//!
+//! | Exit code | When                                                                       |
+//! |-----------|----------------------------------------------------------------------------|
+//! | 0         | the command ran and found nothing wrong                                    |
+//! | 1         | the command ran; its report has errors or findings ([`CliError::RunErrors`], [`CliError::Findings`]) |
+//! | 2         | the command could not run: settings, arguments, AWS or registry set-up, stdin, stdout (every other variant); clap's own usage errors exit 2 as well |
+//!
+//! A code 1 is told by the report on stdout; a code 2 by one `ptc: <message>` line on stderr.
+
+use ptc_core::AwsError;
+use ptc_core::config::ConfigError;
+use ptc_core::oci::RegistryError;
+
+/// Why `ptc` stops with a non-zero exit code; [`CliError::exit_code`] maps each to its code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A setting that cannot be read: an environment variable, the settings file, `PTC_LOG`
+    /// (exit code 2).
+    #[error(transparent)]
+    Settings(#[from] ConfigError),
+    /// Settings that load but a job refuses, e.g. a lifecycle policy ECR would refuse; the
+    /// message names the setting (exit code 2).
+    #[error("{0}")]
+    InvalidSettings(String),
+    /// A `--rule` that is not `PREFIX=UPSTREAM_URL` (exit code 2).
+    #[error("--rule {spec}: {reason}")]
+    BadRule {
+        /// As given on the command line.
+        spec: String,
+        /// Why it is not a rule.
+        reason: String,
+    },
+    /// The HTTP client for the registries cannot be built (exit code 2).
+    #[error(transparent)]
+    HttpClient(RegistryError),
+    /// No token for the account's registry endpoint (exit code 2).
+    #[error("registry token: {0}")]
+    RegistryToken(#[source] RegistryError),
+    /// `DescribePullThroughCacheRules` failed where the rules were needed (exit code 2).
+    #[error("reading the registry's rules: {0}")]
+    RegistryRules(#[source] AwsError),
+    /// `GetAuthorizationToken` failed where the registry host was needed (exit code 2).
+    #[error("finding the registry host (pass --registry to skip this call): {0}")]
+    RegistryHost(#[source] AwsError),
+    /// Reading the references of `ptc map -` (exit code 2).
+    #[error("reading stdin: {0}")]
+    Stdin(#[source] std::io::Error),
+    /// Writing the report on stdout (exit code 2).
+    #[error("writing output: {0}")]
+    Output(#[source] std::io::Error),
+    /// The run went through and its report, already on stdout, lists errors or warnings:
+    /// failed AWS calls, repositories or images (exit code 1).
+    #[error("the run reported errors")]
+    RunErrors,
+    /// The run went through cleanly and found what the command looks for; the report on
+    /// stdout lists it (exit code 1).
+    #[error("{0}")]
+    Findings(Findings),
+}
+
+/// What a clean run can find that fails the command (exit code 1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Findings {
+    /// `ptc validate`: rules ECR or the secret check reject, or expected rules missing.
+    #[error("invalid or missing rules")]
+    InvalidRules,
+    /// `ptc validate --prefix`: prefixes that name no rule of the registry.
+    #[error("{0} prefixes name no rule")]
+    UnknownPrefixes(usize),
+    /// `ptc health --outage`: watched images that would fail to pull.
+    #[error("{0} watched images would fail to pull")]
+    ExposedImages(usize),
+    /// `ptc map`: references with no cached image URI.
+    #[error("{0} references cannot be mapped")]
+    UnmappedReferences(usize),
+}
+
+impl CliError {
+    /// The process exit code: 1 for [`CliError::RunErrors`] and [`CliError::Findings`] (the
+    /// command ran), 2 for everything that kept it from running.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::RunErrors | Self::Findings(_) => 1,
+            Self::Settings(_)
+            | Self::InvalidSettings(_)
+            | Self::BadRule { .. }
+            | Self::HttpClient(_)
+            | Self::RegistryToken(_)
+            | Self::RegistryRules(_)
+            | Self::RegistryHost(_)
+            | Self::Stdin(_)
+            | Self::Output(_) => 2,
+        }
+    }
+
+    /// Whether the report on stdout already tells what went wrong, so nothing goes to stderr.
+    pub fn told_on_stdout(&self) -> bool {
+        matches!(self, Self::RunErrors | Self::Findings(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_exit_1_and_everything_that_stops_a_run_exits_2() {
+        assert_eq!(CliError::RunErrors.exit_code(), 1);
+        assert_eq!(CliError::Findings(Findings::InvalidRules).exit_code(), 1);
+        assert!(CliError::Findings(Findings::UnmappedReferences(2)).told_on_stdout());
+        let io = || std::io::Error::other("closed");
+        for err in [
+            CliError::InvalidSettings("setting X: bad".into()),
+            CliError::BadRule {
+                spec: "a:b".into(),
+                reason: "no".into(),
+            },
+            CliError::Stdin(io()),
+            CliError::Output(io()),
+        ] {
+            assert_eq!(err.exit_code(), 2, "{err}");
+            assert!(!err.told_on_stdout(), "{err}");
+        }
+    }
+
+    #[test]
+    fn messages_read_as_before() {
+        let err = CliError::BadRule {
+            spec: "quay:quay.io".into(),
+            reason: "\"quay:quay.io\" is not PREFIX=UPSTREAM_URL".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "--rule quay:quay.io: \"quay:quay.io\" is not PREFIX=UPSTREAM_URL"
+        );
+        let err = CliError::Output(std::io::Error::other("broken pipe"));
+        assert_eq!(err.to_string(), "writing output: broken pipe");
+    }
+}
