@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::ImageReference;
 use crate::objects::ObjectsApi;
+use crate::reference::{ImageReference, ReferenceError};
 
 /// Where a long watch list lives: one reference per line (`#` comments), or a JSON array.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -80,17 +80,38 @@ pub struct Dedup {
     seen: BTreeSet<String>,
 }
 
+/// One watch-list entry: its text as written (trimmed) and what it parses to, parsed once
+/// here for every later step (routing, pulling, reporting).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchEntry {
+    pub input: String,
+    pub reference: Result<ImageReference, ReferenceError>,
+}
+
+impl WatchEntry {
+    /// An entry from its text (trimmed), parsed.
+    pub fn parse(input: &str) -> Self {
+        let input = input.trim();
+        Self {
+            input: input.to_owned(),
+            reference: ImageReference::parse(input),
+        }
+    }
+}
+
 impl Dedup {
-    /// The entry to keep, trimmed; `None` for a blank, a comment or a repeat.
-    pub fn admit(&mut self, input: &str) -> Option<String> {
+    /// The entry to keep, trimmed and parsed; `None` for a blank, a comment or a repeat.
+    pub fn admit(&mut self, input: &str) -> Option<WatchEntry> {
         let input = input.trim();
         if input.is_empty() || input.starts_with('#') {
             return None;
         }
-        let key = ImageReference::parse(input)
-            .map(|r| r.to_string())
-            .unwrap_or_else(|_| input.to_owned());
-        self.seen.insert(key).then(|| input.to_owned())
+        let entry = WatchEntry::parse(input);
+        let key = entry
+            .reference
+            .as_ref()
+            .map_or_else(|_| entry.input.clone(), |r| r.to_string());
+        self.seen.insert(key).then_some(entry)
     }
 }
 
@@ -166,6 +187,7 @@ mod tests {
         ]
         .iter()
         .filter_map(|i| d.admit(i))
+        .map(|e| e.input)
         .collect();
         assert_eq!(kept, ["nginx:1.25", "bad ref", "quay.io/a/b:1"]);
     }

@@ -8,6 +8,7 @@ use ptc_core::ecr::{EcrApi, ImageDetail, Repository};
 use ptc_core::metrics::MetricsApi;
 use ptc_core::objects::ObjectsApi;
 use ptc_core::rules::RuleSet;
+use ptc_core::watchlist::WatchEntry;
 use time::OffsetDateTime;
 
 use crate::event::SyncEvent;
@@ -29,7 +30,7 @@ async fn watch_list(
     deps: &Deps<'_>,
     options: &Options,
     errors: &mut Vec<String>,
-) -> (Vec<String>, bool) {
+) -> (Vec<WatchEntry>, bool) {
     let mut inputs = options.watch_list.clone();
     let mut complete = true;
     if let Some(source) = &options.watch_list_source {

@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use ptc_core::ImageReference;
 use ptc_core::ecr::{EcrApi, ImageDetail};
 use ptc_core::oci::{Manifest, ManifestKind};
 use ptc_core::platform::Platform;
 use ptc_core::rules::RuleSet;
+use ptc_core::watchlist::WatchEntry;
 use serde::Serialize;
 
 use crate::inventory::is_index;
@@ -73,10 +73,10 @@ pub async fn assess(
     rules: &RuleSet,
     cache: &CacheView<'_>,
     platforms: &[Platform],
-    input: &str,
+    entry: &WatchEntry,
 ) -> WatchItem {
     let mut item = WatchItem {
-        image: input.to_owned(),
+        image: entry.input.clone(),
         repository: None,
         prefix: None,
         upstream: None,
@@ -84,8 +84,8 @@ pub async fn assess(
         reason: None,
         notes: Vec::new(),
     };
-    let reference = match ImageReference::parse(input) {
-        Ok(r) => r,
+    let reference = match &entry.reference {
+        Ok(r) => r.clone(),
         Err(err) => {
             item.reason = Some(err.to_string());
             return item;
@@ -300,14 +300,15 @@ mod tests {
         ];
         let check = |input: &'static str| {
             let (ecr, rules, view, platforms) = (&ecr, &rules, &view, &platforms);
-            async move { assess(ecr, rules, view, platforms, input).await }
+            async move { assess(ecr, rules, view, platforms, &WatchEntry::parse(input)).await }
         };
         let nginx = check("nginx:1.25").await;
         assert_eq!(nginx.state, Readiness::Ready);
         assert_eq!(nginx.upstream.as_deref(), Some("registry-1.docker.io"));
         assert_eq!(check("nginx:1.26").await.state, Readiness::NotCached);
         let pinned = format!("nginx@{}", digest(9));
-        let pinned_item = assess(&ecr, &rules, &view, &platforms, &pinned).await;
+        let pinned_item =
+            assess(&ecr, &rules, &view, &platforms, &WatchEntry::parse(&pinned)).await;
         assert_eq!(pinned_item.state, Readiness::Ready);
         let multi = check("quay.io/multi:v1").await;
         assert_eq!(multi.state, Readiness::PlatformMissing);

@@ -278,7 +278,9 @@ fn route(
     entry: &Entry,
     out: &mut ImageResult,
 ) -> Step<(ImageReference, CachedImage, PtcRule)> {
-    let reference = ImageReference::parse(&entry.input)
+    let reference = entry
+        .reference
+        .clone()
         .map_err(|err| Stop::new(Outcome::Failed, err.to_string()))?;
     let cached = rules
         .route(&reference)

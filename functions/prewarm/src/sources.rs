@@ -3,6 +3,7 @@
 
 use futures::StreamExt as _;
 use ptc_core::ecr::EcrApi;
+use ptc_core::reference::{ImageReference, ReferenceError};
 use ptc_core::rules::RuleSet;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -21,6 +22,8 @@ pub enum Origin {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub input: String,
+    /// The input parsed (once, when the sources were merged).
+    pub reference: Result<ImageReference, ReferenceError>,
     pub origin: Origin,
 }
 
@@ -31,12 +34,11 @@ pub fn merge(sources: impl IntoIterator<Item = (Origin, Vec<String>)>) -> Vec<En
     let mut dedup = ptc_core::watchlist::Dedup::default();
     let mut out = Vec::new();
     for (origin, inputs) in sources {
-        out.extend(
-            inputs
-                .iter()
-                .filter_map(|i| dedup.admit(i))
-                .map(|input| Entry { input, origin }),
-        );
+        out.extend(inputs.iter().filter_map(|i| dedup.admit(i)).map(|e| Entry {
+            input: e.input,
+            reference: e.reference,
+            origin,
+        }));
     }
     out
 }
