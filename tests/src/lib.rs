@@ -6,6 +6,7 @@
 //! and exits with it. If the stack cannot start, the test fails with the reason: it never
 //! skips.
 
+pub mod fixtures;
 pub mod lambda;
 pub mod template;
 

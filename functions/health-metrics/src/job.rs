@@ -277,16 +277,7 @@ mod tests {
     use crate::event;
     use crate::handle;
 
-    fn repo(name: &str) -> Repository {
-        Repository {
-            name: name.into(),
-            arn: String::new(),
-            uri: String::new(),
-            created_at: None,
-            tag_mutability: "MUTABLE".into(),
-            scan_on_push: false,
-        }
-    }
+    use ptc_tests::fixtures::repository as repo;
 
     fn options() -> Options {
         Options {

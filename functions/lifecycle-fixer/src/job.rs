@@ -322,16 +322,7 @@ mod tests {
     use crate::desired::{default_lifecycle, pull_policy};
     use crate::plan::Mode;
 
-    fn repo(name: &str) -> Repository {
-        Repository {
-            name: name.into(),
-            arn: format!("arn:aws:ecr:us-east-1:123456789012:repository/{name}"),
-            uri: String::new(),
-            created_at: None,
-            tag_mutability: "MUTABLE".into(),
-            scan_on_push: false,
-        }
-    }
+    use ptc_tests::fixtures::repository as repo;
 
     fn world() -> (FakeEcr, FakeEcrSettings, FakeMetrics) {
         let ecr = FakeEcr::with_rules(vec![PtcRule::new("quay", "quay.io").unwrap()]);

@@ -159,14 +159,7 @@ mod tests {
         {
             let mut state = fake.state.lock().unwrap();
             for name in ["docker-hub/library/nginx", "team/app"] {
-                state.repositories.push(Repository {
-                    name: name.into(),
-                    arn: String::new(),
-                    uri: String::new(),
-                    created_at: None,
-                    tag_mutability: "MUTABLE".into(),
-                    scan_on_push: false,
-                });
+                state.repositories.push(ptc_tests::fixtures::repository(name));
             }
             let image = |tags: &[&str], pulled_days_ago: Option<i64>| ImageDetail {
                 digest: format!("sha256:{}", tags.join("")),

@@ -1,0 +1,16 @@
+//! Test data every crate's tests build the same way, written once.
+
+use ptc_core::ecr::Repository;
+
+/// A repository as `DescribeRepositories` lists it: its name, its ARN in account
+/// 123456789012 of us-east-1, mutable tags, no scan on push, no URI or creation time.
+pub fn repository(name: &str) -> Repository {
+    Repository {
+        name: name.into(),
+        arn: format!("arn:aws:ecr:us-east-1:123456789012:repository/{name}"),
+        uri: String::new(),
+        created_at: None,
+        tag_mutability: "MUTABLE".into(),
+        scan_on_push: false,
+    }
+}
