@@ -12,30 +12,50 @@ use crate::error::AwsError;
 use crate::rules::PtcRule;
 use crate::secret::Secret;
 
-/// ECR's page size limit for the Describe* calls.
+/// ECR's page size limit for the Describe* calls: `maxResults` is 1 to 1000 for
+/// `DescribePullThroughCacheRules`, `DescribeRepositories`, `DescribeImages` and
+/// `DescribeRepositoryCreationTemplates`; the SDK adapter asks for full pages and follows
+/// `nextToken` to the end
+/// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeRepositories.html>).
 pub const MAX_RESULTS: i32 = 1000;
 
-/// The answer of `ValidatePullThroughCacheRule`.
+/// The answer of `ValidatePullThroughCacheRule`: whether ECR could read the rule's credential
+/// secret, reach the upstream registry and authenticate to it
+/// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_ValidatePullThroughCacheRule.html>).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleValidation {
+    /// `ecrRepositoryPrefix`: the rule's repository prefix as ECR echoes it (the prefix asked for
+    /// when the answer has none), e.g. `docker-hub` or `ROOT`.
     pub prefix: String,
+    /// `isValid`: `true` when ECR reached the upstream registry and authentication succeeded;
+    /// `false` means validation failed and [`failure`](Self::failure) says why.
     pub is_valid: bool,
     /// Free-form text from ECR; there is no published list of values.
     pub failure: Option<String>,
 }
 
-/// Credentials for the registry endpoint, from `GetAuthorizationToken`.
+/// Credentials for the registry endpoint, from `GetAuthorizationToken`: Basic auth for the
+/// account's registry, valid for 12 hours
+/// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_GetAuthorizationToken.html>,
+/// <https://docs.aws.amazon.com/AmazonECR/latest/userguide/registry_auth.html>).
 #[derive(Debug, Clone)]
 pub struct RegistryToken {
+    /// The user name: the decoded token's text before the first `:` (`AWS` for ECR).
     pub username: String,
+    /// The password: the decoded token's text after the first `:`; never logged.
     pub password: Secret,
+    /// `expiresAt`: when the token stops working (the SDK adapter uses the time of the call when
+    /// the answer has none, so such a token is fetched again).
     pub expires_at: OffsetDateTime,
     /// `https://<account>.dkr.ecr.<region>.amazonaws.com`.
     pub proxy_endpoint: String,
 }
 
 impl RegistryToken {
-    /// Decode the base64 `user:password` token.
+    /// Decode the base64 `user:password` token (`authorizationToken`, standard alphabet,
+    /// surrounding whitespace ignored). `proxy_endpoint` is kept without a trailing `/`.
+    ///
+    /// The error is a message without the token: not base64, not UTF-8, or no `:` in it.
     pub fn decode(
         token: &str,
         expires_at: OffsetDateTime,
@@ -66,41 +86,89 @@ impl RegistryToken {
     }
 }
 
+/// An ECR repository as `DescribeRepositories` describes it
+/// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_Repository.html>). A missing
+/// field of the answer is empty text (or the default named below), never an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repository {
+    /// `repositoryName`, e.g. `quay/prometheus/node-exporter`: for a cached repository,
+    /// `<rule prefix>/<upstream path>` (the path alone under a `ROOT` rule).
     pub name: String,
+    /// `repositoryArn`, `arn:aws:ecr:<region>:<12-digit account>:repository/<name>`: what
+    /// [`EcrSettingsApi::tag_repository`] and `ListTagsForResource` take.
     pub arn: String,
+    /// `repositoryUri`, `<account>.dkr.ecr.<region>.amazonaws.com/<name>`.
     pub uri: String,
+    /// `createdAt`: when the repository was created (for a cached one: at its first pull).
     pub created_at: Option<OffsetDateTime>,
+    /// `imageTagMutability`, e.g. `MUTABLE` or `IMMUTABLE` (`MUTABLE` when the answer has none).
     pub tag_mutability: String,
+    /// `imageScanningConfiguration.scanOnPush` (`false` when absent); a setting of basic scanning
+    /// only, see [`EcrSettingsApi::registry_scan_type`].
     pub scan_on_push: bool,
 }
 
+/// One image of a repository, as `DescribeImages` describes it
+/// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_ImageDetail.html>).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageDetail {
+    /// `imageDigest`, `sha256:<64 hex>` (the digest of the manifest ECR stores), as ECR sent it
+    /// (empty when the answer has none).
     pub digest: String,
+    /// `imageTags`: every tag on this digest; empty for an untagged image.
     pub tags: Vec<String>,
+    /// `imageSizeInBytes`: bytes stored by ECR (compressed layers, so smaller than the size
+    /// `docker images` shows, as the API reference notes).
     pub size_bytes: Option<i64>,
+    /// `imagePushedAt`: when the image was pushed to (for a cached image: stored in) the
+    /// repository.
     pub pushed_at: Option<OffsetDateTime>,
+    /// `lastRecordedPullTime`: the last pull ECR recorded. ECR refreshes it at least once every 24
+    /// hours, so with frequent pulls it may lag the real last pull by up to a day; `None` when ECR
+    /// recorded no pull.
     pub last_pulled_at: Option<OffsetDateTime>,
+    /// `imageManifestMediaType`, e.g. `application/vnd.oci.image.index.v1+json` (see
+    /// [`crate::oci::media`]).
     pub media_type: Option<String>,
 }
 
+/// The ECR read calls the jobs make: pull through cache rules, repositories, images,
+/// manifests and the registry token. Adapter: [`crate::aws::SdkEcr`]; in-memory fake:
+/// `crate::fakes::FakeEcr` (feature `fakes`). Every failure is an [`AwsError`], classified.
 #[async_trait]
 pub trait EcrApi: Send + Sync {
-    /// Every rule of the registry (all pages).
+    /// Every rule of the registry: `DescribePullThroughCacheRules`, all pages, `maxResults` 1000
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribePullThroughCacheRules.html>).
+    /// A rule whose `ecrRepositoryPrefix` is not a valid [`crate::rules::Prefix`] fails the call
+    /// with [`AwsErrorKind::Service`](crate::error::AwsErrorKind::Service)`("InvalidResponse")`.
     async fn describe_rules(&self) -> Result<Vec<PtcRule>, AwsError>;
+    /// `ValidatePullThroughCacheRule` for the rule with this prefix (2-30 characters, or `ROOT`):
+    /// ECR reads the rule's Secrets Manager secret and authenticates to the upstream
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_ValidatePullThroughCacheRule.html>).
+    /// A prefix without a rule is `PullThroughCacheRuleNotFoundException`
+    /// ([`AwsErrorKind::NotFound`](crate::error::AwsErrorKind::NotFound)).
     async fn validate_rule(&self, prefix: &str) -> Result<RuleValidation, AwsError>;
+    /// `GetAuthorizationToken` for the caller's registry, decoded with [`RegistryToken::decode`]
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_GetAuthorizationToken.html>).
+    /// An answer without `authorizationData`, or with a token that does not decode, is
+    /// [`AwsErrorKind::Service`](crate::error::AwsErrorKind::Service)`("InvalidResponse")`.
     async fn authorization_token(&self) -> Result<RegistryToken, AwsError>;
-    /// Every repository (all pages, `maxResults` 1000).
+    /// Every repository of the registry: `DescribeRepositories`, all pages, `maxResults` 1000
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeRepositories.html>).
     async fn describe_repositories(&self) -> Result<Vec<Repository>, AwsError>;
     /// One repository by name (`None` when it does not exist): one call, whatever the
-    /// registry's size.
+    /// registry's size (`DescribeRepositories` with `repositoryNames`; its
+    /// `RepositoryNotFoundException` is `Ok(None)`).
     async fn describe_repository(&self, name: &str) -> Result<Option<Repository>, AwsError>;
-    /// Every image of one repository (all pages, `maxResults` 1000).
+    /// Every image of one repository: `DescribeImages`, all pages, `maxResults` 1000
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeImages.html>).
+    /// A repository that does not exist is `RepositoryNotFoundException` (see
+    /// [`AwsError::is_repository_gone`]).
     async fn describe_images(&self, repository: &str) -> Result<Vec<ImageDetail>, AwsError>;
-    /// Only the images with these tags and digests (one call, at most 100 ids). ECR answers
-    /// `ImageNotFoundException` when any of them is missing.
+    /// Only the images with these tags and digests (`sha256:<64 hex>`): one `DescribeImages`
+    /// call with `imageIds`, at most 100 ids in all (tags and digests together; the API's
+    /// limit, not checked here). ECR answers `ImageNotFoundException` when any of them is
+    /// missing.
     async fn describe_image_ids(
         &self,
         repository: &str,
@@ -109,6 +177,11 @@ pub trait EcrApi: Send + Sync {
     ) -> Result<Vec<ImageDetail>, AwsError>;
     /// The manifest ECR holds for a tag or digest (`BatchGetImage`, every manifest media
     /// type accepted): its media type and text, `None` when ECR does not have it.
+    ///
+    /// `reference` is a digest when it is `sha256:` and 64 hex digits, a tag otherwise. The
+    /// accepted types are [`crate::oci::MANIFEST_ACCEPT`]; the media type is
+    /// `imageManifestMediaType`, else the manifest's own `mediaType`, else empty
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_BatchGetImage.html>).
     async fn image_manifest(
         &self,
         repository: &str,
@@ -117,10 +190,18 @@ pub trait EcrApi: Send + Sync {
 }
 
 /// A repository's settings that lifecycle-fixer manages.
+/// `Default` is a repository with no policy and no tag.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RepositorySettings {
+    /// The lifecycle policy JSON text (`GetLifecyclePolicy`'s `lifecyclePolicyText`); `None` when
+    /// the repository has none
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/LifecyclePolicies.html>).
     pub lifecycle_policy: Option<String>,
+    /// The repository policy, IAM policy JSON text (`GetRepositoryPolicy`'s `policyText`); `None`
+    /// when the repository has none
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/repository-policies.html>).
     pub repository_policy: Option<String>,
+    /// The repository's tags, key to value (`ListTagsForResource`).
     pub tags: BTreeMap<String, String>,
 }
 
@@ -128,39 +209,80 @@ pub struct RepositorySettings {
 #[async_trait]
 pub trait EcrSettingsApi: Send + Sync {
     /// Lifecycle policy, repository policy and tags (absent policies are `None`).
+    ///
+    /// The SDK adapter makes its three calls at once: `GetLifecyclePolicy`,
+    /// `GetRepositoryPolicy` (their not-found errors are `None`) and `ListTagsForResource` on
+    /// the repository's ARN. Any other error of any of them fails the call.
     async fn repository_settings(
         &self,
         repository: &Repository,
     ) -> Result<RepositorySettings, AwsError>;
+    /// `PutLifecyclePolicy`: replace the repository's lifecycle policy with `text` (lifecycle
+    /// policy JSON, which ECR validates)
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_PutLifecyclePolicy.html>).
     async fn put_lifecycle_policy(&self, repository: &str, text: &str) -> Result<(), AwsError>;
+    /// `SetRepositoryPolicy`: replace the repository policy with `text` (IAM policy JSON)
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_SetRepositoryPolicy.html>).
     async fn set_repository_policy(&self, repository: &str, text: &str) -> Result<(), AwsError>;
+    /// `TagResource` on the repository's ARN: add these tags, overwriting the value of a key that
+    /// exists; tags not named are kept
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_TagResource.html>).
     async fn tag_repository(
         &self,
         arn: &str,
         tags: &BTreeMap<String, String>,
     ) -> Result<(), AwsError>;
+    /// `PutImageScanningConfiguration` with `scanOnPush` true: new images of the repository are
+    /// scanned on push (basic scanning)
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_PutImageScanningConfiguration.html>).
     async fn enable_scan_on_push(&self, repository: &str) -> Result<(), AwsError>;
     /// The registry's scanning type (`BASIC` or `ENHANCED`): scan on push is a repository
-    /// setting of basic scanning only.
+    /// setting of basic scanning only. `GetRegistryScanningConfiguration`; `BASIC` when the
+    /// registry never set one
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_GetRegistryScanningConfiguration.html>).
     async fn registry_scan_type(&self) -> Result<String, AwsError>;
 }
 
-/// A repository creation template, as far as lifecycle-fixer manages it.
+/// A repository creation template, as far as lifecycle-fixer manages it: the settings ECR
+/// gives a repository it creates under the template's prefix
+/// (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/repository-creation-templates.html>,
+/// <https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_RepositoryCreationTemplate.html>).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CreationTemplate {
+    /// `prefix`: the repository name prefix the template applies to, e.g. `docker-hub` (a rule
+    /// prefix), or `ROOT` for every repository no other template matches.
     pub prefix: String,
+    /// `appliedFor`: what the template applies to: `PULL_THROUGH_CACHE`, `REPLICATION`,
+    /// `CREATE_ON_PUSH`.
     pub applied_for: Vec<String>,
+    /// `lifecyclePolicy`: lifecycle policy JSON text given to new repositories; `None` when absent
+    /// or empty.
     pub lifecycle_policy: Option<String>,
+    /// `repositoryPolicy`: repository policy (IAM policy JSON) given to new repositories; `None`
+    /// when absent or empty.
     pub repository_policy: Option<String>,
+    /// `resourceTags` given to new repositories, key to value. Read only: `put_template` does not
+    /// send them.
     pub resource_tags: BTreeMap<String, String>,
+    /// `imageTagMutability` of new repositories (e.g. `MUTABLE`). Read only: `put_template` does
+    /// not send it.
     pub image_tag_mutability: Option<String>,
 }
 
-/// The creation-template calls. Nothing here deletes.
+/// The creation-template calls. Nothing here deletes. Adapter: [`crate::aws::SdkEcr`];
+/// fake: `crate::fakes::FakeTemplates` (feature `fakes`).
 #[async_trait]
 pub trait EcrTemplatesApi: Send + Sync {
+    /// Every template of the registry: `DescribeRepositoryCreationTemplates`, all pages,
+    /// `maxResults` 1000
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeRepositoryCreationTemplates.html>).
     async fn describe_templates(&self) -> Result<Vec<CreationTemplate>, AwsError>;
     /// Create (`exists` false) or update a `PULL_THROUGH_CACHE` template.
+    ///
+    /// `CreateRepositoryCreationTemplate` or `UpdateRepositoryCreationTemplate`, sending the
+    /// template's `prefix`, `appliedFor`, `lifecyclePolicy` and `repositoryPolicy` only
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_CreateRepositoryCreationTemplate.html>,
+    /// <https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_UpdateRepositoryCreationTemplate.html>).
     async fn put_template(&self, template: &CreationTemplate, exists: bool)
     -> Result<(), AwsError>;
 }

@@ -4,25 +4,48 @@
 use std::fmt;
 
 /// What kind of failure an AWS call had; jobs decide on this, not on strings.
+///
+/// The service's error code is classified by [`AwsError::from_sdk`]: throttling codes
+/// (`ThrottlingException`, `Throttling`, `TooManyRequestsException`, `RequestLimitExceeded`,
+/// `ProvisionedThroughputExceededException`, `SlowDown`) are [`Throttled`](Self::Throttled),
+/// codes ending in `NotFoundException` are [`NotFound`](Self::NotFound), `AccessDeniedException`,
+/// `AccessDenied`, `UnauthorizedOperation` and `UnrecognizedClientException` are
+/// [`AccessDenied`](Self::AccessDenied), any other code is [`Service`](Self::Service).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AwsErrorKind {
     /// Still throttled after every retry.
     Throttled,
     /// The named resource does not exist (the service's own error code is kept).
     NotFound(String),
+    /// The caller may not make this call (an IAM policy, a resource policy, unknown credentials);
+    /// carries the service's code, e.g. `AccessDeniedException`.
     AccessDenied(String),
-    /// Any other error the service returned, with its code.
+    /// Any other error the service returned, with its code (e.g. `InvalidParameterException`).
+    /// The adapters also use it for answers they cannot use: `InvalidResponse` (an answer
+    /// that does not validate), `InvalidObject` (an S3 object too large or not UTF-8),
+    /// `NoSecretString` (a binary secret), `InvalidTag`.
     Service(String),
+    /// The call did not finish within the SDK's attempt or operation timeout
+    /// (`PTC_AWS_TIMEOUT_SECS`, see [`crate::aws::load_sdk_config`]).
     Timeout,
-    /// Could not reach the endpoint or read its answer.
+    /// Could not reach the endpoint or read its answer (also: an Embedded Metric Format log
+    /// line that could not be written).
     Transport,
 }
 
 /// An AWS call that failed: which operation, on what, and why.
+///
+/// Displayed as `<operation> failed: <code or kind>[: <message>]`, e.g.
+/// `DescribeImages failed: RepositoryNotFoundException: no repo x`.
 #[derive(Debug, Clone, thiserror::Error)]
 pub struct AwsError {
+    /// The API operation as the service's API reference names it, e.g. `DescribeImages`,
+    /// `GetSecretValue`, `PutMetricData` (`EmbeddedMetricFormat` for a metrics log line).
     pub operation: &'static str,
+    /// What kind of failure it was; what jobs decide on.
     pub kind: AwsErrorKind,
+    /// The service's error message, or the adapter's explanation; may be empty. The adapters
+    /// never put a secret's value or a registry token in it.
     pub message: String,
 }
 
@@ -45,6 +68,9 @@ impl fmt::Display for AwsError {
 }
 
 impl AwsError {
+    /// Whether the named resource does not exist ([`AwsErrorKind::NotFound`]: any code ending in
+    /// `NotFoundException`, e.g. `RepositoryNotFoundException`, `LifecyclePolicyNotFoundException`,
+    /// Secrets Manager's `ResourceNotFoundException`).
     pub fn is_not_found(&self) -> bool {
         matches!(self.kind, AwsErrorKind::NotFound(_))
     }
@@ -57,6 +83,10 @@ impl AwsError {
             .is_some_and(|code| code.contains("RepositoryNotFoundException"))
     }
 
+    /// The service's error code: the one carried by [`NotFound`](AwsErrorKind::NotFound),
+    /// [`AccessDenied`](AwsErrorKind::AccessDenied) and [`Service`](AwsErrorKind::Service),
+    /// `ThrottlingException` for [`Throttled`](AwsErrorKind::Throttled) (whichever throttling code
+    /// the service sent), `None` for a timeout or a transport error.
     pub fn code(&self) -> Option<&str> {
         match &self.kind {
             AwsErrorKind::NotFound(c)

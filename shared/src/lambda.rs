@@ -26,7 +26,10 @@ pub async fn lambda_start(function: &str) -> Result<(Settings, AwsClients), Conf
 #[derive(Debug, thiserror::Error)]
 #[error("{job}: the run had {} error(s): {}", errors.len(), errors.join("; "))]
 pub struct RunFailed {
+    /// The job's name, e.g. `prewarm` or `lifecycle-fixer`; the message starts with it.
     pub job: String,
+    /// The run-level errors, in the order they happened; the message joins them with `; `
+    /// (`<job>: the run had <n> error(s): <e1>; <e2>`).
     pub errors: Vec<String>,
 }
 

@@ -1,8 +1,9 @@
 //! ptc-core: the domain, the ports and the adapters of the ECR pull-through cache control
 //! plane. Dependencies point one way: domain <- ports <- adapters <- wiring.
 //!
-//! - Domain (no SDK, no settings): [`reference`] (image references, digests), [`rules`]
-//!   (pull-through cache rules, routing both ways), [`platform`], [`secret`], [`deadline`].
+//! - Domain (no SDK, no settings): [`reference`](mod@reference) (image references,
+//!   digests), [`rules`] (pull-through cache rules, routing both ways), [`platform`],
+//!   [`secret`], [`deadline`].
 //! - Ports, traits with domain types: [`ecr`], [`secrets`], [`objects`], [`metrics`]; their
 //!   error, [`error::AwsError`].
 //! - [`oci`]: the OCI distribution client (media types, manifests, the client).
@@ -15,6 +16,8 @@
 //!
 //! Each job's report type lives with the job (its fields are the job's own); they share the
 //! shape: entries with an outcome and a reason, a summary, run-level errors.
+
+#![warn(missing_docs)]
 
 pub mod aws;
 pub mod config;

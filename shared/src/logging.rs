@@ -15,7 +15,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// `json`: one JSON object per line, the event's fields flattened to the top level, for
+    /// CloudWatch Logs Insights. The default when `AWS_LAMBDA_FUNCTION_NAME` is set.
     Json,
+    /// `text`: human-readable lines without ANSI colours. The default outside Lambda.
     Text,
 }
 

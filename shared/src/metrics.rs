@@ -9,24 +9,36 @@ use time::OffsetDateTime;
 
 use crate::error::AwsError;
 
-/// `PutMetricData` limits: 1,000 data items and 1 MB per request, 30 dimensions per item.
+/// `PutMetricData` limits: 1,000 data items and 1 MB per request, 30 dimensions per item
+/// (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricData.html>).
+/// This one: data items per request, the most [`batches`] puts in one batch.
 pub const MAX_ITEMS_PER_CALL: usize = 1000;
 
+/// Bytes per `PutMetricData` request (1 MB, taken as 1,000,000 bytes): [`batches`] keeps each
+/// batch's estimated size within it.
 pub const MAX_BYTES_PER_CALL: usize = 1_000_000;
 
+/// Dimensions per datum (CloudWatch allows 30): [`MetricDatum::dimension`] refuses a 31st.
 pub const MAX_DIMENSIONS: usize = 30;
 
+/// The unit of a datum: the subset of CloudWatch's `StandardUnit` the jobs use
+/// (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_MetricDatum.html>).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Unit {
+    /// `Count`: a number of things (rules, images, repositories, errors, runs).
     Count,
+    /// `Bytes`: a size in bytes (e.g. stored image bytes).
     Bytes,
+    /// `Seconds`: a duration or an age in seconds.
     Seconds,
+    /// `Percent`: a percentage, e.g. `12.5` for 12.5 % (not range-checked).
     Percent,
+    /// `None`: a value without a unit (e.g. an amount of money).
     None,
 }
 
 impl Unit {
-    /// The CloudWatch unit name.
+    /// The CloudWatch unit name, e.g. `Count` or `Bytes` (also the EMF `Unit`).
     pub fn name(self) -> &'static str {
         match self {
             Self::Count => "Count",
@@ -38,32 +50,68 @@ impl Unit {
     }
 }
 
+/// Why a data point was refused before any call: CloudWatch's limits, checked by
+/// [`MetricDatum::new`] and [`MetricDatum::dimension`] (lengths in bytes of UTF-8, which is at
+/// least as strict as CloudWatch's characters).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MetricError {
+    /// The value is NaN or infinite, which CloudWatch does not accept.
     #[error("metric {name}: value {value} is not finite")]
-    NotFinite { name: String, value: f64 },
+    NotFinite {
+        /// The metric's name.
+        name: String,
+        /// The value refused.
+        value: f64,
+    },
+    /// A dimension past [`MAX_DIMENSIONS`] (30).
     #[error("metric {name}: {count} dimensions, at most 30")]
-    TooManyDimensions { name: String, count: usize },
+    TooManyDimensions {
+        /// The metric's name.
+        name: String,
+        /// How many dimensions the datum would have had: always 31.
+        count: usize,
+    },
+    /// The metric name is empty or longer than 255 bytes.
     #[error("metric name must be 1 to 255 characters")]
     BadName,
+    /// A dimension's name is empty or longer than 255 bytes, or its value is empty or longer
+    /// than 1,024 bytes.
     #[error(
         "metric {metric}: dimension {name:?} needs a name of 1 to 255 and a value of 1 to 1,024 characters"
     )]
-    BadDimension { metric: String, name: String },
+    BadDimension {
+        /// The metric's name.
+        metric: String,
+        /// The dimension's name as given.
+        name: String,
+    },
 }
 
 /// One data point. Built through [`MetricDatum::new`], so NaN and infinity cannot exist.
+///
+/// Serialised (for reports and tests) with `timestamp` as RFC 3339 text.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct MetricDatum {
+    /// `MetricName`, 1 to 255 bytes, e.g. `RuleValid` or [`RUN_ERRORS`].
     pub name: String,
+    /// `(name, value)` pairs in the order added, at most [`MAX_DIMENSIONS`]; names 1 to 255 bytes,
+    /// values 1 to 1,024 bytes. Data with the same set form one EMF line.
     pub dimensions: Vec<(String, String)>,
+    /// The value, in [`unit`](Self::unit); always finite. (CloudWatch also rejects magnitudes
+    /// beyond 2^360, which is not checked here.)
     pub value: f64,
+    /// The CloudWatch unit of [`value`](Self::value).
     pub unit: Unit,
+    /// When the datum was built (UTC), sent as its `Timestamp`.
     #[serde(with = "time::serde::rfc3339")]
     pub timestamp: OffsetDateTime,
 }
 
 impl MetricDatum {
+    /// A datum of `value` in `unit`, no dimension, timestamped now (UTC).
+    ///
+    /// [`MetricError::BadName`] when `name` is empty or longer than 255 bytes;
+    /// [`MetricError::NotFinite`] for NaN or an infinity.
     pub fn new(name: &str, value: f64, unit: Unit) -> Result<Self, MetricError> {
         if name.is_empty() || name.len() > 255 {
             return Err(MetricError::BadName);
@@ -83,6 +131,10 @@ impl MetricDatum {
         })
     }
 
+    /// The datum with one more dimension `name` = `value`.
+    ///
+    /// [`MetricError::BadDimension`] when `name` is empty or over 255 bytes or `value` is empty or
+    /// over 1,024 bytes; [`MetricError::TooManyDimensions`] when it has [`MAX_DIMENSIONS`] already.
     pub fn dimension(mut self, name: &str, value: &str) -> Result<Self, MetricError> {
         if name.is_empty() || name.len() > 255 || value.is_empty() || value.len() > 1024 {
             return Err(MetricError::BadDimension {
@@ -112,6 +164,11 @@ impl MetricDatum {
 }
 
 /// Split data into request-sized batches (item count and estimated bytes).
+///
+/// Consecutive slices, in order: each has at most [`MAX_ITEMS_PER_CALL`] data and at most
+/// [`MAX_BYTES_PER_CALL`] estimated bytes (per datum 128 bytes plus its name, plus 32 bytes
+/// plus name and value per dimension: more than the encoded request takes). No data, no
+/// batch.
 pub fn batches(data: &[MetricDatum]) -> Vec<&[MetricDatum]> {
     let mut out = Vec::new();
     let mut start = 0;
@@ -169,11 +226,14 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// Whether this run covered everything the job covers: a full run also publishes the
+    /// [`FULL_RUNS`] heartbeat.
     pub fn full(mut self, full: bool) -> Self {
         self.full = full;
         self
     }
 
+    /// The number of items the run could not do; they are counted in [`RUN_ERRORS`].
     pub fn item_errors(mut self, item_errors: usize) -> Self {
         self.item_errors = item_errors;
         self
@@ -213,9 +273,14 @@ pub async fn publish_run(
     }
 }
 
+/// Where metrics are published. Adapters: [`crate::aws::SdkMetrics`] (`PutMetricData`) and
+/// [`crate::aws::EmfMetrics`] (Embedded Metric Format lines); fake:
+/// `crate::fakes::FakeMetrics` (feature `fakes`). Jobs publish through [`publish_run`].
 #[async_trait]
 pub trait MetricsApi: Send + Sync {
-    /// Publish every datum; returns the number of calls made.
+    /// Publish every datum under `namespace` (e.g. `ECRPullThroughCache`, see
+    /// [`crate::config::DEFAULT_NAMESPACE`]); returns the number of calls made (requests, or
+    /// EMF log lines).
     async fn put(&self, namespace: &str, data: &[MetricDatum]) -> Result<usize, AwsError>;
 }
 
@@ -247,7 +312,10 @@ pub async fn publish_or_report(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MetricsSink {
+    /// `api`: `PutMetricData` calls through [`crate::aws::SdkMetrics`].
     Api,
+    /// `emf`: Embedded Metric Format log lines through [`crate::aws::EmfMetrics`]
+    /// (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>).
     Emf,
 }
 

@@ -4,16 +4,25 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Platform wanted from multi-platform images, e.g. `linux/arm64` or `linux/arm/v7`.
+/// Platform wanted from multi-platform images, e.g. `linux/arm64` or `linux/arm/v7`: the
+/// `platform` object of an image index entry
+/// (<https://github.com/opencontainers/image-spec/blob/main/image-index.md>). Serialised as the
+/// `OS/ARCH[/VARIANT]` text, and read from it with [`Platform::parse`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Platform {
+    /// `os`, e.g. `linux` or `windows` (Go's `GOOS` values).
     pub os: String,
+    /// `architecture`, e.g. `amd64`, `arm64`, `arm` (Go's `GOARCH` values).
     pub architecture: String,
+    /// `variant` of the CPU, e.g. `v7` of `linux/arm/v7` or `v8` of `linux/arm64/v8`; `None`
+    /// matches an index entry whatever its variant (see [`crate::oci::Manifest::platform_entry`]).
     pub variant: Option<String>,
 }
 
 impl Platform {
+    /// `OS/ARCH` or `OS/ARCH/VARIANT` (surrounding whitespace ignored), each part one or more ASCII
+    /// letters, digits or `_`. The error is `"<value>" is not OS/ARCH[/VARIANT]`.
     pub fn parse(value: &str) -> Result<Self, String> {
         let parts: Vec<&str> = value.trim().split('/').collect();
         let ok =

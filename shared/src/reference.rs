@@ -25,37 +25,79 @@ const MAX_TAG_LEN: usize = 128;
 /// Why a reference was rejected. Every message names the offending input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReferenceError {
+    /// Nothing but whitespace.
     #[error("empty image reference")]
     Empty,
+    /// Whitespace inside the reference (surrounding whitespace is ignored).
     #[error("image reference {input:?} contains whitespace")]
-    Whitespace { input: String },
+    Whitespace {
+        /// The reference as given, trimmed.
+        input: String,
+    },
+    /// A `:` after the last `/` with nothing after it, e.g. `nginx:`.
     #[error("image reference {input:?}: empty tag after ':'")]
-    EmptyTag { input: String },
+    EmptyTag {
+        /// The reference as given, trimmed.
+        input: String,
+    },
+    /// A tag outside the OCI grammar `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}` (at most 128
+    /// characters).
     #[error(
         "image reference {input:?}: invalid tag {tag:?} (letters, digits, '_', '.', '-', at most 128, not starting with '.' or '-')"
     )]
-    InvalidTag { input: String, tag: String },
+    InvalidTag {
+        /// The reference as given, trimmed.
+        input: String,
+        /// The tag as written.
+        tag: String,
+    },
+    /// The part after `@` is not a digest [`Digest::parse`] accepts.
     #[error("image reference {input:?}: invalid digest {digest:?} ({reason})")]
     InvalidDigest {
+        /// The reference as given, trimmed.
         input: String,
+        /// The text after `@`.
         digest: String,
+        /// Why, from [`Digest::parse`], e.g. `a sha256 digest has 64 hex characters`.
         reason: &'static str,
     },
+    /// An invalid repository path with uppercase letters in it, e.g. `Nginx`.
     #[error(
         "image reference {input:?}: repository path {path:?} must be lowercase (registries reject uppercase names)"
     )]
-    Uppercase { input: String, path: String },
+    Uppercase {
+        /// The reference as given, trimmed.
+        input: String,
+        /// The repository path, Docker Hub's `library/` added, e.g. `library/Nginx`.
+        path: String,
+    },
+    /// A repository path that breaks the rules of [`validate_path`].
     #[error("image reference {input:?}: invalid repository path {path:?} ({reason})")]
     InvalidPath {
+        /// The reference as given, trimmed.
         input: String,
+        /// The repository path, Docker Hub's `library/` added.
         path: String,
+        /// Why, from [`validate_path`], e.g. `empty path component`.
         reason: &'static str,
     },
+    /// A registry host that is not dot-separated labels of lowercase letters, digits and
+    /// `-` (not at a label's start or end), with an optional port of 1 to 5 digits.
     #[error("image reference {input:?}: invalid registry host {host:?}")]
-    InvalidHost { input: String, host: String },
+    InvalidHost {
+        /// The reference as given, trimmed.
+        input: String,
+        /// The host as read (lowercased), port included.
+        host: String,
+    },
 }
 
 /// A content digest such as `sha256:<64 hex>`. Only validated values exist.
+///
+/// The OCI grammar, restricted to the two registered algorithms: `sha256:<64 hex>` or
+/// `sha512:<128 hex>`, lowercase hex
+/// (<https://github.com/opencontainers/image-spec/blob/main/descriptor.md#digests>).
+/// Serialised as its text; deserialising checks it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Digest(String);
@@ -96,6 +138,7 @@ impl Digest {
         Self(format!("sha256:{hex}"))
     }
 
+    /// The digest's text, `<algorithm>:<hex>`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -119,11 +162,14 @@ impl Digest {
 
 /// Content hashed with a digest's algorithm (OCI: sha256 or sha512), chunk by chunk.
 pub enum DigestHasher {
+    /// SHA-256, for `sha256:` digests.
     Sha256(sha2::Sha256),
+    /// SHA-512, for `sha512:` digests.
     Sha512(sha2::Sha512),
 }
 
 impl DigestHasher {
+    /// Hash the next chunk of the content.
     pub fn update(&mut self, bytes: &[u8]) {
         use sha2::Digest as _;
         match self {
@@ -163,7 +209,9 @@ impl From<Digest> for String {
     }
 }
 
-/// A normalised image reference.
+/// A normalised image reference: `<registry>/<repository>[:tag][@digest]`, which is also
+/// its `Display` text (e.g. `docker.io/library/nginx:latest`) and what [`ImageReference::parse`]
+/// reads back to the same value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ImageReference {
     /// Registry host, lowercase, with port if one was given; Docker Hub is always `docker.io`.
@@ -172,11 +220,19 @@ pub struct ImageReference {
     pub repository: String,
     /// Tag; `latest` when the reference had neither tag nor digest.
     pub tag: Option<String>,
+    /// Digest, when the reference has `@<digest>`; a reference may carry both a tag and a digest
+    /// (`name:tag@sha256:...`).
     pub digest: Option<Digest>,
 }
 
 impl ImageReference {
     /// Parse what a user wrote. Leading and trailing whitespace is ignored.
+    ///
+    /// The first path component is the registry host when it has a `.` or a `:` or is
+    /// `localhost`; otherwise the reference is a Docker Hub path. The host is lowercased,
+    /// `:443` dropped and Docker Hub's aliases ([`DOCKER_HUB_ALIASES`]) read as
+    /// [`DOCKER_HUB`], whose one-component paths get `library/`. Every error names the input
+    /// (see [`ReferenceError`]).
     pub fn parse(input: &str) -> Result<Self, ReferenceError> {
         let trimmed = input.trim();
         if trimmed.is_empty() {
@@ -344,6 +400,11 @@ fn valid_tag(tag: &str) -> bool {
 
 /// Repository path rules of the distribution spec: lowercase components of `[a-z0-9]` joined
 /// by one '.', one or two '_', or any number of '-', separated by '/'.
+///
+/// The path alone is at most 255 characters here (the spec notes that many clients limit
+/// host, `/` and name together to 255)
+/// (<https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-manifests>).
+/// The error is the reason, e.g. `longer than 255 characters`.
 pub fn validate_path(path: &str) -> Result<(), &'static str> {
     if path.is_empty() {
         return Err("empty repository path");

@@ -10,21 +10,36 @@ use crate::reference::{DOCKER_HUB, DOCKER_HUB_ALIASES, Digest, ImageReference};
 
 /// The upstream kinds ECR knows (`upstreamRegistry`). The SDK enum is non-exhaustive and AWS adds
 /// kinds (Chainguard): an unknown value is carried as [`UpstreamKind::Other`], never rejected.
+///
+/// Serialised as the `upstreamRegistry` value, e.g. `docker-hub`
+/// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_PullThroughCacheRule.html>,
+/// <https://docs.aws.amazon.com/AmazonECR/latest/userguide/pull-through-cache.html>).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(from = "String", into = "String")]
 pub enum UpstreamKind {
+    /// `ecr-public`: Amazon ECR Public, `public.ecr.aws`.
     EcrPublic,
+    /// `k8s`: the Kubernetes registry, `registry.k8s.io`.
     K8s,
+    /// `quay`: `quay.io`.
     Quay,
+    /// `docker-hub`: Docker Hub, `registry-1.docker.io`; needs a credential.
     DockerHub,
+    /// `github-container-registry`: `ghcr.io`; needs a credential.
     GithubContainerRegistry,
+    /// `gitlab-container-registry`: `registry.gitlab.com`; needs a credential.
     GitlabContainerRegistry,
+    /// `azure-container-registry`: `<name>.azurecr.io`; needs a credential.
     AzureContainerRegistry,
+    /// `ecr`: another private ECR registry, `<12 digits>.dkr.ecr.<region>.amazonaws.com`
+    /// (ECR-to-ECR rules, with [`PtcRule::custom_role_arn`] instead of a secret).
     Ecr,
+    /// Any other value ECR sends, kept as sent.
     Other(String),
 }
 
 impl UpstreamKind {
+    /// The `upstreamRegistry` value, e.g. `docker-hub` (the text itself for `Other`).
     pub fn as_str(&self) -> &str {
         match self {
             Self::EcrPublic => "ecr-public",
@@ -39,6 +54,8 @@ impl UpstreamKind {
         }
     }
 
+    /// The kind an `upstreamRegistry` value names; an unknown one is [`Other`](Self::Other), never
+    /// an error.
     pub fn parse(value: &str) -> Self {
         match value {
             "ecr-public" => Self::EcrPublic,
@@ -54,6 +71,11 @@ impl UpstreamKind {
     }
 
     /// The kind of an upstream registry URL, as ECR infers it.
+    ///
+    /// `url` is a bare host as [`normalise_upstream_url`] leaves it (no scheme, no path),
+    /// compared without regard to case: `public.ecr.aws`, `registry.k8s.io`, `quay.io`,
+    /// `registry-1.docker.io`, `ghcr.io`, `registry.gitlab.com`, `*.azurecr.io`, or a private
+    /// ECR host ([`is_private_ecr_host`]). `None` for any other.
     pub fn from_url(url: &str) -> Option<Self> {
         let host = url.to_ascii_lowercase();
         Some(match host.as_str() {
@@ -69,7 +91,8 @@ impl UpstreamKind {
         })
     }
 
-    /// Upstreams whose rules need a Secrets Manager credential.
+    /// Upstreams whose rules need a Secrets Manager credential: Docker Hub, GitHub, GitLab
+    /// and Azure (see [`crate::secret::UpstreamCredential`]).
     pub fn needs_credentials(&self) -> bool {
         matches!(
             self,
@@ -100,6 +123,8 @@ impl fmt::Display for UpstreamKind {
 }
 
 /// `<12 digits>.dkr.ecr.<region>.amazonaws.com` (and the `.com.cn` partition).
+///
+/// `host` must be lowercase already; the region is one or more of `[a-z0-9-]`.
 pub fn is_private_ecr_host(host: &str) -> bool {
     let Some((account, rest)) = host.split_once(".dkr.ecr.") else {
         return false;
@@ -134,13 +159,23 @@ fn unsupported_reason(host: &str) -> Option<&'static str> {
 
 /// A repository prefix of a rule: 2-30 characters of lowercase path components, or `ROOT`.
 /// The implied trailing `/` is not stored.
+///
+/// ECR's `ecrRepositoryPrefix`
+/// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_CreatePullThroughCacheRule.html>).
+/// Serialised as its text; deserialising checks it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Prefix(String);
 
 impl Prefix {
+    /// `ROOT`: the prefix of a rule without one, whose cached repositories are named by the
+    /// upstream path alone.
     pub const ROOT: &'static str = "ROOT";
 
+    /// `ROOT`, or 2 to 30 characters (a trailing `/` counted, then dropped) of `/`-separated
+    /// components, each lowercase letters and digits joined by single `.`, `_` or `-`.
+    ///
+    /// [`RuleError::InvalidPrefix`] names the prefix and the rule it breaks.
     pub fn parse(value: &str) -> Result<Self, RuleError> {
         let invalid = |reason: &'static str| RuleError::InvalidPrefix {
             prefix: value.to_owned(),
@@ -171,10 +206,12 @@ impl Prefix {
         Ok(Self(trimmed.to_owned()))
     }
 
+    /// Whether this is the [`ROOT`](Self::ROOT) prefix.
     pub fn is_root(&self) -> bool {
         self.0 == Self::ROOT
     }
 
+    /// The prefix without its trailing `/`, e.g. `docker-hub` or `team/ghcr`, or `ROOT`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -199,15 +236,23 @@ impl From<Prefix> for String {
     }
 }
 
-/// A pull-through cache rule, as ECR describes it.
+/// A pull-through cache rule, as ECR describes it
+/// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_PullThroughCacheRule.html>).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PtcRule {
+    /// `ecrRepositoryPrefix`: cached repositories are named `<prefix>/<upstream path>`.
     pub prefix: Prefix,
     /// `upstreamRegistryUrl`: a host such as `quay.io` or `registry-1.docker.io`.
     pub upstream_url: String,
+    /// `upstreamRegistry`: from ECR's answer when it has one, else inferred from the URL (else
+    /// [`UpstreamKind::Other`] with the URL).
     pub kind: UpstreamKind,
+    /// `credentialArn`: the Secrets Manager secret (`ecr-pullthroughcache/...`) with the upstream
+    /// credential (see [`crate::secret::UpstreamCredential`]); `None` for upstreams that need none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_arn: Option<String>,
+    /// `customRoleArn`: the IAM role ECR assumes to pull from an upstream ECR registry (ECR-to-ECR
+    /// rules).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_role_arn: Option<String>,
     /// `upstreamRepositoryPrefix` (ECR-to-ECR rules); `None` and `ROOT` both mean no prefix.
@@ -217,6 +262,10 @@ pub struct PtcRule {
 
 impl PtcRule {
     /// A rule from a prefix and an upstream URL, the kind inferred from the URL.
+    ///
+    /// The URL is normalised first ([`normalise_upstream_url`]). Errors:
+    /// [`RuleError::InvalidPrefix`], or [`RuleError::UnsupportedUpstreamUrl`] when
+    /// [`UpstreamKind::from_url`] knows no kind for it.
     pub fn new(prefix: &str, upstream_url: &str) -> Result<Self, RuleError> {
         let prefix = Prefix::parse(prefix)?;
         let upstream_url = normalise_upstream_url(upstream_url);
@@ -235,11 +284,13 @@ impl PtcRule {
         })
     }
 
+    /// The rule with `upstreamRepositoryPrefix` set, its trailing `/` dropped.
     pub fn with_upstream_prefix(mut self, upstream_prefix: &str) -> Self {
         self.upstream_repository_prefix = Some(upstream_prefix.trim_end_matches('/').to_owned());
         self
     }
 
+    /// The rule with `credentialArn` set to `arn` (a Secrets Manager secret ARN).
     pub fn with_credential(mut self, arn: &str) -> Self {
         self.credential_arn = Some(arn.to_owned());
         self
@@ -264,6 +315,7 @@ impl PtcRule {
 }
 
 /// Strip a scheme and trailing slash users sometimes paste: `https://quay.io/` → `quay.io`.
+/// Also trims whitespace and lowercases.
 pub fn normalise_upstream_url(url: &str) -> String {
     let url = url.trim();
     let url = url
@@ -273,50 +325,91 @@ pub fn normalise_upstream_url(url: &str) -> String {
     url.trim_end_matches('/').to_ascii_lowercase()
 }
 
+/// Why a rule could not be built ([`Prefix::parse`], [`PtcRule::new`]) or an image or a
+/// repository could not be routed ([`RuleSet::route`], [`RuleSet::upstream_of`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleError {
+    /// A prefix [`Prefix::parse`] refuses.
     #[error("invalid rule prefix {prefix:?}: {reason}")]
     InvalidPrefix {
+        /// The prefix as given.
         prefix: String,
+        /// The rule it breaks, e.g. `a prefix has 2 to 30 characters`.
         reason: &'static str,
     },
+    /// An upstream URL whose kind [`UpstreamKind::from_url`] cannot infer.
     #[error("upstream registry URL {url:?} is not one ECR pull-through cache supports")]
-    UnsupportedUpstreamUrl { url: String },
+    UnsupportedUpstreamUrl {
+        /// The URL, normalised.
+        url: String,
+    },
+    /// No rule serves the registry, and ECR cannot cache from it at all: Google Container
+    /// Registry and Artifact Registry (`gcr.io`, `*.gcr.io`, `*-docker.pkg.dev`),
+    /// `mcr.microsoft.com`, `nvcr.io`, `docker.elastic.co`.
     #[error("registry {registry} is not supported by ECR pull-through cache: {reason}")]
     UnsupportedRegistry {
+        /// The reference's registry host (port included, if any).
         registry: String,
+        /// Which registry it is and that it is not supported.
         reason: &'static str,
     },
+    /// No rule serves the registry, which is Docker Hub or an upstream ECR supports (see
+    /// [`UpstreamKind::from_url`]): a rule for it would make it routable.
     #[error("no pull-through cache rule for registry {registry}")]
-    NoRule { registry: String },
+    NoRule {
+        /// The reference's registry host, e.g. `quay.io` or `docker.io`.
+        registry: String,
+    },
     /// No rule, and the host is none of the upstreams ECR documents (a self-hosted registry,
     /// or an upstream newer than this code: a rule for it would still be routed).
     #[error(
         "no pull-through cache rule for registry {registry}, which is not an upstream ECR pull-through cache is known to support (self-hosted registries are not supported)"
     )]
-    UnknownRegistry { registry: String },
+    UnknownRegistry {
+        /// The reference's registry host (port included, if any).
+        registry: String,
+    },
+    /// Every rule serving the registry has an upstream repository prefix, and the
+    /// reference's path is under none of them (the first such rule is named).
     #[error(
         "{reference}: repository {repository} is outside the upstream prefix {upstream_prefix} of rule {prefix}"
     )]
     OutsideUpstreamPrefix {
+        /// The normalised reference, e.g. `<host>/team/app:1`.
         reference: String,
+        /// The reference's repository path on the upstream.
         repository: String,
+        /// The rule's `upstreamRepositoryPrefix`.
         upstream_prefix: String,
+        /// The rule's prefix.
         prefix: String,
     },
+    /// A repository name under no rule's prefix, and the set has no `ROOT` rule.
     #[error("repository {repository} is not under any pull-through cache rule prefix")]
-    NotCached { repository: String },
+    NotCached {
+        /// The repository name, as given.
+        repository: String,
+    },
+    /// The cached repository name would be longer than 256 characters, ECR's limit for
+    /// repository names.
     #[error("cached repository name {repository} would exceed 256 characters")]
-    NameTooLong { repository: String },
+    NameTooLong {
+        /// The name it would have had, `<prefix>/<path>`.
+        repository: String,
+    },
 }
 
-/// Where an upstream image lives in the cache.
+/// Where an upstream image lives in the cache: `<registry host>/<prefix>/<path>[:tag][@digest]`
+/// (see [`CachedImage::uri`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CachedImage {
+    /// The prefix of the rule that routes it.
     pub prefix: Prefix,
     /// The ECR repository name, e.g. `docker-hub/library/nginx`.
     pub repository: String,
+    /// The reference's tag (`latest` when it had neither tag nor digest).
     pub tag: Option<String>,
+    /// The reference's digest, if it had one.
     pub digest: Option<Digest>,
 }
 
@@ -336,12 +429,15 @@ impl CachedImage {
     }
 }
 
-/// Where a cached repository comes from.
+/// Where a cached repository comes from (see [`RuleSet::upstream_of`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UpstreamRepository {
+    /// The prefix of the rule the repository falls under.
     pub prefix: Prefix,
     /// The rule's upstream URL (for Docker Hub `registry-1.docker.io`).
     pub registry: String,
+    /// The repository path on the upstream, the rule's upstream repository prefix in front when it
+    /// has one, e.g. `library/nginx` for `docker-hub/library/nginx`.
     pub repository: String,
 }
 
@@ -358,20 +454,28 @@ impl RuleSet {
         Self { rules }
     }
 
+    /// The rules, sorted by prefix.
     pub fn rules(&self) -> &[PtcRule] {
         &self.rules
     }
 
+    /// Whether the set has no rule.
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
 
+    /// The rule whose prefix is exactly `prefix` (no trailing `/`, e.g. `docker-hub`, or `ROOT`).
     pub fn get(&self, prefix: &str) -> Option<&PtcRule> {
         self.rules.iter().find(|r| r.prefix.as_str() == prefix)
     }
 
     /// Upstream reference → cached image. With several rules for one upstream, the first
     /// whose upstream prefix covers the path wins (rules sorted by prefix).
+    ///
+    /// Errors: [`RuleError::NameTooLong`]; [`RuleError::OutsideUpstreamPrefix`] when rules
+    /// serve the registry but none covers the path; otherwise, with no rule for the
+    /// registry, [`RuleError::UnsupportedRegistry`], [`RuleError::NoRule`] or
+    /// [`RuleError::UnknownRegistry`].
     pub fn route(&self, reference: &ImageReference) -> Result<CachedImage, RuleError> {
         let mut outside = None;
         for rule in self
@@ -451,7 +555,8 @@ impl RuleSet {
             .or_else(|| self.rules.iter().find(|r| r.prefix.is_root()))
     }
 
-    /// Cached repository → upstream registry and path.
+    /// Cached repository → upstream registry and path. [`RuleError::NotCached`] when no rule
+    /// covers the name (see [`RuleSet::rule_for_repository`]).
     pub fn upstream_of(&self, repository: &str) -> Result<UpstreamRepository, RuleError> {
         let rule = self
             .rule_for_repository(repository)

@@ -2,10 +2,14 @@
 
 use std::fmt;
 
+/// A secret string (a password, a token, a secret's value): `Debug` prints
+/// `Secret(<redacted>)`, `Display` and `Serialize` print `<redacted>`. Only
+/// [`expose`](Self::expose) gives the value.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
+    /// Wrap `value`; from here on it is shown only through [`expose`](Self::expose).
     pub fn new(value: String) -> Self {
         Self(value)
     }
@@ -41,7 +45,10 @@ impl serde::Serialize for Secret {
 /// The one parser of that shape: validate-rules checks it, prewarm pulls upstream with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UpstreamCredential {
+    /// `username`: the upstream registry account's user name (not blank).
     pub username: String,
+    /// `accessToken`: the upstream registry's access token or password (not blank), e.g. a Docker
+    /// Hub access token or a GitHub personal access token.
     pub access_token: Secret,
 }
 

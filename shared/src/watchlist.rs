@@ -13,12 +13,23 @@ use crate::reference::{ImageReference, ReferenceError};
 /// Where a long watch list lives: one reference per line (`#` comments), or a JSON array.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum WatchListSource {
-    S3 { bucket: String, key: String },
+    /// An S3 object, `s3://<bucket>/<key>`, read with [`ObjectsApi::get_text`] (at most 8 MiB).
+    S3 {
+        /// The bucket name: 3 to 63 lowercase letters, digits, `.` or `-`.
+        bucket: String,
+        /// The object key (not empty), e.g. `ptc/watch-list.txt`.
+        key: String,
+    },
+    /// A local file (`file:///PATH` or a plain path), read whole.
     File(PathBuf),
 }
 
 impl WatchListSource {
-    /// `s3://bucket/key`, `file:///path` or a path.
+    /// `s3://bucket/key`, `file:///path` or a path (surrounding whitespace ignored).
+    ///
+    /// The error says why not: `expected s3://BUCKET/KEY` (no `/` after the bucket), a bucket
+    /// name that is not 3-63 characters of `[a-z0-9.-]`, an empty key, another scheme, or an
+    /// empty path.
     pub fn parse(value: &str) -> Result<Self, String> {
         let value = value.trim();
         if let Some(rest) = value.strip_prefix("s3://") {
@@ -48,7 +59,9 @@ impl WatchListSource {
         Ok(Self::File(PathBuf::from(path)))
     }
 
-    /// The entries of a watch list document.
+    /// The entries of a watch list document: a JSON array of strings when the text starts
+    /// with `[` (leading whitespace ignored), else one entry per line, trimmed, blank lines
+    /// and lines starting with `#` dropped. Entries are not parsed here (see [`WatchEntry`]).
     pub fn entries(text: &str) -> Result<Vec<String>, String> {
         if text.trim_start().starts_with('[') {
             return serde_json::from_str::<Vec<String>>(text)
@@ -84,7 +97,10 @@ pub struct Dedup {
 /// here for every later step (routing, pulling, reporting).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchEntry {
+    /// The entry as written, trimmed, e.g. `nginx:1.25`: what reports show.
     pub input: String,
+    /// What it parses to with [`ImageReference::parse`], or why it does not (an entry that does not
+    /// parse is kept, to be reported).
     pub reference: Result<ImageReference, ReferenceError>,
 }
 
@@ -115,7 +131,11 @@ impl Dedup {
     }
 }
 
-/// The entries of the long watch list; the error names the source.
+/// The entries of the long watch list; the error names the source
+/// (`watch list <source>: <why>`): a read that failed, an object over
+/// [`crate::objects::MAX_OBJECT_BYTES`], text that is not UTF-8, a JSON array that is not of
+/// strings. Entries come as [`WatchListSource::entries`] gives them, not yet deduplicated
+/// ([`Dedup`]).
 pub async fn load(
     objects: &dyn ObjectsApi,
     source: &WatchListSource,

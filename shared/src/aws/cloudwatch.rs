@@ -11,12 +11,17 @@ use aws_sdk_cloudwatch::types::{Dimension, MetricDatum as SdkDatum, StandardUnit
 use crate::error::AwsError;
 use crate::metrics::*;
 
+/// The `PutMetricData` adapter of [`MetricsApi`]: one call per batch of [`batches`] (at most
+/// 1,000 data and about 1 MB each). Every batch is tried even after one is refused; the
+/// error is then the first failure, its message prefixed `<failed> of <calls> calls failed`
+/// (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricData.html>).
 #[derive(Clone)]
 pub struct SdkMetrics {
     client: Client,
 }
 
 impl SdkMetrics {
+    /// The adapter on a CloudWatch client (see [`crate::aws::AwsClients`]).
     pub fn new(client: Client) -> Self {
         Self { client }
     }
@@ -86,17 +91,24 @@ pub struct EmfMetrics<W: std::io::Write + Send> {
 pub const EMF_MAX_METRICS: usize = 100;
 
 impl<W: std::io::Write + Send> EmfMetrics<W> {
+    /// EMF lines written to `out`: stdout in Lambda, stderr for the CLI, a `Vec<u8>` in tests.
     pub fn new(out: W) -> Self {
         Self {
             out: Mutex::new(out),
         }
     }
 
+    /// The writer back (e.g. the bytes a test wrote), even if a writer panicked holding the lock.
     pub fn into_inner(self) -> W {
         self.out.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The log lines for `data`, one JSON document each.
+    ///
+    /// Data are grouped by dimension set (names and values); a line carries one set, at most
+    /// [`EMF_MAX_METRICS`] metrics and each metric name once. `_aws.Timestamp` is the latest
+    /// timestamp of the line's data, in milliseconds since the epoch
+    /// (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>).
     pub fn lines(namespace: &str, data: &[MetricDatum]) -> Vec<serde_json::Value> {
         use std::collections::BTreeMap;
         // Group by dimension set (names and values): each line carries one set.

@@ -16,13 +16,14 @@ use crate::error::{AwsError, AwsErrorKind};
 use crate::oci::MANIFEST_ACCEPT;
 use crate::rules::{Prefix, PtcRule, UpstreamKind, normalise_upstream_url};
 
-/// The aws-sdk adapter.
+/// The aws-sdk adapter of [`EcrApi`], [`EcrSettingsApi`] and [`EcrTemplatesApi`].
 #[derive(Clone)]
 pub struct SdkEcr {
     client: Client,
 }
 
 impl SdkEcr {
+    /// The adapter on an ECR client (see [`crate::aws::AwsClients`]).
     pub fn new(client: Client) -> Self {
         Self { client }
     }

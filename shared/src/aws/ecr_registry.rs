@@ -21,6 +21,9 @@ pub struct EcrTokenSource {
 }
 
 impl EcrTokenSource {
+    /// A source that fetches no token until asked. A token is then reused until 5 minutes before
+    /// its `expiresAt`; one whose expiry is less than 5 minutes away, past, or 2 days or more away
+    /// is used for one hour instead.
     pub fn new(ecr: Arc<dyn EcrApi>) -> Self {
         Self {
             ecr,
@@ -29,7 +32,9 @@ impl EcrTokenSource {
         }
     }
 
-    /// The current token (fetching one if needed).
+    /// The current token (fetching one if needed); `refresh` fetches a new one whatever the
+    /// cached one's age (after a 401). A failed `GetAuthorizationToken` is
+    /// [`RegistryError::Credentials`] with the [`AwsError`](crate::error::AwsError)'s text.
     pub async fn token(&self, refresh: bool) -> Result<RegistryToken, RegistryError> {
         let mut guard = self.token.lock().await;
         let now = OffsetDateTime::now_utc();

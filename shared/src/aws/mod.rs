@@ -31,13 +31,21 @@ pub use secrets::SdkSecrets;
 /// How the SDK clients reach AWS (or the local stack).
 #[derive(Debug, Clone)]
 pub struct AwsOptions {
+    /// `PTC_REGION`, e.g. `eu-west-1`; `None`: the SDK's usual region chain (`AWS_REGION`, the
+    /// profile, ...).
     pub region: Option<String>,
+    /// `PTC_AWS_ENDPOINT_URL`: one endpoint for every service (the local stack), already checked
+    /// by [`crate::config::Endpoint`] (https, or http on loopback); `None`: AWS's own endpoints.
     pub endpoint_url: Option<String>,
+    /// `PTC_AWS_MAX_ATTEMPTS` (1-20, default 5): attempts per call, the first one included.
     pub max_attempts: u32,
+    /// `PTC_AWS_TIMEOUT_SECS` (1-900 s, default 30): the whole call, retries included. Each attempt
+    /// gets this divided by `max_attempts`, at least 2 s.
     pub operation_timeout: Duration,
 }
 
 impl AwsOptions {
+    /// The options of the settings' AWS section (region, endpoint override, retries, timeout).
     pub fn from_settings(settings: &Settings) -> Self {
         Self {
             region: settings.region.clone(),
@@ -53,6 +61,11 @@ impl AwsOptions {
 
 /// Load the one `SdkConfig` the process uses: credentials and region from the usual chain,
 /// then the endpoint override, retries and timeouts of the settings.
+///
+/// Retries: standard mode, `max_attempts` attempts, backoff from 200 ms up to 10 s.
+/// Timeouts: 5 s to connect, `operation_timeout` per call, `operation_timeout / max_attempts`
+/// (at least 2 s) per attempt
+/// (<https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html>).
 pub async fn load_sdk_config(options: &AwsOptions) -> SdkConfig {
     let attempt_timeout =
         (options.operation_timeout / options.max_attempts.max(1)).max(Duration::from_secs(2));
@@ -87,13 +100,19 @@ pub(crate) fn to_time(dt: Option<&aws_smithy_types::DateTime>) -> Option<time::O
 /// The service clients every job builds from one `SdkConfig`.
 #[derive(Clone)]
 pub struct AwsClients {
+    /// ECR: rules, repositories, images, settings, templates (see [`SdkEcr`]).
     pub ecr: aws_sdk_ecr::Client,
+    /// Secrets Manager: the rules' credential secrets (see [`SdkSecrets`]).
     pub secrets: aws_sdk_secretsmanager::Client,
+    /// CloudWatch: `PutMetricData` (see [`SdkMetrics`], [`for_sink`]).
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// S3: the long watch list (see [`SdkObjects`]); path-style addressing when an endpoint is
+    /// overridden, virtual-hosted style against AWS.
     pub s3: aws_sdk_s3::Client,
 }
 
 impl AwsClients {
+    /// The four clients from one `SdkConfig` (see [`load_sdk_config`]).
     pub fn new(config: &aws_config::SdkConfig) -> Self {
         Self {
             ecr: aws_sdk_ecr::Client::new(config),
@@ -111,7 +130,12 @@ impl AwsClients {
 }
 
 impl AwsError {
-    /// Classify any SDK error.
+    /// Classify any SDK error of `operation` (its API name, e.g. `DescribeImages`).
+    ///
+    /// A timeout (of the SDK, or of the connection) is [`AwsErrorKind::Timeout`]; a
+    /// connection that failed otherwise, or an answer that could not be read, is
+    /// [`AwsErrorKind::Transport`]; a service error is classified on its code (`Unknown`
+    /// when it has none, see [`AwsErrorKind`]) and keeps its message.
     pub fn from_sdk<E, R>(
         operation: &'static str,
         err: aws_smithy_runtime_api::client::result::SdkError<E, R>,

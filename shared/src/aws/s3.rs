@@ -7,12 +7,16 @@ use aws_sdk_s3::Client;
 use crate::error::{AwsError, AwsErrorKind};
 use crate::objects::*;
 
+/// The S3 adapter of [`ObjectsApi`]: `GetObject` with `Range: bytes=0-<MAX_OBJECT_BYTES>`,
+/// read chunk by chunk and refused past [`MAX_OBJECT_BYTES`]
+/// (<https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html>).
 #[derive(Clone)]
 pub struct SdkObjects {
     client: Client,
 }
 
 impl SdkObjects {
+    /// The adapter on an S3 client (see [`crate::aws::AwsClients`]).
     pub fn new(client: Client) -> Self {
         Self { client }
     }

@@ -9,12 +9,15 @@ use crate::error::{AwsError, AwsErrorKind};
 use crate::secret::Secret;
 use crate::secrets::*;
 
+/// The Secrets Manager adapter of [`SecretsApi`]: `DescribeSecret` and `GetSecretValue`
+/// (<https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_GetSecretValue.html>).
 #[derive(Clone)]
 pub struct SdkSecrets {
     client: Client,
 }
 
 impl SdkSecrets {
+    /// The adapter on a Secrets Manager client (see [`crate::aws::AwsClients`]).
     pub fn new(client: Client) -> Self {
         Self { client }
     }

@@ -59,36 +59,56 @@ impl std::str::FromStr for FixMode {
 /// What lifecycle-fixer brings every cached repository to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FixSettings {
-    /// `fill` (default), `enforce` or `dry-run`.
+    /// `PTC_FIX_MODE` (file `fix_mode`): `fill` (default), `enforce` or `dry-run`.
     pub mode: FixMode,
+    /// `PTC_LIFECYCLE_DAYS` (1-3650, default 30): the default lifecycle policy expires cached
+    /// tagged images pushed more than this many days ago (the next pull caches them again).
     pub lifecycle_days: u32,
-    /// A lifecycle policy document replacing the default (validated by lifecycle-fixer).
+    /// `PTC_LIFECYCLE_POLICY`: a lifecycle policy document replacing the default (validated by
+    /// lifecycle-fixer).
     pub lifecycle_policy: Option<String>,
-    /// Accounts (12 digits) or IAM ARNs granted pull on every cached repository.
+    /// `PTC_PULL_PRINCIPALS`: accounts (12 digits) or IAM ARNs (starting `arn:aws`) granted
+    /// pull on every cached repository.
     pub pull_principals: Vec<String>,
-    /// An AWS Organization granted pull (`aws:PrincipalOrgID`).
+    /// `PTC_PULL_ORG_ID`: an AWS Organization granted pull (`aws:PrincipalOrgID`), `o-` and
+    /// 10 to 32 lowercase letters or digits.
     pub pull_org_id: Option<String>,
+    /// `PTC_REPOSITORY_TAGS` (`KEY=VALUE` items, key not empty; file table `repository_tags`): tags
+    /// on every cached repository.
     pub repository_tags: BTreeMap<String, String>,
+    /// `PTC_SCAN_ON_PUSH` (`true` or `false`, default false): turn on scan on push (applied only
+    /// when the registry uses basic scanning).
     pub scan_on_push: bool,
     /// Overrides per rule prefix (`[prefixes.<prefix>]` in the file, or `PTC_PREFIX_SETTINGS`
     /// as a JSON object); what a prefix does not set comes from the settings above.
     pub prefixes: BTreeMap<Prefix, PrefixFix>,
 }
 
-/// The desired settings of one rule prefix, where they differ from the defaults.
+/// The desired settings of one rule prefix, where they differ from the defaults: a
+/// `[prefixes.<prefix>]` table of the file, or a value of the `PTC_PREFIX_SETTINGS` JSON
+/// object. Unknown keys are errors; `None` inherits.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrefixFix {
+    /// Overrides [`FixSettings::lifecycle_days`] (1-3650); setting it drops an inherited global
+    /// `lifecycle_policy`.
     pub lifecycle_days: Option<u32>,
+    /// Overrides [`FixSettings::lifecycle_policy`].
     pub lifecycle_policy: Option<String>,
+    /// Replaces [`FixSettings::pull_principals`] (12-digit accounts or IAM ARNs).
     pub pull_principals: Option<Vec<String>>,
+    /// Overrides [`FixSettings::pull_org_id`] (`o-...`).
     pub pull_org_id: Option<String>,
+    /// Replaces [`FixSettings::repository_tags`] whole (not merged with them).
     pub repository_tags: Option<BTreeMap<String, String>>,
+    /// Overrides [`FixSettings::scan_on_push`].
     pub scan_on_push: Option<bool>,
 }
 
 impl FixSettings {
-    /// The settings of `prefix`: its overrides on top of the defaults.
+    /// The settings of `prefix`: its overrides on top of the defaults (with no
+    /// [`prefixes`](Self::prefixes) of their own). A prefix that sets `lifecycle_days` but no
+    /// `lifecycle_policy` does not inherit the global policy text.
     pub fn for_prefix(&self, prefix: &Prefix) -> FixSettings {
         let Some(o) = self.prefixes.get(prefix) else {
             return FixSettings {

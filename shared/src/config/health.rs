@@ -9,11 +9,14 @@ use super::source::{FileSettings, Source, invalid};
 /// health-metrics' inventory settings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HealthSettings {
-    /// USD per GB-month of stored images (the published ECR price is 0.10).
+    /// `PTC_STORAGE_PRICE_GB_MONTH` (0-1000, default 0.10): USD per GB-month of stored images
+    /// (the published ECR price is 0.10).
     pub storage_price_per_gb_month: f64,
-    /// An image not pulled for this many days counts as unused.
+    /// `PTC_UNUSED_DAYS` (1-3650, default 30): an image not pulled for this many days counts as
+    /// unused.
     pub unused_days: u32,
-    /// Also publish inventory metrics per repository (each repository is then a billed
+    /// `PTC_METRICS_PER_REPOSITORY` (file `metrics_per_repository`; `true` or `false`):
+    /// also publish inventory metrics per repository (each repository is then a billed
     /// custom metric per metric name); default per prefix only.
     pub per_repository: bool,
 }

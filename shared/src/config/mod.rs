@@ -3,7 +3,7 @@
 //! start-up with an error naming the variable (or the file and key).
 //!
 //! One loader per section, each in its own module, all reading through one [`source`]:
-//! - [`aws`]: region, endpoints, retries and timeouts;
+//! - `aws`: region, endpoints, retries and timeouts;
 //! - [`rules`]: the expected rules, the managed prefixes, the credential age limit;
 //! - [`prewarm`]: the watch list, platforms, concurrency, mode, discovery;
 //! - [`fix`]: lifecycle-fixer's desired settings and mode, per prefix;
@@ -45,52 +45,97 @@ pub const DEFAULT_NAMESPACE: &str = "ECRPullThroughCache";
 /// A setting that cannot be used: the variable (or the file and key), the value and why.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A value that cannot be used: `setting NAME: invalid value "...": why`.
     #[error("setting {name}: invalid value {value:?}: {reason}")]
     Invalid {
+        /// The variable, e.g. `PTC_CONCURRENCY`; also for a check made once both sources
+        /// are read (a range, a prefix listed twice), whichever gave the value.
         name: String,
+        /// The value as given; bytes that are not UTF-8 show as U+FFFD.
         value: String,
+        /// Why it cannot be used, e.g. `must be between 1 and 256`.
         reason: String,
     },
+    /// The config file cannot be read, is not TOML, has an unknown key, or a key has a bad
+    /// value: `config file PATH: why`.
     #[error("config file {path}: {reason}")]
-    File { path: PathBuf, reason: String },
+    File {
+        /// The file, from `PTC_CONFIG_FILE` (or `ptc --config`).
+        path: PathBuf,
+        /// The reader's or parser's message, or `KEY: why` for a bad value.
+        reason: String,
+    },
 }
 
 /// Everything the jobs are configured with. See the README's configuration reference.
+///
+/// Each field names its variable; its file key is the field's name unless said (the keys of
+/// [`FixSettings`] and [`HealthSettings`] are given there).
+/// Ranges are inclusive and checked by [`Settings::from_sources`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Settings {
+    /// `PTC_REGION`, e.g. `eu-west-1`; `None`: the SDK's chain (`AWS_REGION`, the profile, ...).
     pub region: Option<String>,
+    /// `PTC_AWS_ENDPOINT_URL` (file `aws_endpoint`): one endpoint for every AWS API (the local
+    /// stack); `None`: AWS's endpoints.
     pub aws_endpoint: Option<Endpoint>,
+    /// `PTC_REGISTRY_ENDPOINT`: the ECR registry endpoint to pull through instead of the token's
+    /// `proxyEndpoint` (the local stack); `None`: the `proxyEndpoint`.
     pub registry_endpoint: Option<Endpoint>,
+    /// `PTC_UPSTREAM_ENDPOINTS` (`HOST=URL` items; file table `upstream_endpoints`, the variable's
+    /// items over it): where to reach an upstream registry directly, by lowercase host, e.g.
+    /// `quay.io` → `http://127.0.0.1:5001`. Hosts not listed: `https://<host>`.
     pub upstream_endpoints: BTreeMap<String, Endpoint>,
+    /// `PTC_METRICS_NAMESPACE` (default [`DEFAULT_NAMESPACE`]): 1 to 255 characters of letters,
+    /// digits and `. / - _ # :`, not starting `AWS/` (reserved by CloudWatch).
     pub metrics_namespace: String,
+    /// `PTC_RULES` (`PREFIX=URL` or `PREFIX=URL+credential` items; file `[[rules]]` tables): the
+    /// rules the registry must have, each prefix once. Empty: no expectation.
     pub expected_rules: Vec<ExpectedRule>,
     /// `PTC_RULE_PREFIXES`: the rule prefixes the deployment may manage (the template's
     /// `RulePrefixes`, which also scope the functions' IAM policies). Empty: no scope check.
     /// validate-rules reports a rule outside them, since the functions cannot manage its
     /// repositories.
     pub rule_prefixes: Vec<Prefix>,
+    /// `PTC_WATCH_LIST`: image references to keep cached, separated by commas, whitespace or
+    /// newlines, kept as written (parsed later, see [`crate::watchlist::Dedup`]).
     pub watch_list: Vec<String>,
+    /// `PTC_PLATFORMS` (`OS/ARCH[/VARIANT]` items; default `linux/amd64` and `linux/arm64`; at
+    /// least one): what prewarm pulls from a multi-platform image.
     pub platforms: Vec<Platform>,
+    /// `PTC_CONCURRENCY` (1-256, default 16): concurrent registry requests per run.
     pub concurrency: usize,
+    /// `PTC_AWS_MAX_ATTEMPTS` (1-20, default 5): attempts per AWS call, the first included.
     pub aws_max_attempts: u32,
+    /// `PTC_AWS_TIMEOUT_SECS` (1-900 s, default 30; file `aws_timeout_secs`): one AWS call, retries
+    /// included.
     pub aws_timeout: Duration,
+    /// `PTC_HTTP_TIMEOUT_SECS` (1-900 s, default 20; file `http_timeout_secs`): one registry
+    /// request.
     pub http_timeout: Duration,
+    /// `PTC_LOG_FORMAT` (`json` or `text`): `json` by default in Lambda, `text` elsewhere.
     pub log_format: LogFormat,
     /// `PTC_LOG`: a `tracing` filter, checked at start-up; none means each program's default.
+    /// From the environment only (no file key).
     pub log_filter: Option<String>,
-    /// Warn when a rule's credential secret has not changed for this many days.
+    /// `PTC_CREDENTIAL_MAX_AGE_DAYS` (1-3650, default 90): warn when a rule's credential secret
+    /// has not changed for this many days.
     pub credential_max_age_days: u32,
-    /// What a prewarm pull fetches.
+    /// `PTC_PREWARM_MODE` (`layers`, the default, or `manifests`): what a prewarm pull fetches.
     pub prewarm_mode: PrewarmMode,
-    /// Stop pulling from an upstream when its `ratelimit-remaining` falls below this.
+    /// `PTC_RATELIMIT_FLOOR` (0-100000, default 10): stop pulling from an upstream when its
+    /// `ratelimit-remaining` falls below this.
     pub ratelimit_floor: u64,
-    /// Prewarm also every cached tag pulled within this many days (0: off).
+    /// `PTC_DISCOVERY_DAYS` (0-365, default 7): prewarm also every cached tag pulled within
+    /// this many days (0: off).
     pub discovery_days: u32,
-    /// A long watch list kept outside the settings (S3 object or local file).
+    /// `PTC_WATCH_LIST_URL` (file `watch_list_url`; `s3://BUCKET/KEY`, `file:///PATH` or a
+    /// path): a long watch list kept outside the settings (S3 object or local file).
     pub watch_list_source: Option<WatchListSource>,
     /// lifecycle-fixer's desired settings and mode.
     pub fix: FixSettings,
-    /// Where every job's metrics go: `PutMetricData` calls, or Embedded Metric Format log lines.
+    /// `PTC_METRICS_SINK` (`api`, the default, or `emf`): where every job's metrics go:
+    /// `PutMetricData` calls, or Embedded Metric Format log lines.
     pub metrics_sink: MetricsSink,
     /// health-metrics' inventory settings.
     pub health: HealthSettings,

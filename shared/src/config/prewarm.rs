@@ -15,7 +15,9 @@ use crate::watchlist::WatchListSource;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PrewarmMode {
+    /// `manifests`: the manifests only, no blob: refreshes tags at a fraction of the transfer.
     Manifests,
+    /// `layers` (default): every request a real pull makes, blobs included.
     Layers,
 }
 

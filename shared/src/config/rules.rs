@@ -8,11 +8,16 @@ use super::ConfigError;
 use super::source::{FileSettings, Source, invalid, split_list};
 use crate::rules::{Prefix, PtcRule, RuleError};
 
-/// A rule the operator expects the registry to have.
+/// A rule the operator expects the registry to have: a `PTC_RULES` item, or a `[[rules]]`
+/// table of the file (keys `prefix`, `upstream_url`, `credential`; unknown keys are errors).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectedRule {
+    /// The rule's repository prefix, e.g. `docker-hub` (see [`Prefix::parse`]).
     pub prefix: Prefix,
+    /// The upstream registry URL, e.g. `registry-1.docker.io`: one whose kind ECR infers (see
+    /// [`crate::rules::UpstreamKind::from_url`]). From `PTC_RULES` normalised (no scheme, no
+    /// trailing `/`, lowercase); from the file as written.
     pub upstream_url: String,
     /// Whether the rule must carry a credential secret.
     #[serde(default)]
@@ -21,6 +26,8 @@ pub struct ExpectedRule {
 
 impl ExpectedRule {
     /// `PREFIX=UPSTREAM_URL` or `PREFIX=UPSTREAM_URL+credential`.
+    ///
+    /// The error is a message: no `=`, or the [`RuleError`] of the prefix or URL.
     pub fn parse(spec: &str) -> Result<Self, String> {
         let (prefix, url) = spec
             .trim()
@@ -38,6 +45,13 @@ impl ExpectedRule {
         })
     }
 
+    /// This rule as a [`PtcRule`] (kind inferred from the URL, no credential ARN): a routing
+    /// table entry for `ptc map` without a registry.
+    ///
+    /// # Panics
+    ///
+    /// When the URL is not one [`PtcRule::new`] accepts: never for a value the settings read,
+    /// which are validated; possible for one built by hand.
     pub fn to_rule(&self) -> PtcRule {
         // Validated when parsed: the URL's kind is known.
         PtcRule::new(self.prefix.as_str(), &self.upstream_url)

@@ -1,5 +1,5 @@
 //! Where settings come from: the environment (which wins) and the optional TOML file
-//! (`PTC_CONFIG_FILE`), read through one [`Source`] that every section loader uses, so a
+//! (`PTC_CONFIG_FILE`), read through one `Source` that every section loader uses, so a
 //! bad value is reported the same way everywhere: `setting NAME: invalid value "...": why`,
 //! or `config file PATH: key: why`.
 

@@ -16,30 +16,45 @@ use crate::secret::Secret;
 /// In-memory ECR for unit tests. Errors can be queued per operation.
 #[derive(Default)]
 pub struct FakeEcr {
+    /// The fake registry: tests set it up and read it through the lock.
     pub state: Mutex<FakeEcrState>,
 }
 
+/// What [`FakeEcr`] holds and answers, the errors it is told to return and its call counts.
 #[derive(Default)]
 pub struct FakeEcrState {
+    /// What `describe_rules` answers; `validate_rule` answers
+    /// `PullThroughCacheRuleNotFoundException` for a prefix not among them.
     pub rules: Vec<PtcRule>,
+    /// Prefix → what `validate_rule` answers (default: valid, no failure).
     pub validations: BTreeMap<String, RuleValidation>,
+    /// What `describe_repositories` and `describe_repository` answer; `describe_images` answers
+    /// `RepositoryNotFoundException` for a name not here.
     pub repositories: Vec<Repository>,
+    /// Repository name → its images, for `describe_images`, `describe_image_ids` (whose missing
+    /// tag or digest is `ImageNotFoundException`) and the tag lookup of `image_manifest`.
     pub images: BTreeMap<String, Vec<ImageDetail>>,
     /// (repository, digest) → (media type, manifest text), for `image_manifest`.
     pub manifests: BTreeMap<(String, String), (String, String)>,
+    /// What `authorization_token` answers; `None`: user `AWS`, password `fake-password`, 12 hours
+    /// to expiry, endpoint `https://123456789012.dkr.ecr.us-east-1.amazonaws.com`.
     pub token: Option<RegistryToken>,
     /// Operation name → errors returned (front first) before answering normally.
     pub errors: BTreeMap<&'static str, Vec<AwsError>>,
+    /// Operation name → calls made, failed ones included (see [`FakeEcr::calls`]).
     pub calls: BTreeMap<&'static str, usize>,
 }
 
 impl FakeEcr {
+    /// A fake registry with these rules and nothing else.
     pub fn with_rules(rules: Vec<PtcRule>) -> Self {
         let fake = Self::default();
         fake.state.lock().unwrap().rules = rules;
         fake
     }
 
+    /// Queue an error of `kind` (message `injected`) for the next call of `operation`, by its API
+    /// name, e.g. `DescribeImages`. Queued errors come out first in, first out.
     pub fn fail_next(&self, operation: &'static str, kind: AwsErrorKind) {
         self.state
             .lock()
@@ -54,6 +69,9 @@ impl FakeEcr {
             });
     }
 
+    /// How many times `operation` (its API name) was called; 0 if never. `describe_repository`
+    /// counts as `DescribeRepositories` and `describe_image_ids` as `DescribeImages`, the calls the
+    /// SDK adapter makes.
     pub fn calls(&self, operation: &str) -> usize {
         self.state
             .lock()
@@ -209,13 +227,18 @@ impl EcrApi for FakeEcr {
 /// Settings of the fake's repositories, and a count of every write.
 #[derive(Default)]
 pub struct FakeEcrSettings {
+    /// Repository name → its settings: what `repository_settings` answers (default: none set),
+    /// updated by every write.
     pub settings: Mutex<BTreeMap<String, RepositorySettings>>,
     /// Repositories deleted behind the caller's back: every call answers
     /// `RepositoryNotFoundException`.
     pub gone: Mutex<std::collections::BTreeSet<String>>,
     /// `None`: `BASIC`.
     pub scan_type: Mutex<Option<String>>,
+    /// Repository name → `true` once `enable_scan_on_push` was called for it.
     pub scan_on_push: Mutex<BTreeMap<String, bool>>,
+    /// Every write in order, as (operation, repository name), e.g. `("PutLifecyclePolicy",
+    /// "quay/app")`; `TagResource` names the repository from its ARN.
     pub writes: Mutex<Vec<(&'static str, String)>>,
 }
 
@@ -318,7 +341,10 @@ impl EcrSettingsApi for FakeEcrSettings {
 /// In-memory templates for unit tests.
 #[derive(Default)]
 pub struct FakeTemplates {
+    /// What `describe_templates` answers; `put_template` replaces the template with the same
+    /// prefix.
     pub templates: Mutex<Vec<CreationTemplate>>,
+    /// The number of `put_template` calls, failed ones included.
     pub writes: Mutex<usize>,
     /// The next `put_template` fails with this error (and writes nothing).
     pub fail_next_put: Mutex<Option<AwsError>>,

@@ -10,7 +10,9 @@ use crate::metrics::*;
 /// Records what would have been published.
 #[derive(Default)]
 pub struct FakeMetrics {
+    /// Every datum published, in order, with its namespace.
     pub published: Mutex<Vec<(String, MetricDatum)>>,
+    /// When set, every `put` answers this error and records nothing.
     pub fail: Mutex<Option<AwsError>>,
 }
 

@@ -11,6 +11,7 @@ use crate::objects::*;
 /// In-memory objects for unit tests.
 #[derive(Default)]
 pub struct FakeObjects {
+    /// (bucket, key) → text; a missing one answers `NoSuchKey` ([`AwsErrorKind::NotFound`]).
     pub objects: Mutex<BTreeMap<(String, String), String>>,
 }
 

@@ -13,6 +13,8 @@ use crate::secrets::*;
 /// In-memory Secrets Manager for unit tests.
 #[derive(Default)]
 pub struct FakeSecrets {
+    /// ARN → (what `describe_secret` answers, the current value), found by ARN or name. No value:
+    /// `secret_value` answers `NoSecretString`; a `deleted_at`: `InvalidRequestException`.
     pub secrets: Mutex<BTreeMap<String, (SecretInfo, Option<SecretValue>)>>,
     /// Secret ids for which every call is denied.
     pub denied: Mutex<Vec<String>>,

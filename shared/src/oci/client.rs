@@ -26,11 +26,20 @@ pub const MAX_ERROR_BODY_BYTES: usize = 4 * 1024;
 /// Most bytes of a token service's answer (a token is a few KiB at most).
 pub const MAX_TOKEN_BODY_BYTES: usize = 64 * 1024;
 
-/// Credentials for a registry.
+/// Credentials for a registry: sent only to the registry's own origin and the token
+/// services of [`known_token_hosts`].
 #[derive(Clone, Debug)]
 pub enum Credentials {
+    /// No `Authorization` header; a Bearer challenge gets an anonymous token request.
     Anonymous,
-    Basic { username: String, password: Secret },
+    /// `Authorization: Basic base64(username:password)`, also to a token service that may
+    /// receive it.
+    Basic {
+        /// The user name, e.g. `AWS` for ECR.
+        username: String,
+        /// The password or access token; never logged.
+        password: Secret,
+    },
 }
 
 impl Credentials {
@@ -46,6 +55,8 @@ impl Credentials {
     }
 }
 
+/// Where a [`RegistryClient`] gets its credentials: fixed [`Credentials`], or a source that
+/// renews them such as [`crate::aws::EcrTokenSource`].
 #[async_trait]
 pub trait CredentialSource: Send + Sync {
     /// Current credentials; `refresh` asks for new ones (after a 401).
@@ -59,11 +70,16 @@ impl CredentialSource for Credentials {
     }
 }
 
-/// Retry behaviour of the client.
+/// Retry behaviour of the client: exponential backoff with jitter between `min_delay` and
+/// `max_delay`; a 429's `Retry-After` (at most [`MAX_RETRY_AFTER`]) replaces the computed
+/// delay. `Default`: 4 retries, 200 ms to 5 s.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
+    /// Retries after the first attempt (default 4).
     pub max_retries: usize,
+    /// The first backoff delay (default 200 ms).
     pub min_delay: Duration,
+    /// The longest backoff delay (default 5 s).
     pub max_delay: Duration,
 }
 
@@ -79,6 +95,11 @@ impl Default for RetryPolicy {
 
 /// A shared HTTP client: connection reuse, a per-request timeout, rustls with the system's
 /// roots (TLS verification is never turned off).
+///
+/// `timeout` bounds each request (`PTC_HTTP_TIMEOUT_SECS`); connecting has at most 10 s of it.
+/// Up to 32 idle connections per host, user agent `ptc/<version>`, redirects followed only
+/// within the first request's origin (the client follows others by hand, without
+/// credentials). A client that cannot be built is [`RegistryError::Transport`].
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, RegistryError> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::custom(same_origin_redirects))
@@ -177,11 +198,13 @@ impl RegistryClient {
         self
     }
 
+    /// The client with `retry` instead of [`RetryPolicy::default`].
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
     }
 
+    /// The base URL, `scheme://host[:port]` without a trailing `/`.
     pub fn base(&self) -> &str {
         &self.base
     }
@@ -192,6 +215,12 @@ impl RegistryClient {
     }
 
     /// GET a manifest by tag or digest with the full `Accept` list.
+    ///
+    /// The body (at most [`MAX_MANIFEST_BYTES`], else [`RegistryError::InvalidManifest`]) is
+    /// checked against `reference` when it is a digest and against the
+    /// `Docker-Content-Digest` header when present ([`RegistryError::DigestMismatch`]), then
+    /// parsed ([`Manifest::parse`]); `rate_limit` holds the answer's `ratelimit-*` headers
+    /// (<https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-manifests>).
     pub async fn get_manifest(
         &self,
         repository: &str,

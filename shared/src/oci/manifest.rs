@@ -5,7 +5,7 @@ use crate::oci::{RateLimit, RegistryError};
 use crate::platform::Platform;
 use crate::reference::Digest;
 
-/// Registries cap manifests at 4 MiB; anything larger is refused unread.
+/// Registries cap manifests at 4 MiB (4,194,304 bytes); anything larger is refused unread.
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// Most descriptors one manifest may list (index entries, or config and layers). Real images
@@ -13,36 +13,62 @@ pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 /// more is refused rather than fetched blob by blob.
 pub const MAX_MANIFEST_DESCRIPTORS: usize = 1000;
 
+/// A content descriptor in a manifest: an index entry (one platform's manifest), or an image's
+/// config or a layer
+/// (<https://github.com/opencontainers/image-spec/blob/main/descriptor.md>).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Descriptor {
+    /// `mediaType`; empty when absent.
     pub media_type: String,
+    /// `digest`: `sha256:<64 hex>` or `sha512:<128 hex>` (validated when parsed).
     pub digest: Digest,
+    /// `size` in bytes; [`RegistryClient::get_blob`](crate::oci::RegistryClient::get_blob) reads no
+    /// more.
     pub size: u64,
+    /// `platform` of an index entry; `None` when absent or without `os` or `architecture`.
     pub platform: Option<Platform>,
 }
 
+/// What a manifest lists: the platforms' manifests, or one image's blobs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ManifestKind {
     /// OCI index or Docker manifest list.
     Index(Vec<Descriptor>),
     /// Single-platform image.
     Image {
+        /// `config`: the image configuration blob.
         config: Descriptor,
+        /// `layers`, in order (fewer than [`MAX_MANIFEST_DESCRIPTORS`] with the config).
         layers: Vec<Descriptor>,
     },
 }
 
+/// A manifest as the registry sent it, checked and parsed ([`Manifest::parse`]), as
+/// [`RegistryClient::get_manifest`](crate::oci::RegistryClient::get_manifest) returns it.
 #[derive(Debug, Clone)]
 pub struct Manifest {
+    /// The body's `mediaType`, else the `Content-Type` header without parameters, else empty; e.g.
+    /// [`OCI_INDEX`](crate::oci::OCI_INDEX).
     pub media_type: String,
+    /// The sha256 digest of the body (whatever algorithm the request named).
     pub digest: Digest,
+    /// The body as received, at most [`MAX_MANIFEST_BYTES`].
     pub body: Vec<u8>,
+    /// What it lists.
     pub kind: ManifestKind,
+    /// The `ratelimit-*` headers of the answer (all `None` when parsed without one).
     pub rate_limit: RateLimit,
 }
 
 impl Manifest {
     /// Parse and check a manifest body. `requested` is the digest asked for, if any.
+    ///
+    /// `url` only names the manifest in errors; `content_type` is the answer's header.
+    /// [`RegistryError::DigestMismatch`] when the body's digest, in `requested`'s
+    /// algorithm, is not `requested`. [`RegistryError::InvalidManifest`] when the body is
+    /// not a JSON object, its `schemaVersion` is not 2, it has neither `manifests` nor
+    /// `config` and `layers`, it lists more than [`MAX_MANIFEST_DESCRIPTORS`] blobs, or a
+    /// descriptor lacks a valid `digest` or a `size`.
     pub fn parse(
         url: &str,
         content_type: Option<&str>,
@@ -161,6 +187,7 @@ impl Manifest {
         })
     }
 
+    /// Whether it is an index (OCI image index or Docker manifest list).
     pub fn is_index(&self) -> bool {
         matches!(self.kind, ManifestKind::Index(_))
     }
@@ -180,12 +207,17 @@ impl Manifest {
     }
 }
 
-/// What a HEAD on a manifest says.
+/// What a HEAD on a manifest says: its headers, no body
+/// (<https://github.com/opencontainers/distribution-spec/blob/main/spec.md#checking-if-content-exists-in-the-registry>).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestHead {
+    /// `Docker-Content-Digest`, when present and a valid digest.
     pub digest: Option<Digest>,
+    /// `Content-Type`, as sent.
     pub media_type: Option<String>,
+    /// `Content-Length`: the manifest's size in bytes.
     pub size: Option<u64>,
+    /// The `ratelimit-*` headers (a HEAD does not count as a Docker Hub pull).
     pub rate_limit: RateLimit,
 }
 
