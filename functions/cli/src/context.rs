@@ -91,10 +91,10 @@ impl Aws {
         let sdk = load_sdk_config(&AwsOptions::from_settings(settings)).await;
         let clients = AwsClients::new(&sdk);
         Self {
-            ecr: Arc::new(SdkEcr::new(clients.ecr)),
-            secrets: SdkSecrets::new(clients.secrets),
-            objects: SdkObjects::new(clients.s3),
-            metrics: ptc_core::aws::for_sink(settings.metrics_sink, clients.cloudwatch, true),
+            ecr: Arc::new(SdkEcr::new(clients.ecr())),
+            secrets: SdkSecrets::new(clients.secrets()),
+            objects: SdkObjects::lazy(clients.clone()),
+            metrics: ptc_core::aws::for_sink(settings.metrics_sink, clients.cloudwatch(), true),
         }
     }
 }

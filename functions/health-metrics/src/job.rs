@@ -17,9 +17,17 @@ use crate::options::Options;
 use crate::readiness::{self, CacheView, WatchItem};
 use crate::report::{Coverage, HealthReport, metric_data, percent};
 
+/// The ports a run uses. Nothing here writes to ECR or S3.
 pub struct Deps<'a> {
+    /// ECR reads: `DescribePullThroughCacheRules`, `DescribeRepositories` and
+    /// `DescribeImages` (every page) for the inventory, and `BatchGetImage` for each cached
+    /// index on the watch list (its platforms).
     pub ecr: &'a dyn EcrApi,
+    /// Reads the long watch list from S3 (`GetObject`) when `PTC_WATCH_LIST_URL` is an
+    /// `s3://` URL.
     pub objects: &'a dyn ObjectsApi,
+    /// Where the run's data points go: `PutMetricData`, or Embedded Metric Format log
+    /// lines (`PTC_METRICS_SINK`).
     pub metrics: &'a dyn MetricsApi,
 }
 
@@ -264,7 +272,6 @@ pub(crate) async fn rejected(
 
 #[cfg(test)]
 mod tests {
-    use ptc_core::ecr::Repository;
     use ptc_core::fakes::FakeEcr;
     use ptc_core::fakes::FakeMetrics;
     use ptc_core::fakes::FakeObjects;

@@ -9,9 +9,9 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let (settings, clients) = ptc_core::lambda_start("health-metrics").await?;
-    let ecr = SdkEcr::new(clients.ecr);
-    let objects = SdkObjects::new(clients.s3);
-    let metrics = ptc_core::aws::for_sink(settings.metrics_sink, clients.cloudwatch, false);
+    let ecr = SdkEcr::new(clients.ecr());
+    let objects = SdkObjects::lazy(clients.clone());
+    let metrics = ptc_core::aws::for_sink(settings.metrics_sink, clients.cloudwatch(), false);
     let options = Options::from_settings(&settings);
     let deps = Deps {
         ecr: &ecr,

@@ -33,10 +33,10 @@ struct Shared {
 async fn main() -> Result<(), Error> {
     let (settings, clients) = ptc_core::lambda_start("prewarm").await?;
     let shared = Shared {
-        ecr: Arc::new(SdkEcr::new(clients.ecr)),
-        secrets: SdkSecrets::new(clients.secrets),
-        metrics: ptc_core::aws::for_sink(settings.metrics_sink, clients.cloudwatch, false),
-        objects: SdkObjects::new(clients.s3),
+        ecr: Arc::new(SdkEcr::new(clients.ecr())),
+        secrets: SdkSecrets::new(clients.secrets()),
+        metrics: ptc_core::aws::for_sink(settings.metrics_sink, clients.cloudwatch(), false),
+        objects: SdkObjects::lazy(clients.clone()),
         http: http_client(settings.http_timeout)?,
         upstream_endpoints: settings
             .upstream_endpoints

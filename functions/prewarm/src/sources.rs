@@ -8,28 +8,38 @@ use ptc_core::rules::RuleSet;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+/// Where a watch-list entry came from, in merge order (the first source to list an image
+/// keeps it); serialised in lowercase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Origin {
+    /// The invocation's `{"images": [...]}`, or `ptc prewarm --image`.
     Payload,
+    /// `PTC_WATCH_LIST` (or the config file's `watch_list`).
     Settings,
     /// The long list of `PTC_WATCH_LIST_URL`.
     Source,
+    /// A tag pulled recently from a cached repository ([`discover`]).
     Discovery,
 }
 
 /// One watch-list entry as written, with where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// The entry's text, trimmed.
     pub input: String,
     /// The input parsed (once, when the sources were merged).
     pub reference: Result<ImageReference, ReferenceError>,
+    /// The source that listed it first.
     pub origin: Origin,
 }
 
 /// Merge sources in order, keeping the first of entries that normalise to the same
-/// reference and tag (a digest-pinned entry wins over the same tag found by discovery). Entries that do not parse are kept (the job reports them) but deduplicated
-/// on their text.
+/// reference: registry, repository, tag and digest (`nginx:1.25` and
+/// `docker.io/library/nginx:1.25` are one entry; `nginx` is `nginx:latest`; a digest-pinned
+/// `nginx:1.25@sha256:...` is a different entry from `nginx:1.25`, so discovery's
+/// `nginx:1.25` is kept beside it). Blank entries and `#` comments are dropped. Entries that
+/// do not parse are kept (the job reports them) but deduplicated on their text.
 pub fn merge(sources: impl IntoIterator<Item = (Origin, Vec<String>)>) -> Vec<Entry> {
     let mut dedup = ptc_core::watchlist::Dedup::default();
     let mut out = Vec::new();
@@ -108,7 +118,7 @@ pub async fn discover(
 
 #[cfg(test)]
 mod tests {
-    use ptc_core::ecr::{ImageDetail, Repository};
+    use ptc_core::ecr::ImageDetail;
     use ptc_core::fakes::FakeEcr;
     use ptc_core::rules::PtcRule;
 

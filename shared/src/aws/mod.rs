@@ -97,35 +97,46 @@ pub(crate) fn to_time(dt: Option<&aws_smithy_types::DateTime>) -> Option<time::O
     dt.and_then(|d| time::OffsetDateTime::from_unix_timestamp_nanos(d.as_nanos()).ok())
 }
 
-/// The service clients every job builds from one `SdkConfig`.
-#[derive(Clone)]
+/// The service clients of one `SdkConfig`, each built when asked for: a function builds only
+/// the clients it uses, so a client it does not use costs neither start-up time nor binary
+/// size (its endpoint rules and configuration code are not linked in).
+#[derive(Clone, Debug)]
 pub struct AwsClients {
-    /// ECR: rules, repositories, images, settings, templates (see [`SdkEcr`]).
-    pub ecr: aws_sdk_ecr::Client,
-    /// Secrets Manager: the rules' credential secrets (see [`SdkSecrets`]).
-    pub secrets: aws_sdk_secretsmanager::Client,
-    /// CloudWatch: `PutMetricData` (see [`SdkMetrics`], [`for_sink`]).
-    pub cloudwatch: aws_sdk_cloudwatch::Client,
-    /// S3: the long watch list (see [`SdkObjects`]); path-style addressing when an endpoint is
-    /// overridden, virtual-hosted style against AWS.
-    pub s3: aws_sdk_s3::Client,
+    config: SdkConfig,
 }
 
 impl AwsClients {
-    /// The four clients from one `SdkConfig` (see [`load_sdk_config`]).
-    pub fn new(config: &aws_config::SdkConfig) -> Self {
+    /// The clients of `config` (see [`load_sdk_config`]); none is built yet.
+    pub fn new(config: &SdkConfig) -> Self {
         Self {
-            ecr: aws_sdk_ecr::Client::new(config),
-            secrets: aws_sdk_secretsmanager::Client::new(config),
-            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
-            // Path-style addressing when an endpoint is overridden (the local stack has no
-            // bucket DNS names); virtual-hosted style against AWS.
-            s3: aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(config)
-                    .force_path_style(config.endpoint_url().is_some())
-                    .build(),
-            ),
+            config: config.clone(),
         }
+    }
+
+    /// ECR: rules, repositories, images, settings, templates (see [`SdkEcr`]).
+    pub fn ecr(&self) -> aws_sdk_ecr::Client {
+        aws_sdk_ecr::Client::new(&self.config)
+    }
+
+    /// Secrets Manager: the rules' credential secrets (see [`SdkSecrets`]).
+    pub fn secrets(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&self.config)
+    }
+
+    /// CloudWatch: `PutMetricData` (see [`SdkMetrics`], [`for_sink`]).
+    pub fn cloudwatch(&self) -> aws_sdk_cloudwatch::Client {
+        aws_sdk_cloudwatch::Client::new(&self.config)
+    }
+
+    /// S3: the long watch list (see [`SdkObjects`]). Path-style addressing when an endpoint
+    /// is overridden (the local stack has no bucket DNS names), virtual-hosted style
+    /// against AWS.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.config)
+                .force_path_style(self.config.endpoint_url().is_some())
+                .build(),
+        )
     }
 }
 

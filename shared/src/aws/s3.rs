@@ -1,24 +1,49 @@
 //! The aws-sdk adapter of the objects port ([`crate::objects`]): `GetObject` with a byte
 //! range, so no answer larger than [`MAX_OBJECT_BYTES`] is read.
 
+use std::sync::OnceLock;
+
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 
+use crate::aws::AwsClients;
 use crate::error::{AwsError, AwsErrorKind};
 use crate::objects::*;
 
 /// The S3 adapter of [`ObjectsApi`]: `GetObject` with `Range: bytes=0-<MAX_OBJECT_BYTES>`,
 /// read chunk by chunk and refused past [`MAX_OBJECT_BYTES`]
 /// (<https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html>).
-#[derive(Clone)]
 pub struct SdkObjects {
-    client: Client,
+    client: OnceLock<Client>,
+    /// Where the client comes from when it is built on first use ([`SdkObjects::lazy`]).
+    clients: Option<AwsClients>,
 }
 
 impl SdkObjects {
     /// The adapter on an S3 client (see [`crate::aws::AwsClients`]).
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self {
+            client: OnceLock::from(client),
+            clients: None,
+        }
+    }
+
+    /// The adapter with its S3 client built on first use: a function whose watch list is not
+    /// in S3 never builds one (nothing at start-up for a client most runs do not need).
+    pub fn lazy(clients: AwsClients) -> Self {
+        Self {
+            client: OnceLock::new(),
+            clients: Some(clients),
+        }
+    }
+
+    fn client(&self) -> &Client {
+        self.client.get_or_init(|| {
+            self.clients
+                .as_ref()
+                .expect("an SdkObjects without a client has the clients to build one")
+                .s3()
+        })
     }
 }
 
@@ -35,7 +60,7 @@ impl ObjectsApi for SdkObjects {
     #[tracing::instrument(skip(self), err(Display))]
     async fn get_text(&self, bucket: &str, key: &str) -> Result<String, AwsError> {
         let out = self
-            .client
+            .client()
             .get_object()
             .bucket(bucket)
             .key(key)
