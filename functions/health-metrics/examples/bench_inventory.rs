@@ -45,7 +45,7 @@ async fn main() {
     );
     let sdk = stack.sdk_config().await;
     let ecr = SdkEcr::new(aws_sdk_ecr::Client::new(&sdk));
-    let objects = SdkObjects::new(ptc_core::aws::AwsClients::new(&sdk).s3);
+    let objects = SdkObjects::new(ptc_core::aws::AwsClients::new(&sdk).s3());
     let metrics = SdkMetrics::new(aws_sdk_cloudwatch::Client::new(&sdk));
     let deps = Deps {
         ecr: &ecr,

@@ -1,5 +1,8 @@
 //! "ECR Pull Through Cache Action" events to metrics: `CacheSyncSuccess` and
 //! `CacheSyncFailure` counts per prefix (and failure code).
+//!
+//! The event and its `detail` fields are ECR's:
+//! <https://docs.aws.amazon.com/AmazonECR/latest/userguide/ecr-eventbridge.html>.
 
 use ptc_core::events::{self, EventBridgeEvent};
 use ptc_core::metrics::{MetricDatum, Unit};
@@ -7,20 +10,32 @@ use ptc_core::rules::Prefix;
 use serde::Serialize;
 use serde_json::Value;
 
+/// The `detail-type` of the pull through cache sync event (source `aws.ecr`).
 pub const DETAIL_TYPE: &str = "ECR Pull Through Cache Action";
 
 /// One sync event, read and checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SyncEvent {
+    /// `detail.ecr-repository-prefix`, checked to be a rule prefix, without a trailing `/`:
+    /// the `Prefix` dimension.
     pub prefix: String,
+    /// `detail.repository-name`: the cached repository the sync was for.
     pub repository: String,
+    /// `detail.sync-status` as sent (`SUCCESS`, or a failure status).
     pub status: String,
+    /// The status is exactly `SUCCESS`.
     pub success: bool,
-    /// The failure code as a bounded dimension value (`Other` for anything unexpected).
+    /// The failure code as a bounded dimension value: `detail.failure-code` when it is 1-64
+    /// ASCII letters, digits, `_`, `-` or `.`, `Other` for anything else, `Unknown` when
+    /// the event has none. Absent for a success.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_code: Option<String>,
+    /// `detail.failure-reason`, cut to 500 characters; absent for a success or when the
+    /// event has none. In the report and the log only, never a dimension.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
+    /// `<repository>:<image-tag>`, or `<repository>:<image-digest>` without a tag; absent
+    /// when the event names neither.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
 }
@@ -37,6 +52,10 @@ fn bounded_code(code: &str) -> String {
 
 /// Read a sync event. The status `SUCCESS` is a success; anything else is a failure (the
 /// failure status value is not documented).
+///
+/// Errors start with `unsupported or malformed event`: not an EventBridge envelope, another
+/// detail-type, `sync-status`, `ecr-repository-prefix` or `repository-name` missing or not
+/// a non-empty string, or a prefix that cannot be a rule prefix.
 pub fn parse(event: &Value) -> Result<SyncEvent, String> {
     from_envelope(&events::envelope(event)?)
 }
@@ -80,7 +99,9 @@ pub fn from_envelope(event: &EventBridgeEvent<Value>) -> Result<SyncEvent, Strin
 
 /// The event's metrics: one count per prefix (and failure code); a failure is also counted
 /// without dimension, the series the alarm watches (an alarm cannot add up the per-prefix
-/// series: SEARCH is refused in alarms).
+/// series: SEARCH is refused in alarms). That is, a value of 1 (`Count`) of
+/// `CacheSyncSuccess` with `Prefix`, or of `CacheSyncFailure` with `Prefix` and
+/// `FailureCode` and once more without dimension.
 pub fn metrics(event: &SyncEvent) -> Vec<MetricDatum> {
     let total = (!event.success)
         .then(|| MetricDatum::new("CacheSyncFailure", 1.0, Unit::Count).ok())
@@ -105,7 +126,10 @@ pub fn metrics(event: &SyncEvent) -> Vec<MetricDatum> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Trigger {
     /// The inventory: `{}` (`source` "invocation {}") or a scheduled event ("schedule").
-    Inventory { source: &'static str },
+    Inventory {
+        /// `invocation {}` or `schedule`: the report's `trigger`.
+        source: &'static str,
+    },
     /// An "ECR Pull Through Cache Action" event: its counts only.
     Sync(SyncEvent),
 }

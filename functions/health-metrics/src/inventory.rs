@@ -23,14 +23,22 @@ pub fn is_index(media_type: Option<&str>) -> bool {
 /// One repository's figures.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RepositoryInventory {
+    /// The repository name.
     pub repository: String,
+    /// Images `DescribeImages` lists: every manifest ECR holds, indexes and the platform
+    /// manifests they point to included.
     pub images: usize,
+    /// Of those, multi-platform indexes (OCI image index or Docker manifest list).
     pub indexes: usize,
+    /// Of those, images without a tag (platform manifests of an index among them).
     pub untagged_images: usize,
     /// Sum of `imageSizeInBytes` over single-platform images (an index's size is its
     /// children's, so it is not counted again).
     pub stored_bytes: u64,
+    /// The part of `stored_bytes` in untagged single-platform images.
     pub untagged_bytes: u64,
+    /// The earliest `imagePushedAt`, in seconds since the Unix epoch; `None` when no
+    /// image has a push date.
     pub oldest_pushed_at: Option<i64>,
     /// Images whose last recorded pull (or push, if never pulled) is older than the limit.
     pub images_not_pulled: usize,
@@ -45,6 +53,8 @@ fn is_zero(n: &usize) -> bool {
 }
 
 impl RepositoryInventory {
+    /// The figures of one repository from its `DescribeImages` answer; an image counts as
+    /// not pulled when its last recorded pull (or push) is before `now - unused_days`.
     pub fn of(
         repository: &Repository,
         images: &[ImageDetail],
@@ -92,17 +102,32 @@ impl RepositoryInventory {
 /// One rule prefix's figures.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PrefixInventory {
+    /// The rule prefix: the `Prefix` dimension of its metrics.
     pub prefix: String,
+    /// The rule's upstream registry host (`quay.io`, ...).
     pub upstream: String,
+    /// Repositories under the prefix whose images were listed (metric `Repositories`).
     pub repositories: usize,
+    /// Their images, indexes and platform manifests included (metric `Images`).
     pub images: usize,
+    /// Their untagged images (metric `UntaggedImages`).
     pub untagged_images: usize,
+    /// Bytes of their single-platform images (metric `StoredBytes`, unit `Bytes`): a layer
+    /// shared by several images counts once per image. Saturates at `u64::MAX`.
     pub stored_bytes: u64,
+    /// Bytes of their untagged single-platform images (metric `UntaggedBytes`, unit
+    /// `Bytes`).
     pub untagged_bytes: u64,
     /// `stored_bytes` at the configured price per GB-month. An upper estimate: ECR stores a
-    /// layer shared by several images once.
+    /// layer shared by several images once. Rounded to 1/10,000 USD; metric
+    /// `EstimatedMonthlyStorageCostUSD` (unit `None`).
     pub estimated_monthly_cost_usd: f64,
+    /// Days since the oldest `imagePushedAt` under the prefix, to the hundredth (metric
+    /// `OldestImageAgeDays`, unit `None`); `None`, and not published, when no image has a
+    /// push date.
     pub oldest_image_age_days: Option<f64>,
+    /// Images whose last recorded pull (or push, if never pulled) is more than
+    /// `PTC_UNUSED_DAYS` old (metric `ImagesNotPulled`).
     pub images_not_pulled: usize,
     /// Repositories that could not be read (named in the report's errors).
     pub unreadable_repositories: usize,
@@ -110,11 +135,13 @@ pub struct PrefixInventory {
     /// [`RepositoryInventory::implausible_sizes`]); reported as a warning.
     #[serde(skip_serializing_if = "is_zero")]
     pub implausible_sizes: usize,
+    /// Each repository's figures, by name; filled only with `PTC_METRICS_PER_REPOSITORY`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_repository: Vec<RepositoryInventory>,
 }
 
 impl PrefixInventory {
+    /// A prefix with no repository yet.
     pub fn new(prefix: &str, upstream: &str) -> Self {
         Self {
             prefix: prefix.to_owned(),
@@ -123,6 +150,8 @@ impl PrefixInventory {
         }
     }
 
+    /// Add one repository's figures (sums saturate, never wrap); the oldest image's age is
+    /// measured from `now`.
     pub fn add(&mut self, repo: &RepositoryInventory, now: OffsetDateTime) {
         self.repositories += 1;
         self.images += repo.images;
@@ -139,6 +168,8 @@ impl PrefixInventory {
         }
     }
 
+    /// Set `estimated_monthly_cost_usd` from `stored_bytes` at `usd_per_gb_month` per
+    /// [`GB`].
     pub fn price(&mut self, usd_per_gb_month: f64) {
         let cost = self.stored_bytes as f64 / GB * usd_per_gb_month;
         self.estimated_monthly_cost_usd = (cost * 10_000.0).round() / 10_000.0;

@@ -8,6 +8,8 @@
 //! The job is [`job`], its settings [`options`], its report and metrics [`report`].
 //! `main.rs` wires it to Lambda, `ptc health` to the command line.
 
+#![warn(missing_docs)]
+
 pub mod event;
 pub mod inventory;
 pub mod job;

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::inventory::is_index;
 
+/// Whether a watched image would pull with its upstream down (serialised in kebab-case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Readiness {
@@ -28,19 +29,28 @@ pub enum Readiness {
     Invalid,
 }
 
+/// One watch-list entry, assessed. Optional fields are left out of the JSON when absent.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WatchItem {
+    /// The entry as written (trimmed).
     pub image: String,
+    /// The ECR repository that would serve it (`docker-hub/library/nginx`); absent for an
+    /// invalid entry.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
+    /// The rule prefix that serves it; absent for an invalid entry. Its `Prefix` dimension
+    /// for `WatchListImages`, `WatchListCoverage` and `OutageExposedImages`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
     /// The upstream registry the rule pulls from (`quay.io`, `registry-1.docker.io`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream: Option<String>,
+    /// The assessment.
     pub state: Readiness,
+    /// Why it is not ready, or why it is invalid; absent when ready.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Wanted platforms the image is not published for (not held against it).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
@@ -63,11 +73,18 @@ impl WatchItem {
 /// What the cache holds, from the inventory: images per repository, and the repositories
 /// that could not be read.
 pub struct CacheView<'a> {
+    /// Every repository's `DescribeImages` answer, by repository name. A repository not
+    /// here (nor in `unreadable`) does not exist: nothing pulled it through the cache yet.
     pub images: &'a BTreeMap<String, Vec<ImageDetail>>,
+    /// The repositories whose images could not be listed, with the error: their entries
+    /// are [`Readiness::Unknown`].
     pub unreadable: &'a BTreeMap<String, String>,
 }
 
-/// Assess one watch-list entry.
+/// Assess one watch-list entry against the cache: invalid when it does not parse or no
+/// rule serves it; then the pinned digest, else the tag, must be cached; for an index, one
+/// `BatchGetImage` reads the cached index, and each of `platforms` it lists must have its
+/// manifest cached. Never fails: a call that fails makes the entry [`Readiness::Unknown`].
 pub async fn assess(
     ecr: &dyn EcrApi,
     rules: &RuleSet,
@@ -187,14 +204,20 @@ pub async fn assess(
 /// The watch list per upstream: what would fail if that upstream went down now.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpstreamReadiness {
+    /// The upstream registry host (`registry-1.docker.io`, `quay.io`, ...).
     pub upstream: String,
+    /// The rule prefixes of its watched entries, in first-seen order.
     pub prefixes: Vec<String>,
+    /// Valid watch-list entries served through this upstream.
     pub watched: usize,
+    /// Of those, the ones that would still pull ([`Readiness::Ready`]).
     pub ready: usize,
     /// The images that would fail to pull, with the reason.
     pub exposed: Vec<WatchItem>,
 }
 
+/// Group the assessed entries by upstream, ordered by upstream host; entries without an
+/// upstream (invalid ones) are left out.
 pub fn by_upstream(items: &[WatchItem]) -> Vec<UpstreamReadiness> {
     let mut out: BTreeMap<String, UpstreamReadiness> = BTreeMap::new();
     for item in items {

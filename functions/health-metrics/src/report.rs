@@ -13,6 +13,7 @@ use crate::inventory::PrefixInventory;
 use crate::options::Options;
 use crate::readiness::{UpstreamReadiness, WatchItem};
 
+/// The watch list against the cache, over its valid entries.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Coverage {
     /// Watch-list entries the cache can serve (valid references under a rule).
@@ -23,30 +24,53 @@ pub struct Coverage {
     pub ready: usize,
     /// `cached / watched` in percent; `None` when there is nothing to measure (no valid
     /// entry) or the watch list could not be read whole (a run error, never a score).
+    /// Published, to the hundredth, as `WatchListCoverage` without dimension (unit
+    /// `Percent`), which the alarm watches.
     pub coverage_percent: Option<f64>,
+    /// Entries that are not references the cache can serve (listed in the report's
+    /// `warnings`), outside every figure above.
     pub invalid: usize,
 }
 
+/// The run's report: returned by the Lambda, logged as one JSON line, printed by `ptc health`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HealthReport {
+    /// Always `health-metrics`: the `Job` dimension of `RunErrors` and `FullRuns`.
     pub job: &'static str,
+    /// `invocation {}`, `schedule`, `pull-through cache sync event`, `unsupported event`,
+    /// or `ptc health`.
     pub trigger: String,
+    /// When the run started (RFC 3339): the `now` the ages and the unused limit are measured
+    /// from.
     #[serde(with = "time::serde::rfc3339")]
     pub generated_at: OffsetDateTime,
+    /// One inventory per rule prefix (the `ROOT` rule's only when a repository falls to it),
+    /// ordered by prefix. Empty for an event, or when the rules or repositories could not
+    /// be listed.
     pub prefixes: Vec<PrefixInventory>,
+    /// Repositories under no rule prefix (the account's own): counted, never read.
     pub repositories_outside_prefixes: usize,
+    /// The watch list's coverage.
     pub coverage: Coverage,
+    /// Each watch-list entry's assessment, in list order (settings, then the long list).
     pub watch_list: Vec<WatchItem>,
     /// Per upstream: the watch-list images that would fail to pull if it went down now.
     pub outage: Vec<UpstreamReadiness>,
+    /// The sync event an event-driven invocation counted (one); empty for an inventory.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sync_events: Vec<SyncEvent>,
+    /// CloudWatch data points written, `RunErrors` (and `FullRuns`) included; 0 with
+    /// metrics off or when publishing failed (then one of `errors`).
     pub metrics_published: usize,
     /// Entries of the watch list that are not references the cache can serve (each named
     /// with its reason): a mistake in the list, not a failure of the run (prewarm counts
-    /// them in `ImagesFailed`, which pages).
+    /// them in `ImagesFailed`, which pages). Also one line per prefix with images whose
+    /// `imageSizeInBytes` was not believed. `ptc health` exits 1 when there is any.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Run-level errors: the event, listing the rules or the repositories, each repository
+    /// whose images could not be listed, the long watch list, publishing metrics. Each
+    /// counts in `RunErrors` and fails the Lambda invocation.
     pub errors: Vec<String>,
     /// Every watch-list source was read: coverage and exposure totals mean something.
     #[serde(skip)]
@@ -54,6 +78,7 @@ pub struct HealthReport {
 }
 
 impl HealthReport {
+    /// A report with no figure yet, generated at `now`.
     pub fn empty(trigger: &str, now: OffsetDateTime) -> Self {
         Self {
             job: "health-metrics",
@@ -79,6 +104,17 @@ pub(crate) fn percent(part: usize, whole: usize) -> f64 {
 }
 
 /// The report's metrics: per prefix by default, per repository only when asked.
+///
+/// Per `Prefix`: `Repositories`, `Images`, `UntaggedImages`, `ImagesNotPulled` (`Count`),
+/// `StoredBytes`, `UntaggedBytes` (`Bytes`), `EstimatedMonthlyStorageCostUSD` and
+/// `OldestImageAgeDays` (`None`); with `per_repository`, `Images`, `StoredBytes` and
+/// `ImagesNotPulled` per `Prefix` and `Repository` too. When the watch list was read whole:
+/// per `Prefix`, `WatchListImages` and `OutageExposedImages` (`Count`) and
+/// `WatchListCoverage` (`Percent`); and `WatchListCoverage` and `OutageExposedImages` again
+/// without dimension (the alarms' series) when there is a valid entry. Each sync event adds
+/// its [`event::metrics`]. A datum CloudWatch would refuse (a dimension value too long,
+/// say) is left out with a warning in the log. `RunErrors` and `FullRuns` are added when
+/// published.
 pub fn metric_data(report: &HealthReport, options: &Options) -> Vec<MetricDatum> {
     let mut data = Vec::new();
     let mut push = |name: &str, value: f64, unit: Unit, dims: &[(&str, &str)]| {

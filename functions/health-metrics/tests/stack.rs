@@ -122,7 +122,7 @@ async fn inventory_coverage_and_outage_readiness_match_the_stack() {
         "gcr.io/distroless/static:nonroot",
     ];
     let ecr = SdkEcr::new(ecr_client.clone());
-    let objects = SdkObjects::new(ptc_core::aws::AwsClients::new(&sdk).s3);
+    let objects = SdkObjects::new(ptc_core::aws::AwsClients::new(&sdk).s3());
     let metrics = SdkMetrics::new(aws_sdk_cloudwatch::Client::new(&sdk));
     let deps = Deps {
         ecr: &ecr,

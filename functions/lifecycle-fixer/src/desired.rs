@@ -1,4 +1,8 @@
-//! The settings a repository of the cache should have.
+//! The settings a repository of the cache should have: a lifecycle policy
+//! (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/LifecyclePolicies.html>), a
+//! repository policy granting pull
+//! (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/repository-policies.html>), tags
+//! and scan on push.
 
 use std::collections::BTreeMap;
 
@@ -8,27 +12,47 @@ use serde_json::json;
 
 use crate::policy::{LifecyclePolicy, PolicyError};
 
-/// Actions another account needs to pull from a cached repository.
+/// Actions another account needs to pull from a cached repository: the manifest
+/// (`BatchGetImage`), the layers' download URLs (`GetDownloadUrlForLayer`) and the layer
+/// check (`BatchCheckLayerAvailability`): enough to pull what the cache holds. ECR's
+/// documentation adds that the puller needs `ecr:GetAuthorizationToken` through an IAM
+/// policy of its own, and that a pull of an image not yet cached also needs
+/// `ecr:BatchImportUpstreamImage` (and `ecr:CreateRepository` for a new repository), which
+/// this grant does not include:
+/// <https://docs.aws.amazon.com/AmazonECR/latest/userguide/pull-through-cache-iam.html>.
 pub const PULL_ACTIONS: [&str; 3] = [
     "ecr:BatchGetImage",
     "ecr:GetDownloadUrlForLayer",
     "ecr:BatchCheckLayerAvailability",
 ];
 
+/// The desired settings of one rule prefix's repositories, compared with each repository's
+/// [`Current`](crate::plan::Current) by [`plan`](crate::plan::plan).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Desired {
-    /// Canonical lifecycle policy text; `None` leaves lifecycle policies alone.
+    /// Canonical lifecycle policy text; `None` leaves lifecycle policies alone. From the
+    /// settings it is always set: `PTC_LIFECYCLE_POLICY` (validated), else
+    /// [`default_lifecycle`] of `PTC_LIFECYCLE_DAYS`.
     pub lifecycle_policy: Option<String>,
-    /// Repository policy document; `None` leaves repository policies alone.
+    /// Repository policy document; `None` leaves repository policies alone. From the
+    /// settings: [`pull_policy`] of `PTC_PULL_PRINCIPALS` and `PTC_PULL_ORG_ID`, `None` when
+    /// neither is set.
     pub repository_policy: Option<String>,
+    /// Tags every repository must carry (`PTC_REPOSITORY_TAGS`, `KEY=VALUE` items); tags
+    /// not listed here are never removed. Empty: no tag is written.
     pub tags: BTreeMap<String, String>,
+    /// Turn scan on push on (`PTC_SCAN_ON_PUSH`). Never turned off; ignored unless the
+    /// registry's scanning type is `BASIC` (and left alone when it cannot be read).
     pub scan_on_push: bool,
 }
 
 /// The desired settings of every rule prefix: a default, and the prefixes that differ.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DesiredSet {
+    /// The settings of every prefix that has no entry in `prefixes`.
     pub default: Desired,
+    /// The prefixes of `PTC_PREFIX_SETTINGS` (or the file's `[prefixes.<prefix>]`), each
+    /// with its overrides already applied on top of the default.
     pub prefixes: BTreeMap<Prefix, Desired>,
     /// Warnings about the desired settings themselves (e.g. a lifecycle rule that may reach
     /// the platform manifests of a live index), shown in every report.
@@ -76,12 +100,20 @@ pub fn default_lifecycle(days: u32) -> LifecyclePolicy {
     LifecyclePolicy::parse(&text).expect("the default policy is valid")
 }
 
-/// A desired lifecycle policy from the config: validated now, with a clear error.
+/// A desired lifecycle policy from the config (`PTC_LIFECYCLE_POLICY`, or a prefix's
+/// `lifecycle_policy`): validated now, with a clear error ([`LifecyclePolicy::parse`]).
 pub fn lifecycle_from_config(text: &str) -> Result<LifecyclePolicy, PolicyError> {
     LifecyclePolicy::parse(text)
 }
 
 /// A repository policy granting pull to accounts or roles, and/or to an AWS Organization.
+///
+/// `principals` are 12-digit account IDs (granted as `arn:aws:iam::<account>:root`) or IAM
+/// ARNs, in statement `PtcPullPrincipals`; `org_id` (`o-...`) is granted to every principal
+/// of the organization through `aws:PrincipalOrgID`, in statement `PtcPullOrganization`.
+/// Both allow [`PULL_ACTIONS`]. `None` when neither is given: repository policies are then
+/// left alone. See
+/// <https://docs.aws.amazon.com/AmazonECR/latest/userguide/repository-policies.html>.
 pub fn pull_policy(principals: &[String], org_id: Option<&str>) -> Option<String> {
     let mut statements = Vec::new();
     if !principals.is_empty() {

@@ -5,23 +5,39 @@
 use ptc_core::events;
 use serde_json::Value;
 
+/// What one invocation does, read by [`parse`]. Every variant carries `source`: a short text
+/// naming where the run came from, which becomes the report's `trigger`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
+    /// A full sweep: every repository under a rule prefix, and the creation templates. The
+    /// only trigger that publishes the `FullRuns` heartbeat and the totals.
     Sweep {
+        /// `invocation {}` or `schedule`.
         source: String,
     },
     /// Named repositories; `cache_made` when the event says the cache created them.
     Repositories {
+        /// `invocation`, `CloudTrail service event CreateRepository`, `CloudTrail API call
+        /// CreateRepository` or `pull-through cache sync`.
         source: String,
+        /// Repository names as given (one for an event; the payload's list for
+        /// `{"repositories": [...]}`). Names outside every rule prefix are counted, not read.
         names: Vec<String>,
+        /// True only for the CloudTrail service event whose
+        /// `serviceEventDetails.upstreamRegistryUrl` is a non-empty string, and for a sync
+        /// `SUCCESS`; see [`Options::cache_made`](crate::Options::cache_made).
         cache_made: bool,
     },
+    /// Nothing to fix: a refused `CreateRepository` call, or a sync that did not succeed.
+    /// The invocation still publishes its `RunErrors` point (0).
     Nothing {
+        /// Why, with the error code or sync status.
         source: String,
     },
 }
 
 impl Trigger {
+    /// The variant's `source` text.
     pub fn source(&self) -> &str {
         match self {
             Self::Sweep { source }
@@ -31,6 +47,24 @@ impl Trigger {
     }
 }
 
+/// Read the trigger from an invocation payload:
+///
+/// - `{}` or a "Scheduled Event" (EventBridge rule or Scheduler): [`Trigger::Sweep`];
+/// - `{"repositories": ["quay/a", ...]}`: those repositories (not `cache_made`);
+/// - "AWS Service Event via CloudTrail" `CreateRepository`: the repository in
+///   `serviceEventDetails.repositoryName`, `cache_made` when `upstreamRegistryUrl` is not
+///   empty;
+/// - "AWS API Call via CloudTrail" `CreateRepository`: the repository in
+///   `requestParameters.repositoryName`, or [`Trigger::Nothing`] when the call failed
+///   (`errorCode`);
+/// - "ECR Pull Through Cache Action" (see
+///   <https://docs.aws.amazon.com/AmazonECR/latest/userguide/ecr-eventbridge.html>): the
+///   `repository-name` when `sync-status` is `SUCCESS` (`cache_made`), else
+///   [`Trigger::Nothing`].
+///
+/// Errors start with `unsupported or malformed event` and say what is wrong: not a JSON
+/// object, `repositories` not an array of strings, another detail-type or `eventName`, or a
+/// missing or non-string field (named as `detail.<path>`).
 pub fn parse(event: &Value) -> Result<Trigger, String> {
     let object = events::object(event)?;
     if object.is_empty() {

@@ -13,10 +13,23 @@ use crate::plan::{Change, Current, plan};
 use crate::report::{FixReport, RepositoryResult, metric_data};
 use crate::templates;
 
+/// The ports a run uses; the Lambda and `ptc fix` pass one SDK ECR client for the three
+/// ECR ports. Nothing here deletes a repository, an image, a policy or a template.
 pub struct Deps<'a> {
+    /// ECR reads: `DescribePullThroughCacheRules`, `DescribeRepositories` (a sweep, every
+    /// page), `DescribeRepositories` by name (one call per repository an event names).
     pub ecr: &'a dyn EcrApi,
+    /// Repository settings: `GetLifecyclePolicy`, `GetRepositoryPolicy` and
+    /// `ListTagsForResource` per repository; the writes `PutLifecyclePolicy`,
+    /// `SetRepositoryPolicy`, `TagResource` and `PutImageScanningConfiguration`; and
+    /// `GetRegistryScanningConfiguration` when a prefix wants scan on push.
     pub settings: &'a dyn EcrSettingsApi,
+    /// Creation templates (full sweeps only): `DescribeRepositoryCreationTemplates`, and in
+    /// `enforce` mode `CreateRepositoryCreationTemplate` or
+    /// `UpdateRepositoryCreationTemplate`.
     pub templates: &'a dyn EcrTemplatesApi,
+    /// Where the run's data points go: `PutMetricData`, or Embedded Metric Format log
+    /// lines (`PTC_METRICS_SINK`).
     pub metrics: &'a dyn MetricsApi,
 }
 

@@ -1,13 +1,15 @@
 //! lifecycle-fixer: bring every repository the pull-through cache creates to the desired
 //! settings (lifecycle policy, repository policy, tags, scan on push).
 //!
-//! This crate holds the domain so far: lifecycle policies validated with ECR's rules and
+//! This crate holds the domain: lifecycle policies validated with ECR's rules and
 //! compared by meaning ([`policy`]), IAM repository policies compared by meaning
 //! ([`iam`]), the desired settings ([`desired`]) and the change plan per repository and
 //! mode ([`plan`]), the creation templates ([`templates`]), and the sweep that reads, plans
 //! and fixes repositories ([`job`]), with its [`options`] and [`report`]. Triggers: the daily
 //! sweep, CloudTrail `CreateRepository` (service and API call shapes) and pull-through cache
 //! sync events ([`event`]).
+
+#![warn(missing_docs)]
 
 pub mod desired;
 pub mod event;

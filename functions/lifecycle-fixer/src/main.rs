@@ -11,8 +11,8 @@ async fn main() -> Result<(), Error> {
     let (settings, clients) = ptc_core::lambda_start("lifecycle-fixer").await?;
     let options =
         Options::from_settings(&settings).inspect_err(|e| eprintln!("lifecycle-fixer: {e}"))?;
-    let ecr = SdkEcr::new(clients.ecr);
-    let metrics = ptc_core::aws::for_sink(settings.metrics_sink, clients.cloudwatch, false);
+    let ecr = SdkEcr::new(clients.ecr());
+    let metrics = ptc_core::aws::for_sink(settings.metrics_sink, clients.cloudwatch(), false);
     let deps = Deps {
         ecr: &ecr,
         settings: &ecr,

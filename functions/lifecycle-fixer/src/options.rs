@@ -10,13 +10,31 @@ use ptc_core::config::{FixMode, FixSettings};
 use crate::desired::{self, Desired, DesiredSet, default_lifecycle, pull_policy};
 use crate::plan::Mode;
 
+/// How a lifecycle-fixer run goes. Built by [`Options::from_settings`]; `ptc fix` then sets
+/// `publish_metrics` from `--no-metrics`, the Lambda sets `stop_at` per invocation, and
+/// [`handle`](crate::handle) sets `cache_made` from the event.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The desired settings per rule prefix: a default from `PTC_LIFECYCLE_POLICY` (else
+    /// `PTC_LIFECYCLE_DAYS`, 1-3650, default 30), `PTC_PULL_PRINCIPALS`, `PTC_PULL_ORG_ID`,
+    /// `PTC_REPOSITORY_TAGS` and `PTC_SCAN_ON_PUSH`, and one per prefix of
+    /// `PTC_PREFIX_SETTINGS` (what a prefix does not set comes from the default).
     pub desired: DesiredSet,
+    /// [`Mode::Fill`] for `PTC_FIX_MODE=fill` (the default), [`Mode::Enforce`] for
+    /// `enforce` and `dry-run`.
     pub mode: Mode,
+    /// `PTC_FIX_MODE=dry-run` (or `ptc fix --mode dry-run`): plan as `enforce` would, write
+    /// nothing (no repository setting, no template), publish only `RunErrors` (and, on a
+    /// full sweep, the heartbeat).
     pub dry_run: bool,
+    /// How many repositories are read and fixed at once (`PTC_CONCURRENCY`, 1-256, default
+    /// 16; 0 is taken as 1). Each repository's changes are written one after the other.
     pub concurrency: usize,
+    /// CloudWatch namespace of every data point of the run (`PTC_METRICS_NAMESPACE`,
+    /// default `ECRPullThroughCache`).
     pub namespace: String,
+    /// Publish the run's CloudWatch data (always true from the settings; `ptc fix
+    /// --no-metrics` turns it off). Off, not even `RunErrors` is published.
     pub publish_metrics: bool,
     /// Start no repository after this instant (the Lambda deadline, less a margin): the
     /// rest are reported as deferred; a repository once started gets all its changes.
@@ -58,6 +76,11 @@ pub(crate) fn desired_from(
 impl Options {
     /// The desired settings (per prefix) and mode from the settings; a desired lifecycle
     /// policy that ECR would refuse stops start-up with the reason.
+    ///
+    /// Errors: `setting PTC_LIFECYCLE_POLICY: <why>` or `setting PTC_PREFIX_SETTINGS <prefix>:
+    /// <why>` ([`LifecyclePolicy::parse`](crate::policy::LifecyclePolicy::parse)'s checks).
+    /// A lifecycle rule that may expire the platform manifests of a live index is no error:
+    /// it becomes one of the [`DesiredSet::warnings`] every report carries.
     pub fn from_settings(settings: &Settings) -> Result<Self, String> {
         let fix = &settings.fix;
         let (default, mut warnings) = desired_from(fix, "PTC_LIFECYCLE_POLICY")?;

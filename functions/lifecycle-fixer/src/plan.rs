@@ -10,13 +10,22 @@ use crate::{iam, policy};
 /// What a repository has now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Current {
+    /// The lifecycle policy text (`GetLifecyclePolicy`); `None` when the repository has none.
     pub lifecycle_policy: Option<String>,
+    /// The repository policy text (`GetRepositoryPolicy`); `None` when it has none.
     pub repository_policy: Option<String>,
+    /// The repository's tags (`ListTagsForResource`), key to value.
     pub tags: BTreeMap<String, String>,
+    /// `imageScanningConfiguration.scanOnPush` from `DescribeRepositories`.
     pub scan_on_push: bool,
+    /// `imageTagMutability` from `DescribeRepositories` (`MUTABLE` when ECR gives none):
+    /// a value starting with `IMMUTABLE` (`IMMUTABLE`, `IMMUTABLE_WITH_EXCLUSION`) is a
+    /// finding, since ECR cannot refresh cached tags, and is never changed.
     pub tag_mutability: String,
 }
 
+/// How differences are handled ([`FixMode`](ptc_core::config::FixMode) `fill` and `enforce`;
+/// `dry-run` plans as `enforce`). Serialised in kebab-case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
@@ -26,30 +35,61 @@ pub enum Mode {
     Fill,
 }
 
+/// One write to a repository, named after the ECR call that makes it. Serialised with a
+/// `change` tag in kebab-case (`put-lifecycle-policy`, ...). Nothing here deletes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "change", rename_all = "kebab-case")]
 pub enum Change {
-    PutLifecyclePolicy { text: String, replaces: bool },
-    SetRepositoryPolicy { text: String, replaces: bool },
-    TagResource { tags: BTreeMap<String, String> },
+    /// `PutLifecyclePolicy` with the desired policy
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/LifecyclePolicies.html>).
+    PutLifecyclePolicy {
+        /// The canonical policy text written.
+        text: String,
+        /// True when it replaces a policy of a different meaning (`enforce` only).
+        replaces: bool,
+    },
+    /// `SetRepositoryPolicy` with the desired pull grant
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/repository-policies.html>).
+    SetRepositoryPolicy {
+        /// The policy document written.
+        text: String,
+        /// True when it replaces a policy of a different meaning (`enforce` only).
+        replaces: bool,
+    },
+    /// `TagResource` on the repository's ARN: adds or overwrites these tags, removes none.
+    TagResource {
+        /// The missing tags, and in `enforce` mode the ones with another value.
+        tags: BTreeMap<String, String>,
+    },
+    /// `PutImageScanningConfiguration` with `scanOnPush` true.
     EnableScanOnPush,
 }
 
+/// What to do with one repository, from [`plan`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Plan {
+    /// The writes, in order: lifecycle policy, repository policy, tags, scan on push.
     pub changes: Vec<Change>,
     /// What differs and is left alone, and what must never be changed automatically.
     pub findings: Vec<String>,
 }
 
 impl Plan {
+    /// Nothing to change and nothing to report: the repository has the desired settings.
     pub fn compliant(&self) -> bool {
         self.changes.is_empty() && self.findings.is_empty()
     }
 }
 
-/// The plan for one repository. A second plan over the result of the first is empty, so a
-/// sweep over a compliant fleet writes nothing.
+/// The plan for one repository. A second plan over the result of the first has no changes
+/// (its findings stay), so a sweep over a compliant fleet writes nothing.
+///
+/// For each setting `desired` sets (a `None` policy is skipped): missing on the repository,
+/// it is added in either mode; of the same meaning (lifecycle policies by
+/// [`policy::same_meaning`], repository policies by [`iam::same_meaning`], tags by value),
+/// nothing; different, it is replaced in [`Mode::Enforce`] and left alone with a finding in
+/// [`Mode::Fill`]. Scan on push is only ever turned on. Tag immutability is a finding in
+/// both modes.
 pub fn plan(current: &Current, desired: &Desired, mode: Mode) -> Plan {
     let mut out = Plan::default();
     if let Some(want) = &desired.lifecycle_policy {

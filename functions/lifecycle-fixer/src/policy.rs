@@ -1,90 +1,152 @@
 //! ECR lifecycle policies: parsed, validated with the documented rules, compared by meaning.
+//!
+//! The shapes and rules are ECR's: lifecycle policies
+//! (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/LifecyclePolicies.html>) and their
+//! properties
+//! (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/lifecycle_policy_parameters.html>).
+//! Unknown keys are refused, as a typo would otherwise be dropped silently and the policy
+//! written without it.
 
 use serde::{Deserialize, Serialize};
 
-/// Lifecycle policy text length limits (ECR).
+/// Lifecycle policy text length limits (ECR): the minimum length of `PutLifecyclePolicy`'s
+/// `lifecyclePolicyText`
+/// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_PutLifecyclePolicy.html>).
+/// [`LifecyclePolicy::parse`] compares it with the text's length in bytes.
 pub const MIN_TEXT: usize = 100;
+/// The maximum length of `PutLifecyclePolicy`'s `lifecyclePolicyText`, compared likewise.
 pub const MAX_TEXT: usize = 30_720;
 
+/// A lifecycle policy document: `{"rules": [...]}`, at least one rule. Build it with
+/// [`LifecyclePolicy::parse`] to have it validated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LifecyclePolicy {
+    /// The rules, in the order written (ECR applies them by `rulePriority`).
     pub rules: Vec<Rule>,
 }
 
+/// One rule: which images it selects and what it does to them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Rule {
+    /// `rulePriority`: from 1, unique in the policy, lowest applied first; a
+    /// `tagStatus: any` rule must have the highest.
     pub rule_priority: u32,
+    /// `description`, optional free text; part of the policy's meaning when comparing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// `selection`: the images the rule applies to.
     pub selection: Selection,
+    /// `action`: expire them, or move them to the archive storage class.
     pub action: Action,
 }
 
+/// A rule's `selection`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Selection {
+    /// `tagStatus`: `tagged`, `untagged` or `any`.
     pub tag_status: TagStatus,
+    /// `tagPrefixList`: tag prefixes (`prod` selects `prod1`); with `tagStatus: tagged` only,
+    /// and then either this or `tagPatternList`, not both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag_prefix_list: Option<Vec<String>>,
+    /// `tagPatternList`: tag patterns with `*` wildcards (`prod*`); with `tagStatus: tagged`
+    /// only. ECR allows at most four wildcards per pattern; that is left to ECR to check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag_pattern_list: Option<Vec<String>>,
+    /// `storageClass`: `standard` or `archive`, the storage class of the images the rule
+    /// selects. Not checked here (ECR checks it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class: Option<String>,
+    /// `countType`: what `countNumber` limits.
     pub count_type: CountType,
+    /// `countUnit`: `days` for every count type but `imageCountMoreThan`, which takes none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count_unit: Option<String>,
+    /// `countNumber`: at least 1; images for `imageCountMoreThan`, days otherwise.
     pub count_number: u32,
 }
 
+/// `tagStatus`: which images a rule looks at (serialised in lowercase).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TagStatus {
+    /// Images with a tag matching `tagPrefixList` or `tagPatternList`.
     Tagged,
+    /// Images without a tag (in a cache, these include the platform manifests of an
+    /// index).
     Untagged,
+    /// Every image; one rule at most, with the highest `rulePriority`.
     Any,
 }
 
+/// `countType`: the limit a rule applies (serialised in camelCase).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum CountType {
+    /// More than `countNumber` images: the ones beyond the count are selected. No
+    /// `countUnit`.
     ImageCountMoreThan,
+    /// Pushed more than `countNumber` days ago (for a cache: when ECR stored the image).
     SinceImagePushed,
+    /// Not pulled for more than `countNumber` days; accepted with the `transition` action
+    /// only.
     SinceImagePulled,
+    /// Moved to the archive storage class more than `countNumber` days ago.
     SinceImageTransitioned,
 }
 
+/// A rule's `action`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Action {
+    /// `type`: `expire` or `transition`.
     #[serde(rename = "type")]
     pub kind: ActionKind,
+    /// `targetStorageClass`: `archive`, required by `transition` and refused with `expire`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_storage_class: Option<String>,
 }
 
+/// `action.type` (serialised in lowercase).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ActionKind {
+    /// Delete the selected images.
     Expire,
+    /// Move the selected images to the archive storage class.
     Transition,
 }
 
+/// Why ECR would refuse a lifecycle policy text (checked before anything is written).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
+    /// Not JSON, or not this shape (an unknown key, a wrong type, a missing field): serde's
+    /// message, with line and column.
     #[error("lifecycle policy is not valid JSON for ECR: {0}")]
     Json(String),
+    /// The text's length in bytes is outside [`MIN_TEXT`]..=[`MAX_TEXT`].
     #[error("lifecycle policy text is {0} characters; ECR accepts 100 to 30,720")]
     Length(usize),
+    /// One rule breaks a documented rule.
     #[error("lifecycle policy rule {priority}: {reason}")]
-    Rule { priority: u32, reason: String },
+    Rule {
+        /// The rule's `rulePriority`.
+        priority: u32,
+        /// What is wrong, e.g. `countNumber must be at least 1`.
+        reason: String,
+    },
+    /// The policy as a whole is wrong: no rules, a `rulePriority` used twice, or more than
+    /// one `tagStatus: any` rule.
     #[error("lifecycle policy: {0}")]
     Policy(String),
 }
 
 impl LifecyclePolicy {
-    /// Parse and validate policy text as ECR would accept it.
+    /// Parse and validate policy text as ECR would accept it: the shape, then
+    /// [`LifecyclePolicy::validate`], then the length. The first problem is the error.
     pub fn parse(text: &str) -> Result<Self, PolicyError> {
         let policy: Self =
             serde_json::from_str(text).map_err(|e| PolicyError::Json(e.to_string()))?;
@@ -95,7 +157,14 @@ impl LifecyclePolicy {
         Ok(policy)
     }
 
-    /// The documented rules (PTC-FACTS.md, ECR lifecycle policy properties).
+    /// The documented rules (ECR lifecycle policy properties,
+    /// <https://docs.aws.amazon.com/AmazonECR/latest/userguide/lifecycle_policy_parameters.html>):
+    /// at least one rule; unique `rulePriority` values from 1; at most one `tagStatus: any`
+    /// rule, with the highest priority; `tagged` with exactly one of `tagPrefixList` and
+    /// `tagPatternList`, `untagged` and `any` with neither; `countNumber` at least 1;
+    /// `countUnit` `days` for every count type but `imageCountMoreThan`, which takes none;
+    /// `sinceImagePulled` with `transition` only; `transition` with `targetStorageClass`
+    /// `archive`, `expire` without one.
     pub fn validate(&self) -> Result<(), PolicyError> {
         if self.rules.is_empty() {
             return Err(PolicyError::Policy("no rules".into()));
@@ -193,6 +262,7 @@ impl LifecyclePolicy {
     /// still cached: the manifests an index points to are untagged, and ECR does not document
     /// that a lifecycle rule spares them (its delete API refuses them with
     /// `ImageReferencedByManifestList`; whether lifecycle expiry does the same is unconfirmed).
+    /// One warning text per `expire` rule whose `tagStatus` is `untagged` or `any`.
     pub fn child_risks(&self) -> Vec<String> {
         self.rules
             .iter()

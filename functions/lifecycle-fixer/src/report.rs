@@ -11,14 +11,20 @@ use crate::options::Options;
 use crate::plan::{Change, Mode};
 use crate::templates::TemplateResult;
 
+/// One repository's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RepositoryResult {
+    /// The repository name, e.g. `docker-hub/library/nginx`.
     pub repository: String,
+    /// The rule prefix it is under (`ROOT` for the root rule): the `Prefix` dimension of
+    /// its figures, and the prefix whose desired settings it was planned against.
     pub prefix: String,
     /// Differences left alone and things never changed automatically.
     pub findings: Vec<String>,
     /// Changes made, or planned in a dry run.
     pub changes: Vec<Change>,
+    /// The changes were sent to ECR (false in a dry run, with nothing to change, or when
+    /// the settings could not be read). True even when some failed: see `errors`.
     pub applied: bool,
     /// Not started: the run reached its deadline first (the next sweep does it).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -26,6 +32,9 @@ pub struct RepositoryResult {
     /// Deleted by someone else during the run (a benign race): not counted anywhere.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub gone: bool,
+    /// The settings that could not be read, or each change that could not be written,
+    /// with the AWS error. Non-empty: the repository counts in `errors` of the summary and
+    /// in `RunErrors`, and fails the Lambda invocation.
     pub errors: Vec<String>,
 }
 
@@ -59,39 +68,71 @@ pub(crate) fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+/// The run's counts. A repository deferred past the deadline counts only in `deferred`; one
+/// deleted during the run, nowhere.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
+    /// Repositories read and planned (per prefix: `RepositoriesScanned`).
     pub scanned: usize,
+    /// Repositories that differed from the desired settings when read: a change to make or
+    /// a finding (per prefix: `RepositoriesNonCompliant`).
     pub non_compliant: usize,
+    /// Repositories whose every change was written without error (per prefix:
+    /// `RepositoriesFixed`); none in a dry run.
     pub fixed: usize,
+    /// Repositories not under any rule prefix (the account's own), left alone; for an
+    /// event, the names given that are under no prefix.
     pub ignored_outside_prefixes: usize,
+    /// Items that failed: repositories with `errors` plus templates with an `error`. Counted
+    /// in `RunErrors`; any fails the Lambda invocation.
     pub errors: usize,
+    /// Rule prefixes still without a `PULL_THROUGH_CACHE` creation template after the run
+    /// (`TemplatesMissing`, full sweeps only).
     pub templates_missing: usize,
+    /// Repositories not started before the deadline ([`Options::stop_at`]); counted in
+    /// `RunErrors`, and the run publishes no `RepositoriesLeftNonCompliant` total.
     pub deferred: usize,
     /// Repositories matched only by a `ROOT` rule, left alone (see `Options::cache_made`).
     #[serde(skip_serializing_if = "is_zero")]
     pub ignored_root_only: usize,
     /// Repositories that still differ from the desired settings after the run: a difference
     /// left alone (fill mode, immutable tags...), a change that failed, or one only planned.
+    /// Published, without dimension, as `RepositoriesLeftNonCompliant` after a full sweep
+    /// that listed and reached every repository (never in a dry run).
     pub left_non_compliant: usize,
 }
 
+/// The run's report: returned by the Lambda, logged as one JSON line, printed by `ptc fix`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FixReport {
+    /// Always `lifecycle-fixer`: the `Job` dimension of `RunErrors` and `FullRuns`.
     pub job: &'static str,
+    /// Where the run came from ([`Trigger::source`](crate::Trigger::source)), `ptc fix`, or
+    /// `unsupported event`.
     pub trigger: String,
+    /// `fill` or `enforce` (a dry run plans as `enforce`).
     pub mode: Mode,
+    /// Nothing was written: changes and template actions are only planned.
     pub dry_run: bool,
+    /// One result per repository in scope, in listing (or event) order. Empty when the rules
+    /// or the repositories could not be listed.
     pub repositories: Vec<RepositoryResult>,
     /// Creation templates per rule prefix (full sweeps only).
     pub templates: Vec<TemplateResult>,
+    /// The counts.
     pub summary: Summary,
+    /// CloudWatch data points written, `RunErrors` (and `FullRuns`) included; 0 with
+    /// metrics off or when publishing failed (then one of `errors`).
     pub metrics_published: usize,
     /// About the desired settings and the registry (nothing failed, but someone should know).
     pub warnings: Vec<String>,
     /// The registry's scanning type, read when a prefix wants scan on push.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registry_scan_type: Option<String>,
+    /// Run-level errors: the event, listing the rules, the repositories or the templates,
+    /// an event's repository that could not be described, reading the registry's scanning
+    /// configuration, publishing metrics. Each counts in `RunErrors` and fails the Lambda
+    /// invocation.
     pub errors: Vec<String>,
     /// The creation templates were read (a full sweep whose template listing worked).
     #[serde(skip)]
@@ -137,6 +178,8 @@ impl FixReport {
         failures
     }
 
+    /// A report with no result yet, carrying the options' mode, dry run and
+    /// [`DesiredSet::warnings`](crate::desired::DesiredSet::warnings).
     pub fn empty(trigger: &str, options: &Options) -> Self {
         Self {
             job: "lifecycle-fixer",
@@ -156,6 +199,12 @@ impl FixReport {
 }
 
 /// The compliance figures per prefix, and the totals the alarms watch when known.
+///
+/// Per `Prefix`: `RepositoriesScanned`, `RepositoriesNonCompliant` and `RepositoriesFixed`
+/// (over the repositories reached), and `TemplatesMissing` (0 or 1) per template checked.
+/// Without dimension: `RepositoriesLeftNonCompliant` when `totals_known`, and
+/// `TemplatesMissing` when the templates were read. All `Count`. A dry run publishes none
+/// of these; `RunErrors` and `FullRuns` are added when published.
 pub fn metric_data(report: &FixReport, totals_known: bool) -> Vec<MetricDatum> {
     let mut per_prefix: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
     for r in report.repositories.iter().filter(|r| r.counted()) {

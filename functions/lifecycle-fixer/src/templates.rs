@@ -1,6 +1,10 @@
 //! Repository creation templates: each rule prefix should have a `PULL_THROUGH_CACHE`
 //! template with the desired policies, so that new repositories are born right. Missing or
 //! different templates are reported; they are created or updated in `enforce` mode only.
+//!
+//! See <https://docs.aws.amazon.com/AmazonECR/latest/userguide/repository-creation-templates.html>
+//! and, for the repositories the cache creates,
+//! <https://docs.aws.amazon.com/AmazonECR/latest/userguide/pull-through-cache.html>.
 
 use ptc_core::ecr::{CreationTemplate, EcrTemplatesApi};
 use ptc_core::rules::RuleSet;
@@ -10,24 +14,42 @@ use crate::desired::DesiredSet;
 use crate::plan::Mode;
 use crate::{iam, policy};
 
+/// The `appliedFor` value of a template that applies to the repositories a pull through
+/// cache rule creates (the other is `REPLICATION`).
 pub const PULL_THROUGH_CACHE: &str = "PULL_THROUGH_CACHE";
 
+/// How a prefix's template compares with the desired one, before this run's action
+/// (serialised in kebab-case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TemplateStatus {
+    /// It has the desired lifecycle and repository policies (compared by meaning).
     Ok,
+    /// The prefix has no template with `appliedFor` `PULL_THROUGH_CACHE`: the cache's new
+    /// repositories get ECR's defaults.
     Missing,
+    /// Its lifecycle or repository policy differs from the desired one.
     Different,
 }
 
+/// One rule prefix's creation template, as checked (and perhaps written) by [`check`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TemplateResult {
+    /// The rule prefix, which is also the template's prefix (`ROOT` for the root rule).
     pub prefix: String,
+    /// How the template compared.
     pub status: TemplateStatus,
+    /// What is wrong, for a person: missing, which policy differs, and, on an existing
+    /// template, resource tags (every puller would need `ecr:TagResource`) or immutable
+    /// tags (ECR cannot refresh cached tags). Those two are reported, never changed.
     pub findings: Vec<String>,
-    /// `created`, `updated`, `would create`, `would update`, or none.
+    /// `created`, `updated`, `would create`, `would update` (dry run), `created by another
+    /// run` (the create raced another sweep's: `TemplateAlreadyExistsException`), or none
+    /// (fill mode, or nothing to do).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
+    /// The `CreateRepositoryCreationTemplate` or `UpdateRepositoryCreationTemplate` error;
+    /// counts as a failed item (`RunErrors`, the invocation fails).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -50,6 +72,16 @@ impl TemplateResult {
     }
 }
 
+/// Check every rule's `PULL_THROUGH_CACHE` template against the prefix's desired lifecycle
+/// and repository policies, and in [`Mode::Enforce`] create a missing one or update a
+/// different one (only planned when `dry_run`). The template written carries the prefix,
+/// `appliedFor` `[PULL_THROUGH_CACHE]` (an update replaces a list that also named
+/// `REPLICATION`), the desired lifecycle policy and the desired repository policy if any;
+/// nothing else. A repository policy the template has where none is desired is not a
+/// difference. The `ROOT` rule's template is checked like any other.
+///
+/// Errors: `cannot list creation templates: <AWS error>` when
+/// `DescribeRepositoryCreationTemplates` fails; a failed write is the template's `error`.
 pub async fn check(
     api: &dyn EcrTemplatesApi,
     rules: &RuleSet,

@@ -4,6 +4,12 @@
 use serde_json::Value;
 
 /// The trigger and the payload's images, or what is wrong with the payload.
+///
+/// The trigger is `invocation {}`, `on-demand list` (with the `images` array's strings, not
+/// yet parsed) or `schedule` (a "Scheduled Event" envelope); the images are empty but for
+/// the on-demand list. Errors start with `unsupported or malformed event`: not a JSON
+/// object, `images` not an array of strings, neither `images` nor a `detail-type`, an
+/// envelope missing a field, or another detail-type.
 pub fn parse_event(event: &Value) -> Result<(String, Vec<String>), String> {
     use ptc_core::events;
     let object = events::object(event)?;

@@ -31,11 +31,23 @@ use crate::options::Options;
 use crate::report::{ImageResult, Outcome, PrewarmReport, metric_data, summarise};
 use crate::sources::{self, Entry, Origin};
 
+/// The ports and clients a run uses. The Lambda builds the clients behind them once per
+/// execution environment (the registry client and its token on the first invocation);
+/// `ptc prewarm` builds them per command.
 pub struct Deps<'a> {
+    /// ECR's API: `DescribePullThroughCacheRules` (routing), `DescribeRepositories` and
+    /// `DescribeImages` (discovery), and `DescribeImages` by image id (each pull's
+    /// confirmation, at most 100 ids per call).
     pub ecr: &'a dyn EcrApi,
+    /// Secrets Manager: `GetSecretValue` of a rule's credential secret, so that the
+    /// upstream HEAD spends the same account's budget as ECR's pulls. Read once per
+    /// upstream per run; unreadable (logged as a warning) or not in the
+    /// `username`/`accessToken` shape, the HEADs go anonymous.
     pub secrets: &'a dyn SecretsApi,
     /// Reads a long watch list from S3.
     pub objects: &'a dyn ObjectsApi,
+    /// Where the run's data points go: `PutMetricData`, or Embedded Metric Format log
+    /// lines (`PTC_METRICS_SINK`).
     pub metrics: &'a dyn MetricsApi,
     /// The registry endpoint of the account (ECR token), shared by every pull of the run.
     pub cache: &'a RegistryClient,

@@ -4,6 +4,8 @@
 //! and runs [`job::run`]; `main.rs` wires it to the Lambda runtime and `ptc prewarm` to the
 //! command line.
 
+#![warn(missing_docs)]
+
 pub mod event;
 pub mod job;
 pub mod options;

@@ -12,6 +12,8 @@ use serde::Serialize;
 
 use crate::sources::Origin;
 
+/// How one watch-list entry ended; serialised in kebab-case (`warmed`, `already-fresh`,
+/// ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
@@ -21,42 +23,76 @@ pub enum Outcome {
     AlreadyFresh,
     /// Cached and verified, but the upstream tag now points elsewhere.
     Stale,
+    /// Not cached and verified: the entry does not parse or has no rule, is digest-only, a
+    /// pull or ECR's confirmation failed, a wanted platform is missing from the index, or a
+    /// pinned digest is gone. [`ImageResult::reason`] says which. Counted in `ImagesFailed`.
     Failed,
-    /// Not attempted: deadline or rate-limit budget. The next run picks it up.
+    /// Not done: the run's deadline was near, or the upstream's rate-limit budget was below
+    /// the floor or it answered "rate limited" (to the HEAD or to the pull through the
+    /// cache). The next run picks it up.
     Deferred,
     /// Dry run: what would be pulled.
     Planned,
 }
 
+/// One watch-list entry's result. Optional fields are left out of the JSON when absent.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ImageResult {
+    /// The entry as written (trimmed), e.g. `nginx:1.25` or `quay.io/prometheus/prometheus:v2`.
     pub reference: String,
+    /// Which source listed it first.
     pub origin: Origin,
+    /// The rule prefix that serves it; absent when the entry does not parse or no rule
+    /// serves its registry (such an entry counts in `ImagesUnroutable`, in no prefix).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
+    /// Where the cache serves it: `<registry host>/<ECR repository>[:tag][@digest]`, e.g.
+    /// `123456789012.dkr.ecr.eu-west-1.amazonaws.com/docker-hub/library/nginx:1.25`; absent
+    /// with `prefix`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uri: Option<String>,
+    /// How it ended.
     pub outcome: Outcome,
+    /// The digest the cache returned for the tag (`sha256:...`); absent when the pull did
+    /// not get that far.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// The digest the upstream's manifest HEAD gave for the tag; absent when the upstream
+    /// was not asked (dry run, failed or deferred before it), gave no digest, or the HEAD
+    /// failed (freshness is then unknown, which `reason` notes unless a pinned-digest note
+    /// takes its place).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_digest: Option<String>,
+    /// The platforms pulled (`linux/amd64`, ...), or `single-platform` for an image that
+    /// is not an index; empty when the pull did not get that far.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub platforms: Vec<String>,
+    /// For a `stale` image: hours since ECR's `imagePushedAt` of the cached tag, to the
+    /// hundredth; absent otherwise, or when ECR gives no push date.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stale_age_hours: Option<f64>,
+    /// Time spent on this image, in milliseconds.
     pub duration_ms: u64,
+    /// Why it failed or was deferred, or a note on a success (freshness unknown, the tag
+    /// moved away from a pinned digest, the upstream tag moved); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
+/// The run's counts, over every entry of the merged watch list.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Summary {
+    /// Entries, whatever their outcome.
     pub images: usize,
+    /// [`Outcome::Warmed`] entries.
     pub warmed: usize,
+    /// [`Outcome::AlreadyFresh`] entries (`ImagesWarmed` counts them with `warmed`).
     pub already_fresh: usize,
+    /// [`Outcome::Stale`] entries; `ImagesStale`.
     pub stale: usize,
+    /// [`Outcome::Failed`] entries; `ImagesFailed`.
     pub failed: usize,
+    /// [`Outcome::Deferred`] entries; `ImagesDeferred`.
     pub deferred: usize,
     /// Share of the watch list that is cached and verified, in percent (an entry without a
     /// rule, invalid, failed or deferred is not covered). `None` for a run with no image:
@@ -65,19 +101,36 @@ pub struct Summary {
     pub coverage_percent: Option<f64>,
 }
 
+/// The run's report: returned by the Lambda, logged as one JSON line, printed by
+/// `ptc prewarm`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PrewarmReport {
+    /// Always `prewarm`: the `Job` dimension of `RunErrors` and `FullRuns`.
     pub job: &'static str,
+    /// Where the run came from: `invocation {}`, `on-demand list`, `schedule`, `ptc prewarm`,
+    /// or `unsupported event` / `registry unavailable` for a run that did not start.
     pub trigger: String,
+    /// `layers` or `manifests`: what the pulls fetched.
     pub mode: PrewarmMode,
+    /// One result per merged watch-list entry, in list order (payload, settings, long list,
+    /// discovery). Empty when the rules could not be listed.
     pub images: Vec<ImageResult>,
+    /// The counts.
     pub summary: Summary,
+    /// The whole run, in milliseconds; published as `PrewarmDuration` in seconds.
     pub duration_ms: u64,
+    /// CloudWatch data points written, `RunErrors` and `FullRuns` included; 0 in a dry
+    /// run, with metrics off, or when publishing failed (then one of `errors`).
     pub metrics_published: usize,
+    /// Run-level errors: the event, the registry endpoint, listing the rules, discovery
+    /// (listing or reading a repository), the long watch list, publishing metrics. Any one
+    /// fails the Lambda invocation and counts in `RunErrors`; all but a publishing failure
+    /// also withhold the undimensioned totals (the list was not read whole).
     pub errors: Vec<String>,
 }
 
 impl PrewarmReport {
+    /// An empty report for `trigger`, to be filled by the run.
     pub fn new(trigger: &str, mode: PrewarmMode) -> Self {
         Self {
             job: "prewarm",
@@ -91,6 +144,8 @@ impl PrewarmReport {
         }
     }
 
+    /// An image failed or the run has a run-level error (`ptc prewarm` then exits non-zero).
+    /// Deferred and stale images are not failures.
     pub fn any_failed(&self) -> bool {
         self.summary.failed > 0 || !self.errors.is_empty()
     }
@@ -127,7 +182,9 @@ pub(crate) fn summarise(images: &[ImageResult]) -> Summary {
 /// The data points of a run: per rule prefix `ImagesWarmed` (warmed or already fresh),
 /// `ImagesFailed`, `ImagesStale`, `ImagesDeferred` and `ImagesVerifiedPercent`; the same four
 /// counts without dimension when `totals_known` (what the alarms watch); `PrewarmDuration`
-/// (seconds) and `ImagesUnroutable`.
+/// (seconds) and `ImagesUnroutable`. Units: `Count`, except `ImagesVerifiedPercent`
+/// (`Percent`, per prefix only, [`Summary::coverage_percent`] of the prefix's entries) and
+/// `PrewarmDuration` (`Seconds`). `RunErrors` and `FullRuns` are added when published.
 pub fn metric_data(report: &PrewarmReport, totals_known: bool) -> Vec<MetricDatum> {
     let mut by_prefix: BTreeMap<&str, Vec<&ImageResult>> = BTreeMap::new();
     for image in &report.images {

@@ -169,7 +169,9 @@ mod tests {
         {
             let mut state = fake.state.lock().unwrap();
             for name in ["docker-hub/library/nginx", "team/app"] {
-                state.repositories.push(ptc_tests::fixtures::repository(name));
+                state
+                    .repositories
+                    .push(ptc_tests::fixtures::repository(name));
             }
             let image = |tags: &[&str], pulled_days_ago: Option<i64>| ImageDetail {
                 digest: format!("sha256:{}", tags.join("")),

@@ -60,7 +60,7 @@ async fn world() -> World {
     World {
         ecr: SdkEcr::new(aws_sdk_ecr::Client::new(&sdk)),
         secrets: SdkSecrets::new(aws_sdk_secretsmanager::Client::new(&sdk)),
-        objects: SdkObjects::new(ptc_core::aws::AwsClients::new(&sdk).s3),
+        objects: SdkObjects::new(ptc_core::aws::AwsClients::new(&sdk).s3()),
         metrics: SdkMetrics::new(aws_sdk_cloudwatch::Client::new(&sdk)),
         cache,
         host,
@@ -481,7 +481,7 @@ async fn a_long_watch_list_comes_from_s3_and_a_missing_one_is_reported() {
     let _serial = SERIAL.lock().await;
     let stack = Stack::shared();
     let world = world().await;
-    let s3 = ptc_core::aws::AwsClients::new(&stack.sdk_config().await).s3;
+    let s3 = ptc_core::aws::AwsClients::new(&stack.sdk_config().await).s3();
     s3.create_bucket()
         .bucket("ptc-watch-lists")
         .send()

@@ -19,21 +19,39 @@ const RULE_EVENTS: [&str; 3] = [
     "DeletePullThroughCacheRule",
 ];
 
+/// What one invocation validates, read by [`parse`]. Serialised with a `kind` tag
+/// (`all`, `prefixes`, `nothing`). Every variant carries `source`: a short text naming
+/// where the run came from, which becomes the report's `trigger`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Trigger {
-    /// Every rule of the registry.
-    All { source: String },
+    /// Every rule of the registry: `{}`, `{"prefixes": []}` or a "Scheduled Event". The
+    /// only trigger whose run publishes the registry totals and the `FullRuns` heartbeat.
+    All {
+        /// `invocation {}`, `invocation with an empty prefix list` or `schedule`.
+        source: String,
+    },
     /// Only these prefixes.
     Prefixes {
+        /// `invocation`, `CloudTrail <eventName>` (with `(the call failed: <errorCode>)`
+        /// when the call failed), or `pull-through cache sync <status> for <prefix>`.
         source: String,
+        /// The prefixes as the payload wrote them, unchecked here: the run reads `quay/` as
+        /// `quay`, reports one that cannot be a rule prefix as a run-level error, and one
+        /// the registry lacks in
+        /// [`ValidationReport::not_found`](crate::ValidationReport::not_found).
         prefixes: Vec<String>,
     },
     /// Nothing to validate (e.g. a successful cache sync).
-    Nothing { source: String },
+    Nothing {
+        /// Why: a sync `SUCCESS`, or a refused CloudTrail call for a prefix that cannot
+        /// exist.
+        source: String,
+    },
 }
 
 impl Trigger {
+    /// The variant's `source` text.
     pub fn source(&self) -> &str {
         match self {
             Self::All { source } | Self::Prefixes { source, .. } | Self::Nothing { source } => {
@@ -52,7 +70,10 @@ fn rejected(what: impl std::fmt::Display) -> EventError {
     EventError(events::rejected(what))
 }
 
-/// Read the trigger from an invocation payload.
+/// Read the trigger from an invocation payload (the shapes are listed in the module doc).
+/// Errors: an [`EventError`] naming what is wrong: not a JSON object, a `prefixes` that is
+/// not an array of strings, a detail-type or CloudTrail `eventName` this function does not
+/// handle, or a missing or non-string field (named as `detail.<path>`).
 pub fn parse(event: &Value) -> Result<Trigger, EventError> {
     let object = events::object(event).map_err(EventError)?;
     if object.is_empty() {

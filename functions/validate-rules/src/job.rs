@@ -24,9 +24,18 @@ use crate::report::{Finding, RuleResult, Severity, Summary, ValidationReport, me
 /// Secrets of pull-through cache rules must be named like this.
 pub const SECRET_PREFIX: &str = "ecr-pullthroughcache/";
 
+/// The ports a run uses. The Lambda passes the SDK adapters; tests pass the fakes. Nothing
+/// here writes to ECR or Secrets Manager.
 pub struct Deps<'a> {
+    /// ECR: `DescribePullThroughCacheRules` (every page) once per run (not at all for
+    /// [`Trigger::Nothing`]), and `ValidatePullThroughCacheRule` once per rule in scope.
     pub ecr: &'a dyn EcrApi,
+    /// Secrets Manager: `DescribeSecret` for each rule's credential secret, then
+    /// `GetSecretValue` (unless the secret is scheduled for deletion) to check the value's
+    /// keys and date. The value is never logged or reported.
     pub secrets: &'a dyn SecretsApi,
+    /// Where the run's data points go: `PutMetricData`, or Embedded Metric Format log
+    /// lines (`PTC_METRICS_SINK`).
     pub metrics: &'a dyn MetricsApi,
 }
 

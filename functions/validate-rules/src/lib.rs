@@ -3,6 +3,8 @@
 //! [`handle`] turns an invocation payload into a [`ValidationReport`]; `main.rs` wires it to
 //! the Lambda runtime and `ptc validate` to the command line.
 
+#![warn(missing_docs)]
+
 pub mod event;
 pub mod job;
 pub mod options;

@@ -9,9 +9,9 @@ use validate_rules::{Deps, Options, handle};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let (settings, clients) = ptc_core::lambda_start("validate-rules").await?;
-    let ecr = SdkEcr::new(clients.ecr);
-    let secrets = SdkSecrets::new(clients.secrets);
-    let metrics = ptc_core::aws::for_sink(settings.metrics_sink, clients.cloudwatch, false);
+    let ecr = SdkEcr::new(clients.ecr());
+    let secrets = SdkSecrets::new(clients.secrets());
+    let metrics = ptc_core::aws::for_sink(settings.metrics_sink, clients.cloudwatch(), false);
     let options = Options::from_settings(&settings);
     let deps = Deps {
         ecr: &ecr,

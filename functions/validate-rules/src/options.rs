@@ -4,18 +4,38 @@ use ptc_core::Settings;
 use ptc_core::config::ExpectedRule;
 use ptc_core::rules::Prefix;
 
+/// How a validate-rules run goes. Built by [`Options::from_settings`]; `ptc validate` then
+/// sets [`publish_metrics`](Self::publish_metrics) from `--no-metrics`.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// CloudWatch namespace of every data point of the run (`PTC_METRICS_NAMESPACE`,
+    /// default `ECRPullThroughCache`).
     pub namespace: String,
+    /// The rules the operator expects (`PTC_RULES`, `PREFIX=UPSTREAM_URL[+credential]` items,
+    /// or the config file's `[[rules]]`). Empty: no drift check, and nothing is reported
+    /// missing or unexpected. Each expected rule is compared with the registry's rule of the
+    /// same prefix: a different upstream is a `drift-upstream` error, a credential where none
+    /// is expected (or none where one is) a `drift-credential` error; an expected prefix the
+    /// registry lacks is listed in [`ValidationReport::missing`](crate::ValidationReport::missing).
     pub expected: Vec<ExpectedRule>,
+    /// Days after which a credential secret's current value counts as too old
+    /// (`PTC_CREDENTIAL_MAX_AGE_DAYS`, 1-3650, default 90). An older value is a
+    /// `credential-age` warning (the rule stays valid) and is counted in `CredentialsTooOld`.
     pub credential_max_age_days: u32,
     /// The prefixes the deployment may manage (`PTC_RULE_PREFIXES`); empty: no check.
+    /// A rule whose prefix is neither listed nor below a listed one (`team` covers
+    /// `team/quay`), with no `ROOT` in the list, gets a `prefix-out-of-scope` error.
     pub rule_prefixes: Vec<Prefix>,
+    /// How many rules are checked at once, each with its `ValidatePullThroughCacheRule` and
+    /// Secrets Manager calls (`PTC_CONCURRENCY`, 1-256, default 16; 0 is taken as 1).
     pub concurrency: usize,
+    /// Publish the run's CloudWatch data (always true from the settings; `ptc validate
+    /// --no-metrics` turns it off). Off, not even `RunErrors` is published.
     pub publish_metrics: bool,
 }
 
 impl Options {
+    /// The options from the loaded settings, with metrics on.
     pub fn from_settings(settings: &Settings) -> Self {
         Self {
             namespace: settings.metrics_namespace.clone(),

@@ -7,17 +7,33 @@ use ptc_core::metrics::{MetricDatum, MetricError, Unit};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+/// How bad a [`Finding`] is; serialised as `error` or `warning`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Makes [`RuleResult::valid`] false: the rule is not usable as configured, or could not
+    /// be checked (`ecr-validation-error`, `secret-unreadable`).
     Error,
+    /// Worth acting on, but the rule works: only `credential-age` is a warning.
     Warning,
 }
 
+/// One problem found with a rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    /// Error or warning.
     pub severity: Severity,
+    /// A stable kebab-case code for scripts: `ecr-validation-failed` (ECR says
+    /// the rule is not valid), `ecr-validation-error` (the `ValidatePullThroughCacheRule`
+    /// call failed), `credential-missing` (the upstream needs a secret and the rule has
+    /// none), `prefix-out-of-scope`, `drift-upstream`, `drift-credential`, `secret-not-found`,
+    /// `secret-access-denied`, `secret-unreadable`, `secret-name` (not under
+    /// `ecr-pullthroughcache/`, so ECR will not use it), `secret-deletion-scheduled`,
+    /// `secret-keys` (the value is not JSON with non-empty `username` and `accessToken`),
+    /// and the only warning, `credential-age`.
     pub code: &'static str,
+    /// The finding for a person: names the rule's upstream, the secret or the AWS error.
+    /// Never contains the secret's value.
     pub message: String,
 }
 
@@ -42,9 +58,16 @@ impl Finding {
 /// One rule's result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleResult {
+    /// The rule's `ecrRepositoryPrefix` (`ROOT` for the rule without a prefix); the `Prefix`
+    /// dimension of its `RuleValid` and `CredentialAgeDays` points.
     pub prefix: String,
+    /// The rule's `upstreamRegistryUrl`, a host such as `quay.io` or `registry-1.docker.io`.
     pub upstream: String,
+    /// ECR's `upstreamRegistry` (`docker-hub`, `quay`, `ecr-public`,
+    /// `github-container-registry`, ...); when ECR gives none, the kind known from the URL,
+    /// else the URL itself. Docker Hub, GitHub, GitLab and Azure need a credential secret.
     pub upstream_kind: String,
+    /// The ARN of the rule's Secrets Manager secret; absent when the rule has none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential_arn: Option<String>,
     /// ECR says the rule is valid and no finding is an error.
@@ -52,46 +75,72 @@ pub struct RuleResult {
     /// `ValidatePullThroughCacheRule`'s answer, when the call succeeded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ecr_valid: Option<bool>,
-    /// ECR's free-form failure text.
+    /// ECR's free-form failure text (`ValidatePullThroughCacheRule`'s `failure`, no
+    /// published list of values); absent when ECR gave none or the call failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
-    /// When the credential secret's current value was stored.
+    /// When the credential secret's current value was stored: the `AWSCURRENT` version's
+    /// creation date, else (the value could not be read, or the secret is scheduled for
+    /// deletion) DescribeSecret's `LastChangedDate`, else its `CreatedDate`. RFC 3339;
+    /// absent without a secret, or when the secret could not be described.
     #[serde(
         skip_serializing_if = "Option::is_none",
         with = "time::serde::rfc3339::option"
     )]
     pub credential_changed_at: Option<OffsetDateTime>,
-    /// Days since then, to the hundredth.
+    /// Days since then, to the hundredth (0 for a date in the future); absent with
+    /// `credential_changed_at`. Published as `CredentialAgeDays` (unit `None`, per `Prefix`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential_age_days: Option<f64>,
+    /// Every problem found, errors and warnings, in the order checked (ECR's validation,
+    /// the secret, the credential, the scope, the drift); empty for a healthy rule.
     pub findings: Vec<Finding>,
 }
 
+/// The run's counts, over the rules in scope of the trigger.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
+    /// Rules checked (the length of [`ValidationReport::rules`]).
     pub rules: usize,
+    /// Rules with [`RuleResult::valid`] true.
     pub valid: usize,
+    /// Rules with [`RuleResult::valid`] false; published as `RulesInvalid` after a run over
+    /// every rule.
     pub invalid: usize,
+    /// Expected rules the registry lacks ([`ValidationReport::missing`]); published as
+    /// `RulesMissing` after a run over every rule.
     pub missing: usize,
+    /// Rules the config does not expect ([`ValidationReport::unexpected`]); not published.
     pub unexpected: usize,
 }
 
 /// The run's report: returned by the Lambda, logged as one JSON line, printed by `ptc`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ValidationReport {
+    /// Always `validate-rules`: the `Job` dimension of `RunErrors` and `FullRuns`.
     pub job: &'static str,
+    /// Where the run came from ([`Trigger::source`](crate::event::Trigger::source)), or
+    /// `unsupported event` for a payload that could not be read.
     pub trigger: String,
+    /// One result per rule in scope, in the order `DescribePullThroughCacheRules` listed
+    /// them. Empty when the rules could not be listed.
     pub rules: Vec<RuleResult>,
-    /// Expected by the config, absent from the registry.
+    /// Expected by the config (`PTC_RULES`), absent from the registry, within the
+    /// trigger's scope. Each is published as a `RuleValid` of 0 for its prefix.
     pub missing: Vec<ExpectedRule>,
     /// In the registry, not expected by the config (only when the config lists rules).
     pub unexpected: Vec<String>,
     /// Prefixes the trigger named that the registry does not have (e.g. a deleted rule).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub not_found: Vec<String>,
+    /// The counts.
     pub summary: Summary,
+    /// CloudWatch data points written, `RunErrors` (and `FullRuns`) included; 0 when
+    /// metrics are off or publishing failed (the failure is then one of `errors`).
     pub metrics_published: usize,
-    /// Run-level errors: the event, listing the rules, publishing metrics.
+    /// Run-level errors: the event, listing the rules, publishing metrics, and each
+    /// triggered prefix that cannot be a rule prefix. Any one fails the Lambda invocation
+    /// and counts in `RunErrors`; a rule's own problems are its findings instead.
     pub errors: Vec<String>,
 }
 
@@ -117,7 +166,7 @@ impl ValidationReport {
         report
     }
 
-    /// Every rule valid and none missing.
+    /// Every rule valid and none missing (warnings and run-level errors do not count here).
     pub fn healthy(&self) -> bool {
         self.summary.invalid == 0 && self.summary.missing == 0
     }
@@ -126,7 +175,9 @@ impl ValidationReport {
 /// The data points of a run: `RuleValid` (0 or 1) and `CredentialAgeDays` per prefix, a
 /// `RuleValid` of 0 for each missing expected rule, and, when `totals_known` (the run listed
 /// every rule of the registry), the totals `CredentialsTooOld`, `RulesInvalid` and
-/// `RulesMissing` without a `Prefix` dimension, which the alarms watch.
+/// `RulesMissing` without a `Prefix` dimension, which the alarms watch. Units: `Count` for
+/// the totals, `None` for `RuleValid` and `CredentialAgeDays` (days). `RunErrors` and
+/// `FullRuns` are added when published, not here.
 pub fn metric_data(report: &ValidationReport, totals_known: bool) -> Vec<MetricDatum> {
     let mut data = Vec::new();
     // Values here are finite counts and ages, so a rejected datum is a programming error.
