@@ -702,7 +702,7 @@ async fn a_huge_watch_list_object_is_cut_off_at_the_limit() {
     })
     .await;
     let sdk = ptc_tests::sdk_config_for(&s3.base, "us-east-1").await;
-    let objects = SdkObjects::new(ptc_core::aws::AwsClients::new(&sdk).s3);
+    let objects = SdkObjects::new(ptc_core::aws::AwsClients::new(&sdk).s3());
     let err = objects
         .get_text("bucket", "watch-list.txt")
         .await

@@ -76,7 +76,7 @@ impl World {
         Self {
             ecr: SdkEcr::new(aws_sdk_ecr::Client::new(&sdk)),
             secrets: SdkSecrets::new(aws_sdk_secretsmanager::Client::new(&sdk)),
-            objects: SdkObjects::new(ptc_core::aws::AwsClients::new(&sdk).s3),
+            objects: SdkObjects::new(ptc_core::aws::AwsClients::new(&sdk).s3()),
             metrics: SdkMetrics::new(aws_sdk_cloudwatch::Client::new(&sdk)),
             upstreams: stack
                 .info
