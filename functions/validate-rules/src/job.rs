@@ -8,13 +8,13 @@
 use std::collections::BTreeMap;
 
 use futures::StreamExt as _;
-use ptc_core::AwsErrorKind;
 use ptc_core::config::ExpectedRule;
-use ptc_core::ecr::EcrApi;
+use ptc_core::ecr::{EcrApi, RuleValidation};
 use ptc_core::metrics::MetricsApi;
 use ptc_core::rules::{Prefix, PtcRule};
 use ptc_core::secret::UpstreamCredential;
 use ptc_core::secrets::SecretsApi;
+use ptc_core::{AwsError, AwsErrorKind};
 use time::OffsetDateTime;
 
 use crate::event::Trigger;
@@ -176,6 +176,31 @@ async fn check_rule(
             None => (Vec::new(), None),
         }
     });
+    record_validation(&mut result, validation);
+    let (findings, changed) = secret_findings;
+    result.findings.extend(findings);
+    result.credential_changed_at = changed;
+    result.credential_age_days = changed.map(|t| age_days(now, t));
+    result.findings.extend(credential_missing(rule));
+    result.findings.extend(out_of_scope(options, rule));
+    result.findings.extend(drift(expected, rule));
+    result.valid = result.ecr_valid == Some(true)
+        && !result
+            .findings
+            .iter()
+            .any(|f| f.severity == Severity::Error);
+    tracing::info!(
+        prefix,
+        valid = result.valid,
+        findings = result.findings.len(),
+        "rule checked"
+    );
+    result
+}
+
+/// ECR's answer to `ValidatePullThroughCacheRule`: its verdict and failure text, or the
+/// error that kept it from answering, as a finding.
+fn record_validation(result: &mut RuleResult, validation: Result<RuleValidation, AwsError>) {
     match validation {
         Ok(v) => {
             result.ecr_valid = Some(v.is_valid);
@@ -196,23 +221,29 @@ async fn check_rule(
             format!("could not validate the rule: {err}"),
         )),
     }
-    let (findings, changed) = secret_findings;
-    result.findings.extend(findings);
-    result.credential_changed_at = changed;
-    result.credential_age_days = changed.map(|t| age_days(now, t));
-    if rule.credential_arn.is_none() && rule.kind.needs_credentials() {
-        result.findings.push(Finding::error(
+}
+
+/// An upstream that needs a credential (Docker Hub, GitHub, GitLab, Azure) and a rule
+/// without one.
+fn credential_missing(rule: &PtcRule) -> Option<Finding> {
+    (rule.credential_arn.is_none() && rule.kind.needs_credentials()).then(|| {
+        Finding::error(
             "credential-missing",
             format!(
                 "upstream {} ({}) needs a credential secret, and the rule has none",
                 rule.upstream_url, rule.kind
             ),
-        ));
-    }
-    // ROOT in the list scopes the policies to every repository (its repositories have no
-    // prefix), so then every rule is in scope.
-    // A listed prefix also covers the rule prefixes below it (`repository/team/*` holds
-    // `team/quay/...`).
+        )
+    })
+}
+
+/// A rule outside the deployment's rule prefixes (`PTC_RULE_PREFIXES`): the functions' IAM
+/// policies reach only the repositories under those prefixes (the template's RulePrefixes),
+/// so this rule's repositories would be denied to prewarm, lifecycle-fixer and
+/// health-metrics. ROOT in the list scopes the policies to every repository (its
+/// repositories have no prefix), so then every rule is in scope; a listed prefix also covers
+/// the rule prefixes below it (`repository/team/*` holds `team/quay/...`).
+fn out_of_scope(options: &Options, rule: &PtcRule) -> Option<Finding> {
     let in_scope = options.rule_prefixes.is_empty()
         || options.rule_prefixes.iter().any(|p| {
             p.is_root()
@@ -223,14 +254,12 @@ async fn check_rule(
                     .strip_prefix(p.as_str())
                     .is_some_and(|rest| rest.starts_with('/'))
         });
-    if !in_scope {
-        // The functions' IAM policies reach only the repositories under the deployment's
-        // rule prefixes (the template's RulePrefixes): this rule's repositories would be
-        // denied to prewarm, lifecycle-fixer and health-metrics.
-        result.findings.push(Finding::error(
+    (!in_scope).then(|| {
+        Finding::error(
             "prefix-out-of-scope",
             format!(
-                "prefix {prefix} is not one of the deployment's rule prefixes ({}): the functions cannot manage its repositories; add it to RulePrefixes (PTC_RULE_PREFIXES)",
+                "prefix {} is not one of the deployment's rule prefixes ({}): the functions cannot manage its repositories; add it to RulePrefixes (PTC_RULE_PREFIXES)",
+                rule.prefix,
                 options
                     .rule_prefixes
                     .iter()
@@ -238,42 +267,38 @@ async fn check_rule(
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+        )
+    })
+}
+
+/// Where the rule differs from the one the settings expect (`PTC_RULES`): its upstream, or
+/// whether it carries a credential.
+fn drift(expected: Option<&ExpectedRule>, rule: &PtcRule) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let Some(want) = expected else {
+        return findings;
+    };
+    if want.upstream_url != rule.upstream_url {
+        findings.push(Finding::error(
+            "drift-upstream",
+            format!(
+                "the config expects upstream {}, the registry has {}",
+                want.upstream_url, rule.upstream_url
+            ),
         ));
     }
-    if let Some(want) = expected {
-        if want.upstream_url != rule.upstream_url {
-            result.findings.push(Finding::error(
-                "drift-upstream",
-                format!(
-                    "the config expects upstream {}, the registry has {}",
-                    want.upstream_url, rule.upstream_url
-                ),
-            ));
-        }
-        if want.credential != rule.credential_arn.is_some() {
-            let (wanted, actual) = if want.credential {
-                ("a credential", "none")
-            } else {
-                ("no credential", "one")
-            };
-            result.findings.push(Finding::error(
-                "drift-credential",
-                format!("the config expects {wanted}, the rule has {actual}"),
-            ));
-        }
+    if want.credential != rule.credential_arn.is_some() {
+        let (wanted, actual) = if want.credential {
+            ("a credential", "none")
+        } else {
+            ("no credential", "one")
+        };
+        findings.push(Finding::error(
+            "drift-credential",
+            format!("the config expects {wanted}, the rule has {actual}"),
+        ));
     }
-    result.valid = result.ecr_valid == Some(true)
-        && !result
-            .findings
-            .iter()
-            .any(|f| f.severity == Severity::Error);
-    tracing::info!(
-        prefix,
-        valid = result.valid,
-        findings = result.findings.len(),
-        "rule checked"
-    );
-    result
+    findings
 }
 
 /// The secret's checks. Its value is read for the key check only: never logged, returned or
