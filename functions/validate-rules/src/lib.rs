@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod credential;
 pub mod event;
 pub mod job;
 pub mod options;
