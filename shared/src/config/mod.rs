@@ -630,4 +630,42 @@ repository_tags = { team = "platform" }
             );
         }
     }
+
+    #[test]
+    fn a_prefix_given_twice_is_refused() {
+        // `quay` and `quay/` are one rule prefix: two settings for it would leave which one
+        // applies to chance.
+        let err = load(&[(
+            "PTC_PREFIX_SETTINGS",
+            r#"{"quay": {"lifecycle_days": 7}, "quay/": {"lifecycle_days": 14}}"#,
+        )])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("PTC_PREFIX_SETTINGS"), "{err}");
+        assert!(err.contains("prefix listed twice"), "{err}");
+        // Either spelling alone is the same prefix.
+        let s = load(&[("PTC_PREFIX_SETTINGS", r#"{"quay/": {"lifecycle_days": 7}}"#)]).unwrap();
+        assert_eq!(
+            s.fix
+                .for_prefix(&Prefix::parse("quay").unwrap())
+                .lifecycle_days,
+            7
+        );
+    }
+
+    #[test]
+    fn modes_are_named_as_documented() {
+        for (name, mode) in FixMode::CHOICES {
+            let s = load(&[("PTC_FIX_MODE", name)]).unwrap();
+            assert_eq!(s.fix.mode, mode);
+            assert_eq!(mode.as_str(), name);
+            assert_eq!(name.parse::<FixMode>(), Ok(mode));
+        }
+        let err = load(&[("PTC_FIX_MODE", "force")]).unwrap_err().to_string();
+        assert!(err.contains("expected fill, enforce or dry-run"), "{err}");
+        let err = load(&[("PTC_PREWARM_MODE", "blobs")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected layers or manifests"), "{err}");
+    }
 }
