@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod event;
+pub mod invocation;
 pub mod job;
 pub mod options;
 pub mod report;
