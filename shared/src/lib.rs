@@ -28,6 +28,7 @@ pub mod events;
 pub mod lambda;
 pub mod logging;
 pub mod metrics;
+pub mod net;
 pub mod objects;
 pub mod oci;
 pub mod platform;

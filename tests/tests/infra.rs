@@ -136,7 +136,9 @@ fn adapter_actions() -> BTreeMap<String, BTreeSet<String>> {
                     let entry = out.entry(name).or_default();
                     let mut body = method;
                     while let Some(i) = body.find("client") {
+                        // `self.client.op()`, or through an accessor: `self.client().op()`.
                         let after = body[i + "client".len()..].trim_start();
+                        let after = after.strip_prefix("()").unwrap_or(after).trim_start();
                         if let Some(call) = after.strip_prefix('.') {
                             let op: String = call
                                 .trim_start()

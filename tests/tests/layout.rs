@@ -143,7 +143,14 @@ fn the_core_has_no_import_circle() {
 #[test]
 fn the_domain_and_the_ports_import_no_sdk() {
     let src = workspace().join("shared/src");
-    let domain = ["reference", "rules", "platform", "secret", "deadline"];
+    let domain = [
+        "reference",
+        "rules",
+        "platform",
+        "secret",
+        "deadline",
+        "net",
+    ];
     let ports = ["ecr", "secrets", "objects", "metrics", "error"];
     let sdk = ["aws_sdk_", "aws_config", "aws_smithy", "aws_lambda_events"];
     let adapters_and_settings = ["crate::aws", "crate::config", "crate::fakes", "reqwest"];
@@ -240,5 +247,66 @@ fn no_function_release_build_has_the_fakes() {
                 "{function}'s release build enables ptc-core's fakes: {line}"
             );
         }
+    }
+}
+
+/// `sam build` builds each function with `cargo lambda build --release --bin <function>` at
+/// the workspace root (aws-lambda-builders' `RustCargoLambdaBuildAction`): no `-p`, so Cargo
+/// selects the workspace's default members and unifies their features. Those must be the
+/// functions alone: no fakes (the test crate enables them) and no SSO or credential_process
+/// providers (the CLI's) in a deployed binary.
+#[test]
+fn the_deploy_build_has_no_fakes_and_no_operator_credential_providers() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(&cargo)
+        .current_dir(workspace())
+        .args([
+            "tree",
+            "--offline",
+            "--locked",
+            "-e",
+            "normal",
+            "-f",
+            "{p} features=[{f}]",
+        ])
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "cargo tree: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    for function in [
+        "validate-rules",
+        "prewarm",
+        "lifecycle-fixer",
+        "health-metrics",
+    ] {
+        assert!(
+            tree.lines()
+                .any(|l| l.starts_with(&format!("{function} v"))),
+            "{function} is a default member: {tree}"
+        );
+    }
+    assert!(
+        !tree
+            .lines()
+            .any(|l| l.starts_with("ptc-cli v") || l.starts_with("ptc-tests v")),
+        "the CLI and the test crate are not default members"
+    );
+    let core: Vec<&str> = tree.lines().filter(|l| l.contains("ptc-core v")).collect();
+    assert!(!core.is_empty(), "{tree}");
+    for line in core {
+        assert!(
+            !line.contains("fakes"),
+            "the deploy build enables the fakes: {line}"
+        );
+    }
+    for line in tree.lines().filter(|l| l.contains("aws-config v")) {
+        assert!(
+            !line.contains("sso") && !line.contains("credentials-process"),
+            "the deploy build carries the CLI's credential providers: {line}"
+        );
     }
 }

@@ -35,7 +35,7 @@ pub use fix::{FixMode, FixSettings, PrefixFix};
 pub use health::HealthSettings;
 pub use prewarm::PrewarmMode;
 pub use rules::ExpectedRule;
-pub use source::{Endpoint, is_loopback};
+pub use source::Endpoint;
 
 use source::{Source, invalid};
 
@@ -661,6 +661,16 @@ repository_tags = { team = "platform" }
             assert_eq!(mode.as_str(), name);
             assert_eq!(name.parse::<FixMode>(), Ok(mode));
         }
+        // As before: the fix mode exactly as named, the other choices with blanks around.
+        let err = load(&[("PTC_FIX_MODE", " enforce")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\" enforce\""), "{err}");
+        let s = load(&[("PTC_LOG_FORMAT", " json "), ("PTC_METRICS_SINK", "emf ")]).unwrap();
+        assert_eq!(
+            (s.log_format, s.metrics_sink),
+            (LogFormat::Json, MetricsSink::Emf)
+        );
         let err = load(&[("PTC_FIX_MODE", "force")]).unwrap_err().to_string();
         assert!(err.contains("expected fill, enforce or dry-run"), "{err}");
         let err = load(&[("PTC_PREWARM_MODE", "blobs")])

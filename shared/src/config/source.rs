@@ -30,17 +30,6 @@ pub(super) fn invalid(name: &str, value: &str, reason: impl Into<String>) -> Con
 #[serde(try_from = "String", into = "String")]
 pub struct Endpoint(Url);
 
-/// Is `url` on this machine: a loopback address, or `localhost`? (Where plain http is
-/// allowed: the local stack.)
-pub fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
 impl Endpoint {
     /// `https://HOST[:PORT][/PATH]`, or `http://` on a loopback address; the error says why not.
     pub fn parse(value: &str) -> Result<Self, String> {
@@ -48,7 +37,7 @@ impl Endpoint {
         match url.scheme() {
             "https" => {}
             "http" => {
-                if !is_loopback(&url) {
+                if !crate::net::is_loopback(&url) {
                     return Err(
                         "plain http is allowed only on a loopback address; use https".into(),
                     );
@@ -224,20 +213,28 @@ impl<'a> Source<'a> {
         choices: &[(&str, T)],
     ) -> Result<T, ConfigError> {
         match self.var(var) {
-            Some(v) => pick(var, &v, choices),
+            // Surrounding blanks are allowed here, as they always were for these settings.
+            Some(v) => pick(var, v.trim(), choices).map_err(|e| match e {
+                ConfigError::Invalid { name, reason, .. } => ConfigError::Invalid {
+                    name,
+                    value: v.clone(),
+                    reason,
+                },
+                other => other,
+            }),
             None => Ok(from_file.unwrap_or(default)),
         }
     }
 }
 
-/// The value of `choices` named `value`, or an error naming `var` and listing the names
-/// (`expected a, b or c`).
+/// The value of `choices` named exactly `value`, or an error naming `var` and listing the
+/// names (`expected a, b or c`).
 pub(super) fn pick<T: Copy>(
     var: &str,
     value: &str,
     choices: &[(&str, T)],
 ) -> Result<T, ConfigError> {
-    if let Some((_, t)) = choices.iter().find(|(name, _)| *name == value.trim()) {
+    if let Some((_, t)) = choices.iter().find(|(name, _)| *name == value) {
         return Ok(*t);
     }
     let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();

@@ -460,11 +460,11 @@ impl RegistryClient {
         })?;
         // https anywhere, plain http on loopback only (as for every endpoint): never a token
         // request, with or without credentials, in clear text over the network.
-        let loopback = crate::config::is_loopback(&token_url);
+        let loopback = crate::net::is_loopback(&token_url);
         // A registry off this machine never sends the client to a service on it (the Lambda
         // Runtime API listens on loopback; so may an operator's own services).
         let base_loopback =
-            reqwest::Url::parse(&self.base).is_ok_and(|b| crate::config::is_loopback(&b));
+            reqwest::Url::parse(&self.base).is_ok_and(|b| crate::net::is_loopback(&b));
         if loopback && !base_loopback {
             return Err(RegistryError::Refused {
                 url: self.base.clone(),
