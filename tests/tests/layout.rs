@@ -205,12 +205,30 @@ fn the_fakes_are_behind_their_feature() {
     }
 }
 
+/// `cargo tree` of the normal dependencies (what a release build links), each package with
+/// its enabled features, for the packages `select` names (none: the default members).
+fn normal_tree(select: &[&str]) -> String {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(&cargo)
+        .current_dir(workspace())
+        .args(["tree", "--offline", "--locked"])
+        .args(select)
+        .args(["-e", "normal", "-f", "{p} features=[{f}]"])
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "cargo tree {select:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Cargo's resolution of a release build of each function (normal dependencies only, as
 /// `cargo build --release -p <function>` and cargo-lambda resolve them): ptc-core without
 /// the `fakes` feature.
 #[test]
 fn no_function_release_build_has_the_fakes() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     for function in [
         "validate-rules",
         "prewarm",
@@ -218,27 +236,7 @@ fn no_function_release_build_has_the_fakes() {
         "health-metrics",
         "ptc-cli",
     ] {
-        let out = Command::new(&cargo)
-            .current_dir(workspace())
-            .args([
-                "tree",
-                "--offline",
-                "--locked",
-                "-p",
-                function,
-                "-e",
-                "normal",
-                "-f",
-                "{p} features=[{f}]",
-            ])
-            .output()
-            .expect("cargo tree runs");
-        assert!(
-            out.status.success(),
-            "cargo tree -p {function}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let tree = String::from_utf8_lossy(&out.stdout);
+        let tree = normal_tree(&["-p", function]);
         let core: Vec<&str> = tree.lines().filter(|l| l.contains("ptc-core v")).collect();
         assert!(!core.is_empty(), "{function} depends on ptc-core: {tree}");
         for line in core {
@@ -257,26 +255,7 @@ fn no_function_release_build_has_the_fakes() {
 /// providers (the CLI's) in a deployed binary.
 #[test]
 fn the_deploy_build_has_no_fakes_and_no_operator_credential_providers() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(&cargo)
-        .current_dir(workspace())
-        .args([
-            "tree",
-            "--offline",
-            "--locked",
-            "-e",
-            "normal",
-            "-f",
-            "{p} features=[{f}]",
-        ])
-        .output()
-        .expect("cargo tree runs");
-    assert!(
-        out.status.success(),
-        "cargo tree: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let tree = String::from_utf8_lossy(&out.stdout);
+    let tree = normal_tree(&[]);
     for function in [
         "validate-rules",
         "prewarm",
