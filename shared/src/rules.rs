@@ -397,6 +397,56 @@ pub enum RuleError {
         /// The name it would have had, `<prefix>/<path>`.
         repository: String,
     },
+    /// A valid OCI reference whose cached repository name ECR cannot create: ECR's
+    /// `repositoryName` allows one separator between the letters and digits of a component,
+    /// where the distribution spec also allows `__` and runs of `-` (see
+    /// [`ecr_repository_name_problem`]).
+    #[error(
+        "cached repository name {repository} is not one ECR can create: {reason} (ECR's repositoryName pattern (?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*, 2 to 256 characters)"
+    )]
+    NotAnEcrName {
+        /// The name it would have had, `<prefix>/<path>`.
+        repository: String,
+        /// Which part of ECR's rule it breaks.
+        reason: &'static str,
+    },
+}
+
+/// What keeps `name` from being an ECR repository name, if anything: ECR's `repositoryName`
+/// is 2 to 256 characters matching
+/// `(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*`: components of lowercase
+/// letters and digits joined by one `.`, `_` or `-`, separated by one `/`
+/// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_CreateRepository.html#ECR-CreateRepository-request-repositoryName>).
+/// The distribution spec's names are wider (`a__b`, `a--b`), so an image that a registry
+/// serves may have no repository in the cache: ECR refuses the name, the pull fails
+/// (real cases: `quay.io/eclipse/che--centos--mysql-57-centos7`, docker-java/docker-java#1609;
+/// the error ECR answers, int128/create-ecr-repository-action#231).
+pub fn ecr_repository_name_problem(name: &str) -> Option<&'static str> {
+    if !(2..=256).contains(&name.len()) {
+        return Some("a repository name has 2 to 256 characters");
+    }
+    for component in name.split('/') {
+        if component.is_empty() {
+            return Some("an empty path component (a leading, trailing or doubled '/')");
+        }
+        let mut previous_separator = true;
+        for b in component.bytes() {
+            let separator = matches!(b, b'.' | b'_' | b'-');
+            if separator && previous_separator {
+                return Some(
+                    "a component starts with '.', '_' or '-', or has two of them in a row (ECR allows one between letters and digits)",
+                );
+            }
+            if !(separator || b.is_ascii_lowercase() || b.is_ascii_digit()) {
+                return Some("only lowercase letters, digits, '.', '_', '-' and '/'");
+            }
+            previous_separator = separator;
+        }
+        if previous_separator {
+            return Some("a component ends with '.', '_' or '-'");
+        }
+    }
+    None
 }
 
 /// Where an upstream image lives in the cache: `<registry host>/<prefix>/<path>[:tag][@digest]`
@@ -472,7 +522,8 @@ impl RuleSet {
     /// Upstream reference → cached image. With several rules for one upstream, the first
     /// whose upstream prefix covers the path wins (rules sorted by prefix).
     ///
-    /// Errors: [`RuleError::NameTooLong`]; [`RuleError::OutsideUpstreamPrefix`] when rules
+    /// Errors: [`RuleError::NameTooLong`], [`RuleError::NotAnEcrName`] (a name ECR cannot
+    /// create); [`RuleError::OutsideUpstreamPrefix`] when rules
     /// serve the registry but none covers the path; otherwise, with no rule for the
     /// registry, [`RuleError::UnsupportedRegistry`], [`RuleError::NoRule`] or
     /// [`RuleError::UnknownRegistry`].
@@ -509,6 +560,9 @@ impl RuleSet {
             };
             if repository.len() > 256 {
                 return Err(RuleError::NameTooLong { repository });
+            }
+            if let Some(reason) = ecr_repository_name_problem(&repository) {
+                return Err(RuleError::NotAnEcrName { repository, reason });
             }
             return Ok(CachedImage {
                 prefix: rule.prefix.clone(),
@@ -950,5 +1004,53 @@ mod tests {
             assert!(Prefix::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(Prefix::parse("quay/").unwrap().as_str(), "quay");
+    }
+
+    #[test]
+    fn names_ecr_cannot_create_are_not_routed() {
+        // Valid OCI references (the distribution spec allows `__` and runs of `-`) whose
+        // cached repository ECR's repositoryName pattern refuses.
+        for input in [
+            "quay.io/eclipse/che--centos--mysql-57-centos7:latest",
+            "docker.io/a__b/c:1",
+            "ghcr.io/org/a---b:1",
+            "docker.io/library/x__y:1",
+        ] {
+            assert!(
+                ImageReference::parse(input).is_ok(),
+                "{input} is a valid reference"
+            );
+            let err = route(input).unwrap_err();
+            assert!(
+                matches!(err, RuleError::NotAnEcrName { .. }),
+                "{input}: {err}"
+            );
+            assert!(err.to_string().contains("not one ECR can create"), "{err}");
+        }
+        // One separator between letters and digits is fine.
+        assert_eq!(
+            route("quay.io/a-b/c_d.e:1").unwrap(),
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/quay/a-b/c_d.e:1"
+        );
+    }
+
+    #[test]
+    fn ecr_repository_names_follow_the_api_pattern() {
+        for ok in [
+            "ab",
+            "a/b",
+            "quay/a-b/c_d.e",
+            "docker-hub/library/nginx",
+            "a1/2b",
+        ] {
+            assert_eq!(ecr_repository_name_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "a", "a__b", "a--b", "a.-b", "-a", "a-", "a//b", "/a", "a/", "A", "a b", "a/_b",
+        ] {
+            assert!(ecr_repository_name_problem(bad).is_some(), "{bad}");
+        }
+        assert!(ecr_repository_name_problem(&"a".repeat(257)).is_some());
+        assert_eq!(ecr_repository_name_problem(&"a".repeat(256)), None);
     }
 }

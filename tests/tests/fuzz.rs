@@ -209,6 +209,14 @@ proptest! {
         {
             let back = table.upstream_of(&cached.repository);
             prop_assert!(back.is_ok(), "{} -> {} has no way back", input, cached.repository);
+            // Every routed name is one ECR can create.
+            prop_assert_eq!(
+                ptc_core::rules::ecr_repository_name_problem(&cached.repository),
+                None,
+                "{} -> {}",
+                input,
+                cached.repository
+            );
         }
         let _ = table.upstream_of(&input);
         let _ = table.rule_for_repository(&input);
