@@ -1,17 +1,31 @@
-//! IAM policy documents (repository policies) compared by meaning: a single statement or a
-//! list, a string or a one-element list, and the order of statements and of list values do
-//! not change what a policy allows.
+//! IAM policy documents (repository policies) compared by meaning, following IAM's JSON
+//! policy grammar (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_grammar.html>):
+//! - a single statement or a list, a string or a one-element list, and the order of
+//!   statements and of list values do not change what a policy allows;
+//! - `"Principal": "*"` is `{"AWS": "*"}` (both mean everyone, "Anonymous (public)
+//!   principals" in
+//!   <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html>);
+//! - an account ID is its root ARN: `"123456789012"` is `arn:aws:iam::123456789012:root`
+//!   (IAM stores the ARN, same page, "AWS account principals");
+//! - action names are case-insensitive (`ecr:batchgetimage` is `ecr:BatchGetImage`,
+//!   <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_action.html>);
+//! - condition key names are case-insensitive, and a condition key's values are a set
+//!   (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition.html>).
+//!
+//! `Sid` stays part of a statement: it is the statement's identity, not its meaning.
 
 use serde_json::{Map, Value};
 
 /// Keys whose value may be a string or a list of strings, in any order.
-const SET_KEYS: [&str; 6] = [
+const SET_KEYS: [&str; 8] = [
     "Action",
     "NotAction",
     "Resource",
     "NotResource",
     "AWS",
     "Service",
+    "Federated",
+    "CanonicalUser",
 ];
 
 fn normalise(value: &Value, key: Option<&str>) -> Value {
@@ -37,6 +51,73 @@ fn normalise(value: &Value, key: Option<&str>) -> Value {
     }
 }
 
+/// A statement with IAM's equivalent spellings made one: `Principal`/`NotPrincipal` `"*"`
+/// as `{"AWS": "*"}`, account IDs and `arn:<partition>:iam::<account>:root` as the account
+/// ID, action names in lowercase, condition key names in lowercase with their values as a
+/// set.
+fn equivalent_forms(statement: &mut Value) {
+    let Some(statement) = statement.as_object_mut() else {
+        return;
+    };
+    for key in ["Principal", "NotPrincipal"] {
+        if let Some(principal) = statement.get_mut(key) {
+            if principal.as_str() == Some("*") {
+                *principal = serde_json::json!({"AWS": "*"});
+            }
+            if let Some(aws) = principal.get_mut("AWS") {
+                for_each_string(aws, |arn| account_of_root(arn).unwrap_or(arn).to_owned());
+            }
+        }
+    }
+    for key in ["Action", "NotAction"] {
+        if let Some(actions) = statement.get_mut(key) {
+            for_each_string(actions, str::to_ascii_lowercase);
+        }
+    }
+    if let Some(Value::Object(operators)) = statement.get_mut("Condition") {
+        for block in operators.values_mut() {
+            if let Value::Object(keys) = block {
+                let lowered: Map<String, Value> = std::mem::take(keys)
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let mut values = match v {
+                            Value::Array(items) => items,
+                            one => vec![one],
+                        };
+                        values.sort_by_key(|v| v.to_string());
+                        values.dedup();
+                        (k.to_ascii_lowercase(), Value::Array(values))
+                    })
+                    .collect();
+                *keys = lowered;
+            }
+        }
+    }
+}
+
+/// Apply `f` to a string value, or to each string of a list.
+fn for_each_string(value: &mut Value, f: impl Fn(&str) -> String) {
+    match value {
+        Value::String(s) => *s = f(s),
+        Value::Array(items) => {
+            for item in items {
+                if let Value::String(s) = item {
+                    *s = f(s);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The account of `arn:<partition>:iam::<12 digits>:root`.
+fn account_of_root(arn: &str) -> Option<&str> {
+    let rest = arn.strip_prefix("arn:")?;
+    let (_partition, rest) = rest.split_once(":iam::")?;
+    let account = rest.strip_suffix(":root")?;
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
+}
+
 /// The canonical form of a policy document, or `None` when it is not a JSON object.
 pub fn canonical(text: &str) -> Option<Value> {
     let mut doc: Value = serde_json::from_str(text).ok()?;
@@ -45,6 +126,9 @@ pub fn canonical(text: &str) -> Option<Value> {
         && statement.is_object()
     {
         *statement = Value::Array(vec![statement.take()]);
+    }
+    if let Some(Value::Array(statements)) = object.get_mut("Statement") {
+        statements.iter_mut().for_each(equivalent_forms);
     }
     Some(normalise(&doc, None))
 }
@@ -78,5 +162,99 @@ mod tests {
         assert!(!same_meaning(a, &a.replace("BatchGetImage", "PutImage")));
         assert!(!same_meaning(a, "[]"));
         assert!(!same_meaning(a, "nope"));
+    }
+
+    #[test]
+    fn iam_equivalent_spellings() {
+        let with = |principal: &str, action: &str, condition: &str| {
+            format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"PtcPull","Effect":"Allow","Principal":{principal},"Action":{action}{condition}}}]}}"#
+            )
+        };
+        let none = "";
+        // "Principal": "*" is {"AWS": "*"}.
+        assert!(same_meaning(
+            &with(r#""*""#, r#""ecr:BatchGetImage""#, none),
+            &with(r#"{"AWS":"*"}"#, r#""ecr:BatchGetImage""#, none)
+        ));
+        assert!(same_meaning(
+            &with(r#""*""#, r#""ecr:BatchGetImage""#, none),
+            &with(r#"{"AWS":["*"]}"#, r#""ecr:BatchGetImage""#, none)
+        ));
+        // An account ID is its root ARN, in any partition.
+        assert!(same_meaning(
+            &with(r#"{"AWS":"111122223333"}"#, r#""ecr:BatchGetImage""#, none),
+            &with(
+                r#"{"AWS":"arn:aws:iam::111122223333:root"}"#,
+                r#""ecr:BatchGetImage""#,
+                none
+            )
+        ));
+        assert!(same_meaning(
+            &with(
+                r#"{"AWS":["111122223333"]}"#,
+                r#""ecr:BatchGetImage""#,
+                none
+            ),
+            &with(
+                r#"{"AWS":"arn:aws-cn:iam::111122223333:root"}"#,
+                r#""ecr:BatchGetImage""#,
+                none
+            )
+        ));
+        // Action names are case-insensitive.
+        assert!(same_meaning(
+            &with(
+                r#""*""#,
+                r#"["ecr:BatchGetImage","ecr:GetDownloadUrlForLayer"]"#,
+                none
+            ),
+            &with(
+                r#""*""#,
+                r#"["ECR:getdownloadurlforlayer","ecr:batchgetimage"]"#,
+                none
+            )
+        ));
+        // Condition keys are case-insensitive; a key's values are a set.
+        assert!(same_meaning(
+            &with(
+                r#""*""#,
+                r#""ecr:BatchGetImage""#,
+                r#","Condition":{"StringEquals":{"aws:PrincipalOrgID":"o-abcdefghij"}}"#
+            ),
+            &with(
+                r#""*""#,
+                r#""ecr:BatchGetImage""#,
+                r#","Condition":{"StringEquals":{"aws:principalorgid":["o-abcdefghij"]}}"#
+            )
+        ));
+        // What does change the meaning still does.
+        assert!(!same_meaning(
+            &with(r#"{"AWS":"111122223333"}"#, r#""ecr:BatchGetImage""#, none),
+            &with(
+                r#"{"AWS":"arn:aws:iam::111122223333:role/ci"}"#,
+                r#""ecr:BatchGetImage""#,
+                none
+            )
+        ));
+        assert!(!same_meaning(
+            &with(r#""*""#, r#""ecr:BatchGetImage""#, none),
+            &with(r#"{"Service":"*"}"#, r#""ecr:BatchGetImage""#, none)
+        ));
+        assert!(!same_meaning(
+            &with(
+                r#""*""#,
+                r#""ecr:BatchGetImage""#,
+                r#","Condition":{"StringEquals":{"aws:PrincipalOrgID":"o-abcdefghij"}}"#
+            ),
+            &with(
+                r#""*""#,
+                r#""ecr:BatchGetImage""#,
+                r#","Condition":{"StringEquals":{"aws:PrincipalOrgID":"o-zzzzzzzzzz"}}"#
+            )
+        ));
+        // Sid is identity, not meaning.
+        let a = with(r#""*""#, r#""ecr:BatchGetImage""#, none);
+        assert!(!same_meaning(&a, &a.replace("PtcPull", "TheirPull")));
     }
 }
