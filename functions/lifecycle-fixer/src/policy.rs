@@ -286,14 +286,37 @@ impl LifecyclePolicy {
     }
 }
 
-/// Do two policy texts mean the same? Key order, whitespace and rule order do not count.
-/// A text that does not parse is never equal to anything (it has to be replaced or reported).
+/// What a policy means, as text to compare: its canonical form with each rule's
+/// `tagPatternList` and `tagPrefixList` as sets. ECR selects the images that match all of a
+/// rule's patterns (or prefixes), so their order and repeats mean nothing ("Lifecycle policy
+/// properties",
+/// <https://docs.aws.amazon.com/AmazonECR/latest/userguide/lifecycle_policy_parameters.html>).
+fn meaning(policy: &LifecyclePolicy) -> String {
+    let mut policy = policy.clone();
+    for rule in &mut policy.rules {
+        for list in [
+            &mut rule.selection.tag_pattern_list,
+            &mut rule.selection.tag_prefix_list,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            list.sort();
+            list.dedup();
+        }
+    }
+    policy.canonical()
+}
+
+/// Do two policy texts mean the same? Key order, whitespace, rule order and the order of a
+/// rule's tag patterns or prefixes do not count. A text that does not parse is never equal
+/// to anything (it has to be replaced or reported).
 pub fn same_meaning(a: &str, b: &str) -> bool {
     match (
         serde_json::from_str::<LifecyclePolicy>(a),
         serde_json::from_str::<LifecyclePolicy>(b),
     ) {
-        (Ok(a), Ok(b)) => a.canonical() == b.canonical(),
+        (Ok(a), Ok(b)) => meaning(&a) == meaning(&b),
         _ => false,
     }
 }
@@ -409,5 +432,25 @@ mod tests {
                 .child_risks()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn tag_patterns_are_a_set() {
+        // ECR selects images matching all of a rule's patterns: order means nothing.
+        let a = policy(&[rule(
+            1,
+            r#"{"tagStatus":"tagged","tagPatternList":["release*","prod*"],"countType":"imageCountMoreThan","countNumber":5}"#,
+            r#"{"type":"expire"}"#,
+        )]);
+        let b = a.replace(r#"["release*","prod*"]"#, r#"["prod*","release*"]"#);
+        assert_ne!(a, b);
+        assert!(same_meaning(&a, &b));
+        let c = a.replace(r#"["release*","prod*"]"#, r#"["prod*"]"#);
+        assert!(!same_meaning(&a, &c), "fewer patterns select more images");
+        let p = a
+            .replace("tagPatternList", "tagPrefixList")
+            .replace('*', "");
+        let q = p.replace(r#"["release","prod"]"#, r#"["prod","release","prod"]"#);
+        assert!(same_meaning(&p, &q));
     }
 }
