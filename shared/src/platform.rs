@@ -16,11 +16,73 @@ pub struct Platform {
     /// `architecture`, e.g. `amd64`, `arm64`, `arm` (Go's `GOARCH` values).
     pub architecture: String,
     /// `variant` of the CPU, e.g. `v7` of `linux/arm/v7` or `v8` of `linux/arm64/v8`; `None`
-    /// matches an index entry whatever its variant (see [`crate::oci::Manifest::platform_entry`]).
+    /// matches an index entry whatever its variant (see [`Platform::takes`]).
     pub variant: Option<String>,
 }
 
 impl Platform {
+    /// The platform as containerd normalises it before matching, so that spellings of one
+    /// platform compare equal: the OS and the architecture in lowercase (`macos` is
+    /// `darwin`), `x86_64`/`x86-64` are `amd64` whose `v1` is no variant, `aarch64` is
+    /// `arm64` whose `8`/`v8` is no variant, `i386` is `386`, `armhf` is `arm/v7`, `armel`
+    /// is `arm/v6`, and `arm` without a variant is `arm/v7` (`5`, `6`, `7`, `8` as `v5`...).
+    /// (containerd/platforms, `database.go`: `normalizeOS`, `normalizeArch`.)
+    pub fn normalized(&self) -> (String, String, String) {
+        let mut os = self.os.to_ascii_lowercase();
+        if os == "macos" {
+            os = "darwin".into();
+        }
+        let mut arch = self.architecture.to_ascii_lowercase();
+        let mut variant = self
+            .variant
+            .as_deref()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        match arch.as_str() {
+            "i386" => {
+                arch = "386".into();
+                variant.clear();
+            }
+            "x86_64" | "x86-64" | "amd64" => {
+                arch = "amd64".into();
+                if variant == "v1" {
+                    variant.clear();
+                }
+            }
+            "aarch64" | "arm64" => {
+                arch = "arm64".into();
+                if variant == "8" || variant == "v8" {
+                    variant.clear();
+                }
+            }
+            "armhf" => {
+                arch = "arm".into();
+                variant = "v7".into();
+            }
+            "armel" => {
+                arch = "arm".into();
+                variant = "v6".into();
+            }
+            "arm" => match variant.as_str() {
+                "" | "7" => variant = "v7".into(),
+                "5" | "6" | "8" => variant = format!("v{variant}"),
+                _ => {}
+            },
+            _ => {}
+        }
+        (os, arch, variant)
+    }
+
+    /// Would a node that wants `self` take the index entry for `offered`? The OS and the
+    /// architecture must be the same once normalised ([`Platform::normalized`]); the variant
+    /// too when `self` names one (`linux/arm64/v8` takes an `arm64` entry without a variant,
+    /// `linux/arm` takes any `arm` entry).
+    pub fn takes(&self, offered: &Platform) -> bool {
+        let (os, arch, variant) = self.normalized();
+        let (o_os, o_arch, o_variant) = offered.normalized();
+        os == o_os && arch == o_arch && (self.variant.is_none() || variant == o_variant)
+    }
+
     /// `OS/ARCH` or `OS/ARCH/VARIANT` (surrounding whitespace ignored), each part one or more ASCII
     /// letters, digits or `_`. The error is `"<value>" is not OS/ARCH[/VARIANT]`.
     pub fn parse(value: &str) -> Result<Self, String> {
@@ -63,5 +125,35 @@ impl TryFrom<String> for Platform {
 impl From<Platform> for String {
     fn from(value: Platform) -> Self {
         value.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Platform {
+        Platform::parse(text).unwrap()
+    }
+
+    #[test]
+    fn spellings_of_one_platform_match_as_containerd_matches_them() {
+        // A node wanting linux/arm64/v8 pulls an index whose arm64 entry has no variant.
+        assert!(p("linux/arm64/v8").takes(&p("linux/arm64")));
+        assert!(p("linux/arm64").takes(&p("linux/arm64/v8")));
+        assert!(p("linux/aarch64").takes(&p("linux/arm64")));
+        assert!(p("linux/amd64/v1").takes(&p("linux/amd64")));
+        assert!(p("linux/x86_64").takes(&p("linux/amd64")));
+        assert!(p("linux/arm/v7").takes(&p("linux/arm")));
+        assert!(p("linux/arm/7").takes(&p("linux/arm/v7")));
+        assert!(p("linux/armhf").takes(&p("linux/arm/v7")));
+        assert!(p("Linux/ARM64").takes(&p("linux/arm64")));
+        // What differs still differs.
+        assert!(!p("linux/arm/v6").takes(&p("linux/arm/v7")));
+        assert!(!p("linux/arm64").takes(&p("linux/amd64")));
+        assert!(!p("linux/amd64/v3").takes(&p("linux/amd64")));
+        assert!(!p("windows/amd64").takes(&p("linux/amd64")));
+        // No variant wanted: any variant of the architecture.
+        assert!(p("linux/arm").takes(&p("linux/arm/v6")));
     }
 }

@@ -280,7 +280,20 @@ async fn warm_steps(
     note = pin_note.or(note);
     let tagged = verify_in_ecr(deps, &cached, &tag, &pulled).await?;
     let (outcome, stale_note) = freshness(out, &tagged, &pulled, run_start);
-    Ok((outcome, stale_note.or(note)))
+    let note = stale_note.or(note);
+    // An index not published for a wanted platform is what a node of that platform would
+    // meet too: a note, as health-metrics says it, not a failure of the image.
+    let not_published = (!pulled.missing_platforms.is_empty()).then(|| {
+        format!(
+            "the image is not published for {}",
+            pulled.missing_platforms.join(", ")
+        )
+    });
+    let note = match (note, not_published) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    };
+    Ok((outcome, note))
 }
 
 /// The entry's reference, where the cache serves it, and its rule.
@@ -465,15 +478,6 @@ async fn verify_in_ecr(
             format!(
                 "ECR has tag {tag} at {}, the pull returned {}",
                 tagged.digest, pulled.digest
-            ),
-        ));
-    }
-    if !pulled.missing_platforms.is_empty() {
-        return Err(Stop::new(
-            Outcome::Failed,
-            format!(
-                "the image index has no {}",
-                pulled.missing_platforms.join(", ")
             ),
         ));
     }

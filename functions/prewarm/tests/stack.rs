@@ -534,3 +534,32 @@ async fn a_long_watch_list_comes_from_s3_and_a_missing_one_is_reported() {
         report.errors
     );
 }
+
+/// Platforms are matched as a container runtime matches them (containerd/platforms'
+/// normalisation): `linux/arm64/v8` takes the index's `arm64` entry, which has no variant;
+/// a platform the index does not publish is a note (as health-metrics says it), not a
+/// failure of the image.
+#[tokio::test(flavor = "multi_thread")]
+async fn platforms_match_as_a_runtime_matches_them() {
+    let _serial = SERIAL.lock().await;
+    let world = world().await;
+    let mut opts = options();
+    opts.platforms = vec![
+        Platform::parse("linux/amd64").unwrap(),
+        Platform::parse("linux/arm64/v8").unwrap(),
+        Platform::parse("linux/s390x").unwrap(),
+    ];
+    // pause is shared with other tests of this file (listed as such in the first one).
+    let report = prewarm(&world, &opts, &["registry.k8s.io/pause:3.9"]).await;
+    let image = &report.images[0];
+    assert!(
+        matches!(image.outcome, Outcome::Warmed | Outcome::AlreadyFresh),
+        "{image:#?}"
+    );
+    assert_eq!(image.platforms, ["linux/amd64", "linux/arm64/v8"]);
+    assert_eq!(
+        image.reason.as_deref(),
+        Some("the image is not published for linux/s390x"),
+        "{image:#?}"
+    );
+}

@@ -192,18 +192,16 @@ impl Manifest {
         matches!(self.kind, ManifestKind::Index(_))
     }
 
-    /// The index entry for a platform (a variant is matched only when one is wanted).
+    /// The index entry for a platform, matched as a container runtime matches it
+    /// ([`Platform::takes`]: `linux/arm64/v8` takes an `arm64` entry without a variant; a
+    /// variant is compared only when one is wanted).
     pub fn platform_entry(&self, wanted: &Platform) -> Option<&Descriptor> {
         let ManifestKind::Index(entries) = &self.kind else {
             return None;
         };
-        entries.iter().find(|d| {
-            d.platform.as_ref().is_some_and(|p| {
-                p.os == wanted.os
-                    && p.architecture == wanted.architecture
-                    && (wanted.variant.is_none() || p.variant == wanted.variant)
-            })
-        })
+        entries
+            .iter()
+            .find(|d| d.platform.as_ref().is_some_and(|p| wanted.takes(p)))
     }
 }
 
