@@ -6,7 +6,6 @@
 //! repositories); those are read by the function before it asks for an envelope.
 
 pub use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use serde::Deserialize as _;
 use serde_json::{Map, Value};
 
 /// The start of every message about a payload a function cannot use.
@@ -47,16 +46,30 @@ fn kind_of(value: &Value) -> &'static str {
     }
 }
 
-/// The EventBridge envelope of a payload (`detail-type`, `source`, `detail`, `time`, ...).
+/// The EventBridge envelope of `event`, read field by field: only what a job reads can make
+/// it refuse an event (`detail-type` and `source`, non-empty strings; the error names the
+/// field). `detail` is kept as it is (`null` when absent: a job that reads a field of it gets
+/// an error naming that field); `version`, `id`, `account`, `time`, `region` and `resources`,
+/// which no job reads, are kept when well-formed and otherwise left out, never a reason to
+/// refuse the event (<https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-events-structure.html>).
 pub fn envelope(event: &Value) -> Result<EventBridgeEvent<Value>, String> {
-    object(event)?;
-    EventBridgeEvent::<Value>::deserialize(event).map_err(|err| {
-        // serde's message does not always name the field: name it where we can.
-        ["detail-type", "source"]
-            .iter()
-            .find_map(|field| text(event, &[field]).err())
-            .unwrap_or_else(|| rejected(format!("not an EventBridge event: {err}")))
-    })
+    let fields = object(event)?;
+    let mut envelope = EventBridgeEvent::<Value>::default();
+    envelope.detail_type = text(event, &["detail-type"])?.to_owned();
+    envelope.source = text(event, &["source"])?.to_owned();
+    envelope.detail = fields.get("detail").cloned().unwrap_or(Value::Null);
+    let string = |key: &str| fields.get(key).and_then(Value::as_str).map(str::to_owned);
+    envelope.version = string("version");
+    envelope.id = string("id");
+    envelope.account = string("account");
+    envelope.region = string("region");
+    envelope.time = fields
+        .get("time")
+        .and_then(|t| serde_json::from_value(t.clone()).ok());
+    envelope.resources = fields
+        .get("resources")
+        .and_then(|r| serde_json::from_value(r.clone()).ok());
+    Ok(envelope)
 }
 
 /// A non-empty string at `path` from the event's root.
@@ -148,19 +161,33 @@ mod tests {
                 json!({"detail-type": "Scheduled Event", "detail": {}}),
                 "missing field source",
             ),
-            (
-                json!({"detail-type": "Scheduled Event", "source": "aws.events"}),
-                "not an EventBridge event: missing field `detail`",
-            ),
-            (
-                json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}, "time": "yesterday"}),
-                "not an EventBridge event",
-            ),
         ];
         for (event, expected) in cases {
             let err = envelope(&event).unwrap_err();
             assert!(err.starts_with(REJECTED), "{event}: {err}");
             assert!(err.contains(expected), "{event}: {err}");
         }
+    }
+
+    #[test]
+    fn fields_no_job_reads_never_refuse_an_event() {
+        // No job reads `time`, `resources`, `account`, `region`, `id` or `version`: a
+        // malformed one is left out, and a schedule without `detail` is still a schedule.
+        for event in [
+            json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}, "time": "yesterday"}),
+            json!({"detail-type": "Scheduled Event", "source": "aws.events"}),
+            json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}, "resources": "arn:x", "account": 123456789012_u64, "region": null, "id": [], "version": 0}),
+        ] {
+            let envelope = envelope(&event).unwrap_or_else(|e| panic!("{event}: {e}"));
+            assert_eq!(envelope.detail_type, "Scheduled Event");
+            assert_eq!(envelope.time, None);
+            assert_eq!(envelope.resources, None);
+        }
+        // A detail field a job reads still names itself when missing.
+        let envelope = envelope(&json!({"detail-type": "x", "source": "aws.ecr"})).unwrap();
+        assert_eq!(
+            detail_text(&envelope, &["repository-name"]).unwrap_err(),
+            "unsupported or malformed event: missing field detail.repository-name"
+        );
     }
 }

@@ -270,15 +270,25 @@ mod tests {
                 json!({"detail-type": "ECR Pull Through Cache Action", "source": "aws.ecr", "detail": {"sync-status": 3, "ecr-repository-prefix": "q"}}),
                 "field detail.sync-status is not a non-empty string",
             ),
-            (
-                json!({"detail-type": "Scheduled Event", "source": "aws.events"}),
-                "missing field `detail`",
-            ),
         ];
         for (event, expected) in cases {
             let err = parse(&event).unwrap_err().to_string();
             assert!(err.contains(expected), "{event}: {err}");
             assert!(err.starts_with("unsupported or malformed event: "), "{err}");
+        }
+        // A schedule's `detail` is not read: without one (or with a malformed `time`) it is
+        // still a schedule (issue 16: only what a job reads can make it refuse an event).
+        for event in [
+            json!({"detail-type": "Scheduled Event", "source": "aws.events"}),
+            json!({"detail-type": "Scheduled Event", "source": "aws.scheduler", "detail": {}, "time": "soon"}),
+        ] {
+            assert_eq!(
+                parse(&event).unwrap(),
+                Trigger::All {
+                    source: "schedule".into()
+                },
+                "{event}"
+            );
         }
     }
 }
