@@ -47,16 +47,21 @@ fn kind_of(value: &Value) -> &'static str {
 }
 
 /// The EventBridge envelope of `event`, read field by field: only what a job reads can make
-/// it refuse an event (`detail-type` and `source`, non-empty strings; the error names the
-/// field). `detail` is kept as it is (`null` when absent: a job that reads a field of it gets
-/// an error naming that field); `version`, `id`, `account`, `time`, `region` and `resources`,
-/// which no job reads, are kept when well-formed and otherwise left out, never a reason to
-/// refuse the event (<https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-events-structure.html>).
+/// it refuse an event (`detail-type`, a non-empty string; the error names the field).
+/// `detail` is kept as it is (`null` when absent: a job that reads a field of it gets an
+/// error naming that field); `source`, `version`, `id`, `account`, `time`, `region` and
+/// `resources`, which no job decides on, are kept when well-formed and otherwise left out
+/// (`source` empty), never a reason to refuse the event (<https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-events-structure.html>).
 pub fn envelope(event: &Value) -> Result<EventBridgeEvent<Value>, String> {
     let fields = object(event)?;
     let mut envelope = EventBridgeEvent::<Value>::default();
     envelope.detail_type = text(event, &["detail-type"])?.to_owned();
-    envelope.source = text(event, &["source"])?.to_owned();
+    // No job decides on `source` (the EventBridge rules route by it): kept when a string.
+    envelope.source = fields
+        .get("source")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     envelope.detail = fields.get("detail").cloned().unwrap_or(Value::Null);
     let string = |key: &str| fields.get(key).and_then(Value::as_str).map(str::to_owned);
     envelope.version = string("version");
@@ -157,10 +162,6 @@ mod tests {
                 json!({"detail-type": 7, "source": "aws.ecr", "detail": {}}),
                 "field detail-type is not a non-empty string",
             ),
-            (
-                json!({"detail-type": "Scheduled Event", "detail": {}}),
-                "missing field source",
-            ),
         ];
         for (event, expected) in cases {
             let err = envelope(&event).unwrap_err();
@@ -176,7 +177,8 @@ mod tests {
         for event in [
             json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}, "time": "yesterday"}),
             json!({"detail-type": "Scheduled Event", "source": "aws.events"}),
-            json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}, "resources": "arn:x", "account": 123456789012_u64, "region": null, "id": [], "version": 0}),
+            json!({"detail-type": "Scheduled Event", "detail": {}}),
+            json!({"detail-type": "Scheduled Event", "source": 7, "detail": {}, "resources": "arn:x", "account": 123456789012_u64, "region": null, "id": [], "version": 0}),
         ] {
             let envelope = envelope(&event).unwrap_or_else(|e| panic!("{event}: {e}"));
             assert_eq!(envelope.detail_type, "Scheduled Event");

@@ -73,14 +73,106 @@ impl Platform {
         (os, arch, variant)
     }
 
-    /// Would a node that wants `self` take the index entry for `offered`? The OS and the
-    /// architecture must be the same once normalised ([`Platform::normalized`]); the variant
-    /// too when `self` names one (`linux/arm64/v8` takes an `arm64` entry without a variant,
-    /// `linux/arm` takes any `arm` entry).
-    pub fn takes(&self, offered: &Platform) -> bool {
+    /// What a node that wants `self` takes, best first, as containerd's `platforms.Only`
+    /// orders it (`compare.go`, `platformVector`), each normalised: `amd64/vN` then the
+    /// older `amd64` levels and `386`; `arm/vN` then the older `arm` variants down to `v5`;
+    /// `arm64` (`v8`, or `v9.x` then the `v9` and `v8.x` levels it is compatible with) then
+    /// `arm/v8`, `v7`, `v6`, `v5`; any other architecture itself only.
+    pub fn preference(&self) -> Vec<(String, String, String)> {
         let (os, arch, variant) = self.normalized();
-        let (o_os, o_arch, o_variant) = offered.normalized();
-        os == o_os && arch == o_arch && (self.variant.is_none() || variant == o_variant)
+        let mut out = vec![(os.clone(), arch.clone(), variant.clone())];
+        let level = |v: &str| v.strip_prefix('v').and_then(|n| n.parse::<u32>().ok());
+        let at = |a: &str, v: String| (os.clone(), a.to_owned(), v);
+        match arch.as_str() {
+            "amd64" => {
+                if let Some(n) = level(&variant)
+                    && n > 1
+                {
+                    for k in (1..n).rev() {
+                        // amd64/v1 is amd64 without a variant.
+                        out.push(at(
+                            "amd64",
+                            if k == 1 {
+                                String::new()
+                            } else {
+                                format!("v{k}")
+                            },
+                        ));
+                    }
+                }
+                out.push(at("386", String::new()));
+            }
+            "arm" => {
+                if let Some(n) = level(&variant)
+                    && n > 5
+                {
+                    for k in (5..n).rev() {
+                        out.push(at("arm", format!("v{k}")));
+                    }
+                }
+            }
+            "arm64" => {
+                let wanted = if variant.is_empty() {
+                    "v8".to_owned()
+                } else {
+                    variant.clone()
+                };
+                let (major, minor) = match wanted.split_once('.') {
+                    Some((major, minor)) => (level(major), minor.parse::<u32>().ok()),
+                    None => (level(&wanted), Some(0)),
+                };
+                // arm64/v8 is arm64 without a variant.
+                let arm64 = |major: u32, minor: u32| match (major, minor) {
+                    (8, 0) => String::new(),
+                    (m, 0) => format!("v{m}"),
+                    (m, n) => format!("v{m}.{n}"),
+                };
+                if let (Some(mut major), Some(mut minor)) = (major, minor)
+                    && major >= 8
+                {
+                    if major == 9 {
+                        for m in (0..minor).rev() {
+                            out.push(at("arm64", arm64(9, m)));
+                        }
+                        // v9.0 diverged from v8.5: v9.x runs what v8.(x+5) runs.
+                        minor += 5;
+                        major = 8;
+                        out.push(at("arm64", arm64(8, minor)));
+                    }
+                    for m in (0..minor).rev() {
+                        out.push(at("arm64", arm64(major, m)));
+                    }
+                }
+                let arm = if wanted.starts_with("v8.") || wanted.starts_with("v9.") {
+                    "v8".to_owned()
+                } else {
+                    wanted
+                };
+                let arm = Platform {
+                    os: os.clone(),
+                    architecture: "arm".into(),
+                    variant: Some(arm),
+                };
+                out.extend(arm.preference());
+            }
+            _ => {}
+        }
+        out.dedup();
+        out
+    }
+
+    /// How well a node that wants `self` takes the index entry for `offered`: its place in
+    /// [`Platform::preference`] (0 is the platform itself), `None` when it does not take it
+    /// (`linux/arm64/v8` takes an `arm64` entry without a variant first; `linux/arm` is
+    /// `arm/v7`, which also takes `v6` and `v5`, not `v8`).
+    pub fn rank(&self, offered: &Platform) -> Option<usize> {
+        let offered = offered.normalized();
+        self.preference().iter().position(|p| *p == offered)
+    }
+
+    /// Would a node that wants `self` take the index entry for `offered` at all?
+    pub fn takes(&self, offered: &Platform) -> bool {
+        self.rank(offered).is_some()
     }
 
     /// `OS/ARCH` or `OS/ARCH/VARIANT` (surrounding whitespace ignored), each part one or more ASCII
@@ -95,11 +187,18 @@ impl Platform {
                 architecture: (*arch).to_owned(),
                 variant: None,
             }),
-            [os, arch, variant] if ok(os) && ok(arch) && ok(variant) => Ok(Self {
-                os: (*os).to_owned(),
-                architecture: (*arch).to_owned(),
-                variant: Some((*variant).to_owned()),
-            }),
+            [os, arch, variant]
+                if ok(os)
+                    && ok(arch)
+                    && ok(&variant.replace('.', ""))
+                    && !variant.starts_with('.') =>
+            {
+                Ok(Self {
+                    os: (*os).to_owned(),
+                    architecture: (*arch).to_owned(),
+                    variant: Some((*variant).to_owned()),
+                })
+            }
             _ => Err(format!("{value:?} is not OS/ARCH[/VARIANT]")),
         }
     }
@@ -151,9 +250,23 @@ mod tests {
         // What differs still differs.
         assert!(!p("linux/arm/v6").takes(&p("linux/arm/v7")));
         assert!(!p("linux/arm64").takes(&p("linux/amd64")));
-        assert!(!p("linux/amd64/v3").takes(&p("linux/amd64")));
+        // amd64/v3 falls back to the older levels, then 386 (containerd's Only).
+        assert!(p("linux/amd64/v3").takes(&p("linux/amd64")));
+        assert!(p("linux/amd64").takes(&p("linux/386")));
+        assert!(!p("linux/amd64").takes(&p("linux/amd64/v3")));
         assert!(!p("windows/amd64").takes(&p("linux/amd64")));
-        // No variant wanted: any variant of the architecture.
+        // linux/arm is arm/v7: it takes v6 and v5, not v8.
         assert!(p("linux/arm").takes(&p("linux/arm/v6")));
+        assert!(!p("linux/arm").takes(&p("linux/arm/v8")));
+        // arm64 runs 32-bit arm images when no arm64 one is published.
+        assert!(p("linux/arm64").takes(&p("linux/arm/v7")));
+        assert!(
+            p("linux/arm64").rank(&p("linux/arm64")) < p("linux/arm64").rank(&p("linux/arm/v7"))
+        );
+        // v9.2 takes v9.1, v9, then v8.7 ... v8.
+        let v92 = p("linux/arm64/v9.2");
+        assert!(v92.rank(&p("linux/arm64/v9")) < v92.rank(&p("linux/arm64/v8.7")));
+        assert!(v92.takes(&p("linux/arm64")));
+        assert!(!v92.takes(&p("linux/arm64/v9.3")));
     }
 }

@@ -209,10 +209,10 @@ proptest! {
         {
             let back = table.upstream_of(&cached.repository);
             prop_assert!(back.is_ok(), "{} -> {} has no way back", input, cached.repository);
-            // Every routed name is one ECR can create.
-            prop_assert_eq!(
-                ptc_core::rules::ecr_repository_name_problem(&cached.repository),
-                None,
+            // Every routed name is one ECR can create, by ECR's own pattern (not our check,
+            // which routing already applies).
+            prop_assert!(
+                ecr_name_pattern().is_match(&cached.repository),
                 "{} -> {}",
                 input,
                 cached.repository
@@ -369,4 +369,20 @@ fn huge_events_are_refused_with_a_message() {
     // own when the job routes it (the parser only checks the shape).
     let (_, images) = prewarm::parse_event(&events[2]).unwrap();
     assert!(images.iter().all(|i| ImageReference::parse(i).is_err()));
+}
+
+/// ECR's `repositoryName` pattern as the API reference writes it (CreateRepository), anchored,
+/// run by a regex engine we did not write; with the 2-256 length rule beside it.
+fn ecr_name_pattern() -> regex_lite::Regex {
+    regex_lite::Regex::new(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+        .unwrap()
+}
+
+proptest! {
+    #[test]
+    fn the_name_check_is_ecr_s_pattern(name in "[a-z0-9._/A-]{0,12}|[a-z0-9]{250,260}") {
+        let ours = ptc_core::rules::ecr_repository_name_problem(&name);
+        let theirs = ecr_name_pattern().is_match(&name) && (2..=256).contains(&name.len());
+        prop_assert_eq!(ours.is_none(), theirs, "{:?}: {:?}", name, ours);
+    }
 }

@@ -6,7 +6,7 @@
 //!   principals" in
 //!   <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html>);
 //! - an account ID is its root ARN: `"123456789012"` is `arn:aws:iam::123456789012:root`
-//!   (IAM stores the ARN, same page, "AWS account principals");
+//!   (IAM stores the ARN, same page, "AWS account principals"; the `aws` partition only);
 //! - action names are case-insensitive (`ecr:batchgetimage` is `ecr:BatchGetImage`,
 //!   <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_action.html>);
 //! - condition key names are case-insensitive, and a condition key's values are a set
@@ -77,7 +77,12 @@ fn equivalent_forms(statement: &mut Value) {
     if let Some(Value::Object(operators)) = statement.get_mut("Condition") {
         for block in operators.values_mut() {
             if let Value::Object(keys) = block {
-                let lowered: Map<String, Value> = std::mem::take(keys)
+                // Two keys that differ only in case would be one key once lowered: then the
+                // block keeps its keys as written (a difference is reported, never hidden).
+                let distinct: std::collections::BTreeSet<String> =
+                    keys.keys().map(|k| k.to_ascii_lowercase()).collect();
+                let lower = distinct.len() == keys.len();
+                let normalised: Map<String, Value> = std::mem::take(keys)
                     .into_iter()
                     .map(|(k, v)| {
                         let mut values = match v {
@@ -86,10 +91,11 @@ fn equivalent_forms(statement: &mut Value) {
                         };
                         values.sort_by_key(|v| v.to_string());
                         values.dedup();
-                        (k.to_ascii_lowercase(), Value::Array(values))
+                        let k = if lower { k.to_ascii_lowercase() } else { k };
+                        (k, Value::Array(values))
                     })
                     .collect();
-                *keys = lowered;
+                *keys = normalised;
             }
         }
     }
@@ -110,11 +116,13 @@ fn for_each_string(value: &mut Value, f: impl Fn(&str) -> String) {
     }
 }
 
-/// The account of `arn:<partition>:iam::<12 digits>:root`.
+/// The account of `arn:aws:iam::<12 digits>:root`. Only the `aws` partition, the one the
+/// product writes its grants in: an account ID names the root of the resource's own
+/// partition, so a root ARN of another partition (`aws-cn`, `aws-us-gov`) is a different
+/// principal unless the repository is there, which this comparison cannot know; it is left
+/// as written (a difference is reported, never hidden).
 fn account_of_root(arn: &str) -> Option<&str> {
-    let rest = arn.strip_prefix("arn:")?;
-    let (_partition, rest) = rest.split_once(":iam::")?;
-    let account = rest.strip_suffix(":root")?;
+    let account = arn.strip_prefix("arn:aws:iam::")?.strip_suffix(":root")?;
     (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
 }
 
@@ -192,16 +200,36 @@ mod tests {
         ));
         assert!(same_meaning(
             &with(
-                r#"{"AWS":["111122223333"]}"#,
+                r#"{"AWS":["arn:aws:iam::444455556666:role/ci","111122223333"]}"#,
                 r#""ecr:BatchGetImage""#,
                 none
             ),
             &with(
-                r#"{"AWS":"arn:aws-cn:iam::111122223333:root"}"#,
+                r#"{"AWS":["arn:aws:iam::111122223333:root","arn:aws:iam::444455556666:role/ci"]}"#,
                 r#""ecr:BatchGetImage""#,
                 none
             )
         ));
+        // Another partition's root is another principal (the comparison cannot know the
+        // repository's partition), and a malformed ARN is not a root.
+        for other in [
+            "arn:aws-cn:iam::111122223333:root",
+            "arn:aws-us-gov:iam::111122223333:root",
+            "arn:x:y:iam::111122223333:root",
+        ] {
+            assert!(!same_meaning(
+                &with(
+                    r#"{"AWS":["111122223333"]}"#,
+                    r#""ecr:BatchGetImage""#,
+                    none
+                ),
+                &with(
+                    &format!(r#"{{"AWS":"{other}"}}"#),
+                    r#""ecr:BatchGetImage""#,
+                    none
+                )
+            ));
+        }
         // Action names are case-insensitive.
         assert!(same_meaning(
             &with(
@@ -252,6 +280,35 @@ mod tests {
                 r#""ecr:BatchGetImage""#,
                 r#","Condition":{"StringEquals":{"aws:PrincipalOrgID":"o-zzzzzzzzzz"}}"#
             )
+        ));
+        // Keys that collide once lowered are not merged: the difference stays visible.
+        assert!(!same_meaning(
+            &with(
+                r#""*""#,
+                r#""ecr:BatchGetImage""#,
+                r#","Condition":{"StringEquals":{"aws:PrincipalOrgID":"o-aaaaaaaaaa","aws:principalorgid":"o-bbbbbbbbbb"}}"#
+            ),
+            &with(
+                r#""*""#,
+                r#""ecr:BatchGetImage""#,
+                r#","Condition":{"StringEquals":{"aws:principalorgid":"o-bbbbbbbbbb"}}"#
+            )
+        ));
+        // Condition values keep their case; IfExists is another operator.
+        let org = |op: &str, value: &str| {
+            with(
+                r#""*""#,
+                r#""ecr:BatchGetImage""#,
+                &format!(r#","Condition":{{"{op}":{{"aws:PrincipalOrgID":"{value}"}}}}"#),
+            )
+        };
+        assert!(!same_meaning(
+            &org("StringEquals", "o-abcdefghij"),
+            &org("StringEquals", "O-ABCDEFGHIJ")
+        ));
+        assert!(!same_meaning(
+            &org("StringEquals", "o-abcdefghij"),
+            &org("StringEqualsIfExists", "o-abcdefghij")
         ));
         // Sid is identity, not meaning.
         let a = with(r#""*""#, r#""ecr:BatchGetImage""#, none);

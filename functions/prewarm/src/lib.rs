@@ -117,10 +117,10 @@ mod tests {
                 .unwrap_err()
                 .contains("\"Other\" is not one")
         );
-        assert!(
-            parse_event(&json!({"detail-type": "Scheduled Event"}))
-                .unwrap_err()
-                .contains("missing field source")
+        // A schedule needs no `source` and no `detail`: the job reads neither (issue 16).
+        assert_eq!(
+            parse_event(&json!({"detail-type": "Scheduled Event"})).unwrap(),
+            ("schedule".to_owned(), Vec::<String>::new())
         );
         assert!(
             parse_event(&json!({"image": ["nginx"]}))

@@ -192,16 +192,18 @@ impl Manifest {
         matches!(self.kind, ManifestKind::Index(_))
     }
 
-    /// The index entry for a platform, matched as a container runtime matches it
-    /// ([`Platform::takes`]: `linux/arm64/v8` takes an `arm64` entry without a variant; a
-    /// variant is compared only when one is wanted).
+    /// The index entry a node of `wanted` would pull: the one earliest in its
+    /// [`Platform::preference`], as containerd chooses (`linux/arm64/v8` takes an `arm64`
+    /// entry without a variant; `linux/arm` takes `arm/v7` before `arm/v6`).
     pub fn platform_entry(&self, wanted: &Platform) -> Option<&Descriptor> {
         let ManifestKind::Index(entries) = &self.kind else {
             return None;
         };
         entries
             .iter()
-            .find(|d| d.platform.as_ref().is_some_and(|p| wanted.takes(p)))
+            .filter_map(|d| Some((wanted.rank(d.platform.as_ref()?)?, d)))
+            .min_by_key(|(rank, _)| *rank)
+            .map(|(_, d)| d)
     }
 }
 
@@ -250,10 +252,37 @@ mod tests {
             m.platform_entry(&Platform::parse("linux/arm/v6").unwrap())
                 .is_none()
         );
+        // An arm64 node runs the 32-bit arm image when no arm64 one is published
+        // (containerd's platforms.Only).
         assert!(
             m.platform_entry(&Platform::parse("linux/arm64").unwrap())
-                .is_none()
+                .unwrap()
+                .digest
+                .as_str()
+                .starts_with("sha256:2222")
         );
+    }
+
+    #[test]
+    fn the_entry_a_node_pulls_is_chosen_by_preference_not_by_order() {
+        // alpine and busybox list arm/v6 before arm/v7: an arm/v7 node pulls v7, and an
+        // amd64 node pulls amd64 (v1) before amd64/v3 (containerd's platforms.Only).
+        let body = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:3333333333333333333333333333333333333333333333333333333333333333","size":10,"platform":{"os":"linux","architecture":"amd64","variant":"v3"}},
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":10,"platform":{"os":"linux","architecture":"amd64"}},
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:6666666666666666666666666666666666666666666666666666666666666666","size":10,"platform":{"os":"linux","architecture":"arm","variant":"v6"}},
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:7777777777777777777777777777777777777777777777777777777777777777","size":10,"platform":{"os":"linux","architecture":"arm","variant":"v7"}}]}"#;
+        let m = Manifest::parse(U, None, body.to_vec(), None).unwrap();
+        let pick = |wanted: &str| {
+            m.platform_entry(&Platform::parse(wanted).unwrap())
+                .map(|d| d.digest.as_str()[7..11].to_owned())
+        };
+        assert_eq!(pick("linux/arm").as_deref(), Some("7777"));
+        assert_eq!(pick("linux/arm/v6").as_deref(), Some("6666"));
+        assert_eq!(pick("linux/amd64").as_deref(), Some("1111"));
+        assert_eq!(pick("linux/amd64/v3").as_deref(), Some("3333"));
+        assert_eq!(pick("linux/arm64").as_deref(), Some("7777"));
+        assert_eq!(pick("linux/s390x"), None);
     }
 
     #[test]
