@@ -320,10 +320,11 @@ pub enum MetricsSink {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn datum(i: usize) -> MetricDatum {
+    /// A valid `RuleValid` datum with a `Prefix` dimension; `i` is its value.
+    pub(crate) fn datum(i: usize) -> MetricDatum {
         MetricDatum::new("RuleValid", i as f64, Unit::Count)
             .unwrap()
             .dimension("Prefix", "quay")

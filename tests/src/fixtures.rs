@@ -14,3 +14,11 @@ pub fn repository(name: &str) -> Repository {
         scan_on_push: false,
     }
 }
+
+/// The JSON file `tests/fixtures/<name>` of the crate at `manifest_dir` (its
+/// `CARGO_MANIFEST_DIR`): recorded events and answers. Panics when it is missing or not JSON.
+pub fn json(manifest_dir: &str, name: &str) -> serde_json::Value {
+    let path = format!("{manifest_dir}/tests/fixtures/{name}");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}

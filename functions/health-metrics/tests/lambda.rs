@@ -11,8 +11,7 @@ use ptc_tests::{Stack, unique};
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    ptc_tests::fixtures::json(env!("CARGO_MANIFEST_DIR"), name)
 }
 
 #[tokio::test(flavor = "multi_thread")]

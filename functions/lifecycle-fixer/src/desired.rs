@@ -72,10 +72,12 @@ impl From<Desired> for DesiredSet {
 impl DesiredSet {
     /// The settings for a rule prefix (`docker-hub` and `docker-hub/` are the same prefix).
     pub fn for_prefix(&self, prefix: &str) -> &Desired {
-        Prefix::parse(prefix)
-            .ok()
-            .and_then(|p| self.prefixes.get(&p))
-            .unwrap_or(&self.default)
+        Prefix::parse(prefix).map_or(&self.default, |p| self.for_rule_prefix(&p))
+    }
+
+    /// The settings for a rule's prefix, already parsed (no text to read again).
+    pub fn for_rule_prefix(&self, prefix: &Prefix) -> &Desired {
+        self.prefixes.get(prefix).unwrap_or(&self.default)
     }
 
     /// Does any prefix want scan on push?

@@ -5,7 +5,7 @@
 use futures::StreamExt as _;
 use ptc_core::ecr::{EcrApi, EcrSettingsApi, EcrTemplatesApi, Repository};
 use ptc_core::metrics::MetricsApi;
-use ptc_core::rules::RuleSet;
+use ptc_core::rules::{Prefix, RuleSet};
 
 use crate::desired::Desired;
 use crate::options::Options;
@@ -86,15 +86,15 @@ async fn fix_all(
     };
     let in_scope = in_scope(options, &rules, repositories, &mut report);
     let scan_on_push_applies = scan_on_push_applies(deps, options, &in_scope, &mut report).await;
-    let desired_for = |prefix: &str| {
-        let mut desired = options.desired.for_prefix(prefix).clone();
+    let desired_for = |prefix: &Prefix| {
+        let mut desired = options.desired.for_rule_prefix(prefix).clone();
         desired.scan_on_push &= scan_on_push_applies;
         desired
     };
     report.repositories = futures::stream::iter(in_scope)
         .map(|(prefix, repo)| {
             let desired = desired_for(&prefix);
-            async move { fix_one(deps, options, &desired, prefix, repo).await }
+            async move { fix_one(deps, options, &desired, prefix.to_string(), repo).await }
         })
         .buffered(options.concurrency.max(1))
         .collect()
@@ -164,14 +164,14 @@ fn in_scope(
     rules: &RuleSet,
     repositories: Vec<Repository>,
     report: &mut FixReport,
-) -> Vec<(String, Repository)> {
+) -> Vec<(Prefix, Repository)> {
     let mut in_scope = Vec::new();
     for repo in repositories {
         match rules.rule_for_repository(&repo.name) {
             Some(rule) if rule.prefix.is_root() && !options.cache_made => {
                 report.summary.ignored_root_only += 1;
             }
-            Some(rule) => in_scope.push((rule.prefix.to_string(), repo)),
+            Some(rule) => in_scope.push((rule.prefix.clone(), repo)),
             None => report.summary.ignored_outside_prefixes += 1,
         }
     }
@@ -190,7 +190,7 @@ fn in_scope(
 async fn scan_on_push_applies(
     deps: &Deps<'_>,
     options: &Options,
-    in_scope: &[(String, Repository)],
+    in_scope: &[(Prefix, Repository)],
     report: &mut FixReport,
 ) -> bool {
     if !options.desired.wants_scan_on_push() || in_scope.is_empty() {

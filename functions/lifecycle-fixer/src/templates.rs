@@ -96,7 +96,7 @@ pub async fn check(
     let mut out = Vec::new();
     for rule in rules.rules() {
         let prefix = rule.prefix.to_string();
-        let desired = desired.for_prefix(&prefix);
+        let desired = desired.for_rule_prefix(&rule.prefix);
         let want = CreationTemplate {
             prefix: prefix.clone(),
             applied_for: vec![PULL_THROUGH_CACHE.into()],

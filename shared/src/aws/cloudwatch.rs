@@ -210,12 +210,7 @@ mod tests {
     use aws_sdk_cloudwatch::operation::put_metric_data::PutMetricDataOutput;
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
-    fn datum(i: usize) -> MetricDatum {
-        MetricDatum::new("RuleValid", i as f64, Unit::Count)
-            .unwrap()
-            .dimension("Prefix", "quay")
-            .unwrap()
-    }
+    use crate::metrics::tests::datum;
 
     #[tokio::test]
     async fn emf_lines_carry_one_dimension_set_and_at_most_100_metrics() {
