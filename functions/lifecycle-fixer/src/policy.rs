@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 pub const MIN_TEXT: usize = 100;
 /// The maximum length of `PutLifecyclePolicy`'s `lifecyclePolicyText`, compared likewise.
 pub const MAX_TEXT: usize = 30_720;
+/// The most `*` wildcards one `tagPatternList` entry may hold ("Lifecycle policy
+/// properties", tag pattern list:
+/// <https://docs.aws.amazon.com/AmazonECR/latest/userguide/lifecycle_policy_parameters.html>).
+pub const MAX_WILDCARDS: usize = 4;
 
 /// A lifecycle policy document: `{"rules": [...]}`, at least one rule. Build it with
 /// [`LifecyclePolicy::parse`] to have it validated.
@@ -53,11 +57,12 @@ pub struct Selection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag_prefix_list: Option<Vec<String>>,
     /// `tagPatternList`: tag patterns with `*` wildcards (`prod*`); with `tagStatus: tagged`
-    /// only. ECR allows at most four wildcards per pattern; that is left to ECR to check.
+    /// only; at most [`MAX_WILDCARDS`] wildcards per pattern.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag_pattern_list: Option<Vec<String>>,
-    /// `storageClass`: `standard` or `archive`, the storage class of the images the rule
-    /// selects. Not checked here (ECR checks it).
+    /// `storageClass`: `standard` (the default) or `archive`, the storage class of the
+    /// images the rule selects: `archive`, and required, with `sinceImageTransitioned`;
+    /// `standard` with every other count type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class: Option<String>,
     /// `countType`: what `countNumber` limits.
@@ -161,10 +166,13 @@ impl LifecyclePolicy {
     /// <https://docs.aws.amazon.com/AmazonECR/latest/userguide/lifecycle_policy_parameters.html>):
     /// at least one rule; unique `rulePriority` values from 1; at most one `tagStatus: any`
     /// rule, with the highest priority; `tagged` with exactly one of `tagPrefixList` and
-    /// `tagPatternList`, `untagged` and `any` with neither; `countNumber` at least 1;
+    /// `tagPatternList`, `untagged` and `any` with neither; at most [`MAX_WILDCARDS`] `*`
+    /// per tag pattern; `storageClass` `archive` (required) with `sinceImageTransitioned`
+    /// and `standard` (or none) with the other count types; `countNumber` at least 1;
     /// `countUnit` `days` for every count type but `imageCountMoreThan`, which takes none;
-    /// `sinceImagePulled` with `transition` only; `transition` with `targetStorageClass`
-    /// `archive`, `expire` without one.
+    /// `transition` with `targetStorageClass` `archive`, `expire` without one. Also
+    /// `sinceImagePulled` with `transition` only (ECR's archive storage class, "Archiving
+    /// images": a pull-based rule archives, it never deletes).
     pub fn validate(&self) -> Result<(), PolicyError> {
         if self.rules.is_empty() {
             return Err(PolicyError::Policy("no rules".into()));
@@ -218,6 +226,35 @@ impl LifecyclePolicy {
                 }
                 _ => {}
             }
+            // "Tag pattern list": at most four `*` wildcards per pattern.
+            if let Some(pattern) = s
+                .tag_pattern_list
+                .iter()
+                .flatten()
+                .find(|p| p.matches('*').count() > MAX_WILDCARDS)
+            {
+                return Err(bad(&format!(
+                    "tag pattern {pattern:?} has more than {MAX_WILDCARDS} wildcards (*)"
+                )));
+            }
+            // "Storage class": `standard` (the default) with imageCountMoreThan,
+            // sinceImagePushed and sinceImagePulled; `archive`, required, with
+            // sinceImageTransitioned.
+            match (s.count_type, s.storage_class.as_deref()) {
+                (CountType::SinceImageTransitioned, Some("archive")) => {}
+                (CountType::SinceImageTransitioned, _) => {
+                    return Err(bad(
+                        "sinceImageTransitioned needs storageClass archive (the only supported value)",
+                    ));
+                }
+                (_, None | Some("standard")) => {}
+                (_, Some(other)) => {
+                    return Err(bad(&format!(
+                        "storageClass {other:?} is not supported with imageCountMoreThan, sinceImagePushed or sinceImagePulled (only standard)"
+                    )));
+                }
+            }
+            // "Count number": positive integers, 0 is not accepted.
             if s.count_number == 0 {
                 return Err(bad("countNumber must be at least 1"));
             }
@@ -371,6 +408,75 @@ mod tests {
             let err = LifecyclePolicy::parse(&text).unwrap_err().to_string();
             assert!(err.contains(expected), "{text}\n-> {err}");
         }
+    }
+
+    #[test]
+    fn the_documented_rules_of_each_property() {
+        // Each case from "Lifecycle policy properties"
+        // (https://docs.aws.amazon.com/AmazonECR/latest/userguide/lifecycle_policy_parameters.html).
+        let expire = r#"{"type":"expire"}"#;
+        let tagged = |patterns: &str| {
+            policy(&[rule(
+                1,
+                &format!(r#"{{"tagStatus":"tagged","tagPatternList":{patterns},"countType":"imageCountMoreThan","countNumber":5}}"#),
+                expire,
+            )])
+        };
+        // "[\"*test*1*2*3\", \"test*1*2*3*\"] is valid but [\"test*1*2*3*4*5*6\"] is invalid".
+        LifecyclePolicy::parse(&tagged(r#"["*test*1*2*3","test*1*2*3*"]"#)).unwrap();
+        let err = LifecyclePolicy::parse(&tagged(r#"["test*1*2*3*4*5*6"]"#)).unwrap_err();
+        assert!(err.to_string().contains("more than 4 wildcards"), "{err}");
+        // Archive, then expire what has been archived for a year: the documented pair.
+        let archive_then_expire = policy(&[
+            rule(
+                1,
+                r#"{"tagStatus":"any","countType":"sinceImagePulled","countUnit":"days","countNumber":90}"#,
+                r#"{"type":"transition","targetStorageClass":"archive"}"#,
+            )
+            .replace(r#""tagStatus":"any""#, r#""tagStatus":"untagged""#),
+            rule(
+                2,
+                r#"{"tagStatus":"any","storageClass":"archive","countType":"sinceImageTransitioned","countUnit":"days","countNumber":365}"#,
+                expire,
+            ),
+        ]);
+        LifecyclePolicy::parse(&archive_then_expire).unwrap();
+        let cases = [
+            // sinceImageTransitioned: storageClass required, archive only.
+            (
+                r#"{"tagStatus":"any","countType":"sinceImageTransitioned","countUnit":"days","countNumber":365}"#,
+                "needs storageClass archive",
+            ),
+            (
+                r#"{"tagStatus":"any","storageClass":"standard","countType":"sinceImageTransitioned","countUnit":"days","countNumber":365}"#,
+                "needs storageClass archive",
+            ),
+            // The other count types: standard only.
+            (
+                r#"{"tagStatus":"any","storageClass":"archive","countType":"sinceImagePushed","countUnit":"days","countNumber":30}"#,
+                "only standard",
+            ),
+            (
+                r#"{"tagStatus":"any","storageClass":"glacier","countType":"imageCountMoreThan","countNumber":3}"#,
+                "only standard",
+            ),
+            // countUnit is days, nothing else.
+            (
+                r#"{"tagStatus":"any","countType":"sinceImagePushed","countUnit":"hours","countNumber":30}"#,
+                "countUnit days",
+            ),
+        ];
+        for (selection, expected) in cases {
+            let text = policy(&[rule(1, selection, expire)]);
+            let err = LifecyclePolicy::parse(&text).unwrap_err().to_string();
+            assert!(err.contains(expected), "{selection}\n-> {err}");
+        }
+        let standard = policy(&[rule(
+            1,
+            r#"{"tagStatus":"any","storageClass":"standard","countType":"sinceImagePushed","countUnit":"days","countNumber":30}"#,
+            expire,
+        )]);
+        LifecyclePolicy::parse(&standard).unwrap();
     }
 
     #[test]
