@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 use crate::reference::{DOCKER_HUB, DOCKER_HUB_ALIASES, Digest, ImageReference};
 
 /// The upstream kinds ECR knows (`upstreamRegistry`). The SDK enum is non-exhaustive and AWS adds
-/// kinds (Chainguard): an unknown value is carried as [`UpstreamKind::Other`], never rejected.
+/// kinds faster than the API reference lists them (the user guide named Chainguard before the
+/// `upstreamRegistryUrl` list of the API reference did): an unknown value is carried as
+/// [`UpstreamKind::Other`], never rejected, and such a rule is checked as a generic registry
+/// (see [`PtcRule::unknown_kind_note`]).
 ///
 /// Serialised as the `upstreamRegistry` value, e.g. `docker-hub`
 /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_PullThroughCacheRule.html>,
@@ -34,7 +37,17 @@ pub enum UpstreamKind {
     /// `ecr`: another private ECR registry, `<12 digits>.dkr.ecr.<region>.amazonaws.com`
     /// (ECR-to-ECR rules, with [`PtcRule::custom_role_arn`] instead of a secret).
     Ecr,
-    /// Any other value ECR sends, kept as sent.
+    /// `chainguard`: Chainguard's registry, `cgr.dev`; needs a credential (a Chainguard pull
+    /// token in the secret). The user guide lists it with the upstreams that "require
+    /// authentication with AWS Secrets Manager secret"
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/pull-through-cache.html>), the
+    /// SDK's `UpstreamRegistry` has `chainguard`; the host is Chainguard's own guide's
+    /// (<https://edu.chainguard.dev/chainguard/containers/chainguard-registry/pull-through-guides/ecr-pull-through/>).
+    Chainguard,
+    /// Any other value ECR sends, kept as sent; or, for a rule built from a URL alone (an
+    /// expected rule, or ECR's answer without `upstreamRegistry`) whose host this version does
+    /// not know, that host. Such a rule is checked as a generic registry (see
+    /// [`PtcRule::unknown_kind_note`]).
     Other(String),
 }
 
@@ -50,6 +63,7 @@ impl UpstreamKind {
             Self::GitlabContainerRegistry => "gitlab-container-registry",
             Self::AzureContainerRegistry => "azure-container-registry",
             Self::Ecr => "ecr",
+            Self::Chainguard => "chainguard",
             Self::Other(value) => value,
         }
     }
@@ -66,6 +80,7 @@ impl UpstreamKind {
             "gitlab-container-registry" => Self::GitlabContainerRegistry,
             "azure-container-registry" => Self::AzureContainerRegistry,
             "ecr" => Self::Ecr,
+            "chainguard" => Self::Chainguard,
             other => Self::Other(other.to_owned()),
         }
     }
@@ -74,8 +89,9 @@ impl UpstreamKind {
     ///
     /// `url` is a bare host as [`normalise_upstream_url`] leaves it (no scheme, no path),
     /// compared without regard to case: `public.ecr.aws`, `registry.k8s.io`, `quay.io`,
-    /// `registry-1.docker.io`, `ghcr.io`, `registry.gitlab.com`, `*.azurecr.io`, or a private
-    /// ECR host ([`is_private_ecr_host`]). `None` for any other.
+    /// `registry-1.docker.io`, `ghcr.io`, `registry.gitlab.com`, `*.azurecr.io`, `cgr.dev`, or a
+    /// private ECR host ([`is_private_ecr_host`]). `None` for any other (see
+    /// [`UpstreamKind::for_url`]).
     pub fn from_url(url: &str) -> Option<Self> {
         let host = url.to_ascii_lowercase();
         Some(match host.as_str() {
@@ -85,14 +101,50 @@ impl UpstreamKind {
             "registry-1.docker.io" => Self::DockerHub,
             "ghcr.io" => Self::GithubContainerRegistry,
             "registry.gitlab.com" => Self::GitlabContainerRegistry,
+            "cgr.dev" => Self::Chainguard,
             h if h.ends_with(".azurecr.io") => Self::AzureContainerRegistry,
             h if is_private_ecr_host(h) => Self::Ecr,
             _ => return None,
         })
     }
 
-    /// Upstreams whose rules need a Secrets Manager credential: Docker Hub, GitHub, GitLab
-    /// and Azure (see [`crate::secret::UpstreamCredential`]).
+    /// The kind of a rule known by its upstream URL alone (an expected rule of `PTC_RULES`, or
+    /// ECR's answer without `upstreamRegistry`): [`from_url`](Self::from_url)'s kind, else
+    /// [`Other`](Self::Other) with the host, kept and checked as a generic registry; AWS adds
+    /// upstreams before this code knows them.
+    ///
+    /// Refused: a host this code knows ECR cannot cache from ([`RuleError::UnsupportedUpstreamUrl`]:
+    /// Google's registries, `mcr.microsoft.com`, ...) and what is not a registry host at all
+    /// ([`RuleError::InvalidUpstreamUrl`]: empty, a path, a user, whitespace, a bad port).
+    /// `url` is normalised as [`normalise_upstream_url`] leaves it.
+    pub fn for_url(url: &str) -> Result<Self, RuleError> {
+        if let Some(kind) = Self::from_url(url) {
+            return Ok(kind);
+        }
+        if let Some(reason) = host_problem(url) {
+            return Err(RuleError::InvalidUpstreamUrl {
+                url: url.to_owned(),
+                reason,
+            });
+        }
+        let host = url.split(':').next().unwrap_or_default();
+        if let Some(reason) = unsupported_reason(host) {
+            return Err(RuleError::UnsupportedUpstreamUrl {
+                url: url.to_owned(),
+                reason,
+            });
+        }
+        Ok(Self::Other(url.to_owned()))
+    }
+
+    /// Whether this version knows the kind: false for [`Other`](Self::Other) only.
+    pub fn is_known(&self) -> bool {
+        !matches!(self, Self::Other(_))
+    }
+
+    /// Upstreams whose rules need a Secrets Manager credential: Docker Hub, GitHub, GitLab,
+    /// Azure and Chainguard (see [`crate::secret::UpstreamCredential`]). False for a kind this
+    /// version does not know: whether it needs one is left to ECR's own validation.
     pub fn needs_credentials(&self) -> bool {
         matches!(
             self,
@@ -100,8 +152,40 @@ impl UpstreamKind {
                 | Self::GithubContainerRegistry
                 | Self::GitlabContainerRegistry
                 | Self::AzureContainerRegistry
+                | Self::Chainguard
         )
     }
+}
+
+/// What keeps a normalised upstream URL from being a registry host (`host` or `host:port`,
+/// DNS labels of lowercase letters, digits and `-`), if anything.
+fn host_problem(url: &str) -> Option<&'static str> {
+    if url.is_empty() {
+        return Some("empty");
+    }
+    if url.contains('/') || url.contains('@') || url.contains(char::is_whitespace) {
+        return Some("a registry host such as quay.io, without a path, user or whitespace");
+    }
+    let (host, port) = match url.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (url, None),
+    };
+    if port.is_some_and(|p| p.parse::<u16>().map_or(true, |p| p == 0)) {
+        return Some("the port is not a number from 1 to 65535");
+    }
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    if host.len() > 253 || !host.split('.').all(label_ok) {
+        return Some("a host name of letters, digits, '-' and '.'");
+    }
+    None
 }
 
 impl From<String> for UpstreamKind {
@@ -261,19 +345,17 @@ pub struct PtcRule {
 }
 
 impl PtcRule {
-    /// A rule from a prefix and an upstream URL, the kind inferred from the URL.
+    /// A rule from a prefix and an upstream URL, the kind inferred from the URL
+    /// ([`UpstreamKind::for_url`]: a host this version does not know is kept as
+    /// [`UpstreamKind::Other`], see [`unknown_kind_note`](Self::unknown_kind_note)).
     ///
     /// The URL is normalised first ([`normalise_upstream_url`]). Errors:
-    /// [`RuleError::InvalidPrefix`], or [`RuleError::UnsupportedUpstreamUrl`] when
-    /// [`UpstreamKind::from_url`] knows no kind for it.
+    /// [`RuleError::InvalidPrefix`], [`RuleError::InvalidUpstreamUrl`] (not a registry host),
+    /// [`RuleError::UnsupportedUpstreamUrl`] (a registry this code knows ECR cannot cache from).
     pub fn new(prefix: &str, upstream_url: &str) -> Result<Self, RuleError> {
         let prefix = Prefix::parse(prefix)?;
         let upstream_url = normalise_upstream_url(upstream_url);
-        let kind = UpstreamKind::from_url(&upstream_url).ok_or_else(|| {
-            RuleError::UnsupportedUpstreamUrl {
-                url: upstream_url.clone(),
-            }
-        })?;
+        let kind = UpstreamKind::for_url(&upstream_url)?;
         Ok(Self {
             prefix,
             upstream_url,
@@ -294,6 +376,36 @@ impl PtcRule {
     pub fn with_credential(mut self, arn: &str) -> Self {
         self.credential_arn = Some(arn.to_owned());
         self
+    }
+
+    /// For a rule whose kind this version does not know ([`UpstreamKind::Other`]), the note
+    /// every report gives it; `None` for a known kind.
+    ///
+    /// Such a rule is accepted (settings, ECR's answer) and checked as a generic registry:
+    /// routed by its prefix and URL like any rule; no credential is required of it (ECR's
+    /// `ValidatePullThroughCacheRule` still judges it, and a secret it has is still checked);
+    /// prewarm sends the rule's credential to the rule's own upstream origin only, never to a
+    /// token service on another host (no [`crate::oci::known_token_hosts`] for an unknown
+    /// host), and reads its `ratelimit-*` headers if it sends any.
+    pub fn unknown_kind_note(&self) -> Option<String> {
+        let UpstreamKind::Other(kind) = &self.kind else {
+            return None;
+        };
+        let what = if *kind == self.upstream_url {
+            format!(
+                "upstream {} is not one this version knows",
+                self.upstream_url
+            )
+        } else {
+            format!(
+                "upstream kind {kind:?} ({}) is not known to this version",
+                self.upstream_url
+            )
+        };
+        Some(format!(
+            "{what}; checked as a generic registry (no credential required of it, its credential sent to {} only)",
+            self.upstream_url
+        ))
     }
 
     fn upstream_prefix(&self) -> Option<&str> {
@@ -337,11 +449,24 @@ pub enum RuleError {
         /// The rule it breaks, e.g. `a prefix has 2 to 30 characters`.
         reason: &'static str,
     },
-    /// An upstream URL whose kind [`UpstreamKind::from_url`] cannot infer.
-    #[error("upstream registry URL {url:?} is not one ECR pull-through cache supports")]
+    /// An upstream URL of a registry this code knows ECR cannot cache from (none of the user
+    /// guide's upstreams): Google Container Registry
+    /// and Artifact Registry, `mcr.microsoft.com`, `nvcr.io`, `docker.elastic.co` (any other
+    /// host is kept, see [`UpstreamKind::for_url`]).
+    #[error("upstream registry URL {url:?} is not one ECR pull-through cache supports: {reason}")]
     UnsupportedUpstreamUrl {
         /// The URL, normalised.
         url: String,
+        /// Which registry it is and that it is not supported.
+        reason: &'static str,
+    },
+    /// An upstream URL that is not a registry host (`host` or `host:port`).
+    #[error("upstream registry URL {url:?} is not a registry host: {reason}")]
+    InvalidUpstreamUrl {
+        /// The URL, normalised.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
     },
     /// No rule serves the registry, and ECR cannot cache from it at all: Google Container
     /// Registry and Artifact Registry (`gcr.io`, `*.gcr.io`, `*-docker.pkg.dev`),
@@ -754,7 +879,7 @@ mod tests {
             "registry.example.com:5000",
             "localhost:5000",
             "10.0.0.7",
-            "cgr.dev",
+            "registry.future-upstream.example",
         ] {
             let err = route(&format!("{host}/app:1")).unwrap_err();
             assert_eq!(
@@ -768,21 +893,23 @@ mod tests {
                 "{err}"
             );
         }
-        // A newer upstream with a rule is routed all the same.
-        let chainguard = PtcRule {
-            prefix: Prefix::parse("cgr").unwrap(),
-            upstream_url: "cgr.dev".into(),
-            kind: UpstreamKind::Other("chainguard".into()),
-            credential_arn: None,
-            custom_role_arn: None,
-            upstream_repository_prefix: None,
-        };
+        // Chainguard is an upstream ECR supports: without a rule, that rule is what is missing.
         assert_eq!(
-            RuleSet::new(vec![chainguard])
-                .route(&ImageReference::parse("cgr.dev/chainguard/static:latest").unwrap())
+            route("cgr.dev/chainguard/static:latest").unwrap_err(),
+            RuleError::NoRule {
+                registry: "cgr.dev".into()
+            }
+        );
+        // A newer upstream with a rule is routed all the same.
+        let future = PtcRule::new("future", "registry.future-upstream.example").unwrap();
+        assert_eq!(
+            RuleSet::new(vec![future])
+                .route(
+                    &ImageReference::parse("registry.future-upstream.example/team/app:1").unwrap()
+                )
                 .unwrap()
                 .repository,
-            "cgr/chainguard/static"
+            "future/team/app"
         );
         // The HTTPS port is the registry itself.
         assert_eq!(
@@ -910,28 +1037,115 @@ mod tests {
     }
 
     #[test]
-    fn unknown_future_kinds_are_carried() {
+    fn chainguard_is_a_known_kind() {
+        // The user guide lists Chainguard Registry with the upstreams that need a secret; the
+        // SDK's UpstreamRegistry value is `chainguard`.
         let kind = UpstreamKind::parse("chainguard");
-        assert_eq!(kind, UpstreamKind::Other("chainguard".into()));
+        assert_eq!(kind, UpstreamKind::Chainguard);
         assert_eq!(kind.as_str(), "chainguard");
-        assert!(!kind.needs_credentials());
+        assert!(kind.is_known() && kind.needs_credentials());
+        assert_eq!(
+            UpstreamKind::from_url("cgr.dev"),
+            Some(UpstreamKind::Chainguard)
+        );
+        let rule = PtcRule::new("chainguard", "https://cgr.dev/").unwrap();
+        assert_eq!(
+            (rule.upstream_url.as_str(), &rule.kind),
+            ("cgr.dev", &UpstreamKind::Chainguard)
+        );
+        assert_eq!(rule.unknown_kind_note(), None);
+        let set = RuleSet::new(vec![rule]);
+        let cached = set
+            .route(&ImageReference::parse("cgr.dev/chainguard/static:latest").unwrap())
+            .unwrap();
+        assert_eq!(cached.repository, "chainguard/chainguard/static");
+        assert_eq!(
+            set.upstream_of("chainguard/chainguard/static")
+                .unwrap()
+                .registry,
+            "cgr.dev"
+        );
+    }
+
+    #[test]
+    fn unknown_future_kinds_are_carried() {
+        // A value ECR may send once AWS adds an upstream this version has never seen.
+        let kind = UpstreamKind::parse("future-registry");
+        assert_eq!(kind, UpstreamKind::Other("future-registry".into()));
+        assert_eq!(kind.as_str(), "future-registry");
+        assert!(!kind.is_known() && !kind.needs_credentials());
+        let json = serde_json::to_string(&kind).unwrap();
+        assert_eq!(json, r#""future-registry""#);
+        assert_eq!(serde_json::from_str::<UpstreamKind>(&json).unwrap(), kind);
         let rule = PtcRule {
-            prefix: Prefix::parse("cgr").unwrap(),
-            upstream_url: "cgr.dev".into(),
+            prefix: Prefix::parse("future").unwrap(),
+            upstream_url: "registry.future-upstream.example".into(),
             kind,
             credential_arn: None,
             custom_role_arn: None,
             upstream_repository_prefix: None,
         };
+        assert_eq!(
+            rule.unknown_kind_note().unwrap(),
+            "upstream kind \"future-registry\" (registry.future-upstream.example) is not known to this version; checked as a generic registry (no credential required of it, its credential sent to registry.future-upstream.example only)"
+        );
         let set = RuleSet::new(vec![rule]);
         let cached = set
-            .route(&ImageReference::parse("cgr.dev/chainguard/static:latest").unwrap())
+            .route(&ImageReference::parse("registry.future-upstream.example/org/app:1").unwrap())
             .unwrap();
-        assert_eq!(cached.repository, "cgr/chainguard/static");
+        assert_eq!(cached.repository, "future/org/app");
         assert_eq!(
-            set.upstream_of("cgr/chainguard/static").unwrap().registry,
-            "cgr.dev"
+            set.upstream_of("future/org/app").unwrap().registry,
+            "registry.future-upstream.example"
         );
+    }
+
+    #[test]
+    fn a_rule_for_an_unknown_upstream_url_is_kept() {
+        // What PTC_RULES and `ptc map --rule` build: a URL alone. A host this version does not
+        // know is an upstream newer than the code, not an error.
+        let rule = PtcRule::new("future", "https://Registry.Future-Upstream.example/").unwrap();
+        assert_eq!(rule.upstream_url, "registry.future-upstream.example");
+        assert_eq!(
+            rule.kind,
+            UpstreamKind::Other("registry.future-upstream.example".into())
+        );
+        assert!(!rule.kind.needs_credentials());
+        let note = rule.unknown_kind_note().unwrap();
+        assert!(
+            note.starts_with(
+                "upstream registry.future-upstream.example is not one this version knows; checked as a generic registry"
+            ),
+            "{note}"
+        );
+        assert!(PtcRule::new("self", "registry.example.com:5000").is_ok());
+        // Still refused: what ECR cannot cache from, and what is not a registry host.
+        for url in ["gcr.io", "europe-docker.pkg.dev", "mcr.microsoft.com:443"] {
+            assert!(
+                matches!(
+                    PtcRule::new("up", url),
+                    Err(RuleError::UnsupportedUpstreamUrl { .. })
+                ),
+                "{url}"
+            );
+        }
+        for url in [
+            "",
+            "quay.io/coreos",
+            "user@quay.io",
+            "quay .io",
+            "quay.io:0",
+            "quay.io:99999",
+            "quay..io",
+            "-quay.io",
+            "quay_io",
+        ] {
+            let err = PtcRule::new("up", url).unwrap_err();
+            assert!(
+                matches!(err, RuleError::InvalidUpstreamUrl { .. }),
+                "{url:?}: {err:?}"
+            );
+        }
     }
 
     #[test]
@@ -948,6 +1162,7 @@ mod tests {
             ),
             ("x.azurecr.io", Some(UpstreamKind::AzureContainerRegistry)),
             (ECR_UP, Some(UpstreamKind::Ecr)),
+            ("CGR.dev", Some(UpstreamKind::Chainguard)),
             ("123.dkr.ecr.us-east-1.amazonaws.com", None),
             ("docker.io", None),
             ("gcr.io", None),
@@ -964,10 +1179,12 @@ mod tests {
                 reason: "a prefix has 2 to 30 characters"
             })
         );
-        assert!(matches!(
-            PtcRule::new("quay", "gcr.io"),
-            Err(RuleError::UnsupportedUpstreamUrl { .. })
-        ));
+        let err = PtcRule::new("quay", "gcr.io").unwrap_err();
+        assert!(
+            matches!(err, RuleError::UnsupportedUpstreamUrl { .. })
+                && err.to_string().contains("Google Container Registry"),
+            "{err}"
+        );
         assert_eq!(
             PtcRule::new("quay", "https://Quay.io/")
                 .unwrap()

@@ -239,3 +239,39 @@ fn a_setting_that_is_not_text_stops_start_up_naming_it() {
         );
     }
 }
+
+/// A rule in PTC_RULES for an upstream this version does not know (AWS adds upstreams before
+/// the code knows them) starts and routes: it is not refused at start-up.
+#[test]
+fn a_rule_for_an_upstream_this_version_does_not_know_is_not_refused() {
+    let out = ptc(
+        &[
+            "map",
+            "--registry",
+            REGISTRY,
+            "registry.future-upstream.example/team/app:1",
+            "cgr.dev/chainguard/static:latest",
+        ],
+        None,
+        &[(
+            "PTC_RULES".into(),
+            "future=registry.future-upstream.example+credential,chainguard=cgr.dev+credential"
+                .into(),
+        )],
+    );
+    let text = stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("{REGISTRY}/future/team/app:1")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{REGISTRY}/chainguard/chainguard/static:latest")),
+        "{text}"
+    );
+}

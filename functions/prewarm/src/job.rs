@@ -92,7 +92,7 @@ impl Upstreams<'_> {
         };
         let client = Arc::new(
             RegistryClient::new(self.deps.http.clone(), &base, Arc::new(credentials))
-                .with_token_hosts(ptc_core::oci::known_token_hosts(&rule.upstream_url))
+                .with_token_hosts(token_hosts(rule))
                 .with_retry(RetryPolicy {
                     max_retries: 2,
                     ..RetryPolicy::default()
@@ -112,6 +112,18 @@ impl Upstreams<'_> {
             .unwrap()
             .entry(upstream.to_owned())
             .or_insert(why);
+    }
+}
+
+/// The token services besides the upstream's own origin that may receive the rule's
+/// credential: the documented ones of its host ([`ptc_core::oci::known_token_hosts`]) for a
+/// kind this version knows; none for a kind it does not know (checked as a generic registry:
+/// the credential goes to the rule's own upstream origin only, whatever realm it names).
+fn token_hosts(rule: &PtcRule) -> &'static [&'static str] {
+    if rule.kind.is_known() {
+        ptc_core::oci::known_token_hosts(&rule.upstream_url)
+    } else {
+        &[]
     }
 }
 
@@ -289,11 +301,17 @@ async fn warm_steps(
             pulled.missing_platforms.join(", ")
         )
     });
-    let note = match (note, not_published) {
-        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
-        (a, b) => a.or(b),
-    };
-    Ok((outcome, note))
+    // A rule of a kind this version does not know was warmed as a generic registry: said.
+    Ok((
+        outcome,
+        join_notes([note, not_published, rule.unknown_kind_note()]),
+    ))
+}
+
+/// The notes that are there, joined with `; `.
+fn join_notes(notes: impl IntoIterator<Item = Option<String>>) -> Option<String> {
+    let notes: Vec<String> = notes.into_iter().flatten().collect();
+    (!notes.is_empty()).then(|| notes.join("; "))
 }
 
 /// The entry's reference, where the cache serves it, and its rule.
@@ -660,6 +678,29 @@ mod tests {
             None,
             "no image is no score"
         );
+    }
+
+    #[test]
+    fn a_credential_of_an_unknown_kind_goes_to_its_own_upstream_only() {
+        let docker = PtcRule::new("docker-hub", "registry-1.docker.io").unwrap();
+        assert_eq!(token_hosts(&docker), ["auth.docker.io"]);
+        // The same host under a kind this version does not know: no token service is trusted
+        // for it, the credential stays with the rule's own origin.
+        let unknown = PtcRule {
+            kind: ptc_core::rules::UpstreamKind::parse("docker-hub-v2"),
+            ..docker
+        };
+        assert!(token_hosts(&unknown).is_empty());
+        let future = PtcRule::new("future", "registry.future-upstream.example").unwrap();
+        assert!(token_hosts(&future).is_empty());
+        assert!(
+            join_notes([None, Some("a".into()), future.unknown_kind_note()])
+                .unwrap()
+                .starts_with(
+                    "a; upstream registry.future-upstream.example is not one this version knows; checked as a generic registry"
+                )
+        );
+        assert_eq!(join_notes([None, None]), None);
     }
 
     #[test]

@@ -95,6 +95,13 @@ async fn check(
         .filter(|e| in_scope(e.prefix.as_str()))
         .map(|e| (e.prefix.as_str(), e))
         .collect();
+    report.notes = expected
+        .iter()
+        .filter_map(|(prefix, e)| {
+            e.unknown_kind_note()
+                .map(|note| format!("expected rule {prefix}: {note}"))
+        })
+        .collect();
 
     let checks = rules
         .iter()
@@ -179,6 +186,7 @@ async fn check_rule(
     result.credential_changed_at = changed;
     result.credential_age_days = changed.map(|t| age_days(now, t));
     result.findings.extend(credential_missing(rule));
+    result.findings.extend(unknown_kind(rule));
     result.findings.extend(out_of_scope(options, rule));
     result.findings.extend(drift(expected, rule));
     result.valid = result.ecr_valid == Some(true)
@@ -232,6 +240,15 @@ fn credential_missing(rule: &PtcRule) -> Option<Finding> {
             ),
         )
     })
+}
+
+/// A rule whose `upstreamRegistry` this version does not know (AWS added the upstream after
+/// it): a note, not an error. It is checked as a generic registry: ECR's validation and the
+/// secret checks as for any rule, no credential required of it (no `credential-missing`),
+/// drift by prefix, URL and credential.
+fn unknown_kind(rule: &PtcRule) -> Option<Finding> {
+    rule.unknown_kind_note()
+        .map(|note| Finding::note("upstream-kind-unknown", note))
 }
 
 /// A rule outside the deployment's rule prefixes (`PTC_RULE_PREFIXES`): the functions' IAM
@@ -663,6 +680,70 @@ mod tests {
         let report = world.run(&options(), all()).await;
         assert_eq!(codes(&report.rules[0]), ["credential-missing"]);
         assert!(!report.rules[0].valid);
+    }
+
+    #[tokio::test]
+    async fn chainguard_needs_a_credential() {
+        // The user guide lists Chainguard Registry with the upstreams that need a secret.
+        let world = World::new(vec![PtcRule::new("chainguard", "cgr.dev").unwrap()]);
+        let report = world.run(&options(), all()).await;
+        assert_eq!(report.rules[0].upstream_kind, "chainguard");
+        assert_eq!(codes(&report.rules[0]), ["credential-missing"]);
+        assert!(!report.rules[0].valid);
+    }
+
+    #[tokio::test]
+    async fn a_rule_of_a_kind_this_version_does_not_know_is_a_note_not_a_failure() {
+        // ECR answers with an upstreamRegistry AWS added after this version: the rule is
+        // checked as a generic registry (ECR's validation, its secret), with a note.
+        let future = PtcRule {
+            prefix: Prefix::parse("future").unwrap(),
+            upstream_url: "registry.future-upstream.example".into(),
+            kind: ptc_core::rules::UpstreamKind::parse("future-registry"),
+            credential_arn: Some(ARN.into()),
+            custom_role_arn: None,
+            upstream_repository_prefix: None,
+        };
+        let world = World::new(vec![future.clone(), quay()]);
+        world
+            .secrets
+            .insert(secret("ecr-pullthroughcache/docker-hub", 1), Some(GOOD));
+        let mut opts = options();
+        opts.expected = vec![
+            // PTC_RULES names the same upstream by its URL alone: kept, with a note.
+            ExpectedRule::parse("future=registry.future-upstream.example+credential").unwrap(),
+            ExpectedRule::parse("quay=quay.io").unwrap(),
+        ];
+        let report = world.run(&opts, all()).await;
+        let rule = report.rules.iter().find(|r| r.prefix == "future").unwrap();
+        assert_eq!(rule.upstream_kind, "future-registry");
+        assert_eq!(codes(rule), ["upstream-kind-unknown"]);
+        assert_eq!(rule.findings[0].severity, Severity::Note);
+        assert_eq!(
+            rule.findings[0].message,
+            "upstream kind \"future-registry\" (registry.future-upstream.example) is not known to this version; checked as a generic registry (no credential required of it, its credential sent to registry.future-upstream.example only)"
+        );
+        assert!(rule.valid && rule.credential_age_days.is_some());
+        assert_eq!(
+            report.notes,
+            [
+                "expected rule future: upstream registry.future-upstream.example is not one this version knows; checked as a generic registry (no credential required of it, its credential sent to registry.future-upstream.example only)"
+            ]
+        );
+        assert!(report.healthy() && report.errors.is_empty());
+        assert_eq!(world.metric("RuleValid", Some("future")), Some(1.0));
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["rules"][0]["findings"][0]["severity"], "note");
+
+        // Without a credential, an unknown kind is not held to one: ECR's validation decides.
+        let world = World::new(vec![PtcRule {
+            credential_arn: None,
+            ..future
+        }]);
+        let report = world.run(&options(), all()).await;
+        assert_eq!(codes(&report.rules[0]), ["upstream-kind-unknown"]);
+        assert!(report.rules[0].valid);
+        assert!(report.notes.is_empty());
     }
 
     #[tokio::test]

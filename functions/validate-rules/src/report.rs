@@ -7,7 +7,7 @@ use ptc_core::metrics::{MetricDatum, MetricError, Unit};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-/// How bad a [`Finding`] is; serialised as `error` or `warning`.
+/// How bad a [`Finding`] is; serialised as `error`, `warning` or `note`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -16,12 +16,15 @@ pub enum Severity {
     Error,
     /// Worth acting on, but the rule works: only `credential-age` is a warning.
     Warning,
+    /// For information only: `upstream-kind-unknown`, a rule for an upstream this version
+    /// does not know, checked as a generic registry.
+    Note,
 }
 
 /// One problem found with a rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// Error or warning.
+    /// Error, warning or note.
     pub severity: Severity,
     /// A stable kebab-case code for scripts: `ecr-validation-failed` (ECR says
     /// the rule is not valid), `ecr-validation-error` (the `ValidatePullThroughCacheRule`
@@ -30,7 +33,9 @@ pub struct Finding {
     /// `secret-access-denied`, `secret-unreadable`, `secret-name` (not under
     /// `ecr-pullthroughcache/`, so ECR will not use it), `secret-deletion-scheduled`,
     /// `secret-keys` (the value is not JSON with non-empty `username` and `accessToken`),
-    /// and the only warning, `credential-age`.
+    /// the only warning, `credential-age`, and the only note, `upstream-kind-unknown` (ECR's
+    /// `upstreamRegistry` is a kind this version does not know: no credential is required of
+    /// the rule, ECR's validation and the secret checks still apply).
     pub code: &'static str,
     /// The finding for a person: names the rule's upstream, the secret or the AWS error.
     /// Never contains the secret's value.
@@ -53,6 +58,14 @@ impl Finding {
             message: message.into(),
         }
     }
+
+    pub(crate) fn note(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Note,
+            code,
+            message: message.into(),
+        }
+    }
 }
 
 /// One rule's result.
@@ -64,8 +77,10 @@ pub struct RuleResult {
     /// The rule's `upstreamRegistryUrl`, a host such as `quay.io` or `registry-1.docker.io`.
     pub upstream: String,
     /// ECR's `upstreamRegistry` (`docker-hub`, `quay`, `ecr-public`,
-    /// `github-container-registry`, ...); when ECR gives none, the kind known from the URL,
-    /// else the URL itself. Docker Hub, GitHub, GitLab and Azure need a credential secret.
+    /// `github-container-registry`, `chainguard`, ...), also one this version does not know
+    /// (then an `upstream-kind-unknown` note); when ECR gives none, the kind known from the
+    /// URL, else the URL itself. Docker Hub, GitHub, GitLab, Azure and Chainguard need a
+    /// credential secret.
     pub upstream_kind: String,
     /// The ARN of the rule's Secrets Manager secret; absent when the rule has none.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -133,6 +148,13 @@ pub struct ValidationReport {
     /// Prefixes the trigger named that the registry does not have (e.g. a deleted rule).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub not_found: Vec<String>,
+    /// Notes on the settings, for information: each expected rule (within the trigger's
+    /// scope) whose upstream this version does not know, which is kept and compared by
+    /// prefix, URL and credential like any other, e.g. `expected rule future: upstream
+    /// registry.new.example is not one this version knows; checked as a generic registry
+    /// (...)`. Left out of the JSON when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// The counts.
     pub summary: Summary,
     /// CloudWatch data points written, `RunErrors` (and `FullRuns`) included; 0 when
@@ -153,6 +175,7 @@ impl ValidationReport {
             missing: Vec::new(),
             unexpected: Vec::new(),
             not_found: Vec::new(),
+            notes: Vec::new(),
             summary: Summary::default(),
             metrics_published: 0,
             errors: Vec::new(),

@@ -38,6 +38,10 @@ fn rule_from_sdk(rule: &aws_sdk_ecr::types::PullThroughCacheRule) -> Result<PtcR
     let prefix_text = rule.ecr_repository_prefix().unwrap_or_default();
     let prefix = Prefix::parse(prefix_text).map_err(|e| bad(e.to_string()))?;
     let upstream_url = normalise_upstream_url(rule.upstream_registry_url().unwrap_or_default());
+    // A kind the SDK or this version does not know (the SDK enum is non-exhaustive: its
+    // `Unknown` gives the text ECR sent) is kept as `Other`, never an error: one rule of a
+    // newer upstream must not fail the listing of every rule. Without `upstreamRegistry`
+    // (older rules), the kind is the URL's, or `Other` with the URL.
     let kind = rule
         .upstream_registry()
         .map(|k| UpstreamKind::parse(k.as_str()))
@@ -530,15 +534,37 @@ pub(crate) mod tests {
                     .pull_through_cache_rules(sdk_rule(
                         "cgr",
                         "cgr.dev",
-                        UpstreamRegistry::from("chainguard"),
+                        UpstreamRegistry::Chainguard,
                     ))
+                    // A value neither the SDK nor this version knows: an upstream AWS adds
+                    // later. It reaches us as the SDK's `Unknown` variant with the text.
+                    .pull_through_cache_rules(sdk_rule(
+                        "future",
+                        "registry.future-upstream.example",
+                        UpstreamRegistry::from("future-registry"),
+                    ))
+                    .pull_through_cache_rules(
+                        PullThroughCacheRule::builder()
+                            .ecr_repository_prefix("old")
+                            .upstream_registry_url("registry.old-upstream.example")
+                            .build(),
+                    )
                     .build()
             });
         let client = mock_client!(aws_sdk_ecr, RuleMode::Sequential, [&first, &second]);
         let rules = SdkEcr::new(client).describe_rules().await.unwrap();
-        assert_eq!(rules.len(), 2);
-        assert_eq!(rules[0].kind, UpstreamKind::Quay);
-        assert_eq!(rules[1].kind, UpstreamKind::Other("chainguard".into()));
+        let kinds: Vec<_> = rules.iter().map(|r| r.kind.clone()).collect();
+        assert_eq!(
+            kinds,
+            [
+                UpstreamKind::Quay,
+                UpstreamKind::Chainguard,
+                UpstreamKind::Other("future-registry".into()),
+                UpstreamKind::Other("registry.old-upstream.example".into()),
+            ]
+        );
+        assert_eq!(rules[2].upstream_url, "registry.future-upstream.example");
+        assert!(rules[2].unknown_kind_note().is_some());
     }
 
     #[tokio::test]

@@ -407,6 +407,7 @@ mod tests {
             ("PTC_METRICS_NAMESPACE", "AWS/ECR"),
             ("PTC_RULES", "quay:quay.io"),
             ("PTC_RULES", "quay=gcr.io"),
+            ("PTC_RULES", "quay=quay.io/coreos"),
             ("PTC_RULES", "quay=quay.io,quay=quay.io"),
             ("PTC_RULE_PREFIXES", "Quay"),
             ("PTC_RULE_PREFIXES", "quay/"),
@@ -488,6 +489,51 @@ credential = true
         assert_eq!(
             s.upstream_endpoints["quay.io"].as_str(),
             "http://127.0.0.1:9"
+        );
+    }
+
+    #[test]
+    fn a_rule_for_an_upstream_this_version_does_not_know_is_kept() {
+        // AWS adds upstreams before this code knows them: such a rule is kept with its URL and
+        // a note, not refused at start-up. Chainguard (cgr.dev) is one the user guide lists.
+        let s = load(&[(
+            "PTC_RULES",
+            "chainguard=cgr.dev+credential, future=https://Registry.Future-Upstream.example/",
+        )])
+        .unwrap();
+        let [chainguard, future] = &s.expected_rules[..] else {
+            panic!("{:?}", s.expected_rules);
+        };
+        assert_eq!(
+            (chainguard.upstream_url.as_str(), chainguard.credential),
+            ("cgr.dev", true)
+        );
+        assert_eq!(chainguard.unknown_kind_note(), None);
+        assert_eq!(future.upstream_url, "registry.future-upstream.example");
+        assert!(
+            future
+                .unknown_kind_note()
+                .unwrap()
+                .contains("checked as a generic registry"),
+            "{future:?}"
+        );
+        let rules = s.expected_rule_set();
+        assert_eq!(
+            rules.get("future").unwrap().kind,
+            crate::rules::UpstreamKind::Other("registry.future-upstream.example".into())
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ptc.toml");
+        std::fs::write(
+            &path,
+            "[[rules]]\nprefix = \"future\"\nupstream_url = \"registry.future-upstream.example\"\n",
+        )
+        .unwrap();
+        let s = load(&[("PTC_CONFIG_FILE", path.to_str().unwrap())]).unwrap();
+        assert_eq!(
+            s.expected_rules[0].upstream_url,
+            "registry.future-upstream.example"
         );
     }
 

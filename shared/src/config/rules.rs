@@ -15,9 +15,12 @@ use crate::rules::{Prefix, PtcRule, RuleError};
 pub struct ExpectedRule {
     /// The rule's repository prefix, e.g. `docker-hub` (see [`Prefix::parse`]).
     pub prefix: Prefix,
-    /// The upstream registry URL, e.g. `registry-1.docker.io`: one whose kind ECR infers (see
-    /// [`crate::rules::UpstreamKind::from_url`]). From `PTC_RULES` normalised (no scheme, no
-    /// trailing `/`, lowercase); from the file as written.
+    /// The upstream registry URL, e.g. `registry-1.docker.io`: a registry host
+    /// ([`crate::rules::UpstreamKind::for_url`]). A host whose kind this version does not know
+    /// (an upstream AWS added after it) is kept, with a note ([`Self::unknown_kind_note`]);
+    /// only a host this code knows ECR cannot cache from (`gcr.io`, ...) and what is not a
+    /// host are refused. From `PTC_RULES` normalised (no scheme, no trailing `/`, lowercase);
+    /// from the file as written.
     pub upstream_url: String,
     /// Whether the rule must carry a credential secret.
     #[serde(default)]
@@ -27,7 +30,8 @@ pub struct ExpectedRule {
 impl ExpectedRule {
     /// `PREFIX=UPSTREAM_URL` or `PREFIX=UPSTREAM_URL+credential`.
     ///
-    /// The error is a message: no `=`, or the [`RuleError`] of the prefix or URL.
+    /// The error is a message: no `=`, or the [`RuleError`] of the prefix or URL. An upstream
+    /// this version does not know is no error (see [`Self::unknown_kind_note`]).
     pub fn parse(spec: &str) -> Result<Self, String> {
         let (prefix, url) = spec
             .trim()
@@ -45,17 +49,27 @@ impl ExpectedRule {
         })
     }
 
-    /// This rule as a [`PtcRule`] (kind inferred from the URL, no credential ARN): a routing
-    /// table entry for `ptc map` without a registry.
+    /// This rule as a [`PtcRule`] (kind inferred from the URL, [`UpstreamKind::Other`] with
+    /// the host for one this version does not know; no credential ARN): a routing table entry
+    /// for `ptc map` without a registry.
     ///
     /// # Panics
     ///
     /// When the URL is not one [`PtcRule::new`] accepts: never for a value the settings read,
     /// which are validated; possible for one built by hand.
+    ///
+    /// [`UpstreamKind::Other`]: crate::rules::UpstreamKind::Other
     pub fn to_rule(&self) -> PtcRule {
-        // Validated when parsed: the URL's kind is known.
+        // Validated when read: a registry host (of a known kind or not).
         PtcRule::new(self.prefix.as_str(), &self.upstream_url)
             .expect("expected rules are validated when read")
+    }
+
+    /// For an upstream this version does not know, the note reports give the rule, e.g.
+    /// `upstream registry.new.example is not one this version knows; checked as a generic
+    /// registry (...)` (see [`PtcRule::unknown_kind_note`]); `None` for a known one.
+    pub fn unknown_kind_note(&self) -> Option<String> {
+        self.to_rule().unknown_kind_note()
     }
 }
 
@@ -66,7 +80,8 @@ pub(super) struct RulesSection {
     pub credential_max_age_days: u32,
 }
 
-/// `PTC_RULES` (`PREFIX=URL[+credential]` items; each prefix once), `PTC_RULE_PREFIXES`
+/// `PTC_RULES` (`PREFIX=URL[+credential]` items; each prefix once; an upstream this version
+/// does not know is kept, see [`ExpectedRule::unknown_kind_note`]), `PTC_RULE_PREFIXES`
 /// (prefixes without a trailing `/`), `PTC_CREDENTIAL_MAX_AGE_DAYS` (1-3650, default 90).
 pub(super) fn load(src: &Source, file: &mut FileSettings) -> Result<RulesSection, ConfigError> {
     let expected_rules = match src.var("PTC_RULES") {

@@ -67,7 +67,7 @@ fn verdict(report: &ValidationReport) -> Result<(), CliError> {
 }
 
 /// One line per rule (prefix, upstream, valid, findings), then the missing, unexpected and
-/// unknown rules, the errors and the summary line.
+/// unknown rules, the notes, the errors and the summary line.
 pub fn print(out: &mut impl Write, report: &ValidationReport) -> std::io::Result<()> {
     let rows: Vec<Vec<String>> = report.rules.iter().map(rule_row).collect();
     output::table(out, &["PREFIX", "UPSTREAM", "VALID", "DETAILS"], &rows)?;
@@ -92,6 +92,9 @@ pub fn print(out: &mut impl Write, report: &ValidationReport) -> std::io::Result
     for prefix in &report.not_found {
         writeln!(out, "not found: no rule {prefix} in the registry")?;
     }
+    for note in &report.notes {
+        writeln!(out, "note: {note}")?;
+    }
     for error in &report.errors {
         writeln!(out, "error: {error}")?;
     }
@@ -112,6 +115,7 @@ fn rule_row(rule: &RuleResult) -> Vec<String> {
             .map(|f| match f.severity {
                 Severity::Error => format!("error: {}", f.message),
                 Severity::Warning => format!("warning: {}", f.message),
+                Severity::Note => format!("note: {}", f.message),
             })
             .collect::<Vec<_>>()
             .join("; ")
