@@ -760,6 +760,59 @@ async fn a_408_is_retried_and_other_4xx_are_not() {
     }
 }
 
+/// RFC 9110 10.2.3: "When sent with a 503 (Service Unavailable) response, Retry-After
+/// indicates how long the service is expected to be unavailable to the client." A short one
+/// is waited for (not the backoff's few milliseconds) before the request is made again; a
+/// longer one than the client sleeps through is returned at once, with the wait, as for 429.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_503_s_retry_after_is_waited_for_or_returned_with_the_wait() {
+    let answered = Arc::new(AtomicU64::new(0));
+    let counter = answered.clone();
+    let registry = Server::start("127.0.0.1", move |_, _| {
+        if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+            fixed(503, &[("Retry-After", "1")], "")
+        } else {
+            fixed(200, &[], "{}")
+        }
+    })
+    .await;
+    let started = std::time::Instant::now();
+    client(&registry.base, basic("u", SECRET))
+        .ping()
+        .await
+        .expect("up again after the wait it asked for");
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "retried after {:?}, not after the 1 s the 503 asked for",
+        started.elapsed()
+    );
+    assert_eq!(registry.requests().len(), 2);
+
+    let down = Server::start("127.0.0.1", |_, _| {
+        fixed(
+            503,
+            &[("Retry-After", "3600")],
+            r#"{"errors":[{"code":"UNAVAILABLE","message":"down for maintenance"}]}"#,
+        )
+    })
+    .await;
+    let err = client(&down.base, basic("u", SECRET))
+        .get_manifest("a/b", "1")
+        .await
+        .unwrap_err();
+    assert_eq!(down.requests().len(), 1, "a long wait is not slept through");
+    assert!(
+        matches!(
+            &err,
+            RegistryError::Unavailable { retry_after: Some(wait), message, .. }
+                if *wait == Duration::from_secs(3600) && message == "down for maintenance"
+        ),
+        "{err:?}"
+    );
+    assert!(err.asks_to_wait(), "{err}");
+    assert!(err.to_string().contains("retry after 3600s"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_host_on_another_port_is_another_origin() {
     let other_port = Server::start("127.0.0.1", |_, _| fixed(200, &[], r#"{"token":"t"}"#)).await;

@@ -392,21 +392,32 @@ async fn check_upstream(
             }
             Ok(None)
         }
-        Err(RegistryError::RateLimited { retry_after, .. }) => {
-            let why = format!(
-                "{} is rate limiting{}: left for the next run",
-                rule.upstream_url,
-                retry_after
-                    .map(|d| format!(" (retry after {} s)", d.as_secs()))
-                    .unwrap_or_default()
-            );
-            upstreams.exhaust(&rule.upstream_url, why.clone());
-            Err(Stop::new(Outcome::Deferred, why))
-        }
-        Err(err) => Ok(Some(format!(
-            "upstream not checked, freshness unknown: {err}"
-        ))),
+        Err(err) => match upstream_deferral(&rule.upstream_url, &err) {
+            Some(why) => {
+                upstreams.exhaust(&rule.upstream_url, why.clone());
+                Err(Stop::new(Outcome::Deferred, why))
+            }
+            None => Ok(Some(format!(
+                "upstream not checked, freshness unknown: {err}"
+            ))),
+        },
     }
+}
+
+/// Why an upstream that answered `err` to the HEAD is left for the next run, with the wait it
+/// asked for: rate limiting (429), or unavailable (503) for longer than the client waits
+/// (RFC 9110 10.2.3). `None` for any other failure (the image goes on, freshness unknown).
+fn upstream_deferral(upstream: &str, err: &RegistryError) -> Option<String> {
+    let what = match err {
+        RegistryError::RateLimited { .. } => "is rate limiting",
+        RegistryError::Unavailable { .. } if err.asks_to_wait() => "is unavailable (HTTP 503)",
+        _ => return None,
+    };
+    let wait = err
+        .retry_after()
+        .map(|d| format!(" (retry after {} s)", d.as_secs()))
+        .unwrap_or_default();
+    Some(format!("{upstream} {what}{wait}: left for the next run"))
 }
 
 /// Step 2: The pull through the cache, and a pinned digest that the tag no longer points to
@@ -544,10 +555,13 @@ enum PullError {
     Deferred(String),
 }
 
+/// A rate-limited pull, or one the registry asked to retry later than the client waits (a
+/// 503's Retry-After), is deferred, its wait in the reason; any other failure fails the image.
 fn pull_error(what: &str, err: RegistryError) -> PullError {
-    match err {
-        RegistryError::RateLimited { .. } => PullError::Deferred(format!("{what}: {err}")),
-        other => PullError::Failed(format!("{what}: {other}")),
+    if matches!(err, RegistryError::RateLimited { .. }) || err.asks_to_wait() {
+        PullError::Deferred(format!("{what}: {err}"))
+    } else {
+        PullError::Failed(format!("{what}: {err}"))
     }
 }
 
@@ -701,6 +715,41 @@ mod tests {
                 )
         );
         assert_eq!(join_notes([None, None]), None);
+    }
+
+    /// A 503 whose Retry-After is longer than the client waits defers the upstream's images
+    /// with that wait in the reason, as a 429 does (RFC 9110 10.2.3); a 503 without one is
+    /// a failure of the HEAD only, and fails a pull.
+    #[test]
+    fn a_long_503_defers_with_its_wait_and_a_bare_503_does_not() {
+        let unavailable = |secs: Option<u64>| RegistryError::Unavailable {
+            url: "https://quay.io/v2/a/manifests/1".into(),
+            retry_after: secs.map(std::time::Duration::from_secs),
+            message: "maintenance".into(),
+        };
+        assert_eq!(
+            upstream_deferral("quay.io", &unavailable(Some(3600))).as_deref(),
+            Some("quay.io is unavailable (HTTP 503) (retry after 3600 s): left for the next run")
+        );
+        assert_eq!(upstream_deferral("quay.io", &unavailable(None)), None);
+        assert_eq!(upstream_deferral("quay.io", &unavailable(Some(2))), None);
+        let limited = RegistryError::RateLimited {
+            url: "u".into(),
+            retry_after: Some(std::time::Duration::from_secs(60)),
+            rate_limit: Default::default(),
+        };
+        assert_eq!(
+            upstream_deferral("registry-1.docker.io", &limited).as_deref(),
+            Some("registry-1.docker.io is rate limiting (retry after 60 s): left for the next run")
+        );
+        match pull_error("manifest", unavailable(Some(3600))) {
+            PullError::Deferred(why) => assert!(why.contains("retry after 3600s"), "{why}"),
+            PullError::Failed(why) => panic!("failed: {why}"),
+        }
+        assert!(matches!(
+            pull_error("manifest", unavailable(None)),
+            PullError::Failed(_)
+        ));
     }
 
     #[test]

@@ -71,8 +71,8 @@ impl CredentialSource for Credentials {
 }
 
 /// Retry behaviour of the client: exponential backoff with jitter between `min_delay` and
-/// `max_delay`; a 429's `Retry-After` (at most [`MAX_RETRY_AFTER`]) replaces the computed
-/// delay. `Default`: 4 retries, 200 ms to 5 s.
+/// `max_delay`; the `Retry-After` of a 429 or a 503 (at most [`MAX_RETRY_AFTER`]) replaces the
+/// computed delay. `Default`: 4 retries, 200 ms to 5 s.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     /// Retries after the first attempt (default 4).
@@ -676,6 +676,12 @@ async fn error_for(
             )
         })
         .unwrap_or((None, text.chars().take(200).collect()));
+    let wait = || {
+        headers
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| retry_after(v, std::time::SystemTime::now()))
+    };
     match status {
         StatusCode::NOT_FOUND => RegistryError::NotFound {
             url: url.to_owned(),
@@ -683,11 +689,14 @@ async fn error_for(
         },
         StatusCode::TOO_MANY_REQUESTS => RegistryError::RateLimited {
             url: url.to_owned(),
-            retry_after: headers
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| retry_after(v, std::time::SystemTime::now())),
+            retry_after: wait(),
             rate_limit: RateLimit::from_headers(headers),
+        },
+        // RFC 9110 10.2.3: a 503's Retry-After is how long the service expects to be down.
+        StatusCode::SERVICE_UNAVAILABLE => RegistryError::Unavailable {
+            url: url.to_owned(),
+            retry_after: wait(),
+            message: message.trim().to_owned(),
         },
         _ => RegistryError::Status {
             url: url.to_owned(),
@@ -697,15 +706,29 @@ async fn error_for(
     }
 }
 
+/// The longest wait a `Retry-After` is read as: 2^31 seconds, the value RFC 9111 1.2.2 tells
+/// a recipient to use for a delta-seconds "greater than the greatest integer it can
+/// represent" (<https://www.rfc-editor.org/rfc/rfc9111#section-1.2.2>). Far beyond
+/// [`MAX_RETRY_AFTER`], and small enough that a caller adding it to a clock cannot overflow.
+pub const RETRY_AFTER_CEILING: Duration = Duration::from_secs(1 << 31);
+
 /// A `Retry-After` value: delay-seconds or an HTTP-date (RFC 9110 10.2.3), as the wait from
-/// `now` (a date in the past is no wait). Anything else is ignored.
+/// `now` (a date in the past is no wait), at most [`RETRY_AFTER_CEILING`]. `delay-seconds =
+/// 1*DIGIT`: a sign (`-5`, `+5`) or a fraction make the value unreadable, and it is ignored; a
+/// number of digits too large to hold is the ceiling, never ignored (ignoring it would retry at
+/// once a server that asked for a long wait).
 pub fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        let seconds = value.parse::<u64>().unwrap_or(u64::MAX);
+        return Some(Duration::from_secs(seconds).min(RETRY_AFTER_CEILING));
     }
     let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or_default())
+    Some(
+        at.duration_since(now)
+            .unwrap_or_default()
+            .min(RETRY_AFTER_CEILING),
+    )
 }
 
 /// The whole body, or [`RegistryError::Refused`] as soon as it passes `limit` bytes.
@@ -771,6 +794,35 @@ mod tests {
         assert_eq!(retry_after("-5", now), None);
     }
 
+    /// RFC 9110 10.2.3: `delay-seconds = 1*DIGIT` (no sign, no fraction). RFC 9111 1.2.2: a
+    /// delta-seconds too large to represent is read as 2^31, not dropped; a dropped one made a
+    /// 429 asking for a very long wait look like one without Retry-After, retried at once.
+    #[test]
+    fn retry_after_is_only_digits_and_a_huge_wait_stays_huge() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(retry_after("+5", now), None);
+        assert_eq!(retry_after("1.5", now), None);
+        assert_eq!(retry_after("", now), None);
+        assert_eq!(retry_after("0", now), Some(Duration::ZERO));
+        for huge in [
+            "99999999999999999999999999",
+            "18446744073709551616",
+            "4294967296",
+        ] {
+            assert_eq!(retry_after(huge, now), Some(RETRY_AFTER_CEILING), "{huge}");
+        }
+        assert_eq!(
+            retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now),
+            Some(RETRY_AFTER_CEILING)
+        );
+        let huge = RegistryError::RateLimited {
+            url: "u".into(),
+            retry_after: retry_after("99999999999999999999999999", now),
+            rate_limit: RateLimit::default(),
+        };
+        assert!(!huge.retryable() && huge.asks_to_wait());
+    }
+
     #[test]
     fn rate_limit_headers_are_read() {
         let mut headers = HeaderMap::new();
@@ -790,6 +842,140 @@ mod tests {
         assert_eq!(
             RateLimit::from_headers(&HeaderMap::new()),
             RateLimit::default()
+        );
+    }
+
+    fn rate_limit(fields: &[(&'static str, &'static str)]) -> RateLimit {
+        let mut headers = HeaderMap::new();
+        for (name, value) in fields {
+            headers.append(*name, HeaderValue::from_static(value));
+        }
+        RateLimit::from_headers(&headers)
+    }
+
+    fn limits(limit: u64, remaining: Option<u64>, window: u64) -> RateLimit {
+        RateLimit {
+            limit: Some(limit),
+            remaining,
+            window_secs: Some(window),
+        }
+    }
+
+    /// draft-ietf-httpapi-ratelimit-headers-01, 3.1: `RateLimit-Limit = expiring-limit [,
+    /// 1#quota-policy ]`; each list item is read on its own (a split on `;` over the whole
+    /// value paired the first count with the last window, or read no count at all).
+    #[test]
+    fn a_rate_limit_listing_several_policies_is_read_item_by_item() {
+        assert_eq!(
+            rate_limit(&[
+                ("ratelimit-limit", "100;w=21600, 500;w=86400"),
+                ("ratelimit-remaining", "20;w=21600"),
+            ]),
+            limits(100, Some(20), 21600)
+        );
+        // The draft's examples: the window of the expiring limit is that of its policy.
+        assert_eq!(
+            rate_limit(&[(
+                "ratelimit-limit",
+                "10, 10;w=1, 50;w=60, 1000;w=3600, 5000;w=86400"
+            )]),
+            limits(10, None, 1)
+        );
+        assert_eq!(
+            rate_limit(&[("ratelimit-limit", "100, 100;w=10")]),
+            limits(100, None, 10)
+        );
+        assert_eq!(
+            rate_limit(&[("ratelimit-limit", "10, 10;w=1;burst=1000, 1000;w=3600")]),
+            limits(10, None, 1)
+        );
+        // A list split over two field lines is one list (RFC 9651 3.1, 4.2).
+        assert_eq!(
+            rate_limit(&[
+                ("ratelimit-limit", "100;w=21600"),
+                ("ratelimit-limit", "500;w=86400"),
+            ]),
+            limits(100, None, 21600)
+        );
+        // Whitespace the syntax allows; a comment parameter.
+        assert_eq!(
+            rate_limit(&[(
+                "ratelimit-limit",
+                " 100; w=21600;comment=\"pulls\" ,  500;w=86400 "
+            )]),
+            limits(100, None, 21600)
+        );
+    }
+
+    /// What is not a count is no count: a negative remainder, a value that is not a
+    /// Structured Field List (ignored whole, RFC 9651 4.2), a count without its window.
+    #[test]
+    fn unreadable_rate_limits_are_no_rate_limits() {
+        assert_eq!(
+            rate_limit(&[("ratelimit-remaining", "-1;w=21600")]).remaining,
+            None
+        );
+        assert_eq!(
+            rate_limit(&[("ratelimit-limit", "100;w=21600;w=60")]),
+            limits(100, None, 60),
+            "a repeated parameter keeps the last value (RFC 9651 4.2.3.2)"
+        );
+        assert_eq!(
+            rate_limit(&[("ratelimit-limit", "lots;w=21600")]).limit,
+            None
+        );
+        assert_eq!(
+            rate_limit(&[("ratelimit-limit", "100;w=21600 junk")]),
+            RateLimit::default()
+        );
+        assert_eq!(
+            rate_limit(&[("ratelimit-limit", "100")]),
+            RateLimit {
+                limit: Some(100),
+                ..RateLimit::default()
+            }
+        );
+    }
+
+    /// draft-ietf-httpapi-ratelimit-headers-11, sections 3 and 4: `RateLimit` names the
+    /// policy and its remaining quota `r`, `RateLimit-Policy` gives the quota `q` and window
+    /// `w`. The policy closest to running out is the one reported.
+    #[test]
+    fn the_current_draft_s_ratelimit_and_policy_are_read() {
+        assert_eq!(
+            rate_limit(&[
+                ("ratelimit", "\"default\";r=50;t=30"),
+                ("ratelimit-policy", "\"default\";q=100;w=60"),
+            ]),
+            limits(100, Some(50), 60)
+        );
+        assert_eq!(
+            rate_limit(&[
+                ("ratelimit", "\"permin\";r=40;t=30, \"perhr\";r=5;t=2000"),
+                (
+                    "ratelimit-policy",
+                    "\"permin\";q=50;w=60,\"perhr\";q=1000;w=3600"
+                ),
+            ]),
+            limits(1000, Some(5), 3600)
+        );
+        // Without a policy of that name: the remainder only.
+        assert_eq!(
+            rate_limit(&[("ratelimit", "\"default\";r=999;pk=:dHJpYWwxMjEzMjM=:")]),
+            RateLimit {
+                remaining: Some(999),
+                ..RateLimit::default()
+            }
+        );
+        // Docker Hub's headers win; the two generations are not mixed.
+        assert_eq!(
+            rate_limit(&[
+                ("ratelimit-limit", "100;w=21600"),
+                ("ratelimit-remaining", "76;w=21600"),
+                ("ratelimit", "\"default\";r=1"),
+                ("ratelimit-policy", "\"default\";q=5;w=1"),
+            ]),
+            limits(100, Some(76), 21600)
         );
     }
 
@@ -841,5 +1027,29 @@ mod tests {
             rate_limit: RateLimit::default(),
         };
         assert!(short.retryable() && !long.retryable());
+        assert!(!short.asks_to_wait() && long.asks_to_wait());
+    }
+
+    /// RFC 9110 10.2.3: Retry-After also comes with a 503. A short one is waited for between
+    /// retries, a longer one returned at once; without one, a 503 is retried with backoff.
+    #[test]
+    fn a_503_s_retry_after_is_classified_as_a_429_s() {
+        let unavailable = |secs: Option<u64>| RegistryError::Unavailable {
+            url: "https://quay.io/v2/".into(),
+            retry_after: secs.map(Duration::from_secs),
+            message: "maintenance".into(),
+        };
+        assert!(unavailable(None).retryable() && !unavailable(None).asks_to_wait());
+        assert!(unavailable(Some(3)).retryable());
+        assert_eq!(
+            unavailable(Some(3)).retry_after(),
+            Some(Duration::from_secs(3))
+        );
+        let long = unavailable(Some(3600));
+        assert!(!long.retryable() && long.asks_to_wait());
+        assert_eq!(
+            long.to_string(),
+            "https://quay.io/v2/: service unavailable (HTTP 503), retry after 3600s: maintenance"
+        );
     }
 }

@@ -6,8 +6,9 @@
 //! Manifests are requested with the full `Accept` list a container runtime sends, checked
 //! against their digest, and parsed (index or image). `ratelimit-*` headers are exposed on
 //! every answer. 408, 429 and 5xx answers and transport errors are retried with exponential
-//! backoff and jitter, honouring `Retry-After` up to a bound; beyond it the call returns
-//! [`RegistryError::RateLimited`] so the caller can defer the work instead of sleeping.
+//! backoff and jitter, honouring the `Retry-After` of a 429 or a 503 up to a bound; beyond it
+//! the call returns [`RegistryError::RateLimited`] or [`RegistryError::Unavailable`] so the
+//! caller can defer the work instead of sleeping.
 //! What cannot succeed ([`RegistryError::Refused`]: redirect loops, bad URLs, bodies over
 //! their bound) is not retried.
 //!
@@ -33,9 +34,9 @@ pub use manifest::*;
 pub use media::*;
 
 /// Why a registry request failed. Transport errors, timeouts, HTTP 408 and 5xx answers, and
-/// 429 answers whose `Retry-After` is absent or at most [`MAX_RETRY_AFTER`] are retried inside
-/// the client ([`RetryPolicy`]); the error is returned once the retries are spent. The others
-/// are returned at once. Messages start with the URL, but for
+/// 429 and 503 answers whose `Retry-After` is absent or at most [`MAX_RETRY_AFTER`] are retried
+/// inside the client ([`RetryPolicy`]); the error is returned once the retries are spent. The
+/// others are returned at once. Messages start with the URL, but for
 /// [`Credentials`](Self::Credentials)'s; none carries a credential.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RegistryError {
@@ -66,6 +67,22 @@ pub enum RegistryError {
         retry_after: Option<Duration>,
         /// The `ratelimit-*` headers of the 429 answer.
         rate_limit: RateLimit,
+    },
+    /// HTTP 503 (Service Unavailable), the registry down or overloaded. RFC 9110 10.2.3: "When
+    /// sent with a 503 (Service Unavailable) response, Retry-After indicates how long the
+    /// service is expected to be unavailable to the client"
+    /// (<https://www.rfc-editor.org/rfc/rfc9110#section-10.2.3>); the client waits that long
+    /// between retries (at most [`MAX_RETRY_AFTER`]), as for a 429.
+    #[error("{url}: service unavailable (HTTP 503){}: {message}", retry_after.map(|d| format!(", retry after {}s", d.as_secs())).unwrap_or_default())]
+    Unavailable {
+        /// The request URL.
+        url: String,
+        /// The `Retry-After` header as a wait (see [`retry_after`]); over
+        /// [`MAX_RETRY_AFTER`], the error is returned at once for the caller to defer the work.
+        retry_after: Option<Duration>,
+        /// The first error's `message` of the registry's error body, else the first 200
+        /// characters of the body.
+        message: String,
     },
     /// Any other answer that is not a success (after redirects).
     #[error("{url}: HTTP {status}: {message}")]
@@ -138,59 +155,154 @@ impl RegistryError {
             // 408 Request Timeout is the server asking for a retry (RFC 9110 15.5.9); other
             // 4xx answers say the request itself is wrong, and stay wrong.
             Self::Status { status, .. } => *status >= 500 || *status == 408,
-            Self::RateLimited { retry_after, .. } => {
+            Self::RateLimited { retry_after, .. } | Self::Unavailable { retry_after, .. } => {
                 retry_after.is_none_or(|d| d <= MAX_RETRY_AFTER)
             }
             _ => false,
         }
     }
 
-    fn retry_after(&self) -> Option<Duration> {
+    /// The wait the server asked for: the `Retry-After` of a 429 or a 503.
+    pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::RateLimited { retry_after, .. } => *retry_after,
+            Self::RateLimited { retry_after, .. } | Self::Unavailable { retry_after, .. } => {
+                *retry_after
+            }
             _ => None,
         }
+    }
+
+    /// A 429 or a 503 whose `Retry-After` is longer than [`MAX_RETRY_AFTER`]: the server asked
+    /// for a wait the client did not sleep through, so the work is to be deferred, not failed.
+    pub fn asks_to_wait(&self) -> bool {
+        self.retry_after().is_some_and(|d| d > MAX_RETRY_AFTER)
     }
 }
 
 /// Longest `Retry-After` the client sleeps through; longer ones are returned to the caller.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
-/// Docker-style rate-limit headers: `ratelimit-limit: 100;w=21600`.
+/// The rate-limit headers of an answer: the pulls allowed and left, and their window.
 ///
-/// Docker Hub sends them on manifest requests: the pulls allowed and left in a window.
+/// Read from two generations of the IETF draft "RateLimit header fields for HTTP"
+/// (<https://datatracker.ietf.org/doc/draft-ietf-httpapi-ratelimit-headers/>), each a
+/// Structured Field List (RFC 9651 3.1), whose field lines are joined before parsing and which
+/// is ignored whole when it does not parse (RFC 9651 4.2), as the RFC asks:
+///
+/// - `ratelimit-limit` and `ratelimit-remaining` (drafts 00-06), which Docker Hub sends:
+///   `ratelimit-limit: 100;w=21600`, `ratelimit-remaining: 76;w=21600`
+///   (<https://docs.docker.com/docker-hub/usage/pulls/>). Draft 01 3.1 allows a list,
+///   `RateLimit-Limit = expiring-limit [, 1#quota-policy ]`, e.g.
+///   `10, 10;w=1, 50;w=60, 1000;w=3600`: the first item is the limit that applies now, and
+///   its window is its own `w`, else that of the listed policy with the same count; the
+///   other policies are informative.
+/// - `RateLimit` and `RateLimit-Policy` (drafts 08 on), e.g. `RateLimit: "default";r=50;t=30`
+///   with `RateLimit-Policy: "default";q=100;w=60` (draft 11, sections 3 and 4): the remaining
+///   quota is the smallest `r` (the policy closest to its limit), its limit and window the
+///   `q` and `w` of the policy of the same name. Read only when the older headers are
+///   absent; no registry is known to send them yet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RateLimit {
-    /// `ratelimit-limit`'s count: requests allowed per window, e.g. 100.
+    /// Requests allowed per window, e.g. 100: `ratelimit-limit`'s first item, else the `q` of
+    /// the `RateLimit-Policy` that `RateLimit` names.
     pub limit: Option<u64>,
-    /// `ratelimit-remaining`'s count: requests left in the current window.
+    /// Requests left in the current window: `ratelimit-remaining`'s first item, else the
+    /// smallest `r` of `RateLimit`.
     pub remaining: Option<u64>,
-    /// The window, in seconds: `w=` of `ratelimit-limit`, else of `ratelimit-remaining` (e.g.
-    /// 21600, 6 hours).
+    /// The window, in seconds (e.g. 21600, 6 hours): the `w` of the limit (see above), else of
+    /// `ratelimit-remaining`'s first item, else of the `RateLimit-Policy` that `RateLimit`
+    /// names.
     pub window_secs: Option<u64>,
 }
 
 impl RateLimit {
-    /// Read `ratelimit-limit` and `ratelimit-remaining` (`<count>[;w=<seconds>]`); a header that is
-    /// absent or cannot be read leaves its fields `None`.
+    /// Read the headers (see [`RateLimit`]); what is absent or cannot be read (not a
+    /// Structured Field List, a negative count) stays `None`.
     pub fn from_headers(headers: &HeaderMap) -> Self {
-        let parse = |name: &str| -> (Option<u64>, Option<u64>) {
-            let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) else {
-                return (None, None);
-            };
-            let mut parts = value.split(';');
-            let count = parts.next().and_then(|v| v.trim().parse().ok());
-            let window = parts
-                .filter_map(|p| p.trim().strip_prefix("w="))
-                .find_map(|w| w.parse().ok());
-            (count, window)
+        let mut out = Self::default();
+        if let Some(list) = sf_list(headers, "ratelimit-limit") {
+            let mut items = list.iter().filter_map(sf_item);
+            if let Some(first) = items.next() {
+                out.limit = count(&first.bare_item);
+                out.window_secs = param(first, "w").or_else(|| {
+                    // `100, 100;w=10`: the window is the policy's whose count is the limit's.
+                    items
+                        .find(|i| out.limit.is_some() && count(&i.bare_item) == out.limit)
+                        .and_then(|i| param(i, "w"))
+                });
+            }
+        }
+        if let Some(first) = sf_list(headers, "ratelimit-remaining")
+            .as_ref()
+            .and_then(|l| l.iter().find_map(sf_item))
+        {
+            out.remaining = count(&first.bare_item);
+            out.window_secs = out.window_secs.or_else(|| param(first, "w"));
+        }
+        if out == Self::default() {
+            out.fill_from_current_draft(headers);
+        }
+        out
+    }
+
+    /// `RateLimit` and `RateLimit-Policy` (draft 11), for an answer without the older headers
+    /// (the two generations are not mixed).
+    fn fill_from_current_draft(&mut self, headers: &HeaderMap) {
+        let Some(limits) = sf_list(headers, "ratelimit") else {
+            return;
         };
-        let (limit, w1) = parse("ratelimit-limit");
-        let (remaining, w2) = parse("ratelimit-remaining");
-        Self {
-            limit,
-            remaining,
-            window_secs: w1.or(w2),
+        // The service limit closest to running out.
+        let Some((name, remaining)) = limits
+            .iter()
+            .filter_map(sf_item)
+            .filter_map(|i| Some((i.bare_item.as_string()?, param(i, "r")?)))
+            .min_by_key(|(_, r)| *r)
+        else {
+            return;
+        };
+        self.remaining = Some(remaining);
+        let policies = sf_list(headers, "ratelimit-policy").unwrap_or_default();
+        if let Some(policy) = policies
+            .iter()
+            .filter_map(sf_item)
+            .find(|p| p.bare_item.as_string() == Some(name))
+        {
+            self.limit = param(policy, "q");
+            self.window_secs = param(policy, "w");
         }
     }
+}
+
+/// The header's field lines joined with `, ` and parsed as a Structured Field List
+/// (RFC 9651 4.2: "combined field value"); `None` when absent, not text, or not a List.
+fn sf_list(headers: &HeaderMap, name: &str) -> Option<sfv::List> {
+    let lines = headers
+        .get_all(name)
+        .iter()
+        .map(|v| v.to_str().ok())
+        .collect::<Option<Vec<_>>>()?;
+    if lines.is_empty() {
+        return None;
+    }
+    sfv::Parser::new(&lines.join(", "))
+        .parse::<sfv::List>()
+        .ok()
+}
+
+fn sf_item(entry: &sfv::ListEntry) -> Option<&sfv::Item> {
+    match entry {
+        sfv::ListEntry::Item(item) => Some(item),
+        sfv::ListEntry::InnerList(_) => None,
+    }
+}
+
+/// A non-negative Integer as a count.
+fn count(value: &sfv::BareItem) -> Option<u64> {
+    value
+        .as_integer()
+        .and_then(|i| u64::try_from(i64::from(i)).ok())
+}
+
+fn param(item: &sfv::Item, key: &str) -> Option<u64> {
+    item.params.get(key).and_then(count)
 }
