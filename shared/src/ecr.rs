@@ -108,6 +108,66 @@ pub struct Repository {
     pub scan_on_push: bool,
 }
 
+/// An image's `imageStatus`: which storage class holds it and whether it can be pulled
+/// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_ImageDetail.html>,
+/// <https://docs.aws.amazon.com/AmazonECR/latest/userguide/archive_restore_image.html>).
+///
+/// Since November 2025 ECR has an archive storage class: an archived image stays in its
+/// repository, is still described and billed (at the archive storage price), but "cannot be
+/// pulled. Requests to pull the archived image will fail with a 404 error"
+/// (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/archive-image.html>). A restore
+/// takes up to 20 minutes, during which the image is `ACTIVATING`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ImageStatus {
+    /// `ACTIVE`: in the standard storage class, pullable. Also what an answer without
+    /// `imageStatus` means: answers from before the archive storage class (and the local
+    /// stack's moto) carry none, and then every image was active.
+    #[default]
+    Active,
+    /// `ARCHIVED`: in the archive storage class; a pull fails until it is restored.
+    Archived,
+    /// `ACTIVATING`: being restored from the archive; not pullable yet.
+    Activating,
+    /// A status this code does not know (the SDK's enum is non-exhaustive), as ECR sent it;
+    /// treated as not pullable.
+    Other(String),
+}
+
+impl ImageStatus {
+    /// The status from its API name (`ACTIVE`, `ARCHIVED`, `ACTIVATING`); anything else is
+    /// [`ImageStatus::Other`].
+    pub fn parse(value: &str) -> Self {
+        match value {
+            "ACTIVE" => Self::Active,
+            "ARCHIVED" => Self::Archived,
+            "ACTIVATING" => Self::Activating,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// The API name, e.g. `ARCHIVED`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Active => "ACTIVE",
+            Self::Archived => "ARCHIVED",
+            Self::Activating => "ACTIVATING",
+            Self::Other(other) => other,
+        }
+    }
+
+    /// Can a pull be served from this image? Only an `ACTIVE` one: archived images (and
+    /// images still being restored) cannot be pulled.
+    pub fn is_pullable(&self) -> bool {
+        *self == Self::Active
+    }
+}
+
+impl std::fmt::Display for ImageStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One image of a repository, as `DescribeImages` describes it
 /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_ImageDetail.html>).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +190,15 @@ pub struct ImageDetail {
     /// `imageManifestMediaType`, e.g. `application/vnd.oci.image.index.v1+json` (see
     /// [`crate::oci::media`]).
     pub media_type: Option<String>,
+    /// `imageStatus` ([`ImageStatus::Active`] when the answer has none): only an active image
+    /// can be pulled.
+    pub status: ImageStatus,
+    /// `lastArchivedAt`: when the image was last moved to the archive storage class; `None`
+    /// when never archived (or the answer has none).
+    pub last_archived_at: Option<OffsetDateTime>,
+    /// `lastActivatedAt`: when the image was last restored from the archive to the standard
+    /// storage class; `None` when never restored.
+    pub last_activated_at: Option<OffsetDateTime>,
 }
 
 /// The ECR read calls the jobs make: pull through cache rules, repositories, images,
@@ -160,15 +229,29 @@ pub trait EcrApi: Send + Sync {
     /// registry's size (`DescribeRepositories` with `repositoryNames`; its
     /// `RepositoryNotFoundException` is `Ok(None)`).
     async fn describe_repository(&self, name: &str) -> Result<Option<Repository>, AwsError>;
-    /// Every image of one repository: `DescribeImages`, all pages, `maxResults` 1000
-    /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeImages.html>).
-    /// A repository that does not exist is `RepositoryNotFoundException` (see
-    /// [`AwsError::is_repository_gone`]).
+    /// Every **active** (pullable) image of one repository: `DescribeImages`, all pages,
+    /// `maxResults` 1000, `filter.imageStatus` `ACTIVE` (ECR's default: "If not specified,
+    /// only images with ACTIVE status are returned",
+    /// <https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeImagesFilter.html>).
+    /// Archived and activating images are never in the answer, whatever the server sends: what
+    /// a warm-up or a readiness check needs. A repository that does not exist is
+    /// `RepositoryNotFoundException` (see [`AwsError::is_repository_gone`]).
     async fn describe_images(&self, repository: &str) -> Result<Vec<ImageDetail>, AwsError>;
+    /// Every image of one repository **whatever its status** (active, archived, activating):
+    /// `DescribeImages` with `filter.imageStatus` `ANY`, all pages, `maxResults` 1000
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeImagesFilter.html>).
+    /// What an inventory and a storage bill need; each image's [`ImageDetail::status`] says
+    /// whether it can be pulled. Errors as [`describe_images`](Self::describe_images).
+    async fn describe_images_any_status(
+        &self,
+        repository: &str,
+    ) -> Result<Vec<ImageDetail>, AwsError>;
     /// Only the images with these tags and digests (`sha256:<64 hex>`): one `DescribeImages`
     /// call with `imageIds`, at most 100 ids in all (tags and digests together; the API's
     /// limit, not checked here). ECR answers `ImageNotFoundException` when any of them is
-    /// missing.
+    /// missing. No status filter is sent (whether ECR's `ACTIVE` default applies to a lookup
+    /// by id is not documented): a caller that needs a pullable image checks
+    /// [`ImageDetail::status`].
     async fn describe_image_ids(
         &self,
         repository: &str,

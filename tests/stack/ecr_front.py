@@ -2,7 +2,9 @@
 front of moto: pull-through cache rules (with a Validate that really reads the secret
 and really authenticates to the upstream), repository creation templates, an
 authorization token that expires like ECR's (12 hours) and is checked by the registry
-endpoint, and DescribeRepositories with `maxResults` / `nextToken` honoured.
+endpoint, DescribeRepositories with `maxResults` / `nextToken` honoured, and the archive
+storage class: UpdateImageStorageClass, and DescribeImages with its `filter` (moto 5.2
+reads no `filter` and knows no image status: it would list archived images as pullable).
 
 Independent of ptc-core on purpose: the rules here are written from the ECR
 documentation, so a routing bug in ptc-core shows up as a test failure."""
@@ -33,6 +35,10 @@ UPSTREAM_KINDS = {
 NEEDS_SECRET = {"docker-hub", "github-container-registry", "gitlab-container-registry", "azure-container-registry"}
 MAX_RULES = 50
 TOKEN_TTL = 12 * 3600
+# "You can expect ECR to restore the image within 20 minutes"
+# (https://docs.aws.amazon.com/AmazonECR/latest/userguide/archive_restore_image.html).
+RESTORE_SECONDS = 20 * 60
+IMAGE_STATUS_FILTERS = {"ACTIVE", "ARCHIVED", "ACTIVATING", "ANY"}
 
 
 class EcrError(Exception):
@@ -341,6 +347,115 @@ class EcrFront:
         if names:
             return {"repositories": items}
         return self._page(items, body, "repositories", default_max=100)
+
+    # -- the archive storage class ------------------------------------------------
+    # https://docs.aws.amazon.com/AmazonECR/latest/userguide/archive_restore_image.html: an
+    # archived image stays described (imageStatus ARCHIVED) but cannot be pulled (404); a
+    # restore (targetStorageClass STANDARD) makes it ACTIVATING, then ACTIVE within 20 minutes.
+    # The state lives on moto's Image objects.
+    @staticmethod
+    def image_status(image) -> str:
+        status = getattr(image, "_ptc_status", "ACTIVE")
+        if status == "ACTIVATING" and now().timestamp() >= getattr(image, "_ptc_restored_by", 0):
+            image._ptc_status = status = "ACTIVE"
+            image._ptc_activated_at = now()
+        return status
+
+    def _repository(self, body: dict, region: str):
+        from moto.ecr.models import ecr_backends
+
+        name = body.get("repositoryName", "")
+        repo = ecr_backends[self.account][region].repositories.get(name)
+        if repo is None:
+            raise EcrError("RepositoryNotFoundException", f"The repository with name '{name}' does not exist in the registry with id '{self.account}'")
+        return repo
+
+    @staticmethod
+    def _find_image(repo, image_id: dict):
+        tag, digest = image_id.get("imageTag"), image_id.get("imageDigest")
+        for image in repo.images:
+            if (digest is None or image.get_image_digest() == digest) and (tag is None or tag in image.image_tags):
+                return image
+        return None
+
+    def op_UpdateImageStorageClass(self, body: dict, region: str) -> dict:
+        """https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_UpdateImageStorageClass.html"""
+        repo = self._repository(body, region)
+        target = body.get("targetStorageClass")
+        if target not in ("ARCHIVE", "STANDARD"):
+            raise EcrError("InvalidParameterException", "targetStorageClass must be ARCHIVE or STANDARD.")
+        image_id = body.get("imageId") or {}
+        with self.lock:
+            image = self._find_image(repo, image_id)
+            if image is None:
+                raise EcrError("ImageNotFoundException", f"The image with imageId {image_id} does not exist within the repository with name '{repo.name}' in the registry with id '{self.account}'")
+            status = self.image_status(image)
+            # Asking for the class the image is already in (or is on its way to) changes nothing;
+            # AWS does not document this case.
+            if target == "ARCHIVE" and status == "ACTIVE":
+                image._ptc_status = "ARCHIVED"
+                image._ptc_archived_at = now()
+            elif target == "STANDARD" and status == "ARCHIVED":
+                image._ptc_status = "ACTIVATING"
+                image._ptc_restored_by = now().timestamp() + RESTORE_SECONDS
+            status = self.image_status(image)
+        return {"registryId": self.account, "repositoryName": repo.name,
+                "imageId": {"imageDigest": image.get_image_digest(), **({"imageTag": image_id["imageTag"]} if image_id.get("imageTag") else {})},
+                "imageStatus": status}
+
+    def op_DescribeImages(self, body: dict, region: str) -> dict:
+        """ECR's rule for `filter.imageStatus`: "If not specified, only images with ACTIVE
+        status are returned"
+        (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeImagesFilter.html),
+        applied to a lookup by `imageIds` too (an image filtered out is not found);
+        `filter.tagStatus` TAGGED / UNTAGGED / ANY; `maxResults` 1-1000 (default 100) and
+        `nextToken` when no `imageIds` are given."""
+        repo = self._repository(body, region)
+        flt = body.get("filter") or {}
+        wanted = flt.get("imageStatus") or "ACTIVE"
+        if wanted not in IMAGE_STATUS_FILTERS:
+            raise EcrError("InvalidParameterException", f"Invalid parameter at 'filter.imageStatus': {wanted}")
+        tag_status = flt.get("tagStatus") or "ANY"
+
+        def keep(image) -> bool:
+            status_ok = wanted == "ANY" or self.image_status(image) == wanted
+            tags_ok = tag_status == "ANY" or (tag_status == "TAGGED") == bool(image.image_tags)
+            return status_ok and tags_ok
+
+        with self.lock:
+            if body.get("imageIds"):
+                found = []
+                for image_id in body["imageIds"]:
+                    image = self._find_image(repo, image_id)
+                    if image is None or not keep(image):
+                        raise EcrError("ImageNotFoundException", f"The image with imageId {image_id} does not exist within the repository with name '{repo.name}' in the registry with id '{self.account}'")
+                    if image not in found:
+                        found.append(image)
+                return {"imageDetails": [self._image_json(repo, i) for i in found]}
+            items = [self._image_json(repo, i) for i in repo.images if keep(i)]
+        return self._page(items, body, "imageDetails", default_max=100)
+
+    def _image_json(self, repo, image) -> dict:
+        out = {
+            "registryId": repo.registry_id,
+            "repositoryName": repo.name,
+            "imageDigest": image.get_image_digest(),
+            "imagePushedAt": image.image_pushed_at,
+            "imageStatus": self.image_status(image),
+        }
+        if image.image_tags:
+            out["imageTags"] = list(image.image_tags)
+        size = image.get_image_size_in_bytes()
+        if size is not None:
+            out["imageSizeInBytes"] = size
+        if image.image_manifest_media_type:
+            out["imageManifestMediaType"] = image.image_manifest_media_type
+        for key, attr in (("lastRecordedPullTime", "last_recorded_pull_time"),
+                          ("lastArchivedAt", "_ptc_archived_at"), ("lastActivatedAt", "_ptc_activated_at")):
+            value = getattr(image, attr, None)
+            if value is not None:
+                out[key] = value
+        return out
 
     @staticmethod
     def _page(items: list, body: dict, key: str, default_max: int = 1000) -> dict:

@@ -160,6 +160,13 @@ class RegistryEndpoint:
             cached_digest = ref if by_digest else (self.tags.get((name, ref)) or (None, 0))[0]
             fetched_at = 0.0 if by_digest else (self.tags.get((name, ref)) or (None, 0.0))[1]
             cached = self.manifests.get((name, cached_digest)) if cached_digest else None
+        # "Archived images cannot be pulled. Requests to pull the archived image will fail with
+        # a 404 error" (https://docs.aws.amazon.com/AmazonECR/latest/userguide/archive-image.html),
+        # nor is it fetched from the upstream again (AWS does not say that a pull through the
+        # cache would; the documented rule is the 404).
+        status = self.stack.image_status(name, cached_digest) if cached_digest else None
+        if status not in (None, "ACTIVE"):
+            raise RegistryError(404, "MANIFEST_UNKNOWN", f"The image {name}@{cached_digest} is {status}: archived images cannot be pulled until they are restored")
         fresh = cached is not None and (by_digest or time.time() - fetched_at < self.refresh_seconds)
         if routed is None:
             if cached is None:

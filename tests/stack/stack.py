@@ -186,6 +186,16 @@ class Stack:
             elif tag and tag not in image.image_tags:
                 image.update_tag(tag)
 
+    def image_status(self, name: str, digest: str) -> str | None:
+        """The cached image's imageStatus (ACTIVE, ARCHIVED, ACTIVATING; see ecr_front), or
+        None when the repository does not hold that digest."""
+        repo = self.backend().repositories.get(name)
+        with self.ecr.lock:
+            for image in list(repo.images) if repo else []:
+                if image.get_image_digest() == digest:
+                    return self.ecr.image_status(image)
+        return None
+
     def record_pull(self, name: str, digest: str) -> None:
         with self.lock:
             repo = self.backend().repositories.get(name)

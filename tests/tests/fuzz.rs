@@ -160,7 +160,7 @@ fn settings_from(vars: &[(&str, String)]) -> Result<Settings, String> {
     Settings::from_sources(|name| map.get(name).cloned()).map_err(|e| e.to_string())
 }
 
-const VARIABLES: [&str; 24] = [
+const VARIABLES: [&str; 25] = [
     "PTC_REGION",
     "PTC_AWS_ENDPOINT_URL",
     "PTC_REGISTRY_ENDPOINT",
@@ -185,6 +185,7 @@ const VARIABLES: [&str; 24] = [
     "PTC_REPOSITORY_TAGS",
     "PTC_PREFIX_SETTINGS",
     "PTC_STORAGE_PRICE_GB_MONTH",
+    "PTC_ARCHIVE_STORAGE_PRICE_GB_MONTH",
 ];
 
 proptest! {

@@ -57,6 +57,7 @@ async fn main() {
         platforms: vec![Platform::parse("linux/amd64").unwrap()],
         concurrency: 16,
         price_per_gb_month: 0.10,
+        archive_price_per_gb_month: 0.07,
         unused_days: 30,
         per_repository: false,
         watch_list: (0..20)

@@ -1,8 +1,14 @@
 //! The inventory: every repository under a rule prefix and its images, summed per prefix.
+//!
+//! Images in the standard storage class (`ACTIVE`, the pullable ones) and images in the
+//! archive storage class are counted and priced apart: since November 2025 an image can be
+//! archived (by a lifecycle rule's `transition` action or by hand), and an archived image is
+//! still stored and billed, at the archive storage price, but cannot be pulled
+//! (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/archive_restore_image.html>).
 
 use std::collections::BTreeMap;
 
-use ptc_core::ecr::{ImageDetail, Repository};
+use ptc_core::ecr::{ImageDetail, ImageStatus, Repository};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -20,13 +26,15 @@ pub fn is_index(media_type: Option<&str>) -> bool {
     media_type.is_some_and(|m| m.contains("image.index") || m.contains("manifest.list"))
 }
 
-/// One repository's figures.
+/// One repository's figures. Every figure but the `archived_*` ones and
+/// `implausible_sizes` counts active images only (the standard storage class: what a pull
+/// can be served from, and what `DescribeImages` listed before the archive storage class).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RepositoryInventory {
     /// The repository name.
     pub repository: String,
-    /// Images `DescribeImages` lists: every manifest ECR holds, indexes and the platform
-    /// manifests they point to included.
+    /// Active images (`imageStatus` `ACTIVE`): every manifest ECR holds in the standard
+    /// storage class, indexes and the platform manifests they point to included.
     pub images: usize,
     /// Of those, multi-platform indexes (OCI image index or Docker manifest list).
     pub indexes: usize,
@@ -42,8 +50,20 @@ pub struct RepositoryInventory {
     pub oldest_pushed_at: Option<i64>,
     /// Images whose last recorded pull (or push, if never pulled) is older than the limit.
     pub images_not_pulled: usize,
-    /// Images whose `imageSizeInBytes` is negative or above [`MAX_PLAUSIBLE_IMAGE_BYTES`]:
-    /// left out of the byte sums (an answer from the API is not trusted blindly).
+    /// Images that are not active: `ARCHIVED`, or `ACTIVATING` (being restored) or a status
+    /// this code does not know. None of them can be pulled; all are counted as stored in the
+    /// archive storage class (a restore is assumed billed as archived until it completes:
+    /// AWS does not say).
+    pub archived_images: usize,
+    /// Of those, the ones being restored (`ACTIVATING`, up to 20 minutes).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub activating_images: usize,
+    /// Sum of `imageSizeInBytes` over the archived single-platform images, in bytes (an
+    /// archived index is not counted again, as for [`stored_bytes`](Self::stored_bytes)).
+    pub archived_bytes: u64,
+    /// Images (of any status) whose `imageSizeInBytes` is negative or above
+    /// [`MAX_PLAUSIBLE_IMAGE_BYTES`]: left out of the byte sums (an answer from the API is not
+    /// trusted blindly).
     #[serde(skip_serializing_if = "is_zero")]
     pub implausible_sizes: usize,
 }
@@ -53,8 +73,9 @@ fn is_zero(n: &usize) -> bool {
 }
 
 impl RepositoryInventory {
-    /// The figures of one repository from its `DescribeImages` answer; an image counts as
-    /// not pulled when its last recorded pull (or push) is before `now - unused_days`.
+    /// The figures of one repository from its `DescribeImages` answer with every status
+    /// (`filter.imageStatus` `ANY`); an active image counts as not pulled when its last
+    /// recorded pull (or push) is before `now - unused_days`.
     pub fn of(
         repository: &Repository,
         images: &[ImageDetail],
@@ -64,7 +85,6 @@ impl RepositoryInventory {
         let unused_before = now - time::Duration::days(i64::from(unused_days));
         let mut out = Self {
             repository: repository.name.clone(),
-            images: images.len(),
             ..Self::default()
         };
         for image in images {
@@ -76,6 +96,15 @@ impl RepositoryInventory {
                     0
                 }
             };
+            if !image.status.is_pullable() {
+                out.archived_images += 1;
+                out.activating_images += usize::from(image.status == ImageStatus::Activating);
+                if !index {
+                    out.archived_bytes = out.archived_bytes.saturating_add(size);
+                }
+                continue;
+            }
+            out.images += 1;
             out.indexes += usize::from(index);
             if image.tags.is_empty() {
                 out.untagged_images += 1;
@@ -108,25 +137,46 @@ pub struct PrefixInventory {
     pub upstream: String,
     /// Repositories under the prefix whose images were listed (metric `Repositories`).
     pub repositories: usize,
-    /// Their images, indexes and platform manifests included (metric `Images`).
+    /// Their active images, indexes and platform manifests included (metric `Images`);
+    /// archived ones are in [`archived_images`](Self::archived_images).
     pub images: usize,
-    /// Their untagged images (metric `UntaggedImages`).
+    /// Their untagged active images (metric `UntaggedImages`).
     pub untagged_images: usize,
-    /// Bytes of their single-platform images (metric `StoredBytes`, unit `Bytes`): a layer
-    /// shared by several images counts once per image. Saturates at `u64::MAX`.
+    /// Bytes of their active single-platform images, in the standard storage class (metric
+    /// `StoredBytes`, unit `Bytes`): a layer shared by several images counts once per image.
+    /// Saturates at `u64::MAX`.
     pub stored_bytes: u64,
-    /// Bytes of their untagged single-platform images (metric `UntaggedBytes`, unit
+    /// Bytes of their untagged active single-platform images (metric `UntaggedBytes`, unit
     /// `Bytes`).
     pub untagged_bytes: u64,
     /// `stored_bytes` at the configured price per GB-month. An upper estimate: ECR stores a
     /// layer shared by several images once. Rounded to 1/10,000 USD; metric
-    /// `EstimatedMonthlyStorageCostUSD` (unit `None`).
+    /// `EstimatedMonthlyStorageCostUSD` (unit `None`). Archived images are not in it: see
+    /// [`estimated_monthly_archive_cost_usd`](Self::estimated_monthly_archive_cost_usd); the
+    /// prefix's storage bill is the sum of the two.
     pub estimated_monthly_cost_usd: f64,
-    /// Days since the oldest `imagePushedAt` under the prefix, to the hundredth (metric
+    /// Archived images under the prefix (`ARCHIVED`, and `ACTIVATING` ones being restored):
+    /// stored and billed, never pullable (metric `ArchivedImages`, unit `Count`). Not in
+    /// [`images`](Self::images) nor in any figure above.
+    pub archived_images: usize,
+    /// Of those, the ones being restored (`ACTIVATING`); not published.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub activating_images: usize,
+    /// Bytes of the archived single-platform images (metric `ArchivedBytes`, unit `Bytes`).
+    /// Saturates at `u64::MAX`.
+    pub archived_bytes: u64,
+    /// `archived_bytes` at the configured archive storage price per GB-month
+    /// (`PTC_ARCHIVE_STORAGE_PRICE_GB_MONTH`), in USD, rounded to 1/10,000 USD; metric
+    /// `EstimatedMonthlyArchiveStorageCostUSD` (unit `None`). An upper estimate, as for
+    /// active images. Archive retrieval fees and the 90-day minimum storage charge are not
+    /// in it.
+    pub estimated_monthly_archive_cost_usd: f64,
+    /// Days since the oldest `imagePushedAt` of an active image under the prefix, to the
+    /// hundredth (metric
     /// `OldestImageAgeDays`, unit `None`); `None`, and not published, when no image has a
     /// push date.
     pub oldest_image_age_days: Option<f64>,
-    /// Images whose last recorded pull (or push, if never pulled) is more than
+    /// Active images whose last recorded pull (or push, if never pulled) is more than
     /// `PTC_UNUSED_DAYS` old (metric `ImagesNotPulled`).
     pub images_not_pulled: usize,
     /// Repositories that could not be read (named in the report's errors).
@@ -158,6 +208,9 @@ impl PrefixInventory {
         self.untagged_images += repo.untagged_images;
         self.stored_bytes = self.stored_bytes.saturating_add(repo.stored_bytes);
         self.untagged_bytes = self.untagged_bytes.saturating_add(repo.untagged_bytes);
+        self.archived_images += repo.archived_images;
+        self.activating_images += repo.activating_images;
+        self.archived_bytes = self.archived_bytes.saturating_add(repo.archived_bytes);
         self.implausible_sizes += repo.implausible_sizes;
         self.images_not_pulled += repo.images_not_pulled;
         if let Some(pushed) = repo.oldest_pushed_at {
@@ -169,10 +222,14 @@ impl PrefixInventory {
     }
 
     /// Set `estimated_monthly_cost_usd` from `stored_bytes` at `usd_per_gb_month` per
-    /// [`GB`].
-    pub fn price(&mut self, usd_per_gb_month: f64) {
-        let cost = self.stored_bytes as f64 / GB * usd_per_gb_month;
-        self.estimated_monthly_cost_usd = (cost * 10_000.0).round() / 10_000.0;
+    /// [`GB`], and `estimated_monthly_archive_cost_usd` from `archived_bytes` at
+    /// `archive_usd_per_gb_month` per [`GB`].
+    pub fn price(&mut self, usd_per_gb_month: f64, archive_usd_per_gb_month: f64) {
+        let usd =
+            |bytes: u64, price: f64| (bytes as f64 / GB * price * 10_000.0).round() / 10_000.0;
+        self.estimated_monthly_cost_usd = usd(self.stored_bytes, usd_per_gb_month);
+        self.estimated_monthly_archive_cost_usd =
+            usd(self.archived_bytes, archive_usd_per_gb_month);
     }
 }
 
@@ -190,7 +247,7 @@ pub fn by_prefix(
 mod tests {
     #[test]
     fn absurd_sizes_from_the_api_are_left_out_never_a_panic() {
-        use ptc_core::ecr::{ImageDetail, Repository};
+        use ptc_core::ecr::{ImageDetail, ImageStatus, Repository};
         let repo = Repository {
             name: "quay/a".into(),
             arn: String::new(),
@@ -206,6 +263,9 @@ mod tests {
             pushed_at: None,
             last_pulled_at: None,
             media_type: None,
+            status: ImageStatus::Active,
+            last_archived_at: None,
+            last_activated_at: None,
         };
         let images = [image(i64::MAX), image(i64::MAX - 1), image(-5), image(100)];
         let inventory =
@@ -238,6 +298,9 @@ mod tests {
             pushed_at: Some(now - time::Duration::days(pushed_days)),
             last_pulled_at: pulled_days.map(|d| now - time::Duration::days(d)),
             media_type: Some(media.to_owned()),
+            status: ImageStatus::Active,
+            last_archived_at: None,
+            last_activated_at: None,
         }
     }
 
@@ -282,12 +345,73 @@ mod tests {
         );
         let mut p = PrefixInventory::new("quay", "quay.io");
         p.add(&r, now);
-        p.price(0.10);
+        p.price(0.10, 0.07);
         assert_eq!(p.oldest_image_age_days, Some(40.0));
         assert_eq!(p.repositories, 1);
         assert!((p.estimated_monthly_cost_usd - 0.0).abs() < 1e-3);
         p.stored_bytes = 512 * 1024 * 1024 * 1024;
-        p.price(0.10);
+        p.price(0.10, 0.07);
         assert_eq!(p.estimated_monthly_cost_usd, 51.2);
+    }
+}
+
+#[cfg(test)]
+mod archive_tests {
+    use ptc_core::ecr::{ImageDetail, ImageStatus};
+
+    use super::*;
+
+    fn image(digest: u8, size: i64, media: &str, status: ImageStatus) -> ImageDetail {
+        ImageDetail {
+            digest: format!("sha256:{}", format!("{digest:02x}").repeat(32)),
+            tags: vec![format!("v{digest}")],
+            size_bytes: Some(size),
+            pushed_at: Some(OffsetDateTime::now_utc() - time::Duration::days(400)),
+            last_pulled_at: None,
+            media_type: Some(media.into()),
+            status,
+            last_archived_at: None,
+            last_activated_at: None,
+        }
+    }
+
+    /// Archived (and activating) images are counted, sized and priced apart from active ones,
+    /// and stay out of every figure of the active images.
+    #[test]
+    fn archived_images_are_counted_and_priced_apart() {
+        let repo = ptc_tests::fixtures::repository("quay/a");
+        let manifest = "application/vnd.oci.image.manifest.v1+json";
+        let index = "application/vnd.oci.image.index.v1+json";
+        let now = OffsetDateTime::now_utc();
+        let images = [
+            image(1, 3 * GB as i64, manifest, ImageStatus::Active),
+            image(2, 5 * GB as i64, manifest, ImageStatus::Archived),
+            image(3, 5 * GB as i64, index, ImageStatus::Archived),
+            image(4, 2 * GB as i64, manifest, ImageStatus::Activating),
+        ];
+        let r = RepositoryInventory::of(&repo, &images, now, 30);
+        assert_eq!((r.images, r.indexes), (1, 0), "active images only");
+        assert_eq!(r.stored_bytes, 3 * GB as u64);
+        assert_eq!(
+            r.images_not_pulled, 1,
+            "an archived image is not an unused active one"
+        );
+        assert_eq!((r.archived_images, r.activating_images), (3, 1));
+        assert_eq!(
+            r.archived_bytes,
+            7 * GB as u64,
+            "the archived index's size is its children's"
+        );
+        let mut p = PrefixInventory::new("quay", "quay.io");
+        p.add(&r, now);
+        p.add(&r, now);
+        p.price(0.10, 0.07);
+        assert_eq!((p.images, p.archived_images), (2, 6));
+        assert_eq!(p.archived_bytes, 14 * GB as u64);
+        assert_eq!(p.estimated_monthly_cost_usd, 0.6, "6 GiB at $0.10");
+        assert_eq!(
+            p.estimated_monthly_archive_cost_usd, 0.98,
+            "14 GiB at the archive price, $0.07"
+        );
     }
 }

@@ -20,8 +20,9 @@ use crate::report::{Coverage, HealthReport, metric_data, percent};
 /// The ports a run uses. Nothing here writes to ECR or S3.
 pub struct Deps<'a> {
     /// ECR reads: `DescribePullThroughCacheRules`, `DescribeRepositories` and
-    /// `DescribeImages` (every page) for the inventory, and `BatchGetImage` for each cached
-    /// index on the watch list (its platforms).
+    /// `DescribeImages` (every page, every image status: archived images are counted and
+    /// priced apart) for the inventory, and `BatchGetImage` for each cached index on the
+    /// watch list (its platforms).
     pub ecr: &'a dyn EcrApi,
     /// Reads the long watch list from S3 (`GetObject`) when `PTC_WATCH_LIST_URL` is an
     /// `s3://` URL.
@@ -95,9 +96,11 @@ pub async fn run(
     report
 }
 
-/// The inventory: every repository under a rule prefix and its images (a bounded number of
-/// calls at a time), figures per prefix (priced), and what could not be read. Returns each
-/// repository's images and the repositories whose images could not be listed (with why).
+/// The inventory: every repository under a rule prefix and its images of every status (a
+/// bounded number of calls at a time), figures per prefix (active and archived images priced
+/// apart), and what could not be read. Returns each repository's images, archived ones
+/// included (each with its status), and the repositories whose images could not be listed
+/// (with why).
 async fn take_inventory(
     deps: &Deps<'_>,
     options: &Options,
@@ -123,7 +126,7 @@ async fn take_inventory(
     // Every repository's images, a bounded number of calls at a time.
     let listed: Vec<_> = futures::stream::iter(in_scope)
         .map(|(prefix, repo)| async move {
-            let images = deps.ecr.describe_images(&repo.name).await;
+            let images = deps.ecr.describe_images_any_status(&repo.name).await;
             (prefix, repo, images)
         })
         .buffer_unordered(options.concurrency.max(1))
@@ -158,7 +161,10 @@ async fn take_inventory(
         }
     }
     for p in prefixes.values_mut() {
-        p.price(options.price_per_gb_month);
+        p.price(
+            options.price_per_gb_month,
+            options.archive_price_per_gb_month,
+        );
         p.per_repository
             .sort_by(|a, b| a.repository.cmp(&b.repository));
     }
@@ -279,6 +285,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use ptc_core::ecr::ImageStatus;
+    use ptc_core::metrics::Unit;
     use ptc_core::platform::Platform;
 
     use crate::event;
@@ -292,6 +300,7 @@ mod tests {
             platforms: vec![Platform::parse("linux/amd64").unwrap()],
             concurrency: 4,
             price_per_gb_month: 0.10,
+            archive_price_per_gb_month: 0.07,
             unused_days: 30,
             per_repository: false,
             watch_list: vec![
@@ -312,6 +321,9 @@ mod tests {
             pushed_at: Some(OffsetDateTime::now_utc()),
             last_pulled_at: None,
             media_type: Some("application/vnd.oci.image.manifest.v1+json".into()),
+            status: ImageStatus::Active,
+            last_archived_at: None,
+            last_activated_at: None,
         }
     }
 
@@ -355,6 +367,69 @@ mod tests {
         assert_eq!(value("WatchListCoverage"), Some(50.0));
         assert_eq!(value("OutageExposedImages"), Some(1.0));
         assert_eq!(value("StoredBytes"), Some(100.0));
+    }
+
+    /// An archived image: listed (every status is asked for), counted, sized and priced apart
+    /// from the active ones, published as its own metrics, and never cached nor ready.
+    #[tokio::test]
+    async fn an_archived_image_is_counted_and_priced_apart_and_never_ready() {
+        let ecr = FakeEcr::with_rules(vec![PtcRule::new("quay", "quay.io").unwrap()]);
+        let gib = 1024 * 1024 * 1024;
+        {
+            let mut s = ecr.state.lock().unwrap();
+            s.repositories = vec![repo("quay/a"), repo("quay/b")];
+            s.images.insert("quay/a".into(), vec![image("v1", 2 * gib)]);
+            let mut archived = image("v1", 10 * gib);
+            archived.status = ImageStatus::Archived;
+            s.images.insert("quay/b".into(), vec![archived]);
+        }
+        let (objects, metrics) = (FakeObjects::default(), FakeMetrics::default());
+        let deps = Deps {
+            ecr: &ecr,
+            objects: &objects,
+            metrics: &metrics,
+        };
+        let report = run(&deps, &options(), "test", OffsetDateTime::now_utc()).await;
+        let quay = &report.prefixes[0];
+        assert_eq!((quay.images, quay.stored_bytes), (1, 2 * gib as u64));
+        assert_eq!(
+            (quay.archived_images, quay.archived_bytes),
+            (1, 10 * gib as u64)
+        );
+        assert_eq!(quay.estimated_monthly_cost_usd, 0.2, "2 GiB at $0.10");
+        assert_eq!(
+            quay.estimated_monthly_archive_cost_usd, 0.7,
+            "10 GiB at the archive price, $0.07"
+        );
+        let b = report
+            .watch_list
+            .iter()
+            .find(|i| i.image == "quay.io/b:v1")
+            .unwrap();
+        assert_eq!(b.state, readiness::Readiness::Archived, "{b:?}");
+        assert_eq!(
+            (report.coverage.cached, report.coverage.ready),
+            (1, 1),
+            "only quay.io/a:v1"
+        );
+        let published = metrics.published.lock().unwrap();
+        let value = |name: &str| {
+            published
+                .iter()
+                .find(|(_, d)| d.name == name && d.dimensions.iter().any(|(_, v)| v == "quay"))
+                .map(|(_, d)| (d.value, d.unit))
+        };
+        assert_eq!(value("ArchivedImages"), Some((1.0, Unit::Count)));
+        assert_eq!(
+            value("ArchivedBytes"),
+            Some(((10 * gib) as f64, Unit::Bytes))
+        );
+        assert_eq!(
+            value("EstimatedMonthlyArchiveStorageCostUSD"),
+            Some((0.7, Unit::None))
+        );
+        assert_eq!(value("StoredBytes"), Some(((2 * gib) as f64, Unit::Bytes)));
+        assert_eq!(value("OutageExposedImages"), Some((1.0, Unit::Count)));
     }
 
     #[tokio::test]

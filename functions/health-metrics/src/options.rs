@@ -22,6 +22,12 @@ pub struct Options {
     /// USD per GB-month (GiB, 2^30 bytes) used for `EstimatedMonthlyStorageCostUSD`
     /// (`PTC_STORAGE_PRICE_GB_MONTH`, 0-1000, default 0.10, the published ECR price).
     pub price_per_gb_month: f64,
+    /// USD per GB-month (GiB) of images in the archive storage class, used for
+    /// `EstimatedMonthlyArchiveStorageCostUSD` (`PTC_ARCHIVE_STORAGE_PRICE_GB_MONTH`, 0-1000,
+    /// default 0.10: ECR's archive price for the first 150 TB a month, $0.07 above,
+    /// <https://aws.amazon.com/ecr/pricing/>; see
+    /// [`ptc_core::config::health::DEFAULT_ARCHIVE_PRICE_GB_MONTH`]).
+    pub archive_price_per_gb_month: f64,
     /// An image whose last recorded pull (or push, if never pulled) is more than this many
     /// days old counts in `ImagesNotPulled` (`PTC_UNUSED_DAYS`, 1-3650, default 30).
     pub unused_days: u32,
@@ -51,6 +57,7 @@ impl Options {
             platforms: settings.platforms.clone(),
             concurrency: settings.concurrency,
             price_per_gb_month: settings.health.storage_price_per_gb_month,
+            archive_price_per_gb_month: settings.health.archive_storage_price_per_gb_month,
             unused_days: settings.health.unused_days,
             per_repository: settings.health.per_repository,
             watch_list: settings.watch_list.clone(),

@@ -1,6 +1,10 @@
 //! Watch-list coverage and outage readiness: would each watched image still pull if its
-//! upstream went down right now? Only what ECR already holds can be served then: the tag (or
-//! the pinned digest) and, for a multi-platform image, the manifest of each wanted platform.
+//! upstream went down right now? Only what ECR already holds, active, can be served then: the
+//! tag (or the pinned digest) and, for a multi-platform image, the manifest of each wanted
+//! platform. An archived image is held but cannot be pulled ("Requests to pull the archived
+//! image will fail with a 404 error",
+//! <https://docs.aws.amazon.com/AmazonECR/latest/userguide/archive-image.html>), so it is never
+//! ready.
 
 use std::collections::BTreeMap;
 
@@ -21,8 +25,11 @@ pub enum Readiness {
     Ready,
     /// The cache does not hold the tag or digest: a pull needs the upstream.
     NotCached,
-    /// The index is cached but a wanted platform's manifest is not.
+    /// The index is cached but a wanted platform's manifest is not (or is archived).
     PlatformMissing,
+    /// The tag (or pinned digest) is in the cache but archived (`ARCHIVED`, or `ACTIVATING`:
+    /// being restored): a pull fails until it is restored, so it is neither cached nor ready.
+    Archived,
     /// The cache could not be read for this image; counted as not ready.
     Unknown,
     /// The entry is not a reference the cache can serve (reported, not counted).
@@ -56,7 +63,8 @@ pub struct WatchItem {
 }
 
 impl WatchItem {
-    /// Is the tag or digest in the cache (whatever its platforms)?
+    /// Is the tag or digest in the cache, pullable (whatever its platforms)? An archived image
+    /// is not.
     pub fn cached(&self) -> bool {
         matches!(self.state, Readiness::Ready | Readiness::PlatformMissing)
     }
@@ -65,7 +73,10 @@ impl WatchItem {
     pub fn exposed(&self) -> bool {
         matches!(
             self.state,
-            Readiness::NotCached | Readiness::PlatformMissing | Readiness::Unknown
+            Readiness::NotCached
+                | Readiness::PlatformMissing
+                | Readiness::Archived
+                | Readiness::Unknown
         )
     }
 }
@@ -73,8 +84,10 @@ impl WatchItem {
 /// What the cache holds, from the inventory: images per repository, and the repositories
 /// that could not be read.
 pub struct CacheView<'a> {
-    /// Every repository's `DescribeImages` answer, by repository name. A repository not
-    /// here (nor in `unreadable`) does not exist: nothing pulled it through the cache yet.
+    /// Every repository's `DescribeImages` answer with every image status, by repository
+    /// name: only an image whose [`ImageDetail::status`] is pullable can serve a pull. A
+    /// repository not here (nor in `unreadable`) does not exist: nothing pulled it through
+    /// the cache yet.
     pub images: &'a BTreeMap<String, Vec<ImageDetail>>,
     /// The repositories whose images could not be listed, with the error: their entries
     /// are [`Readiness::Unknown`].
@@ -82,9 +95,10 @@ pub struct CacheView<'a> {
 }
 
 /// Assess one watch-list entry against the cache: invalid when it does not parse or no
-/// rule serves it; then the pinned digest, else the tag, must be cached; for an index, one
-/// `BatchGetImage` reads the cached index, and each of `platforms` it lists must have its
-/// manifest cached. Never fails: a call that fails makes the entry [`Readiness::Unknown`].
+/// rule serves it; then the pinned digest, else the tag, must be cached and active (an
+/// archived one is [`Readiness::Archived`]); for an index, one `BatchGetImage` reads the
+/// cached index, and each of `platforms` it lists must have its manifest cached and active.
+/// Never fails: a call that fails makes the entry [`Readiness::Unknown`].
 pub async fn assess(
     ecr: &dyn EcrApi,
     rules: &RuleSet,
@@ -148,6 +162,22 @@ pub async fn assess(
         });
         return item;
     };
+    if !image.status.is_pullable() {
+        item.state = Readiness::Archived;
+        let since = image
+            .last_archived_at
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .map(|t| format!(" since {t}"))
+            .unwrap_or_default();
+        item.reason = Some(format!(
+            "{} is {}{since}: an archived image cannot be pulled until it is restored",
+            image.digest, image.status
+        ));
+        return item;
+    }
     if !is_index(image.media_type.as_deref()) {
         item.state = Readiness::Ready;
         return item;
@@ -182,11 +212,13 @@ pub async fn assess(
     let mut missing = Vec::new();
     for platform in platforms {
         match manifest.platform_entry(platform) {
-            Some(entry) => {
-                if !images.iter().any(|i| i.digest == entry.digest.as_str()) {
-                    missing.push(format!("{platform} ({})", entry.digest));
+            Some(entry) => match images.iter().find(|i| i.digest == entry.digest.as_str()) {
+                None => missing.push(format!("{platform} ({})", entry.digest)),
+                Some(child) if !child.status.is_pullable() => {
+                    missing.push(format!("{platform} ({}, {})", entry.digest, child.status))
                 }
-            }
+                Some(_) => {}
+            },
             None => item
                 .notes
                 .push(format!("the image is not published for {platform}")),
@@ -257,6 +289,7 @@ pub fn names_upstream(name: &str, upstream: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use ptc_core::ecr::ImageStatus;
     use ptc_core::fakes::FakeEcr;
     use ptc_core::rules::PtcRule;
     use serde_json::json;
@@ -271,11 +304,89 @@ mod tests {
             pushed_at: None,
             last_pulled_at: None,
             media_type: Some(media.into()),
+            status: ImageStatus::Active,
+            last_archived_at: None,
+            last_activated_at: None,
         }
     }
 
     fn digest(n: u8) -> String {
         format!("sha256:{}", format!("{n:02x}").repeat(32))
+    }
+
+    /// An archived tag, pinned digest or platform manifest is never ready nor cached: a pull
+    /// of it fails until it is restored.
+    #[tokio::test]
+    async fn an_archived_image_is_never_ready() {
+        let rules = RuleSet::new(vec![PtcRule::new("quay", "quay.io").unwrap()]);
+        let manifest = "application/vnd.oci.image.manifest.v1+json";
+        let index_type = "application/vnd.oci.image.index.v1+json";
+        let archived = |d: ImageDetail, status: ImageStatus| ImageDetail { status, ..d };
+        let index = json!({"schemaVersion": 2, "mediaType": index_type, "manifests": [
+            {"mediaType": manifest, "digest": digest(2), "size": 10, "platform": {"os": "linux", "architecture": "amd64"}}
+        ]})
+        .to_string();
+        let ecr = FakeEcr::default();
+        ecr.state
+            .lock()
+            .unwrap()
+            .manifests
+            .insert(("quay/multi".into(), digest(1)), (index_type.into(), index));
+        let images = BTreeMap::from([
+            (
+                "quay/single".to_owned(),
+                vec![
+                    archived(detail(&digest(7), &["v1"], manifest), ImageStatus::Archived),
+                    archived(
+                        detail(&digest(8), &["v2"], manifest),
+                        ImageStatus::Activating,
+                    ),
+                    detail(&digest(9), &["v3"], manifest),
+                ],
+            ),
+            (
+                "quay/multi".to_owned(),
+                vec![
+                    detail(&digest(1), &["v1"], index_type),
+                    archived(detail(&digest(2), &[], manifest), ImageStatus::Archived),
+                ],
+            ),
+        ]);
+        let unreadable = BTreeMap::new();
+        let view = CacheView {
+            images: &images,
+            unreadable: &unreadable,
+        };
+        let platforms = [Platform::parse("linux/amd64").unwrap()];
+        let check = |input: String| {
+            let (ecr, rules, view, platforms) = (&ecr, &rules, &view, &platforms);
+            async move { assess(ecr, rules, view, platforms, &WatchEntry::parse(&input)).await }
+        };
+        for input in [
+            "quay.io/single:v1".to_owned(),
+            "quay.io/single:v2".to_owned(),
+            format!("quay.io/single@{}", digest(7)),
+        ] {
+            let item = check(input.clone()).await;
+            assert_eq!(item.state, Readiness::Archived, "{input}: {item:?}");
+            assert!(!item.cached() && item.exposed(), "{input}");
+            assert!(
+                item.reason.as_deref().unwrap().contains("cannot be pulled"),
+                "{item:?}"
+            );
+        }
+        assert_eq!(
+            check("quay.io/single:v3".into()).await.state,
+            Readiness::Ready
+        );
+        let multi = check("quay.io/multi:v1".into()).await;
+        assert_eq!(multi.state, Readiness::PlatformMissing, "{multi:?}");
+        assert!(
+            multi.reason.as_deref().unwrap().contains("ARCHIVED"),
+            "{multi:?}"
+        );
+        let exposure = by_upstream(&[multi]);
+        assert_eq!((exposure[0].ready, exposure[0].exposed.len()), (0, 1));
     }
 
     #[tokio::test]

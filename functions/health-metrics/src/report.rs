@@ -107,7 +107,10 @@ pub(crate) fn percent(part: usize, whole: usize) -> f64 {
 ///
 /// Per `Prefix`: `Repositories`, `Images`, `UntaggedImages`, `ImagesNotPulled` (`Count`),
 /// `StoredBytes`, `UntaggedBytes` (`Bytes`), `EstimatedMonthlyStorageCostUSD` and
-/// `OldestImageAgeDays` (`None`); with `per_repository`, `Images`, `StoredBytes` and
+/// `OldestImageAgeDays` (`None`), all over active images; and the archive storage class
+/// apart: `ArchivedImages` (`Count`), `ArchivedBytes` (`Bytes`) and
+/// `EstimatedMonthlyArchiveStorageCostUSD` (`None`, USD at the archive price; see
+/// [`PrefixInventory::archived_images`]); with `per_repository`, `Images`, `StoredBytes` and
 /// `ImagesNotPulled` per `Prefix` and `Repository` too. When the watch list was read whole:
 /// per `Prefix`, `WatchListImages` and `OutageExposedImages` (`Count`) and
 /// `WatchListCoverage` (`Percent`); and `WatchListCoverage` and `OutageExposedImages` again
@@ -153,6 +156,19 @@ pub fn metric_data(report: &HealthReport, options: &Options) -> Vec<MetricDatum>
             "ImagesNotPulled",
             p.images_not_pulled as f64,
             Unit::Count,
+            &dims,
+        );
+        push(
+            "ArchivedImages",
+            p.archived_images as f64,
+            Unit::Count,
+            &dims,
+        );
+        push("ArchivedBytes", p.archived_bytes as f64, Unit::Bytes, &dims);
+        push(
+            "EstimatedMonthlyArchiveStorageCostUSD",
+            p.estimated_monthly_archive_cost_usd,
+            Unit::None,
             &dims,
         );
         if options.per_repository {

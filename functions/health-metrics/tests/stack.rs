@@ -24,6 +24,7 @@ fn options(namespace: &str, watch_list: &[&str]) -> Options {
         ],
         concurrency: 8,
         price_per_gb_month: 0.10,
+        archive_price_per_gb_month: 0.07,
         unused_days: 30,
         per_repository: true,
         watch_list: watch_list.iter().map(|s| (*s).to_owned()).collect(),
@@ -274,6 +275,76 @@ async fn inventory_coverage_and_outage_readiness_match_the_stack() {
     stack
         .control("upstreams/quay.io", json!({"down": false}))
         .await;
+
+    // The archive storage class: etcd archived. It leaves the active figures for the archived
+    // ones (priced at the archive price), is no longer ready, and indeed no longer pulls.
+    use aws_sdk_ecr::types::{
+        DescribeImagesFilter, ImageIdentifier, ImageStatus, ImageStatusFilter, TargetStorageClass,
+    };
+    let (etcd_images, etcd_bytes, _) = expected(&ecr_client, &["quay/coreos/etcd"]).await;
+    let before = quay.clone();
+    let archived = ecr_client
+        .update_image_storage_class()
+        .repository_name("quay/coreos/etcd")
+        .image_id(ImageIdentifier::builder().image_tag("v3.5.13").build())
+        .target_storage_class(TargetStorageClass::Archive)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(archived.image_status(), Some(&ImageStatus::Archived));
+    let listed = |status: Option<ImageStatusFilter>| {
+        let ecr_client = &ecr_client;
+        async move {
+            ecr_client
+                .describe_images()
+                .repository_name("quay/coreos/etcd")
+                .set_filter(status.map(|s| DescribeImagesFilter::builder().image_status(s).build()))
+                .send()
+                .await
+                .unwrap()
+                .image_details()
+                .iter()
+                .map(|i| i.image_status().cloned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(
+        listed(None).await.is_empty(),
+        "DescribeImages lists active images only unless asked"
+    );
+    assert_eq!(
+        listed(Some(ImageStatusFilter::Any)).await,
+        [Some(ImageStatus::Archived)]
+    );
+    let report = run(&deps, &options(&namespace, &watch), "test", now).await;
+    let quay = report.prefixes.iter().find(|p| p.prefix == "quay").unwrap();
+    assert_eq!(
+        (quay.archived_images, quay.archived_bytes),
+        (etcd_images, etcd_bytes)
+    );
+    assert_eq!(quay.images, before.images - etcd_images);
+    assert_eq!(quay.stored_bytes, before.stored_bytes - etcd_bytes);
+    let archive_cost = etcd_bytes as f64 / (1024.0 * 1024.0 * 1024.0) * 0.07;
+    assert!((quay.estimated_monthly_archive_cost_usd - archive_cost).abs() < 1e-4);
+    let etcd = report
+        .watch_list
+        .iter()
+        .find(|i| i.image == watch[1])
+        .unwrap();
+    assert_eq!(etcd.state, Readiness::Archived, "{etcd:?}");
+    assert_eq!(report.coverage.cached, 2);
+    assert_eq!(read("ArchivedBytes", "quay").await, Some(etcd_bytes as f64));
+    assert_eq!(
+        read("ArchivedImages", "quay").await,
+        Some(etcd_images as f64)
+    );
+    assert!(
+        client
+            .get_manifest("quay/coreos/etcd", "v3.5.13")
+            .await
+            .is_err(),
+        "archived: etcd no longer pulls"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

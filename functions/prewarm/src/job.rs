@@ -463,7 +463,8 @@ async fn pull_through(
 }
 
 /// Step 3: ECR must show what was pulled: the tag and each platform's manifest, asked for by id
-/// (a repository may hold thousands of images). The tagged image's detail.
+/// (a repository may hold thousands of images), active (see [`not_pullable`]). The tagged
+/// image's detail.
 async fn verify_in_ecr(
     deps: &Deps<'_>,
     cached: &CachedImage,
@@ -495,6 +496,9 @@ async fn verify_in_ecr(
             ));
         }
     };
+    if let Some(why) = not_pullable(&images) {
+        return Err(Stop::new(Outcome::Failed, why));
+    }
     let Some(tagged) = images.into_iter().find(|i| i.tags.iter().any(|t| t == tag)) else {
         return Err(Stop::new(
             Outcome::Failed,
@@ -511,6 +515,25 @@ async fn verify_in_ecr(
         ));
     }
     Ok(tagged)
+}
+
+/// Why ECR's answer does not show a warm image: one of the images is not active (`ARCHIVED`,
+/// `ACTIVATING`, or a status this version does not know). An archived image is held but
+/// cannot be pulled ("Requests to pull the archived image will fail with a 404 error",
+/// <https://docs.aws.amazon.com/AmazonECR/latest/userguide/archive-image.html>), so it is never
+/// warm, whatever the pull through the cache answered. `None` when every image is active.
+fn not_pullable(images: &[ImageDetail]) -> Option<String> {
+    let archived: Vec<String> = images
+        .iter()
+        .filter(|i| !i.status.is_pullable())
+        .map(|i| format!("{} ({})", i.digest, i.status))
+        .collect();
+    (!archived.is_empty()).then(|| {
+        format!(
+            "ECR holds {} in the archive storage class: an archived image cannot be pulled until it is restored",
+            archived.join(", ")
+        )
+    })
 }
 
 /// Step 4: Fresh or stale: stale when the upstream's digest differs from what the cache gave
@@ -760,5 +783,103 @@ mod tests {
         ));
         assert!(parse_credentials("nope").is_none());
         assert!(parse_credentials(r#"{"username":"u"}"#).is_none());
+    }
+
+    /// ECR showing the tag or a platform's manifest archived after the pull: never warm (the
+    /// confirmation step fails the image, naming the archived digest).
+    #[tokio::test]
+    async fn an_archived_image_is_never_warm() {
+        use ptc_core::ecr::ImageStatus;
+        use ptc_core::fakes::{FakeEcr, FakeMetrics, FakeObjects, FakeSecrets};
+        let digest = |n: u8| format!("sha256:{}", format!("{n:02x}").repeat(32));
+        let detail = |n: u8, tags: &[&str], status: ImageStatus| ImageDetail {
+            digest: digest(n),
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            size_bytes: None,
+            pushed_at: None,
+            last_pulled_at: None,
+            media_type: None,
+            status,
+            last_archived_at: None,
+            last_activated_at: None,
+        };
+        let rules = RuleSet::new(vec![PtcRule::new("quay", "quay.io").unwrap()]);
+        let cached = rules
+            .route(&ImageReference::parse("quay.io/a:v1").unwrap())
+            .unwrap();
+        let (secrets, objects, metrics) = (
+            FakeSecrets::default(),
+            FakeObjects::default(),
+            FakeMetrics::default(),
+        );
+        let http = reqwest::Client::new();
+        let cache = RegistryClient::new(
+            http.clone(),
+            "http://127.0.0.1:9",
+            Arc::new(Credentials::Anonymous),
+        );
+        let endpoints = BTreeMap::new();
+        // The tag (a single-platform image), then an index whose platform manifest is held.
+        let pulled = |top: u8, child: Option<u8>| Pulled {
+            digest: Digest::parse(&digest(top)).unwrap(),
+            platforms: child
+                .map(|c| ("linux/amd64".to_owned(), Digest::parse(&digest(c)).unwrap()))
+                .into_iter()
+                .collect(),
+            missing_platforms: Vec::new(),
+        };
+        for (images, child, archived) in [
+            (vec![detail(1, &["v1"], ImageStatus::Active)], None, None),
+            (
+                vec![detail(1, &["v1"], ImageStatus::Archived)],
+                None,
+                Some(1),
+            ),
+            (
+                vec![detail(1, &["v1"], ImageStatus::Activating)],
+                None,
+                Some(1),
+            ),
+            (
+                vec![
+                    detail(1, &["v1"], ImageStatus::Active),
+                    detail(2, &[], ImageStatus::Archived),
+                ],
+                Some(2),
+                Some(2),
+            ),
+        ] {
+            let ecr = FakeEcr::default();
+            ecr.state
+                .lock()
+                .unwrap()
+                .images
+                .insert("quay/a".into(), images);
+            let deps = Deps {
+                ecr: &ecr,
+                secrets: &secrets,
+                objects: &objects,
+                metrics: &metrics,
+                cache: &cache,
+                registry_host: "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+                http: &http,
+                upstream_endpoints: &endpoints,
+            };
+            let verified = verify_in_ecr(&deps, &cached, "v1", &pulled(1, child)).await;
+            match archived {
+                None => assert_eq!(verified.ok().map(|t| t.digest), Some(digest(1))),
+                Some(n) => {
+                    let Err(Stop(outcome, reason)) = verified else {
+                        panic!("an archived image was confirmed warm");
+                    };
+                    let reason = reason.unwrap_or_default();
+                    assert_eq!(outcome, Outcome::Failed, "{reason}");
+                    assert!(
+                        reason.contains(&digest(n)) && reason.contains("cannot be pulled"),
+                        "{reason}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -180,6 +180,9 @@ mod tests {
                 pushed_at: None,
                 last_pulled_at: pulled_days_ago.map(|d| now - time::Duration::days(d)),
                 media_type: None,
+                status: ptc_core::ecr::ImageStatus::Active,
+                last_archived_at: None,
+                last_activated_at: None,
             };
             state.images.insert(
                 "docker-hub/library/nginx".into(),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_sdk_ecr::Client;
-use aws_sdk_ecr::types::ImageIdentifier;
+use aws_sdk_ecr::types::{DescribeImagesFilter, ImageIdentifier, ImageStatusFilter};
 use time::OffsetDateTime;
 
 use crate::aws::to_time;
@@ -26,6 +26,29 @@ impl SdkEcr {
     /// The adapter on an ECR client (see [`crate::aws::AwsClients`]).
     pub fn new(client: Client) -> Self {
         Self { client }
+    }
+
+    /// `DescribeImages` with `filter.imageStatus` = `status`, all pages, `maxResults` 1000
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeImages.html>).
+    async fn list_images(
+        &self,
+        repository: &str,
+        status: ImageStatusFilter,
+    ) -> Result<Vec<ImageDetail>, AwsError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .describe_images()
+            .repository_name(repository)
+            .filter(DescribeImagesFilter::builder().image_status(status).build())
+            .max_results(MAX_RESULTS)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("DescribeImages", e))?;
+            out.extend(page.image_details().iter().map(image_detail));
+        }
+        Ok(out)
     }
 }
 
@@ -158,19 +181,22 @@ impl EcrApi for SdkEcr {
 
     #[tracing::instrument(skip(self), err(Display))]
     async fn describe_images(&self, repository: &str) -> Result<Vec<ImageDetail>, AwsError> {
-        let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .describe_images()
-            .repository_name(repository)
-            .max_results(MAX_RESULTS)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AwsError::from_sdk("DescribeImages", e))?;
-            out.extend(page.image_details().iter().map(image_detail));
-        }
-        Ok(out)
+        let mut images = self
+            .list_images(repository, ImageStatusFilter::Active)
+            .await?;
+        // ECR answers ACTIVE images only with this filter. A server that ignores the filter
+        // (moto does: its DescribeImages reads no `filter`) must still not hand an archived
+        // image to a caller that will treat it as pullable.
+        images.retain(|i| i.status.is_pullable());
+        Ok(images)
+    }
+
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn describe_images_any_status(
+        &self,
+        repository: &str,
+    ) -> Result<Vec<ImageDetail>, AwsError> {
+        self.list_images(repository, ImageStatusFilter::Any).await
     }
 
     #[tracing::instrument(skip(self), err(Display))]
@@ -270,6 +296,13 @@ fn image_detail(image: &aws_sdk_ecr::types::ImageDetail) -> ImageDetail {
         pushed_at: to_time(image.image_pushed_at()),
         last_pulled_at: to_time(image.last_recorded_pull_time()),
         media_type: image.image_manifest_media_type().map(str::to_owned),
+        // No `imageStatus` in the answer: an answer from before the archive storage class,
+        // when every image was active (the local stack's moto sends none either).
+        status: image
+            .image_status()
+            .map_or(ImageStatus::Active, |s| ImageStatus::parse(s.as_str())),
+        last_archived_at: to_time(image.last_archived_at()),
+        last_activated_at: to_time(image.last_activated_at()),
     }
 }
 
@@ -645,5 +678,61 @@ pub(crate) mod tests {
         let repos = SdkEcr::new(client).describe_repositories().await.unwrap();
         assert_eq!(repos[0].name, "quay/a");
         assert_eq!(rule.num_calls(), 3);
+    }
+
+    /// `describe_images` asks for ACTIVE images and keeps only those even from a server that
+    /// ignores the filter (moto); `describe_images_any_status` asks for ANY and keeps each
+    /// image's status. An answer without `imageStatus` is an active image.
+    #[tokio::test]
+    async fn image_status_is_asked_for_and_read() {
+        use aws_sdk_ecr::operation::describe_images::DescribeImagesOutput;
+        use aws_sdk_ecr::types::{ImageDetail as SdkImage, ImageStatus as SdkStatus};
+        let answer = || {
+            DescribeImagesOutput::builder()
+                .image_details(
+                    SdkImage::builder()
+                        .image_digest("sha256:a")
+                        .image_status(SdkStatus::Active)
+                        .build(),
+                )
+                .image_details(
+                    SdkImage::builder()
+                        .image_digest("sha256:b")
+                        .image_status(SdkStatus::Archived)
+                        .last_archived_at(aws_smithy_types::DateTime::from_secs(1_700_000_000))
+                        .build(),
+                )
+                .image_details(SdkImage::builder().image_digest("sha256:c").build())
+                .build()
+        };
+        let status = |r: &aws_sdk_ecr::operation::describe_images::DescribeImagesInput| {
+            r.filter().and_then(|f| f.image_status()).cloned()
+        };
+        let active = mock!(Client::describe_images)
+            .match_requests(move |r| status(r) == Some(ImageStatusFilter::Active))
+            .then_output(answer);
+        let any = mock!(Client::describe_images)
+            .match_requests(move |r| status(r) == Some(ImageStatusFilter::Any))
+            .then_output(answer);
+        let client = mock_client!(aws_sdk_ecr, RuleMode::Sequential, [&active, &any]);
+        let ecr = SdkEcr::new(client);
+        let pullable = ecr.describe_images("quay/a").await.unwrap();
+        let digests: Vec<&str> = pullable.iter().map(|i| i.digest.as_str()).collect();
+        assert_eq!(digests, ["sha256:a", "sha256:c"], "never an archived image");
+        let every = ecr.describe_images_any_status("quay/a").await.unwrap();
+        let statuses: Vec<&ImageStatus> = every.iter().map(|i| &i.status).collect();
+        assert_eq!(
+            statuses,
+            [
+                &ImageStatus::Active,
+                &ImageStatus::Archived,
+                &ImageStatus::Active
+            ]
+        );
+        assert_eq!(
+            every[1].last_archived_at.map(|t| t.unix_timestamp()),
+            Some(1_700_000_000)
+        );
+        assert_eq!((active.num_calls(), any.num_calls()), (1, 1));
     }
 }

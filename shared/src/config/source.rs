@@ -111,6 +111,7 @@ pub(super) struct FileSettings {
     pub prefixes: BTreeMap<String, PrefixFix>,
     pub metrics_sink: Option<MetricsSink>,
     pub storage_price_per_gb_month: Option<f64>,
+    pub archive_storage_price_per_gb_month: Option<f64>,
     pub unused_days: Option<u32>,
     pub metrics_per_repository: Option<bool>,
 }

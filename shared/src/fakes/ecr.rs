@@ -31,8 +31,11 @@ pub struct FakeEcrState {
     /// What `describe_repositories` and `describe_repository` answer; `describe_images` answers
     /// `RepositoryNotFoundException` for a name not here.
     pub repositories: Vec<Repository>,
-    /// Repository name → its images, for `describe_images`, `describe_image_ids` (whose missing
-    /// tag or digest is `ImageNotFoundException`) and the tag lookup of `image_manifest`.
+    /// Repository name → its images, whatever their [`ImageStatus`], for
+    /// `describe_images_any_status`, `describe_images` (which answers the
+    /// [`ImageStatus::Active`] ones only, as ECR does without a status filter),
+    /// `describe_image_ids` (every status; a missing tag or digest is
+    /// `ImageNotFoundException`) and the tag lookup of `image_manifest`.
     pub images: BTreeMap<String, Vec<ImageDetail>>,
     /// (repository, digest) → (media type, manifest text), for `image_manifest`.
     pub manifests: BTreeMap<(String, String), (String, String)>,
@@ -70,8 +73,8 @@ impl FakeEcr {
     }
 
     /// How many times `operation` (its API name) was called; 0 if never. `describe_repository`
-    /// counts as `DescribeRepositories` and `describe_image_ids` as `DescribeImages`, the calls the
-    /// SDK adapter makes.
+    /// counts as `DescribeRepositories`, `describe_image_ids` and `describe_images_any_status` as
+    /// `DescribeImages`, the calls the SDK adapter makes.
     pub fn calls(&self, operation: &str) -> usize {
         self.state
             .lock()
@@ -155,6 +158,17 @@ impl EcrApi for FakeEcr {
     }
 
     async fn describe_images(&self, repository: &str) -> Result<Vec<ImageDetail>, AwsError> {
+        // ECR's rule: without `filter.imageStatus`, only ACTIVE images are returned
+        // (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeImagesFilter.html).
+        let mut images = self.describe_images_any_status(repository).await?;
+        images.retain(|i| i.status == ImageStatus::Active);
+        Ok(images)
+    }
+
+    async fn describe_images_any_status(
+        &self,
+        repository: &str,
+    ) -> Result<Vec<ImageDetail>, AwsError> {
         let state = self.enter("DescribeImages")?;
         if !state.repositories.iter().any(|r| r.name == repository) {
             return Err(not_found(

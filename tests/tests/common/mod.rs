@@ -218,6 +218,7 @@ impl World {
             platforms: vec![Platform::parse("linux/amd64").unwrap()],
             concurrency: 4,
             price_per_gb_month: 0.10,
+            archive_price_per_gb_month: 0.07,
             unused_days: 30,
             per_repository: false,
             watch_list: watch.iter().map(|s| (*s).to_owned()).collect(),

@@ -101,7 +101,10 @@ pub fn print(out: &mut impl Write, report: &HealthReport) -> std::io::Result<()>
     Ok(())
 }
 
-/// The table of prefixes, then each repository's figures when they were asked for.
+/// The table of prefixes, then each repository's figures when they were asked for. `IMAGES`,
+/// `STORED` and `COST/MONTH` are the active images (standard storage); `ARCHIVED` (count and
+/// bytes) and `ARCHIVE/MONTH` (USD at the archive storage price) the archived ones, which
+/// cannot be pulled.
 fn print_prefixes(out: &mut impl Write, report: &HealthReport) -> std::io::Result<()> {
     let rows: Vec<Vec<String>> = report.prefixes.iter().map(prefix_row).collect();
     output::table(
@@ -113,13 +116,15 @@ fn print_prefixes(out: &mut impl Write, report: &HealthReport) -> std::io::Resul
             "IMAGES",
             "STORED",
             "COST/MONTH",
+            "ARCHIVED",
+            "ARCHIVE/MONTH",
             "OLDEST",
             "NOT PULLED",
         ],
         &rows,
     )?;
     for r in report.prefixes.iter().flat_map(|p| &p.per_repository) {
-        writeln!(
+        write!(
             out,
             "  {}: {} images, {}, {} not pulled",
             r.repository,
@@ -127,6 +132,15 @@ fn print_prefixes(out: &mut impl Write, report: &HealthReport) -> std::io::Resul
             bytes(r.stored_bytes),
             r.images_not_pulled
         )?;
+        if r.archived_images > 0 {
+            write!(
+                out,
+                ", {} archived ({})",
+                r.archived_images,
+                bytes(r.archived_bytes)
+            )?;
+        }
+        writeln!(out)?;
     }
     Ok(())
 }
@@ -139,6 +153,8 @@ fn prefix_row(p: &PrefixInventory) -> Vec<String> {
         p.images.to_string(),
         bytes(p.stored_bytes),
         format!("${:.2}", p.estimated_monthly_cost_usd),
+        format!("{} ({})", p.archived_images, bytes(p.archived_bytes)),
+        format!("${:.2}", p.estimated_monthly_archive_cost_usd),
         p.oldest_image_age_days
             .map_or_else(|| "-".into(), |d| format!("{d:.1} d")),
         p.images_not_pulled.to_string(),
@@ -247,6 +263,44 @@ pub fn print_outage(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Archived images have their own columns (count, bytes, cost at the archive price), apart
+    /// from the active images', and their own note per repository.
+    #[test]
+    fn archived_images_are_shown_apart() {
+        let gib = 1024 * 1024 * 1024;
+        let mut report = HealthReport::empty("test", time::OffsetDateTime::now_utc());
+        let mut quay = PrefixInventory::new("quay", "quay.io");
+        quay.images = 4;
+        quay.stored_bytes = 2 * gib;
+        quay.archived_images = 3;
+        quay.archived_bytes = 30 * gib;
+        quay.price(0.10, 0.07);
+        quay.per_repository
+            .push(health_metrics::inventory::RepositoryInventory {
+                repository: "quay/a".into(),
+                images: 4,
+                stored_bytes: 2 * gib,
+                archived_images: 3,
+                archived_bytes: 30 * gib,
+                ..Default::default()
+            });
+        report.prefixes.push(quay);
+        let mut out = Vec::new();
+        print(&mut out, &report).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let column = |name: &str| lines[0].find(name).unwrap();
+        let cell = |name: &str, len: usize| &lines[1][column(name)..column(name) + len];
+        assert_eq!(cell("STORED", 7), "2.0 GiB", "{text}");
+        assert_eq!(cell("COST/MONTH", 5), "$0.20", "{text}");
+        assert_eq!(cell("ARCHIVED", 12), "3 (30.0 GiB)", "{text}");
+        assert_eq!(cell("ARCHIVE/MONTH", 5), "$2.10", "{text}");
+        assert!(
+            text.contains("quay/a: 4 images, 2.0 GiB, 0 not pulled, 3 archived (30.0 GiB)"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn sizes_read_like_people_write_them() {
