@@ -101,8 +101,13 @@ pub struct Repository {
     pub uri: String,
     /// `createdAt`: when the repository was created (for a cached one: at its first pull).
     pub created_at: Option<OffsetDateTime>,
-    /// `imageTagMutability`, e.g. `MUTABLE` or `IMMUTABLE` (`MUTABLE` when the answer has none).
+    /// `imageTagMutability`: `MUTABLE`, `IMMUTABLE`, `MUTABLE_WITH_EXCLUSION` or
+    /// `IMMUTABLE_WITH_EXCLUSION` (`MUTABLE` when the answer has none).
     pub tag_mutability: String,
+    /// `imageTagMutabilityExclusionFilters`' values: `*` wildcard patterns of the tags that
+    /// take the opposite mutability (`…_WITH_EXCLUSION` only; empty otherwise)
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_ImageTagMutabilityExclusionFilter.html>).
+    pub tag_mutability_exclusions: Vec<String>,
     /// `imageScanningConfiguration.scanOnPush` (`false` when absent); a setting of basic scanning
     /// only, see [`EcrSettingsApi::registry_scan_type`].
     pub scan_on_push: bool,
@@ -350,6 +355,19 @@ pub struct CreationTemplate {
     /// `imageTagMutability` of new repositories (e.g. `MUTABLE`). Read only: `put_template` does
     /// not send it.
     pub image_tag_mutability: Option<String>,
+    /// `imageTagMutabilityExclusionFilters`' wildcard values. Read only.
+    pub tag_mutability_exclusions: Vec<String>,
+    /// `description`. Read only: `put_template` does not send it, so it is kept.
+    pub description: Option<String>,
+    /// `encryptionConfiguration.encryptionType`: `AES256`, `KMS` or `KMS_DSSE`. Read only.
+    pub encryption_type: Option<String>,
+    /// `encryptionConfiguration.kmsKey`: the KMS key of `KMS` encryption. Read only.
+    pub kms_key: Option<String>,
+    /// `customRoleArn`: the role ECR assumes to apply the template's resource tags and KMS
+    /// key; without one, ECR uses its service-linked role, which cannot
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/repository-creation-templates-create.html>).
+    /// Read only.
+    pub custom_role_arn: Option<String>,
 }
 
 /// The creation-template calls. Nothing here deletes. Adapter: [`crate::aws::SdkEcr`];
@@ -363,7 +381,10 @@ pub trait EcrTemplatesApi: Send + Sync {
     /// Create (`exists` false) or update a `PULL_THROUGH_CACHE` template.
     ///
     /// `CreateRepositoryCreationTemplate` or `UpdateRepositoryCreationTemplate`, sending the
-    /// template's `prefix`, `appliedFor`, `lifecyclePolicy` and `repositoryPolicy` only
+    /// template's `prefix`, `appliedFor`, `lifecyclePolicy` and `repositoryPolicy` only: the
+    /// fields the product manages. An update leaves the fields it does not send as they
+    /// are (description, encryption, resource tags, mutability, custom role); the caller
+    /// sends `appliedFor` with every entry the template had
     /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_CreateRepositoryCreationTemplate.html>,
     /// <https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_UpdateRepositoryCreationTemplate.html>).
     async fn put_template(&self, template: &CreationTemplate, exists: bool)

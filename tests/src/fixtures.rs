@@ -11,6 +11,7 @@ pub fn repository(name: &str) -> Repository {
         uri: String::new(),
         created_at: None,
         tag_mutability: "MUTABLE".into(),
+        tag_mutability_exclusions: Vec::new(),
         scan_on_push: false,
     }
 }

@@ -254,6 +254,7 @@ mod tests {
             uri: String::new(),
             created_at: None,
             tag_mutability: "MUTABLE".into(),
+            tag_mutability_exclusions: Vec::new(),
             scan_on_push: false,
         };
         let image = |size: i64| ImageDetail {
@@ -312,6 +313,7 @@ mod tests {
             uri: String::new(),
             created_at: None,
             tag_mutability: "MUTABLE".into(),
+            tag_mutability_exclusions: Vec::new(),
             scan_on_push: false,
         };
         let manifest = "application/vnd.oci.image.manifest.v1+json";

@@ -91,10 +91,15 @@ impl DesiredSet {
 /// again. Untagged images are never selected, so the platform manifests an index points to
 /// (untagged in ECR) cannot be expired while the index lives, whatever ECR does with them;
 /// the price is that they stay after their index expires (health-metrics reports them).
+///
+/// The rule carries the product's marker and priority
+/// ([`RULE_MARKER`](crate::ownership::RULE_MARKER),
+/// [`DEFAULT_RULE_PRIORITY`](crate::ownership::DEFAULT_RULE_PRIORITY)), so that a team's own
+/// rules in the same policy are kept and evaluated first.
 pub fn default_lifecycle(days: u32) -> LifecyclePolicy {
     let text = json!({"rules": [{
-        "rulePriority": 1,
-        "description": format!("Expire cached tagged images pushed more than {days} days ago; the next pull caches them again"),
+        "rulePriority": crate::ownership::DEFAULT_RULE_PRIORITY,
+        "description": format!("{}Expire cached tagged images pushed more than {days} days ago; the next pull caches them again", crate::ownership::RULE_MARKER),
         "selection": {"tagStatus": "tagged", "tagPatternList": ["*"], "countType": "sinceImagePushed", "countUnit": "days", "countNumber": days},
         "action": {"type": "expire"}
     }]})
@@ -103,9 +108,12 @@ pub fn default_lifecycle(days: u32) -> LifecyclePolicy {
 }
 
 /// A desired lifecycle policy from the config (`PTC_LIFECYCLE_POLICY`, or a prefix's
-/// `lifecycle_policy`): validated now, with a clear error ([`LifecyclePolicy::parse`]).
+/// `lifecycle_policy`): validated now, with a clear error ([`LifecyclePolicy::parse`]), as
+/// written and again with the product's marker added to each rule's description
+/// ([`mark_rules`](crate::ownership::mark_rules)): its rules are the product's, and keep
+/// their priorities.
 pub fn lifecycle_from_config(text: &str) -> Result<LifecyclePolicy, PolicyError> {
-    LifecyclePolicy::parse(text)
+    crate::ownership::mark_rules(&LifecyclePolicy::parse(text)?)
 }
 
 /// A repository policy granting pull to accounts or roles, and/or to an AWS Organization.

@@ -252,12 +252,32 @@ async fn fix_one(
             return result;
         }
     };
+    // Which cached tags the mutability setting freezes: read only where it may freeze some
+    // but not all (one DescribeImages for such a repository, none for the usual MUTABLE).
+    let cached_tags = if repo.tag_mutability != "IMMUTABLE"
+        && crate::mutability::may_freeze_tags(&repo.tag_mutability, &repo.tag_mutability_exclusions)
+    {
+        match deps.ecr.describe_images(&repo.name).await {
+            Ok(images) => Some(images.into_iter().flat_map(|i| i.tags).collect()),
+            Err(err) => {
+                result.errors.push(format!(
+                    "cannot list the cached tags to check tag mutability {}: {err}",
+                    repo.tag_mutability
+                ));
+                None
+            }
+        }
+    } else {
+        None
+    };
     let current = Current {
         lifecycle_policy: settings.lifecycle_policy,
         repository_policy: settings.repository_policy,
         tags: settings.tags,
         scan_on_push: repo.scan_on_push,
         tag_mutability: repo.tag_mutability.clone(),
+        tag_mutability_exclusions: repo.tag_mutability_exclusions.clone(),
+        cached_tags,
     };
     let planned = plan(&current, desired, options.mode);
     result.findings = planned.findings;
@@ -419,9 +439,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn fill_keeps_and_enforce_replaces_a_hand_set_policy() {
+    async fn fill_keeps_and_enforce_rewrites_the_products_rule_only() {
         let (ecr, settings, metrics) = world();
-        let hand = r#"{"rules":[{"rulePriority":1,"description":"set by the team, keep the last ten images","selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":10},"action":{"type":"expire"}}]}"#;
+        // The team's own rule, and the product's rule as an older setting wrote it (7 days).
+        let hand = format!(
+            r#"{{"rules":[{{"rulePriority":1,"description":"set by the team, keep the last ten release images","selection":{{"tagStatus":"tagged","tagPatternList":["release-*"],"countType":"imageCountMoreThan","countNumber":10}},"action":{{"type":"expire"}}}},{}]}}"#,
+            serde_json::to_string(&default_lifecycle(7).rules[0]).unwrap()
+        );
+        let hand = hand.as_str();
         settings.settings.lock().unwrap().insert(
             "quay/a".into(),
             RepositorySettings {
@@ -456,11 +481,68 @@ mod tests {
         let enforced = sweep(&deps, &options(Mode::Enforce, false), None, "sweep").await;
         assert_eq!(enforced.summary.left_non_compliant, 0);
         assert_eq!(total(&metrics, "RepositoriesLeftNonCompliant"), Some(0.0));
-        assert_ne!(
-            settings.settings.lock().unwrap()["quay/a"]
-                .lifecycle_policy
-                .as_deref(),
-            Some(hand)
+        let written = settings.settings.lock().unwrap()["quay/a"]
+            .lifecycle_policy
+            .clone()
+            .unwrap();
+        assert_ne!(written, hand);
+        // The team's rule is still there, the product's now says 30 days.
+        let rules = crate::policy::LifecyclePolicy::parse(&written)
+            .unwrap()
+            .rules;
+        assert_eq!(rules.len(), 2, "{written}");
+        assert!(written.contains("set by the team") && written.contains(r#""countNumber":30"#));
+    }
+
+    #[tokio::test]
+    async fn immutable_tags_not_covered_by_exclusions_are_named() {
+        let (ecr, settings, metrics) = world();
+        {
+            let mut state = ecr.state.lock().unwrap();
+            let a = state
+                .repositories
+                .iter_mut()
+                .find(|r| r.name == "quay/a")
+                .unwrap();
+            a.tag_mutability = "IMMUTABLE_WITH_EXCLUSION".into();
+            a.tag_mutability_exclusions = vec!["latest".into()];
+            let image = |tag: &str| ptc_core::ecr::ImageDetail {
+                digest: format!("sha256:{}", "a".repeat(64)),
+                tags: vec![tag.into()],
+                size_bytes: Some(1),
+                pushed_at: None,
+                last_pulled_at: None,
+                media_type: None,
+                status: ptc_core::ecr::ImageStatus::Active,
+                last_archived_at: None,
+                last_activated_at: None,
+            };
+            state
+                .images
+                .insert("quay/a".into(), vec![image("latest"), image("1.27.3")]);
+        }
+        let templates = FakeTemplates::default();
+        let deps = deps(&ecr, &settings, &templates, &metrics);
+        let report = sweep(&deps, &options(Mode::Enforce, true), None, "sweep").await;
+        let a = report
+            .repositories
+            .iter()
+            .find(|r| r.repository == "quay/a")
+            .unwrap();
+        assert!(
+            a.findings
+                .iter()
+                .any(|f| f.contains("cannot refresh the cached tags 1.27.3 ")),
+            "{a:?}"
+        );
+        let b = report
+            .repositories
+            .iter()
+            .find(|r| r.repository == "quay/b")
+            .unwrap();
+        assert!(
+            !b.findings.iter().any(|f| f.contains("mutability")),
+            "{b:?}"
         );
     }
 

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::desired::Desired;
-use crate::{iam, policy};
+use crate::ownership::{self, Merge};
+use crate::policy::LifecyclePolicy;
 
 /// What a repository has now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,10 +19,15 @@ pub struct Current {
     pub tags: BTreeMap<String, String>,
     /// `imageScanningConfiguration.scanOnPush` from `DescribeRepositories`.
     pub scan_on_push: bool,
-    /// `imageTagMutability` from `DescribeRepositories` (`MUTABLE` when ECR gives none):
-    /// a value starting with `IMMUTABLE` (`IMMUTABLE`, `IMMUTABLE_WITH_EXCLUSION`) is a
-    /// finding, since ECR cannot refresh cached tags, and is never changed.
+    /// `imageTagMutability` from `DescribeRepositories` (`MUTABLE` when ECR gives none).
+    /// Tags it makes immutable cannot be refreshed by the cache: a finding, never changed
+    /// ([`mutability`](crate::mutability)).
     pub tag_mutability: String,
+    /// `imageTagMutabilityExclusionFilters`' wildcard values.
+    pub tag_mutability_exclusions: Vec<String>,
+    /// The repository's cached tags, read (`DescribeImages`) only when its mutability may
+    /// freeze some of them; `None` when not read.
+    pub cached_tags: Option<Vec<String>>,
 }
 
 /// How differences are handled ([`FixMode`](ptc_core::config::FixMode) `fill` and `enforce`;
@@ -43,18 +49,24 @@ pub enum Change {
     /// `PutLifecyclePolicy` with the desired policy
     /// (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/LifecyclePolicies.html>).
     PutLifecyclePolicy {
-        /// The canonical policy text written.
+        /// The whole policy text written: the repository's own rules, kept, and the
+        /// product's ([`ownership`]).
         text: String,
-        /// True when it replaces a policy of a different meaning (`enforce` only).
+        /// True when it rewrites product rules of a different meaning (`enforce` only).
         replaces: bool,
+        /// The repository's own rules kept in `text`, for a person.
+        kept: Vec<String>,
     },
     /// `SetRepositoryPolicy` with the desired pull grant
     /// (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/repository-policies.html>).
     SetRepositoryPolicy {
-        /// The policy document written.
+        /// The whole policy document written: the repository's own statements, kept, and
+        /// the product's ([`ownership`]).
         text: String,
-        /// True when it replaces a policy of a different meaning (`enforce` only).
+        /// True when it rewrites or removes product statements (`enforce` only).
         replaces: bool,
+        /// The repository's own statements kept in `text`, for a person.
+        kept: Vec<String>,
     },
     /// `TagResource` on the repository's ARN: adds or overwrites these tags, removes none.
     TagResource {
@@ -84,44 +96,63 @@ impl Plan {
 /// The plan for one repository. A second plan over the result of the first has no changes
 /// (its findings stay), so a sweep over a compliant fleet writes nothing.
 ///
-/// For each setting `desired` sets (a `None` policy is skipped): missing on the repository,
-/// it is added in either mode; of the same meaning (lifecycle policies by
-/// [`policy::same_meaning`], repository policies by [`iam::same_meaning`], tags by value),
-/// nothing; different, it is replaced in [`Mode::Enforce`] and left alone with a finding in
-/// [`Mode::Fill`]. Scan on push is only ever turned on. Tag immutability is a finding in
-/// both modes.
+/// Policies (a `None` desired policy is skipped): the product changes only its own parts
+/// and keeps the rest ([`ownership`]): its missing parts are added in either mode, its parts
+/// of another meaning (lifecycle rules by [`policy::same_meaning`](crate::policy::same_meaning),
+/// statements by [`iam::same_meaning`](crate::iam::same_meaning)) are rewritten in
+/// [`Mode::Enforce`] and reported in [`Mode::Fill`]; a policy its parts cannot join is
+/// reported and left alone. Tags: missing ones added, different ones replaced in enforce
+/// (by value). Scan on push is only ever turned on. Tag immutability is a finding in both
+/// modes.
 pub fn plan(current: &Current, desired: &Desired, mode: Mode) -> Plan {
     let mut out = Plan::default();
+    let rewrite = mode == Mode::Enforce;
     if let Some(want) = &desired.lifecycle_policy {
-        match &current.lifecycle_policy {
-            None => out.changes.push(Change::PutLifecyclePolicy {
+        let merged = match (&current.lifecycle_policy, LifecyclePolicy::parse(want)) {
+            (_, Err(err)) => Merge::Conflict(format!("the desired lifecycle policy: {err}")),
+            (None, Ok(_)) => Merge::Write {
                 text: want.clone(),
                 replaces: false,
+                kept: Vec::new(),
+            },
+            (Some(have), Ok(want)) => ownership::merge_lifecycle(have, &want, rewrite),
+        };
+        match merged {
+            Merge::Same => {}
+            Merge::Write {
+                text,
+                replaces,
+                kept,
+            } => out.changes.push(Change::PutLifecyclePolicy {
+                text,
+                replaces,
+                kept,
             }),
-            Some(have) if policy::same_meaning(have, want) => {}
-            Some(_) if mode == Mode::Enforce => out.changes.push(Change::PutLifecyclePolicy {
-                text: want.clone(),
-                replaces: true,
-            }),
-            Some(_) => out
-                .findings
-                .push("lifecycle policy differs from the desired one; kept (fill mode)".into()),
+            Merge::Differs(why) | Merge::Conflict(why) => out.findings.push(why),
         }
     }
     if let Some(want) = &desired.repository_policy {
-        match &current.repository_policy {
-            None => out.changes.push(Change::SetRepositoryPolicy {
+        let merged = match &current.repository_policy {
+            None => Merge::Write {
                 text: want.clone(),
                 replaces: false,
+                kept: Vec::new(),
+            },
+            Some(have) => ownership::merge_repository_policy(have, want, rewrite),
+        };
+        match merged {
+            Merge::Same => {}
+            Merge::Write {
+                text,
+                replaces,
+                kept,
+            } => out.changes.push(Change::SetRepositoryPolicy {
+                text,
+                replaces,
+                kept,
             }),
-            Some(have) if iam::same_meaning(have, want) => {}
-            Some(_) if mode == Mode::Enforce => out.changes.push(Change::SetRepositoryPolicy {
-                text: want.clone(),
-                replaces: true,
-            }),
-            Some(_) => out
-                .findings
-                .push("repository policy differs from the desired one; kept (fill mode)".into()),
+            Merge::Differs(why) => out.findings.push(format!("repository policy: {why}")),
+            Merge::Conflict(why) => out.findings.push(why),
         }
     }
     let mut tags = BTreeMap::new();
@@ -145,12 +176,18 @@ pub fn plan(current: &Current, desired: &Desired, mode: Mode) -> Plan {
     if desired.scan_on_push && !current.scan_on_push {
         out.changes.push(Change::EnableScanOnPush);
     }
-    if current.tag_mutability.starts_with("IMMUTABLE") {
-        out.findings.push(format!(
-            "tag mutability is {}: ECR cannot refresh cached tags; set it to MUTABLE (never changed automatically)",
-            current.tag_mutability
-        ));
-    }
+    let problem = match &current.cached_tags {
+        Some(tags) => crate::mutability::repository_problem(
+            &current.tag_mutability,
+            &current.tag_mutability_exclusions,
+            tags,
+        ),
+        // Tags not read: only a setting that freezes every tag is certain.
+        None => (current.tag_mutability == "IMMUTABLE").then(|| {
+            "tag mutability is IMMUTABLE: ECR cannot refresh cached tags; set it to MUTABLE (never changed automatically)".to_owned()
+        }),
+    };
+    out.findings.extend(problem);
     out
 }
 
@@ -209,24 +246,46 @@ mod tests {
     }
 
     #[test]
-    fn fill_keeps_a_hand_set_policy_and_enforce_replaces_it() {
+    fn a_teams_rule_is_kept_and_the_products_joins_it_in_both_modes() {
         let mut current = bare();
-        current.lifecycle_policy = Some(r#"{"rules":[{"rulePriority":1,"description":"keep ten images, set by hand by the team","selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":10},"action":{"type":"expire"}}]}"#.into());
-        let fill = plan(&current, &desired(), Mode::Fill);
-        assert!(
-            !fill
-                .changes
-                .iter()
-                .any(|c| matches!(c, Change::PutLifecyclePolicy { .. }))
-        );
-        assert!(fill.findings[0].contains("kept (fill mode)"));
-        let enforce = plan(&current, &desired(), Mode::Enforce);
-        assert!(
-            enforce
-                .changes
-                .iter()
-                .any(|c| matches!(c, Change::PutLifecyclePolicy { replaces: true, .. }))
-        );
+        current.lifecycle_policy = Some(r#"{"rules":[{"rulePriority":1,"description":"keep ten release images, set by hand by the team","selection":{"tagStatus":"tagged","tagPrefixList":["release"],"countType":"imageCountMoreThan","countNumber":10},"action":{"type":"expire"}}]}"#.into());
+        for mode in [Mode::Fill, Mode::Enforce] {
+            let planned = plan(&current, &desired(), mode);
+            let written = planned.changes.iter().find_map(|c| match c {
+                Change::PutLifecyclePolicy { text, kept, .. } => Some((text, kept)),
+                _ => None,
+            });
+            let (text, kept) = written.expect("the product's rule is added");
+            assert!(text.contains("set by hand by the team"), "{text}");
+            assert_eq!(kept.len(), 1);
+            let again = plan(&apply(&current, &planned), &desired(), mode);
+            assert!(again.compliant(), "{again:?}");
+        }
+    }
+
+    #[test]
+    fn a_teams_rule_on_untagged_images_is_reported_and_nothing_written() {
+        // "Keep the last ten images" over every image reaches the platform manifests of
+        // cached indexes: the product's rule cannot join it.
+        let mut current = bare();
+        let hand = r#"{"rules":[{"rulePriority":1,"description":"keep ten images, set by hand by the team","selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":10},"action":{"type":"expire"}}]}"#;
+        current.lifecycle_policy = Some(hand.into());
+        for mode in [Mode::Fill, Mode::Enforce] {
+            let planned = plan(&current, &desired(), mode);
+            assert!(
+                !planned
+                    .changes
+                    .iter()
+                    .any(|c| matches!(c, Change::PutLifecyclePolicy { .. }))
+            );
+            assert!(
+                planned
+                    .findings
+                    .iter()
+                    .any(|f| f.contains("lifecycle rule 1") && f.contains("platform manifests")),
+                "{planned:?}"
+            );
+        }
     }
 
     #[test]
@@ -267,6 +326,22 @@ mod tests {
         assert!(
             plan.findings[0].contains("IMMUTABLE")
                 && plan.findings[0].contains("never changed automatically")
+        );
+    }
+
+    #[test]
+    fn exclusions_decide_which_cached_tags_ecr_cannot_refresh() {
+        let mut current = apply(&bare(), &plan(&bare(), &desired(), Mode::Enforce));
+        current.tag_mutability = "IMMUTABLE_WITH_EXCLUSION".into();
+        current.tag_mutability_exclusions = vec!["latest".into(), "*-nightly".into()];
+        current.cached_tags = Some(vec!["latest".into(), "3.1-nightly".into()]);
+        assert!(plan(&current, &desired(), Mode::Enforce).compliant());
+        current.cached_tags = Some(vec!["latest".into(), "v1.2".into()]);
+        let planned = plan(&current, &desired(), Mode::Enforce);
+        assert!(planned.changes.is_empty());
+        assert!(
+            planned.findings.len() == 1 && planned.findings[0].contains("cached tags v1.2 when"),
+            "{planned:?}"
         );
     }
 }

@@ -418,7 +418,9 @@ mod tests {
         let tagged = |patterns: &str| {
             policy(&[rule(
                 1,
-                &format!(r#"{{"tagStatus":"tagged","tagPatternList":{patterns},"countType":"imageCountMoreThan","countNumber":5}}"#),
+                &format!(
+                    r#"{{"tagStatus":"tagged","tagPatternList":{patterns},"countType":"imageCountMoreThan","countNumber":5}}"#
+                ),
                 expire,
             )])
         };

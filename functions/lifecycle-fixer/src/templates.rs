@@ -11,8 +11,9 @@ use ptc_core::rules::RuleSet;
 use serde::Serialize;
 
 use crate::desired::DesiredSet;
+use crate::ownership::{self, Merge};
 use crate::plan::Mode;
-use crate::{iam, policy};
+use crate::policy::LifecyclePolicy;
 
 /// The `appliedFor` value of a template that applies to the repositories a pull through
 /// cache rule creates (the other is `REPLICATION`).
@@ -23,13 +24,18 @@ pub const PULL_THROUGH_CACHE: &str = "PULL_THROUGH_CACHE";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TemplateStatus {
-    /// It has the desired lifecycle and repository policies (compared by meaning).
+    /// Its lifecycle and repository policies hold the product's parts as desired (compared
+    /// by meaning); for a prefix without a template of its own, the `ROOT` template's do.
     Ok,
-    /// The prefix has no template with `appliedFor` `PULL_THROUGH_CACHE`: the cache's new
-    /// repositories get ECR's defaults.
+    /// Neither the prefix nor `ROOT` has a template with `appliedFor` `PULL_THROUGH_CACHE`:
+    /// the cache's new repositories get ECR's defaults.
     Missing,
-    /// Its lifecycle or repository policy differs from the desired one.
+    /// The product's part of its lifecycle or repository policy differs or is missing (for
+    /// a prefix covered by `ROOT` only: `ROOT`'s policies differ from the prefix's).
     Different,
+    /// Its policies cannot take the product's parts (see [`ownership`]): reported, never
+    /// written.
+    Conflict,
 }
 
 /// One rule prefix's creation template, as checked (and perhaps written) by [`check`].
@@ -40,14 +46,26 @@ pub struct TemplateResult {
     /// How the template compared.
     pub status: TemplateStatus,
     /// What is wrong, for a person: missing, which policy differs, and, on an existing
-    /// template, resource tags (every puller would need `ecr:TagResource`) or immutable
-    /// tags (ECR cannot refresh cached tags). Those two are reported, never changed.
+    /// template, resource tags or a KMS key without a `customRoleArn`, or immutable tags
+    /// (ECR cannot refresh cached tags). Those are reported, never changed.
     pub findings: Vec<String>,
     /// `created`, `updated`, `would create`, `would update` (dry run), `created by another
     /// run` (the create raced another sweep's: `TemplateAlreadyExistsException`), or none
     /// (fill mode, or nothing to do).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
+    /// The lifecycle policy text the write sends (or would send): the template's own rules
+    /// kept, the product's added or rewritten.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle_policy: Option<String>,
+    /// The repository policy text the write sends (or would send), likewise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository_policy: Option<String>,
+    /// What of the template's own the write keeps: `appliedFor` entries, rules and
+    /// statements that are not the product's. Fields the write does not send (description,
+    /// encryption, resource tags, mutability, custom role) are kept as they are.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
     /// The `CreateRepositoryCreationTemplate` or `UpdateRepositoryCreationTemplate` error;
     /// counts as a failed item (`RunErrors`, the invocation fails).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,13 +90,59 @@ impl TemplateResult {
     }
 }
 
+/// The `ROOT` template's prefix: it applies to every repository no other template's prefix
+/// matches (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/repository-creation-templates.html>).
+pub const ROOT: &str = "ROOT";
+
+fn serves_the_cache(t: &CreationTemplate) -> bool {
+    t.applied_for.iter().any(|a| a == PULL_THROUGH_CACHE)
+}
+
+/// The settings of an existing template ECR cannot apply as meant, or that stop the cache
+/// from refreshing tags: never changed, reported.
+fn template_findings(t: &CreationTemplate) -> Vec<String> {
+    let mut out = Vec::new();
+    let role = t.custom_role_arn.is_some();
+    // Resource tags and a KMS key need a role ECR assumes (customRoleArn); with one, they
+    // are applied by that role and are fine.
+    if !t.resource_tags.is_empty() && !role {
+        out.push(format!(
+            "the {} template sets resource tags without a customRoleArn: ECR then tags with the puller's permissions, so every puller needs ecr:TagResource or first pulls fail; add a custom role (or tag with lifecycle-fixer)",
+            t.prefix
+        ));
+    }
+    if t.encryption_type
+        .as_deref()
+        .is_some_and(|e| e.starts_with("KMS"))
+        && !role
+    {
+        out.push(format!(
+            "the {} template encrypts with KMS ({}) without a customRoleArn: ECR needs a role allowed kms:CreateGrant and kms:DescribeKey to create repositories with it",
+            t.prefix,
+            t.kms_key.as_deref().unwrap_or("the AWS managed key")
+        ));
+    }
+    if let Some(problem) = t
+        .image_tag_mutability
+        .as_deref()
+        .and_then(|m| crate::mutability::template_problem(m, &t.tag_mutability_exclusions))
+    {
+        out.push(format!("the {} template {problem}", t.prefix));
+    }
+    out
+}
+
 /// Check every rule's `PULL_THROUGH_CACHE` template against the prefix's desired lifecycle
 /// and repository policies, and in [`Mode::Enforce`] create a missing one or update a
-/// different one (only planned when `dry_run`). The template written carries the prefix,
-/// `appliedFor` `[PULL_THROUGH_CACHE]` (an update replaces a list that also named
-/// `REPLICATION`), the desired lifecycle policy and the desired repository policy if any;
-/// nothing else. A repository policy the template has where none is desired is not a
-/// difference. The `ROOT` rule's template is checked like any other.
+/// different one (only planned when `dry_run`).
+///
+/// A prefix without a template of its own is covered by the `ROOT` template when there is
+/// one: `Ok` when `ROOT`'s policies hold the prefix's desired parts, else a template for the
+/// prefix is created (enforce). An update sends the template's `appliedFor` with every entry
+/// it had (`REPLICATION` stays) and its policies merged with the product's parts
+/// ([`ownership`]): the template's own rules and statements are kept, and the fields the
+/// product does not manage are not sent. A repository policy the template has where none is
+/// desired is not a difference.
 ///
 /// Errors: `cannot list creation templates: <AWS error>` when
 /// `DescribeRepositoryCreationTemplates` fails; a failed write is the template's `error`.
@@ -93,97 +157,177 @@ pub async fn check(
         .describe_templates()
         .await
         .map_err(|e| format!("cannot list creation templates: {e}"))?;
+    let root = existing
+        .iter()
+        .find(|t| t.prefix == ROOT && serves_the_cache(t));
     let mut out = Vec::new();
     for rule in rules.rules() {
         let prefix = rule.prefix.to_string();
         let desired = desired.for_rule_prefix(&rule.prefix);
-        let want = CreationTemplate {
+        let own = existing
+            .iter()
+            .find(|t| t.prefix == prefix && serves_the_cache(t));
+        let mut result = TemplateResult {
+            prefix: prefix.clone(),
+            status: TemplateStatus::Ok,
+            findings: Vec::new(),
+            action: None,
+            lifecycle_policy: None,
+            repository_policy: None,
+            kept: Vec::new(),
+            error: None,
+        };
+        let fresh = CreationTemplate {
             prefix: prefix.clone(),
             applied_for: vec![PULL_THROUGH_CACHE.into()],
             lifecycle_policy: desired.lifecycle_policy.clone(),
             repository_policy: desired.repository_policy.clone(),
             ..CreationTemplate::default()
         };
-        let have = existing
-            .iter()
-            .find(|t| t.prefix == prefix && t.applied_for.iter().any(|a| a == PULL_THROUGH_CACHE));
-        let mut result = TemplateResult {
-            prefix: prefix.clone(),
-            status: TemplateStatus::Ok,
-            findings: Vec::new(),
-            action: None,
-            error: None,
-        };
-        match have {
-            None => {
+        let (want, exists) = match (own, root) {
+            (Some(t), _) => {
+                result.findings.extend(template_findings(t));
+                match merged(t, desired) {
+                    Ok(None) => (None, true),
+                    Ok(Some((want, kept, differs))) => {
+                        result.status = TemplateStatus::Different;
+                        result.findings.push(differs);
+                        result.kept = kept;
+                        (Some(want), true)
+                    }
+                    Err(conflicts) => {
+                        result.status = TemplateStatus::Conflict;
+                        result.findings.extend(conflicts);
+                        (None, true)
+                    }
+                }
+            }
+            (None, Some(r)) => {
+                result.findings.extend(template_findings(r));
+                match merged(r, desired) {
+                    Ok(None) => {
+                        result.kept.push(format!("covered by the {ROOT} template"));
+                        (None, false)
+                    }
+                    _ => {
+                        result.status = TemplateStatus::Different;
+                        result.findings.push(format!(
+                            "no template for prefix {prefix}, and the {ROOT} template's policies differ from the prefix's desired ones: a template for {prefix} is needed"
+                        ));
+                        (Some(fresh), false)
+                    }
+                }
+            }
+            (None, None) => {
                 result.status = TemplateStatus::Missing;
-                result.findings.push(format!("no PULL_THROUGH_CACHE creation template for prefix {prefix}: new repositories are born with ECR's defaults"));
+                result.findings.push(format!("no PULL_THROUGH_CACHE creation template for prefix {prefix} (nor {ROOT}): new repositories are born with ECR's defaults"));
+                (Some(fresh), false)
             }
-            Some(t) => {
-                if !t.resource_tags.is_empty() {
-                    result.findings.push(
-                        "the template sets resource tags: every puller then needs ecr:TagResource, or first pulls fail; tag with lifecycle-fixer instead".into(),
-                    );
-                }
-                if t.image_tag_mutability
-                    .as_deref()
-                    .is_some_and(|m| m.starts_with("IMMUTABLE"))
-                {
-                    result.findings.push(
-                        "the template makes tags immutable: ECR cannot refresh cached tags".into(),
-                    );
-                }
-                let same_lifecycle = match (&t.lifecycle_policy, &want.lifecycle_policy) {
-                    (Some(a), Some(b)) => policy::same_meaning(a, b),
-                    (None, None) => true,
-                    _ => false,
-                };
-                let same_policy = match (&t.repository_policy, &want.repository_policy) {
-                    (Some(a), Some(b)) => iam::same_meaning(a, b),
-                    (_, None) => true,
-                    _ => false,
-                };
-                if !same_lifecycle || !same_policy {
-                    result.status = TemplateStatus::Different;
-                    result.findings.push(format!(
-                        "the template's {} differs from the desired one",
-                        match (same_lifecycle, same_policy) {
-                            (false, false) => "lifecycle and repository policies",
-                            (false, true) => "lifecycle policy",
-                            _ => "repository policy",
-                        }
-                    ));
-                }
-            }
-        }
-        if result.status != TemplateStatus::Ok && mode == Mode::Enforce {
-            let exists = result.status == TemplateStatus::Different;
-            if dry_run {
-                result.action = Some(
-                    if exists {
-                        "would update"
-                    } else {
-                        "would create"
-                    }
-                    .into(),
-                );
-            } else {
-                match api.put_template(&want, exists).await {
-                    Ok(()) => {
-                        result.action = Some(if exists { "updated" } else { "created" }.into())
-                    }
-                    // A benign race: another sweep created it between our list and our
-                    // create (two sweeps at once). Not a failure; the next sweep compares it.
-                    Err(err) if !exists && is_already_exists(&err) => {
-                        result.action = Some("created by another run".into());
-                    }
-                    Err(err) => result.error = Some(err.to_string()),
-                }
+        };
+        if let Some(want) = want {
+            result.lifecycle_policy = want.lifecycle_policy.clone();
+            result.repository_policy = want.repository_policy.clone();
+            if mode == Mode::Enforce {
+                write(api, &want, exists, dry_run, &mut result).await;
             }
         }
         out.push(result);
     }
     Ok(out)
+}
+
+/// The template to write so that `have` holds the product's parts, what of its own it
+/// keeps, and what differs (`Ok(None)`: nothing to write); `Err` with the reasons when its
+/// policies cannot take the product's parts.
+#[allow(clippy::type_complexity)]
+fn merged(
+    have: &CreationTemplate,
+    desired: &crate::desired::Desired,
+) -> Result<Option<(CreationTemplate, Vec<String>, String)>, Vec<String>> {
+    let mut want = have.clone();
+    let mut kept: Vec<String> = have
+        .applied_for
+        .iter()
+        .filter(|a| *a != PULL_THROUGH_CACHE)
+        .map(|a| format!("appliedFor {a}"))
+        .collect();
+    let mut differs = Vec::new();
+    let mut conflicts = Vec::new();
+    let mut merge = |what: &str, merged: Merge, slot: &mut Option<String>| match merged {
+        Merge::Same => {}
+        Merge::Write { text, kept: k, .. } => {
+            differs.push(what.to_owned());
+            kept.extend(k);
+            *slot = Some(text);
+        }
+        Merge::Differs(why) | Merge::Conflict(why) => {
+            conflicts.push(format!("the template's {what}: {why}"))
+        }
+    };
+    if let Some(w) = &desired.lifecycle_policy {
+        let m = match (&have.lifecycle_policy, LifecyclePolicy::parse(w)) {
+            (_, Err(err)) => Merge::Conflict(err.to_string()),
+            (None, Ok(_)) => Merge::Write {
+                text: w.clone(),
+                replaces: false,
+                kept: Vec::new(),
+            },
+            (Some(h), Ok(w)) => ownership::merge_lifecycle(h, &w, true),
+        };
+        merge("lifecycle policy", m, &mut want.lifecycle_policy);
+    }
+    if let Some(w) = &desired.repository_policy {
+        let m = match &have.repository_policy {
+            None => Merge::Write {
+                text: w.clone(),
+                replaces: false,
+                kept: Vec::new(),
+            },
+            Some(h) => ownership::merge_repository_policy(h, w, true),
+        };
+        merge("repository policy", m, &mut want.repository_policy);
+    }
+    if !conflicts.is_empty() {
+        return Err(conflicts);
+    }
+    if differs.is_empty() {
+        return Ok(None);
+    }
+    let differs = format!(
+        "the template's {} {} the product's part as desired",
+        differs.join(" and "),
+        if differs.len() == 1 { "lacks" } else { "lack" }
+    );
+    Ok(Some((want, kept, differs)))
+}
+
+async fn write(
+    api: &dyn EcrTemplatesApi,
+    want: &CreationTemplate,
+    exists: bool,
+    dry_run: bool,
+    result: &mut TemplateResult,
+) {
+    if dry_run {
+        result.action = Some(
+            if exists {
+                "would update"
+            } else {
+                "would create"
+            }
+            .into(),
+        );
+        return;
+    }
+    match api.put_template(want, exists).await {
+        Ok(()) => result.action = Some(if exists { "updated" } else { "created" }.into()),
+        // A benign race: another sweep created it between our list and our create (two
+        // sweeps at once). Not a failure; the next sweep compares it.
+        Err(err) if !exists && is_already_exists(&err) => {
+            result.action = Some("created by another run".into());
+        }
+        Err(err) => result.error = Some(err.to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -302,6 +446,157 @@ mod tests {
         assert!(
             again.iter().all(|t| t.status == TemplateStatus::Ok),
             "{again:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn enforce_keeps_what_a_shared_template_holds_of_its_own() {
+        // The observed case: a template shared with replication. Enforce sends appliedFor
+        // with both entries, and keeps the team's statement and lifecycle rule.
+        let api = FakeTemplates::default();
+        let team_rule = r#"{"rulePriority":1,"description":"team: keep ten release images","selection":{"tagStatus":"tagged","tagPrefixList":["release"],"countType":"imageCountMoreThan","countNumber":10},"action":{"type":"expire"}}"#;
+        let team_statement = r#"{"Sid":"DenyContractor","Effect":"Deny","Principal":{"AWS":"arn:aws:iam::444455556666:role/contractor"},"Action":"ecr:*"}"#;
+        api.templates.lock().unwrap().push(CreationTemplate {
+            prefix: "quay".into(),
+            applied_for: vec![PULL_THROUGH_CACHE.into(), "REPLICATION".into()],
+            lifecycle_policy: Some(format!(r#"{{"rules":[{team_rule}]}}"#)),
+            repository_policy: Some(format!(
+                r#"{{"Version":"2012-10-17","Statement":[{team_statement}]}}"#
+            )),
+            description: Some("shared with replication".into()),
+            encryption_type: Some("KMS".into()),
+            kms_key: Some("arn:aws:kms:eu-west-1:111122223333:key/abc".into()),
+            custom_role_arn: Some("arn:aws:iam::111122223333:role/ecr-templates".into()),
+            resource_tags: BTreeMap::from([("team".into(), "platform".into())]),
+            ..CreationTemplate::default()
+        });
+        let mut set = desired();
+        set.default.repository_policy = crate::desired::pull_policy(&["111122223333".into()], None);
+        let dry = check(&api, &rules(), &set, Mode::Enforce, true)
+            .await
+            .unwrap();
+        let quay = dry.iter().find(|t| t.prefix == "quay").unwrap();
+        assert_eq!(quay.status, TemplateStatus::Different, "{quay:?}");
+        assert_eq!(quay.action.as_deref(), Some("would update"));
+        // A role is set: resource tags and the KMS key are no finding.
+        assert!(
+            !quay.findings.iter().any(|f| f.contains("customRoleArn")),
+            "{quay:?}"
+        );
+        assert!(quay.kept.contains(&"appliedFor REPLICATION".to_owned()));
+        assert!(quay.kept.contains(&"statement DenyContractor".to_owned()));
+        let shown = quay.lifecycle_policy.as_deref().unwrap();
+        assert!(shown.contains("team: keep ten release images"), "{shown}");
+        check(&api, &rules(), &set, Mode::Enforce, false)
+            .await
+            .unwrap();
+        let written = api
+            .templates
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|t| t.prefix == "quay")
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            written.applied_for,
+            [PULL_THROUGH_CACHE.to_owned(), "REPLICATION".to_owned()]
+        );
+        let policy = written.repository_policy.unwrap();
+        assert!(policy.contains("DenyContractor") && policy.contains("PtcPullPrincipals"));
+        let lifecycle = LifecyclePolicy::parse(&written.lifecycle_policy.unwrap()).unwrap();
+        assert_eq!(lifecycle.rules.len(), 2);
+        // Checked again: nothing to write.
+        let again = check(&api, &rules(), &set, Mode::Enforce, false)
+            .await
+            .unwrap();
+        assert!(
+            again
+                .iter()
+                .filter(|t| t.prefix == "quay")
+                .all(|t| t.status == TemplateStatus::Ok && t.action.is_none()),
+            "{again:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_root_template_covers_prefixes_without_their_own() {
+        let api = FakeTemplates::default();
+        api.templates.lock().unwrap().push(CreationTemplate {
+            prefix: ROOT.into(),
+            applied_for: vec![PULL_THROUGH_CACHE.into()],
+            lifecycle_policy: Some(default_lifecycle(30).canonical()),
+            ..CreationTemplate::default()
+        });
+        let mut set = desired();
+        set.prefixes.insert(
+            Prefix::parse("k8s").unwrap(),
+            Desired {
+                lifecycle_policy: Some(default_lifecycle(7).canonical()),
+                ..set.default.clone()
+            },
+        );
+        let out = check(&api, &rules(), &set, Mode::Enforce, false)
+            .await
+            .unwrap();
+        let quay = out.iter().find(|t| t.prefix == "quay").unwrap();
+        assert_eq!(quay.status, TemplateStatus::Ok, "{quay:?}");
+        assert_eq!(quay.kept, ["covered by the ROOT template"]);
+        assert!(!quay.missing_after_run());
+        // k8s wants 7 days: ROOT does not cover it, so k8s gets its own template.
+        let k8s = out.iter().find(|t| t.prefix == "k8s").unwrap();
+        assert_eq!(k8s.status, TemplateStatus::Different);
+        assert_eq!(k8s.action.as_deref(), Some("created"));
+        let templates = api.templates.lock().unwrap().clone();
+        assert_eq!(templates.len(), 2, "ROOT is left as it was");
+        assert!(templates.iter().any(|t| t.prefix == ROOT));
+    }
+
+    #[tokio::test]
+    async fn tags_and_kms_need_a_custom_role() {
+        let api = FakeTemplates::default();
+        api.templates.lock().unwrap().push(CreationTemplate {
+            prefix: "quay".into(),
+            applied_for: vec![PULL_THROUGH_CACHE.into()],
+            lifecycle_policy: Some(default_lifecycle(30).canonical()),
+            encryption_type: Some("KMS".into()),
+            resource_tags: BTreeMap::from([("team".into(), "x".into())]),
+            image_tag_mutability: Some("IMMUTABLE_WITH_EXCLUSION".into()),
+            tag_mutability_exclusions: vec!["*".into()],
+            ..CreationTemplate::default()
+        });
+        let out = check(&api, &rules(), &desired(), Mode::Fill, false)
+            .await
+            .unwrap();
+        let quay = out.iter().find(|t| t.prefix == "quay").unwrap();
+        assert_eq!(quay.findings.len(), 2, "{quay:?}");
+        assert!(
+            quay.findings
+                .iter()
+                .any(|f| f.contains("resource tags without a customRoleArn"))
+        );
+        assert!(quay.findings.iter().any(|f| f.contains("KMS")));
+    }
+
+    #[tokio::test]
+    async fn a_template_policy_that_cannot_take_the_products_rule_is_left_alone() {
+        let api = FakeTemplates::default();
+        api.templates.lock().unwrap().push(CreationTemplate {
+            prefix: "quay".into(),
+            applied_for: vec![PULL_THROUGH_CACHE.into()],
+            lifecycle_policy: Some(r#"{"rules":[{"rulePriority":1,"description":"team: expire untagged images after a day","selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":1},"action":{"type":"expire"}}]}"#.into()),
+            ..CreationTemplate::default()
+        });
+        let out = check(&api, &rules(), &desired(), Mode::Enforce, false)
+            .await
+            .unwrap();
+        let quay = out.iter().find(|t| t.prefix == "quay").unwrap();
+        assert_eq!(quay.status, TemplateStatus::Conflict, "{quay:?}");
+        assert_eq!(quay.action, None);
+        assert!(
+            quay.findings
+                .iter()
+                .any(|f| f.contains("platform manifests"))
         );
     }
 }

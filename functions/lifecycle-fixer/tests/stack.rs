@@ -81,12 +81,28 @@ async fn sweeps_fix_once_respect_fill_and_write_nothing_the_second_time() {
         .send()
         .await
         .unwrap();
-    // A policy the team set by hand on one repository.
-    let hand = r#"{"rules":[{"rulePriority":1,"description":"set by the team: keep the last ten images","selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":10},"action":{"type":"expire"}}]}"#;
+    // A policy the team set by hand on one repository, next to the product's rule as an
+    // older setting wrote it (7 days).
+    let hand = format!(
+        r#"{{"rules":[{{"rulePriority":1,"description":"set by the team: keep the last ten release images","selection":{{"tagStatus":"tagged","tagPrefixList":["release"],"countType":"imageCountMoreThan","countNumber":10}},"action":{{"type":"expire"}}}},{}]}}"#,
+        serde_json::to_string(&default_lifecycle(7).rules[0]).unwrap()
+    );
+    let hand = hand.as_str();
     ecr_client
         .put_lifecycle_policy()
         .repository_name("quay/argoproj/argocd")
         .lifecycle_policy_text(hand)
+        .send()
+        .await
+        .unwrap();
+
+    // The observed case: a repository policy with a Deny for a contractor role and a push
+    // grant for CI, and no grant of the product's yet.
+    let team_policy = r#"{"Version":"2012-10-17","Statement":[{"Sid":"DenyContractor","Effect":"Deny","Principal":{"AWS":"arn:aws:iam::444455556666:role/contractor"},"Action":"ecr:*"},{"Sid":"CiPush","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:role/ci"},"Action":["ecr:PutImage","ecr:InitiateLayerUpload","ecr:UploadLayerPart","ecr:CompleteLayerUpload"]}]}"#;
+    ecr_client
+        .set_repository_policy()
+        .repository_name("quay/coreos/etcd")
+        .policy_text(team_policy)
         .send()
         .await
         .unwrap();
@@ -174,7 +190,7 @@ async fn sweeps_fix_once_respect_fill_and_write_nothing_the_second_time() {
     );
     assert_eq!(
         template("k8s").findings,
-        ["the template's repository policy differs from the desired one"]
+        ["the template's repository policy lacks the product's part as desired"]
     );
     assert_eq!(
         template("quay").status,
@@ -221,10 +237,47 @@ async fn sweeps_fix_once_respect_fill_and_write_nothing_the_second_time() {
         .send()
         .await
         .unwrap();
+    // The product's rule now says 30 days; the team's rule is still there, as it was.
+    let replaced =
+        lifecycle_fixer::policy::LifecyclePolicy::parse(replaced.lifecycle_policy_text().unwrap())
+            .unwrap();
+    assert_eq!(replaced.rules.len(), 2);
+    assert_eq!(
+        replaced.rules[0],
+        lifecycle_fixer::policy::LifecyclePolicy::parse(hand)
+            .unwrap()
+            .rules[0]
+    );
     assert!(lifecycle_fixer::policy::same_meaning(
-        replaced.lifecycle_policy_text().unwrap(),
+        &lifecycle_fixer::policy::LifecyclePolicy {
+            rules: replaced.rules[1..].to_vec()
+        }
+        .canonical(),
         &default_lifecycle(30).canonical()
     ));
+    // Fill added the product's grant next to the team's statements; enforce kept them.
+    let policy = ecr_client
+        .get_repository_policy()
+        .repository_name("quay/coreos/etcd")
+        .send()
+        .await
+        .unwrap();
+    let policy: serde_json::Value = serde_json::from_str(policy.policy_text().unwrap()).unwrap();
+    let sids: Vec<&str> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["Sid"].as_str())
+        .collect();
+    assert_eq!(
+        sids,
+        [
+            "DenyContractor",
+            "CiPush",
+            "PtcPullPrincipals",
+            "PtcPullOrganization"
+        ]
+    );
     let after_enforce = writes(stack).await;
     sweep(&deps, &options(Mode::Enforce, false), None, "test").await;
     assert_eq!(

@@ -282,6 +282,11 @@ fn repository(repo: &aws_sdk_ecr::types::Repository) -> Repository {
             .image_tag_mutability()
             .map(|m| m.as_str().to_owned())
             .unwrap_or_else(|| "MUTABLE".into()),
+        tag_mutability_exclusions: repo
+            .image_tag_mutability_exclusion_filters()
+            .iter()
+            .map(|f| f.filter().to_owned())
+            .collect(),
         scan_on_push: repo
             .image_scanning_configuration()
             .is_some_and(|c| c.scan_on_push()),
@@ -473,6 +478,23 @@ impl EcrTemplatesApi for SdkEcr {
                         .map(|tag| (tag.key().to_owned(), tag.value().to_owned()))
                         .collect(),
                     image_tag_mutability: t.image_tag_mutability().map(|m| m.as_str().to_owned()),
+                    tag_mutability_exclusions: t
+                        .image_tag_mutability_exclusion_filters()
+                        .iter()
+                        .map(|f| f.filter().to_owned())
+                        .collect(),
+                    description: t.description().map(str::to_owned),
+                    encryption_type: t
+                        .encryption_configuration()
+                        .map(|e| e.encryption_type().as_str().to_owned()),
+                    kms_key: t
+                        .encryption_configuration()
+                        .and_then(|e| e.kms_key())
+                        .map(str::to_owned),
+                    custom_role_arn: t
+                        .custom_role_arn()
+                        .filter(|r| !r.is_empty())
+                        .map(str::to_owned),
                 });
             }
         }

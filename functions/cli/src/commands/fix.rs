@@ -97,14 +97,32 @@ pub fn print(out: &mut impl Write, report: &FixReport) -> std::io::Result<()> {
 
 /// One change as the CHANGE column says it: `did set the lifecycle policy {...}`.
 fn change(verb: &str, change: &Change) -> String {
-    let set = |replaces: bool| if replaces { "replace the" } else { "set the" };
+    let set = |replaces: bool| {
+        if replaces {
+            "rewrite the product's part of the"
+        } else {
+            "set the"
+        }
+    };
     match change {
-        Change::PutLifecyclePolicy { replaces, text } => {
-            format!("{verb} {} lifecycle policy {text}", set(*replaces))
-        }
-        Change::SetRepositoryPolicy { replaces, text } => {
-            format!("{verb} {} repository policy {text}", set(*replaces))
-        }
+        Change::PutLifecyclePolicy {
+            replaces,
+            text,
+            kept,
+        } => format!(
+            "{verb} {} lifecycle policy {text}{}",
+            set(*replaces),
+            keeping(kept)
+        ),
+        Change::SetRepositoryPolicy {
+            replaces,
+            text,
+            kept,
+        } => format!(
+            "{verb} {} repository policy {text}{}",
+            set(*replaces),
+            keeping(kept)
+        ),
         Change::TagResource { tags } => format!(
             "{verb} tag {}",
             tags.iter()
@@ -113,6 +131,16 @@ fn change(verb: &str, change: &Change) -> String {
                 .join(", ")
         ),
         Change::EnableScanOnPush => format!("{verb} enable scan on push"),
+    }
+}
+
+/// What a written policy keeps of the repository's own: ` (keeps the repository's own:
+/// statement DenyContractor, ...)`, or nothing.
+fn keeping(kept: &[String]) -> String {
+    if kept.is_empty() {
+        String::new()
+    } else {
+        format!(" (keeps the repository's own: {})", kept.join(", "))
     }
 }
 
@@ -140,6 +168,15 @@ fn template_line(t: &TemplateResult) -> String {
     }
     if let Some(action) = &t.action {
         line.push_str(&format!("; {action}"));
+        if let Some(text) = &t.lifecycle_policy {
+            line.push_str(&format!(" lifecycle policy {text}"));
+        }
+        if let Some(text) = &t.repository_policy {
+            line.push_str(&format!(" repository policy {text}"));
+        }
+    }
+    if !t.kept.is_empty() {
+        line.push_str(&format!("; keeps: {}", t.kept.join(", ")));
     }
     if let Some(error) = &t.error {
         line.push_str(&format!("; error: {error}"));

@@ -1,0 +1,546 @@
+//! What in a repository's (or a template's) policies belongs to the product, and how the
+//! product's parts are merged into a document that also holds other people's.
+//!
+//! The product owns, and only ever changes:
+//! - in a repository policy, the statements whose `Sid` begins with [`OWNED_SID_PREFIX`]
+//!   (`PtcPullPrincipals`, `PtcPullOrganization`);
+//! - in a lifecycle policy, the rules whose `description` begins with [`RULE_MARKER`]
+//!   (`ptc: `), and the rule an earlier release wrote without the marker (its description
+//!   begins with [`LEGACY_RULE_DESCRIPTION`]).
+//!
+//! Everything else in the document (statements, rules, `Version`, `Id`) is foreign and kept
+//! as it is, in every mode: its JSON values are written back unchanged (object keys in
+//! alphabetical order), in their place. Where the product's rules cannot coexist with the
+//! foreign ones, the merge reports why and the caller changes nothing:
+//! - a foreign rule with a `rulePriority` one of the product's rules uses;
+//! - a merged policy ECR would refuse ("Lifecycle policy properties": e.g. a foreign
+//!   `tagStatus: any` rule, which must have the highest priority, below a product rule);
+//! - a foreign rule that expires or archives untagged images: in a pull-through cache those
+//!   include the platform manifests of every cached multi-platform image, which the product
+//!   must keep while the index is cached (ECR does not document that lifecycle rules spare
+//!   them; an expired or archived platform manifest breaks pulls of that platform).
+//!
+//! Priority scheme: the product's default rule has priority [`DEFAULT_RULE_PRIORITY`] (100),
+//! so a team's rules (1-99, evaluated first) decide for the images they select, and the
+//! product's rule governs what no team rule selected ("an image is acted on by at most one
+//! rule", lifecycle policy evaluation rules,
+//! <https://docs.aws.amazon.com/AmazonECR/latest/userguide/LifecyclePolicies.html>). A
+//! lifecycle policy from the settings keeps the priorities it was written with.
+
+use serde_json::{Map, Value, json};
+
+use crate::iam;
+use crate::policy::{LifecyclePolicy, PolicyError, Rule};
+
+/// A repository policy statement whose `Sid` begins with this belongs to the product.
+pub const OWNED_SID_PREFIX: &str = "Ptc";
+/// A lifecycle rule whose `description` begins with this belongs to the product.
+pub const RULE_MARKER: &str = "ptc: ";
+/// How the product's rule began before it carried [`RULE_MARKER`]; such a rule is the
+/// product's too (and is rewritten with the marker in `enforce` mode).
+pub const LEGACY_RULE_DESCRIPTION: &str = "Expire cached tagged images pushed more than ";
+/// The `rulePriority` of the product's default lifecycle rule.
+pub const DEFAULT_RULE_PRIORITY: u32 = 100;
+
+/// Is this lifecycle rule the product's?
+pub fn owns_rule(rule: &Rule) -> bool {
+    rule.description
+        .as_deref()
+        .is_some_and(|d| d.starts_with(RULE_MARKER) || d.starts_with(LEGACY_RULE_DESCRIPTION))
+}
+
+/// Is this repository policy statement the product's?
+pub fn owns_statement(statement: &Value) -> bool {
+    statement
+        .get("Sid")
+        .and_then(Value::as_str)
+        .is_some_and(|sid| sid.starts_with(OWNED_SID_PREFIX))
+}
+
+/// The desired rules with [`RULE_MARKER`] at the start of each description (added where
+/// missing), so that the product finds its rules again. `Err` when the marked policy no
+/// longer fits ECR's limits (the text grows by the marker).
+pub fn mark_rules(policy: &LifecyclePolicy) -> Result<LifecyclePolicy, PolicyError> {
+    let mut marked = policy.clone();
+    for rule in &mut marked.rules {
+        let description = rule.description.take().unwrap_or_default();
+        rule.description = Some(if description.starts_with(RULE_MARKER) {
+            description
+        } else {
+            format!("{RULE_MARKER}{description}")
+        });
+    }
+    LifecyclePolicy::parse(&marked.canonical())
+}
+
+/// How a document compares with the product's wishes, and what to write, from [`merge_lifecycle`]
+/// or [`merge_repository_policy`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Merge {
+    /// The product's parts are as desired: nothing to write.
+    Same,
+    /// Write `text`: the document with the product's parts added or rewritten.
+    Write {
+        /// The whole document to write.
+        text: String,
+        /// True when a product part already there is rewritten (not only added).
+        replaces: bool,
+        /// The foreign parts kept in `text`, for a person (`statement DenyContractor`,
+        /// `lifecycle rule 1 "keep ten images"`).
+        kept: Vec<String>,
+    },
+    /// The product's parts differ and the mode does not allow rewriting them (fill): what
+    /// differs.
+    Differs(String),
+    /// The document cannot be merged (not valid, or the product's parts cannot coexist with
+    /// the foreign ones): why. Nothing is written.
+    Conflict(String),
+}
+
+fn describe_rule(rule: &Rule) -> String {
+    match rule.description.as_deref() {
+        Some(d) if !d.is_empty() => format!("lifecycle rule {} {:?}", rule.rule_priority, d),
+        _ => format!("lifecycle rule {}", rule.rule_priority),
+    }
+}
+
+/// Merge the desired product rules into the repository's lifecycle policy `have`.
+///
+/// `have` is validated with ECR's rules first ([`LifecyclePolicy::parse`]); a policy that
+/// does not pass is a conflict (read, never rewritten). Foreign rules are kept in their
+/// order; the product's rules follow them, in priority order. `rewrite` (enforce mode)
+/// allows rewriting product rules that differ; missing ones are added in every mode.
+pub fn merge_lifecycle(have: &str, want: &LifecyclePolicy, rewrite: bool) -> Merge {
+    let current = match LifecyclePolicy::parse(have) {
+        Ok(p) => p,
+        Err(err) => {
+            return Merge::Conflict(format!(
+                "the repository's lifecycle policy does not pass ECR's rules ({err}); left alone"
+            ));
+        }
+    };
+    let (owned, foreign): (Vec<Rule>, Vec<Rule>) =
+        current.rules.iter().cloned().partition(owns_rule);
+    let risky: Vec<String> = foreign
+        .iter()
+        .filter(|r| r.selection.tag_status != crate::policy::TagStatus::Tagged)
+        .map(describe_rule)
+        .collect();
+    if !risky.is_empty() {
+        return Merge::Conflict(format!(
+            "{} {} untagged images, which include the platform manifests of cached multi-platform images: the product's lifecycle rules are not added next to {}; narrow {} to tagged images",
+            risky.join(", "),
+            if risky.len() == 1 {
+                "selects"
+            } else {
+                "select"
+            },
+            if risky.len() == 1 { "it" } else { "them" },
+            if risky.len() == 1 { "it" } else { "them" },
+        ));
+    }
+    let same = !owned.is_empty()
+        && crate::policy::same_meaning(
+            &LifecyclePolicy {
+                rules: owned.clone(),
+            }
+            .canonical(),
+            &want.canonical(),
+        );
+    if same {
+        return Merge::Same;
+    }
+    if !owned.is_empty() && !rewrite {
+        return Merge::Differs(
+            "the product's lifecycle rules differ from the desired ones; kept (fill mode)".into(),
+        );
+    }
+    if let Some(clash) = foreign.iter().find(|f| {
+        want.rules
+            .iter()
+            .any(|w| w.rule_priority == f.rule_priority)
+    }) {
+        return Merge::Conflict(format!(
+            "{} uses rulePriority {}, which the product's rule needs; give it another priority (the product's rules use {})",
+            describe_rule(clash),
+            clash.rule_priority,
+            want.rules
+                .iter()
+                .map(|r| r.rule_priority.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let mut rules = foreign.clone();
+    let mut mine = want.rules.clone();
+    mine.sort_by_key(|r| r.rule_priority);
+    rules.extend(mine);
+    let text = match serde_json::to_string(&LifecyclePolicy { rules }) {
+        Ok(t) => t,
+        Err(err) => return Merge::Conflict(format!("cannot write the merged policy: {err}")),
+    };
+    if let Err(err) = LifecyclePolicy::parse(&text) {
+        return Merge::Conflict(format!(
+            "the product's rules cannot coexist with the repository's own: ECR would refuse the merged policy ({err}); left alone"
+        ));
+    }
+    Merge::Write {
+        text,
+        replaces: !owned.is_empty(),
+        kept: foreign.iter().map(describe_rule).collect(),
+    }
+}
+
+fn statements_of(doc: &Map<String, Value>) -> Option<Vec<Value>> {
+    match doc.get("Statement") {
+        None => Some(Vec::new()),
+        Some(Value::Array(list)) => Some(list.clone()),
+        Some(one @ Value::Object(_)) => Some(vec![one.clone()]),
+        Some(_) => None,
+    }
+}
+
+fn sid(statement: &Value) -> Option<&str> {
+    statement.get("Sid").and_then(Value::as_str)
+}
+
+fn same_statement(a: &Value, b: &Value) -> bool {
+    iam::same_meaning(
+        &json!({"Statement": [a]}).to_string(),
+        &json!({"Statement": [b]}).to_string(),
+    )
+}
+
+/// Merge the desired product statements (the `Statement` list of `want`, a policy document)
+/// into the repository policy `have`.
+///
+/// Each product statement is found by its `Sid`: missing, it is added (every mode); of
+/// another meaning ([`iam`]'s comparison), it is rewritten in its place when `rewrite`
+/// (enforce), else reported. A product statement that is no longer desired (an
+/// organization grant after `PTC_PULL_ORG_ID` was unset) is removed when `rewrite`, else
+/// reported. Foreign statements, `Version` and `Id` are kept. Conflicts: `have` is not a
+/// JSON object with a `Statement` object or list, or two statements share a product `Sid`.
+pub fn merge_repository_policy(have: &str, want: &str, rewrite: bool) -> Merge {
+    let Some(Value::Object(mut doc)) = serde_json::from_str::<Value>(have).ok() else {
+        return Merge::Conflict("the repository policy is not a JSON object; left alone".into());
+    };
+    let Some(current) = statements_of(&doc) else {
+        return Merge::Conflict(
+            "the repository policy's Statement is neither an object nor a list; left alone".into(),
+        );
+    };
+    let desired: Vec<Value> = serde_json::from_str::<Value>(want)
+        .ok()
+        .as_ref()
+        .and_then(Value::as_object)
+        .and_then(statements_of)
+        .unwrap_or_default();
+    let mut seen = std::collections::BTreeSet::new();
+    for s in current.iter().filter(|s| owns_statement(s)) {
+        let id = sid(s).unwrap_or_default();
+        if !seen.insert(id) {
+            return Merge::Conflict(format!(
+                "the repository policy has two statements with Sid {id}; left alone"
+            ));
+        }
+    }
+    let mut out: Vec<Value> = Vec::new();
+    let mut differs = Vec::new();
+    let mut replaces = false;
+    let mut added = false;
+    for s in &current {
+        if !owns_statement(s) {
+            out.push(s.clone());
+            continue;
+        }
+        let id = sid(s).unwrap_or_default();
+        match desired.iter().find(|d| sid(d) == Some(id)) {
+            Some(d) if same_statement(s, d) => out.push(s.clone()),
+            Some(d) if rewrite => {
+                out.push(d.clone());
+                replaces = true;
+            }
+            Some(_) => {
+                differs.push(format!("statement {id} differs from the desired one"));
+                out.push(s.clone());
+            }
+            None if rewrite => replaces = true,
+            None => {
+                differs.push(format!("statement {id} is no longer desired"));
+                out.push(s.clone());
+            }
+        }
+    }
+    for d in &desired {
+        let id = sid(d).unwrap_or_default();
+        if !current
+            .iter()
+            .any(|s| owns_statement(s) && sid(s) == Some(id))
+        {
+            out.push(d.clone());
+            added = true;
+        }
+    }
+    let kept: Vec<String> = current
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !owns_statement(s))
+        .map(|(i, s)| match sid(s) {
+            Some(id) if !id.is_empty() => format!("statement {id}"),
+            _ => format!("statement {} (no Sid)", i + 1),
+        })
+        .collect();
+    if !replaces && !added {
+        return if differs.is_empty() {
+            Merge::Same
+        } else {
+            Merge::Differs(format!("{}; kept (fill mode)", differs.join("; ")))
+        };
+    }
+    if out.is_empty() {
+        // Every statement was the product's and none is desired any more: a policy
+        // needs a statement, and deleting the policy is not this product's to do.
+        return Merge::Conflict(
+            "the product's statements are no longer desired and the policy has no other; left as it is (delete it by hand if it should go)".into(),
+        );
+    }
+    doc.entry("Version")
+        .or_insert_with(|| Value::String("2012-10-17".into()));
+    doc.insert("Statement".into(), Value::Array(out));
+    let mut merge = Merge::Write {
+        text: Value::Object(doc).to_string(),
+        replaces,
+        kept,
+    };
+    if !differs.is_empty()
+        && let Merge::Write { kept, .. } = &mut merge
+    {
+        // Fill mode adds a missing statement and leaves a differing one: say so too.
+        kept.extend(
+            differs
+                .into_iter()
+                .map(|d| format!("{d} (kept, fill mode)")),
+        );
+    }
+    merge
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::{default_lifecycle, pull_policy};
+
+    const DENY_CONTRACTOR: &str = r#"{"Sid":"DenyContractor","Effect":"Deny","Principal":{"AWS":"arn:aws:iam::444455556666:role/contractor"},"Action":"ecr:*"}"#;
+    const CI_PUSH: &str = r#"{"Sid":"CiPush","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:role/ci"},"Action":["ecr:PutImage","ecr:InitiateLayerUpload","ecr:UploadLayerPart","ecr:CompleteLayerUpload"]}"#;
+
+    fn grant() -> String {
+        pull_policy(&["111122223333".into()], None).unwrap()
+    }
+
+    fn statements(text: &str) -> Vec<Value> {
+        let doc: Value = serde_json::from_str(text).unwrap();
+        doc["Statement"].as_array().unwrap().clone()
+    }
+
+    #[test]
+    fn foreign_statements_survive_enforce() {
+        // The observed case: the product's statement, a Deny for a contractor and a push
+        // grant for CI. Enforce with a changed grant rewrites only the product's statement.
+        let old = pull_policy(&["999988887777".into()], None).unwrap();
+        let mut have: Value = serde_json::from_str(&old).unwrap();
+        let list = have["Statement"].as_array_mut().unwrap();
+        list.insert(0, serde_json::from_str(DENY_CONTRACTOR).unwrap());
+        list.push(serde_json::from_str(CI_PUSH).unwrap());
+        let Merge::Write {
+            text,
+            replaces,
+            kept,
+        } = merge_repository_policy(&have.to_string(), &grant(), true)
+        else {
+            panic!("expected a write")
+        };
+        assert!(replaces);
+        assert_eq!(kept, ["statement DenyContractor", "statement CiPush"]);
+        let written = statements(&text);
+        assert_eq!(written.len(), 3);
+        assert_eq!(
+            written[0],
+            serde_json::from_str::<Value>(DENY_CONTRACTOR).unwrap()
+        );
+        assert_eq!(written[2], serde_json::from_str::<Value>(CI_PUSH).unwrap());
+        assert!(text.contains("111122223333:root") && !text.contains("999988887777"));
+        // Merged again: nothing to do.
+        assert_eq!(merge_repository_policy(&text, &grant(), true), Merge::Same);
+    }
+
+    #[test]
+    fn fill_adds_the_grant_next_to_other_statements() {
+        // Fill could never add the product's grant to a policy with other statements.
+        let have = format!(r#"{{"Version":"2012-10-17","Id":"team","Statement":{CI_PUSH}}}"#);
+        let Merge::Write {
+            text,
+            replaces,
+            kept,
+        } = merge_repository_policy(&have, &grant(), false)
+        else {
+            panic!("expected a write")
+        };
+        assert!(!replaces);
+        assert_eq!(kept, ["statement CiPush"]);
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc["Id"], "team");
+        assert_eq!(statements(&text).len(), 2);
+        assert_eq!(merge_repository_policy(&text, &grant(), false), Merge::Same);
+    }
+
+    #[test]
+    fn fill_reports_a_differing_product_statement() {
+        let old = pull_policy(&["999988887777".into()], None).unwrap();
+        assert!(matches!(
+            merge_repository_policy(&old, &grant(), false),
+            Merge::Differs(why) if why.contains("PtcPullPrincipals")
+        ));
+    }
+
+    #[test]
+    fn an_undesired_product_statement_goes_in_enforce_only() {
+        let both = pull_policy(&["111122223333".into()], Some("o-abc123")).unwrap();
+        let mut have: Value = serde_json::from_str(&both).unwrap();
+        have["Statement"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::from_str(CI_PUSH).unwrap());
+        let have = have.to_string();
+        let Merge::Write { text, .. } = merge_repository_policy(&have, &grant(), true) else {
+            panic!("expected a write")
+        };
+        assert!(!text.contains("PtcPullOrganization") && text.contains("CiPush"));
+        assert!(matches!(
+            merge_repository_policy(&have, &grant(), false),
+            Merge::Differs(why) if why.contains("no longer desired")
+        ));
+    }
+
+    #[test]
+    fn unreadable_or_ambiguous_policies_are_left_alone() {
+        for have in [
+            "not json".to_owned(),
+            r#"["a list"]"#.to_owned(),
+            r#"{"Statement":"text"}"#.to_owned(),
+            format!(
+                r#"{{"Statement":[{0},{0}]}}"#,
+                r#"{"Sid":"PtcPullPrincipals","Effect":"Allow","Principal":"*","Action":"ecr:BatchGetImage"}"#
+            ),
+        ] {
+            assert!(
+                matches!(
+                    merge_repository_policy(&have, &grant(), true),
+                    Merge::Conflict(_)
+                ),
+                "{have}"
+            );
+        }
+    }
+
+    fn team_rule(priority: u32, selection: &str) -> String {
+        format!(
+            r#"{{"rulePriority":{priority},"description":"keep ten images, set by hand by the team","selection":{selection},"action":{{"type":"expire"}}}}"#
+        )
+    }
+
+    fn want() -> LifecyclePolicy {
+        default_lifecycle(30)
+    }
+
+    #[test]
+    fn a_teams_rule_survives_and_the_product_rule_joins_it() {
+        let team = team_rule(
+            1,
+            r#"{"tagStatus":"tagged","tagPatternList":["release-*"],"countType":"imageCountMoreThan","countNumber":10}"#,
+        );
+        let have = format!(r#"{{"rules":[{team}]}}"#);
+        for rewrite in [false, true] {
+            let Merge::Write {
+                text,
+                replaces,
+                kept,
+            } = merge_lifecycle(&have, &want(), rewrite)
+            else {
+                panic!("expected a write")
+            };
+            assert!(!replaces);
+            assert_eq!(
+                kept,
+                [r#"lifecycle rule 1 "keep ten images, set by hand by the team""#]
+            );
+            let merged = LifecyclePolicy::parse(&text).unwrap();
+            assert_eq!(merged.rules.len(), 2);
+            assert_eq!(merged.rules[0].rule_priority, 1);
+            assert_eq!(merged.rules[1].rule_priority, DEFAULT_RULE_PRIORITY);
+            assert_eq!(merge_lifecycle(&text, &want(), rewrite), Merge::Same);
+        }
+    }
+
+    #[test]
+    fn enforce_rewrites_only_the_product_rule() {
+        let team = team_rule(
+            1,
+            r#"{"tagStatus":"tagged","tagPrefixList":["v"],"countType":"imageCountMoreThan","countNumber":10}"#,
+        );
+        let old = default_lifecycle(7);
+        let have = format!(
+            r#"{{"rules":[{team},{}]}}"#,
+            serde_json::to_string(&old.rules[0]).unwrap()
+        );
+        let Merge::Write { text, replaces, .. } = merge_lifecycle(&have, &want(), true) else {
+            panic!("expected a write")
+        };
+        assert!(replaces);
+        assert!(text.contains("set by hand by the team") && text.contains(r#""countNumber":30"#));
+        assert!(matches!(
+            merge_lifecycle(&have, &want(), false),
+            Merge::Differs(_)
+        ));
+    }
+
+    #[test]
+    fn rules_that_cannot_coexist_change_nothing() {
+        let clash = format!(
+            r#"{{"rules":[{}]}}"#,
+            team_rule(
+                DEFAULT_RULE_PRIORITY,
+                r#"{"tagStatus":"tagged","tagPrefixList":["v"],"countType":"imageCountMoreThan","countNumber":10}"#
+            )
+        );
+        let untagged = format!(
+            r#"{{"rules":[{}]}}"#,
+            team_rule(
+                1,
+                r#"{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":14}"#
+            )
+        );
+        let broken = r#"{"rules":[{"rulePriority":1,"description":"a policy ECR would refuse: sinceImagePulled with expire","selection":{"tagStatus":"tagged","tagPrefixList":["v"],"countType":"sinceImagePulled","countUnit":"days","countNumber":3}, "action":{"type":"expire"}}]}"#;
+        for (have, why) in [
+            (clash.as_str(), "rulePriority 100"),
+            (untagged.as_str(), "platform manifests"),
+            (broken, "does not pass ECR's rules"),
+        ] {
+            for rewrite in [false, true] {
+                match merge_lifecycle(have, &want(), rewrite) {
+                    Merge::Conflict(text) => assert!(text.contains(why), "{text}"),
+                    other => panic!("{have}: {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_legacy_product_rule_is_the_products() {
+        let legacy = r#"{"rules":[{"rulePriority":1,"description":"Expire cached tagged images pushed more than 30 days ago; the next pull caches them again","selection":{"tagStatus":"tagged","tagPatternList":["*"],"countType":"sinceImagePushed","countUnit":"days","countNumber":30},"action":{"type":"expire"}}]}"#;
+        let Merge::Write { text, kept, .. } = merge_lifecycle(legacy, &want(), true) else {
+            panic!("expected a write")
+        };
+        assert!(kept.is_empty());
+        assert_eq!(LifecyclePolicy::parse(&text).unwrap().rules.len(), 1);
+    }
+}
