@@ -390,6 +390,66 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn arm64_v8_is_checked_against_an_arm64_entry_without_variant() {
+        // Issue 16's observed case: PTC_PLATFORMS=linux/amd64,linux/arm64/v8 and an index
+        // whose arm64 entry has no variant (as most do). containerd's matcher takes that
+        // entry for arm64/v8, so readiness must check its manifest, not skip it.
+        let rules = RuleSet::new(vec![PtcRule::new("quay", "quay.io").unwrap()]);
+        let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest(2), "size": 10, "platform": {"os": "linux", "architecture": "amd64"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest(3), "size": 10, "platform": {"os": "linux", "architecture": "arm64"}}
+        ]}).to_string();
+        let ecr = FakeEcr::default();
+        ecr.state.lock().unwrap().manifests.insert(
+            ("quay/multi".into(), digest(1)),
+            ("application/vnd.oci.image.index.v1+json".into(), index),
+        );
+        let manifest = "application/vnd.oci.image.manifest.v1+json";
+        let index_detail = detail(
+            &digest(1),
+            &["v1"],
+            "application/vnd.oci.image.index.v1+json",
+        );
+        let platforms = [
+            Platform::parse("linux/amd64").unwrap(),
+            Platform::parse("linux/arm64/v8").unwrap(),
+        ];
+        let unreadable = BTreeMap::new();
+        let entry = WatchEntry::parse("quay.io/multi:v1");
+        // The arm64 manifest is not cached: not ready, and the reason names the platform.
+        let images = BTreeMap::from([(
+            "quay/multi".to_owned(),
+            vec![index_detail.clone(), detail(&digest(2), &[], manifest)],
+        )]);
+        let view = CacheView {
+            images: &images,
+            unreadable: &unreadable,
+        };
+        let item = assess(&ecr, &rules, &view, &platforms, &entry).await;
+        assert_eq!(item.state, Readiness::PlatformMissing, "{item:?}");
+        assert!(
+            item.reason.as_deref().unwrap().contains(&digest(3)),
+            "{item:?}"
+        );
+        assert!(item.notes.is_empty(), "published for arm64/v8: no note");
+        // Cached: ready.
+        let images = BTreeMap::from([(
+            "quay/multi".to_owned(),
+            vec![
+                index_detail,
+                detail(&digest(2), &[], manifest),
+                detail(&digest(3), &[], manifest),
+            ],
+        )]);
+        let view = CacheView {
+            images: &images,
+            unreadable: &unreadable,
+        };
+        let item = assess(&ecr, &rules, &view, &platforms, &entry).await;
+        assert_eq!(item.state, Readiness::Ready, "{item:?}");
+    }
+
+    #[tokio::test]
     async fn every_state_with_its_reason() {
         let rules = RuleSet::new(vec![
             PtcRule::new("quay", "quay.io").unwrap(),

@@ -374,6 +374,42 @@ mod tests {
     }
 
     #[test]
+    fn statements_other_services_and_tools_wrote_are_kept() {
+        // Further cases of the kind. A repository has one policy that several owners share
+        // (terraform-provider-aws#985, "an ECR repository can have only one policy
+        // document"; #35940, registry policies overwriting each other). Lambda adds its own
+        // statement when a function uses an image of another account
+        // (https://docs.aws.amazon.com/lambda/latest/dg/images-create.html, "Amazon ECR
+        // permissions"; its Sid as in terraform-aws-modules/terraform-aws-ecr#53), and a
+        // statement may have no Sid at all.
+        let lambda = r#"{"Sid":"LambdaECRImageRetrievalPolicy","Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":["ecr:BatchGetImage","ecr:GetDownloadUrlForLayer"],"Condition":{"StringLike":{"aws:sourceArn":"arn:aws:lambda:us-east-1:111122223333:function:*"}}}"#;
+        let anonymous = r#"{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::555566667777:root"},"Action":"ecr:BatchGetImage"}"#;
+        let have = format!(r#"{{"Version":"2008-10-17","Statement":[{lambda},{anonymous}]}}"#);
+        let Merge::Write { text, kept, .. } = merge_repository_policy(&have, &grant(), true) else {
+            panic!("expected a write")
+        };
+        assert_eq!(
+            kept,
+            [
+                "statement LambdaECRImageRetrievalPolicy",
+                "statement 2 (no Sid)"
+            ]
+        );
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            doc["Version"], "2008-10-17",
+            "the document's version is kept"
+        );
+        let written = statements(&text);
+        assert_eq!(written[0], serde_json::from_str::<Value>(lambda).unwrap());
+        assert_eq!(
+            written[1],
+            serde_json::from_str::<Value>(anonymous).unwrap()
+        );
+        assert_eq!(written.len(), 3);
+    }
+
+    #[test]
     fn fill_adds_the_grant_next_to_other_statements() {
         // Fill could never add the product's grant to a policy with other statements.
         let have = format!(r#"{{"Version":"2012-10-17","Id":"team","Statement":{CI_PUSH}}}"#);
