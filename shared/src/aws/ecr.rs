@@ -27,29 +27,26 @@ impl SdkEcr {
     pub fn new(client: Client) -> Self {
         Self { client }
     }
+}
 
-    /// `DescribeImages` with `filter.imageStatus` = `status`, all pages, `maxResults` 1000
-    /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeImages.html>).
-    async fn list_images(
-        &self,
-        repository: &str,
-        status: ImageStatusFilter,
-    ) -> Result<Vec<ImageDetail>, AwsError> {
-        let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .describe_images()
-            .repository_name(repository)
-            .filter(DescribeImagesFilter::builder().image_status(status).build())
-            .max_results(MAX_RESULTS)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AwsError::from_sdk("DescribeImages", e))?;
-            out.extend(page.image_details().iter().map(image_detail));
-        }
-        Ok(out)
+/// Every page of a `DescribeImages` request (the caller names the operation on the client, so
+/// the IAM action is read next to it) with `filter.imageStatus` = `status` and `maxResults`
+/// 1000 (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeImages.html>).
+async fn all_images(
+    request: aws_sdk_ecr::operation::describe_images::builders::DescribeImagesFluentBuilder,
+    status: ImageStatusFilter,
+) -> Result<Vec<ImageDetail>, AwsError> {
+    let mut out = Vec::new();
+    let mut pages = request
+        .filter(DescribeImagesFilter::builder().image_status(status).build())
+        .max_results(MAX_RESULTS)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| AwsError::from_sdk("DescribeImages", e))?;
+        out.extend(page.image_details().iter().map(image_detail));
     }
+    Ok(out)
 }
 
 fn rule_from_sdk(rule: &aws_sdk_ecr::types::PullThroughCacheRule) -> Result<PtcRule, AwsError> {
@@ -181,9 +178,8 @@ impl EcrApi for SdkEcr {
 
     #[tracing::instrument(skip(self), err(Display))]
     async fn describe_images(&self, repository: &str) -> Result<Vec<ImageDetail>, AwsError> {
-        let mut images = self
-            .list_images(repository, ImageStatusFilter::Active)
-            .await?;
+        let request = self.client.describe_images().repository_name(repository);
+        let mut images = all_images(request, ImageStatusFilter::Active).await?;
         // ECR answers ACTIVE images only with this filter. A server that ignores the filter
         // (moto does: its DescribeImages reads no `filter`) must still not hand an archived
         // image to a caller that will treat it as pullable.
@@ -196,7 +192,8 @@ impl EcrApi for SdkEcr {
         &self,
         repository: &str,
     ) -> Result<Vec<ImageDetail>, AwsError> {
-        self.list_images(repository, ImageStatusFilter::Any).await
+        let request = self.client.describe_images().repository_name(repository);
+        all_images(request, ImageStatusFilter::Any).await
     }
 
     #[tracing::instrument(skip(self), err(Display))]
