@@ -320,9 +320,11 @@ async fn a_repository_left_non_compliant_fires_non_compliant_repositories() {
         .send()
         .await
         .unwrap();
-    // Someone else's policy: fill mode keeps it, so the repository stays non-compliant.
-    let foreign = json!({"Version": "2012-10-17", "Statement": [{"Sid": "TeamPush", "Effect": "Allow",
-        "Principal": {"AWS": "arn:aws:iam::444455556666:root"}, "Action": ["ecr:PutImage"]}]});
+    // The product's own grant, as an older setting wrote it (another account): fill mode
+    // keeps it, so the repository stays non-compliant. (A team's own statement would not:
+    // fill adds the product's grant next to it.)
+    let foreign = json!({"Version": "2012-10-17", "Statement": [{"Sid": "PtcPullPrincipals", "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::444455556666:root"}, "Action": ["ecr:BatchGetImage"]}]});
     ecr.set_repository_policy()
         .repository_name(&name)
         .policy_text(foreign.to_string())
