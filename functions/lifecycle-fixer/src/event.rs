@@ -132,10 +132,18 @@ pub fn parse(event: &Value) -> Result<Trigger, String> {
         }
         "ECR Pull Through Cache Action" => {
             let status = field(&["sync-status"])?;
-            let repository = field(&["repository-name"])?;
             if status == "SUCCESS" {
-                Ok(one("pull-through cache sync", repository, true))
+                Ok(one(
+                    "pull-through cache sync",
+                    field(&["repository-name"])?,
+                    true,
+                ))
             } else {
+                // Nothing to fix: the repository name, read only for the log, cannot make
+                // the event refused.
+                let repository = event.detail["repository-name"]
+                    .as_str()
+                    .unwrap_or("an unnamed repository");
                 Ok(Trigger::Nothing {
                     source: format!(
                         "pull-through cache sync {status} for {repository}: nothing to fix"
@@ -227,6 +235,12 @@ mod tests {
         ));
         let mut failure = fixture("ptc-action-success.json");
         failure["detail"]["sync-status"] = json!("FAILURE");
+        assert!(matches!(parse(&failure).unwrap(), Trigger::Nothing { .. }));
+        // A failure without a repository name is still nothing to fix, not a refusal.
+        failure["detail"]
+            .as_object_mut()
+            .unwrap()
+            .remove("repository-name");
         assert!(matches!(parse(&failure).unwrap(), Trigger::Nothing { .. }));
     }
 

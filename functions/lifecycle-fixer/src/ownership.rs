@@ -2,7 +2,7 @@
 //! product's parts are merged into a document that also holds other people's.
 //!
 //! The product owns, and only ever changes:
-//! - in a repository policy, the statements whose `Sid` begins with [`OWNED_SID_PREFIX`]
+//! - in a repository policy, the statements whose `Sid` is one of [`OWNED_SIDS`]
 //!   (`PtcPullPrincipals`, `PtcPullOrganization`);
 //! - in a lifecycle policy, the rules whose `description` begins with [`RULE_MARKER`]
 //!   (`ptc: `), and the rule an earlier release wrote without the marker (its description
@@ -30,10 +30,12 @@
 use serde_json::{Map, Value, json};
 
 use crate::iam;
-use crate::policy::{LifecyclePolicy, PolicyError, Rule};
+use crate::policy::{ActionKind, CountType, LifecyclePolicy, PolicyError, Rule, TagStatus};
 
-/// A repository policy statement whose `Sid` begins with this belongs to the product.
-pub const OWNED_SID_PREFIX: &str = "Ptc";
+/// The `Sid`s of the product's repository-policy statements (see
+/// [`pull_policy`](crate::desired::pull_policy)): only a statement with one of these is the
+/// product's. A team's statement whose `Sid` merely begins the same way (`PtcAudit`) is not.
+pub const OWNED_SIDS: [&str; 2] = ["PtcPullPrincipals", "PtcPullOrganization"];
 /// A lifecycle rule whose `description` begins with this belongs to the product.
 pub const RULE_MARKER: &str = "ptc: ";
 /// How the product's rule began before it carried [`RULE_MARKER`]; such a rule is the
@@ -41,12 +43,62 @@ pub const RULE_MARKER: &str = "ptc: ";
 pub const LEGACY_RULE_DESCRIPTION: &str = "Expire cached tagged images pushed more than ";
 /// The `rulePriority` of the product's default lifecycle rule.
 pub const DEFAULT_RULE_PRIORITY: u32 = 100;
+/// A policy document with no statement: what [`merge_repository_policy`] is given when no
+/// grant is desired, so that the product's statements left on a policy are found.
+pub const NO_STATEMENTS: &str = r#"{"Statement":[]}"#;
+/// The longest `policyText` `SetRepositoryPolicy` accepts, in characters
+/// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_SetRepositoryPolicy.html>).
+pub const MAX_REPOSITORY_POLICY: usize = 10_240;
 
-/// Is this lifecycle rule the product's?
+/// Is this lifecycle rule the product's? Its description begins with [`RULE_MARKER`], or
+/// it is, in full, the rule an earlier release wrote ([`is_legacy_rule`]).
 pub fn owns_rule(rule: &Rule) -> bool {
     rule.description
         .as_deref()
-        .is_some_and(|d| d.starts_with(RULE_MARKER) || d.starts_with(LEGACY_RULE_DESCRIPTION))
+        .is_some_and(|d| d.starts_with(RULE_MARKER))
+        || is_legacy_rule(rule)
+}
+
+/// The rule an earlier release wrote without the marker, recognised by its whole shape (not
+/// by the start of its description, which a team's own rule may share): priority 1,
+/// description `Expire cached tagged images pushed more than <N> days ago; the next pull
+/// caches them again`, tagged images matching `["*"]`, `sinceImagePushed` in days, expire.
+pub fn is_legacy_rule(rule: &Rule) -> bool {
+    let s = &rule.selection;
+    let described = rule.description.as_deref().is_some_and(|d| {
+        d.strip_prefix(LEGACY_RULE_DESCRIPTION)
+            .and_then(|rest| rest.strip_suffix(" days ago; the next pull caches them again"))
+            .is_some_and(|n| n == s.count_number.to_string())
+    });
+    described
+        && rule.rule_priority == 1
+        && s.tag_status == TagStatus::Tagged
+        && s.tag_pattern_list.as_deref() == Some(&["*".to_owned()][..])
+        && s.tag_prefix_list.is_none()
+        && s.count_type == CountType::SinceImagePushed
+        && s.storage_class.is_none()
+        && rule.action.kind == ActionKind::Expire
+}
+
+/// Does this rule select every tagged image (`tagStatus` `any`, or `tagged` with patterns
+/// that are all wildcards)? A rule after it can then expire no tagged image: "an image that
+/// matches the tagging requirements of a rule cannot be expired by a rule with a lower
+/// priority" (lifecycle policy evaluation rules,
+/// <https://docs.aws.amazon.com/AmazonECR/latest/userguide/LifecyclePolicies.html>).
+fn selects_every_tagged_image(rule: &Rule) -> bool {
+    let s = &rule.selection;
+    match s.tag_status {
+        TagStatus::Any => true,
+        TagStatus::Untagged => false,
+        TagStatus::Tagged => {
+            s.tag_pattern_list
+                .as_deref()
+                .is_some_and(|p| p.iter().all(|p| p.chars().all(|c| c == '*')))
+                || s.tag_prefix_list
+                    .as_deref()
+                    .is_some_and(|p| p.iter().all(String::is_empty))
+        }
+    }
 }
 
 /// Is this repository policy statement the product's?
@@ -54,7 +106,7 @@ pub fn owns_statement(statement: &Value) -> bool {
     statement
         .get("Sid")
         .and_then(Value::as_str)
-        .is_some_and(|sid| sid.starts_with(OWNED_SID_PREFIX))
+        .is_some_and(|sid| OWNED_SIDS.contains(&sid))
 }
 
 /// The desired rules with [`RULE_MARKER`] at the start of each description (added where
@@ -88,6 +140,8 @@ pub enum Merge {
         /// The foreign parts kept in `text`, for a person (`statement DenyContractor`,
         /// `lifecycle rule 1 "keep ten images"`).
         kept: Vec<String>,
+        /// The product's own parts `text` no longer holds (statements no longer desired).
+        removed: Vec<String>,
     },
     /// The product's parts differ and the mode does not allow rewriting them (fill): what
     /// differs.
@@ -123,7 +177,7 @@ pub fn merge_lifecycle(have: &str, want: &LifecyclePolicy, rewrite: bool) -> Mer
         current.rules.iter().cloned().partition(owns_rule);
     let risky: Vec<String> = foreign
         .iter()
-        .filter(|r| r.selection.tag_status != crate::policy::TagStatus::Tagged)
+        .filter(|r| r.selection.tag_status != TagStatus::Tagged)
         .map(describe_rule)
         .collect();
     if !risky.is_empty() {
@@ -171,6 +225,35 @@ pub fn merge_lifecycle(have: &str, want: &LifecyclePolicy, rewrite: bool) -> Mer
                 .join(", ")
         ));
     }
+    // A team rule after a product rule that selects every tagged image could never act
+    // again (a "keep" rule would stop protecting): the two cannot coexist.
+    let shadowed: Vec<String> = foreign
+        .iter()
+        .filter(|f| {
+            want.rules
+                .iter()
+                .any(|w| w.rule_priority < f.rule_priority && selects_every_tagged_image(w))
+        })
+        .map(describe_rule)
+        .collect();
+    if !shadowed.is_empty() {
+        return Merge::Conflict(format!(
+            "{} would come after the product's rule (rulePriority {}), which selects every tagged image first, so {} could never act again; give {} a priority below {}",
+            shadowed.join(", "),
+            want.rules
+                .iter()
+                .map(|r| r.rule_priority.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if shadowed.len() == 1 { "it" } else { "they" },
+            if shadowed.len() == 1 { "it" } else { "them" },
+            want.rules
+                .iter()
+                .map(|r| r.rule_priority)
+                .min()
+                .unwrap_or(1),
+        ));
+    }
     let mut rules = foreign.clone();
     let mut mine = want.rules.clone();
     mine.sort_by_key(|r| r.rule_priority);
@@ -188,6 +271,7 @@ pub fn merge_lifecycle(have: &str, want: &LifecyclePolicy, rewrite: bool) -> Mer
         text,
         replaces: !owned.is_empty(),
         kept: foreign.iter().map(describe_rule).collect(),
+        removed: Vec::new(),
     }
 }
 
@@ -245,6 +329,7 @@ pub fn merge_repository_policy(have: &str, want: &str, rewrite: bool) -> Merge {
         }
     }
     let mut out: Vec<Value> = Vec::new();
+    let mut removed = Vec::new();
     let mut differs = Vec::new();
     let mut replaces = false;
     let mut added = false;
@@ -264,7 +349,10 @@ pub fn merge_repository_policy(have: &str, want: &str, rewrite: bool) -> Merge {
                 differs.push(format!("statement {id} differs from the desired one"));
                 out.push(s.clone());
             }
-            None if rewrite => replaces = true,
+            None if rewrite => {
+                replaces = true;
+                removed.push(format!("the product's statement {id} (no longer desired)"));
+            }
             None => {
                 differs.push(format!("statement {id} is no longer desired"));
                 out.push(s.clone());
@@ -304,13 +392,22 @@ pub fn merge_repository_policy(have: &str, want: &str, rewrite: bool) -> Merge {
             "the product's statements are no longer desired and the policy has no other; left as it is (delete it by hand if it should go)".into(),
         );
     }
-    doc.entry("Version")
-        .or_insert_with(|| Value::String("2012-10-17".into()));
+    // `Version` is kept as it is, absent included: without one IAM reads the document as
+    // 2008-10-17, where a team statement's policy variables are plain text; adding one
+    // would change what that statement means (the product's statements use no variable).
     doc.insert("Statement".into(), Value::Array(out));
+    let text = Value::Object(doc).to_string();
+    if text.chars().count() > MAX_REPOSITORY_POLICY {
+        return Merge::Conflict(format!(
+            "the repository policy with the product's statements would be {} characters, over the {MAX_REPOSITORY_POLICY} SetRepositoryPolicy accepts; left alone",
+            text.chars().count()
+        ));
+    }
     let mut merge = Merge::Write {
-        text: Value::Object(doc).to_string(),
+        text,
         replaces,
         kept,
+        removed,
     };
     if !differs.is_empty()
         && let Merge::Write { kept, .. } = &mut merge
@@ -355,6 +452,7 @@ mod tests {
             text,
             replaces,
             kept,
+            ..
         } = merge_repository_policy(&have.to_string(), &grant(), true)
         else {
             panic!("expected a write")
@@ -410,6 +508,17 @@ mod tests {
     }
 
     #[test]
+    fn a_team_sid_that_only_looks_like_the_products_is_kept() {
+        let team = r#"{"Sid":"PtcAudit","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::777788889999:root"},"Action":"ecr:DescribeImages"}"#;
+        let have = format!(r#"{{"Version":"2012-10-17","Statement":[{team}]}}"#);
+        let Merge::Write { text, kept, .. } = merge_repository_policy(&have, &grant(), true) else {
+            panic!("expected a write")
+        };
+        assert_eq!(kept, ["statement PtcAudit"]);
+        assert!(text.contains("PtcAudit"));
+    }
+
+    #[test]
     fn fill_adds_the_grant_next_to_other_statements() {
         // Fill could never add the product's grant to a policy with other statements.
         let have = format!(r#"{{"Version":"2012-10-17","Id":"team","Statement":{CI_PUSH}}}"#);
@@ -417,6 +526,7 @@ mod tests {
             text,
             replaces,
             kept,
+            ..
         } = merge_repository_policy(&have, &grant(), false)
         else {
             panic!("expected a write")
@@ -500,6 +610,7 @@ mod tests {
                 text,
                 replaces,
                 kept,
+                ..
             } = merge_lifecycle(&have, &want(), rewrite)
             else {
                 panic!("expected a write")
@@ -578,5 +689,83 @@ mod tests {
         };
         assert!(kept.is_empty());
         assert_eq!(LifecyclePolicy::parse(&text).unwrap().rules.len(), 1);
+    }
+
+    #[test]
+    fn the_review_cases() {
+        // A team rule after the product's catch-all could never act again: a "keep" rule
+        // would stop protecting ("an image that matches the tagging requirements of a rule
+        // cannot be expired by a rule with a lower priority", LifecyclePolicies.html).
+        let keep_prod = format!(
+            r#"{{"rules":[{}]}}"#,
+            team_rule(
+                150,
+                r#"{"tagStatus":"tagged","tagPatternList":["prod-*"],"countType":"imageCountMoreThan","countNumber":9999}"#
+            )
+        );
+        assert!(matches!(
+            merge_lifecycle(&keep_prod, &want(), true),
+            Merge::Conflict(why) if why.contains("lifecycle rule 150") && why.contains("below 100")
+        ));
+        // Before it, the team's rule decides first: they coexist.
+        let early = keep_prod.replace(r#""rulePriority":150"#, r#""rulePriority":10"#);
+        assert!(matches!(
+            merge_lifecycle(&early, &want(), true),
+            Merge::Write { .. }
+        ));
+        // A team rule that merely begins like the product's old description is the team's.
+        let lookalike = r#"{"rules":[{"rulePriority":2,"description":"Expire cached tagged images pushed more than 7 days ago -- team's own copy for nightly","selection":{"tagStatus":"tagged","tagPatternList":["nightly-*"],"countType":"sinceImagePushed","countUnit":"days","countNumber":7},"action":{"type":"expire"}}]}"#;
+        let Merge::Write { text, kept, .. } = merge_lifecycle(lookalike, &want(), true) else {
+            panic!("expected a write")
+        };
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert!(text.contains("team's own copy"));
+        // No Version: none is added (IAM would then read the team's policy variables).
+        let versionless = r#"{"Statement":[{"Sid":"Home","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"ecr:BatchGetImage","Resource":"arn:aws:ecr:*:*:repository/${aws:username}/*"}]}"#;
+        let Merge::Write { text, .. } = merge_repository_policy(versionless, &grant(), true) else {
+            panic!("expected a write")
+        };
+        assert!(!text.contains("Version"), "{text}");
+        // Over SetRepositoryPolicy's 10,240 characters once merged: left alone.
+        let big = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"Big","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::111122223333:root"}},"Action":"ecr:BatchGetImage","Condition":{{"StringEquals":{{"aws:PrincipalTag/team":"{}"}}}}}}]}}"#,
+            "x".repeat(10_000)
+        );
+        assert!(matches!(
+            merge_repository_policy(&big, &grant(), true),
+            Merge::Conflict(why) if why.contains("10240")
+        ));
+    }
+
+    #[test]
+    fn grants_go_when_no_grant_is_desired_any_more() {
+        let both = pull_policy(&["111122223333".into()], Some("o-abc123")).unwrap();
+        let mut have: Value = serde_json::from_str(&both).unwrap();
+        have["Statement"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::from_str(CI_PUSH).unwrap());
+        let Merge::Write { text, removed, .. } =
+            merge_repository_policy(&have.to_string(), NO_STATEMENTS, true)
+        else {
+            panic!("expected a write")
+        };
+        assert_eq!(removed.len(), 2, "{removed:?}");
+        assert_eq!(statements(&text).len(), 1);
+        assert!(matches!(
+            merge_repository_policy(&have.to_string(), NO_STATEMENTS, false),
+            Merge::Differs(_)
+        ));
+        // Only the product's statements: the policy cannot be emptied; reported.
+        assert!(matches!(
+            merge_repository_policy(&both, NO_STATEMENTS, true),
+            Merge::Conflict(_)
+        ));
+        // A policy with none of the product's statements: nothing to do.
+        let team = format!(r#"{{"Statement":[{CI_PUSH}]}}"#);
+        assert_eq!(
+            merge_repository_policy(&team, NO_STATEMENTS, true),
+            Merge::Same
+        );
     }
 }

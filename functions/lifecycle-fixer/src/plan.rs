@@ -67,6 +67,9 @@ pub enum Change {
         replaces: bool,
         /// The repository's own statements kept in `text`, for a person.
         kept: Vec<String>,
+        /// The product's statements `text` no longer holds (no longer desired).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        removed: Vec<String>,
     },
     /// `TagResource` on the repository's ARN: adds or overwrites these tags, removes none.
     TagResource {
@@ -114,6 +117,7 @@ pub fn plan(current: &Current, desired: &Desired, mode: Mode) -> Plan {
                 text: want.clone(),
                 replaces: false,
                 kept: Vec::new(),
+                removed: Vec::new(),
             },
             (Some(have), Ok(want)) => ownership::merge_lifecycle(have, &want, rewrite),
         };
@@ -123,6 +127,7 @@ pub fn plan(current: &Current, desired: &Desired, mode: Mode) -> Plan {
                 text,
                 replaces,
                 kept,
+                ..
             } => out.changes.push(Change::PutLifecyclePolicy {
                 text,
                 replaces,
@@ -131,25 +136,35 @@ pub fn plan(current: &Current, desired: &Desired, mode: Mode) -> Plan {
             Merge::Differs(why) | Merge::Conflict(why) => out.findings.push(why),
         }
     }
-    if let Some(want) = &desired.repository_policy {
-        let merged = match &current.repository_policy {
-            None => Merge::Write {
-                text: want.clone(),
-                replaces: false,
-                kept: Vec::new(),
-            },
-            Some(have) => ownership::merge_repository_policy(have, want, rewrite),
-        };
+    // With no grant desired, the product's statements still on a policy are no longer
+    // desired: enforce removes them (a grant must not outlive its setting), fill reports them.
+    let merged = match (&current.repository_policy, &desired.repository_policy) {
+        (None, None) => Merge::Same,
+        (None, Some(want)) => Merge::Write {
+            text: want.clone(),
+            replaces: false,
+            kept: Vec::new(),
+            removed: Vec::new(),
+        },
+        (Some(have), want) => ownership::merge_repository_policy(
+            have,
+            want.as_deref().unwrap_or(ownership::NO_STATEMENTS),
+            rewrite,
+        ),
+    };
+    {
         match merged {
             Merge::Same => {}
             Merge::Write {
                 text,
                 replaces,
                 kept,
+                removed,
             } => out.changes.push(Change::SetRepositoryPolicy {
                 text,
                 replaces,
                 kept,
+                removed,
             }),
             Merge::Differs(why) => out.findings.push(format!("repository policy: {why}")),
             Merge::Conflict(why) => out.findings.push(why),
@@ -342,6 +357,40 @@ mod tests {
         assert!(
             planned.findings.len() == 1 && planned.findings[0].contains("cached tags v1.2 when"),
             "{planned:?}"
+        );
+    }
+
+    #[test]
+    fn the_products_grant_goes_when_its_settings_are_unset() {
+        let mut want = desired();
+        let mut current = apply(&bare(), &plan(&bare(), &want, Mode::Enforce));
+        let mut doc: serde_json::Value =
+            serde_json::from_str(current.repository_policy.as_ref().unwrap()).unwrap();
+        doc["Statement"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "Sid": "CiPush", "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::111122223333:role/ci"}, "Action": "ecr:PutImage"
+            }));
+        current.repository_policy = Some(doc.to_string());
+        want.repository_policy = None;
+        let enforce = plan(&current, &want, Mode::Enforce);
+        let Some(Change::SetRepositoryPolicy { text, removed, .. }) = enforce
+            .changes
+            .iter()
+            .find(|c| matches!(c, Change::SetRepositoryPolicy { .. }))
+        else {
+            panic!("{enforce:?}")
+        };
+        assert!(removed[0].contains("PtcPullPrincipals"), "{removed:?}");
+        assert!(text.contains("CiPush") && !text.contains("PtcPull"));
+        let fill = plan(&current, &want, Mode::Fill);
+        assert!(
+            fill.findings
+                .iter()
+                .any(|f| f.contains("no longer desired")),
+            "{fill:?}"
         );
     }
 }

@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 /// Lifecycle policy text length limits (ECR): the minimum length of `PutLifecyclePolicy`'s
 /// `lifecyclePolicyText`
 /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_PutLifecyclePolicy.html>).
-/// [`LifecyclePolicy::parse`] compares it with the text's length in bytes.
+/// [`LifecyclePolicy::parse`] compares it with the text's length in characters (Unicode
+/// scalar values), as the quota is written ("Lifecycle policy length: 30,720 characters",
+/// <https://docs.aws.amazon.com/AmazonECR/latest/userguide/service-quotas.html>), not bytes:
+/// a description in Japanese takes three bytes a character.
 pub const MIN_TEXT: usize = 100;
 /// The maximum length of `PutLifecyclePolicy`'s `lifecyclePolicyText`, compared likewise.
 pub const MAX_TEXT: usize = 30_720;
@@ -132,7 +135,7 @@ pub enum PolicyError {
     /// message, with line and column.
     #[error("lifecycle policy is not valid JSON for ECR: {0}")]
     Json(String),
-    /// The text's length in bytes is outside [`MIN_TEXT`]..=[`MAX_TEXT`].
+    /// The text's length in characters is outside [`MIN_TEXT`]..=[`MAX_TEXT`].
     #[error("lifecycle policy text is {0} characters; ECR accepts 100 to 30,720")]
     Length(usize),
     /// One rule breaks a documented rule.
@@ -156,8 +159,9 @@ impl LifecyclePolicy {
         let policy: Self =
             serde_json::from_str(text).map_err(|e| PolicyError::Json(e.to_string()))?;
         policy.validate()?;
-        if !(MIN_TEXT..=MAX_TEXT).contains(&text.len()) {
-            return Err(PolicyError::Length(text.len()));
+        let length = text.chars().count();
+        if !(MIN_TEXT..=MAX_TEXT).contains(&length) {
+            return Err(PolicyError::Length(length));
         }
         Ok(policy)
     }
@@ -479,6 +483,18 @@ mod tests {
             expire,
         )]);
         LifecyclePolicy::parse(&standard).unwrap();
+    }
+
+    #[test]
+    fn length_is_counted_in_characters() {
+        // 30,720 characters is the quota; a policy described in Japanese is three bytes a
+        // character, so a byte count would refuse what ECR accepts.
+        let description = "日本語の説明".repeat(2_000);
+        let text = format!(
+            r#"{{"rules":[{{"rulePriority":1,"description":"{description}","selection":{{"tagStatus":"tagged","tagPrefixList":["v"],"countType":"imageCountMoreThan","countNumber":3}},"action":{{"type":"expire"}}}}]}}"#
+        );
+        assert!(text.len() > MAX_TEXT && text.chars().count() < MAX_TEXT);
+        LifecyclePolicy::parse(&text).unwrap();
     }
 
     #[test]

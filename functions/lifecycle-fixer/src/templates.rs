@@ -164,9 +164,9 @@ pub async fn check(
     for rule in rules.rules() {
         let prefix = rule.prefix.to_string();
         let desired = desired.for_rule_prefix(&rule.prefix);
-        let own = existing
-            .iter()
-            .find(|t| t.prefix == prefix && serves_the_cache(t));
+        // A prefix has one template (CreateRepositoryCreationTemplate refuses a second):
+        // one that serves REPLICATION only is updated to serve the cache too.
+        let own = existing.iter().find(|t| t.prefix == prefix);
         let mut result = TemplateResult {
             prefix: prefix.clone(),
             status: TemplateStatus::Ok,
@@ -255,9 +255,15 @@ fn merged(
     let mut conflicts = Vec::new();
     let mut merge = |what: &str, merged: Merge, slot: &mut Option<String>| match merged {
         Merge::Same => {}
-        Merge::Write { text, kept: k, .. } => {
-            differs.push(what.to_owned());
+        Merge::Write {
+            text,
+            kept: k,
+            removed,
+            ..
+        } => {
+            differs.push(format!("its {what}"));
             kept.extend(k);
+            kept.extend(removed.into_iter().map(|r| format!("removes {r}")));
             *slot = Some(text);
         }
         Merge::Differs(why) | Merge::Conflict(why) => {
@@ -271,21 +277,35 @@ fn merged(
                 text: w.clone(),
                 replaces: false,
                 kept: Vec::new(),
+                removed: Vec::new(),
             },
             (Some(h), Ok(w)) => ownership::merge_lifecycle(h, &w, true),
         };
         merge("lifecycle policy", m, &mut want.lifecycle_policy);
     }
-    if let Some(w) = &desired.repository_policy {
-        let m = match &have.repository_policy {
-            None => Merge::Write {
-                text: w.clone(),
-                replaces: false,
-                kept: Vec::new(),
-            },
-            Some(h) => ownership::merge_repository_policy(h, w, true),
-        };
-        merge("repository policy", m, &mut want.repository_policy);
+    // As on repositories: with no grant desired, the product's statements left on the
+    // template are removed (its other statements kept).
+    let m = match (&have.repository_policy, &desired.repository_policy) {
+        (None, None) => Merge::Same,
+        (None, Some(w)) => Merge::Write {
+            text: w.clone(),
+            replaces: false,
+            kept: Vec::new(),
+            removed: Vec::new(),
+        },
+        (Some(h), w) => ownership::merge_repository_policy(
+            h,
+            w.as_deref().unwrap_or(ownership::NO_STATEMENTS),
+            true,
+        ),
+    };
+    merge("repository policy", m, &mut want.repository_policy);
+    if !have.applied_for.iter().any(|a| a == PULL_THROUGH_CACHE) {
+        want.applied_for.push(PULL_THROUGH_CACHE.into());
+        differs.push(format!(
+            "{PULL_THROUGH_CACHE} in appliedFor (it serves {} only)",
+            have.applied_for.join(", ")
+        ));
     }
     if !conflicts.is_empty() {
         return Err(conflicts);
@@ -294,9 +314,8 @@ fn merged(
         return Ok(None);
     }
     let differs = format!(
-        "the template's {} {} the product's part as desired",
-        differs.join(" and "),
-        if differs.len() == 1 { "lacks" } else { "lack" }
+        "the template lacks the product's part as desired: {}",
+        differs.join("; ")
     );
     Ok(Some((want, kept, differs)))
 }
@@ -597,6 +616,37 @@ mod tests {
             quay.findings
                 .iter()
                 .any(|f| f.contains("platform manifests"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_replication_only_template_of_the_prefix_is_updated_not_created() {
+        // A prefix has one template: creating a second fails with
+        // TemplateAlreadyExistsException (API reference, CreateRepositoryCreationTemplate).
+        let api = FakeTemplates::default();
+        api.templates.lock().unwrap().push(CreationTemplate {
+            prefix: "quay".into(),
+            applied_for: vec!["REPLICATION".into()],
+            ..CreationTemplate::default()
+        });
+        let out = check(&api, &rules(), &desired(), Mode::Enforce, false)
+            .await
+            .unwrap();
+        let quay = out.iter().find(|t| t.prefix == "quay").unwrap();
+        assert_eq!(quay.status, TemplateStatus::Different, "{quay:?}");
+        assert_eq!(quay.action.as_deref(), Some("updated"));
+        assert!(quay.findings.iter().any(|f| f.contains("REPLICATION only")));
+        let written = api
+            .templates
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|t| t.prefix == "quay")
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            written.applied_for,
+            ["REPLICATION".to_owned(), PULL_THROUGH_CACHE.to_owned()]
         );
     }
 }

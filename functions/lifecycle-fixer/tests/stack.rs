@@ -190,7 +190,7 @@ async fn sweeps_fix_once_respect_fill_and_write_nothing_the_second_time() {
     );
     assert_eq!(
         template("k8s").findings,
-        ["the template's repository policy lacks the product's part as desired"]
+        ["the template lacks the product's part as desired: its repository policy"]
     );
     assert_eq!(
         template("quay").status,

@@ -118,10 +118,16 @@ fn change(verb: &str, change: &Change) -> String {
             replaces,
             text,
             kept,
+            removed,
         } => format!(
-            "{verb} {} repository policy {text}{}",
+            "{verb} {} repository policy {text}{}{}",
             set(*replaces),
-            keeping(kept)
+            keeping(kept),
+            if removed.is_empty() {
+                String::new()
+            } else {
+                format!(" (removes {})", removed.join(", "))
+            }
         ),
         Change::TagResource { tags } => format!(
             "{verb} tag {}",
