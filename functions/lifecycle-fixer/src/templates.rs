@@ -141,8 +141,8 @@ fn template_findings(t: &CreationTemplate) -> Vec<String> {
 /// prefix is created (enforce). An update sends the template's `appliedFor` with every entry
 /// it had (`REPLICATION` stays) and its policies merged with the product's parts
 /// ([`ownership`]): the template's own rules and statements are kept, and the fields the
-/// product does not manage are not sent. A repository policy the template has where none is
-/// desired is not a difference.
+/// product does not manage are not sent. Where no grant is desired, the template's own
+/// statements are no difference; the product's statements left on it are removed.
 ///
 /// Errors: `cannot list creation templates: <AWS error>` when
 /// `DescribeRepositoryCreationTemplates` fails; a failed write is the template's `error`.
