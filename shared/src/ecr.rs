@@ -380,11 +380,12 @@ pub trait EcrTemplatesApi: Send + Sync {
     async fn describe_templates(&self) -> Result<Vec<CreationTemplate>, AwsError>;
     /// Create (`exists` false) or update a `PULL_THROUGH_CACHE` template.
     ///
-    /// `CreateRepositoryCreationTemplate` or `UpdateRepositoryCreationTemplate`, sending the
-    /// template's `prefix`, `appliedFor`, `lifecyclePolicy` and `repositoryPolicy` only: the
-    /// fields the product manages. An update leaves the fields it does not send as they
-    /// are (description, encryption, resource tags, mutability, custom role); the caller
-    /// sends `appliedFor` with every entry the template had
+    /// An update (`UpdateRepositoryCreationTemplate`) sends the template's `prefix`,
+    /// `appliedFor`, `lifecyclePolicy` and `repositoryPolicy` only: the fields the product
+    /// manages. It leaves the fields it does not send as they are (description, encryption,
+    /// resource tags, mutability, custom role); the caller sends `appliedFor` with every
+    /// entry the template had. A create (`CreateRepositoryCreationTemplate`) also sends
+    /// every other field the template has (a copy of the `ROOT` template keeps them)
     /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_CreateRepositoryCreationTemplate.html>,
     /// <https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_UpdateRepositoryCreationTemplate.html>).
     async fn put_template(&self, template: &CreationTemplate, exists: bool)

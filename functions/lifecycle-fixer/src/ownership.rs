@@ -80,25 +80,109 @@ pub fn is_legacy_rule(rule: &Rule) -> bool {
         && rule.action.kind == ActionKind::Expire
 }
 
-/// Does this rule select every tagged image (`tagStatus` `any`, or `tagged` with patterns
-/// that are all wildcards)? A rule after it can then expire no tagged image: "an image that
-/// matches the tagging requirements of a rule cannot be expired by a rule with a lower
-/// priority" (lifecycle policy evaluation rules,
-/// <https://docs.aws.amazon.com/AmazonECR/latest/userguide/LifecyclePolicies.html>).
-fn selects_every_tagged_image(rule: &Rule) -> bool {
-    let s = &rule.selection;
-    match s.tag_status {
-        TagStatus::Any => true,
-        TagStatus::Untagged => false,
-        TagStatus::Tagged => {
-            s.tag_pattern_list
-                .as_deref()
-                .is_some_and(|p| p.iter().all(|p| p.chars().all(|c| c == '*')))
-                || s.tag_prefix_list
-                    .as_deref()
-                    .is_some_and(|p| p.iter().all(String::is_empty))
+/// The literal start of a tag pattern (what every tag it matches begins with): the text
+/// before its first `*`.
+fn literal_start(pattern: &str) -> &str {
+    pattern.split('*').next().unwrap_or_default()
+}
+
+/// Is every tag `inner` (a pattern of `tagPatternList`, or with `prefix` a prefix of
+/// `tagPrefixList`) sure to match `outer` (likewise)? Conservative: `false` when unsure.
+fn tag_covers(outer: &str, outer_is_prefix: bool, inner: &str, inner_is_prefix: bool) -> bool {
+    let inner_start = if inner_is_prefix {
+        inner
+    } else {
+        literal_start(inner)
+    };
+    if outer_is_prefix {
+        return inner_start.starts_with(outer);
+    }
+    if outer.chars().all(|c| c == '*') {
+        return true;
+    }
+    if !inner_is_prefix && outer == inner {
+        return true;
+    }
+    // `release*` (one trailing wildcard) takes every tag beginning with `release`.
+    match outer.strip_suffix('*') {
+        Some(start) if !start.contains('*') => inner_start.starts_with(start),
+        _ => false,
+    }
+}
+
+/// Does `outer` select, by tags and storage class, every image `inner` selects? Then
+/// `inner`, if evaluated after `outer`, can expire none of them: "an image that matches the
+/// tagging requirements of a rule cannot be expired by a rule with a lower priority"
+/// (lifecycle policy evaluation rules,
+/// <https://docs.aws.amazon.com/AmazonECR/latest/userguide/LifecyclePolicies.html>). Rules of
+/// different storage classes select different images. Conservative: `false` when unsure.
+fn covers(outer: &Rule, inner: &Rule) -> bool {
+    let class = |r: &Rule| {
+        r.selection
+            .storage_class
+            .clone()
+            .unwrap_or_else(|| "standard".into())
+    };
+    if class(outer) != class(inner) {
+        return false;
+    }
+    let (o, i) = (&outer.selection, &inner.selection);
+    match (o.tag_status, i.tag_status) {
+        (TagStatus::Any, _) => true,
+        (TagStatus::Tagged, TagStatus::Tagged) => {
+            let list = |s: &crate::policy::Selection| -> Vec<(String, bool)> {
+                match (&s.tag_prefix_list, &s.tag_pattern_list) {
+                    (Some(p), _) => p.iter().map(|x| (x.clone(), true)).collect(),
+                    (_, Some(p)) => p.iter().map(|x| (x.clone(), false)).collect(),
+                    _ => Vec::new(),
+                }
+            };
+            let (outer_tags, inner_tags) = (list(o), list(i));
+            // An image `inner` selects has, for each of its entries, a tag matching it; it
+            // matches `outer` when each of `outer`'s entries takes one of those tags.
+            outer_tags.iter().all(|(ot, op)| {
+                inner_tags
+                    .iter()
+                    .any(|(it, ip)| tag_covers(ot, *op, it, *ip))
+            })
+        }
+        _ => false,
+    }
+}
+
+/// The reason a team rule and a product rule cannot stand in one policy because one would
+/// hide the other: a team rule after a product rule that selects all its images could never
+/// act again (a "keep" rule would stop protecting), and a product rule after a team rule
+/// that selects all its images would never act. `None` when neither hides the other.
+fn shadowing(product: &[Rule], foreign: &[Rule]) -> Option<String> {
+    for f in foreign {
+        if let Some(p) = product
+            .iter()
+            .find(|p| p.rule_priority < f.rule_priority && covers(p, f))
+        {
+            let advice = if p.rule_priority <= 1 {
+                "the product's rules leave no priority before them: give them higher rulePriority values in the settings".to_owned()
+            } else {
+                format!("give it a priority below {}", p.rule_priority)
+            };
+            return Some(format!(
+                "{} comes after the product's {} and selects no image that one does not select first, so it could never act again; {advice}",
+                describe_rule(f),
+                describe_rule(p),
+            ));
+        }
+        if let Some(p) = product
+            .iter()
+            .find(|p| f.rule_priority < p.rule_priority && covers(f, p))
+        {
+            return Some(format!(
+                "{} comes before the product's {} and selects every image that one would, so the product's rule could never act",
+                describe_rule(f),
+                describe_rule(p),
+            ));
         }
     }
+    None
 }
 
 /// Is this repository policy statement the product's?
@@ -140,7 +224,8 @@ pub enum Merge {
         /// The foreign parts kept in `text`, for a person (`statement DenyContractor`,
         /// `lifecycle rule 1 "keep ten images"`).
         kept: Vec<String>,
-        /// The product's own parts `text` no longer holds (statements no longer desired).
+        /// The product's own parts `text` no longer holds or holds rewritten (statements no
+        /// longer desired, rules replaced).
         removed: Vec<String>,
     },
     /// The product's parts differ and the mode does not allow rewriting them (fill): what
@@ -162,8 +247,9 @@ fn describe_rule(rule: &Rule) -> String {
 ///
 /// `have` is validated with ECR's rules first ([`LifecyclePolicy::parse`]); a policy that
 /// does not pass is a conflict (read, never rewritten). Foreign rules are kept in their
-/// order; the product's rules follow them, in priority order. `rewrite` (enforce mode)
-/// allows rewriting product rules that differ; missing ones are added in every mode.
+/// order; the product's rules follow them, in priority order. When the policy holds none of
+/// the product's rules they are added (every mode); when it holds some that differ, they
+/// are rewritten with `rewrite` (enforce) and reported without.
 pub fn merge_lifecycle(have: &str, want: &LifecyclePolicy, rewrite: bool) -> Merge {
     let current = match LifecyclePolicy::parse(have) {
         Ok(p) => p,
@@ -192,6 +278,18 @@ pub fn merge_lifecycle(have: &str, want: &LifecyclePolicy, rewrite: bool) -> Mer
             if risky.len() == 1 { "it" } else { "them" },
             if risky.len() == 1 { "it" } else { "them" },
         ));
+    }
+    // Checked whether or not anything is written: a team rule added after the product's
+    // is as dead as one the product would be added in front of.
+    // The product rules the policy will hold: the desired ones when they are written
+    // (enforce, or none in place), else those in place (fill keeps them).
+    let judged = if rewrite || owned.is_empty() {
+        &want.rules
+    } else {
+        &owned
+    };
+    if let Some(why) = shadowing(judged, &foreign) {
+        return Merge::Conflict(why);
     }
     let same = !owned.is_empty()
         && crate::policy::same_meaning(
@@ -225,35 +323,6 @@ pub fn merge_lifecycle(have: &str, want: &LifecyclePolicy, rewrite: bool) -> Mer
                 .join(", ")
         ));
     }
-    // A team rule after a product rule that selects every tagged image could never act
-    // again (a "keep" rule would stop protecting): the two cannot coexist.
-    let shadowed: Vec<String> = foreign
-        .iter()
-        .filter(|f| {
-            want.rules
-                .iter()
-                .any(|w| w.rule_priority < f.rule_priority && selects_every_tagged_image(w))
-        })
-        .map(describe_rule)
-        .collect();
-    if !shadowed.is_empty() {
-        return Merge::Conflict(format!(
-            "{} would come after the product's rule (rulePriority {}), which selects every tagged image first, so {} could never act again; give {} a priority below {}",
-            shadowed.join(", "),
-            want.rules
-                .iter()
-                .map(|r| r.rule_priority.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            if shadowed.len() == 1 { "it" } else { "they" },
-            if shadowed.len() == 1 { "it" } else { "them" },
-            want.rules
-                .iter()
-                .map(|r| r.rule_priority)
-                .min()
-                .unwrap_or(1),
-        ));
-    }
     let mut rules = foreign.clone();
     let mut mine = want.rules.clone();
     mine.sort_by_key(|r| r.rule_priority);
@@ -271,7 +340,10 @@ pub fn merge_lifecycle(have: &str, want: &LifecyclePolicy, rewrite: bool) -> Mer
         text,
         replaces: !owned.is_empty(),
         kept: foreign.iter().map(describe_rule).collect(),
-        removed: Vec::new(),
+        removed: owned
+            .iter()
+            .map(|r| format!("the product's {} (rewritten)", describe_rule(r)))
+            .collect(),
     }
 }
 
@@ -375,7 +447,10 @@ pub fn merge_repository_policy(have: &str, want: &str, rewrite: bool) -> Merge {
         .filter(|(_, s)| !owns_statement(s))
         .map(|(i, s)| match sid(s) {
             Some(id) if !id.is_empty() => format!("statement {id}"),
-            _ => format!("statement {} (no Sid)", i + 1),
+            _ => format!(
+                "the statement at position {} of the current policy (no Sid)",
+                i + 1
+            ),
         })
         .collect();
     if !replaces && !added {
@@ -490,7 +565,7 @@ mod tests {
             kept,
             [
                 "statement LambdaECRImageRetrievalPolicy",
-                "statement 2 (no Sid)"
+                "the statement at position 2 of the current policy (no Sid)"
             ]
         );
         let doc: Value = serde_json::from_str(&text).unwrap();
@@ -767,5 +842,82 @@ mod tests {
             merge_repository_policy(&team, NO_STATEMENTS, true),
             Merge::Same
         );
+    }
+
+    #[test]
+    fn rules_that_hide_one_another() {
+        let rule = |priority: u32, description: &str, selection: &str| {
+            format!(
+                r#"{{"rulePriority":{priority},"description":"{description}","selection":{selection},"action":{{"type":"expire"}}}}"#
+            )
+        };
+        let keep = |priority: u32, list: &str| {
+            rule(
+                priority,
+                "team: keep them all",
+                &format!(
+                    r#"{{"tagStatus":"tagged",{list},"countType":"imageCountMoreThan","countNumber":9999}}"#
+                ),
+            )
+        };
+        let policy = |rules: &[String]| format!(r#"{{"rules":[{}]}}"#, rules.join(","));
+        let product = serde_json::to_string(&want().rules[0]).unwrap();
+        // A team rule added after the product's is in place: reported although nothing
+        // would be written.
+        let after = policy(&[product.clone(), keep(150, r#""tagPatternList":["prod-*"]"#)]);
+        for rewrite in [false, true] {
+            assert!(matches!(
+                merge_lifecycle(&after, &want(), rewrite),
+                Merge::Conflict(why) if why.contains("lifecycle rule 150")
+            ));
+        }
+        // A narrower product rule from the settings hides a team rule it covers:
+        // `release` takes every tag `release-lts` takes.
+        let settings = LifecyclePolicy::parse(&policy(&[rule(
+            1,
+            "ptc: expire old releases",
+            r#"{"tagStatus":"tagged","tagPrefixList":["release"],"countType":"sinceImagePushed","countUnit":"days","countNumber":30}"#,
+        )]))
+        .unwrap();
+        let lts = policy(&[keep(5, r#""tagPrefixList":["release-lts"]"#)]);
+        assert!(matches!(
+            merge_lifecycle(&lts, &settings, true),
+            Merge::Conflict(why) if why.contains("no priority before them")
+        ));
+        let patterns = policy(&[keep(5, r#""tagPatternList":["release-lts-*"]"#)]);
+        assert!(matches!(
+            merge_lifecycle(&patterns, &settings, true),
+            Merge::Conflict(_)
+        ));
+        // Different tags: they coexist.
+        let nightly = policy(&[keep(5, r#""tagPrefixList":["nightly"]"#)]);
+        assert!(matches!(
+            merge_lifecycle(&nightly, &settings, true),
+            Merge::Write { .. }
+        ));
+        // A team catch-all before the product's rule: the product's could never act.
+        let catch_all = policy(&[keep(1, r#""tagPatternList":["*"]"#)]);
+        assert!(matches!(
+            merge_lifecycle(&catch_all, &want(), true),
+            Merge::Conflict(why) if why.contains("the product's rule could never act")
+        ));
+        // Archived images are another set: a rule on them after the product's is fine.
+        let archived = policy(&[rule(
+            200,
+            "team: expire what has been archived for a year",
+            r#"{"tagStatus":"tagged","tagPatternList":["*"],"storageClass":"archive","countType":"sinceImageTransitioned","countUnit":"days","countNumber":365}"#,
+        )]);
+        assert!(matches!(
+            merge_lifecycle(&archived, &want(), true),
+            Merge::Write { .. }
+        ));
+        // The earlier release's rule (priority 1, every tag) and a team rule at 10: enforce
+        // moves the product's rule to 100, after the team's.
+        let legacy = r#"{"rulePriority":1,"description":"Expire cached tagged images pushed more than 30 days ago; the next pull caches them again","selection":{"tagStatus":"tagged","tagPatternList":["*"],"countType":"sinceImagePushed","countUnit":"days","countNumber":30},"action":{"type":"expire"}}"#;
+        let with_legacy = policy(&[legacy.to_owned(), keep(10, r#""tagPrefixList":["v"]"#)]);
+        assert!(matches!(
+            merge_lifecycle(&with_legacy, &want(), true),
+            Merge::Write { replaces: true, .. }
+        ));
     }
 }

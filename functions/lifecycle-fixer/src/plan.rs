@@ -56,6 +56,9 @@ pub enum Change {
         replaces: bool,
         /// The repository's own rules kept in `text`, for a person.
         kept: Vec<String>,
+        /// The product's rules `text` replaces.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        removed: Vec<String>,
     },
     /// `SetRepositoryPolicy` with the desired pull grant
     /// (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/repository-policies.html>).
@@ -127,11 +130,12 @@ pub fn plan(current: &Current, desired: &Desired, mode: Mode) -> Plan {
                 text,
                 replaces,
                 kept,
-                ..
+                removed,
             } => out.changes.push(Change::PutLifecyclePolicy {
                 text,
                 replaces,
                 kept,
+                removed,
             }),
             Merge::Differs(why) | Merge::Conflict(why) => out.findings.push(why),
         }

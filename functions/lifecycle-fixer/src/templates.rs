@@ -164,8 +164,7 @@ pub async fn check(
     for rule in rules.rules() {
         let prefix = rule.prefix.to_string();
         let desired = desired.for_rule_prefix(&rule.prefix);
-        // A prefix has one template (CreateRepositoryCreationTemplate refuses a second):
-        // one that serves REPLICATION only is updated to serve the cache too.
+        // A prefix has one template (CreateRepositoryCreationTemplate refuses a second).
         let own = existing.iter().find(|t| t.prefix == prefix);
         let mut result = TemplateResult {
             prefix: prefix.clone(),
@@ -185,6 +184,17 @@ pub async fn check(
             ..CreationTemplate::default()
         };
         let (want, exists) = match (own, root) {
+            (Some(t), _) if !serves_the_cache(t) => {
+                // Adding PULL_THROUGH_CACHE would give the cache's repositories this
+                // template's settings and the replicated ones the product's: not the
+                // product's to decide.
+                result.status = TemplateStatus::Conflict;
+                result.findings.push(format!(
+                    "the {prefix} template serves {} only, and a prefix has one template: the cache cannot get one of its own; add PULL_THROUGH_CACHE to it by hand if its settings suit the cache (the product then keeps its parts in it)",
+                    t.applied_for.join(", ")
+                ));
+                (None, true)
+            }
             (Some(t), _) => {
                 result.findings.extend(template_findings(t));
                 match merged(t, desired) {
@@ -209,12 +219,32 @@ pub async fn check(
                         result.kept.push(format!("covered by the {ROOT} template"));
                         (None, false)
                     }
-                    _ => {
+                    Ok(Some((mut want, kept, _))) => {
+                        // The prefix's own template starts as a copy of ROOT's, which its
+                        // repositories get today: encryption, tags, role, its statements
+                        // and rules, with the product's parts merged in.
+                        want.prefix = prefix.clone();
+                        want.applied_for = vec![PULL_THROUGH_CACHE.into()];
                         result.status = TemplateStatus::Different;
                         result.findings.push(format!(
-                            "no template for prefix {prefix}, and the {ROOT} template's policies differ from the prefix's desired ones: a template for {prefix} is needed"
+                            "no template for prefix {prefix}, and the {ROOT} template's policies lack the prefix's desired parts: a template for {prefix} is needed, copied from {ROOT}'s"
                         ));
-                        (Some(fresh), false)
+                        result.kept = kept
+                            .into_iter()
+                            .filter(|k| !k.starts_with("appliedFor"))
+                            .collect();
+                        result.kept.push(format!(
+                            "copied from the {ROOT} template: its description, encryption, resource tags, tag mutability and custom role"
+                        ));
+                        (Some(want), false)
+                    }
+                    Err(conflicts) => {
+                        result.status = TemplateStatus::Conflict;
+                        result.findings.push(format!(
+                            "no template for prefix {prefix}, and the {ROOT} template it would be copied from cannot take the prefix's desired parts"
+                        ));
+                        result.findings.extend(conflicts);
+                        (None, false)
                     }
                 }
             }
@@ -620,9 +650,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_replication_only_template_of_the_prefix_is_updated_not_created() {
-        // A prefix has one template: creating a second fails with
-        // TemplateAlreadyExistsException (API reference, CreateRepositoryCreationTemplate).
+    async fn a_replication_only_template_of_the_prefix_is_reported_not_changed() {
+        // A prefix has one template (a second CreateRepositoryCreationTemplate fails with
+        // TemplateAlreadyExistsException), and turning a replication template into the
+        // cache's would give each side the other's settings: reported, nothing written.
         let api = FakeTemplates::default();
         api.templates.lock().unwrap().push(CreationTemplate {
             prefix: "quay".into(),
@@ -633,10 +664,10 @@ mod tests {
             .await
             .unwrap();
         let quay = out.iter().find(|t| t.prefix == "quay").unwrap();
-        assert_eq!(quay.status, TemplateStatus::Different, "{quay:?}");
-        assert_eq!(quay.action.as_deref(), Some("updated"));
+        assert_eq!(quay.status, TemplateStatus::Conflict, "{quay:?}");
+        assert_eq!(quay.action, None);
         assert!(quay.findings.iter().any(|f| f.contains("REPLICATION only")));
-        let written = api
+        let quay_now = api
             .templates
             .lock()
             .unwrap()
@@ -644,9 +675,61 @@ mod tests {
             .find(|t| t.prefix == "quay")
             .cloned()
             .unwrap();
+        assert_eq!(quay_now.applied_for, ["REPLICATION".to_owned()]);
+    }
+
+    #[tokio::test]
+    async fn a_prefix_template_made_because_root_differs_starts_as_roots_copy() {
+        let api = FakeTemplates::default();
+        let deny = r#"{"Sid":"DenyContractor","Effect":"Deny","Principal":{"AWS":"arn:aws:iam::444455556666:role/contractor"},"Action":"ecr:*"}"#;
+        api.templates.lock().unwrap().push(CreationTemplate {
+            prefix: ROOT.into(),
+            applied_for: vec![PULL_THROUGH_CACHE.into(), "REPLICATION".into()],
+            lifecycle_policy: Some(default_lifecycle(30).canonical()),
+            repository_policy: Some(format!(
+                r#"{{"Version":"2012-10-17","Statement":[{deny}]}}"#
+            )),
+            description: Some("the account's defaults".into()),
+            encryption_type: Some("KMS".into()),
+            kms_key: Some("arn:aws:kms:us-east-1:111122223333:key/abc".into()),
+            resource_tags: BTreeMap::from([("cost-center".into(), "42".into())]),
+            custom_role_arn: Some("arn:aws:iam::111122223333:role/ecr-templates".into()),
+            ..CreationTemplate::default()
+        });
+        let mut set = desired();
+        set.default.lifecycle_policy = Some(default_lifecycle(14).canonical());
+        let dry = check(&api, &rules(), &set, Mode::Enforce, true)
+            .await
+            .unwrap();
+        let quay = dry.iter().find(|t| t.prefix == "quay").unwrap();
+        assert_eq!(quay.action.as_deref(), Some("would create"), "{quay:?}");
+        assert!(quay.kept.iter().any(|k| k.contains("copied from the ROOT")));
+        check(&api, &rules(), &set, Mode::Enforce, false)
+            .await
+            .unwrap();
+        let made = api
+            .templates
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|t| t.prefix == "quay")
+            .cloned()
+            .unwrap();
+        assert_eq!(made.applied_for, [PULL_THROUGH_CACHE.to_owned()]);
+        assert_eq!(made.encryption_type.as_deref(), Some("KMS"));
         assert_eq!(
-            written.applied_for,
-            ["REPLICATION".to_owned(), PULL_THROUGH_CACHE.to_owned()]
+            made.custom_role_arn.as_deref(),
+            Some("arn:aws:iam::111122223333:role/ecr-templates")
+        );
+        assert_eq!(
+            made.resource_tags.get("cost-center").map(String::as_str),
+            Some("42")
+        );
+        assert!(made.repository_policy.unwrap().contains("DenyContractor"));
+        assert!(
+            made.lifecycle_policy
+                .unwrap()
+                .contains(r#""countNumber":14"#)
         );
     }
 }

@@ -398,3 +398,81 @@ async fn prefixes_get_their_own_settings_and_scan_on_push_follows_the_registry()
     assert!(scan("k8s/pause"), "the k8s prefix wants scan on push");
     assert!(!scan("quay/coreos/etcd"), "the default does not");
 }
+
+/// A prefix without a template of its own, under a `ROOT` template whose lifecycle policy
+/// differs from the prefix's: enforce creates the prefix's template as a copy of ROOT's
+/// (description, encryption, tags, custom role kept), through the SDK and the stand-in's
+/// CreateRepositoryCreationTemplate. Its own stack: the templates are the registry's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prefix_template_is_copied_from_root() {
+    let stack = Stack::start();
+    stack.create_rule("quay", "quay.io", None).await;
+    let sdk = stack.sdk_config().await;
+    let ecr_client = aws_sdk_ecr::Client::new(&sdk);
+    ecr_client
+        .create_repository_creation_template()
+        .prefix("ROOT")
+        .applied_for(aws_sdk_ecr::types::RctAppliedFor::PullThroughCache)
+        .description("the account's defaults")
+        .resource_tags(
+            aws_sdk_ecr::types::Tag::builder()
+                .key("cost-center")
+                .value("42")
+                .build()
+                .unwrap(),
+        )
+        .custom_role_arn(format!(
+            "arn:aws:iam::{}:role/ecr-templates",
+            stack.info.account
+        ))
+        .lifecycle_policy(default_lifecycle(30).canonical())
+        .send()
+        .await
+        .unwrap();
+    let mut options = options(Mode::Enforce, false);
+    options.desired.default.lifecycle_policy = Some(default_lifecycle(14).canonical());
+    options.desired.default.repository_policy = None;
+    options.publish_metrics = false;
+    let ecr = SdkEcr::new(ecr_client.clone());
+    let metrics = SdkMetrics::new(aws_sdk_cloudwatch::Client::new(&sdk));
+    let deps = Deps {
+        ecr: &ecr,
+        settings: &ecr,
+        templates: &ecr,
+        metrics: &metrics,
+    };
+    let report = sweep(&deps, &options, None, "test").await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let quay = report
+        .templates
+        .iter()
+        .find(|t| t.prefix == "quay")
+        .unwrap();
+    assert_eq!(quay.action.as_deref(), Some("created"), "{quay:?}");
+    let made = ecr_client
+        .describe_repository_creation_templates()
+        .prefixes("quay")
+        .send()
+        .await
+        .unwrap();
+    let made = &made.repository_creation_templates()[0];
+    assert_eq!(made.description(), Some("the account's defaults"));
+    assert!(
+        made.custom_role_arn()
+            .unwrap()
+            .ends_with(":role/ecr-templates")
+    );
+    assert_eq!(made.resource_tags()[0].key(), "cost-center");
+    assert!(
+        made.lifecycle_policy()
+            .unwrap()
+            .contains(r#""countNumber":14"#)
+    );
+    let again = sweep(&deps, &options, None, "test").await;
+    let quay = again.templates.iter().find(|t| t.prefix == "quay").unwrap();
+    assert_eq!(
+        quay.status,
+        lifecycle_fixer::templates::TemplateStatus::Ok,
+        "{quay:?}"
+    );
+}

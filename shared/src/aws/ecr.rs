@@ -290,6 +290,70 @@ fn repository(repo: &aws_sdk_ecr::types::Repository) -> Repository {
     }
 }
 
+/// A template's fields as the SDK wants them, or an error naming the field that does not
+/// build (a required part missing: never from a template ECR described).
+fn build_error(field: &str, err: impl std::fmt::Display) -> AwsError {
+    AwsError {
+        operation: "CreateRepositoryCreationTemplate",
+        kind: AwsErrorKind::Service("InvalidParameter".into()),
+        message: format!("{field}: {err}"),
+    }
+}
+
+fn template_encryption(
+    t: &CreationTemplate,
+) -> Result<
+    Option<aws_sdk_ecr::types::EncryptionConfigurationForRepositoryCreationTemplate>,
+    AwsError,
+> {
+    t.encryption_type
+        .as_deref()
+        .map(|kind| {
+            aws_sdk_ecr::types::EncryptionConfigurationForRepositoryCreationTemplate::builder()
+                .encryption_type(aws_sdk_ecr::types::EncryptionType::from(kind))
+                .set_kms_key(t.kms_key.clone())
+                .build()
+                .map_err(|e| build_error("encryptionConfiguration", e))
+        })
+        .transpose()
+}
+
+fn template_tags(t: &CreationTemplate) -> Result<Option<Vec<aws_sdk_ecr::types::Tag>>, AwsError> {
+    if t.resource_tags.is_empty() {
+        return Ok(None);
+    }
+    t.resource_tags
+        .iter()
+        .map(|(k, v)| {
+            aws_sdk_ecr::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| build_error("resourceTags", e))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+fn template_exclusions(
+    t: &CreationTemplate,
+) -> Result<Option<Vec<aws_sdk_ecr::types::ImageTagMutabilityExclusionFilter>>, AwsError> {
+    if t.tag_mutability_exclusions.is_empty() {
+        return Ok(None);
+    }
+    t.tag_mutability_exclusions
+        .iter()
+        .map(|f| {
+            aws_sdk_ecr::types::ImageTagMutabilityExclusionFilter::builder()
+                .filter_type(aws_sdk_ecr::types::ImageTagMutabilityExclusionFilterType::Wildcard)
+                .filter(f)
+                .build()
+                .map_err(|e| build_error("imageTagMutabilityExclusionFilters", e))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
 fn image_detail(image: &aws_sdk_ecr::types::ImageDetail) -> ImageDetail {
     ImageDetail {
         digest: image.image_digest().unwrap_or_default().to_owned(),
@@ -528,6 +592,17 @@ impl EcrTemplatesApi for SdkEcr {
                 .set_applied_for(Some(applied))
                 .set_lifecycle_policy(template.lifecycle_policy.clone())
                 .set_repository_policy(template.repository_policy.clone())
+                .set_description(template.description.clone())
+                .set_encryption_configuration(template_encryption(template)?)
+                .set_resource_tags(template_tags(template)?)
+                .set_image_tag_mutability(
+                    template
+                        .image_tag_mutability
+                        .as_deref()
+                        .map(aws_sdk_ecr::types::ImageTagMutability::from),
+                )
+                .set_image_tag_mutability_exclusion_filters(template_exclusions(template)?)
+                .set_custom_role_arn(template.custom_role_arn.clone())
                 .send()
                 .await
                 .map(|_| ())

@@ -109,10 +109,12 @@ fn change(verb: &str, change: &Change) -> String {
             replaces,
             text,
             kept,
+            removed,
         } => format!(
-            "{verb} {} lifecycle policy {text}{}",
+            "{verb} {} lifecycle policy {text}{}{}",
             set(*replaces),
-            keeping(kept)
+            keeping(kept),
+            removing(removed)
         ),
         Change::SetRepositoryPolicy {
             replaces,
@@ -123,11 +125,7 @@ fn change(verb: &str, change: &Change) -> String {
             "{verb} {} repository policy {text}{}{}",
             set(*replaces),
             keeping(kept),
-            if removed.is_empty() {
-                String::new()
-            } else {
-                format!(" (removes {})", removed.join(", "))
-            }
+            removing(removed)
         ),
         Change::TagResource { tags } => format!(
             "{verb} tag {}",
@@ -147,6 +145,15 @@ fn keeping(kept: &[String]) -> String {
         String::new()
     } else {
         format!(" (keeps the repository's own: {})", kept.join(", "))
+    }
+}
+
+/// What a written policy no longer holds of the product's: ` (removes ...)`, or nothing.
+fn removing(removed: &[String]) -> String {
+    if removed.is_empty() {
+        String::new()
+    } else {
+        format!(" (removes {})", removed.join(", "))
     }
 }
 
