@@ -370,7 +370,48 @@ pub struct CreationTemplate {
     pub custom_role_arn: Option<String>,
 }
 
-/// The creation-template calls. Nothing here deletes. Adapter: [`crate::aws::SdkEcr`];
+/// A private registry: one account's ECR in one region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registry {
+    /// The registry id, the 12-digit account, e.g. `111122223333`.
+    pub id: String,
+    /// The region, e.g. `eu-west-1`.
+    pub region: String,
+}
+
+impl Registry {
+    /// The ARN partition of the region: `aws-cn` for `cn-*`, `aws-us-gov` for `us-gov-*`,
+    /// `aws` otherwise
+    /// (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html>).
+    pub fn partition(&self) -> &'static str {
+        if self.region.starts_with("cn-") {
+            "aws-cn"
+        } else if self.region.starts_with("us-gov-") {
+            "aws-us-gov"
+        } else {
+            "aws"
+        }
+    }
+
+    /// The ARN of the repositories under a rule prefix, for a policy's `Resource`:
+    /// `arn:<partition>:ecr:<region>:<id>:repository/<prefix>/*`, or `repository/*` for
+    /// `ROOT` (every name).
+    pub fn repositories_arn(&self, prefix: &crate::rules::Prefix) -> String {
+        let base = format!(
+            "arn:{}:ecr:{}:{}:repository/",
+            self.partition(),
+            self.region,
+            self.id
+        );
+        if prefix.is_root() {
+            format!("{base}*")
+        } else {
+            format!("{base}{prefix}/*")
+        }
+    }
+}
+
+/// The registry-level calls: creation templates and the registry permissions policy. Nothing here deletes. Adapter: [`crate::aws::SdkEcr`];
 /// fake: `crate::fakes::FakeTemplates` (feature `fakes`).
 #[async_trait]
 pub trait EcrTemplatesApi: Send + Sync {
@@ -390,4 +431,16 @@ pub trait EcrTemplatesApi: Send + Sync {
     /// <https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_UpdateRepositoryCreationTemplate.html>).
     async fn put_template(&self, template: &CreationTemplate, exists: bool)
     -> Result<(), AwsError>;
+    /// The registry's permissions policy text: `GetRegistryPolicy`; `None` when the registry
+    /// has none (`RegistryPolicyNotFoundException`)
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_GetRegistryPolicy.html>).
+    async fn registry_policy(&self) -> Result<Option<String>, AwsError>;
+    /// `PutRegistryPolicy`: replace the registry's permissions policy with `text` (at most
+    /// 10,240 characters)
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_PutRegistryPolicy.html>).
+    async fn put_registry_policy(&self, text: &str) -> Result<(), AwsError>;
+    /// The registry this client talks to: its account (`DescribeRegistry`'s `registryId`,
+    /// <https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeRegistry.html>)
+    /// and the client's region, from which its repositories' ARNs are made.
+    async fn registry(&self) -> Result<Registry, AwsError>;
 }

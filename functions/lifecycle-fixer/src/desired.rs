@@ -80,6 +80,17 @@ impl DesiredSet {
         self.prefixes.get(prefix).unwrap_or(&self.default)
     }
 
+    /// Does any prefix grant pull to other principals (`PTC_PULL_PRINCIPALS`,
+    /// `PTC_PULL_ORG_ID`, or a prefix's own)? Then the registry policy is managed too
+    /// ([`crate::registry`]).
+    pub fn grants_pull(&self) -> bool {
+        self.default.repository_policy.is_some()
+            || self
+                .prefixes
+                .values()
+                .any(|d| d.repository_policy.is_some())
+    }
+
     /// Does any prefix want scan on push?
     pub fn wants_scan_on_push(&self) -> bool {
         self.default.scan_on_push || self.prefixes.values().any(|d| d.scan_on_push)

@@ -115,6 +115,20 @@ async fn fix_all(
             }
             Err(err) => report.errors.push(err),
         }
+        // The registry policy, where some prefix grants other accounts pull (only then does
+        // the deployment hold ecr:GetRegistryPolicy and ecr:PutRegistryPolicy).
+        if options.desired.grants_pull() {
+            report.registry_policy = Some(
+                crate::registry::check(
+                    deps.templates,
+                    &rules,
+                    &options.desired,
+                    options.mode,
+                    options.dry_run,
+                )
+                .await,
+            );
+        }
     }
     report.summarise();
     (report, true)

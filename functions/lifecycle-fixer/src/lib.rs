@@ -20,6 +20,7 @@ pub mod options;
 pub mod ownership;
 pub mod plan;
 pub mod policy;
+pub mod registry;
 pub mod report;
 pub mod templates;
 

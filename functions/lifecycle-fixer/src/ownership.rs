@@ -377,13 +377,27 @@ fn same_statement(a: &Value, b: &Value) -> bool {
 /// reported. Foreign statements, `Version` and `Id` are kept. Conflicts: `have` is not a
 /// JSON object with a `Statement` object or list, or two statements share a product `Sid`.
 pub fn merge_repository_policy(have: &str, want: &str, rewrite: bool) -> Merge {
+    merge_statements(have, want, rewrite, &owns_statement, "repository policy")
+}
+
+/// [`merge_repository_policy`] for any policy document (a registry policy too): `owns`
+/// says which statements are the product's, `what` names the document in messages. The
+/// merged text is at most [`MAX_REPOSITORY_POLICY`] characters (`SetRepositoryPolicy` and
+/// `PutRegistryPolicy` share the limit).
+pub fn merge_statements(
+    have: &str,
+    want: &str,
+    rewrite: bool,
+    owns_statement: &dyn Fn(&Value) -> bool,
+    what: &str,
+) -> Merge {
     let Some(Value::Object(mut doc)) = serde_json::from_str::<Value>(have).ok() else {
-        return Merge::Conflict("the repository policy is not a JSON object; left alone".into());
+        return Merge::Conflict(format!("the {what} is not a JSON object; left alone"));
     };
     let Some(current) = statements_of(&doc) else {
-        return Merge::Conflict(
-            "the repository policy's Statement is neither an object nor a list; left alone".into(),
-        );
+        return Merge::Conflict(format!(
+            "the {what}'s Statement is neither an object nor a list; left alone"
+        ));
     };
     let desired: Vec<Value> = serde_json::from_str::<Value>(want)
         .ok()
@@ -396,7 +410,7 @@ pub fn merge_repository_policy(have: &str, want: &str, rewrite: bool) -> Merge {
         let id = sid(s).unwrap_or_default();
         if !seen.insert(id) {
             return Merge::Conflict(format!(
-                "the repository policy has two statements with Sid {id}; left alone"
+                "the {what} has two statements with Sid {id}; left alone"
             ));
         }
     }
@@ -474,7 +488,7 @@ pub fn merge_repository_policy(have: &str, want: &str, rewrite: bool) -> Merge {
     let text = Value::Object(doc).to_string();
     if text.chars().count() > MAX_REPOSITORY_POLICY {
         return Merge::Conflict(format!(
-            "the repository policy with the product's statements would be {} characters, over the {MAX_REPOSITORY_POLICY} SetRepositoryPolicy accepts; left alone",
+            "the {what} with the product's statements would be {} characters, over the {MAX_REPOSITORY_POLICY} ECR accepts; left alone",
             text.chars().count()
         ));
     }

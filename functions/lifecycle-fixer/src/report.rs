@@ -134,6 +134,10 @@ pub struct FixReport {
     /// configuration, publishing metrics. Each counts in `RunErrors` and fails the Lambda
     /// invocation.
     pub errors: Vec<String>,
+    /// The registry permissions policy (full sweeps where some prefix grants other
+    /// accounts pull): the statements their first pulls need ([`crate::registry`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_policy: Option<crate::registry::RegistryPolicyResult>,
     /// The creation templates were read (a full sweep whose template listing worked).
     #[serde(skip)]
     pub templates_checked: bool,
@@ -161,7 +165,12 @@ impl FixReport {
             .iter()
             .filter(|r| !r.errors.is_empty())
             .count()
-            + self.templates.iter().filter(|t| t.error.is_some()).count();
+            + self.templates.iter().filter(|t| t.error.is_some()).count()
+            + self
+                .registry_policy
+                .iter()
+                .filter(|r| r.error.is_some())
+                .count();
     }
 
     /// What fails the Lambda invocation (`ptc_core::RunFailed`): the run-level errors, and
@@ -194,6 +203,7 @@ impl FixReport {
             registry_scan_type: None,
             errors: Vec::new(),
             templates_checked: false,
+            registry_policy: None,
         }
     }
 }

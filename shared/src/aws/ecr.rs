@@ -20,12 +20,19 @@ use crate::rules::{Prefix, PtcRule, UpstreamKind, normalise_upstream_url};
 #[derive(Clone)]
 pub struct SdkEcr {
     client: Client,
+    /// The client's region (empty when it has none), for the registry's ARNs.
+    region: String,
 }
 
 impl SdkEcr {
     /// The adapter on an ECR client (see [`crate::aws::AwsClients`]).
     pub fn new(client: Client) -> Self {
-        Self { client }
+        let region = client
+            .config()
+            .region()
+            .map(|r| r.as_ref().to_owned())
+            .unwrap_or_default();
+        Self { client, region }
     }
 }
 
@@ -506,6 +513,55 @@ impl EcrSettingsApi for SdkEcr {
 #[async_trait]
 impl EcrTemplatesApi for SdkEcr {
     #[tracing::instrument(skip(self), err(Display))]
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn registry_policy(&self) -> Result<Option<String>, AwsError> {
+        match self.client.get_registry_policy().send().await {
+            Ok(out) => Ok(out.policy_text().map(str::to_owned)),
+            Err(e) => {
+                let err = AwsError::from_sdk("GetRegistryPolicy", e);
+                // RegistryPolicyNotFoundException: the registry has none.
+                if err.is_not_found() {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    #[tracing::instrument(skip(self, text), err(Display))]
+    async fn put_registry_policy(&self, text: &str) -> Result<(), AwsError> {
+        self.client
+            .put_registry_policy()
+            .policy_text(text)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk("PutRegistryPolicy", e))
+    }
+
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn registry(&self) -> Result<Registry, AwsError> {
+        let out = self
+            .client
+            .describe_registry()
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DescribeRegistry", e))?;
+        let id = out.registry_id().unwrap_or_default().to_owned();
+        if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(AwsError {
+                operation: "DescribeRegistry",
+                kind: AwsErrorKind::Service("InvalidResponse".into()),
+                message: format!("registryId {id:?} is not a 12-digit account"),
+            });
+        }
+        Ok(Registry {
+            id,
+            region: self.region.clone(),
+        })
+    }
+
     async fn describe_templates(&self) -> Result<Vec<CreationTemplate>, AwsError> {
         let mut out = Vec::new();
         let mut pages = self

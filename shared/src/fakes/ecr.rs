@@ -362,6 +362,19 @@ pub struct FakeTemplates {
     pub writes: Mutex<usize>,
     /// The next `put_template` fails with this error (and writes nothing).
     pub fail_next_put: Mutex<Option<AwsError>>,
+    /// The registry permissions policy `registry_policy` answers and
+    /// `put_registry_policy` replaces.
+    pub registry_policy: Mutex<Option<String>>,
+    /// The number of `put_registry_policy` calls.
+    pub registry_policy_writes: Mutex<usize>,
+}
+
+/// The registry the fakes answer for: account `123456789012` in `us-east-1`.
+pub fn fake_registry() -> Registry {
+    Registry {
+        id: "123456789012".into(),
+        region: "us-east-1".into(),
+    }
 }
 
 #[async_trait]
@@ -383,6 +396,20 @@ impl EcrTemplatesApi for FakeTemplates {
         templates.retain(|t| t.prefix != template.prefix);
         templates.push(template.clone());
         Ok(())
+    }
+
+    async fn registry_policy(&self) -> Result<Option<String>, AwsError> {
+        Ok(self.registry_policy.lock().unwrap().clone())
+    }
+
+    async fn put_registry_policy(&self, text: &str) -> Result<(), AwsError> {
+        *self.registry_policy_writes.lock().unwrap() += 1;
+        *self.registry_policy.lock().unwrap() = Some(text.to_owned());
+        Ok(())
+    }
+
+    async fn registry(&self) -> Result<Registry, AwsError> {
+        Ok(fake_registry())
     }
 }
 

@@ -7,7 +7,7 @@ pub mod metrics;
 pub mod objects;
 pub mod secrets;
 
-pub use ecr::{FakeEcr, FakeEcrSettings, FakeEcrState, FakeTemplates};
+pub use ecr::{FakeEcr, FakeEcrSettings, FakeEcrState, FakeTemplates, fake_registry};
 pub use metrics::FakeMetrics;
 pub use objects::FakeObjects;
 pub use secrets::FakeSecrets;

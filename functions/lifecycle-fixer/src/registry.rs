@@ -1,0 +1,427 @@
+//! The registry permissions policy: what another account needs from the cache account so
+//! that its first pull of an image (and of a new tag) can go through the cache.
+//!
+//! A pull through the cache by a principal of another account needs, from the cache
+//! account: `ecr:CreateRepository` (a first pull creates the repository) and
+//! `ecr:BatchImportUpstreamImage` (a first pull, or a new tag, imports the image) in the
+//! **registry** policy, on the rule prefix's repositories; and the pull actions in the
+//! repository policy of the cached repository (written per repository and in the creation
+//! templates: [`pull_policy`](crate::desired::pull_policy)). The puller's own identity
+//! policy must allow the same (`ptc iam consumer-policy`). Source: "IAM permissions
+//! required to sync an upstream registry with an Amazon ECR private registry"
+//! (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/pull-through-cache-iam.html>),
+//! and private registry policies
+//! (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/registry-permissions.html>).
+//!
+//! The product owns, in the registry policy, the statements whose `Sid` is
+//! `PtcImportPrincipals` or `PtcImportOrganization`, each with an optional number
+//! (`PtcImportPrincipals2`) when prefixes grant different principals. Everything else is kept
+//! in every mode ([`ownership`]); a foreign `Deny` of the import actions on a prefix's
+//! repositories is reported.
+
+use std::collections::BTreeMap;
+
+use ptc_core::ecr::{EcrTemplatesApi, Registry};
+use ptc_core::rules::RuleSet;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::desired::DesiredSet;
+use crate::ownership::{self, Merge};
+use crate::plan::Mode;
+
+/// What a first pull by another account needs in the cache account's registry policy.
+pub const IMPORT_ACTIONS: [&str; 2] = ["ecr:CreateRepository", "ecr:BatchImportUpstreamImage"];
+
+/// Is this registry-policy statement the product's (`PtcImportPrincipals`,
+/// `PtcImportOrganization`, either followed by digits)?
+pub fn owns_statement(statement: &Value) -> bool {
+    statement
+        .get("Sid")
+        .and_then(Value::as_str)
+        .and_then(|sid| {
+            sid.strip_prefix("PtcImportPrincipals")
+                .or_else(|| sid.strip_prefix("PtcImportOrganization"))
+        })
+        .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The grants a repository policy of the product holds: the principals of
+/// `PtcPullPrincipals` and the organization of `PtcPullOrganization`.
+fn grants_of(repository_policy: &str) -> (Vec<String>, Option<String>) {
+    let doc: Value = serde_json::from_str(repository_policy).unwrap_or_default();
+    let mut principals = Vec::new();
+    let mut org = None;
+    for s in doc["Statement"].as_array().into_iter().flatten() {
+        match s["Sid"].as_str() {
+            Some("PtcPullPrincipals") => match &s["Principal"]["AWS"] {
+                Value::Array(list) => {
+                    principals.extend(list.iter().filter_map(Value::as_str).map(str::to_owned))
+                }
+                Value::String(one) => principals.push(one.clone()),
+                _ => {}
+            },
+            Some("PtcPullOrganization") => {
+                org = s["Condition"]["StringEquals"]["aws:PrincipalOrgID"]
+                    .as_str()
+                    .map(str::to_owned);
+            }
+            _ => {}
+        }
+    }
+    principals.sort();
+    principals.dedup();
+    (principals, org)
+}
+
+/// The product's registry-policy statements for these rules: per group of prefixes that
+/// grant the same principals (or organization), one statement allowing [`IMPORT_ACTIONS`] on
+/// their repositories. Empty when no prefix grants anyone.
+pub fn desired_statements(
+    rules: &RuleSet,
+    desired: &DesiredSet,
+    registry: &Registry,
+) -> Vec<Value> {
+    let mut by_principals: BTreeMap<Vec<String>, Vec<String>> = BTreeMap::new();
+    let mut by_org: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for rule in rules.rules() {
+        let Some(policy) = &desired.for_rule_prefix(&rule.prefix).repository_policy else {
+            continue;
+        };
+        let (principals, org) = grants_of(policy);
+        let resource = registry.repositories_arn(&rule.prefix);
+        if !principals.is_empty() {
+            by_principals
+                .entry(principals)
+                .or_default()
+                .push(resource.clone());
+        }
+        if let Some(org) = org {
+            by_org.entry(org).or_default().push(resource);
+        }
+    }
+    let numbered = |base: &str, i: usize| {
+        if i == 0 {
+            base.to_owned()
+        } else {
+            format!("{base}{}", i + 1)
+        }
+    };
+    let mut out = Vec::new();
+    for (i, (principals, resources)) in by_principals.into_iter().enumerate() {
+        out.push(json!({
+            "Sid": numbered("PtcImportPrincipals", i),
+            "Effect": "Allow",
+            "Principal": {"AWS": principals},
+            "Action": IMPORT_ACTIONS,
+            "Resource": resources,
+        }));
+    }
+    for (i, (org, resources)) in by_org.into_iter().enumerate() {
+        out.push(json!({
+            "Sid": numbered("PtcImportOrganization", i),
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": IMPORT_ACTIONS,
+            "Resource": resources,
+            "Condition": {"StringEquals": {"aws:PrincipalOrgID": org}},
+        }));
+    }
+    out
+}
+
+/// Foreign `Deny` statements that may block the import actions on a prefix's repositories,
+/// by `Sid` (or position): what they deny is the owner's choice, so they are only reported.
+fn blocking_denies(policy: &str, rules: &RuleSet, registry: &Registry) -> Vec<String> {
+    let doc: Value = serde_json::from_str(policy).unwrap_or_default();
+    let statements: Vec<Value> = match &doc["Statement"] {
+        Value::Array(list) => list.clone(),
+        one @ Value::Object(_) => vec![one.clone()],
+        _ => Vec::new(),
+    };
+    let strings = |v: &Value| -> Vec<String> {
+        match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(list) => list
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let glob = |pattern: &str, text: &str| {
+        crate::mutability::matches(&pattern.to_ascii_lowercase(), &text.to_ascii_lowercase())
+    };
+    let mut out = Vec::new();
+    for (i, s) in statements.iter().enumerate() {
+        if owns_statement(s) || s["Effect"].as_str() != Some("Deny") {
+            continue;
+        }
+        let actions = strings(&s["Action"]);
+        let denies_import = IMPORT_ACTIONS
+            .iter()
+            .any(|a| actions.iter().any(|p| glob(p, a)))
+            || s.get("NotAction").is_some();
+        let resources = strings(&s["Resource"]);
+        let reaches = rules.rules().iter().any(|r| {
+            let sample = registry
+                .repositories_arn(&r.prefix)
+                .trim_end_matches('*')
+                .to_owned()
+                + "any-image";
+            resources.iter().any(|p| glob(p, &sample)) || s.get("NotResource").is_some()
+        });
+        if denies_import && reaches {
+            out.push(match s["Sid"].as_str() {
+                Some(sid) if !sid.is_empty() => format!("statement {sid}"),
+                _ => format!("the statement at position {} (no Sid)", i + 1),
+            });
+        }
+    }
+    out
+}
+
+/// How the registry policy compared, and what was (or would be) written (serialised in
+/// kebab-case where an enum).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RegistryPolicyResult {
+    /// `ok` (the product's statements as desired, or none desired and none there),
+    /// `missing`/`different` (before this run's action), or `conflict` (not written).
+    pub status: String,
+    /// What is wrong, for a person, including foreign `Deny` statements that block
+    /// consumers.
+    pub findings: Vec<String>,
+    /// `written`, `would write` (dry run), or none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The whole policy text written (or that would be).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The foreign statements `text` keeps.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
+    /// The product's statements `text` no longer holds.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
+    /// A read or write that failed (counts as a failed item).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Check the registry policy against the statements the rules' grants need, and write the
+/// merged policy (fill adds the product's missing statements, enforce also rewrites and
+/// removes its own; a dry run only plans). Calls: `DescribeRegistry`, `GetRegistryPolicy`,
+/// and `PutRegistryPolicy` when something is written.
+pub async fn check(
+    api: &dyn EcrTemplatesApi,
+    rules: &RuleSet,
+    desired: &DesiredSet,
+    mode: Mode,
+    dry_run: bool,
+) -> RegistryPolicyResult {
+    let mut result = RegistryPolicyResult {
+        status: "ok".into(),
+        ..RegistryPolicyResult::default()
+    };
+    let (registry, have) = match tokio::join!(api.registry(), api.registry_policy()) {
+        (Ok(r), Ok(p)) => (r, p),
+        (Err(e), _) | (_, Err(e)) => {
+            result.status = "unknown".into();
+            result.error = Some(format!("cannot read the registry policy: {e}"));
+            return result;
+        }
+    };
+    let statements = desired_statements(rules, desired, &registry);
+    let want = json!({"Version": "2012-10-17", "Statement": statements}).to_string();
+    let merged = match &have {
+        None if statements.is_empty() => Merge::Same,
+        None => Merge::Write {
+            text: want,
+            replaces: false,
+            kept: Vec::new(),
+            removed: Vec::new(),
+        },
+        Some(have) => ownership::merge_statements(
+            have,
+            &want,
+            mode == Mode::Enforce,
+            &owns_statement,
+            "registry policy",
+        ),
+    };
+    if let Some(have) = &have {
+        for deny in blocking_denies(have, rules, &registry) {
+            result.findings.push(format!(
+                "the registry policy's {deny} denies ecr:CreateRepository or ecr:BatchImportUpstreamImage on rule-prefix repositories: other accounts' first pulls may be refused (kept: it is not the product's)"
+            ));
+        }
+    }
+    match merged {
+        Merge::Same => {}
+        Merge::Differs(why) => {
+            result.status = "different".into();
+            result.findings.push(format!("registry policy: {why}"));
+        }
+        Merge::Conflict(why) => {
+            result.status = "conflict".into();
+            result.findings.push(why);
+        }
+        Merge::Write {
+            text,
+            replaces,
+            kept,
+            removed,
+        } => {
+            result.status = if replaces { "different" } else { "missing" }.into();
+            result.findings.push(
+                "the registry policy lacks the product's statements other accounts' first pulls need (ecr:CreateRepository, ecr:BatchImportUpstreamImage on the rule prefixes' repositories)".into(),
+            );
+            result.kept = kept;
+            result.removed = removed;
+            if dry_run {
+                result.action = Some("would write".into());
+            } else {
+                match api.put_registry_policy(&text).await {
+                    Ok(()) => result.action = Some("written".into()),
+                    Err(e) => result.error = Some(format!("cannot write the registry policy: {e}")),
+                }
+            }
+            result.text = Some(text);
+        }
+    }
+    result
+}
+
+impl RegistryPolicyResult {
+    /// Compliant after the run: nothing differed, or it was written.
+    pub fn compliant_after_run(&self) -> bool {
+        self.error.is_none()
+            && (self.status == "ok" || self.action.as_deref() == Some("written"))
+            && !self.findings.iter().any(|f| f.contains("denies"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use ptc_core::fakes::{FakeTemplates, fake_registry};
+    use ptc_core::rules::{Prefix, PtcRule};
+
+    use super::*;
+    use crate::desired::{Desired, default_lifecycle, pull_policy};
+
+    fn rules() -> RuleSet {
+        RuleSet::new(vec![
+            PtcRule::new("quay", "quay.io").unwrap(),
+            PtcRule::new("k8s", "registry.k8s.io").unwrap(),
+        ])
+    }
+
+    fn desired(principals: &[&str], org: Option<&str>) -> DesiredSet {
+        Desired {
+            lifecycle_policy: Some(default_lifecycle(30).canonical()),
+            repository_policy: pull_policy(
+                &principals
+                    .iter()
+                    .map(|p| (*p).to_owned())
+                    .collect::<Vec<_>>(),
+                org,
+            ),
+            tags: BTreeMap::new(),
+            scan_on_push: false,
+        }
+        .into()
+    }
+
+    #[test]
+    fn statements_per_group_of_prefixes() {
+        let mut set = desired(&["222233334444"], Some("o-abc123"));
+        set.prefixes.insert(
+            Prefix::parse("k8s").unwrap(),
+            Desired {
+                repository_policy: pull_policy(&["333344445555".into()], None),
+                ..set.default.clone()
+            },
+        );
+        let statements = desired_statements(&rules(), &set, &fake_registry());
+        let sids: Vec<&str> = statements
+            .iter()
+            .filter_map(|s| s["Sid"].as_str())
+            .collect();
+        assert_eq!(
+            sids,
+            [
+                "PtcImportPrincipals",
+                "PtcImportPrincipals2",
+                "PtcImportOrganization"
+            ]
+        );
+        let text = serde_json::to_string(&statements).unwrap();
+        assert!(text.contains("arn:aws:ecr:us-east-1:123456789012:repository/quay/*"));
+        assert!(text.contains("arn:aws:ecr:us-east-1:123456789012:repository/k8s/*"));
+        assert!(text.contains("arn:aws:iam::222233334444:root"));
+        // The k8s grant is for 333344445555 only, the organization for quay only.
+        let k8s = statements
+            .iter()
+            .find(|s| s["Principal"]["AWS"][0] == "arn:aws:iam::333344445555:root")
+            .unwrap();
+        assert_eq!(
+            k8s["Resource"],
+            json!(["arn:aws:ecr:us-east-1:123456789012:repository/k8s/*"])
+        );
+        let root = RuleSet::new(vec![PtcRule::new("ROOT", "quay.io").unwrap()]);
+        let statements =
+            desired_statements(&root, &desired(&["222233334444"], None), &fake_registry());
+        assert_eq!(
+            statements[0]["Resource"],
+            json!(["arn:aws:ecr:us-east-1:123456789012:repository/*"])
+        );
+    }
+
+    #[tokio::test]
+    async fn fill_adds_the_statements_keeps_foreign_ones_and_reports_a_blocking_deny() {
+        let api = FakeTemplates::default();
+        let replication = r#"{"Sid":"ReplicationFromProd","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999988887777:root"},"Action":["ecr:CreateRepository","ecr:ReplicateImage"],"Resource":"arn:aws:ecr:us-east-1:123456789012:repository/*"}"#;
+        let deny = r#"{"Sid":"NoImportsIntoK8s","Effect":"Deny","Principal":"*","Action":"ecr:BatchImportUpstreamImage","Resource":"arn:aws:ecr:us-east-1:123456789012:repository/k8s/*"}"#;
+        *api.registry_policy.lock().unwrap() = Some(format!(
+            r#"{{"Version":"2012-10-17","Statement":[{replication},{deny}]}}"#
+        ));
+        let set = desired(&["222233334444"], None);
+        let dry = check(&api, &rules(), &set, Mode::Enforce, true).await;
+        assert_eq!(dry.action.as_deref(), Some("would write"));
+        assert_eq!(*api.registry_policy_writes.lock().unwrap(), 0);
+        assert_eq!(
+            dry.kept,
+            [
+                "statement ReplicationFromProd",
+                "statement NoImportsIntoK8s"
+            ]
+        );
+        assert!(
+            dry.findings.iter().any(|f| f.contains("NoImportsIntoK8s")),
+            "{dry:?}"
+        );
+        let fill = check(&api, &rules(), &set, Mode::Fill, false).await;
+        assert_eq!(fill.action.as_deref(), Some("written"), "{fill:?}");
+        let written = api.registry_policy.lock().unwrap().clone().unwrap();
+        assert!(written.contains("ReplicationFromProd") && written.contains("PtcImportPrincipals"));
+        let again = check(&api, &rules(), &set, Mode::Fill, false).await;
+        assert_eq!(again.action, None, "{again:?}");
+        assert_eq!(*api.registry_policy_writes.lock().unwrap(), 1);
+        // No grant desired any more: enforce removes the product's statement only.
+        let none = desired(&[], None);
+        let cleared = check(&api, &rules(), &none, Mode::Enforce, false).await;
+        assert_eq!(cleared.removed.len(), 1, "{cleared:?}");
+        let written = api.registry_policy.lock().unwrap().clone().unwrap();
+        assert!(!written.contains("PtcImport") && written.contains("ReplicationFromProd"));
+    }
+
+    #[tokio::test]
+    async fn no_grant_no_policy_nothing_written() {
+        let api = FakeTemplates::default();
+        let result = check(&api, &rules(), &desired(&[], None), Mode::Enforce, false).await;
+        assert_eq!(result.status, "ok");
+        assert_eq!(*api.registry_policy_writes.lock().unwrap(), 0);
+    }
+}
