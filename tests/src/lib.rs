@@ -5,6 +5,13 @@
 //! configs and registry clients pointed at it. The stack process watches the test process
 //! and exits with it. If the stack cannot start, the test fails with the reason: it never
 //! skips.
+//!
+//! Accounts (issue 17): the stack is the cache account ([`StackInfo::account`]); the consumer
+//! accounts [`CONSUMER_IN_ORG`] and [`CONSUMER_OUTSIDE_ORG`] pull through its cache. A test
+//! makes a role in a consumer account ([`Stack::create_role`]), assumes it
+//! ([`Stack::assume_role`], or both at once with [`Stack::consumer`]) and acts as it:
+//! [`Stack::sdk_config_as`], [`Stack::registry_as`], [`Stack::env_as`]. The registry endpoint
+//! holds such a caller's pulls to the cross-account rules (`tests/stack/registry.py`).
 
 pub mod fixtures;
 pub mod lambda;
@@ -32,6 +39,46 @@ pub struct UpstreamInfo {
     pub password: Option<String>,
 }
 
+/// The consumer account in the stack's organisation (`aws:PrincipalOrgID` matches it).
+pub const CONSUMER_IN_ORG: &str = "222233334444";
+/// The consumer account outside the stack's organisation.
+pub const CONSUMER_OUTSIDE_ORG: &str = "333344445555";
+
+/// The organisation `aws:PrincipalOrgID` names in the stack (a stand-in value: moto's
+/// Organizations API knows nothing of it).
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrganizationInfo {
+    pub id: String,
+    /// Member accounts: the cache account and [`CONSUMER_IN_ORG`] unless a test changed it
+    /// (`POST accounts/organization {"accounts": [...]}`).
+    pub accounts: Vec<String>,
+}
+
+/// Temporary credentials of a role assumed through the stack's STS (moto): credentials of
+/// the role's account, which every API of the stack answers for.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AssumedRole {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    /// `arn:aws:sts::<account>:assumed-role/<role>/<session>`
+    pub arn: String,
+    pub account: String,
+}
+
+impl AssumedRole {
+    /// The SDK's credentials for this session.
+    pub fn credentials(&self) -> Credentials {
+        Credentials::new(
+            &self.access_key_id,
+            &self.secret_access_key,
+            Some(self.session_token.clone()),
+            None,
+            "ptc-tests-assumed-role",
+        )
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct StackInfo {
     pub pid: u32,
@@ -42,6 +89,10 @@ pub struct StackInfo {
     pub state_dir: PathBuf,
     /// Keyed by the registry each upstream stands in for (`quay.io`, `registry-1.docker.io`...).
     pub upstreams: BTreeMap<String, UpstreamInfo>,
+    /// The consumer accounts ([`CONSUMER_IN_ORG`], [`CONSUMER_OUTSIDE_ORG`]).
+    #[serde(default)]
+    pub consumer_accounts: Vec<String>,
+    pub organization: Option<OrganizationInfo>,
 }
 
 pub struct Stack {
@@ -193,6 +244,133 @@ impl Stack {
             .unwrap_or_else(|| panic!("no upstream {host} in the stack"))
     }
 
+    /// The identity policy a consumer's cluster role needs to pull through another account's
+    /// cache (`accounts.CONSUMER_PULL_POLICY` of the stack): `ecr:GetAuthorizationToken`,
+    /// the pull actions, `ecr:BatchImportUpstreamImage` and `ecr:CreateRepository`, on `*`.
+    pub fn consumer_pull_policy() -> serde_json::Value {
+        serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Sid": "Token", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+                {"Sid": "PullThroughCache", "Effect": "Allow", "Action": [
+                    "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability",
+                    "ecr:BatchImportUpstreamImage", "ecr:CreateRepository"
+                ], "Resource": "*"}
+            ]
+        })
+    }
+
+    /// Create (or replace) IAM role `name` in `account` (moto's IAM of that account), trusting
+    /// the cache account, with `identity_policy` as its one inline policy (none at all when
+    /// `None`: the role may then do nothing). Returns the role's ARN. moto validates the
+    /// policy; a refusal fails the test with moto's reason.
+    pub async fn create_role(
+        &self,
+        account: &str,
+        name: &str,
+        identity_policy: Option<&serde_json::Value>,
+    ) -> String {
+        let answer = self
+            .post_checked(
+                &format!("accounts/{account}/roles"),
+                serde_json::json!({"name": name, "policy": identity_policy}),
+            )
+            .await;
+        answer["arn"]
+            .as_str()
+            .expect("the stack answers the role's ARN")
+            .to_owned()
+    }
+
+    /// `sts:AssumeRole` of `role_arn` through the stack's STS, asked with the cache account's
+    /// test credentials (moto checks neither the trust policy nor that the role exists).
+    pub async fn assume_role(&self, role_arn: &str) -> AssumedRole {
+        let answer = self
+            .post_checked(
+                "accounts/assume-role",
+                serde_json::json!({"role_arn": role_arn, "session_name": "ptc-tests"}),
+            )
+            .await;
+        serde_json::from_value(answer).expect("assume-role answer")
+    }
+
+    /// A new role in `account` with [`Stack::consumer_pull_policy`], assumed.
+    pub async fn consumer(&self, account: &str) -> AssumedRole {
+        let arn = self
+            .create_role(
+                account,
+                &format!("ptc-consumer-{}", unique()),
+                Some(&Self::consumer_pull_policy()),
+            )
+            .await;
+        self.assume_role(&arn).await
+    }
+
+    /// The `SdkConfig` a job would build, pointed at the stack, as `role` (its account's
+    /// registry, rules, repositories; `GetAuthorizationToken` issues a token bound to it).
+    pub async fn sdk_config_as(&self, role: &AssumedRole) -> SdkConfig {
+        sdk_config_with(
+            &self.info.aws_endpoint,
+            &self.info.region,
+            role.credentials(),
+        )
+        .await
+    }
+
+    /// The ECR port as `role` (its own account's registry).
+    pub async fn ecr_as(&self, role: &AssumedRole) -> Arc<dyn EcrApi> {
+        Arc::new(SdkEcr::new(aws_sdk_ecr::Client::new(
+            &self.sdk_config_as(role).await,
+        )))
+    }
+
+    /// A registry client for the cache account's registry endpoint with `role`'s token: its
+    /// pulls are the consumer's pulls through the cache, held to the cross-account rules (a
+    /// refusal is [`ptc_core::oci::RegistryError::Status`] 403 naming the missing action).
+    pub async fn registry_as(&self, role: &AssumedRole) -> RegistryClient {
+        RegistryClient::for_ecr(
+            http_client(Duration::from_secs(20)).expect("http client"),
+            self.ecr_as(role).await,
+            Some(&self.info.registry_endpoint),
+        )
+        .await
+        .expect("registry client for the stack, as the consumer")
+        .0
+    }
+
+    /// [`Stack::env`] with `role`'s credentials (and its session token): `ptc` or a function
+    /// run as the consumer, against the same stack and registry endpoint.
+    pub fn env_as(&self, role: &AssumedRole) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .env()
+            .into_iter()
+            .filter(|(k, _)| k != "AWS_ACCESS_KEY_ID" && k != "AWS_SECRET_ACCESS_KEY")
+            .collect();
+        env.push(("AWS_ACCESS_KEY_ID".into(), role.access_key_id.clone()));
+        env.push((
+            "AWS_SECRET_ACCESS_KEY".into(),
+            role.secret_access_key.clone(),
+        ));
+        env.push(("AWS_SESSION_TOKEN".into(), role.session_token.clone()));
+        env
+    }
+
+    /// POST a control and return its JSON answer; a refusal fails with the stack's reason.
+    async fn post_checked(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let url = format!("{}/_stack/{path}", self.info.aws_endpoint);
+        let response = self
+            .http
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .expect("stack control");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert!(status.is_success(), "control {path}: HTTP {status}: {text}");
+        serde_json::from_str(&text).expect("control answer is JSON")
+    }
+
     /// POST a control (`upstreams/quay.io`, `ecr`, `cloudwatch`) and return its JSON answer.
     pub async fn control(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
         let url = format!("{}/_stack/{path}", self.info.aws_endpoint);
@@ -339,6 +517,16 @@ pub fn rss_kib() -> u64 {
 /// The `SdkConfig` a job would build (the production loader: retries, timeouts, endpoint),
 /// pointed at a local endpoint, with static test credentials.
 pub async fn sdk_config_for(endpoint: &str, region: &str) -> SdkConfig {
+    sdk_config_with(
+        endpoint,
+        region,
+        Credentials::new("testing", "testing", None, None, "ptc-tests"),
+    )
+    .await
+}
+
+/// [`sdk_config_for`] with other credentials (an assumed role's: [`AssumedRole::credentials`]).
+pub async fn sdk_config_with(endpoint: &str, region: &str, credentials: Credentials) -> SdkConfig {
     let options = AwsOptions {
         region: Some(region.to_owned()),
         endpoint_url: Some(endpoint.to_owned()),
@@ -348,13 +536,7 @@ pub async fn sdk_config_for(endpoint: &str, region: &str) -> SdkConfig {
     load_sdk_config(&options)
         .await
         .into_builder()
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "testing",
-            "testing",
-            None,
-            None,
-            "ptc-tests",
-        )))
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
         .build()
 }
 
@@ -399,4 +581,90 @@ pub fn skopeo_inspect(uris: &[String], concurrency: usize, creds: &str) -> Optio
         .expect("write the list to xargs");
     let ok = child.wait().is_ok_and(|s| s.success());
     Some((started.elapsed().as_secs_f64(), ok))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stand-in's own tests (`tests/stack/test_*.py`): the registry policy API, the
+    /// accounts, and each cross-account pull rule, in the stack's Python.
+    #[test]
+    fn stack_python_tests() {
+        let python = python();
+        assert!(
+            python.exists(),
+            "{} not found: run scripts/test.sh",
+            python.display()
+        );
+        let out = Command::new(&python)
+            .args([
+                "-W",
+                "ignore::ResourceWarning",
+                "-m",
+                "unittest",
+                "discover",
+                "-s",
+            ])
+            .arg(repo_root().join("tests/stack"))
+            .args(["-p", "test_*.py"])
+            .output()
+            .expect("run the stack's Python tests");
+        assert!(
+            out.status.success(),
+            "tests/stack/test_*.py failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The helpers a Rust test uses to act as a consumer account: its role's credentials, its
+    /// own account in the APIs, its pulls through the cache held to the registry policy.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_consumer_pulls_through_the_cache_as_itself() {
+        let stack = Stack::start();
+        stack.create_rule("k8s", "registry.k8s.io", None).await;
+        let role = stack.consumer(CONSUMER_IN_ORG).await;
+        assert_eq!(role.account, CONSUMER_IN_ORG);
+        let token = stack
+            .ecr_as(&role)
+            .await
+            .authorization_token()
+            .await
+            .expect("token");
+        assert!(
+            token.proxy_endpoint.contains(CONSUMER_IN_ORG),
+            "{}",
+            token.proxy_endpoint
+        );
+        let registry = stack.registry_as(&role).await;
+        let denied = registry
+            .get_manifest("k8s/pause", "3.9")
+            .await
+            .expect_err("no registry policy: the first pull is denied");
+        assert!(
+            denied.to_string().contains("403")
+                && denied.to_string().contains("ecr:CreateRepository"),
+            "{denied}"
+        );
+        let account = &stack.info.account;
+        let region = &stack.info.region;
+        aws_sdk_ecr::Client::new(&stack.sdk_config().await)
+            .put_registry_policy()
+            .policy_text(
+                serde_json::json!({"Version": "2012-10-17", "Statement": [{
+                    "Sid": "Consumers", "Effect": "Allow", "Principal": {"AWS": CONSUMER_IN_ORG},
+                    "Action": ["ecr:CreateRepository", "ecr:BatchImportUpstreamImage", "ecr:BatchGetImage"],
+                    "Resource": format!("arn:aws:ecr:{region}:{account}:repository/k8s/*")
+                }]})
+                .to_string(),
+            )
+            .send()
+            .await
+            .expect("PutRegistryPolicy");
+        registry
+            .get_manifest("k8s/pause", "3.9")
+            .await
+            .expect("granted by the registry policy (scope V2): the first pull succeeds");
+    }
 }

@@ -4,7 +4,16 @@ and really authenticates to the upstream), repository creation templates, an
 authorization token that expires like ECR's (12 hours) and is checked by the registry
 endpoint, DescribeRepositories with `maxResults` / `nextToken` honoured, and the archive
 storage class: UpdateImageStorageClass, and DescribeImages with its `filter` (moto 5.2
-reads no `filter` and knows no image status: it would list archived images as pullable).
+reads no `filter` and knows no image status: it would list archived images as pullable);
+the registry permissions policy (GetRegistryPolicy / PutRegistryPolicy /
+DeleteRegistryPolicy: moto's validator refuses `ecr:BatchImportUpstreamImage`) and the
+REGISTRY_POLICY_SCOPE account setting that decides what it is enforced for.
+
+Every operation answers for the caller's account, found from the request's credentials as
+moto finds it (accounts.account_of): a consumer account's assumed-role credentials see that
+account's rules, templates, repositories and registry policy. A token from
+GetAuthorizationToken remembers the account and access key it was issued to, so that the
+registry endpoint can tell a consumer's pull from the cache account's own.
 
 Independent of ptc-core on purpose: the rules here are written from the ECR
 documentation, so a routing bug in ptc-core shows up as a test failure."""
@@ -17,9 +26,12 @@ import json
 import re
 import secrets
 import threading
+from dataclasses import dataclass
 
 from werkzeug.wrappers import Request, Response
 
+import accounts
+from iam_eval import as_list, authorize_identity, parse_policy
 from upstreams import open_upstream
 
 TARGET = "AmazonEC2ContainerRegistry_V20150921."
@@ -39,6 +51,36 @@ TOKEN_TTL = 12 * 3600
 # (https://docs.aws.amazon.com/AmazonECR/latest/userguide/archive_restore_image.html).
 RESTORE_SECONDS = 20 * 60
 IMAGE_STATUS_FILTERS = {"ACTIVE", "ARCHIVED", "ACTIVATING", "ANY"}
+# PutRegistryPolicy: "policyText ... Length Constraints: Minimum length of 0. Maximum length
+# of 10240." (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_PutRegistryPolicy.html)
+REGISTRY_POLICY_MAX = 10240
+# The registry policy scope (https://docs.aws.amazon.com/AmazonECR/latest/userguide/registry-permissions-create.html):
+# "V1 - For version 1, Amazon ECR only enforces the following permissions at the private
+# registry level": ecr:ReplicateImage, ecr:BatchImportUpstreamImage, ecr:CreateRepository
+# (a V1 policy naming another action is refused: "Invalid registry policy provided", as
+# https://repost.aws/questions/QUotxPDrRVT2ikDhEV92zQwA reports and moto reproduces);
+# "V2 - For version 2, Amazon ECR allows all ECR actions in the policy and enforces the
+# registry policy in all ECR requests". "The V2 version is the default registry policy scope."
+REGISTRY_SCOPE_V1_ACTIONS = {"ecr:replicateimage", "ecr:batchimportupstreamimage", "ecr:createrepository"}
+REGISTRY_SCOPES = {"V1", "V2"}
+DEFAULT_REGISTRY_SCOPE = "V2"
+POLICY_VERSIONS = {"2012-10-17", "2008-10-17"}
+STATEMENT_KEYS = {"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource", "NotResource", "Condition"}
+INVALID_REGISTRY_POLICY = "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid registry policy provided'"
+
+# The account the operation being answered is for (set per request by EcrFront.handle; the
+# stack's werkzeug server answers each request on its own thread).
+_request = threading.local()
+
+
+@dataclass(frozen=True)
+class Token:
+    """What a registry token was issued to: its expiry, the caller's account, and the access
+    key it was asked with (the registry endpoint finds the principal from it)."""
+
+    expires: float
+    account: str
+    access_key: str | None
 
 
 class EcrError(Exception):
@@ -65,9 +107,10 @@ class EcrFront:
     def __init__(self, stack) -> None:
         self.stack = stack
         self.lock = threading.RLock()
-        self.rules: dict[tuple[str, str], dict] = {}  # (region, prefix) -> rule
-        self.templates: dict[tuple[str, str], dict] = {}
-        self.tokens: dict[str, float] = {}  # password -> expiry (epoch seconds)
+        self.rules: dict[tuple[str, str, str], dict] = {}  # (account, region, prefix) -> rule
+        self.templates: dict[tuple[str, str, str], dict] = {}  # (account, region, prefix) -> template
+        self.tokens: dict[str, Token] = {}  # password -> what it was issued to
+        self.settings: dict[tuple[str, str, str], str] = {}  # (account, region, name) -> value
         self.token_ttl = TOKEN_TTL
         self.throttle: dict[str, int] = {}  # operation -> throttled answers left
         self.calls: dict[str, int] = {}
@@ -92,16 +135,22 @@ class EcrFront:
                     self.throttle[op] -= 1
                     raise EcrError("ThrottlingException", "Rate exceeded")
             body = json.loads(request.get_data() or b"{}")
+            _request.account = accounts.account_of(request.headers, self.stack.account)
+            _request.access_key = accounts.access_key_of(request.headers)
             result = getattr(self, f"op_{op}")(body, region)
             return Response(json.dumps(result, default=_json_default), 200, content_type="application/x-amz-json-1.1")
         except EcrError as err:
             payload = {"__type": err.code, "message": err.message}
             return Response(json.dumps(payload), err.status, headers={"x-amzn-ErrorType": err.code}, content_type="application/x-amz-json-1.1")
+        finally:
+            _request.account = _request.access_key = None
 
     # -- helpers --------------------------------------------------------------
     @property
     def account(self) -> str:
-        return self.stack.account
+        """The caller's account while an operation is answered; the cache account (the
+        stack's own) everywhere else, e.g. for the registry endpoint."""
+        return getattr(_request, "account", None) or self.stack.account
 
     def secret_value(self, region: str, arn: str) -> dict:
         """Read a secret the way ECR does; raises EcrError with ECR's exception names."""
@@ -121,30 +170,57 @@ class EcrFront:
         return value
 
     def _rule(self, region: str, prefix: str) -> dict:
-        rule = self.rules.get((region, prefix.rstrip("/") if prefix != "ROOT" else prefix))
+        rule = self.rules.get((self.account, region, prefix.rstrip("/") if prefix != "ROOT" else prefix))
         if rule is None:
             raise EcrError("PullThroughCacheRuleNotFoundException", f"The pull through cache rule with prefix '{prefix}' does not exist in the registry with id '{self.account}'")
         return rule
 
-    def rules_for(self, region: str) -> list[dict]:
+    def rules_for(self, region: str, account: str | None = None) -> list[dict]:
+        account = account or self.account
         with self.lock:
-            return [dict(r) for (reg, _), r in self.rules.items() if reg == region]
+            return [dict(r) for (acct, reg, _), r in self.rules.items() if acct == account and reg == region]
 
-    def templates_for(self, region: str) -> list[dict]:
+    def templates_for(self, region: str, account: str | None = None) -> list[dict]:
+        account = account or self.account
         with self.lock:
-            return [dict(t) for (reg, _), t in self.templates.items() if reg == region]
+            return [dict(t) for (acct, reg, _), t in self.templates.items() if acct == account and reg == region]
+
+    def token(self, password: str) -> Token | None:
+        """The token's record while it is valid; None once it has expired or was never issued."""
+        with self.lock:
+            token = self.tokens.get(password)
+        return token if token is not None and token.expires > now().timestamp() else None
 
     def token_valid(self, password: str) -> bool:
+        return self.token(password) is not None
+
+    def registry_policy(self, account: str, region: str) -> str | None:
+        """The registry permissions policy of an account's registry in a region (kept on
+        moto's ECR backend, which has the attribute and keeps it per account and region)."""
+        from moto.ecr.models import ecr_backends
+
+        return ecr_backends[account][region].registry_policy or None
+
+    def registry_policy_scope(self, account: str, region: str) -> str:
         with self.lock:
-            expiry = self.tokens.get(password)
-        return expiry is not None and expiry > now().timestamp()
+            return self.settings.get((account, region, "REGISTRY_POLICY_SCOPE"), DEFAULT_REGISTRY_SCOPE)
 
     # -- authorization token --------------------------------------------------
     def op_GetAuthorizationToken(self, body: dict, region: str) -> dict:
+        """A consumer account's role needs `ecr:GetAuthorizationToken` in its identity policy
+        (it is decided by identity policies alone: "...because no identity-based policy
+        allows the ecr:GetAuthorizationToken action"). The cache account's own callers are
+        not checked, as before."""
+        access_key = getattr(_request, "access_key", None)
+        if self.account != self.stack.account:
+            caller = accounts.resolve_caller(self.account, access_key, self.stack.organization)
+            problem = authorize_identity(caller, "ecr:GetAuthorizationToken", "*")
+            if problem:
+                raise EcrError("AccessDeniedException", problem)
         password = secrets.token_urlsafe(48)
         expires = now() + dt.timedelta(seconds=self.token_ttl)
         with self.lock:
-            self.tokens[password] = expires.timestamp()
+            self.tokens[password] = Token(expires.timestamp(), self.account, access_key)
         token = base64.b64encode(f"AWS:{password}".encode()).decode()
         return {
             "authorizationData": [
@@ -178,7 +254,7 @@ class EcrFront:
         if upstream_prefix and kind != "ecr":
             raise EcrError("InvalidParameterException", "upstreamRepositoryPrefix is supported only for ECR upstreams.")
         with self.lock:
-            if (region, prefix) in self.rules:
+            if (self.account, region, prefix) in self.rules:
                 raise EcrError("PullThroughCacheRuleAlreadyExistsException", f"A pull through cache rule with prefix '{prefix}' already exists.")
             if len(self.rules_for(region)) >= MAX_RULES:
                 raise EcrError("LimitExceededException", f"The maximum number of pull through cache rules ({MAX_RULES}) has been reached.")
@@ -196,7 +272,7 @@ class EcrFront:
                 rule["customRoleArn"] = role
             if kind == "ecr":
                 rule["upstreamRepositoryPrefix"] = upstream_prefix or "ROOT"
-            self.rules[(region, prefix)] = rule
+            self.rules[(self.account, region, prefix)] = rule
             return {k: v for k, v in rule.items() if k != "updatedAt"}
 
     def op_DescribePullThroughCacheRules(self, body: dict, region: str) -> dict:
@@ -226,7 +302,7 @@ class EcrFront:
     def op_DeletePullThroughCacheRule(self, body: dict, region: str) -> dict:
         with self.lock:
             rule = self._rule(region, body.get("ecrRepositoryPrefix", ""))
-            del self.rules[(region, rule["ecrRepositoryPrefix"])]
+            del self.rules[(self.account, region, rule["ecrRepositoryPrefix"])]
             return {k: v for k, v in rule.items() if k != "updatedAt"}
 
     def op_ValidatePullThroughCacheRule(self, body: dict, region: str) -> dict:
@@ -302,25 +378,25 @@ class EcrFront:
     def op_CreateRepositoryCreationTemplate(self, body: dict, region: str) -> dict:
         template = self._template_from(body, None)
         with self.lock:
-            if (region, template["prefix"]) in self.templates:
+            if (self.account, region, template["prefix"]) in self.templates:
                 raise EcrError("TemplateAlreadyExistsException", f"A template with prefix '{template['prefix']}' already exists.")
-            self.templates[(region, template["prefix"])] = template
+            self.templates[(self.account, region, template["prefix"])] = template
         return {"registryId": self.account, "repositoryCreationTemplate": template}
 
     def op_UpdateRepositoryCreationTemplate(self, body: dict, region: str) -> dict:
         prefix = body.get("prefix", "").rstrip("/") or body.get("prefix", "")
         with self.lock:
-            existing = self.templates.get((region, prefix))
+            existing = self.templates.get((self.account, region, prefix))
             if existing is None:
                 raise EcrError("TemplateNotFoundException", f"The template with prefix '{prefix}' does not exist.")
             template = self._template_from(body, existing)
-            self.templates[(region, prefix)] = template
+            self.templates[(self.account, region, prefix)] = template
         return {"registryId": self.account, "repositoryCreationTemplate": template}
 
     def op_DeleteRepositoryCreationTemplate(self, body: dict, region: str) -> dict:
         prefix = body.get("prefix", "").rstrip("/") or body.get("prefix", "")
         with self.lock:
-            template = self.templates.pop((region, prefix), None)
+            template = self.templates.pop((self.account, region, prefix), None)
         if template is None:
             raise EcrError("TemplateNotFoundException", f"The template with prefix '{prefix}' does not exist.")
         return {"registryId": self.account, "repositoryCreationTemplate": template}
@@ -334,6 +410,63 @@ class EcrFront:
         out = self._page(templates, body, "repositoryCreationTemplates")
         out["registryId"] = self.account
         return out
+
+    # -- the registry permissions policy -----------------------------------------
+    # https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_PutRegistryPolicy.html
+    # https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_GetRegistryPolicy.html
+    # https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DeleteRegistryPolicy.html
+    # One policy per registry (account and region); kept as the text that was put.
+    def op_PutRegistryPolicy(self, body: dict, region: str) -> dict:
+        text = body.get("policyText")
+        scope = self.registry_policy_scope(self.account, region)
+        problem = registry_policy_problem(text, scope)
+        if problem:
+            # ECR's message (moto's too); what is wrong is added for whoever reads the test log.
+            raise EcrError("InvalidParameterException", f"{INVALID_REGISTRY_POLICY} ({problem})")
+        from moto.ecr.models import ecr_backends
+
+        with self.lock:
+            ecr_backends[self.account][region].registry_policy = text
+        return {"registryId": self.account, "policyText": text}
+
+    def op_GetRegistryPolicy(self, body: dict, region: str) -> dict:
+        text = self.registry_policy(self.account, region)
+        if text is None:
+            raise EcrError("RegistryPolicyNotFoundException", f"Registry policy does not exist in the registry with id '{self.account}'")
+        return {"registryId": self.account, "policyText": text}
+
+    def op_DeleteRegistryPolicy(self, body: dict, region: str) -> dict:
+        from moto.ecr.models import ecr_backends
+
+        with self.lock:
+            backend = ecr_backends[self.account][region]
+            text = backend.registry_policy
+            if not text:
+                raise EcrError("RegistryPolicyNotFoundException", f"Registry policy does not exist in the registry with id '{self.account}'")
+            backend.registry_policy = None
+        return {"registryId": self.account, "policyText": text}
+
+    # https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_PutAccountSetting.html and
+    # API_GetAccountSetting.html: REGISTRY_POLICY_SCOPE is V1 or V2 (V2 by default, see
+    # REGISTRY_SCOPES above). BASIC_SCAN_TYPE_VERSION is not reproduced.
+    def _setting_name(self, body: dict) -> str:
+        name = body.get("name")
+        if name != "REGISTRY_POLICY_SCOPE":
+            raise EcrError("InvalidParameterException", f"Invalid parameter at 'name': the stack knows REGISTRY_POLICY_SCOPE only, not {name!r}")
+        return name
+
+    def op_GetAccountSetting(self, body: dict, region: str) -> dict:
+        name = self._setting_name(body)
+        return {"name": name, "value": self.registry_policy_scope(self.account, region)}
+
+    def op_PutAccountSetting(self, body: dict, region: str) -> dict:
+        name = self._setting_name(body)
+        value = body.get("value")
+        if value not in REGISTRY_SCOPES:
+            raise EcrError("InvalidParameterException", f"Invalid parameter at 'value': {value!r} is not V1 or V2")
+        with self.lock:
+            self.settings[(self.account, region, name)] = value
+        return {"name": name, "value": value}
 
     # -- moto fixes -----------------------------------------------------------
     def op_DescribeRepositories(self, body: dict, region: str) -> dict:
@@ -473,6 +606,70 @@ class EcrFront:
         if start + max_results < len(items):
             out["nextToken"] = base64.b64encode(str(start + max_results).encode()).decode()
         return out
+
+
+def registry_policy_problem(text, scope: str) -> str | None:
+    """Why ECR would refuse `text` as a registry policy, or None. The checks: the API's
+    length limit; a JSON object whose Statement is a statement or a non-empty list of them;
+    each statement with Effect (Allow or Deny), a Principal, an Action and a Resource (the
+    IAM JSON policy grammar, https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_grammar.html,
+    and the registry policy examples, which always name them), no element IAM does not know;
+    the actions the scope allows (V1: the three registry actions or `ecr:*`; V2: ECR actions
+    only, an assumption: AWS says "all ECR actions"). Not checked: Sid uniqueness, Condition
+    operators, ARN syntax."""
+    if not isinstance(text, str) or not text.strip():
+        return "policyText is required"
+    if len(text) > REGISTRY_POLICY_MAX:
+        return f"policyText has {len(text)} characters, more than {REGISTRY_POLICY_MAX}"
+    doc = parse_policy(text)
+    if doc is None:
+        return "not a JSON object"
+    if "Version" in doc and doc["Version"] not in POLICY_VERSIONS:
+        return f"Version {doc['Version']!r} is not 2012-10-17 or 2008-10-17"
+    unknown = set(doc) - {"Version", "Id", "Statement"}
+    if unknown:
+        return f"unknown policy elements {sorted(unknown)}"
+    raw = doc.get("Statement")
+    if isinstance(raw, dict):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        return "Statement must be a statement or a non-empty list of statements"
+    for index, stmt in enumerate(raw):
+        where = f"statement {stmt.get('Sid') or index}" if isinstance(stmt, dict) else f"statement {index}"
+        if not isinstance(stmt, dict):
+            return f"{where} is not an object"
+        unknown = set(stmt) - STATEMENT_KEYS
+        if unknown:
+            return f"{where} has unknown elements {sorted(unknown)}"
+        if stmt.get("Effect") not in ("Allow", "Deny"):
+            return f"{where}: Effect must be Allow or Deny"
+        if "Principal" not in stmt and "NotPrincipal" not in stmt:
+            return f"{where}: no Principal"
+        if "Resource" not in stmt and "NotResource" not in stmt:
+            return f"{where}: no Resource"
+        if "Action" not in stmt and "NotAction" not in stmt:
+            return f"{where}: no Action"
+        actions = as_list(stmt.get("Action", stmt.get("NotAction")))
+        if not actions or not all(isinstance(a, str) and a for a in actions):
+            return f"{where}: Action must be a string or a list of strings"
+        for action in actions:
+            lowered = action.lower()
+            if scope == "V1" and lowered not in REGISTRY_SCOPE_V1_ACTIONS | {"ecr:*"}:
+                return f"{where}: {action} is not a registry action of scope V1 (ecr:ReplicateImage, ecr:BatchImportUpstreamImage, ecr:CreateRepository)"
+            if scope == "V2" and not lowered.startswith("ecr:"):
+                return f"{where}: {action} is not an ECR action"
+    # The IAM grammar as moto checks it (element types, Condition operators, ARN formats),
+    # without moto's Version and Sid-uniqueness rules, which ECR does not document.
+    from moto.iam.policy_validation import IAMPolicyDocumentValidator
+
+    validator = IAMPolicyDocumentValidator(text)
+    validator._validate_version = lambda: None
+    validator._validate_sid_uniqueness = lambda: None
+    try:
+        validator.validate()
+    except Exception as exc:  # moto's MalformedPolicyDocument
+        return getattr(exc, "message", None) or str(exc)
+    return None
 
 
 def _repository_json(repo) -> dict:

@@ -15,6 +15,39 @@ What it reproduces, from PTC-FACTS.md:
 - Manifest pulls do not import layers (the pessimistic answer to an unconfirmed fact);
   layers are imported when a client fetches them, then served through a redirect, as ECR
   redirects layer downloads to S3.
+
+Cross-account pulls. A token is bound to the account (and access key) it was issued to
+(ecr_front.Token). A token of the cache account pulls exactly as before: nothing below is
+evaluated for it. A token of another account is held to the documented rules, both sides
+(iam_eval.authorize_cross_account: the cache account's resource-based policies AND the
+caller's identity policies from moto's IAM):
+- a first pull, into a repository that does not exist yet, needs `ecr:CreateRepository`
+  ("This permission can be granted by either an identity-based IAM policy or the private
+  registry permissions policy": across accounts, the registry policy) and
+  `ecr:BatchImportUpstreamImage` ("...the private registry permissions policy, an
+  identity-based IAM policy, or ... the resource-based repository permissions policy"; the
+  repository does not exist yet, so the registry policy),
+  https://docs.aws.amazon.com/AmazonECR/latest/userguide/pull-through-cache-iam.html;
+- a new tag (or digest) in an existing repository needs `ecr:BatchImportUpstreamImage`
+  (registry or repository policy); a stale cached tag whose refresh the caller may not
+  import is served from the cache (an assumption: AWS does not say);
+- reading what is cached needs `ecr:BatchGetImage` (manifests, GET and HEAD) and
+  `ecr:GetDownloadUrlForLayer` (layers, GET and HEAD; `ecr:BatchCheckLayerAvailability` is
+  not asked for: AWS does not say which action a registry HEAD is, and `docker pull` makes
+  none) from the repository policy, which for a repository created by the pull is the
+  creation template's (https://docs.aws.amazon.com/AmazonECR/latest/userguide/repository-creation-templates.html;
+  users report exactly this: https://github.com/aws/containers-roadmap/issues/2053). The
+  manifest is imported first, then read: a caller allowed to import but not to read leaves
+  the image cached and gets the 403 for `ecr:BatchGetImage`;
+- the registry policy counts for the three registry actions under REGISTRY_POLICY_SCOPE V1,
+  and for every ECR action (pull actions included) under V2, the default
+  (https://docs.aws.amazon.com/AmazonECR/latest/userguide/registry-permissions-create.html).
+A refusal is HTTP 403 with the distribution spec's DENIED code
+(https://github.com/opencontainers/distribution-spec/blob/main/spec.md#error-codes) and
+IAM's message, as `docker pull` shows it from ECR ("denied: User: arn:aws:sts::...
+is not authorized to perform: ecr:BatchGetImage on resource: arn:aws:ecr:... because no
+identity-based policy allows the ecr:BatchGetImage action", reported in
+https://github.com/aws/copilot-cli/issues/3518); it changes nothing and sends no event.
 """
 
 from __future__ import annotations
@@ -28,6 +61,8 @@ import time
 
 from werkzeug.wrappers import Request, Response
 
+import accounts
+from iam_eval import Caller, authorize_cross_account
 from upstreams import open_upstream
 
 ACCEPT_ALL = ", ".join([
@@ -37,6 +72,11 @@ ACCEPT_ALL = ", ".join([
     "application/vnd.docker.distribution.manifest.v2+json",
 ])
 INDEX_TYPES = {"application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"}
+CREATE = "ecr:CreateRepository"
+IMPORT = "ecr:BatchImportUpstreamImage"
+GET_IMAGE = "ecr:BatchGetImage"
+GET_LAYER = "ecr:GetDownloadUrlForLayer"
+REGISTRY_V1_ACTIONS = {"ecr:CreateRepository", "ecr:BatchImportUpstreamImage", "ecr:ReplicateImage"}
 
 
 class RegistryError(Exception):
@@ -61,6 +101,7 @@ class RegistryEndpoint:
         self.latency_ms = 0
         self.events: list[dict] = []
         self.counts: dict[str, int] = {}
+        self.denials: list[dict] = []  # cross-account refusals, for the tests to read
 
     # -- WSGI -----------------------------------------------------------------
     def wsgi(self, environ, start_response):
@@ -86,7 +127,7 @@ class RegistryEndpoint:
             if blob is None:
                 raise RegistryError(404, "BLOB_UNKNOWN", "blob unknown")
             return Response(blob, 200, content_type="application/octet-stream")
-        self.authenticate(request)
+        caller = self.caller_of(self.authenticate(request))
         if path in ("/v2/", "/v2"):
             return Response("{}", 200, content_type="application/json", headers={"Docker-Distribution-API-Version": "registry/2.0"})
         if not path.startswith("/v2/"):
@@ -98,11 +139,12 @@ class RegistryEndpoint:
                 if request.method not in ("GET", "HEAD"):
                     raise RegistryError(405, "UNSUPPORTED", "the stack's endpoint serves pulls only")
                 if kind == "/manifests/":
-                    return self.manifest(request, name, ref)
-                return self.blob(request, name, ref)
+                    return self.manifest(request, name, ref, caller)
+                return self.blob(request, name, ref, caller)
         raise RegistryError(404, "NOT_FOUND", f"no route for {path}")
 
-    def authenticate(self, request: Request) -> None:
+    def authenticate(self, request: Request):
+        """The token's record (ecr_front.Token), or a 401."""
         realm = f'Basic realm="https://{self.stack.account}.dkr.ecr.{self.region}.amazonaws.com/",service="ecr.amazonaws.com"'
         header = request.headers.get("Authorization", "")
         if header.startswith("Basic "):
@@ -110,10 +152,69 @@ class RegistryEndpoint:
                 user, _, password = base64.b64decode(header[6:]).decode().partition(":")
             except ValueError:
                 user, password = "", ""
-            if user == "AWS" and self.stack.ecr.token_valid(password):
-                return
+            token = self.stack.ecr.token(password) if user == "AWS" else None
+            if token is not None:
+                return token
             raise RegistryError(401, "DENIED", "Your authorization token has expired. Reauthenticate and try again.", [("WWW-Authenticate", realm)])
         raise RegistryError(401, "DENIED", "Not Authorized", [("WWW-Authenticate", realm)])
+
+    # -- cross-account pulls (see the module docstring) ------------------------
+    def caller_of(self, token) -> Caller | None:
+        """None for a token of the cache account (its pulls are not evaluated); the caller
+        behind a token of another account."""
+        if token.account == self.stack.account:
+            return None
+        return accounts.resolve_caller(token.account, token.access_key, self.stack.organization)
+
+    def repository_arn(self, name: str) -> str:
+        return f"arn:aws:ecr:{self.region}:{self.stack.account}:repository/{name}"
+
+    def resource_policies(self, name: str, action: str) -> list[str]:
+        """The cache account's resource-based policies that can grant `action` on repository
+        `name`: the registry policy (for the registry actions under scope V1, for all under
+        V2) and the repository's policy (never for CreateRepository: there is no repository
+        yet). A pull that reads from a repository that does not exist (a first pull by
+        digest, served but not cached) is read under the policy its creation template
+        would give it."""
+        docs = []
+        scope = self.stack.ecr.registry_policy_scope(self.stack.account, self.region)
+        registry_policy = self.stack.ecr.registry_policy(self.stack.account, self.region)
+        if registry_policy and (action in REGISTRY_V1_ACTIONS or scope == "V2"):
+            docs.append(registry_policy)
+        if action == CREATE:
+            return docs
+        repo = self.stack.backend().repositories.get(name)
+        if repo is not None:
+            if repo.policy:
+                docs.append(repo.policy)
+        elif action in (GET_IMAGE, GET_LAYER):
+            template = self.stack.template_for(name) or {}
+            if template.get("repositoryPolicy"):
+                docs.append(template["repositoryPolicy"])
+        return docs
+
+    def require(self, caller: Caller | None, name: str, action: str) -> None:
+        """Nothing for the cache account's own pulls; a 403 DENIED naming the action when the
+        other account's caller may not do it."""
+        if caller is None:
+            return
+        resource = self.repository_arn(name)
+        problem = authorize_cross_account(caller, action, resource, self.resource_policies(name, action))
+        if problem:
+            with self.lock:
+                self.denials.append({"account": caller.account, "principal": caller.arn, "action": action,
+                                     "repository": name, "message": problem})
+            raise RegistryError(403, "DENIED", problem)
+
+    def import_refusal(self, caller: Caller | None, name: str, repo_exists: bool) -> RegistryError | None:
+        """Why the caller may not import into `name` (first pull: create, then import), or None."""
+        try:
+            if not repo_exists:
+                self.require(caller, name, CREATE)
+            self.require(caller, name, IMPORT)
+        except RegistryError as err:
+            return err
+        return None
 
     # -- routing (independent of ptc-core) ------------------------------------
     def route_rule(self, name: str) -> tuple[dict, str] | None:
@@ -153,7 +254,7 @@ class RegistryEndpoint:
         return open_upstream(upstream.url, path, creds, accept, self.stack.upstream_timeout)
 
     # -- manifests --------------------------------------------------------------
-    def manifest(self, request: Request, name: str, ref: str) -> Response:
+    def manifest(self, request: Request, name: str, ref: str, caller: Caller | None = None) -> Response:
         by_digest = ref.startswith("sha256:")
         routed = self.route_rule(name)
         with self.lock:
@@ -171,10 +272,17 @@ class RegistryEndpoint:
         if routed is None:
             if cached is None:
                 raise RegistryError(404, "NAME_UNKNOWN", f"The repository with name '{name}' does not exist in the registry with id '{self.stack.account}'")
-            return self.serve_manifest(request, name, cached_digest, cached)
+            return self.serve_manifest(request, name, cached_digest, cached, caller)
         if fresh:
-            return self.serve_manifest(request, name, cached_digest, cached)
+            return self.serve_manifest(request, name, cached_digest, cached, caller)
         rule, upstream_name = routed
+        repo_exists = self.stack.repository_exists(name)
+        refused = self.import_refusal(caller, name, repo_exists)
+        if refused is not None:
+            if cached is not None:
+                # A stale tag the caller may not refresh: the cached copy, if it may read it.
+                return self.serve_manifest(request, name, cached_digest, cached, caller)
+            raise refused
         try:
             status, headers, body = self.fetch(rule, f"/v2/{upstream_name}/manifests/{ref}", request.headers.get("Accept") or ACCEPT_ALL)
         except OSError as err:
@@ -182,7 +290,7 @@ class RegistryEndpoint:
         if status != 200:
             self.event(rule, name, ref, None, "FAILURE", f"UPSTREAM_{status or 'UNREACHABLE'}", body[:200].decode(errors="replace"))
             if cached is not None:
-                return self.serve_manifest(request, name, cached_digest, cached)
+                return self.serve_manifest(request, name, cached_digest, cached, caller)
             if status == 404:
                 raise RegistryError(404, "MANIFEST_UNKNOWN", f"Requested image not found upstream: {upstream_name}:{ref}")
             raise RegistryError(500, "UNKNOWN", f"Failed to pull {upstream_name}:{ref} from the upstream registry (status {status or 'unreachable'}).")
@@ -204,13 +312,12 @@ class RegistryEndpoint:
         if problem:
             self.event(rule, name, ref, None, "FAILURE", "UPSTREAM_INVALID_MANIFEST", problem)
             if cached is not None:
-                return self.serve_manifest(request, name, cached_digest, cached)
+                return self.serve_manifest(request, name, cached_digest, cached, caller)
             raise RegistryError(500, "UNKNOWN", f"Failed to pull {upstream_name}:{ref}: {problem}.")
         media_type = headers.get("Content-Type") or doc.get("mediaType", "")
-        repo_exists = self.stack.repository_exists(name)
         if by_digest and not repo_exists:
             # A first pull by digest is served but does not populate the cache.
-            return self.serve_manifest(request, name, digest, (media_type, body))
+            return self.serve_manifest(request, name, digest, (media_type, body), caller)
         self.stack.ensure_repository(name, rule)
         self.stack.record_image(name, digest, media_type, body, None if by_digest else ref)
         with self.lock:
@@ -218,9 +325,10 @@ class RegistryEndpoint:
             if not by_digest:
                 self.tags[(name, ref)] = (digest, time.time())
         self.event(rule, name, None if by_digest else ref, digest, "SUCCESS")
-        return self.serve_manifest(request, name, digest, (media_type, body))
+        return self.serve_manifest(request, name, digest, (media_type, body), caller)
 
-    def serve_manifest(self, request: Request, name: str, digest: str, cached: tuple[str, bytes]) -> Response:
+    def serve_manifest(self, request: Request, name: str, digest: str, cached: tuple[str, bytes], caller: Caller | None = None) -> Response:
+        self.require(caller, name, GET_IMAGE)
         media_type, body = cached
         self.stack.record_pull(name, digest)
         headers = [("Docker-Content-Digest", digest), ("Content-Length", str(len(body)))]
@@ -229,7 +337,13 @@ class RegistryEndpoint:
         return out
 
     # -- blobs ----------------------------------------------------------------
-    def blob(self, request: Request, name: str, digest: str) -> Response:
+    def blob(self, request: Request, name: str, digest: str, caller: Caller | None = None) -> Response:
+        if caller is not None:
+            # Another account reads layers of a repository it may read, and of no other (the
+            # stand-in's blob store is shared by all repositories; ECR's are per repository).
+            if not self.stack.repository_exists(name):
+                raise RegistryError(404, "BLOB_UNKNOWN", f"blob {digest} unknown to repository {name}")
+            self.require(caller, name, GET_LAYER)
         with self.lock:
             have = digest in self.blobs
         if not have:

@@ -12,6 +12,12 @@ One Python process serves:
 - the ECR registry endpoint (pull through by prefix);
 - a steerable proxy in front of each upstream (CNCF distribution processes it starts).
 
+Accounts (issue 17): the cache account (ACCOUNT, whose registry endpoint this is) and two
+consumer accounts (accounts.CONSUMER_ACCOUNTS); `/_stack/accounts/<account>/roles` creates a
+role in one and `/_stack/accounts/assume-role` returns that role's credentials through moto's
+STS. The registry endpoint enforces the cross-account pull rules for their tokens
+(registry.py, "Cross-account pulls").
+
 It writes its endpoints as JSON to the ready file (and `<state-dir>/stack.json`), keeps
 state and logs under the state dir, and exits when its parent process dies.
 """
@@ -35,6 +41,7 @@ sys.path.insert(0, HERE)
 from werkzeug.serving import make_server  # noqa: E402
 from werkzeug.wrappers import Request, Response  # noqa: E402
 
+import accounts  # noqa: E402
 import images  # noqa: E402
 from cloudwatch import CloudWatch  # noqa: E402
 from ecr_front import EcrFront  # noqa: E402
@@ -81,6 +88,8 @@ class Stack:
         self.upstreams: dict[str, Upstream] = {}
         self.servers: list = []
         self.denied_secrets: set[str] = set()
+        # Who is in the organisation `aws:PrincipalOrgID` names (see accounts.py).
+        self.organization = {"id": accounts.ORGANIZATION_ID, "accounts": [ACCOUNT, accounts.CONSUMER_IN_ORG]}
         # Bound now and held: nothing else can take these ports before the servers start.
         self.aws_socket = ports.listen()
         self.registry_socket = ports.listen()
@@ -296,6 +305,8 @@ class Stack:
             "aws_endpoint": f"http://127.0.0.1:{self.aws_port}",
             "registry_endpoint": f"http://127.0.0.1:{self.registry_port}",
             "state_dir": self.state_dir,
+            "consumer_accounts": list(accounts.CONSUMER_ACCOUNTS),
+            "organization": dict(self.organization),
             "upstreams": {
                 host: {"url": u.url, "username": u.username, "password": u.password, "up": u.is_up}
                 for host, u in self.upstreams.items()
@@ -319,6 +330,8 @@ class Stack:
             if len(parts) == 3 and parts[2] == "counts":
                 with upstream.lock:
                     return dict(upstream.counts)
+            if len(parts) == 3 and parts[2] == "tag" and method == "POST":
+                return self.tag_upstream(upstream, str(body["repository"]), str(body["from"]), str(body["to"]))
             if method == "POST":
                 with upstream.lock:
                     upstream.faults.update(body)
@@ -331,9 +344,21 @@ class Stack:
             return self.seed_inventory(str(body.get("prefix", "quay")), int(body.get("repositories", 1000)), int(body.get("images", 3)))
         if parts == ["seed", "bench"] and method == "POST":
             return self.seed_bench(int(body.get("repositories", 40)), int(body.get("tags", 50)))
+        if parts[:1] == ["accounts"]:
+            try:
+                return self._accounts_control(method, parts[1:], body)
+            except (KeyError, ValueError):
+                raise
+            except Exception as exc:  # moto's IAM / STS refusals: a 400 naming them
+                raise ValueError(f"{type(exc).__name__}: {exc}") from exc
         if parts == ["registry", "counts"]:
             with self.registry.lock:
                 return dict(self.registry.counts)
+        if parts == ["registry", "denials"]:
+            with self.registry.lock:
+                if method == "POST" and body.get("reset"):
+                    self.registry.denials.clear()
+                return list(self.registry.denials)
         if parts == ["registry", "events"]:
             with self.registry.lock:
                 return list(self.registry.events)
@@ -377,6 +402,48 @@ class Stack:
             with cw.lock:
                 return {"put_calls": cw.put_calls, "series": len(cw.data), "throttle_next": cw.throttle_next}
         raise KeyError(f"no control at /_stack/{'/'.join(parts)}")
+
+    def _accounts_control(self, method: str, parts: list[str], body: dict):
+        """`GET accounts`: the cache account, the consumers, the organisation.
+        `POST accounts/organization {"accounts": [...]}`: who is in the organisation.
+        `POST accounts/<account>/roles {"name", "policy", "managed_policy_arns",
+        "permissions_boundary"}`: create (or replace) a role in that account, trusting the
+        cache account, with `policy` inline (none when null); answers its ARN.
+        `POST accounts/assume-role {"role_arn", "session_name", "policy"}`: sts:AssumeRole
+        through the stack's own STS endpoint (moto), with the cache account's test
+        credentials; answers the temporary credentials (of the role's account)."""
+        if not parts:
+            return {"cache": self.account, "consumers": list(accounts.CONSUMER_ACCOUNTS), "organization": dict(self.organization)}
+        if parts == ["organization"] and method == "POST":
+            with self.lock:
+                self.organization = {"id": self.organization["id"], "accounts": [str(a) for a in body["accounts"]]}
+            return dict(self.organization)
+        if parts == ["assume-role"] and method == "POST":
+            import boto3
+
+            sts = boto3.client("sts", endpoint_url=self.info()["aws_endpoint"], region_name=self.region,
+                               aws_access_key_id="testing", aws_secret_access_key="testing")
+            args = {"RoleArn": str(body["role_arn"]), "RoleSessionName": str(body.get("session_name") or "ptc-tests")}
+            if body.get("policy") is not None:
+                args["Policy"] = json.dumps(body["policy"])
+            out = sts.assume_role(**args)
+            creds = out["Credentials"]
+            return {
+                "access_key_id": creds["AccessKeyId"],
+                "secret_access_key": creds["SecretAccessKey"],
+                "session_token": creds["SessionToken"],
+                "expiration": creds["Expiration"].isoformat(),
+                "arn": out["AssumedRoleUser"]["Arn"],
+                "account": out["AssumedRoleUser"]["Arn"].split(":")[4],
+            }
+        if len(parts) == 2 and parts[1] == "roles" and method == "POST":
+            account = parts[0]
+            if not re.fullmatch(r"\d{12}", account):
+                raise ValueError(f"not an account id: {account}")
+            arn = accounts.create_role(account, str(body["name"]), self.account, body.get("policy"),
+                                       body.get("managed_policy_arns") or (), body.get("permissions_boundary"))
+            return {"arn": arn}
+        raise KeyError(f"no control at /_stack/accounts/{'/'.join(parts)}")
 
     # -- life cycle ---------------------------------------------------------------
     def serve(self, sock, app) -> None:
@@ -430,6 +497,28 @@ class Stack:
                 server.shutdown()
             except Exception:
                 pass
+
+    def tag_upstream(self, upstream: Upstream, repository: str, source: str, target: str) -> dict:
+        """Give an upstream image a new tag (`POST upstreams/<host>/tag {"repository", "from",
+        "to"}`): the same manifest under another tag, so a test can pull a new tag of a
+        repository the cache already holds."""
+        import hashlib
+        import urllib.request
+
+        from registry import ACCEPT_ALL
+
+        def call(method: str, data: bytes | None = None, media_type: str | None = None, ref: str = source):
+            req = urllib.request.Request(f"{upstream.internal_url}/v2/{repository}/manifests/{ref}", data=data, method=method)
+            req.add_header("Accept" if data is None else "Content-Type", media_type or ACCEPT_ALL)
+            if upstream.basic_auth():
+                req.add_header("Authorization", upstream.basic_auth())
+            return urllib.request.urlopen(req, timeout=30)
+
+        with call("GET") as resp:
+            media_type, body = resp.headers["Content-Type"], resp.read()
+        with call("PUT", body, media_type, target):
+            pass
+        return {"repository": repository, "tag": target, "digest": "sha256:" + hashlib.sha256(body).hexdigest()}
 
     def seed_bench(self, repositories: int, tags: int) -> dict:
         """Many images for benchmarks: `bench/app-N` repositories on quay.io, each a
