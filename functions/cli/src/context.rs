@@ -1,13 +1,15 @@
 //! What every command shares: the global options, the settings loaded once, the logs, and
 //! the AWS clients, built once on first use (a command that needs no AWS call, such as
-//! `ptc map --rule .. --registry ..`, never loads the AWS configuration).
+//! `ptc map --rule .. --registry ..`, never loads the AWS configuration, nor assumes
+//! `--role-arn`).
 
 use std::io::{IsTerminal, StdoutLock};
 use std::sync::Arc;
 
-use ptc_core::Settings;
-use ptc_core::aws::{AwsClients, AwsOptions, SdkEcr, SdkObjects, SdkSecrets, load_sdk_config};
+use aws_config::SdkConfig;
+use ptc_core::aws::{AwsClients, SdkEcr, SdkObjects, SdkSecrets};
 use ptc_core::metrics::MetricsApi;
+use ptc_core::{AwsError, Settings};
 use serde::Serialize;
 use tokio::sync::OnceCell;
 use tracing_subscriber::Layer as _;
@@ -16,6 +18,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::error::CliError;
 use crate::output::{self, OutputFormat};
+use crate::target::{self, TargetArgs};
 
 /// The options every subcommand takes.
 #[derive(Debug, clap::Args)]
@@ -29,18 +32,24 @@ pub struct GlobalArgs {
     /// More log lines on stderr (-v: info, ptc's own debug; -vv: debug). PTC_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// `--profile`, `--region`, `--role-arn`: the account and Region to work in.
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 /// The settings, the output format and the AWS adapters of one `ptc` run.
 pub struct Context {
     settings: Settings,
     output: OutputFormat,
+    target: TargetArgs,
     aws: OnceCell<Aws>,
 }
 
 /// The AWS adapters, built from one `SdkConfig` (endpoint, region, retries and timeouts of
 /// the settings) and one set of service clients.
 pub struct Aws {
+    /// The configuration every client is built from (the flags' account and Region).
+    pub sdk: SdkConfig,
     /// ECR: repositories, rules, settings, creation templates, the registry token.
     pub ecr: Arc<SdkEcr>,
     /// Secrets Manager: the rules' credential secrets.
@@ -61,6 +70,7 @@ impl Context {
         Ok(Self {
             settings,
             output: global.output,
+            target: global.target.clone(),
             aws: OnceCell::new(),
         })
     }
@@ -70,9 +80,17 @@ impl Context {
         &self.settings
     }
 
-    /// The AWS adapters, built on the first call and shared by every later one.
-    pub async fn aws(&self) -> &Aws {
-        self.aws.get_or_init(|| Aws::load(&self.settings)).await
+    /// `--profile`, `--region`, `--role-arn`, as given.
+    pub fn target(&self) -> &TargetArgs {
+        &self.target
+    }
+
+    /// The AWS adapters, built on the first call (the role of `--role-arn` assumed then) and
+    /// shared by every later one. Errors: [`CliError::Profile`], [`CliError::AssumeRole`].
+    pub async fn aws(&self) -> Result<&Aws, CliError> {
+        self.aws
+            .get_or_try_init(|| Aws::load(&self.settings, &self.target))
+            .await
     }
 
     /// Print a command's report on stdout: `value` as JSON with `--output json`, else what
@@ -87,15 +105,48 @@ impl Context {
 }
 
 impl Aws {
-    async fn load(settings: &Settings) -> Self {
-        let sdk = load_sdk_config(&AwsOptions::from_settings(settings)).await;
+    async fn load(settings: &Settings, target: &TargetArgs) -> Result<Self, CliError> {
+        let sdk = target::load_sdk_config(settings, target).await?;
         let clients = AwsClients::new(&sdk);
-        Self {
+        Ok(Self {
             ecr: Arc::new(SdkEcr::new(clients.ecr())),
             secrets: SdkSecrets::new(clients.secrets()),
             objects: SdkObjects::lazy(clients.clone()),
             metrics: ptc_core::aws::for_sink(settings.metrics_sink, clients.cloudwatch(), true),
-        }
+            sdk,
+        })
+    }
+
+    /// STS `GetCallerIdentity`: who the calls are made as (after `--profile` and
+    /// `--role-arn`), which needs no permission
+    /// (<https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html>).
+    pub async fn caller_identity(&self) -> Result<CallerIdentity, AwsError> {
+        let out = aws_sdk_sts::Client::new(&self.sdk)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("GetCallerIdentity", e))?;
+        Ok(CallerIdentity {
+            account: out.account().unwrap_or_default().to_owned(),
+            arn: out.arn().unwrap_or_default().to_owned(),
+        })
+    }
+}
+
+/// Who `ptc`'s calls are made as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIdentity {
+    /// The 12-digit account ID.
+    pub account: String,
+    /// The caller's ARN, e.g. `arn:aws:sts::111122223333:assumed-role/ops/ptc-cli`.
+    pub arn: String,
+}
+
+impl CallerIdentity {
+    /// The partition of the caller's ARN (`aws`, `aws-cn`, ...), when it has one.
+    pub fn partition(&self) -> Option<&str> {
+        let partition = self.arn.strip_prefix("arn:")?.split(':').next()?;
+        (!partition.is_empty()).then_some(partition)
     }
 }
 

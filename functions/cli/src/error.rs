@@ -4,7 +4,7 @@
 //! |-----------|----------------------------------------------------------------------------|
 //! | 0         | the command ran and found nothing wrong                                    |
 //! | 1         | the command ran; its report has errors or findings ([`CliError::RunErrors`], [`CliError::Findings`]) |
-//! | 2         | the command could not run: settings, arguments, AWS or registry set-up, stdin, stdout (every other variant); clap's own usage errors exit 2 as well |
+//! | 2         | the command could not run: settings, arguments, AWS or registry set-up (a `--profile` or `--role-arn` without credentials included), stdin, stdout (every other variant); clap's own usage errors exit 2 as well |
 //!
 //! A code 1 is told by the report on stdout; a code 2 by one `ptc: <message>` line on stderr.
 
@@ -43,6 +43,41 @@ pub enum CliError {
     /// `GetAuthorizationToken` failed where the registry host was needed (exit code 2).
     #[error("finding the registry host (pass --registry to skip this call): {0}")]
     RegistryHost(#[source] AwsError),
+    /// `--profile` gives no credentials: an unknown profile, an expired SSO session, a
+    /// failing `credential_process` (exit code 2).
+    #[error("--profile {profile}: no credentials: {reason}")]
+    Profile {
+        /// As given.
+        profile: String,
+        /// What the SDK's profile provider said.
+        reason: String,
+    },
+    /// `--role-arn`: STS `AssumeRole` refused, or no base credentials to ask with
+    /// (exit code 2).
+    #[error("--role-arn {role_arn}: cannot assume the role: {reason}")]
+    AssumeRole {
+        /// As given.
+        role_arn: String,
+        /// What STS or the credentials chain said.
+        reason: String,
+    },
+    /// STS `GetCallerIdentity` failed where the cache account was needed (exit code 2).
+    #[error("finding the cache account (pass --account to skip this call): {0}")]
+    CallerIdentity(#[source] AwsError),
+    /// No Region from the flags, the settings or the SDK's chain (exit code 2).
+    #[error("no AWS Region: pass --region, or set PTC_REGION or the profile's region")]
+    NoRegion,
+    /// The settings name no rule and the registry has none: no prefix to grant (exit code 2).
+    #[error("no pull-through cache rules in the settings or the registry: no prefix to grant")]
+    NoRules,
+    /// A `--prefix` that names none of the rules (exit code 2).
+    #[error("--prefix {prefix}: no pull-through cache rule has this prefix (rules: {rules})")]
+    PrefixNotARule {
+        /// As given.
+        prefix: String,
+        /// The rules' prefixes, comma-separated.
+        rules: String,
+    },
     /// Reading the references of `ptc map -` (exit code 2).
     #[error("reading stdin: {0}")]
     Stdin(#[source] std::io::Error),
@@ -89,6 +124,12 @@ impl CliError {
             | Self::RegistryToken(_)
             | Self::RegistryRules(_)
             | Self::RegistryHost(_)
+            | Self::Profile { .. }
+            | Self::AssumeRole { .. }
+            | Self::CallerIdentity(_)
+            | Self::NoRegion
+            | Self::NoRules
+            | Self::PrefixNotARule { .. }
             | Self::Stdin(_)
             | Self::Output(_) => 2,
         }
@@ -118,6 +159,16 @@ mod tests {
             },
             CliError::Stdin(io()),
             CliError::Output(io()),
+            CliError::AssumeRole {
+                role_arn: "arn:aws:iam::111122223333:role/x".into(),
+                reason: "AccessDenied".into(),
+            },
+            CliError::Profile {
+                profile: "prod".into(),
+                reason: "not defined".into(),
+            },
+            CliError::NoRegion,
+            CliError::NoRules,
         ] {
             assert_eq!(err.exit_code(), 2, "{err}");
             assert!(!err.told_on_stdout(), "{err}");
@@ -133,6 +184,14 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "--rule quay:quay.io: \"quay:quay.io\" is not PREFIX=UPSTREAM_URL"
+        );
+        let err = CliError::AssumeRole {
+            role_arn: "arn:aws:iam::111122223333:role/x".into(),
+            reason: "AccessDenied: not authorized".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "--role-arn arn:aws:iam::111122223333:role/x: cannot assume the role: AccessDenied: not authorized"
         );
         let err = CliError::Output(std::io::Error::other("broken pipe"));
         assert_eq!(err.to_string(), "writing output: broken pipe");

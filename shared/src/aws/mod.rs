@@ -60,13 +60,20 @@ impl AwsOptions {
 }
 
 /// Load the one `SdkConfig` the process uses: credentials and region from the usual chain,
-/// then the endpoint override, retries and timeouts of the settings.
+/// then the endpoint override, retries and timeouts of the settings
+/// ([`sdk_config_loader`], loaded).
+pub async fn load_sdk_config(options: &AwsOptions) -> SdkConfig {
+    sdk_config_loader(options).load().await
+}
+
+/// The loader behind [`load_sdk_config`], for a caller that adds to it before loading (the
+/// CLI's `--profile`).
 ///
 /// Retries: standard mode, `max_attempts` attempts, backoff from 200 ms up to 10 s.
 /// Timeouts: 5 s to connect, `operation_timeout` per call, `operation_timeout / max_attempts`
 /// (at least 2 s) per attempt
 /// (<https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html>).
-pub async fn load_sdk_config(options: &AwsOptions) -> SdkConfig {
+pub fn sdk_config_loader(options: &AwsOptions) -> aws_config::ConfigLoader {
     let attempt_timeout =
         (options.operation_timeout / options.max_attempts.max(1)).max(Duration::from_secs(2));
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
@@ -89,7 +96,7 @@ pub async fn load_sdk_config(options: &AwsOptions) -> SdkConfig {
     if let Some(endpoint) = &options.endpoint_url {
         loader = loader.endpoint_url(endpoint);
     }
-    loader.load().await
+    loader
 }
 
 /// An SDK timestamp as a `time` value (the domain's type).

@@ -33,7 +33,7 @@ pub struct Args {
 /// when the report has errors, [`CliError::Output`].
 pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
     let options = options(ctx.settings(), &args)?;
-    let aws = ctx.aws().await;
+    let aws = ctx.aws().await?;
     let ecr = aws.ecr.as_ref();
     let deps = Deps {
         ecr,

@@ -31,7 +31,7 @@ pub struct Args {
 /// when the report has errors or warnings, [`Findings::ExposedImages`] when `--outage` finds
 /// images that would fail, [`CliError::Output`].
 pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
-    let aws = ctx.aws().await;
+    let aws = ctx.aws().await?;
     let deps = Deps {
         ecr: aws.ecr.as_ref(),
         objects: &aws.objects,

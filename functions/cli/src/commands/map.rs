@@ -59,7 +59,7 @@ async fn rules(ctx: &Context, specs: &[String]) -> Result<RuleSet, CliError> {
     if !local.is_empty() {
         return Ok(local);
     }
-    let ecr = &ctx.aws().await.ecr;
+    let ecr = &ctx.aws().await?.ecr;
     let rules = ecr
         .describe_rules()
         .await
@@ -82,7 +82,7 @@ async fn registry_host(ctx: &Context, given: Option<String>) -> Result<String, C
     if let Some(host) = given {
         return Ok(host);
     }
-    let ecr = &ctx.aws().await.ecr;
+    let ecr = &ctx.aws().await?.ecr;
     let token = ecr
         .authorization_token()
         .await

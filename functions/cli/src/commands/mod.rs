@@ -1,5 +1,6 @@
 //! The subcommands, one module each: its arguments (`Args`), its `run` and its printers.
-//! Every `run` returns `Ok(())` for exit code 0, else the [`CliError`] that decides the code.
+//! Every `run` returns `Ok(())` for exit code 0, else the [`CliError`] that decides the code;
+//! one that calls AWS may also stop on [`Context::aws`]'s errors (`--profile`, `--role-arn`).
 
 use std::ffi::OsStr;
 
@@ -11,6 +12,7 @@ use crate::error::CliError;
 
 pub mod fix;
 pub mod health;
+pub mod iam;
 pub mod map;
 pub mod prewarm;
 pub mod validate;
@@ -24,7 +26,8 @@ pub mod validate;
     long_about = None
 )]
 pub struct Cli {
-    /// `--config`, `--output`, `-v`: taken before or after the subcommand.
+    /// `--config`, `--output`, `-v`, `--profile`, `--region`, `--role-arn`: taken before or
+    /// after the subcommand.
     #[command(flatten)]
     pub global: GlobalArgs,
     /// The subcommand to run.
@@ -45,6 +48,8 @@ pub enum Command {
     Validate(validate::Args),
     /// Print the cached image URI of each upstream reference.
     Map(map::Args),
+    /// Print the IAM policies other accounts need to use the cache.
+    Iam(iam::Args),
 }
 
 impl Command {
@@ -57,6 +62,7 @@ impl Command {
             Self::Health(args) => health::run(ctx, args).await,
             Self::Validate(args) => validate::run(ctx, args).await,
             Self::Map(args) => map::run(ctx, args).await,
+            Self::Iam(args) => iam::run(ctx, args).await,
         }
     }
 }

@@ -38,7 +38,7 @@ pub struct Args {
 /// [`CliError::RunErrors`] when an image failed or the run has errors, [`CliError::Output`].
 pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
     let settings = ctx.settings();
-    let aws = ctx.aws().await;
+    let aws = ctx.aws().await?;
     let http = ptc_core::oci::http_client(settings.http_timeout).map_err(CliError::HttpClient)?;
     let endpoint = settings.registry_endpoint.as_ref().map(|e| e.as_str());
     let (cache, registry_host) = RegistryClient::for_ecr(http.clone(), aws.ecr.clone(), endpoint)

@@ -25,7 +25,7 @@ pub struct Args {
 /// when the report has errors, [`Findings::InvalidRules`] for invalid or missing rules,
 /// [`Findings::UnknownPrefixes`] for a `--prefix` that names no rule, [`CliError::Output`].
 pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
-    let aws = ctx.aws().await;
+    let aws = ctx.aws().await?;
     let deps = Deps {
         ecr: aws.ecr.as_ref(),
         secrets: &aws.secrets,
