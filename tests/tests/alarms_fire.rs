@@ -465,7 +465,7 @@ fn alarmed_metrics(template: &Value) -> BTreeSet<String> {
 async fn healthy_runs_leave_every_alarm_ok_and_silence_fires_the_heartbeats() {
     let stack = Stack::start();
     seed_rules(&stack).await;
-    let world = World::on(StackHandle::Owned(stack), "PtcHealthy").await;
+    let world = World::on(StackHandle::Owned(Box::new(stack)), "PtcHealthy").await;
     let watch = [
         "registry.k8s.io/pause:3.9",
         "quay.io/prometheus/prometheus:v2.51.0",

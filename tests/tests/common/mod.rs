@@ -26,7 +26,7 @@ pub const DOCKER: &str = "registry-1.docker.io";
 
 /// A stack of the test's own, or the binary's shared one.
 pub enum StackHandle {
-    Owned(Stack),
+    Owned(Box<Stack>),
     Shared(&'static Stack),
 }
 
@@ -67,7 +67,7 @@ impl World {
     pub async fn new() -> Self {
         let stack = Stack::start();
         seed_rules(&stack).await;
-        Self::on(StackHandle::Owned(stack), "PtcFaults").await
+        Self::on(StackHandle::Owned(Box::new(stack)), "PtcFaults").await
     }
 
     /// A world on `stack`, publishing to a namespace of its own (`<namespace><unique>`).

@@ -86,6 +86,9 @@ pub fn print(out: &mut impl Write, report: &FixReport) -> std::io::Result<()> {
     for t in &report.templates {
         writeln!(out, "{}", template_line(t))?;
     }
+    if let Some(r) = &report.registry_policy {
+        writeln!(out, "{}", registry_line(r, verb))?;
+    }
     for warning in &report.warnings {
         writeln!(out, "warning: {warning}")?;
     }
@@ -192,6 +195,31 @@ fn template_line(t: &TemplateResult) -> String {
         line.push_str(&format!("; keeps: {}", t.kept.join(", ")));
     }
     if let Some(error) = &t.error {
+        line.push_str(&format!("; error: {error}"));
+    }
+    line
+}
+
+/// The registry policy's line: `registry policy: <status>; <findings>; would write <text>
+/// (keeps ...) (removes ...)`.
+fn registry_line(r: &lifecycle_fixer::registry::RegistryPolicyResult, verb: &str) -> String {
+    let mut line = format!("registry policy: {}", r.status);
+    for finding in &r.findings {
+        line.push_str(&format!("; {finding}"));
+    }
+    if let (Some(action), Some(text)) = (&r.action, &r.text) {
+        let action = if action == "written" {
+            format!("{verb} write")
+        } else {
+            action.clone()
+        };
+        line.push_str(&format!(
+            "; {action} {text}{}{}",
+            keeping(&r.kept),
+            removing(&r.removed)
+        ));
+    }
+    if let Some(error) = &r.error {
         line.push_str(&format!("; error: {error}"));
     }
     line
