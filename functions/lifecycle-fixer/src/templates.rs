@@ -197,7 +197,13 @@ pub async fn check(
             }
             (Some(t), _) => {
                 result.findings.extend(template_findings(t));
-                match merged(t, desired) {
+                let mut notes = Vec::new();
+                let outcome = merged(t, desired, mode == Mode::Enforce, &mut notes);
+                if !notes.is_empty() {
+                    result.status = TemplateStatus::Different;
+                    result.findings.extend(notes);
+                }
+                match outcome {
                     Ok(None) => (None, true),
                     Ok(Some((want, kept, differs))) => {
                         result.status = TemplateStatus::Different;
@@ -214,7 +220,8 @@ pub async fn check(
             }
             (None, Some(r)) => {
                 result.findings.extend(template_findings(r));
-                match merged(r, desired) {
+                // Judged as enforce would write it: the copy is the prefix's new template.
+                match merged(r, desired, true, &mut Vec::new()) {
                     Ok(None) => {
                         result.kept.push(format!("covered by the {ROOT} template"));
                         (None, false)
@@ -257,9 +264,9 @@ pub async fn check(
         if let Some(want) = want {
             result.lifecycle_policy = want.lifecycle_policy.clone();
             result.repository_policy = want.repository_policy.clone();
-            if mode == Mode::Enforce {
-                write(api, &want, exists, dry_run, &mut result).await;
-            }
+            // Fill adds (a missing template, the product's missing parts); enforce also
+            // rewrites the product's parts that differ (merged above by mode).
+            write(api, &want, exists, dry_run, &mut result).await;
         }
         out.push(result);
     }
@@ -273,6 +280,8 @@ pub async fn check(
 fn merged(
     have: &CreationTemplate,
     desired: &crate::desired::Desired,
+    rewrite: bool,
+    notes: &mut Vec<String>,
 ) -> Result<Option<(CreationTemplate, Vec<String>, String)>, Vec<String>> {
     let mut want = have.clone();
     let mut kept: Vec<String> = have
@@ -296,9 +305,9 @@ fn merged(
             kept.extend(removed.into_iter().map(|r| format!("removes {r}")));
             *slot = Some(text);
         }
-        Merge::Differs(why) | Merge::Conflict(why) => {
-            conflicts.push(format!("the template's {what}: {why}"))
-        }
+        // Fill mode: the product's part differs and is kept; the rest may still be added.
+        Merge::Differs(why) => notes.push(format!("the template's {what}: {why}")),
+        Merge::Conflict(why) => conflicts.push(format!("the template's {what}: {why}")),
     };
     if let Some(w) = &desired.lifecycle_policy {
         let m = match (&have.lifecycle_policy, LifecyclePolicy::parse(w)) {
@@ -309,7 +318,7 @@ fn merged(
                 kept: Vec::new(),
                 removed: Vec::new(),
             },
-            (Some(h), Ok(w)) => ownership::merge_lifecycle(h, &w, true),
+            (Some(h), Ok(w)) => ownership::merge_lifecycle(h, &w, rewrite),
         };
         merge("lifecycle policy", m, &mut want.lifecycle_policy);
     }
@@ -326,7 +335,7 @@ fn merged(
         (Some(h), w) => ownership::merge_repository_policy(
             h,
             w.as_deref().unwrap_or(ownership::NO_STATEMENTS),
-            true,
+            rewrite,
         ),
     };
     merge("repository policy", m, &mut want.repository_policy);
@@ -407,41 +416,76 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn missing_templates_are_reported_in_fill_and_created_in_enforce() {
+    async fn missing_templates_are_planned_in_a_dry_run_and_created_in_both_modes() {
+        // A missing template is something missing: fill adds it, as it adds a missing
+        // policy (issue 16: "Fill adds them when missing").
         let api = FakeTemplates::default();
-        let fill = check(&api, &rules(), &desired(), Mode::Fill, false)
-            .await
-            .unwrap();
-        assert!(
-            fill.iter()
-                .all(|t| t.status == TemplateStatus::Missing && t.action.is_none())
-        );
-        assert_eq!(*api.writes.lock().unwrap(), 0);
         let dry = check(&api, &rules(), &desired(), Mode::Enforce, true)
             .await
             .unwrap();
         assert!(
-            dry.iter()
-                .all(|t| t.action.as_deref() == Some("would create"))
+            dry.iter().all(|t| t.status == TemplateStatus::Missing
+                && t.action.as_deref() == Some("would create"))
         );
         assert_eq!(*api.writes.lock().unwrap(), 0);
-        let enforce = check(&api, &rules(), &desired(), Mode::Enforce, false)
+        for mode in [Mode::Fill, Mode::Enforce] {
+            let api = FakeTemplates::default();
+            let made = check(&api, &rules(), &desired(), mode, false)
+                .await
+                .unwrap();
+            assert!(
+                made.iter().all(|t| t.action.as_deref() == Some("created")),
+                "{made:?}"
+            );
+            let again = check(&api, &rules(), &desired(), mode, false)
+                .await
+                .unwrap();
+            assert!(
+                again
+                    .iter()
+                    .all(|t| t.status == TemplateStatus::Ok && t.action.is_none())
+            );
+            assert_eq!(*api.writes.lock().unwrap(), 2);
+        }
+    }
+
+    #[tokio::test]
+    async fn fill_keeps_a_differing_product_part_and_adds_a_missing_one() {
+        let api = FakeTemplates::default();
+        api.templates.lock().unwrap().push(CreationTemplate {
+            prefix: "quay".into(),
+            applied_for: vec![PULL_THROUGH_CACHE.into()],
+            lifecycle_policy: Some(default_lifecycle(7).canonical()),
+            ..CreationTemplate::default()
+        });
+        let mut set = desired();
+        set.default.repository_policy = crate::desired::pull_policy(&["111122223333".into()], None);
+        let out = check(&api, &rules(), &set, Mode::Fill, false)
             .await
             .unwrap();
-        assert!(
-            enforce
-                .iter()
-                .all(|t| t.action.as_deref() == Some("created"))
-        );
-        let again = check(&api, &rules(), &desired(), Mode::Enforce, false)
-            .await
+        let quay = out.iter().find(|t| t.prefix == "quay").unwrap();
+        assert_eq!(quay.action.as_deref(), Some("updated"), "{quay:?}");
+        assert!(quay.findings.iter().any(|f| f.contains("kept (fill mode)")));
+        let written = api
+            .templates
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|t| t.prefix == "quay")
+            .cloned()
             .unwrap();
         assert!(
-            again
-                .iter()
-                .all(|t| t.status == TemplateStatus::Ok && t.action.is_none())
+            written
+                .repository_policy
+                .unwrap()
+                .contains("PtcPullPrincipals")
         );
-        assert_eq!(*api.writes.lock().unwrap(), 2);
+        assert!(
+            written
+                .lifecycle_policy
+                .unwrap()
+                .contains(r#""countNumber":7"#)
+        );
     }
 
     #[tokio::test]

@@ -197,10 +197,11 @@ async fn sweeps_fix_once_respect_fill_and_write_nothing_the_second_time() {
         lifecycle_fixer::templates::TemplateStatus::Missing
     );
     assert_eq!(
-        template("quay").action,
-        None,
-        "fill mode never writes templates"
+        template("quay").action.as_deref(),
+        Some("created"),
+        "fill adds a missing template"
     );
+    assert_eq!(template("k8s").action.as_deref(), Some("updated"));
 
     let after_fill = writes(stack).await;
     let again = sweep(&deps, &options(Mode::Fill, false), None, "test").await;
@@ -216,7 +217,7 @@ async fn sweeps_fix_once_respect_fill_and_write_nothing_the_second_time() {
         enforced
             .templates
             .iter()
-            .any(|t| t.prefix == "quay" && t.action.as_deref() == Some("created")),
+            .all(|t| t.status == lifecycle_fixer::templates::TemplateStatus::Ok),
         "{:?}",
         enforced.templates
     );
@@ -229,7 +230,7 @@ async fn sweeps_fix_once_respect_fill_and_write_nothing_the_second_time() {
     assert_eq!(
         templates.repository_creation_templates().len(),
         1,
-        "enforce created the missing template"
+        "fill created the missing template"
     );
     let replaced = ecr_client
         .get_lifecycle_policy()
