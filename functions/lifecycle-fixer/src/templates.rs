@@ -1,6 +1,7 @@
 //! Repository creation templates: each rule prefix should have a `PULL_THROUGH_CACHE`
-//! template with the desired policies, so that new repositories are born right. Missing or
-//! different templates are reported; they are created or updated in `enforce` mode only.
+//! template with the desired policies, so that new repositories are born right. A missing
+//! template is created and the product's missing parts added in every mode; the product's
+//! parts that differ are rewritten in `enforce` mode and reported in `fill`.
 //!
 //! See <https://docs.aws.amazon.com/AmazonECR/latest/userguide/repository-creation-templates.html>
 //! and, for the repositories the cache creates,
@@ -51,7 +52,7 @@ pub struct TemplateResult {
     pub findings: Vec<String>,
     /// `created`, `updated`, `would create`, `would update` (dry run), `created by another
     /// run` (the create raced another sweep's: `TemplateAlreadyExistsException`), or none
-    /// (fill mode, or nothing to do).
+    /// (nothing to write, or a conflict).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
     /// The lifecycle policy text the write sends (or would send): the template's own rules
