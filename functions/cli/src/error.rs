@@ -78,6 +78,26 @@ pub enum CliError {
         /// The rules' prefixes, comma-separated.
         rules: String,
     },
+    /// `ptc probe --consumer-role-arn`: STS `AssumeRole` refused (exit code 2).
+    #[error("--consumer-role-arn {role_arn}: cannot assume the role: {reason}")]
+    ConsumerRole {
+        /// As given.
+        role_arn: String,
+        /// What STS or the credentials chain said.
+        reason: String,
+    },
+    /// `ptc probe --image`: a reference that is not one, or that no rule routes (exit code 2).
+    #[error("--image {image}: {reason}")]
+    BadImage {
+        /// As given.
+        image: String,
+        /// Why it cannot be pulled through the cache.
+        reason: String,
+    },
+    /// `ptc probe`: no candidate for these kinds of pull; the report on stdout says which
+    /// (exit code 2).
+    #[error("probe incomplete: nothing to pull for: {0} (pass --image REF)")]
+    ProbeIncomplete(String),
     /// Reading the references of `ptc map -` (exit code 2).
     #[error("reading stdin: {0}")]
     Stdin(#[source] std::io::Error),
@@ -106,6 +126,9 @@ pub enum Findings {
     /// `ptc health --outage`: watched images that would fail to pull.
     #[error("{0} watched images would fail to pull")]
     ExposedImages(usize),
+    /// `ptc probe`: pulls the registry refused (or that failed) as the consumer.
+    #[error("{0} pulls through the cache refused or failed")]
+    RefusedPulls(usize),
     /// `ptc map`: references with no cached image URI.
     #[error("{0} references cannot be mapped")]
     UnmappedReferences(usize),
@@ -130,6 +153,9 @@ impl CliError {
             | Self::NoRegion
             | Self::NoRules
             | Self::PrefixNotARule { .. }
+            | Self::ConsumerRole { .. }
+            | Self::BadImage { .. }
+            | Self::ProbeIncomplete(_)
             | Self::Stdin(_)
             | Self::Output(_) => 2,
         }

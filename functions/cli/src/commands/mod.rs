@@ -15,6 +15,7 @@ pub mod health;
 pub mod iam;
 pub mod map;
 pub mod prewarm;
+pub mod probe;
 pub mod validate;
 
 /// `ptc`'s command line: the global options and one subcommand.
@@ -50,6 +51,8 @@ pub enum Command {
     Map(map::Args),
     /// Print the IAM policies other accounts need to use the cache.
     Iam(iam::Args),
+    /// Pull through the cache as another account's role: a new image, a new tag, a cached image.
+    Probe(probe::Args),
 }
 
 impl Command {
@@ -63,6 +66,7 @@ impl Command {
             Self::Validate(args) => validate::run(ctx, args).await,
             Self::Map(args) => map::run(ctx, args).await,
             Self::Iam(args) => iam::run(ctx, args).await,
+            Self::Probe(args) => probe::run(ctx, args).await,
         }
     }
 }
