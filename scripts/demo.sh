@@ -3,7 +3,8 @@
 # with a secret, ghcr), maps examples/watch-list.txt to cached image URIs, validates every
 # rule and its credential secret (then again against expected rules, to show drift), warms
 # the watch list through the cache, brings the repositories the cache created to the
-# desired settings (dry run, then fix), and reports the cache's health.
+# desired settings (dry run, then fix), shows a second account refused, then pulling
+# through the cache after `ptc fix` (`ptc probe`), and reports the cache's health.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -56,6 +57,30 @@ echo
 echo "== ptc fix again: nothing left to do"
 ./target/debug/ptc fix | tail -1 || true
 unset PTC_REPOSITORY_TAGS PTC_PULL_PRINCIPALS
+echo
+echo "== a second account pulls through the cache: cluster role of 222233334444 with the policy 'ptc iam consumer-policy' prints"
+consumer_policy="$(./target/debug/ptc iam consumer-policy)"
+role_arn="$(CONSUMER_POLICY="$consumer_policy" .venv/bin/python - "$PTC_AWS_ENDPOINT_URL" <<'PY'
+import json, os, sys, urllib.request
+def post(path, body):
+    req = urllib.request.Request(f"{sys.argv[1]}/_stack/{path}", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    return json.load(urllib.request.urlopen(req, timeout=30))
+# The cluster role in account B, and a tag upstream that the cache has never seen.
+print(post("accounts/222233334444/roles", {"name": "cluster-nodes", "policy": json.loads(os.environ["CONSUMER_POLICY"])})["arn"])
+post("upstreams/registry.k8s.io/tag", {"repository": "pause", "from": "3.9", "to": "3.9-b"})
+PY
+)"
+probe=(./target/debug/ptc probe --consumer-role-arn "$role_arn" --image quay.io/coreos/etcd:v3.5.13
+  --image registry.k8s.io/pause:3.9-b --image registry.k8s.io/pause:3.9)
+echo "== ptc probe before the cache account grants it: each pull refused, naming the permission and who grants it"
+"${probe[@]}" || echo "(exit code $?: refused)"
+echo
+echo "== ptc fix --mode enforce with account 222233334444 added to the pull principals (fill keeps a differing product statement, enforce rewrites it): the registry policy, templates and repository policies"
+PTC_PULL_PRINCIPALS="111122223333,222233334444" ./target/debug/ptc fix --mode enforce | tail -1 || true
+echo
+echo "== ptc probe again: a new image, a new tag and a cached image all pull through the cache"
+"${probe[@]}"
 echo
 echo "== ptc health: inventory and cost per prefix, watch-list coverage, outage readiness, metrics published"
 export PTC_WATCH_LIST="$(grep -v '^#' examples/watch-list.txt)"
