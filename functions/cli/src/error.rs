@@ -176,6 +176,7 @@ mod tests {
         assert_eq!(CliError::RunErrors.exit_code(), 1);
         assert_eq!(CliError::Findings(Findings::InvalidRules).exit_code(), 1);
         assert!(CliError::Findings(Findings::UnmappedReferences(2)).told_on_stdout());
+        assert_eq!(CliError::Findings(Findings::RefusedPulls(1)).exit_code(), 1);
         let io = || std::io::Error::other("closed");
         for err in [
             CliError::InvalidSettings("setting X: bad".into()),
@@ -195,6 +196,15 @@ mod tests {
             },
             CliError::NoRegion,
             CliError::NoRules,
+            CliError::ConsumerRole {
+                role_arn: "arn:aws:iam::222233334444:role/x".into(),
+                reason: "AccessDenied".into(),
+            },
+            CliError::BadImage {
+                image: "gcr.io/x".into(),
+                reason: "no rule".into(),
+            },
+            CliError::ProbeIncomplete("new tag".into()),
         ] {
             assert_eq!(err.exit_code(), 2, "{err}");
             assert!(!err.told_on_stdout(), "{err}");

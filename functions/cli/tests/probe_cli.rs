@@ -68,6 +68,7 @@ fn probe_of<'a>(report: &'a Value, kind: &str) -> &'a Value {
 async fn probe_is_refused_before_ptc_fix_passes_after_and_is_refused_again_without_the_statement() {
     let stack: &'static Stack = Box::leak(Box::new(Stack::start()));
     stack.create_rule("k8s", "registry.k8s.io", None).await;
+    stack.create_rule("quay", "quay.io", None).await;
     let role = stack
         .create_role(
             CONSUMER_IN_ORG,
@@ -176,6 +177,45 @@ async fn probe_is_refused_before_ptc_fix_passes_after_and_is_refused_again_witho
         "{report}"
     );
 
+    // Without --image: the watch list. No uncached tag of a cached repository in it: that
+    // kind is not probed, which is exit code 2 (pass --image), the report still printed.
+    let role_arn = role.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        ptc(
+            stack,
+            &[
+                "probe",
+                "--output",
+                "json",
+                "--consumer-role-arn",
+                &role_arn,
+            ],
+            &[(
+                "PTC_WATCH_LIST",
+                "registry.k8s.io/pause:3.9 registry.k8s.io/coredns/coredns:v1.11.1",
+            )],
+        )
+    })
+    .await
+    .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{report}");
+    assert_eq!(
+        probe_of(&report, "new-image")["chosen_from"],
+        "watch list registry.k8s.io/coredns/coredns:v1.11.1"
+    );
+    assert_eq!(probe_of(&report, "new-image")["outcome"], "pulled");
+    assert_eq!(
+        probe_of(&report, "cached")["chosen_from"],
+        "watch list registry.k8s.io/pause:3.9"
+    );
+    assert_eq!(probe_of(&report, "new-tag")["outcome"], "not-probed");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("new tag"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // The product's registry statement removed (someone else's kept): refused again.
     let policy: Value = serde_json::from_str(
         ecr.get_registry_policy()
@@ -209,10 +249,7 @@ async fn probe_is_refused_before_ptc_fix_passes_after_and_is_refused_again_witho
     let (code, report) = probe(
         stack,
         &role,
-        &[
-            "registry.k8s.io/coredns/coredns:v1.11.1",
-            "registry.k8s.io/pause:3.9",
-        ],
+        &["quay.io/coreos/etcd:v3.5.13", "registry.k8s.io/pause:3.9"],
     )
     .await;
     assert_eq!(code, Some(1), "{report}");
