@@ -3,7 +3,8 @@
 //!
 //! - Domain (no SDK, no settings): [`reference`](mod@reference) (image references,
 //!   digests), [`rules`] (pull-through cache rules, routing both ways), [`platform`],
-//!   [`secret`], [`deadline`].
+//!   [`secret`], [`deadline`], [`access`] (who may pull through the cache: IAM resource-based
+//!   policies evaluated for a consumer).
 //! - Ports, traits with domain types: [`ecr`], [`secrets`], [`objects`], [`metrics`]; their
 //!   error, [`error::AwsError`].
 //! - [`oci`]: the OCI distribution client (media types, manifests, the client).
@@ -19,6 +20,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod aws;
 pub mod config;
 pub mod deadline;

@@ -163,6 +163,31 @@ async fn a_credential_past_its_maximum_age_fires_credential_too_old() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_consumer_the_cache_side_refuses_fires_cross_account_not_ready() {
+    let world = fault_world().await;
+    let mut options = world.validate_options();
+    // An account nothing on this stack grants (the fixer's tests grant 111122223333).
+    options.consumers = validate_rules::cross_account::Consumers {
+        default: vec![ptc_core::access::Consumer::principal(
+            ptc_tests::CONSUMER_OUTSIDE_ORG,
+        )],
+        prefixes: Default::default(),
+    };
+    let report = world.validate_with(&options).await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(
+        !report.cross_account.is_empty()
+            && report.not_ready_for_consumers().len() == report.cross_account.len(),
+        "{:#?}",
+        report.cross_account
+    );
+    Alarms::put(&world)
+        .await
+        .expect("CrossAccountNotReadyAlarm", "ALARM")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_event_validate_rules_cannot_read_fires_its_run_errors() {
     let world = fault_world().await;
     let report = validate_rules::handle(

@@ -150,6 +150,7 @@ fn the_domain_and_the_ports_import_no_sdk() {
         "secret",
         "deadline",
         "net",
+        "access",
     ];
     let ports = ["ecr", "secrets", "objects", "metrics", "error"];
     let sdk = ["aws_sdk_", "aws_config", "aws_smithy", "aws_lambda_events"];

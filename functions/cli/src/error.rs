@@ -123,6 +123,10 @@ pub enum Findings {
     /// `ptc validate --prefix`: prefixes that name no rule of the registry.
     #[error("{0} prefixes name no rule")]
     UnknownPrefixes(usize),
+    /// `ptc validate`: rule prefixes some consumer (a pull grant of the settings) cannot
+    /// pull through, as the cache account's policies say (denied or unknown).
+    #[error("{0} prefixes are not ready for their consumers")]
+    ConsumersCannotPull(usize),
     /// `ptc health --outage`: watched images that would fail to pull.
     #[error("{0} watched images would fail to pull")]
     ExposedImages(usize),

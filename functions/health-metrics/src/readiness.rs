@@ -34,6 +34,12 @@ pub enum Readiness {
     Unknown,
     /// The entry is not a reference the cache can serve (reported, not counted).
     Invalid,
+    /// Cached and pullable by the cache account, but a consumer of its prefix (a pull grant of
+    /// the settings: `PTC_PULL_PRINCIPALS`, `PTC_PULL_ORG_ID`) may not pull it, or the cache
+    /// account's policies do not say that it may (the reason names the consumer and the
+    /// statement). Set by `ptc health --outage`, which reads the policies of the cached
+    /// repositories; the health-metrics job itself never reads a policy, so never sets it.
+    ConsumersCannotPull,
 }
 
 /// One watch-list entry, assessed. Optional fields are left out of the JSON when absent.
@@ -66,7 +72,10 @@ impl WatchItem {
     /// Is the tag or digest in the cache, pullable (whatever its platforms)? An archived image
     /// is not.
     pub fn cached(&self) -> bool {
-        matches!(self.state, Readiness::Ready | Readiness::PlatformMissing)
+        matches!(
+            self.state,
+            Readiness::Ready | Readiness::PlatformMissing | Readiness::ConsumersCannotPull
+        )
     }
 
     /// Does this image depend on its upstream being up?
@@ -77,6 +86,7 @@ impl WatchItem {
                 | Readiness::PlatformMissing
                 | Readiness::Archived
                 | Readiness::Unknown
+                | Readiness::ConsumersCannotPull
         )
     }
 }

@@ -73,6 +73,7 @@ async fn main() {
         ecr: &ecr,
         secrets: &secrets,
         metrics: &metrics,
+        templates: &ecr,
     };
     for concurrency in [1, 8, 16] {
         let options = Options {
@@ -82,6 +83,7 @@ async fn main() {
             rule_prefixes: Vec::new(),
             concurrency,
             publish_metrics: true,
+            consumers: Default::default(),
         };
         let calls_before = stack.read("ecr").await["calls"].clone();
         let t = Instant::now();

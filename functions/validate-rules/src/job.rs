@@ -1,6 +1,8 @@
 //! The validation job: every rule (or the prefixes an event names) is validated by ECR, its
 //! credential secret is checked through Secrets Manager, the rules are compared with the
-//! ones the config expects, and the results become a report and CloudWatch metrics.
+//! ones the config expects, each prefix's consumers are checked against the registry policy
+//! and the creation templates ([`crate::cross_account`]), and the results become a report
+//! and CloudWatch metrics.
 //!
 //! Rules are independent: a failing call for one rule is that rule's finding, never the
 //! end of the run. Nothing here creates, changes or deletes a rule or a secret.
@@ -10,7 +12,7 @@ use std::collections::BTreeMap;
 use futures::StreamExt as _;
 use ptc_core::AwsError;
 use ptc_core::config::ExpectedRule;
-use ptc_core::ecr::{EcrApi, RuleValidation};
+use ptc_core::ecr::{EcrApi, EcrTemplatesApi, RuleValidation};
 use ptc_core::metrics::MetricsApi;
 use ptc_core::rules::{Prefix, PtcRule};
 use ptc_core::secrets::SecretsApi;
@@ -34,6 +36,10 @@ pub struct Deps<'a> {
     /// Where the run's data points go: `PutMetricData`, or Embedded Metric Format log
     /// lines (`PTC_METRICS_SINK`).
     pub metrics: &'a dyn MetricsApi,
+    /// The registry's settings, for cross-account readiness: `DescribeRegistry`,
+    /// `GetRegistryPolicy` and `DescribeRepositoryCreationTemplates`, once per run, and only
+    /// when a rule in scope has consumers ([`Options::consumers`]).
+    pub templates: &'a dyn EcrTemplatesApi,
 }
 
 /// Run the job for a trigger. Whatever happens, the run publishes its `RunErrors` point
@@ -142,12 +148,27 @@ async fn check(
             .cloned()
             .collect();
     }
+    let judged: Vec<&PtcRule> = rules
+        .iter()
+        .filter(|r| in_scope(r.prefix.as_str()))
+        .collect();
+    match crate::cross_account::assess(deps.templates, &judged, &options.consumers).await {
+        Ok(prefixes) => report.cross_account = prefixes,
+        Err(errors) => {
+            for error in &errors {
+                tracing::error!(error = %error, "cross-account readiness not known");
+            }
+            report.errors.extend(errors);
+        }
+    }
     report.summary = Summary {
         rules: report.rules.len(),
         valid: report.rules.iter().filter(|r| r.valid).count(),
         invalid: report.rules.iter().filter(|r| !r.valid).count(),
         missing: report.missing.len(),
         unexpected: report.unexpected.len(),
+        cross_account_ready: report.cross_account.iter().filter(|p| p.ready).count(),
+        cross_account_not_ready: report.cross_account.iter().filter(|p| !p.ready).count(),
     };
     (report, wanted.is_none())
 }
@@ -342,10 +363,14 @@ mod tests {
     use ptc_core::fakes::FakeEcr;
     use ptc_core::fakes::FakeMetrics;
     use ptc_core::fakes::FakeSecrets;
+    use ptc_core::fakes::FakeTemplates;
     use ptc_core::secrets::SecretInfo;
+    use std::sync::Mutex;
     use time::Duration;
 
     use super::*;
+    use crate::cross_account::Consumers;
+    use ptc_core::access::{Consumer, Outcome};
 
     const NOW: i64 = 1_795_000_000;
     const ARN: &str =
@@ -364,6 +389,7 @@ mod tests {
             rule_prefixes: Vec::new(),
             concurrency: 4,
             publish_metrics: true,
+            consumers: Consumers::default(),
         }
     }
 
@@ -378,10 +404,62 @@ mod tests {
         }
     }
 
+    /// The registry's settings: [`FakeTemplates`], with its reads counted and a read that
+    /// can be made to fail.
+    #[derive(Default)]
+    struct Settings {
+        inner: FakeTemplates,
+        reads: Mutex<Vec<&'static str>>,
+        fail: Mutex<Option<(&'static str, AwsErrorKind)>>,
+    }
+
+    impl Settings {
+        fn read(&self, operation: &'static str) -> Result<(), ptc_core::AwsError> {
+            self.reads.lock().unwrap().push(operation);
+            match &*self.fail.lock().unwrap() {
+                Some((op, kind)) if *op == operation => Err(ptc_core::AwsError {
+                    operation,
+                    kind: kind.clone(),
+                    message: "refused".into(),
+                }),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl EcrTemplatesApi for Settings {
+        async fn describe_templates(
+            &self,
+        ) -> Result<Vec<ptc_core::ecr::CreationTemplate>, ptc_core::AwsError> {
+            self.read("DescribeRepositoryCreationTemplates")?;
+            self.inner.describe_templates().await
+        }
+        async fn put_template(
+            &self,
+            _: &ptc_core::ecr::CreationTemplate,
+            _: bool,
+        ) -> Result<(), ptc_core::AwsError> {
+            unreachable!("validate-rules writes nothing")
+        }
+        async fn registry_policy(&self) -> Result<Option<String>, ptc_core::AwsError> {
+            self.read("GetRegistryPolicy")?;
+            self.inner.registry_policy().await
+        }
+        async fn put_registry_policy(&self, _: &str) -> Result<(), ptc_core::AwsError> {
+            unreachable!("validate-rules writes nothing")
+        }
+        async fn registry(&self) -> Result<ptc_core::ecr::Registry, ptc_core::AwsError> {
+            self.read("DescribeRegistry")?;
+            self.inner.registry().await
+        }
+    }
+
     struct World {
         ecr: FakeEcr,
         secrets: FakeSecrets,
         metrics: FakeMetrics,
+        settings: Settings,
     }
 
     impl World {
@@ -390,6 +468,7 @@ mod tests {
                 ecr: FakeEcr::with_rules(rules),
                 secrets: FakeSecrets::default(),
                 metrics: FakeMetrics::default(),
+                settings: Settings::default(),
             }
         }
 
@@ -398,6 +477,7 @@ mod tests {
                 ecr: &self.ecr,
                 secrets: &self.secrets,
                 metrics: &self.metrics,
+                templates: &self.settings,
             };
             run(&deps, options, &trigger, now()).await
         }
@@ -414,6 +494,20 @@ mod tests {
                         && prefix
                             .is_none_or(|p| d.dimensions == [("Prefix".to_owned(), p.to_owned())])
                 })
+                .map(|(_, d)| d.value)
+        }
+    }
+
+    impl World {
+        /// The last value of `name` without dimension (a total).
+        fn total(&self, name: &str) -> Option<f64> {
+            self.metrics
+                .published
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|(_, d)| d.name == name && d.dimensions.is_empty())
                 .map(|(_, d)| d.value)
         }
     }
@@ -452,7 +546,8 @@ mod tests {
                 valid: 2,
                 invalid: 0,
                 missing: 0,
-                unexpected: 0
+                unexpected: 0,
+                ..Summary::default()
             }
         );
         assert!(report.healthy() && report.errors.is_empty());
@@ -933,5 +1028,240 @@ mod tests {
             .await;
         assert!(report.rules.is_empty() && report.errors.is_empty());
         assert_eq!(world.ecr.calls("DescribePullThroughCacheRules"), 0);
+    }
+
+    // -- cross-account readiness ---------------------------------------------------------
+
+    /// Consumers: account 222233334444 everywhere, and for quay the organization instead.
+    fn with_consumers() -> Options {
+        let mut options = options();
+        options.consumers = Consumers {
+            default: vec![Consumer::principal("222233334444")],
+            prefixes: std::collections::BTreeMap::from([(
+                Prefix::parse("quay").unwrap(),
+                vec![Consumer::organization("o-a1b2c3d4e5")],
+            )]),
+        };
+        options
+    }
+
+    fn k8s() -> PtcRule {
+        PtcRule::new("k8s", "registry.k8s.io").unwrap()
+    }
+
+    /// What lifecycle-fixer writes for those grants (the fakes' registry is 123456789012 in
+    /// us-east-1): the registry policy's import statements, and a ROOT creation template
+    /// whose repository policy grants pull to both.
+    fn grant_everything(settings: &Settings) {
+        let repos = |p: &str| format!("arn:aws:ecr:us-east-1:123456789012:repository/{p}/*");
+        *settings.inner.registry_policy.lock().unwrap() = Some(
+            serde_json::json!({"Version": "2012-10-17", "Statement": [
+                {"Sid": "PtcImportPrincipals", "Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam::222233334444:root"]},
+                 "Action": ["ecr:CreateRepository", "ecr:BatchImportUpstreamImage"], "Resource": [repos("k8s")]},
+                {"Sid": "PtcImportOrganization", "Effect": "Allow", "Principal": "*",
+                 "Action": ["ecr:CreateRepository", "ecr:BatchImportUpstreamImage"], "Resource": [repos("quay")],
+                 "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}}
+            ]})
+            .to_string(),
+        );
+        let pull = [
+            "ecr:BatchGetImage",
+            "ecr:GetDownloadUrlForLayer",
+            "ecr:BatchCheckLayerAvailability",
+        ];
+        settings.inner.templates.lock().unwrap().push(ptc_core::ecr::CreationTemplate {
+            prefix: "ROOT".into(),
+            applied_for: vec!["PULL_THROUGH_CACHE".into()],
+            repository_policy: Some(
+                serde_json::json!({"Version": "2012-10-17", "Statement": [
+                    {"Sid": "PtcPullPrincipals", "Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam::222233334444:root"]}, "Action": pull},
+                    {"Sid": "PtcPullOrganization", "Effect": "Allow", "Principal": "*", "Action": pull,
+                     "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}}
+                ]})
+                .to_string(),
+            ),
+            ..Default::default()
+        });
+    }
+
+    fn readiness<'r>(
+        report: &'r ValidationReport,
+        prefix: &str,
+    ) -> &'r crate::cross_account::PrefixReadiness {
+        report
+            .cross_account
+            .iter()
+            .find(|p| p.prefix == prefix)
+            .unwrap_or_else(|| panic!("no cross-account readiness for {prefix}: {report:#?}"))
+    }
+
+    #[tokio::test]
+    async fn without_consumers_nothing_is_read_nor_published() {
+        let world = World::new(vec![quay(), k8s()]);
+        let report = world.run(&options(), all()).await;
+        assert!(report.cross_account.is_empty());
+        assert!(
+            world.settings.reads.lock().unwrap().is_empty(),
+            "no call, no permission needed"
+        );
+        assert_eq!(world.total("CrossAccountReady"), None);
+        assert_eq!(world.metric("CrossAccountReady", Some("quay")), None);
+    }
+
+    #[tokio::test]
+    async fn consumers_are_denied_until_the_cache_side_grants_them() {
+        let world = World::new(vec![quay(), k8s()]);
+        let report = world.run(&with_consumers(), all()).await;
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        let k8s = readiness(&report, "k8s");
+        assert_eq!(
+            k8s.repositories,
+            "arn:aws:ecr:us-east-1:123456789012:repository/k8s/*"
+        );
+        assert_eq!(k8s.consumers[0].consumer, "222233334444");
+        let first = &k8s.consumers[0].first_pull;
+        assert_eq!(
+            (first.outcome, first.action.as_deref()),
+            (Outcome::Denied, Some("ecr:CreateRepository"))
+        );
+        assert!(
+            first.reason.contains("registry policy (there is none)"),
+            "{first:?}"
+        );
+        let cached = &k8s.consumers[0].cached_pull;
+        assert_eq!(
+            (cached.outcome, cached.action.as_deref()),
+            (Outcome::Denied, Some("ecr:BatchGetImage"))
+        );
+        assert!(
+            cached
+                .reason
+                .contains("no PULL_THROUGH_CACHE creation template"),
+            "{cached:?}"
+        );
+        assert_eq!(
+            readiness(&report, "quay").consumers[0].consumer,
+            "any account of o-a1b2c3d4e5"
+        );
+        assert_eq!(
+            (
+                report.summary.cross_account_ready,
+                report.summary.cross_account_not_ready
+            ),
+            (0, 2)
+        );
+        assert_eq!(report.not_ready_for_consumers(), ["quay", "k8s"]);
+        assert!(report.healthy(), "the rules themselves are fine");
+        assert_eq!(world.metric("CrossAccountReady", Some("k8s")), Some(0.0));
+        assert_eq!(world.metric("CrossAccountReady", Some("quay")), Some(0.0));
+        assert_eq!(world.total("CrossAccountReady"), Some(0.0));
+        let mut reads = world.settings.reads.lock().unwrap().clone();
+        reads.sort_unstable();
+        assert_eq!(
+            reads,
+            [
+                "DescribeRegistry",
+                "DescribeRepositoryCreationTemplates",
+                "GetRegistryPolicy"
+            ],
+            "three reads per run, whatever the number of prefixes"
+        );
+
+        grant_everything(&world.settings);
+        let report = world.run(&with_consumers(), all()).await;
+        for prefix in ["k8s", "quay"] {
+            let p = readiness(&report, prefix);
+            assert!(p.ready, "{p:#?}");
+            assert_eq!(p.template.as_deref(), Some("ROOT"));
+        }
+        let first = &readiness(&report, "quay").consumers[0].first_pull;
+        assert_eq!(
+            first.statement.as_deref(),
+            Some("registry policy, statement PtcImportOrganization")
+        );
+        assert_eq!(world.metric("CrossAccountReady", Some("k8s")), Some(1.0));
+        assert_eq!(world.total("CrossAccountReady"), Some(1.0));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_verdict_is_not_ready_and_names_its_statement() {
+        let world = World::new(vec![k8s()]);
+        grant_everything(&world.settings);
+        // A team's guardrail the evaluator cannot decide: only from a VPC endpoint.
+        let mut doc: serde_json::Value = serde_json::from_str(
+            world
+                .settings
+                .inner
+                .registry_policy
+                .lock()
+                .unwrap()
+                .as_deref()
+                .unwrap(),
+        )
+        .unwrap();
+        doc["Statement"].as_array_mut().unwrap().push(serde_json::json!({
+            "Sid": "OnlyFromOurVpce", "Effect": "Deny", "Principal": "*", "Action": "ecr:*", "Resource": "*",
+            "Condition": {"StringNotEquals": {"aws:SourceVpce": "vpce-1a2b3c4d"}}}));
+        *world.settings.inner.registry_policy.lock().unwrap() = Some(doc.to_string());
+        let report = world.run(&with_consumers(), all()).await;
+        let k8s = readiness(&report, "k8s");
+        assert!(!k8s.ready);
+        let first = &k8s.consumers[0].first_pull;
+        assert_eq!(first.outcome, Outcome::Unknown, "{first:?}");
+        assert_eq!(
+            first.statement.as_deref(),
+            Some("registry policy, statement OnlyFromOurVpce")
+        );
+        assert!(first.reason.contains("aws:SourceVpce"), "{first:?}");
+        assert!(report.errors.is_empty(), "a verdict, not a run error");
+        assert_eq!(
+            world.metric("CrossAccountReady", Some("k8s")),
+            Some(0.0),
+            "never a 1 it cannot show"
+        );
+    }
+
+    #[tokio::test]
+    async fn unreadable_policies_are_a_run_error_never_a_score() {
+        let world = World::new(vec![k8s()]);
+        *world.settings.fail.lock().unwrap() = Some((
+            "GetRegistryPolicy",
+            AwsErrorKind::AccessDenied("AccessDeniedException".into()),
+        ));
+        let report = world.run(&with_consumers(), all()).await;
+        assert!(report.cross_account.is_empty());
+        assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+        assert!(
+            report.errors[0].contains("cannot read the registry policy"),
+            "{:?}",
+            report.errors
+        );
+        assert_eq!(report.rules.len(), 1, "the rules are still checked");
+        assert_eq!(world.total("CrossAccountReady"), None);
+        assert_eq!(world.metric("CrossAccountReady", Some("k8s")), None);
+        assert_eq!(world.metric("RunErrors", None), Some(1.0));
+    }
+
+    #[tokio::test]
+    async fn a_scoped_run_judges_its_prefix_and_publishes_no_total() {
+        let world = World::new(vec![quay(), k8s()]);
+        grant_everything(&world.settings);
+        let report = world
+            .run(
+                &with_consumers(),
+                Trigger::Prefixes {
+                    source: "CloudTrail CreatePullThroughCacheRule".into(),
+                    prefixes: vec!["k8s".into()],
+                },
+            )
+            .await;
+        let prefixes: Vec<&str> = report
+            .cross_account
+            .iter()
+            .map(|p| p.prefix.as_str())
+            .collect();
+        assert_eq!(prefixes, ["k8s"]);
+        assert_eq!(world.metric("CrossAccountReady", Some("k8s")), Some(1.0));
+        assert_eq!(world.total("CrossAccountReady"), None);
     }
 }

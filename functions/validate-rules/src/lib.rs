@@ -1,4 +1,5 @@
-//! validate-rules: scheduled and event-driven health of every pull-through cache rule.
+//! validate-rules: scheduled and event-driven health of every pull-through cache rule, and
+//! of each rule prefix for the other accounts it serves ([`cross_account`]).
 //!
 //! [`handle`] turns an invocation payload into a [`ValidationReport`]; `main.rs` wires it to
 //! the Lambda runtime and `ptc validate` to the command line.
@@ -6,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod credential;
+pub mod cross_account;
 pub mod event;
 pub mod job;
 pub mod options;

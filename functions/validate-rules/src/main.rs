@@ -17,6 +17,7 @@ async fn main() -> Result<(), Error> {
         ecr: &ecr,
         secrets: &secrets,
         metrics: metrics.as_ref(),
+        templates: &ecr,
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let deps = &deps;

@@ -4,6 +4,8 @@ use ptc_core::Settings;
 use ptc_core::config::ExpectedRule;
 use ptc_core::rules::Prefix;
 
+use crate::cross_account::Consumers;
+
 /// How a validate-rules run goes. Built by [`Options::from_settings`]; `ptc validate` then
 /// sets [`publish_metrics`](Self::publish_metrics) from `--no-metrics`.
 #[derive(Debug, Clone)]
@@ -32,6 +34,11 @@ pub struct Options {
     /// Publish the run's CloudWatch data (always true from the settings; `ptc validate
     /// --no-metrics` turns it off). Off, not even `RunErrors` is published.
     pub publish_metrics: bool,
+    /// The accounts and roles each rule prefix serves, besides the cache account: the pull
+    /// grants of the settings (`PTC_PULL_PRINCIPALS`, `PTC_PULL_ORG_ID`, a prefix's own in
+    /// `PTC_PREFIX_SETTINGS`), whose first, new-tag and cached pulls are checked
+    /// ([`crate::cross_account`]). Empty: nothing is checked or read.
+    pub consumers: Consumers,
 }
 
 impl Options {
@@ -44,6 +51,7 @@ impl Options {
             rule_prefixes: settings.rule_prefixes.clone(),
             concurrency: settings.concurrency,
             publish_metrics: true,
+            consumers: Consumers::from_settings(&settings.fix),
         }
     }
 }

@@ -1,11 +1,14 @@
 //! The report of a validate-rules run: one [`RuleResult`] per rule with its [`Finding`]s,
-//! the expected rules that are missing, a [`Summary`], run-level errors; and
-//! [`metric_data`], the pure function from a report to the CloudWatch data it publishes.
+//! the expected rules that are missing, each prefix's readiness for its consumers
+//! ([`PrefixReadiness`]), a [`Summary`], run-level errors; and [`metric_data`], the pure
+//! function from a report to the CloudWatch data it publishes.
 
 use ptc_core::config::ExpectedRule;
 use ptc_core::metrics::{MetricDatum, MetricError, Unit};
 use serde::Serialize;
 use time::OffsetDateTime;
+
+use crate::cross_account::PrefixReadiness;
 
 /// How bad a [`Finding`] is; serialised as `error`, `warning` or `note`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -127,6 +130,12 @@ pub struct Summary {
     pub missing: usize,
     /// Rules the config does not expect ([`ValidationReport::unexpected`]); not published.
     pub unexpected: usize,
+    /// Prefixes whose every consumer may make all three kinds of pull
+    /// ([`ValidationReport::cross_account`]).
+    pub cross_account_ready: usize,
+    /// Prefixes with a consumer that may not make one of them, or for which a verdict is
+    /// unknown.
+    pub cross_account_not_ready: usize,
 }
 
 /// The run's report: returned by the Lambda, logged as one JSON line, printed by `ptc`.
@@ -155,6 +164,13 @@ pub struct ValidationReport {
     /// (...)`. Left out of the JSON when empty.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Per rule prefix in scope that has consumers (the settings' pull grants), whether each
+    /// consumer may make a first pull, a new-tag pull and a cached pull, as far as the cache
+    /// account's registry policy and creation templates say ([`crate::cross_account`]). Left
+    /// out of the JSON when empty: no consumer configured, or the policies could not be read
+    /// (then one of `errors`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cross_account: Vec<PrefixReadiness>,
     /// The counts.
     pub summary: Summary,
     /// CloudWatch data points written, `RunErrors` (and `FullRuns`) included; 0 when
@@ -176,6 +192,7 @@ impl ValidationReport {
             unexpected: Vec::new(),
             not_found: Vec::new(),
             notes: Vec::new(),
+            cross_account: Vec::new(),
             summary: Summary::default(),
             metrics_published: 0,
             errors: Vec::new(),
@@ -189,18 +206,32 @@ impl ValidationReport {
         report
     }
 
-    /// Every rule valid and none missing (warnings and run-level errors do not count here).
+    /// Every rule valid and none missing (warnings, run-level errors and cross-account
+    /// readiness do not count here).
     pub fn healthy(&self) -> bool {
         self.summary.invalid == 0 && self.summary.missing == 0
+    }
+
+    /// The prefixes some consumer cannot pull through (a verdict denied or unknown).
+    pub fn not_ready_for_consumers(&self) -> Vec<&str> {
+        self.cross_account
+            .iter()
+            .filter(|p| !p.ready)
+            .map(|p| p.prefix.as_str())
+            .collect()
     }
 }
 
 /// The data points of a run: `RuleValid` (0 or 1) and `CredentialAgeDays` per prefix, a
-/// `RuleValid` of 0 for each missing expected rule, and, when `totals_known` (the run listed
-/// every rule of the registry), the totals `CredentialsTooOld`, `RulesInvalid` and
-/// `RulesMissing` without a `Prefix` dimension, which the alarms watch. Units: `Count` for
-/// the totals, `None` for `RuleValid` and `CredentialAgeDays` (days). `RunErrors` and
-/// `FullRuns` are added when published, not here.
+/// `RuleValid` of 0 for each missing expected rule, `CrossAccountReady` (1, or 0 when a
+/// consumer's verdict is denied or unknown) per prefix with consumers, and, when
+/// `totals_known` (the run listed every rule of the registry), the totals
+/// `CredentialsTooOld`, `RulesInvalid` and `RulesMissing` without a `Prefix` dimension, and
+/// `CrossAccountReady` without one (1 when every prefix with consumers is ready, 0
+/// otherwise; not published when no prefix has consumers or the policies could not be
+/// read), which the alarms watch. Units: `Count` for the totals, `None` for `RuleValid`,
+/// `CrossAccountReady` and `CredentialAgeDays` (days). `RunErrors` and `FullRuns` are added
+/// when published, not here.
 pub fn metric_data(report: &ValidationReport, totals_known: bool) -> Vec<MetricDatum> {
     let mut data = Vec::new();
     // Values here are finite counts and ages, so a rejected datum is a programming error.
@@ -219,6 +250,12 @@ pub fn metric_data(report: &ValidationReport, totals_known: bool) -> Vec<MetricD
                     .and_then(|d| d.dimension("Prefix", &rule.prefix)),
             );
         }
+    }
+    for prefix in &report.cross_account {
+        push(
+            MetricDatum::new("CrossAccountReady", ready(prefix.ready), Unit::None)
+                .and_then(|d| d.dimension("Prefix", &prefix.prefix)),
+        );
     }
     for missing in &report.missing {
         // An expected rule that is gone is not valid either: its alarm must fire.
@@ -250,6 +287,20 @@ pub fn metric_data(report: &ValidationReport, totals_known: bool) -> Vec<MetricD
             report.summary.missing as f64,
             Unit::Count,
         ));
+        // Nothing when no prefix has consumers (nothing to say) or the policies could not be
+        // read (RunErrors pages instead of a score).
+        if !report.cross_account.is_empty() {
+            let all = report.cross_account.iter().all(|p| p.ready);
+            push(MetricDatum::new(
+                "CrossAccountReady",
+                ready(all),
+                Unit::None,
+            ));
+        }
     }
     data
+}
+
+fn ready(yes: bool) -> f64 {
+    if yes { 1.0 } else { 0.0 }
 }

@@ -100,6 +100,7 @@ async fn every_finding_on_the_stack_with_metrics_read_back() {
         ecr: &ecr,
         secrets: &secrets,
         metrics: &metrics,
+        templates: &ecr,
     };
     let namespace = format!("PtcValidate{id}");
     let options = Options {
@@ -114,6 +115,7 @@ async fn every_finding_on_the_stack_with_metrics_read_back() {
         rule_prefixes: Vec::new(),
         concurrency: 8,
         publish_metrics: true,
+        consumers: Default::default(),
     };
 
     stack

@@ -162,6 +162,7 @@ impl World {
             rule_prefixes: Vec::new(),
             concurrency: 4,
             publish_metrics: true,
+            consumers: Default::default(),
         }
     }
 
@@ -266,6 +267,7 @@ impl World {
             ecr: &self.ecr,
             secrets: &self.secrets,
             metrics: &self.metrics,
+            templates: &self.ecr,
         }
     }
 

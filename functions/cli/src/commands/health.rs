@@ -1,11 +1,28 @@
 //! `ptc health`: the inventory, coverage and outage readiness as tables.
+//!
+//! With `--outage`, an image counts as ready only when its consumers can pull it too: for
+//! a cached image under a prefix with consumers (the settings' pull grants,
+//! `PTC_PULL_PRINCIPALS`, `PTC_PULL_ORG_ID`, a prefix's own), the cached repository's policy
+//! and the registry policy are read and each consumer's cached pull
+//! (`ecr:BatchGetImage`, `ecr:GetDownloadUrlForLayer`) is judged by
+//! [`ptc_core::access`]. During an upstream outage a consumer can only make a cached pull
+//! (a first pull or a new tag needs the upstream), so that is the pull judged here; the
+//! other two are `ptc validate`'s. These reads are `ptc`'s alone: the health-metrics Lambda
+//! never reads a policy (its role cannot), and its `OutageExposedImages` counts what the
+//! cache account itself could not pull.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
+use futures::StreamExt as _;
 use health_metrics::inventory::PrefixInventory;
-use health_metrics::readiness::{UpstreamReadiness, WatchItem, names_upstream};
+use health_metrics::readiness::{Readiness, UpstreamReadiness, WatchItem, names_upstream};
 use health_metrics::report::Coverage;
 use health_metrics::{Deps, HealthReport, Options};
+use ptc_core::access::{CacheSide, Outcome, Policy, PullKind, Resource};
+use ptc_core::ecr::{EcrApi, EcrSettingsApi, EcrTemplatesApi};
+use ptc_core::rules::Prefix;
+use validate_rules::cross_account::Consumers;
 
 use crate::context::Context;
 use crate::error::{CliError, Findings};
@@ -15,7 +32,8 @@ use crate::output;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Print only what would fail to pull if this upstream went down now (quay.io,
-    /// docker.io, ...); exit code 1 when anything would.
+    /// docker.io, ...), for this account or for the consumers the settings grant pull;
+    /// exit code 1 when anything would.
     #[arg(long, value_name = "UPSTREAM")]
     pub outage: Option<String>,
     /// Also list every repository's figures.
@@ -27,9 +45,10 @@ pub struct Args {
 }
 
 /// Take the inventory and print the [`HealthReport`], or with `--outage` only the watched
-/// images that upstream's outage would break (JSON: that list). Errors: [`CliError::RunErrors`]
-/// when the report has errors or warnings, [`Findings::ExposedImages`] when `--outage` finds
-/// images that would fail, [`CliError::Output`].
+/// images that upstream's outage would break, for this account or for its consumers
+/// ([`not_ready_for_consumers`]; JSON: that list). Errors: [`CliError::RunErrors`] when the
+/// report has errors or warnings, or a policy could not be read; [`Findings::ExposedImages`]
+/// when `--outage` finds images that would fail, [`CliError::Output`].
 pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
     let aws = ctx.aws().await?;
     let deps = Deps {
@@ -42,10 +61,25 @@ pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
     options.per_repository |= args.per_repository;
     let now = time::OffsetDateTime::now_utc();
     let report = health_metrics::run(&deps, &options, "ptc health", now).await;
+    let mut consumer_errors = Vec::new();
     let exposed = match &args.outage {
         Some(upstream) => {
-            let exposed = exposed_to(&report, upstream);
-            ctx.print(&exposed, |out| print_outage(out, &report, upstream))?;
+            let ports = Ports {
+                ecr: aws.ecr.as_ref(),
+                settings: aws.ecr.as_ref(),
+                templates: aws.ecr.as_ref(),
+            };
+            let consumers = Consumers::from_settings(&ctx.settings().fix);
+            let (blocked, errors) =
+                not_ready_for_consumers(&ports, &report, upstream, &consumers, options.concurrency)
+                    .await;
+            consumer_errors = errors;
+            let mut exposed: Vec<WatchItem> =
+                exposed_to(&report, upstream).into_iter().cloned().collect();
+            exposed.extend(blocked);
+            ctx.print(&exposed, |out| {
+                print_outage(out, &report, upstream, &exposed, &consumer_errors)
+            })?;
             exposed.len()
         }
         None => {
@@ -53,7 +87,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
             0
         }
     };
-    if !report.errors.is_empty() || !report.warnings.is_empty() {
+    if !report.errors.is_empty() || !report.warnings.is_empty() || !consumer_errors.is_empty() {
         return Err(CliError::RunErrors);
     }
     if exposed > 0 {
@@ -216,11 +250,174 @@ pub fn exposed_to<'a>(report: &'a HealthReport, upstream: &str) -> Vec<&'a Watch
         .collect()
 }
 
-/// `ptc health --outage HOST`.
+/// The ECR ports the consumers' check reads through.
+pub struct Ports<'a> {
+    /// `DescribeRepositories` (one repository by name: its ARN).
+    pub ecr: &'a dyn EcrApi,
+    /// The repository's policy (`GetRepositoryPolicy`, with the other settings
+    /// `repository_settings` reads).
+    pub settings: &'a dyn EcrSettingsApi,
+    /// `DescribeRegistry` and `GetRegistryPolicy`.
+    pub templates: &'a dyn EcrTemplatesApi,
+}
+
+/// The watched images of `upstream` that the cache account could pull during its outage
+/// (the report's ready ones) but a consumer of their prefix could not: each consumer's
+/// cached pull of the cached repository, judged from the repository's own policy and the
+/// registry policy ([`ptc_core::access::pull`]). Returned as copies of the items, in
+/// [`Readiness::ConsumersCannotPull`], the reason naming each consumer, the action and the
+/// statement; and the reads that failed. An image whose policies could not be read, or
+/// whose verdict is unknown, counts as not ready (never as ready). Reads nothing when no
+/// such image's prefix has consumers: `DescribeRegistry` and `GetRegistryPolicy` once, then
+/// per repository `DescribeRepositories` and its settings, `concurrency` at a time.
+pub async fn not_ready_for_consumers(
+    ports: &Ports<'_>,
+    report: &HealthReport,
+    upstream: &str,
+    consumers: &Consumers,
+    concurrency: usize,
+) -> (Vec<WatchItem>, Vec<String>) {
+    let consumers_of = |item: &WatchItem| {
+        item.prefix
+            .as_deref()
+            .and_then(|p| Prefix::parse(p).ok())
+            .map(|p| consumers.for_prefix(&p).to_vec())
+            .unwrap_or_default()
+    };
+    let candidates: Vec<&WatchItem> = report
+        .watch_list
+        .iter()
+        .filter(|i| {
+            i.state == Readiness::Ready
+                && i.upstream
+                    .as_deref()
+                    .is_some_and(|u| names_upstream(upstream, u))
+                && !consumers_of(i).is_empty()
+        })
+        .collect();
+    let mut errors = Vec::new();
+    if candidates.is_empty() {
+        return (Vec::new(), errors);
+    }
+    let blocked = |item: &WatchItem, reason: String| WatchItem {
+        state: Readiness::ConsumersCannotPull,
+        reason: Some(reason),
+        ..item.clone()
+    };
+    let (registry, registry_policy) = tokio::join!(
+        ports.templates.registry(),
+        ports.templates.registry_policy()
+    );
+    let (registry, registry_policy) = match (registry, registry_policy) {
+        (Ok(r), Ok(p)) => (r, Policy::parse("registry policy", p.as_deref())),
+        (r, p) => {
+            let why: Vec<String> = [r.err(), p.err()]
+                .into_iter()
+                .flatten()
+                .map(|e| format!("consumers' pulls not known: {e}"))
+                .collect();
+            errors.extend(why.iter().cloned());
+            let reason = format!(
+                "cached; whether its consumers may pull it is not known: {}",
+                why.join("; ")
+            );
+            return (
+                candidates
+                    .iter()
+                    .map(|i| blocked(i, reason.clone()))
+                    .collect(),
+                errors,
+            );
+        }
+    };
+    // Each repository's policy, read once.
+    let mut names: Vec<&str> = candidates
+        .iter()
+        .filter_map(|i| i.repository.as_deref())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let read: BTreeMap<&str, Result<(String, Option<String>), String>> =
+        futures::stream::iter(names)
+            .map(|name| async move {
+                let answer = match ports.ecr.describe_repository(name).await {
+                    Ok(Some(repo)) => match ports.settings.repository_settings(&repo).await {
+                        Ok(settings) => Ok((repo.arn.clone(), settings.repository_policy)),
+                        Err(e) => Err(format!("cannot read the policy of repository {name}: {e}")),
+                    },
+                    Ok(None) => Err(format!("repository {name} no longer exists")),
+                    Err(e) => Err(format!("cannot describe repository {name}: {e}")),
+                };
+                (name, answer)
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+    let mut out = Vec::new();
+    for item in candidates {
+        let name = item.repository.as_deref().unwrap_or_default();
+        let (arn, policy) = match &read[name] {
+            Ok(found) => found,
+            Err(why) => {
+                if !errors.contains(why) {
+                    errors.push(why.clone());
+                }
+                out.push(blocked(
+                    item,
+                    format!("cached; whether its consumers may pull it is not known: {why}"),
+                ));
+                continue;
+            }
+        };
+        let repository_policy =
+            Policy::parse(format!("repository {name}'s policy"), policy.as_deref());
+        let resource = Resource::Arn(arn.clone());
+        let side = CacheSide {
+            account: &registry.id,
+            registry_policy: &registry_policy,
+            repository_policy: &repository_policy,
+            resource: &resource,
+        };
+        let refused: Vec<String> = consumers_of(item)
+            .iter()
+            .filter_map(|c| {
+                let v = ptc_core::access::pull(PullKind::CachedPull, c, &side);
+                (v.outcome != Outcome::Allowed).then(|| {
+                    let outcome = if v.outcome == Outcome::Denied {
+                        "denied"
+                    } else {
+                        "unknown"
+                    };
+                    format!(
+                        "{}: {outcome} {}: {}",
+                        c.name,
+                        v.action.as_deref().unwrap_or(""),
+                        v.reason
+                    )
+                })
+            })
+            .collect();
+        if !refused.is_empty() {
+            out.push(blocked(
+                item,
+                format!(
+                    "cached, but not every consumer may pull it from the cache: {}",
+                    refused.join("; ")
+                ),
+            ));
+        }
+    }
+    (out, errors)
+}
+
+/// `ptc health --outage HOST`: `exposed` is what would fail, for this account
+/// ([`exposed_to`]) or for its consumers ([`not_ready_for_consumers`]).
 pub fn print_outage(
     out: &mut impl Write,
     report: &HealthReport,
     upstream: &str,
+    exposed: &[WatchItem],
+    consumer_errors: &[String],
 ) -> std::io::Result<()> {
     let watched: usize = report
         .outage
@@ -228,7 +425,10 @@ pub fn print_outage(
         .filter(|u| names_upstream(upstream, &u.upstream))
         .map(|u| u.watched)
         .sum();
-    let exposed = exposed_to(report, upstream);
+    let for_consumers = exposed
+        .iter()
+        .filter(|i| i.state == Readiness::ConsumersCannotPull)
+        .count();
     if watched == 0 {
         writeln!(out, "no watch-list image comes from {upstream}")?;
     } else if exposed.is_empty() {
@@ -237,9 +437,16 @@ pub fn print_outage(
             "if {upstream} went down now, all {watched} watched images would still pull from the cache"
         )?;
     } else {
+        let consumers = if for_consumers > 0 {
+            format!(
+                " ({for_consumers} of them cached, but not pullable by every consumer the settings grant pull)"
+            )
+        } else {
+            String::new()
+        };
         writeln!(
             out,
-            "if {upstream} went down now, {} of {watched} watched images would fail to pull:",
+            "if {upstream} went down now, {} of {watched} watched images would fail to pull{consumers}:",
             exposed.len()
         )?;
         let rows: Vec<Vec<String>> = exposed
@@ -254,7 +461,7 @@ pub fn print_outage(
             .collect();
         output::table(out, &["IMAGE", "STATE", "REASON"], &rows)?;
     }
-    for error in &report.errors {
+    for error in report.errors.iter().chain(consumer_errors) {
         writeln!(out, "error: {error}")?;
     }
     Ok(())
@@ -307,5 +514,205 @@ mod tests {
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+
+    // -- --outage, for the consumers -------------------------------------------------------
+
+    fn watched(image: &str, repository: &str, state: Readiness) -> WatchItem {
+        WatchItem {
+            image: image.into(),
+            repository: Some(repository.into()),
+            prefix: Some("quay".into()),
+            upstream: Some("quay.io".into()),
+            state,
+            reason: None,
+            notes: Vec::new(),
+        }
+    }
+
+    fn repository(name: &str) -> ptc_core::ecr::Repository {
+        ptc_core::ecr::Repository {
+            name: name.into(),
+            arn: format!("arn:aws:ecr:us-east-1:123456789012:repository/{name}"),
+            uri: String::new(),
+            created_at: None,
+            tag_mutability: "MUTABLE".into(),
+            tag_mutability_exclusions: Vec::new(),
+            scan_on_push: false,
+        }
+    }
+
+    struct Fakes {
+        ecr: ptc_core::fakes::FakeEcr,
+        settings: ptc_core::fakes::FakeEcrSettings,
+        templates: ptc_core::fakes::FakeTemplates,
+    }
+
+    impl Fakes {
+        /// quay/granted holds the product's pull grant for 222233334444; quay/bare has no
+        /// policy.
+        fn new() -> Self {
+            let ecr = ptc_core::fakes::FakeEcr::default();
+            ecr.state.lock().unwrap().repositories =
+                vec![repository("quay/granted"), repository("quay/bare")];
+            let settings = ptc_core::fakes::FakeEcrSettings::default();
+            settings.settings.lock().unwrap().insert(
+                "quay/granted".into(),
+                ptc_core::ecr::RepositorySettings {
+                    repository_policy: Some(
+                        serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "PtcPullPrincipals", "Effect": "Allow",
+                            "Principal": {"AWS": ["arn:aws:iam::222233334444:root"]},
+                            "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]}]})
+                        .to_string(),
+                    ),
+                    ..Default::default()
+                },
+            );
+            Self {
+                ecr,
+                settings,
+                templates: ptc_core::fakes::FakeTemplates::default(),
+            }
+        }
+
+        fn ports(&self) -> Ports<'_> {
+            Ports {
+                ecr: &self.ecr,
+                settings: &self.settings,
+                templates: &self.templates,
+            }
+        }
+    }
+
+    fn outage_report() -> HealthReport {
+        let mut report = HealthReport::empty("test", time::OffsetDateTime::now_utc());
+        report.watch_list = vec![
+            watched("quay.io/granted:v1", "quay/granted", Readiness::Ready),
+            watched("quay.io/bare:v1", "quay/bare", Readiness::Ready),
+            watched("quay.io/missing:v1", "quay/missing", Readiness::NotCached),
+        ];
+        report.outage = health_metrics::readiness::by_upstream(&report.watch_list);
+        report
+    }
+
+    fn consumers(principals: &[&str]) -> Consumers {
+        Consumers {
+            default: ptc_core::access::Consumer::from_grants(
+                &principals
+                    .iter()
+                    .map(|p| (*p).to_owned())
+                    .collect::<Vec<_>>(),
+                None,
+            ),
+            prefixes: BTreeMap::new(),
+        }
+    }
+
+    /// A cached image counts as ready for an outage only when every consumer may pull it
+    /// from its repository; the one whose repository grants nobody is listed, naming the
+    /// consumer, the action and why.
+    #[tokio::test]
+    async fn an_outage_counts_an_image_ready_only_when_consumers_can_pull_it() {
+        let fakes = Fakes::new();
+        let report = outage_report();
+        let (blocked, errors) = not_ready_for_consumers(
+            &fakes.ports(),
+            &report,
+            "quay.io",
+            &consumers(&["222233334444"]),
+            4,
+        )
+        .await;
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(blocked.len(), 1, "{blocked:#?}");
+        assert_eq!(blocked[0].image, "quay.io/bare:v1");
+        assert_eq!(blocked[0].state, Readiness::ConsumersCannotPull);
+        let reason = blocked[0].reason.as_deref().unwrap();
+        assert!(
+            reason.contains("222233334444: denied ecr:BatchGetImage")
+                && reason.contains("repository quay/bare's policy (there is none)"),
+            "{reason}"
+        );
+        // The table says so, and counts it with what the cache itself lacks.
+        let mut exposed: Vec<WatchItem> = exposed_to(&report, "quay.io")
+            .into_iter()
+            .cloned()
+            .collect();
+        exposed.extend(blocked);
+        let mut out = Vec::new();
+        print_outage(&mut out, &report, "quay.io", &exposed, &[]).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("2 of 3 watched images would fail to pull (1 of them cached, but not pullable by every consumer"),
+            "{text}"
+        );
+        assert!(text.contains("consumers-cannot-pull"), "{text}");
+        // Another consumer, granted nowhere: both cached images are out of its reach.
+        let (blocked, _) = not_ready_for_consumers(
+            &fakes.ports(),
+            &report,
+            "quay.io",
+            &consumers(&["222233334444", "333344445555"]),
+            4,
+        )
+        .await;
+        assert_eq!(blocked.len(), 2, "{blocked:#?}");
+    }
+
+    #[tokio::test]
+    async fn without_consumers_nothing_is_read() {
+        let fakes = Fakes::new();
+        let (blocked, errors) = not_ready_for_consumers(
+            &fakes.ports(),
+            &outage_report(),
+            "quay.io",
+            &Consumers::default(),
+            4,
+        )
+        .await;
+        assert!(blocked.is_empty() && errors.is_empty());
+        assert_eq!(fakes.ecr.calls("DescribeRepositories"), 0);
+        // Nor for another upstream's outage.
+        let (blocked, _) = not_ready_for_consumers(
+            &fakes.ports(),
+            &outage_report(),
+            "ghcr.io",
+            &consumers(&["222233334444"]),
+            4,
+        )
+        .await;
+        assert!(blocked.is_empty());
+        assert_eq!(fakes.ecr.calls("DescribeRepositories"), 0);
+    }
+
+    /// A policy that cannot be read makes its images not ready (never ready), with the error.
+    #[tokio::test]
+    async fn an_unreadable_repository_is_not_ready_and_an_error() {
+        let fakes = Fakes::new();
+        fakes.ecr.fail_next(
+            "DescribeRepositories",
+            ptc_core::AwsErrorKind::AccessDenied("AccessDeniedException".into()),
+        );
+        let (blocked, errors) = not_ready_for_consumers(
+            &fakes.ports(),
+            &outage_report(),
+            "quay.io",
+            &consumers(&["222233334444"]),
+            1,
+        )
+        .await;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("AccessDeniedException"), "{errors:?}");
+        // quay/bare is read first (and fails); quay/granted is read and granted.
+        assert_eq!(blocked.len(), 1, "{blocked:#?}");
+        assert_eq!(blocked[0].image, "quay.io/bare:v1");
+        assert!(
+            blocked[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("is not known"),
+            "{blocked:#?}"
+        );
     }
 }

@@ -1,7 +1,11 @@
-//! `ptc validate`: validate every pull-through cache rule and its credential secret.
+//! `ptc validate`: validate every pull-through cache rule and its credential secret, and
+//! whether each rule prefix's consumers (the settings' pull grants) may pull through it as
+//! far as the cache account decides.
 
 use std::io::Write;
 
+use ptc_core::access::{Outcome, PullVerdict};
+use validate_rules::cross_account::PrefixReadiness;
 use validate_rules::event::Trigger;
 use validate_rules::report::{RuleResult, Severity};
 use validate_rules::{Deps, Options, ValidationReport};
@@ -23,13 +27,16 @@ pub struct Args {
 
 /// Validate the rules and print the [`ValidationReport`]. Errors: [`CliError::RunErrors`]
 /// when the report has errors, [`Findings::InvalidRules`] for invalid or missing rules,
-/// [`Findings::UnknownPrefixes`] for a `--prefix` that names no rule, [`CliError::Output`].
+/// [`Findings::ConsumersCannotPull`] for prefixes some consumer cannot pull through (a
+/// verdict denied or unknown), [`Findings::UnknownPrefixes`] for a `--prefix` that names no
+/// rule, [`CliError::Output`].
 pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
     let aws = ctx.aws().await?;
     let deps = Deps {
         ecr: aws.ecr.as_ref(),
         secrets: &aws.secrets,
         metrics: aws.metrics.as_ref(),
+        templates: aws.ecr.as_ref(),
     };
     let mut options = Options::from_settings(ctx.settings());
     options.publish_metrics = !args.no_metrics;
@@ -57,6 +64,10 @@ fn verdict(report: &ValidationReport) -> Result<(), CliError> {
         Err(CliError::RunErrors)
     } else if !report.healthy() {
         Err(CliError::Findings(Findings::InvalidRules))
+    } else if !report.not_ready_for_consumers().is_empty() {
+        Err(CliError::Findings(Findings::ConsumersCannotPull(
+            report.not_ready_for_consumers().len(),
+        )))
     } else if !report.not_found.is_empty() {
         Err(CliError::Findings(Findings::UnknownPrefixes(
             report.not_found.len(),
@@ -67,10 +78,11 @@ fn verdict(report: &ValidationReport) -> Result<(), CliError> {
 }
 
 /// One line per rule (prefix, upstream, valid, findings), then the missing, unexpected and
-/// unknown rules, the notes, the errors and the summary line.
+/// unknown rules, the cross-account readiness, the notes, the errors and the summary line.
 pub fn print(out: &mut impl Write, report: &ValidationReport) -> std::io::Result<()> {
     let rows: Vec<Vec<String>> = report.rules.iter().map(rule_row).collect();
     output::table(out, &["PREFIX", "UPSTREAM", "VALID", "DETAILS"], &rows)?;
+    print_cross_account(out, &report.cross_account)?;
     for missing in &report.missing {
         let credential = if missing.credential {
             " with a credential"
@@ -99,11 +111,90 @@ pub fn print(out: &mut impl Write, report: &ValidationReport) -> std::io::Result
         writeln!(out, "error: {error}")?;
     }
     let s = &report.summary;
+    let consumers = if report.cross_account.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} of {} prefixes ready for their consumers",
+            s.cross_account_ready,
+            s.cross_account_ready + s.cross_account_not_ready
+        )
+    };
     writeln!(
         out,
-        "{} rules: {} valid, {} invalid, {} missing; {} metric values published",
+        "{} rules: {} valid, {} invalid, {} missing{consumers}; {} metric values published",
         s.rules, s.valid, s.invalid, s.missing, report.metrics_published
     )
+}
+
+fn outcome(verdict: &PullVerdict) -> &'static str {
+    match verdict.outcome {
+        Outcome::Allowed => "allowed",
+        Outcome::Denied => "DENIED",
+        Outcome::Unknown => "UNKNOWN",
+    }
+}
+
+/// Per prefix and consumer, the three kinds of pull as the cache account allows them; then,
+/// for each verdict that is not `allowed`, the action and the statement that decided it.
+fn print_cross_account(out: &mut impl Write, prefixes: &[PrefixReadiness]) -> std::io::Result<()> {
+    if prefixes.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "\ncross-account pulls, as the cache account's registry policy and creation templates allow them (each consumer's own IAM policy must allow them too: ptc iam consumer-policy):"
+    )?;
+    let rows: Vec<Vec<String>> = prefixes
+        .iter()
+        .flat_map(|p| {
+            p.consumers.iter().map(move |c| {
+                vec![
+                    p.prefix.clone(),
+                    c.consumer.clone(),
+                    outcome(&c.first_pull).to_owned(),
+                    outcome(&c.new_tag).to_owned(),
+                    outcome(&c.cached_pull).to_owned(),
+                    p.template.clone().unwrap_or_else(|| "none".into()),
+                ]
+            })
+        })
+        .collect();
+    output::table(
+        out,
+        &[
+            "PREFIX",
+            "CONSUMER",
+            "FIRST PULL",
+            "NEW TAG",
+            "CACHED PULL",
+            "TEMPLATE",
+        ],
+        &rows,
+    )?;
+    for p in prefixes {
+        for c in &p.consumers {
+            for (kind, v) in c.verdicts() {
+                if v.outcome == Outcome::Allowed {
+                    continue;
+                }
+                writeln!(
+                    out,
+                    "  {} {} {}: {} {}: {}",
+                    p.prefix,
+                    c.consumer,
+                    kind.label(),
+                    outcome(v).to_lowercase(),
+                    v.action.as_deref().unwrap_or(""),
+                    v.reason
+                )?;
+            }
+        }
+        for note in &p.notes {
+            writeln!(out, "  {}: note: {note}", p.prefix)?;
+        }
+    }
+    writeln!(out)
 }
 
 fn rule_row(rule: &RuleResult) -> Vec<String> {
