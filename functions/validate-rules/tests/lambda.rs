@@ -92,3 +92,80 @@ async fn real_events_through_the_runtime_api() {
         "the access token never reaches the log"
     );
 }
+
+/// The scheduled check through the Runtime API (issue 17): with a consumer account granted
+/// pull and nothing granted yet on the cache side, the run reports the prefix not ready for
+/// it and publishes `CrossAccountReady` 0; once the registry policy and the template grant
+/// it, the next scheduled run publishes 1. Its own stack: the registry policy is the
+/// account's.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_scheduled_check_judges_cross_account_pulls() {
+    let stack = Stack::start();
+    stack.create_rule("k8s", "registry.k8s.io", None).await;
+    let mut env = stack.env();
+    env.push(("PTC_METRICS_NAMESPACE".into(), "PtcLambdaCross".into()));
+    env.push((
+        "PTC_PULL_PRINCIPALS".into(),
+        ptc_tests::CONSUMER_OUTSIDE_ORG.into(),
+    ));
+    let lambda = Lambda::start(Path::new(env!("CARGO_BIN_EXE_validate-rules")), &env, 30);
+    let ready = |report: &Value| report["cross_account"][0]["ready"].as_bool();
+    let metric = || async {
+        stack
+            .metric(
+                "PtcLambdaCross",
+                "CrossAccountReady",
+                &[("Prefix", "k8s")],
+                aws_sdk_cloudwatch::types::Statistic::Minimum,
+            )
+            .await
+    };
+
+    let before = lambda.invoke(&fixture("scheduled-event.json")).await;
+    assert_eq!(ready(&before), Some(false), "{before}");
+    assert_eq!(metric().await, Some(0.0));
+
+    // The cache side grants what a first pull, a new tag and a cached pull need.
+    let sdk = stack.sdk_config().await;
+    let ecr = aws_sdk_ecr::Client::new(&sdk);
+    let consumer = format!("arn:aws:iam::{}:root", ptc_tests::CONSUMER_OUTSIDE_ORG);
+    let repositories = format!(
+        "arn:aws:ecr:{}:{}:repository/k8s/*",
+        stack.info.region, stack.info.account
+    );
+    ecr.put_registry_policy()
+        .policy_text(
+            json!({"Version": "2012-10-17", "Statement": [{"Sid": "Import", "Effect": "Allow",
+                "Principal": {"AWS": consumer}, "Action": ["ecr:CreateRepository", "ecr:BatchImportUpstreamImage"],
+                "Resource": repositories}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    ecr.create_repository_creation_template()
+        .prefix("k8s")
+        .applied_for(aws_sdk_ecr::types::RctAppliedFor::PullThroughCache)
+        .repository_policy(
+            json!({"Version": "2012-10-17", "Statement": [{"Sid": "Pull", "Effect": "Allow",
+                "Principal": {"AWS": consumer},
+                "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let after = lambda.invoke(&fixture("scheduled-event.json")).await;
+    assert_eq!(ready(&after), Some(true), "{after}");
+    assert_eq!(
+        stack
+            .metric(
+                "PtcLambdaCross",
+                "CrossAccountReady",
+                &[("Prefix", "k8s")],
+                aws_sdk_cloudwatch::types::Statistic::Maximum,
+            )
+            .await,
+        Some(1.0)
+    );
+}
