@@ -403,8 +403,12 @@ fn cover(pattern: &str, resource: &Resource) -> Cover {
     }
 }
 
-/// How a `Principal` element names the consumer.
-fn principal_names(element: &Value, consumer: &Consumer) -> Tri {
+/// How a `Principal` element names the consumer. `deny`: the statement denies, so a
+/// principal that may be one of the consumer's (an account of its organization, an
+/// identity of its account) is `Unknown`, never `No`: "some of them are denied" is not
+/// "none is" (IAM policy evaluation logic, an explicit deny in any policy wins:
+/// <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html>).
+fn principal_names(element: &Value, consumer: &Consumer, deny: bool) -> Tri {
     let map = match element {
         Value::String(s) if s == "*" => return Tri::Yes,
         Value::Object(map) => map,
@@ -420,13 +424,17 @@ fn principal_names(element: &Value, consumer: &Consumer) -> Tri {
             results.push(Tri::No);
             continue;
         }
-        results.extend(values.into_iter().map(|v| aws_principal_names(v, consumer)));
+        results.extend(
+            values
+                .into_iter()
+                .map(|v| aws_principal_names(v, consumer, deny)),
+        );
     }
     Tri::any(results)
 }
 
 /// How one `{"AWS": ...}` value names the consumer.
-fn aws_principal_names(value: &str, consumer: &Consumer) -> Tri {
+fn aws_principal_names(value: &str, consumer: &Consumer, deny: bool) -> Tri {
     if value == "*" {
         return Tri::Yes;
     }
@@ -437,6 +445,11 @@ fn aws_principal_names(value: &str, consumer: &Consumer) -> Tri {
     };
     if let Some(named) = named_account {
         return match &consumer.principal {
+            // An account of the organization may be one of its members.
+            Principal::OrgMember { .. } if deny => Tri::Unknown(format!(
+                "the statement denies account {named}, which may be a member of {}",
+                consumer.name
+            )),
             Principal::OrgMember { .. } => Tri::No,
             Principal::Account { account } => bool_tri(account == named),
             Principal::Identity {
@@ -455,6 +468,17 @@ fn aws_principal_names(value: &str, consumer: &Consumer) -> Tri {
     }
     match &consumer.principal {
         Principal::Identity { arn, .. } => bool_tri(arn == value),
+        // A denied identity of the consumer's account (a cluster role) is one of the
+        // principals the grant is for: some of them are refused.
+        Principal::Account { account } if deny && arn_account(value) == Some(account.as_str()) => {
+            Tri::Unknown(format!(
+                "the statement denies {value}, an identity of account {account}"
+            ))
+        }
+        Principal::OrgMember { .. } if deny => Tri::Unknown(format!(
+            "the statement denies {value}, which may belong to a member of {}",
+            consumer.name
+        )),
         // The statement names one identity (or a unique ID), not every identity of the
         // account nor an unnamed organization member.
         Principal::Account { .. } | Principal::OrgMember { .. } => Tri::No,
@@ -604,7 +628,7 @@ fn judge(statement: &Value, request: &Request<'_>) -> Judged {
         _ => Err("both Resource and NotResource".to_owned()),
     };
     let principal = match (s.get("Principal"), s.get("NotPrincipal")) {
-        (Some(p), None) => principal_names(p, request.consumer),
+        (Some(p), None) => principal_names(p, request.consumer, deny),
         (None, Some(_)) => Tri::Unknown("NotPrincipal is not evaluated".into()),
         _ => Tri::Unknown("no Principal (a resource-based policy names one)".into()),
     };
@@ -1010,6 +1034,48 @@ mod tests {
             d.reason
                 .contains("organization of 333344445555 is not known"),
             "{d:?}"
+        );
+    }
+
+    #[test]
+    fn a_deny_of_some_of_the_consumers_principals_is_not_a_pass() {
+        // Review cases: an organization granted, a Deny naming one member account; an
+        // account granted, a Deny naming its cluster role. Some of the consumer's principals
+        // are refused: never "allowed" (an explicit deny wins, IAM evaluation logic).
+        let allow_and_deny = |deny_principal: &str| {
+            json!({"Statement": [
+                {"Effect": "Allow", "Principal": "*", "Action": "ecr:CreateRepository", "Resource": "*",
+                 "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}},
+                {"Effect": "Allow", "Principal": {"AWS": "222233334444"}, "Action": "ecr:CreateRepository", "Resource": "*"},
+                {"Sid": "NoCluster", "Effect": "Deny", "Principal": {"AWS": deny_principal}, "Action": "ecr:CreateRepository", "Resource": "*"}
+            ]})
+        };
+        let org = Consumer::organization("o-a1b2c3d4e5");
+        let account = Consumer::principal("222233334444");
+        assert_ne!(
+            outcome(
+                allow_and_deny("arn:aws:iam::222233334444:root"),
+                &org,
+                CREATE_REPOSITORY
+            ),
+            Outcome::Allowed
+        );
+        assert_ne!(
+            outcome(
+                allow_and_deny("arn:aws:iam::222233334444:role/cluster"),
+                &account,
+                CREATE_REPOSITORY
+            ),
+            Outcome::Allowed
+        );
+        // A Deny of another account's role does not concern this account.
+        assert_eq!(
+            outcome(
+                allow_and_deny("arn:aws:iam::999988887777:role/cluster"),
+                &account,
+                CREATE_REPOSITORY
+            ),
+            Outcome::Allowed
         );
     }
 

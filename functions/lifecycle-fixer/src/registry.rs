@@ -130,6 +130,43 @@ pub fn desired_statements(
     out
 }
 
+/// A prefix whose registry statement would also cover another rule prefix's repositories
+/// with other grants: `repository/team/*` covers `team/k8s/*`, `repository/*` (a `ROOT`
+/// rule) covers every prefix. An Allow cannot leave them out, so the grant of the wider
+/// prefix would reach principals the narrower one does not grant (a first pull would
+/// create and import there). `Some(why)` then: nothing is written.
+fn overlapping_grants(rules: &RuleSet, desired: &DesiredSet) -> Option<String> {
+    let grants = |prefix: &ptc_core::rules::Prefix| {
+        desired
+            .for_rule_prefix(prefix)
+            .repository_policy
+            .as_deref()
+            .map(grants_of)
+            .unwrap_or_default()
+    };
+    for wide in rules.rules() {
+        let wide_grants = grants(&wide.prefix);
+        if wide_grants.0.is_empty() && wide_grants.1.is_none() {
+            continue;
+        }
+        for narrow in rules.rules() {
+            let under = narrow.prefix != wide.prefix
+                && (wide.prefix.is_root()
+                    || narrow
+                        .prefix
+                        .as_str()
+                        .starts_with(&format!("{}/", wide.prefix)));
+            if under && grants(&narrow.prefix) != wide_grants {
+                return Some(format!(
+                    "prefix {}'s first-pull grant would cover {}'s repositories too, whose grants differ (a registry statement cannot leave them out): give them the same pull principals, or rule prefixes that do not nest; the registry policy is left as it is",
+                    wide.prefix, narrow.prefix
+                ));
+            }
+        }
+    }
+    None
+}
+
 /// Foreign `Deny` statements that may block the import actions on a prefix's repositories,
 /// by `Sid` (or position): what they deny is the owner's choice, so they are only reported.
 fn blocking_denies(policy: &str, rules: &RuleSet, registry: &Registry) -> Vec<String> {
@@ -231,6 +268,11 @@ pub async fn check(
             return result;
         }
     };
+    if let Some(why) = overlapping_grants(rules, desired) {
+        result.status = "conflict".into();
+        result.findings.push(why);
+        return result;
+    }
     let statements = desired_statements(rules, desired, &registry);
     let want = json!({"Version": "2012-10-17", "Statement": statements}).to_string();
     let merged = match &have {
@@ -423,5 +465,54 @@ mod tests {
         let result = check(&api, &rules(), &desired(&[], None), Mode::Enforce, false).await;
         assert_eq!(result.status, "ok");
         assert_eq!(*api.registry_policy_writes.lock().unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn nested_prefixes_with_other_grants_are_a_conflict() {
+        // Review case: team grants 333344445555, team/k8s grants 222233334444; a statement
+        // on repository/team/* would let 3333 create and import under team/k8s/.
+        let rules = RuleSet::new(vec![
+            PtcRule::new("team", "quay.io").unwrap(),
+            PtcRule::new("team/k8s", "registry.k8s.io").unwrap(),
+        ]);
+        let mut set = desired(&["333344445555"], None);
+        set.prefixes.insert(
+            Prefix::parse("team/k8s").unwrap(),
+            Desired {
+                repository_policy: pull_policy(&["222233334444".into()], None),
+                ..set.default.clone()
+            },
+        );
+        let api = FakeTemplates::default();
+        let result = check(&api, &rules, &set, Mode::Enforce, false).await;
+        assert_eq!(result.status, "conflict", "{result:?}");
+        assert!(result.findings[0].contains("team/k8s"));
+        assert_eq!(*api.registry_policy_writes.lock().unwrap(), 0);
+        // The same under a ROOT rule.
+        let rules = RuleSet::new(vec![
+            PtcRule::new("ROOT", "quay.io").unwrap(),
+            PtcRule::new("k8s", "registry.k8s.io").unwrap(),
+        ]);
+        let mut set = desired(&["333344445555"], None);
+        set.prefixes.insert(
+            Prefix::parse("k8s").unwrap(),
+            Desired {
+                repository_policy: pull_policy(&["222233334444".into()], None),
+                ..set.default.clone()
+            },
+        );
+        assert_eq!(
+            check(&api, &rules, &set, Mode::Enforce, false).await.status,
+            "conflict"
+        );
+        // Same grants everywhere: no conflict.
+        let same = desired(&["333344445555"], None);
+        assert_eq!(
+            check(&api, &rules, &same, Mode::Enforce, false)
+                .await
+                .action
+                .as_deref(),
+            Some("written")
+        );
     }
 }
