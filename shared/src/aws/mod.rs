@@ -169,10 +169,19 @@ impl AwsError {
                 if failure.is_timeout() {
                     (AwsErrorKind::Timeout, String::new())
                 } else {
-                    (
-                        AwsErrorKind::Transport,
-                        format!("{:?}", failure.as_connector_error().map(|e| e.to_string())),
-                    )
+                    // The whole cause chain: "other" alone hides what failed (no
+                    // credentials in the chain, a refused connection, a bad certificate).
+                    // Credential providers' errors name no secret.
+                    let mut causes = Vec::new();
+                    let mut cause = failure
+                        .as_connector_error()
+                        .map(|e| e as &dyn std::error::Error);
+                    while let Some(e) = cause {
+                        causes.push(e.to_string());
+                        cause = e.source();
+                    }
+                    causes.dedup();
+                    (AwsErrorKind::Transport, causes.join(": "))
                 }
             }
             SdkError::ResponseError(_) => {
