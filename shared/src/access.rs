@@ -466,6 +466,19 @@ fn aws_principal_names(value: &str, consumer: &Consumer, deny: bool) -> Tri {
             "principal {value} has a wildcard inside an ARN, which IAM does not allow"
         ));
     }
+    // A role session (`arn:<p>:sts::<account>:assumed-role/<role>/<session>`) of the
+    // consumer's role: nodes pull as such sessions, so a Deny of one refuses some of the
+    // role's pulls ("Role session principals", IAM Principal element:
+    // <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html>).
+    if let (true, Principal::Identity { arn, .. }) = (deny, &consumer.principal)
+        && let Some(session_role) = value
+            .split_once(":assumed-role/")
+            .and_then(|(_, rest)| rest.split('/').next())
+        && arn_account(value) == arn_account(arn)
+        && arn.rsplit('/').next() == Some(session_role)
+    {
+        return Tri::Unknown(format!("the statement denies {value}, a session of {arn}"));
+    }
     match &consumer.principal {
         Principal::Identity { arn, .. } => bool_tri(arn == value),
         // A denied identity of the consumer's account (a cluster role) is one of the
@@ -1064,6 +1077,16 @@ mod tests {
             outcome(
                 allow_and_deny("arn:aws:iam::222233334444:role/cluster"),
                 &account,
+                CREATE_REPOSITORY
+            ),
+            Outcome::Allowed
+        );
+        // A Deny of a session of the granted role: some of its pulls are refused.
+        let role = Consumer::principal("arn:aws:iam::222233334444:role/nodes");
+        assert_ne!(
+            outcome(
+                allow_and_deny("arn:aws:sts::222233334444:assumed-role/nodes/i-0abc"),
+                &role,
                 CREATE_REPOSITORY
             ),
             Outcome::Allowed

@@ -101,17 +101,33 @@ async fn a_consumer_account_pulls_through_the_cache_after_ptc_fix() {
         .iter()
         .filter(|s| s["Sid"].as_str().unwrap_or_default().starts_with("Ptc"))
         .collect();
-    assert_eq!(ours.len(), 1, "{text}");
+    // One statement per rule prefix: exactly the import actions, to B, on that prefix.
+    assert_eq!(ours.len(), 2, "{text}");
+    for statement in &ours {
+        assert_eq!(
+            statement["Principal"]["AWS"],
+            json!([format!("arn:aws:iam::{CONSUMER_IN_ORG}:root")])
+        );
+        assert_eq!(
+            statement["Action"],
+            json!(["ecr:CreateRepository", "ecr:BatchImportUpstreamImage"])
+        );
+    }
+    let mut resources: Vec<&str> = ours
+        .iter()
+        .map(|s| s["Resource"].as_str().unwrap())
+        .collect();
+    resources.sort();
     assert_eq!(
-        ours[0]["Principal"]["AWS"],
-        json!([format!("arn:aws:iam::{CONSUMER_IN_ORG}:root")])
+        resources,
+        [
+            format!("arn:aws:ecr:{}:{cache}:repository/k8s/*", stack.info.region),
+            format!(
+                "arn:aws:ecr:{}:{cache}:repository/quay/*",
+                stack.info.region
+            )
+        ]
     );
-    assert_eq!(
-        ours[0]["Action"],
-        json!(["ecr:CreateRepository", "ecr:BatchImportUpstreamImage"])
-    );
-    let resources = ours[0]["Resource"].to_string();
-    assert!(resources.contains("repository/k8s/*") && resources.contains("repository/quay/*"));
     assert!(
         planned
             .findings

@@ -14,12 +14,10 @@
 //! (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/registry-permissions.html>).
 //!
 //! The product owns, in the registry policy, the statements whose `Sid` is
-//! `PtcImportPrincipals` or `PtcImportOrganization`, each with an optional number
-//! (`PtcImportPrincipals2`) when prefixes grant different principals. Everything else is kept
+//! `PtcImportPrincipals<id>` or `PtcImportOrganization<id>`, one per rule prefix (`<id>`:
+//! 12 hex digits of the prefix's hash, stable, so adding a prefix only adds a statement). Everything else is kept
 //! in every mode ([`ownership`]); a foreign `Deny` of the import actions on a prefix's
 //! repositories is reported.
-
-use std::collections::BTreeMap;
 
 use ptc_core::ecr::{EcrTemplatesApi, Registry};
 use ptc_core::rules::RuleSet;
@@ -33,8 +31,8 @@ use crate::plan::Mode;
 /// What a first pull by another account needs in the cache account's registry policy.
 pub const IMPORT_ACTIONS: [&str; 2] = ["ecr:CreateRepository", "ecr:BatchImportUpstreamImage"];
 
-/// Is this registry-policy statement the product's (`PtcImportPrincipals`,
-/// `PtcImportOrganization`, either followed by digits)?
+/// Is this registry-policy statement the product's (`PtcImportPrincipals` or
+/// `PtcImportOrganization`, followed by letters and digits: a prefix's id)?
 pub fn owns_statement(statement: &Value) -> bool {
     statement
         .get("Sid")
@@ -43,7 +41,7 @@ pub fn owns_statement(statement: &Value) -> bool {
             sid.strip_prefix("PtcImportPrincipals")
                 .or_else(|| sid.strip_prefix("PtcImportOrganization"))
         })
-        .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_digit()))
+        .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// The grants a repository policy of the product holds: the principals of
@@ -74,58 +72,63 @@ fn grants_of(repository_policy: &str) -> (Vec<String>, Option<String>) {
     (principals, org)
 }
 
-/// The product's registry-policy statements for these rules: per group of prefixes that
-/// grant the same principals (or organization), one statement allowing [`IMPORT_ACTIONS`] on
-/// their repositories. Empty when no prefix grants anyone.
+/// A stable `Sid` suffix for a rule prefix: 12 hex digits of FNV-1a 64 of its text (`Sid`s
+/// are alphanumeric). Stable across runs and rule lists, so adding a prefix adds a statement
+/// (fill adds it) and changes no other statement's `Sid`.
+fn prefix_id(prefix: &ptc_core::rules::Prefix) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in prefix.as_str().bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{:012x}", hash >> 16)
+}
+
+/// The product's registry-policy statements for these rules: per rule prefix that grants
+/// principals (or an organization), one statement allowing [`IMPORT_ACTIONS`] on that
+/// prefix's repositories to them, `Sid` `PtcImportPrincipals<id>` (or
+/// `PtcImportOrganization<id>`) with the prefix's stable id. Principals' root ARNs are
+/// written in the registry's partition. Empty when no prefix grants anyone.
 pub fn desired_statements(
     rules: &RuleSet,
     desired: &DesiredSet,
     registry: &Registry,
 ) -> Vec<Value> {
-    let mut by_principals: BTreeMap<Vec<String>, Vec<String>> = BTreeMap::new();
-    let mut by_org: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut out = Vec::new();
+    let partition = registry.partition();
     for rule in rules.rules() {
         let Some(policy) = &desired.for_rule_prefix(&rule.prefix).repository_policy else {
             continue;
         };
         let (principals, org) = grants_of(policy);
         let resource = registry.repositories_arn(&rule.prefix);
+        let id = prefix_id(&rule.prefix);
         if !principals.is_empty() {
-            by_principals
-                .entry(principals)
-                .or_default()
-                .push(resource.clone());
+            let principals: Vec<String> = principals
+                .iter()
+                .map(|p| match p.strip_prefix("arn:aws:iam::") {
+                    Some(rest) => format!("arn:{partition}:iam::{rest}"),
+                    None => p.clone(),
+                })
+                .collect();
+            out.push(json!({
+                "Sid": format!("PtcImportPrincipals{id}"),
+                "Effect": "Allow",
+                "Principal": {"AWS": principals},
+                "Action": IMPORT_ACTIONS,
+                "Resource": resource,
+            }));
         }
         if let Some(org) = org {
-            by_org.entry(org).or_default().push(resource);
+            out.push(json!({
+                "Sid": format!("PtcImportOrganization{id}"),
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": IMPORT_ACTIONS,
+                "Resource": resource,
+                "Condition": {"StringEquals": {"aws:PrincipalOrgID": org}},
+            }));
         }
-    }
-    let numbered = |base: &str, i: usize| {
-        if i == 0 {
-            base.to_owned()
-        } else {
-            format!("{base}{}", i + 1)
-        }
-    };
-    let mut out = Vec::new();
-    for (i, (principals, resources)) in by_principals.into_iter().enumerate() {
-        out.push(json!({
-            "Sid": numbered("PtcImportPrincipals", i),
-            "Effect": "Allow",
-            "Principal": {"AWS": principals},
-            "Action": IMPORT_ACTIONS,
-            "Resource": resources,
-        }));
-    }
-    for (i, (org, resources)) in by_org.into_iter().enumerate() {
-        out.push(json!({
-            "Sid": numbered("PtcImportOrganization", i),
-            "Effect": "Allow",
-            "Principal": "*",
-            "Action": IMPORT_ACTIONS,
-            "Resource": resources,
-            "Condition": {"StringEquals": {"aws:PrincipalOrgID": org}},
-        }));
     }
     out
 }
@@ -156,7 +159,12 @@ fn overlapping_grants(rules: &RuleSet, desired: &DesiredSet) -> Option<String> {
                         .prefix
                         .as_str()
                         .starts_with(&format!("{}/", wide.prefix)));
-            if under && grants(&narrow.prefix) != wide_grants {
+            let narrow_grants = grants(&narrow.prefix);
+            // The wider grant reaches the narrower prefix's repositories: fine when the
+            // narrower prefix grants those principals (and that organization) too.
+            let covered = wide_grants.0.iter().all(|p| narrow_grants.0.contains(p))
+                && (wide_grants.1.is_none() || wide_grants.1 == narrow_grants.1);
+            if under && !covered {
                 return Some(format!(
                     "prefix {}'s first-pull grant would cover {}'s repositories too, whose grants differ (a registry statement cannot leave them out): give them the same pull principals, or rule prefixes that do not nest; the registry policy is left as it is",
                     wide.prefix, narrow.prefix
@@ -167,52 +175,83 @@ fn overlapping_grants(rules: &RuleSet, desired: &DesiredSet) -> Option<String> {
     None
 }
 
-/// Foreign `Deny` statements that may block the import actions on a prefix's repositories,
-/// by `Sid` (or position): what they deny is the owner's choice, so they are only reported.
-fn blocking_denies(policy: &str, rules: &RuleSet, registry: &Registry) -> Vec<String> {
+/// Foreign `Deny` statements that refuse (or may refuse) the import actions to a consumer
+/// on a prefix's repositories, by `Sid` (or position): what they deny is the owner's
+/// choice, so they are only reported. Judged by the same evaluator as validate-rules'
+/// verdicts ([`ptc_core::access`]), with the foreign Denies next to an allow-all, so only an
+/// explicit (or possible) deny can decide.
+fn blocking_denies(
+    policy: &str,
+    rules: &RuleSet,
+    desired: &DesiredSet,
+    registry: &Registry,
+) -> Vec<String> {
+    use ptc_core::access::{Consumer, Outcome, Policy, Request, Resource, evaluate};
     let doc: Value = serde_json::from_str(policy).unwrap_or_default();
     let statements: Vec<Value> = match &doc["Statement"] {
         Value::Array(list) => list.clone(),
         one @ Value::Object(_) => vec![one.clone()],
         _ => Vec::new(),
     };
-    let strings = |v: &Value| -> Vec<String> {
-        match v {
-            Value::String(s) => vec![s.clone()],
-            Value::Array(list) => list
-                .iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect(),
-            _ => Vec::new(),
-        }
-    };
-    let glob = |pattern: &str, text: &str| {
-        crate::mutability::matches(&pattern.to_ascii_lowercase(), &text.to_ascii_lowercase())
-    };
-    let mut out = Vec::new();
+    let mut denies: Vec<Value> = Vec::new();
+    let mut names = Vec::new();
     for (i, s) in statements.iter().enumerate() {
         if owns_statement(s) || s["Effect"].as_str() != Some("Deny") {
             continue;
         }
-        let actions = strings(&s["Action"]);
-        let denies_import = IMPORT_ACTIONS
-            .iter()
-            .any(|a| actions.iter().any(|p| glob(p, a)))
-            || s.get("NotAction").is_some();
-        let resources = strings(&s["Resource"]);
-        let reaches = rules.rules().iter().any(|r| {
-            let sample = registry
-                .repositories_arn(&r.prefix)
+        let name = match s["Sid"].as_str() {
+            Some(sid) if !sid.is_empty() => format!("statement {sid}"),
+            _ => format!("the statement at position {} (no Sid)", i + 1),
+        };
+        // The evaluator names a statement by its Sid; give each a unique one to find it.
+        let mut s = s.clone();
+        s["Sid"] = Value::String(format!("PtcProbe{i}"));
+        names.push((format!("PtcProbe{i}"), name));
+        denies.push(s);
+    }
+    if denies.is_empty() {
+        return Vec::new();
+    }
+    denies.push(json!({"Sid": "PtcProbeAllowAll", "Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}));
+    let probe = Policy::parse(
+        "registry policy",
+        Some(&json!({"Statement": denies}).to_string()),
+    );
+    let mut out: Vec<String> = Vec::new();
+    for rule in rules.rules() {
+        let Some(grant) = &desired.for_rule_prefix(&rule.prefix).repository_policy else {
+            continue;
+        };
+        let (principals, org) = grants_of(grant);
+        let resource = Resource::Under(
+            registry
+                .repositories_arn(&rule.prefix)
                 .trim_end_matches('*')
-                .to_owned()
-                + "any-image";
-            resources.iter().any(|p| glob(p, &sample)) || s.get("NotResource").is_some()
-        });
-        if denies_import && reaches {
-            out.push(match s["Sid"].as_str() {
-                Some(sid) if !sid.is_empty() => format!("statement {sid}"),
-                _ => format!("the statement at position {} (no Sid)", i + 1),
-            });
+                .to_owned(),
+        );
+        for consumer in Consumer::from_grants(&principals, org.as_deref()) {
+            for action in IMPORT_ACTIONS {
+                let decision = evaluate(
+                    &[&probe],
+                    &Request {
+                        consumer: &consumer,
+                        action,
+                        resource: &resource,
+                    },
+                );
+                if decision.outcome == Outcome::Allowed {
+                    continue;
+                }
+                let Some(decided) = decision.statement.as_deref() else {
+                    continue;
+                };
+                if let Some((_, name)) =
+                    names.iter().find(|(sid, _)| decided.contains(sid.as_str()))
+                    && !out.contains(name)
+                {
+                    out.push(name.clone());
+                }
+            }
         }
     }
     out
@@ -292,7 +331,7 @@ pub async fn check(
         ),
     };
     if let Some(have) = &have {
-        for deny in blocking_denies(have, rules, &registry) {
+        for deny in blocking_denies(have, rules, desired, &registry) {
             result.findings.push(format!(
                 "the registry policy's {deny} denies ecr:CreateRepository or ecr:BatchImportUpstreamImage on rule-prefix repositories: other accounts' first pulls may be refused (kept: it is not the product's)"
             ));
@@ -377,7 +416,7 @@ mod tests {
     }
 
     #[test]
-    fn statements_per_group_of_prefixes() {
+    fn one_statement_per_prefix_with_a_stable_sid() {
         let mut set = desired(&["222233334444"], Some("o-abc123"));
         set.prefixes.insert(
             Prefix::parse("k8s").unwrap(),
@@ -387,37 +426,84 @@ mod tests {
             },
         );
         let statements = desired_statements(&rules(), &set, &fake_registry());
-        let sids: Vec<&str> = statements
-            .iter()
-            .filter_map(|s| s["Sid"].as_str())
-            .collect();
-        assert_eq!(
-            sids,
-            [
-                "PtcImportPrincipals",
-                "PtcImportPrincipals2",
-                "PtcImportOrganization"
-            ]
-        );
-        let text = serde_json::to_string(&statements).unwrap();
-        assert!(text.contains("arn:aws:ecr:us-east-1:123456789012:repository/quay/*"));
-        assert!(text.contains("arn:aws:ecr:us-east-1:123456789012:repository/k8s/*"));
-        assert!(text.contains("arn:aws:iam::222233334444:root"));
-        // The k8s grant is for 333344445555 only, the organization for quay only.
+        // quay: principals and organization; k8s: its own principals only.
+        assert_eq!(statements.len(), 3, "{statements:?}");
         let k8s = statements
             .iter()
-            .find(|s| s["Principal"]["AWS"][0] == "arn:aws:iam::333344445555:root")
+            .find(|s| s["Resource"] == "arn:aws:ecr:us-east-1:123456789012:repository/k8s/*")
             .unwrap();
         assert_eq!(
-            k8s["Resource"],
-            json!(["arn:aws:ecr:us-east-1:123456789012:repository/k8s/*"])
+            k8s["Principal"]["AWS"],
+            json!(["arn:aws:iam::333344445555:root"])
         );
+        let quay_sids: Vec<&str> = statements
+            .iter()
+            .filter(|s| s["Resource"] == "arn:aws:ecr:us-east-1:123456789012:repository/quay/*")
+            .filter_map(|s| s["Sid"].as_str())
+            .collect();
+        assert_eq!(quay_sids.len(), 2);
+        assert!(statements.iter().all(owns_statement));
+        // Stable: the same prefix has the same Sid whatever the other rules.
+        let alone = desired_statements(
+            &RuleSet::new(vec![PtcRule::new("quay", "quay.io").unwrap()]),
+            &set,
+            &fake_registry(),
+        );
+        assert_eq!(alone[0]["Sid"].as_str(), Some(quay_sids[0]));
         let root = RuleSet::new(vec![PtcRule::new("ROOT", "quay.io").unwrap()]);
         let statements =
             desired_statements(&root, &desired(&["222233334444"], None), &fake_registry());
         assert_eq!(
             statements[0]["Resource"],
-            json!(["arn:aws:ecr:us-east-1:123456789012:repository/*"])
+            json!("arn:aws:ecr:us-east-1:123456789012:repository/*")
+        );
+    }
+
+    #[tokio::test]
+    async fn fill_adds_a_new_prefixs_and_a_new_consumers_statement() {
+        // Second review: with Sids numbered by position, a new prefix or a new group made
+        // fill write a useless copy or nothing at all.
+        let api = FakeTemplates::default();
+        let quay_only = RuleSet::new(vec![PtcRule::new("quay", "quay.io").unwrap()]);
+        check(
+            &api,
+            &quay_only,
+            &desired(&["333344445555"], None),
+            Mode::Fill,
+            false,
+        )
+        .await;
+        // A new prefix, same principals: fill adds its statement.
+        let added = check(
+            &api,
+            &rules(),
+            &desired(&["333344445555"], None),
+            Mode::Fill,
+            false,
+        )
+        .await;
+        assert_eq!(added.action.as_deref(), Some("written"), "{added:?}");
+        let text = api.registry_policy.lock().unwrap().clone().unwrap();
+        assert!(text.contains("repository/k8s/*"), "{text}");
+        // k8s now grants another account: fill keeps the old statement and says so;
+        // enforce rewrites it.
+        let mut set = desired(&["333344445555"], None);
+        set.prefixes.insert(
+            Prefix::parse("k8s").unwrap(),
+            Desired {
+                repository_policy: pull_policy(&["222233334444".into()], None),
+                ..set.default.clone()
+            },
+        );
+        let fill = check(&api, &rules(), &set, Mode::Fill, false).await;
+        assert_eq!(fill.status, "different", "{fill:?}");
+        let enforce = check(&api, &rules(), &set, Mode::Enforce, false).await;
+        assert_eq!(enforce.action.as_deref(), Some("written"), "{enforce:?}");
+        let text = api.registry_policy.lock().unwrap().clone().unwrap();
+        assert!(text.contains("222233334444"), "{text}");
+        assert_eq!(
+            check(&api, &rules(), &set, Mode::Fill, false).await.action,
+            None
         );
     }
 
@@ -454,7 +540,7 @@ mod tests {
         // No grant desired any more: enforce removes the product's statement only.
         let none = desired(&[], None);
         let cleared = check(&api, &rules(), &none, Mode::Enforce, false).await;
-        assert_eq!(cleared.removed.len(), 1, "{cleared:?}");
+        assert_eq!(cleared.removed.len(), 2, "one per prefix: {cleared:?}");
         let written = api.registry_policy.lock().unwrap().clone().unwrap();
         assert!(!written.contains("PtcImport") && written.contains("ReplicationFromProd"));
     }
@@ -513,6 +599,36 @@ mod tests {
                 .action
                 .as_deref(),
             Some("written")
+        );
+    }
+
+    #[test]
+    fn denies_are_judged_as_validate_judges_them() {
+        // Second review: a Deny of one repository, or of an unrelated account, or with a
+        // NotAction excluding both import actions, were misjudged by a sample-ARN check.
+        let set = desired(&["222233334444"], None);
+        let reported = |deny: Value| {
+            let policy = json!({"Statement": [deny]}).to_string();
+            blocking_denies(&policy, &rules(), &set, &fake_registry())
+        };
+        let base = "arn:aws:ecr:us-east-1:123456789012:repository";
+        assert_eq!(
+            reported(
+                json!({"Sid": "One", "Effect": "Deny", "Principal": "*", "Action": "ecr:CreateRepository", "Resource": format!("{base}/k8s/pause")})
+            ),
+            ["statement One"]
+        );
+        assert!(
+            reported(json!({"Sid": "Other", "Effect": "Deny", "Principal": {"AWS": "arn:aws:iam::999999999999:root"}, "Action": "ecr:*", "Resource": "*"})).is_empty()
+        );
+        assert!(
+            reported(json!({"Sid": "Not", "Effect": "Deny", "Principal": "*", "NotAction": ["ecr:CreateRepository", "ecr:BatchImportUpstreamImage"], "Resource": "*"})).is_empty()
+        );
+        assert_eq!(
+            reported(
+                json!({"Sid": "Cluster", "Effect": "Deny", "Principal": {"AWS": "arn:aws:iam::222233334444:role/cluster"}, "Action": "ecr:BatchImportUpstreamImage", "Resource": "*"})
+            ),
+            ["statement Cluster"]
         );
     }
 }
