@@ -93,6 +93,27 @@ impl Context {
             .await
     }
 
+    /// The rules to work on: `local` when it has any (rules the settings or the command
+    /// line give), else the registry's (`DescribePullThroughCacheRules`). Errors:
+    /// [`CliError::RegistryRules`], and [`Context::aws`]'s.
+    pub async fn rules_or_registry(
+        &self,
+        local: ptc_core::rules::RuleSet,
+    ) -> Result<ptc_core::rules::RuleSet, CliError> {
+        if !local.is_empty() {
+            return Ok(local);
+        }
+        use ptc_core::ecr::EcrApi as _;
+        let rules = self
+            .aws()
+            .await?
+            .ecr
+            .describe_rules()
+            .await
+            .map_err(CliError::RegistryRules)?;
+        Ok(ptc_core::rules::RuleSet::new(rules))
+    }
+
     /// Print a command's report on stdout: `value` as JSON with `--output json`, else what
     /// `table` prints. Errors: [`CliError::Output`].
     pub fn print<T: Serialize>(

@@ -3,7 +3,6 @@
 
 use std::io::Write as _;
 
-use ptc_core::ecr::EcrApi as _;
 use ptc_core::rules::{Prefix, RuleSet};
 
 use super::Choices;
@@ -118,16 +117,8 @@ pub async fn consumer_policy(ctx: &Context, args: ConsumerPolicyArgs) -> Result<
 
 /// The settings' expected rules, else the registry's.
 async fn rules(ctx: &Context) -> Result<RuleSet, CliError> {
-    let configured = ctx.settings().expected_rule_set();
-    if !configured.is_empty() {
-        return Ok(configured);
-    }
-    let ecr = &ctx.aws().await?.ecr;
-    let rules = ecr
-        .describe_rules()
+    ctx.rules_or_registry(ctx.settings().expected_rule_set())
         .await
-        .map_err(CliError::RegistryRules)?;
-    Ok(RuleSet::new(rules))
 }
 
 /// Every rule's prefix, or the `--prefix` ones, each of which must be a rule's.

@@ -56,15 +56,7 @@ async fn rules(ctx: &Context, specs: &[String]) -> Result<RuleSet, CliError> {
                 .collect::<Result<_, _>>()?,
         )
     };
-    if !local.is_empty() {
-        return Ok(local);
-    }
-    let ecr = &ctx.aws().await?.ecr;
-    let rules = ecr
-        .describe_rules()
-        .await
-        .map_err(CliError::RegistryRules)?;
-    Ok(RuleSet::new(rules))
+    ctx.rules_or_registry(local).await
 }
 
 /// One `--rule PREFIX=UPSTREAM_URL`.

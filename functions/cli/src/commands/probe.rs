@@ -286,18 +286,8 @@ pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
 
 /// The settings' expected rules, else the registry's.
 async fn rules(ctx: &Context) -> Result<RuleSet, CliError> {
-    let configured = ctx.settings().expected_rule_set();
-    if !configured.is_empty() {
-        return Ok(configured);
-    }
-    let rules = ctx
-        .aws()
-        .await?
-        .ecr
-        .describe_rules()
+    ctx.rules_or_registry(ctx.settings().expected_rule_set())
         .await
-        .map_err(CliError::RegistryRules)?;
-    Ok(RuleSet::new(rules))
 }
 
 /// Each reference's kind as the cache account sees it now; a later reference in a
