@@ -415,16 +415,19 @@ mod tests {
         .into()
     }
 
+    /// `prefix` grants pull to `account` only (a `PTC_PREFIX_SETTINGS` override).
+    fn grant(set: &mut DesiredSet, prefix: &str, account: &str) {
+        let desired = Desired {
+            repository_policy: pull_policy(&[account.to_owned()], None),
+            ..set.default.clone()
+        };
+        set.prefixes.insert(Prefix::parse(prefix).unwrap(), desired);
+    }
+
     #[test]
     fn one_statement_per_prefix_with_a_stable_sid() {
         let mut set = desired(&["222233334444"], Some("o-abc123"));
-        set.prefixes.insert(
-            Prefix::parse("k8s").unwrap(),
-            Desired {
-                repository_policy: pull_policy(&["333344445555".into()], None),
-                ..set.default.clone()
-            },
-        );
+        grant(&mut set, "k8s", "333344445555");
         let statements = desired_statements(&rules(), &set, &fake_registry());
         // quay: principals and organization; k8s: its own principals only.
         assert_eq!(statements.len(), 3, "{statements:?}");
@@ -488,13 +491,7 @@ mod tests {
         // k8s now grants another account: fill keeps the old statement and says so;
         // enforce rewrites it.
         let mut set = desired(&["333344445555"], None);
-        set.prefixes.insert(
-            Prefix::parse("k8s").unwrap(),
-            Desired {
-                repository_policy: pull_policy(&["222233334444".into()], None),
-                ..set.default.clone()
-            },
-        );
+        grant(&mut set, "k8s", "222233334444");
         let fill = check(&api, &rules(), &set, Mode::Fill, false).await;
         assert_eq!(fill.status, "different", "{fill:?}");
         let enforce = check(&api, &rules(), &set, Mode::Enforce, false).await;
@@ -562,13 +559,7 @@ mod tests {
             PtcRule::new("team/k8s", "registry.k8s.io").unwrap(),
         ]);
         let mut set = desired(&["333344445555"], None);
-        set.prefixes.insert(
-            Prefix::parse("team/k8s").unwrap(),
-            Desired {
-                repository_policy: pull_policy(&["222233334444".into()], None),
-                ..set.default.clone()
-            },
-        );
+        grant(&mut set, "team/k8s", "222233334444");
         let api = FakeTemplates::default();
         let result = check(&api, &rules, &set, Mode::Enforce, false).await;
         assert_eq!(result.status, "conflict", "{result:?}");
@@ -580,13 +571,7 @@ mod tests {
             PtcRule::new("k8s", "registry.k8s.io").unwrap(),
         ]);
         let mut set = desired(&["333344445555"], None);
-        set.prefixes.insert(
-            Prefix::parse("k8s").unwrap(),
-            Desired {
-                repository_policy: pull_policy(&["222233334444".into()], None),
-                ..set.default.clone()
-            },
-        );
+        grant(&mut set, "k8s", "222233334444");
         assert_eq!(
             check(&api, &rules, &set, Mode::Enforce, false).await.status,
             "conflict"

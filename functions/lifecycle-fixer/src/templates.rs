@@ -409,6 +409,17 @@ mod tests {
         .into()
     }
 
+    /// The template the fake holds for `prefix` (panics when there is none).
+    fn stored(api: &FakeTemplates, prefix: &str) -> CreationTemplate {
+        api.templates
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|t| t.prefix == prefix)
+            .cloned()
+            .unwrap()
+    }
+
     fn rules() -> RuleSet {
         RuleSet::new(vec![
             PtcRule::new("quay", "quay.io").unwrap(),
@@ -467,14 +478,7 @@ mod tests {
         let quay = out.iter().find(|t| t.prefix == "quay").unwrap();
         assert_eq!(quay.action.as_deref(), Some("updated"), "{quay:?}");
         assert!(quay.findings.iter().any(|f| f.contains("kept (fill mode)")));
-        let written = api
-            .templates
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|t| t.prefix == "quay")
-            .cloned()
-            .unwrap();
+        let written = stored(&api, "quay");
         assert!(
             written
                 .repository_policy
@@ -584,14 +588,7 @@ mod tests {
         check(&api, &rules(), &set, Mode::Enforce, false)
             .await
             .unwrap();
-        let written = api
-            .templates
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|t| t.prefix == "quay")
-            .cloned()
-            .unwrap();
+        let written = stored(&api, "quay");
         assert_eq!(
             written.applied_for,
             [PULL_THROUGH_CACHE.to_owned(), "REPLICATION".to_owned()]
@@ -712,14 +709,7 @@ mod tests {
         assert_eq!(quay.status, TemplateStatus::Conflict, "{quay:?}");
         assert_eq!(quay.action, None);
         assert!(quay.findings.iter().any(|f| f.contains("REPLICATION only")));
-        let quay_now = api
-            .templates
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|t| t.prefix == "quay")
-            .cloned()
-            .unwrap();
+        let quay_now = stored(&api, "quay");
         assert_eq!(quay_now.applied_for, ["REPLICATION".to_owned()]);
     }
 
@@ -752,14 +742,7 @@ mod tests {
         check(&api, &rules(), &set, Mode::Enforce, false)
             .await
             .unwrap();
-        let made = api
-            .templates
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|t| t.prefix == "quay")
-            .cloned()
-            .unwrap();
+        let made = stored(&api, "quay");
         assert_eq!(made.applied_for, [PULL_THROUGH_CACHE.to_owned()]);
         assert_eq!(made.encryption_type.as_deref(), Some("KMS"));
         assert_eq!(
