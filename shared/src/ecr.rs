@@ -275,6 +275,48 @@ pub trait EcrApi: Send + Sync {
         repository: &str,
         reference: &str,
     ) -> Result<Option<(String, String)>, AwsError>;
+    /// Which of these blobs (layers and configs, `sha256:<64 hex>`) the repository holds:
+    /// `BatchCheckLayerAvailability`, at most [`MAX_LAYER_DIGESTS`] digests a call (the
+    /// API's limit), as many calls as the list needs
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_BatchCheckLayerAvailability.html>).
+    /// A read of the repository's metadata: not an image pull, so it does not move any
+    /// image's `lastRecordedPullTime` (only pulls do: `BatchGetImage` and the layer
+    /// downloads; see PTC-FACTS "what counts as a pull"). Duplicates in `digests` are asked
+    /// for once. A digest the answer leaves out is in neither map: the caller treats it as
+    /// missing.
+    async fn layer_availability(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<LayerAvailability, AwsError>;
+    /// The IAM principals (role and user ARNs) whose pulls do not update an image's
+    /// `lastRecordedPullTime`: `ListPullTimeUpdateExclusions`, all pages (at most 100 per
+    /// account, ECR's quota)
+    /// (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_ListPullTimeUpdateExclusions.html>,
+    /// <https://docs.aws.amazon.com/AmazonECR/latest/userguide/pull-time-update-exclusions.html>).
+    async fn pull_time_update_exclusions(&self) -> Result<Vec<String>, AwsError>;
+}
+
+/// `BatchCheckLayerAvailability`'s limit of digests per call (`layerDigests`, 1-100).
+pub const MAX_LAYER_DIGESTS: usize = 100;
+
+/// What [`EcrApi::layer_availability`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LayerAvailability {
+    /// Digest → size in bytes (`layerSize`; 0 when the answer has none) of each blob whose
+    /// `layerAvailability` is `AVAILABLE`.
+    pub available: BTreeMap<String, u64>,
+    /// Digest → why not: the `failureCode` of a failure (`MissingLayerDigest`,
+    /// `InvalidLayerDigest`) or a layer whose availability is `UNAVAILABLE` (an archived
+    /// image's layers).
+    pub missing: BTreeMap<String, String>,
+}
+
+impl LayerAvailability {
+    /// Whether the repository holds `digest` (an answer that left it out: no).
+    pub fn holds(&self, digest: &str) -> bool {
+        self.available.contains_key(digest)
+    }
 }
 
 /// A repository's settings that lifecycle-fixer manages.

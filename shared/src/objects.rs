@@ -20,4 +20,11 @@ pub trait ObjectsApi: Send + Sync {
     /// [`AwsErrorKind::Service`](crate::error::AwsErrorKind::Service)`("InvalidObject")`; a missing
     /// key is the service's `NoSuchKey`.
     async fn get_text(&self, bucket: &str, key: &str) -> Result<String, AwsError>;
+    /// Write `text` as the object `s3://<bucket>/<key>` (`PutObject`, `Content-Type:
+    /// application/json`, `x-amz-server-side-encryption: AES256`), replacing what was there
+    /// (<https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html>). Text longer
+    /// than [`MAX_OBJECT_BYTES`] is refused before any call
+    /// ([`AwsErrorKind::Service`](crate::error::AwsErrorKind::Service)`("InvalidObject")`), so
+    /// that what is written can be read back.
+    async fn put_text(&self, bucket: &str, key: &str, text: &str) -> Result<(), AwsError>;
 }

@@ -262,6 +262,75 @@ impl EcrApi for SdkEcr {
             Some((media_type, body))
         }))
     }
+
+    #[tracing::instrument(skip(self, digests), fields(digests = digests.len()), err(Display))]
+    async fn layer_availability(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<LayerAvailability, AwsError> {
+        let mut unique: Vec<&String> = digests.iter().collect();
+        unique.sort();
+        unique.dedup();
+        let mut out = LayerAvailability::default();
+        for chunk in unique.chunks(MAX_LAYER_DIGESTS) {
+            let answer = self
+                .client
+                .batch_check_layer_availability()
+                .repository_name(repository)
+                .set_layer_digests(Some(chunk.iter().map(|d| (*d).clone()).collect()))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("BatchCheckLayerAvailability", e))?;
+            for layer in answer.layers() {
+                let Some(digest) = layer.layer_digest() else {
+                    continue;
+                };
+                match layer.layer_availability() {
+                    Some(aws_sdk_ecr::types::LayerAvailability::Available) => {
+                        let size = layer.layer_size().unwrap_or(0).max(0) as u64;
+                        out.available.insert(digest.to_owned(), size);
+                    }
+                    other => {
+                        let why = other.map_or("no availability", |a| a.as_str());
+                        out.missing.insert(digest.to_owned(), why.to_owned());
+                    }
+                }
+            }
+            for failure in answer.failures() {
+                if let Some(digest) = failure.layer_digest() {
+                    let why = failure
+                        .failure_code()
+                        .map_or("unknown failure", |c| c.as_str());
+                    out.missing.insert(digest.to_owned(), why.to_owned());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    #[tracing::instrument(skip(self), err(Display))]
+    async fn pull_time_update_exclusions(&self) -> Result<Vec<String>, AwsError> {
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        // ECR's quota is 100 exclusions an account; 20 pages bound a server that keeps
+        // answering a token.
+        for _ in 0..20 {
+            let page = self
+                .client
+                .list_pull_time_update_exclusions()
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ListPullTimeUpdateExclusions", e))?;
+            out.extend(page.pull_time_update_exclusions().iter().cloned());
+            match page.next_token() {
+                Some(token) if !token.is_empty() => next = Some(token.to_owned()),
+                _ => return Ok(out),
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// `sha256:` plus 64 hex digits: a digest, otherwise a tag.

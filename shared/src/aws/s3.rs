@@ -96,6 +96,32 @@ impl ObjectsApi for SdkObjects {
         String::from_utf8(bytes)
             .map_err(|_| invalid(format!("s3://{bucket}/{key} is not UTF-8 text")))
     }
+
+    #[tracing::instrument(skip(self, text), fields(bytes = text.len()), err(Display))]
+    async fn put_text(&self, bucket: &str, key: &str, text: &str) -> Result<(), AwsError> {
+        if text.len() > MAX_OBJECT_BYTES {
+            return Err(AwsError {
+                operation: "PutObject",
+                ..invalid(format!(
+                    "s3://{bucket}/{key}: {} bytes is more than the {MAX_OBJECT_BYTES} a read takes",
+                    text.len()
+                ))
+            });
+        }
+        self.client()
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type("application/json")
+            .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+            .body(aws_sdk_s3::primitives::ByteStream::from(
+                text.as_bytes().to_vec(),
+            ))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("PutObject", e))?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

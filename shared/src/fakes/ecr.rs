@@ -39,6 +39,12 @@ pub struct FakeEcrState {
     pub images: BTreeMap<String, Vec<ImageDetail>>,
     /// (repository, digest) → (media type, manifest text), for `image_manifest`.
     pub manifests: BTreeMap<(String, String), (String, String)>,
+    /// (repository, blob digest) → size in bytes: the blobs `layer_availability` finds
+    /// (one call per 100 digests, as ECR's; a repository neither in `repositories` nor in
+    /// `images` is `RepositoryNotFoundException`).
+    pub layers: BTreeMap<(String, String), u64>,
+    /// What `pull_time_update_exclusions` answers.
+    pub pull_time_update_exclusions: Vec<String>,
     /// What `authorization_token` answers; `None`: user `AWS`, password `fake-password`, 12 hours
     /// to expiry, endpoint `https://123456789012.dkr.ecr.us-east-1.amazonaws.com`.
     pub token: Option<RegistryToken>,
@@ -235,6 +241,46 @@ impl EcrApi for FakeEcr {
             .manifests
             .get(&(repository.to_owned(), digest))
             .cloned())
+    }
+
+    async fn layer_availability(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<LayerAvailability, AwsError> {
+        let mut unique: Vec<&String> = digests.iter().collect();
+        unique.sort();
+        unique.dedup();
+        let mut out = LayerAvailability::default();
+        for chunk in unique.chunks(MAX_LAYER_DIGESTS) {
+            let state = self.enter("BatchCheckLayerAvailability")?;
+            if !state.repositories.iter().any(|r| r.name == repository)
+                && !state.images.contains_key(repository)
+            {
+                return Err(not_found(
+                    "BatchCheckLayerAvailability",
+                    "RepositoryNotFoundException",
+                    format!("repository {repository} does not exist"),
+                ));
+            }
+            for digest in chunk {
+                match state.layers.get(&(repository.to_owned(), (*digest).clone())) {
+                    Some(size) => {
+                        out.available.insert((*digest).clone(), *size);
+                    }
+                    None => {
+                        out.missing
+                            .insert((*digest).clone(), "MissingLayerDigest".to_owned());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn pull_time_update_exclusions(&self) -> Result<Vec<String>, AwsError> {
+        let state = self.enter("ListPullTimeUpdateExclusions")?;
+        Ok(state.pull_time_update_exclusions.clone())
     }
 }
 

@@ -29,4 +29,19 @@ impl ObjectsApi for FakeObjects {
                 message: format!("s3://{bucket}/{key} does not exist"),
             })
     }
+
+    async fn put_text(&self, bucket: &str, key: &str, text: &str) -> Result<(), AwsError> {
+        if text.len() > MAX_OBJECT_BYTES {
+            return Err(AwsError {
+                operation: "PutObject",
+                kind: AwsErrorKind::Service("InvalidObject".into()),
+                message: format!("s3://{bucket}/{key} is too large"),
+            });
+        }
+        self.objects
+            .lock()
+            .unwrap()
+            .insert((bucket.to_owned(), key.to_owned()), text.to_owned());
+        Ok(())
+    }
 }
