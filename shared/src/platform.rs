@@ -170,6 +170,25 @@ impl Platform {
         self.preference().iter().position(|p| *p == offered)
     }
 
+    /// Of an index's entries, the one a node that wants `self` pulls: the one earliest in its
+    /// [`Platform::preference`], as containerd chooses; entries without a platform are never
+    /// chosen. `entries` yields each entry's platform with the value to return for it (a
+    /// descriptor, or a digest remembered from an earlier pull).
+    pub fn choose<'a, T>(
+        &self,
+        entries: impl IntoIterator<Item = (Option<&'a Platform>, T)>,
+    ) -> Option<T> {
+        let preference = self.preference();
+        entries
+            .into_iter()
+            .filter_map(|(offered, value)| {
+                let offered = offered?.normalized();
+                Some((preference.iter().position(|p| *p == offered)?, value))
+            })
+            .min_by_key(|(rank, _)| *rank)
+            .map(|(_, value)| value)
+    }
+
     /// Would a node that wants `self` take the index entry for `offered` at all?
     pub fn takes(&self, offered: &Platform) -> bool {
         self.rank(offered).is_some()

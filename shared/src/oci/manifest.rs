@@ -199,15 +199,7 @@ impl Manifest {
         let ManifestKind::Index(entries) = &self.kind else {
             return None;
         };
-        let preference = wanted.preference();
-        entries
-            .iter()
-            .filter_map(|d| {
-                let offered = d.platform.as_ref()?.normalized();
-                Some((preference.iter().position(|p| *p == offered)?, d))
-            })
-            .min_by_key(|(rank, _)| *rank)
-            .map(|(_, d)| d)
+        wanted.choose(entries.iter().map(|d| (d.platform.as_ref(), d)))
     }
 }
 
