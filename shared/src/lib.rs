@@ -34,6 +34,7 @@ pub mod net;
 pub mod objects;
 pub mod oci;
 pub mod platform;
+pub mod pull_time;
 pub mod reference;
 pub mod rules;
 pub mod secret;

@@ -121,6 +121,13 @@ pub struct Settings {
     /// `PTC_CREDENTIAL_MAX_AGE_DAYS` (1-3650, default 90): warn when a rule's credential secret
     /// has not changed for this many days.
     pub credential_max_age_days: u32,
+    /// `PTC_PULL_TIME_EXCLUDED_ROLES` (IAM role or user ARNs, comma-separated; no file key,
+    /// the template writes it from the functions' roles): the principals that pull for the
+    /// product and must be ECR pull-time update exclusions, so that their pulls do not move
+    /// `lastRecordedPullTime`. validate-rules checks each is in
+    /// `ListPullTimeUpdateExclusions`. Each must match ECR's pattern
+    /// ([`crate::pull_time::PrincipalArn::parse`]). Empty: no check.
+    pub pull_time_excluded_roles: Vec<crate::pull_time::PrincipalArn>,
     /// `PTC_PREWARM_MODE` (`layers`, the default, or `manifests`): what a prewarm pull fetches.
     pub prewarm_mode: PrewarmMode,
     /// `PTC_RATELIMIT_FLOOR` (0-100000, default 10): stop pulling from an upstream when its
@@ -205,6 +212,7 @@ impl Settings {
             log_format,
             log_filter,
             credential_max_age_days: rules.credential_max_age_days,
+            pull_time_excluded_roles: rules.pull_time_excluded_roles,
             prewarm_mode: prewarm.prewarm_mode,
             ratelimit_floor: prewarm.ratelimit_floor,
             discovery_days: prewarm.discovery_days,

@@ -1,11 +1,13 @@
 //! The `rules` section: the pull through cache rules the operator expects
-//! (`PTC_RULES`), the prefixes the deployment may manage (`PTC_RULE_PREFIXES`) and the
-//! credential age limit (`PTC_CREDENTIAL_MAX_AGE_DAYS`).
+//! (`PTC_RULES`), the prefixes the deployment may manage (`PTC_RULE_PREFIXES`), the
+//! credential age limit (`PTC_CREDENTIAL_MAX_AGE_DAYS`), and the roles that must be ECR
+//! pull-time update exclusions (`PTC_PULL_TIME_EXCLUDED_ROLES`).
 
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 use super::source::{FileSettings, Source, invalid, split_list};
+use crate::pull_time::PrincipalArn;
 use crate::rules::{Prefix, PtcRule, RuleError};
 
 /// A rule the operator expects the registry to have: a `PTC_RULES` item, or a `[[rules]]`
@@ -78,6 +80,7 @@ pub(super) struct RulesSection {
     pub expected_rules: Vec<ExpectedRule>,
     pub rule_prefixes: Vec<Prefix>,
     pub credential_max_age_days: u32,
+    pub pull_time_excluded_roles: Vec<PrincipalArn>,
 }
 
 /// `PTC_RULES` (`PREFIX=URL[+credential]` items; each prefix once; an upstream this version
@@ -138,5 +141,82 @@ pub(super) fn load(src: &Source, file: &mut FileSettings) -> Result<RulesSection
         expected_rules,
         rule_prefixes,
         credential_max_age_days,
+        pull_time_excluded_roles: pull_time_excluded_roles(src)?,
     })
+}
+
+/// `PTC_PULL_TIME_EXCLUDED_ROLES`: IAM role or user ARNs (ECR's exclusion pattern), each
+/// once; environment only (the template writes it from the functions' roles).
+fn pull_time_excluded_roles(src: &Source) -> Result<Vec<PrincipalArn>, ConfigError> {
+    const NAME: &str = "PTC_PULL_TIME_EXCLUDED_ROLES";
+    let Some(value) = src.var(NAME) else {
+        return Ok(Vec::new());
+    };
+    let mut arns: Vec<PrincipalArn> = Vec::new();
+    for item in split_list(&value) {
+        let arn = PrincipalArn::parse(item).map_err(|r| invalid(NAME, item, r))?;
+        if arns.contains(&arn) {
+            return Err(invalid(NAME, item, "listed twice"));
+        }
+        arns.push(arn);
+    }
+    Ok(arns)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Settings;
+
+    fn excluded(value: &str) -> Result<Vec<String>, String> {
+        Settings::from_sources(|name| {
+            (name == "PTC_PULL_TIME_EXCLUDED_ROLES").then(|| value.to_owned())
+        })
+        .map(|s| {
+            s.pull_time_excluded_roles
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn pull_time_excluded_roles_are_role_or_user_arns() {
+        assert_eq!(
+            excluded(
+                "arn:aws:iam::123456789012:role/ptc-PrewarmFunctionRole-1A2B,arn:aws:iam::123456789012:role/svc/health"
+            )
+            .unwrap(),
+            [
+                "arn:aws:iam::123456789012:role/ptc-PrewarmFunctionRole-1A2B",
+                "arn:aws:iam::123456789012:role/svc/health"
+            ]
+        );
+        assert_eq!(excluded("").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_bad_excluded_role_stops_start_up_naming_it() {
+        for (value, bad, why) in [
+            (
+                "arn:aws:iam::123456789012:role/ok,arn:aws:sts::123456789012:assumed-role/ptc/s",
+                "assumed-role/ptc/s",
+                "not an IAM role or user ARN",
+            ),
+            ("123456789012", "123456789012", "not an IAM role"),
+            (
+                "arn:aws:iam::123456789012:role/a,arn:aws:iam::123456789012:role/a",
+                "role/a",
+                "listed twice",
+            ),
+        ] {
+            let err = excluded(value).unwrap_err();
+            assert!(
+                err.contains("PTC_PULL_TIME_EXCLUDED_ROLES")
+                    && err.contains(bad)
+                    && err.contains(why),
+                "{value}: {err}"
+            );
+        }
+    }
 }
