@@ -93,10 +93,25 @@ impl Default for RetryPolicy {
     }
 }
 
-/// A shared HTTP client: connection reuse, a per-request timeout, rustls with the system's
-/// roots (TLS verification is never turned off).
+/// Longest wait for a TCP (and TLS) connection, whatever the request timeout: a host that
+/// does not answer in 10 s is down or unreachable, and waiting longer only delays the retry.
+pub const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A shared HTTP client: connection reuse, timeouts, rustls with the system's roots (TLS
+/// verification is never turned off).
 ///
-/// `timeout` bounds each request (`PTC_HTTP_TIMEOUT_SECS`); connecting has at most 10 s of it.
+/// `timeout` (`PTC_HTTP_TIMEOUT_SECS`, 20 s by default) is used three ways:
+/// - **read-idle timeout**: no byte for `timeout` fails the request, whatever it is (no
+///   answer head within `timeout` of sending it, or a body silent that long). A download
+///   that is progressing is never cut by it.
+/// - **whole-request timeout** of every request but a blob GET: manifests, HEADs, token
+///   requests, tags lists, pings (small answers, bounded in size).
+/// - **connect timeout**: `timeout`, at most [`MAX_CONNECT_TIMEOUT`].
+///
+/// A blob GET ([`RegistryClient::get_blob`]) replaces the whole-request timeout by a budget
+/// that grows with the blob's declared size ([`BlobBudget`]), so a large layer can finish on
+/// a slow but working link.
+///
 /// Up to 32 idle connections per host, user agent `ptc/<version>`, redirects followed only
 /// within the first request's origin (the client follows others by hand, without
 /// credentials). A client that cannot be built is [`RegistryError::Transport`].
@@ -104,7 +119,8 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, RegistryError> 
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::custom(same_origin_redirects))
         .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .read_timeout(timeout)
+        .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
         .pool_max_idle_per_host(32)
         .user_agent(concat!("ptc/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -113,6 +129,65 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, RegistryError> 
             message: e.to_string(),
         })
 }
+
+/// The fixed part of a blob download's budget: connecting, the answer head (ECR may fetch a
+/// layer from the upstream before it answers a first pull), the redirect to storage, and
+/// the client's retries of those steps (4 retries, backoff up to 5 s, `Retry-After` up to
+/// [`MAX_RETRY_AFTER`]).
+pub const BLOB_BUDGET_BASE: Duration = Duration::from_secs(60);
+
+/// The slowest average download rate a blob budget allows: 1 MiB/s (8 Mbit/s). A Lambda's
+/// network is much faster; a link this slow would take 30 min for 2 GiB, and a server that
+/// trickles bytes (slower than this, but never silent for the read-idle timeout) must not
+/// hold a worker for hours.
+pub const BLOB_MIN_BYTES_PER_SEC: u64 = 1024 * 1024;
+
+/// The longest blob budget, whatever the declared size: 1 hour. The size comes from an
+/// untrusted manifest; a Lambda runs at most 15 minutes anyway, and the CLI should not hang
+/// for longer on one layer.
+pub const BLOB_BUDGET_MAX: Duration = Duration::from_secs(3600);
+
+/// How long a blob download may take in all:
+/// `min(base + size / min_bytes_per_sec, max)`; [`Default`] is [`BLOB_BUDGET_BASE`] (60 s),
+/// [`BLOB_MIN_BYTES_PER_SEC`] (1 MiB/s) and [`BLOB_BUDGET_MAX`] (1 h). E.g. 60 s for a
+/// small blob, 60 s + 190.7 s for a 200 MB layer.
+///
+/// The budget covers the whole [`RegistryClient::get_blob`] call: its retries of the request
+/// and its one restart of a download that failed mid-stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobBudget {
+    /// The fixed part (connecting, the answer head, redirects, retries).
+    pub base: Duration,
+    /// The slowest average rate allowed, in bytes per second (at least 1).
+    pub min_bytes_per_sec: u64,
+    /// The ceiling.
+    pub max: Duration,
+}
+
+impl Default for BlobBudget {
+    fn default() -> Self {
+        Self {
+            base: BLOB_BUDGET_BASE,
+            min_bytes_per_sec: BLOB_MIN_BYTES_PER_SEC,
+            max: BLOB_BUDGET_MAX,
+        }
+    }
+}
+
+impl BlobBudget {
+    /// The budget of a blob of `size` bytes (its descriptor's size), to the millisecond.
+    pub fn for_size(&self, size: u64) -> Duration {
+        let rate = u128::from(self.min_bytes_per_sec.max(1));
+        let millis = u128::from(size) * 1000 / rate;
+        let transfer = Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX));
+        self.base.saturating_add(transfer).min(self.max)
+    }
+}
+
+/// Added to a blob's budget for the HTTP client's own whole-request timeout, so that the
+/// budget (checked around the whole call) always expires first and a timeout the HTTP client
+/// reports while the body streams can only be the read-idle one.
+const BLOB_TIMEOUT_SLACK: Duration = Duration::from_secs(1);
 
 /// Most redirects one request follows (reqwest's default).
 pub const MAX_REDIRECTS: usize = 10;
@@ -163,6 +238,7 @@ pub struct RegistryClient {
     token_hosts: Vec<String>,
     bearer: Mutex<HashMap<String, Secret>>,
     retry: RetryPolicy,
+    blob_budget: BlobBudget,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -178,6 +254,13 @@ struct Answer {
     response: reqwest::Response,
 }
 
+/// How far one download of a blob got: whether its body had started, and the bytes read.
+#[derive(Default)]
+struct BlobProgress {
+    streaming: bool,
+    received: u64,
+}
+
 impl RegistryClient {
     /// `base` is `scheme://host[:port]` (no trailing slash).
     pub fn new(http: reqwest::Client, base: &str, credentials: Arc<dyn CredentialSource>) -> Self {
@@ -188,6 +271,7 @@ impl RegistryClient {
             token_hosts: Vec::new(),
             bearer: Mutex::new(HashMap::new()),
             retry: RetryPolicy::default(),
+            blob_budget: BlobBudget::default(),
         }
     }
 
@@ -204,6 +288,12 @@ impl RegistryClient {
         self
     }
 
+    /// The client with `budget` for blob downloads instead of [`BlobBudget::default`].
+    pub fn with_blob_budget(mut self, budget: BlobBudget) -> Self {
+        self.blob_budget = budget;
+        self
+    }
+
     /// The base URL, `scheme://host[:port]` without a trailing `/`.
     pub fn base(&self) -> &str {
         &self.base
@@ -211,7 +301,9 @@ impl RegistryClient {
 
     /// `GET /v2/`: checks reachability and credentials.
     pub async fn ping(&self) -> Result<(), RegistryError> {
-        self.send(Method::GET, "/v2/", None, None).await.map(|_| ())
+        self.send(Method::GET, "/v2/", None, None, None)
+            .await
+            .map(|_| ())
     }
 
     /// GET a manifest by tag or digest with the full `Accept` list.
@@ -229,7 +321,13 @@ impl RegistryClient {
         let path = format!("/v2/{repository}/manifests/{reference}");
         let url = format!("{}{path}", self.base);
         let answer = self
-            .send(Method::GET, &path, Some(MANIFEST_ACCEPT), Some(repository))
+            .send(
+                Method::GET,
+                &path,
+                Some(MANIFEST_ACCEPT),
+                Some(repository),
+                None,
+            )
             .await?;
         let rate_limit = RateLimit::from_headers(&answer.headers);
         let content_type = answer
@@ -276,7 +374,13 @@ impl RegistryClient {
     ) -> Result<ManifestHead, RegistryError> {
         let path = format!("/v2/{repository}/manifests/{reference}");
         let answer = self
-            .send(Method::HEAD, &path, Some(MANIFEST_ACCEPT), Some(repository))
+            .send(
+                Method::HEAD,
+                &path,
+                Some(MANIFEST_ACCEPT),
+                Some(repository),
+                None,
+            )
             .await?;
         let headers = &answer.headers;
         Ok(ManifestHead {
@@ -296,19 +400,182 @@ impl RegistryClient {
         })
     }
 
+    /// List a repository's tags: `GET /v2/<name>/tags/list?n=<page_size>`, following the
+    /// `Link: <...>; rel="next"` pagination of the distribution spec
+    /// (<https://github.com/opencontainers/distribution-spec/blob/main/spec.md#listing-tags>),
+    /// within `limits`: at most [`TagListLimits::max_pages`] requests and
+    /// [`TagListLimits::max_tags`] tags kept, each page's body at most [`MAX_TAGS_PAGE_BYTES`]
+    /// ([`RegistryError::Refused`] beyond, unread).
+    ///
+    /// A next link is followed only to this registry's origin and the same path (its query,
+    /// e.g. `n` and `last`, is taken as given): one to another host, scheme, port or path
+    /// ends the listing there, with [`TagList::complete`] false, and nothing is sent to it.
+    /// Entries that are not valid tags (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`) are dropped, so a
+    /// tag from the list can go into a URL path as it is. `complete` is false when a bound
+    /// stopped the listing. A body that is not a tags list is [`RegistryError::Refused`].
+    pub async fn list_tags(
+        &self,
+        repository: &str,
+        limits: TagListLimits,
+    ) -> Result<TagList, RegistryError> {
+        let list_path = format!("/v2/{repository}/tags/list");
+        let mut path = format!("{list_path}?n={}", limits.page_size.max(1));
+        let mut out = TagList {
+            tags: Vec::new(),
+            complete: false,
+            pages: 0,
+        };
+        let mut seen = std::collections::HashSet::new();
+        while out.pages < limits.max_pages {
+            let url = format!("{}{path}", self.base);
+            let answer = self
+                .send(Method::GET, &path, None, Some(repository), None)
+                .await?;
+            out.pages += 1;
+            let next = answer
+                .headers
+                .get_all(reqwest::header::LINK)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(next_link)
+                .map(str::to_owned);
+            let body = read_limited(answer.response, &url, MAX_TAGS_PAGE_BYTES).await?;
+            let page: serde_json::Value =
+                serde_json::from_slice(&body).map_err(|e| RegistryError::Refused {
+                    url: url.clone(),
+                    message: format!("the tags list is not JSON: {e}"),
+                })?;
+            let tags = match page.get("tags") {
+                Some(serde_json::Value::Array(tags)) => tags.as_slice(),
+                Some(serde_json::Value::Null) | None => &[],
+                Some(_) => {
+                    return Err(RegistryError::Refused {
+                        url,
+                        message: "the tags list's `tags` is not an array".into(),
+                    });
+                }
+            };
+            for tag in tags.iter().filter_map(|t| t.as_str()) {
+                if out.tags.len() >= limits.max_tags {
+                    return Ok(out);
+                }
+                if valid_tag(tag) && seen.insert(tag.to_owned()) {
+                    out.tags.push(tag.to_owned());
+                }
+            }
+            let Some(next) = next else {
+                out.complete = true;
+                return Ok(out);
+            };
+            match self.same_listing(&url, &next, &list_path) {
+                Some(next_path) => path = next_path,
+                None => {
+                    tracing::warn!(registry = %self.base, link = %next, "tags list: next page on another origin or path, not followed");
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The path and query of `link` (relative to `page_url`) when it is this registry's
+    /// origin and `list_path`; `None` otherwise.
+    fn same_listing(&self, page_url: &str, link: &str, list_path: &str) -> Option<String> {
+        let page = reqwest::Url::parse(page_url).ok()?;
+        let next = page.join(link).ok()?;
+        let base = reqwest::Url::parse(&self.base).ok()?;
+        if next.origin() != base.origin() || next.path() != list_path {
+            return None;
+        }
+        Some(match next.query() {
+            Some(query) => format!("{list_path}?{query}"),
+            None => list_path.to_owned(),
+        })
+    }
+
     /// GET the blob a descriptor names (following the redirect to storage), streamed and
     /// checked against its digest. Reading stops, with an error, past the descriptor's size:
     /// a server cannot make it read more. Returns the number of bytes read.
+    ///
+    /// Time: the whole call has the budget [`BlobBudget::for_size`] of the descriptor's size
+    /// ([`RegistryClient::with_blob_budget`]), instead of the HTTP client's whole-request
+    /// timeout; when it is spent the download stops with [`RegistryError::BlobTooSlow`], not
+    /// retried. Within it, the read-idle timeout of [`http_client`] still stops a connection
+    /// that is silent: [`RegistryError::BlobStalled`]. A download that keeps making progress is
+    /// never cut short before its budget.
+    ///
+    /// Retries: the request, up to the answer's head, is retried as any other
+    /// ([`RetryPolicy`]). A download that fails once its body is streaming (a stall, a reset
+    /// connection: [`RegistryError::BlobStalled`] or [`RegistryError::Transport`]) is started
+    /// again from its first byte **at most once**, within what is left of the same budget; a
+    /// second such failure, a digest mismatch, a body over its size or a spent budget is
+    /// returned. It is not resumed with a `Range` request: the retry may land on another
+    /// storage URL (ECR redirects each GET to a fresh presigned one), a server may ignore
+    /// `Range` and send the whole blob again, and the point of the download (making the cache
+    /// import the layer) does not need it; one restart costs at most the blob's size again,
+    /// and a download that is progressing is never restarted.
     pub async fn get_blob(
         &self,
         repository: &str,
         descriptor: &Descriptor,
     ) -> Result<u64, RegistryError> {
+        let url = format!("{}/v2/{repository}/blobs/{}", self.base, descriptor.digest);
+        let budget = self.blob_budget.for_size(descriptor.size);
+        let deadline = tokio::time::Instant::now() + budget;
+        let mut restarted = false;
+        loop {
+            let mut progress = BlobProgress::default();
+            let attempt = tokio::time::timeout_at(
+                deadline,
+                self.get_blob_once(repository, descriptor, budget, &mut progress),
+            )
+            .await;
+            let err = match attempt {
+                Ok(Ok(total)) => return Ok(total),
+                Ok(Err(err)) => err,
+                Err(_elapsed) => {
+                    return Err(RegistryError::BlobTooSlow {
+                        url,
+                        budget,
+                        min_bytes_per_sec: self.blob_budget.min_bytes_per_sec,
+                        received: progress.received,
+                        expected: descriptor.size,
+                    });
+                }
+            };
+            let mid_stream = progress.streaming
+                && matches!(
+                    err,
+                    RegistryError::BlobStalled { .. } | RegistryError::Transport { .. }
+                );
+            if !mid_stream || restarted || tokio::time::Instant::now() >= deadline {
+                return Err(err);
+            }
+            tracing::warn!(error = %err, received = progress.received, size = descriptor.size, "blob download failed mid-stream: started again from its first byte (once)");
+            restarted = true;
+        }
+    }
+
+    /// One download of a blob (see [`Self::get_blob`]): the request with its retries, then the
+    /// body, hashed as it comes. `progress` says how far it got.
+    async fn get_blob_once(
+        &self,
+        repository: &str,
+        descriptor: &Descriptor,
+        budget: Duration,
+        progress: &mut BlobProgress,
+    ) -> Result<u64, RegistryError> {
         let digest = &descriptor.digest;
         let path = format!("/v2/{repository}/blobs/{digest}");
         let url = format!("{}{path}", self.base);
         let mut answer = self
-            .send(Method::GET, &path, None, Some(repository))
+            .send(
+                Method::GET,
+                &path,
+                None,
+                Some(repository),
+                Some(budget + BLOB_TIMEOUT_SLACK),
+            )
             .await?;
         let too_large = || RegistryError::Refused {
             url: url.clone(),
@@ -324,16 +591,28 @@ impl RegistryClient {
         {
             return Err(too_large());
         }
+        progress.streaming = true;
         let mut hasher = digest.hasher();
-        let mut total = 0u64;
-        while let Some(chunk) = answer
-            .response
-            .chunk()
-            .await
-            .map_err(|e| transport(&url, &e))?
-        {
-            total = total.saturating_add(chunk.len() as u64);
-            if total > descriptor.size {
+        let mut last_byte = tokio::time::Instant::now();
+        loop {
+            let chunk = match answer.response.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                // The whole-request timeout is past the budget (BLOB_TIMEOUT_SLACK), which
+                // `get_blob` enforces first: a timeout here is the read-idle one.
+                Err(e) if e.is_timeout() => {
+                    return Err(RegistryError::BlobStalled {
+                        url,
+                        silent: last_byte.elapsed(),
+                        received: progress.received,
+                        expected: descriptor.size,
+                    });
+                }
+                Err(e) => return Err(transport(&url, &e)),
+            };
+            last_byte = tokio::time::Instant::now();
+            progress.received = progress.received.saturating_add(chunk.len() as u64);
+            if progress.received > descriptor.size {
                 return Err(too_large());
             }
             hasher.update(&chunk);
@@ -347,7 +626,7 @@ impl RegistryClient {
                 actual: actual.to_string(),
             });
         }
-        Ok(total)
+        Ok(progress.received)
     }
 
     /// One request with auth handling, inside the retry loop.
@@ -357,6 +636,7 @@ impl RegistryClient {
         path: &str,
         accept: Option<&str>,
         repository: Option<&str>,
+        timeout: Option<Duration>,
     ) -> Result<Answer, RegistryError> {
         let url = format!("{}{path}", self.base);
         let attempt = || async {
@@ -371,10 +651,15 @@ impl RegistryClient {
                 if let Some(auth) = &auth {
                     request = request.header(AUTHORIZATION, auth.expose());
                 }
+                if let Some(timeout) = timeout {
+                    request = request.timeout(timeout);
+                }
                 let mut response = request.send().await.map_err(|e| transport(&url, &e))?;
                 if response.status().is_redirection() {
                     // To another origin (storage): followed without any credential.
-                    response = self.follow_anonymously(&method, accept, response).await?;
+                    response = self
+                        .follow_anonymously(&method, accept, timeout, response)
+                        .await?;
                 }
                 let status = response.status();
                 let headers = response.headers().clone();
@@ -539,6 +824,7 @@ impl RegistryClient {
         &self,
         method: &Method,
         accept: Option<&str>,
+        timeout: Option<Duration>,
         mut response: reqwest::Response,
     ) -> Result<reqwest::Response, RegistryError> {
         for _ in 0..MAX_REDIRECTS {
@@ -557,6 +843,9 @@ impl RegistryClient {
             let mut request = self.http.request(method.clone(), next.clone());
             if let Some(accept) = accept {
                 request = request.header(ACCEPT, accept);
+            }
+            if let Some(timeout) = timeout {
+                request = request.timeout(timeout);
             }
             response = request
                 .send()
@@ -584,6 +873,72 @@ impl RegistryClient {
                     .host_str()
                     .is_some_and(|h| self.token_hosts.iter().any(|t| t == h)))
     }
+}
+
+/// Most bytes of one page of a tags list: 1 MiB, room for several thousand tags (a tag is at
+/// most 128 characters); a larger page is refused unread.
+pub const MAX_TAGS_PAGE_BYTES: usize = 1024 * 1024;
+
+/// Bounds of [`RegistryClient::list_tags`]. `Default`: pages of 1000 tags, at most 10 pages and
+/// 10,000 tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TagListLimits {
+    /// `n`, the page size asked for (a registry may send fewer, or ignore it).
+    pub page_size: usize,
+    /// Most requests made.
+    pub max_pages: usize,
+    /// Most tags kept, whatever the pages hold.
+    pub max_tags: usize,
+}
+
+impl Default for TagListLimits {
+    fn default() -> Self {
+        Self {
+            page_size: 1000,
+            max_pages: 10,
+            max_tags: 10_000,
+        }
+    }
+}
+
+/// What [`RegistryClient::list_tags`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagList {
+    /// The valid tags, in the registry's order, without duplicates.
+    pub tags: Vec<String>,
+    /// The registry said there was no next page; false when a bound, or a next link that was
+    /// not followed, ended the listing.
+    pub complete: bool,
+    /// Pages requested.
+    pub pages: usize,
+}
+
+/// The target of a `Link` header value's `rel="next"` entry (RFC 8288), e.g.
+/// `</v2/x/tags/list?n=2&last=b>; rel="next"`.
+fn next_link(value: &str) -> Option<&str> {
+    value.split(',').find_map(|entry| {
+        let entry = entry.trim();
+        let (target, params) = entry.strip_prefix('<')?.split_once('>')?;
+        let next = params.split(';').any(|p| {
+            p.trim().strip_prefix("rel=").is_some_and(|r| {
+                r.trim_matches('"')
+                    .split_whitespace()
+                    .any(|r| r.eq_ignore_ascii_case("next"))
+            })
+        });
+        next.then_some(target)
+    })
+}
+
+/// The OCI tag grammar `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+fn valid_tag(tag: &str) -> bool {
+    let bytes = tag.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 128
+        && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 fn scope(repository: &str) -> String {
@@ -776,6 +1131,391 @@ mod tests {
     use reqwest::header::HeaderValue;
 
     use super::*;
+
+    /// A small HTTP/1.1 server on 127.0.0.1, one thread per connection: `reply(n, head,
+    /// socket)` answers the `n`th request (from 0) by writing to the socket itself, then the
+    /// connection is closed. Returns the base URL and each request's head.
+    fn serve(
+        reply: impl Fn(usize, &str, &mut std::net::TcpStream) + Send + Sync + 'static,
+    ) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+        use std::io::Read as _;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (reply, seen) = (Arc::new(reply), heads.clone());
+        std::thread::spawn(move || {
+            for socket in listener.incoming() {
+                let Ok(mut socket) = socket else { return };
+                let (reply, seen) = (reply.clone(), seen.clone());
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let n = {
+                        let mut seen = seen.lock().unwrap();
+                        seen.push(head.clone());
+                        seen.len() - 1
+                    };
+                    reply(n, &head, &mut socket);
+                });
+            }
+        });
+        (base, heads)
+    }
+
+    fn write_head(socket: &mut std::net::TcpStream, status: u16, headers: &[(&str, String)]) {
+        use std::io::Write as _;
+        let mut text = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            text.push_str(&format!("{k}: {v}\r\n"));
+        }
+        text.push_str("\r\n");
+        let _ = socket.write_all(text.as_bytes());
+    }
+
+    /// `body` in `chunk`-byte pieces, `pause` before each; stops at the first write error.
+    fn write_paced(socket: &mut std::net::TcpStream, body: &[u8], chunk: usize, pause: Duration) {
+        use std::io::Write as _;
+        for piece in body.chunks(chunk) {
+            std::thread::sleep(pause);
+            if socket
+                .write_all(piece)
+                .and_then(|()| socket.flush())
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    fn blob(len: usize) -> (Vec<u8>, Descriptor) {
+        let body: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let descriptor = Descriptor {
+            media_type: String::new(),
+            digest: Digest::sha256_of(&body),
+            size: len as u64,
+            platform: None,
+        };
+        (body, descriptor)
+    }
+
+    /// A client whose HTTP timeout (whole request for small answers, read-idle, connect) is
+    /// `timeout`, with quick retries.
+    fn client(base: &str, timeout: Duration) -> RegistryClient {
+        RegistryClient::new(
+            http_client(timeout).unwrap(),
+            base,
+            Arc::new(Credentials::Anonymous),
+        )
+        .with_retry(RetryPolicy {
+            max_retries: 1,
+            min_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(20),
+        })
+    }
+
+    /// Issue 18: a layer that takes longer than the whole-request timeout, but never goes
+    /// silent for the read-idle timeout, completes (the old client cut it at the timeout).
+    #[tokio::test]
+    async fn a_steady_blob_longer_than_the_request_timeout_completes() {
+        let (body, descriptor) = blob(16 * 16 * 1024);
+        let served = body.clone();
+        let (base, heads) = serve(move |_, _, socket| {
+            write_head(socket, 200, &[("Content-Length", served.len().to_string())]);
+            // 16 pieces, one every 100 ms: about 1.6 s, four times the 400 ms timeout.
+            write_paced(socket, &served, 16 * 1024, Duration::from_millis(100));
+        });
+        let client = client(&base, Duration::from_millis(400));
+        let started = std::time::Instant::now();
+        let read = client.get_blob("a/b", &descriptor).await.unwrap();
+        assert_eq!(read, body.len() as u64);
+        assert!(
+            started.elapsed() > Duration::from_millis(1200),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(heads.lock().unwrap().len(), 1, "downloaded once");
+    }
+
+    /// A body that goes silent for longer than the read-idle timeout fails with an error that
+    /// names the stall, after one restart from the first byte (which stalls too).
+    #[tokio::test]
+    async fn a_blob_that_stalls_longer_than_the_idle_timeout_fails_naming_the_stall() {
+        let (body, descriptor) = blob(64 * 1024);
+        let served = body.clone();
+        let (base, heads) = serve(move |_, _, socket| {
+            use std::io::Write as _;
+            write_head(socket, 200, &[("Content-Length", served.len().to_string())]);
+            let _ = socket.write_all(&served[..1000]);
+            let _ = socket.flush();
+            std::thread::sleep(Duration::from_secs(3));
+        });
+        let client = client(&base, Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let err = client.get_blob("a/b", &descriptor).await.unwrap_err();
+        match &err {
+            RegistryError::BlobStalled {
+                silent,
+                received,
+                expected,
+                ..
+            } => {
+                assert!(*silent >= Duration::from_millis(250), "{silent:?}");
+                assert_eq!((*received, *expected), (1000, 64 * 1024));
+            }
+            other => panic!("expected a stall, got {other:?}"),
+        }
+        let text = err.to_string();
+        assert!(
+            text.contains("stalled")
+                && text.contains("read-idle timeout")
+                && text.contains("after 1000 of 65536 bytes"),
+            "{text}"
+        );
+        assert_eq!(heads.lock().unwrap().len(), 2, "restarted once, not more");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    /// A connection reset mid-stream: the download starts again from its first byte, once,
+    /// and completes.
+    #[tokio::test]
+    async fn a_blob_cut_mid_stream_is_downloaded_again_once() {
+        let (body, descriptor) = blob(64 * 1024);
+        let served = body.clone();
+        let (base, heads) = serve(move |n, _, socket| {
+            use std::io::Write as _;
+            write_head(socket, 200, &[("Content-Length", served.len().to_string())]);
+            let end = if n == 0 {
+                served.len() / 2
+            } else {
+                served.len()
+            };
+            let _ = socket.write_all(&served[..end]);
+            // Dropping the socket closes it: the first answer is short of its length.
+        });
+        let read = client(&base, Duration::from_secs(2))
+            .get_blob("a/b", &descriptor)
+            .await
+            .unwrap();
+        assert_eq!(read, body.len() as u64);
+        assert_eq!(heads.lock().unwrap().len(), 2);
+    }
+
+    /// A server that trickles bytes (never silent for the idle timeout) is stopped by the
+    /// size-scaled budget, and that is not retried.
+    #[tokio::test]
+    async fn a_blob_slower_than_its_budget_fails_and_is_not_restarted() {
+        let (body, descriptor) = blob(256 * 1024);
+        let served = body.clone();
+        let (base, heads) = serve(move |_, _, socket| {
+            write_head(socket, 200, &[("Content-Length", served.len().to_string())]);
+            // 16 KiB every 100 ms: 160 KiB/s, 1.6 s in all.
+            write_paced(socket, &served, 16 * 1024, Duration::from_millis(100));
+        });
+        let budget = BlobBudget {
+            base: Duration::from_millis(300),
+            min_bytes_per_sec: 1024 * 1024,
+            max: Duration::from_secs(60),
+        };
+        // 300 ms + 256 KiB at 1 MiB/s = 550 ms.
+        assert_eq!(budget.for_size(256 * 1024), Duration::from_millis(550));
+        let err = client(&base, Duration::from_millis(400))
+            .with_blob_budget(budget)
+            .get_blob("a/b", &descriptor)
+            .await
+            .unwrap_err();
+        match &err {
+            RegistryError::BlobTooSlow {
+                budget: spent,
+                received,
+                expected,
+                ..
+            } => {
+                assert_eq!(*spent, Duration::from_millis(550));
+                assert!(*received > 0 && *received < *expected, "{received}");
+            }
+            other => panic!("expected a spent budget, got {other:?}"),
+        }
+        assert!(err.to_string().contains("longer than its budget"), "{err}");
+        assert_eq!(heads.lock().unwrap().len(), 1, "not restarted");
+    }
+
+    /// The budget is `base + size / min rate`, capped: 60 s for a small blob, 60 s + 190.734 s
+    /// for 200 MB at 1 MiB/s, 1 h at most (a declared size is untrusted).
+    #[test]
+    fn the_blob_budget_scales_with_the_declared_size() {
+        let budget = BlobBudget::default();
+        assert_eq!(budget.for_size(0), Duration::from_secs(60));
+        assert_eq!(budget.for_size(1024 * 1024), Duration::from_secs(61));
+        assert_eq!(
+            budget.for_size(200_000_000),
+            Duration::from_secs(60) + Duration::from_millis(190_734)
+        );
+        assert_eq!(budget.for_size(u64::MAX), Duration::from_secs(3600));
+        // 200 MB through 5 MB/s takes 40 s: well within its budget.
+        assert!(budget.for_size(200_000_000) > Duration::from_secs(40) * 5);
+        let zero_rate = BlobBudget {
+            min_bytes_per_sec: 0,
+            ..budget
+        };
+        assert_eq!(
+            zero_rate.for_size(10),
+            Duration::from_secs(70),
+            "a rate of 0 is read as 1 B/s"
+        );
+    }
+
+    /// Manifests keep the whole-request timeout: a manifest body trickled past it fails.
+    #[tokio::test]
+    async fn a_manifest_keeps_the_whole_request_timeout() {
+        let (base, _) = serve(|_, _, socket| {
+            let body = vec![b' '; 2048];
+            write_head(socket, 200, &[("Content-Length", body.len().to_string())]);
+            write_paced(socket, &body, 128, Duration::from_millis(50));
+        });
+        let err = client(&base, Duration::from_millis(300))
+            .get_manifest("a/b", "1")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RegistryError::Timeout { .. } | RegistryError::Transport { .. }
+            ),
+            "{err:?}"
+        );
+    }
+
+    /// Pagination with `Link`, bounded pages, tags that are not tags dropped.
+    #[tokio::test]
+    async fn tags_are_listed_page_by_page_within_bounds() {
+        let (base, heads) = serve(|n, _, socket| {
+            use std::io::Write as _;
+            let body = format!(r#"{{"name":"a/b","tags":["t{n}a","t{n}b","../x",7]}}"#);
+            let link = format!("</v2/a/b/tags/list?n=2&last=t{n}b>; rel=\"next\"");
+            write_head(
+                socket,
+                200,
+                &[("Content-Length", body.len().to_string()), ("Link", link)],
+            );
+            let _ = socket.write_all(body.as_bytes());
+        });
+        let limits = TagListLimits {
+            page_size: 2,
+            max_pages: 3,
+            max_tags: 100,
+        };
+        let list = client(&base, Duration::from_secs(2))
+            .list_tags("a/b", limits)
+            .await
+            .unwrap();
+        assert_eq!(list.tags, ["t0a", "t0b", "t1a", "t1b", "t2a", "t2b"]);
+        assert!(!list.complete);
+        assert_eq!(list.pages, 3);
+        let heads = heads.lock().unwrap();
+        assert_eq!(heads.len(), 3, "no request past max_pages");
+        assert!(
+            heads[0].starts_with("GET /v2/a/b/tags/list?n=2 "),
+            "{}",
+            heads[0]
+        );
+        assert!(
+            heads[2].starts_with("GET /v2/a/b/tags/list?n=2&last=t1b "),
+            "{}",
+            heads[2]
+        );
+    }
+
+    /// A next link to another origin (or another path) is not followed; a page over its byte
+    /// bound is refused; a page over `max_tags` is cut.
+    #[tokio::test]
+    async fn hostile_tags_lists_are_bounded_and_stay_on_their_origin() {
+        let (elsewhere, elsewhere_heads) = serve(|_, _, socket| write_head(socket, 404, &[]));
+        let foreign = elsewhere.clone();
+        let (base, heads) = serve(move |_, head, socket| {
+            use std::io::Write as _;
+            let (body, link) = if head.contains("/huge/") {
+                (
+                    format!(r#"{{"tags":["{}"]}}"#, "a".repeat(MAX_TAGS_PAGE_BYTES)),
+                    None,
+                )
+            } else if head.contains("/many/") {
+                let tags: Vec<String> = (0..50_000).map(|i| format!("\"t{i}\"")).collect();
+                (format!(r#"{{"tags":[{}]}}"#, tags.join(",")), None)
+            } else if head.contains("/path/") {
+                (
+                    r#"{"tags":["a"]}"#.to_owned(),
+                    Some("</v2/other/tags/list?n=1>; rel=\"next\"".to_owned()),
+                )
+            } else {
+                (
+                    r#"{"tags":["a"]}"#.to_owned(),
+                    Some(format!(
+                        "<{foreign}/v2/a/b/tags/list?n=1&last=a>; rel=\"next\""
+                    )),
+                )
+            };
+            let mut headers = vec![("Content-Length", body.len().to_string())];
+            if let Some(link) = link {
+                headers.push(("Link", link));
+            }
+            write_head(socket, 200, &headers);
+            let _ = socket.write_all(body.as_bytes());
+        });
+        let client = client(&base, Duration::from_secs(2));
+        let list = client
+            .list_tags("a/b", TagListLimits::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            (list.tags.as_slice(), list.complete),
+            (&["a".to_owned()][..], false)
+        );
+        assert!(
+            elsewhere_heads.lock().unwrap().is_empty(),
+            "nothing sent to the other origin"
+        );
+        let list = client
+            .list_tags("path/x", TagListLimits::default())
+            .await
+            .unwrap();
+        assert!(!list.complete && list.pages == 1);
+        let err = client
+            .list_tags("huge/x", TagListLimits::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RegistryError::Refused { .. }), "{err:?}");
+        let list = client
+            .list_tags("many/x", TagListLimits::default())
+            .await
+            .unwrap();
+        assert_eq!((list.tags.len(), list.complete), (10_000, false));
+        assert_eq!(heads.lock().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn next_links_are_read() {
+        assert_eq!(
+            next_link(r#"</v2/x/tags/list?n=2&last=b>; rel="next""#),
+            Some("/v2/x/tags/list?n=2&last=b")
+        );
+        assert_eq!(
+            next_link(r#"<https://h/a>; rel="prev", <https://h/b>; rel=next"#),
+            Some("https://h/b")
+        );
+        assert_eq!(next_link(r#"<https://h/a>; rel="prev""#), None);
+        assert_eq!(next_link("garbage"), None);
+    }
 
     #[test]
     fn retry_after_is_seconds_or_an_http_date() {

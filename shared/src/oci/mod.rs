@@ -13,9 +13,14 @@
 //! their bound) is not retried.
 //!
 //! Answers are untrusted: every body read is bounded ([`MAX_ERROR_BODY_BYTES`],
-//! [`MAX_TOKEN_BODY_BYTES`], [`MAX_MANIFEST_BYTES`], a blob's descriptor size,
-//! [`MAX_MANIFEST_DESCRIPTORS`]), and credentials go only to the registry's own origin and
-//! the token services of [`known_token_hosts`] (https, or http on loopback).
+//! [`MAX_TOKEN_BODY_BYTES`], [`MAX_MANIFEST_BYTES`], [`MAX_TAGS_PAGE_BYTES`], a blob's
+//! descriptor size, [`MAX_MANIFEST_DESCRIPTORS`]), and credentials go only to the registry's
+//! own origin and the token services of [`known_token_hosts`] (https, or http on loopback).
+//!
+//! Time is bounded too ([`http_client`]): a connect timeout, a read-idle timeout (no byte for
+//! `PTC_HTTP_TIMEOUT_SECS`), the same value as the whole-request timeout of small answers, and
+//! for a blob a budget that grows with its declared size ([`BlobBudget`]), so a large layer
+//! on a slow but working link completes.
 //!
 //! - [`media`]: manifest media types and the `Accept` list.
 //! - [`manifest`]: manifests checked and parsed.
@@ -104,12 +109,44 @@ pub enum RegistryError {
         /// The error and its causes, joined by `: `.
         message: String,
     },
-    /// The request, body included, took longer than the HTTP client's timeout
-    /// (`PTC_HTTP_TIMEOUT_SECS`, see [`http_client`]).
+    /// A request timed out (see [`http_client`]): connecting took longer than the connect
+    /// timeout, an answer's head did not come within `PTC_HTTP_TIMEOUT_SECS`, or a small answer
+    /// (manifest, HEAD, token, tags list) took longer than that in all. A blob's body has its
+    /// own bounds: [`BlobStalled`](Self::BlobStalled) and [`BlobTooSlow`](Self::BlobTooSlow).
     #[error("{url}: timed out")]
     Timeout {
         /// The request URL.
         url: String,
+    },
+    /// A blob download during which no byte came for the read-idle timeout
+    /// (`PTC_HTTP_TIMEOUT_SECS`, see [`http_client`]): a dead or stuck connection. Retried from
+    /// the start at most once (see [`RegistryClient::get_blob`]).
+    #[error("{url}: the download stalled: no byte for {:.1}s after {received} of {expected} bytes (read-idle timeout)", silent.as_secs_f64())]
+    BlobStalled {
+        /// The blob's URL.
+        url: String,
+        /// How long the connection was silent before the client gave up.
+        silent: Duration,
+        /// Bytes received (by the attempt that stalled).
+        received: u64,
+        /// The descriptor's size.
+        expected: u64,
+    },
+    /// A blob download that was still going when its budget ([`BlobBudget::for_size`] of the
+    /// descriptor's size) was spent: a link slower than [`BlobBudget::min_bytes_per_sec`] on
+    /// average, or a server trickling bytes. Not retried.
+    #[error("{url}: the download took longer than its budget of {}s for {expected} bytes ({received} bytes received; the budget assumes at least {min_bytes_per_sec} bytes/s)", budget.as_secs())]
+    BlobTooSlow {
+        /// The blob's URL.
+        url: String,
+        /// The budget that was spent.
+        budget: Duration,
+        /// The minimum average rate the budget was computed with.
+        min_bytes_per_sec: u64,
+        /// Bytes received (by the last attempt).
+        received: u64,
+        /// The descriptor's size.
+        expected: u64,
     },
     /// A manifest that cannot be used (see [`Manifest::parse`]), or one over
     /// [`MAX_MANIFEST_BYTES`].
@@ -151,7 +188,7 @@ pub enum RegistryError {
 impl RegistryError {
     fn retryable(&self) -> bool {
         match self {
-            Self::Transport { .. } | Self::Timeout { .. } => true,
+            Self::Transport { .. } | Self::Timeout { .. } | Self::BlobStalled { .. } => true,
             // 408 Request Timeout is the server asking for a retry (RFC 9110 15.5.9); other
             // 4xx answers say the request itself is wrong, and stay wrong.
             Self::Status { status, .. } => *status >= 500 || *status == 408,
