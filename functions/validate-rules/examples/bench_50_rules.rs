@@ -84,6 +84,8 @@ async fn main() {
             concurrency,
             publish_metrics: true,
             consumers: Default::default(),
+            pull_time_exclusions: Vec::new(),
+            caller_exclusion: None,
         };
         let calls_before = stack.read("ecr").await["calls"].clone();
         let t = Instant::now();

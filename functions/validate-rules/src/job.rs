@@ -27,7 +27,9 @@ use crate::report::{Finding, RuleResult, Severity, Summary, ValidationReport, me
 /// here writes to ECR or Secrets Manager.
 pub struct Deps<'a> {
     /// ECR: `DescribePullThroughCacheRules` (every page) once per run (not at all for
-    /// [`Trigger::Nothing`]), and `ValidatePullThroughCacheRule` once per rule in scope.
+    /// [`Trigger::Nothing`]), `ValidatePullThroughCacheRule` once per rule in scope, and
+    /// `ListPullTimeUpdateExclusions` (every page) once per full run when a principal is
+    /// expected ([`crate::pull_time`]).
     pub ecr: &'a dyn EcrApi,
     /// Secrets Manager: `DescribeSecret` for each rule's credential secret, then
     /// `GetSecretValue` (unless the secret is scheduled for deletion) to check the value's
@@ -51,6 +53,16 @@ pub async fn run(
     now: OffsetDateTime,
 ) -> ValidationReport {
     let (mut report, totals_known) = check(deps, options, trigger, now).await;
+    // A registry-wide question: asked by full runs (schedule, `{}`, `ptc validate`), not by
+    // each rule's events.
+    if matches!(trigger, Trigger::All { .. }) {
+        report.pull_time_exclusions = crate::pull_time::check(
+            deps.ecr,
+            &options.pull_time_exclusions,
+            options.caller_exclusion.as_ref(),
+        )
+        .await;
+    }
     if options.publish_metrics {
         let full_run = matches!(trigger, Trigger::All { .. });
         publish(deps, options, &mut report, full_run, totals_known).await;
@@ -390,6 +402,8 @@ mod tests {
             concurrency: 4,
             publish_metrics: true,
             consumers: Consumers::default(),
+            pull_time_exclusions: Vec::new(),
+            caller_exclusion: None,
         }
     }
 
@@ -1263,5 +1277,191 @@ mod tests {
         assert_eq!(prefixes, ["k8s"]);
         assert_eq!(world.metric("CrossAccountReady", Some("k8s")), Some(1.0));
         assert_eq!(world.total("CrossAccountReady"), None);
+    }
+
+    // -- pull-time update exclusions ------------------------------------------------------
+
+    const PREWARM_ROLE: &str = "arn:aws:iam::123456789012:role/ptc-PrewarmFunctionRole-1A2B";
+    const HEALTH_ROLE: &str = "arn:aws:iam::123456789012:role/ptc-HealthMetricsFunctionRole-3C4D";
+
+    /// The template's two roles, as `PTC_PULL_TIME_EXCLUDED_ROLES` gives them.
+    fn with_excluded_roles() -> Options {
+        let mut options = options();
+        options.pull_time_exclusions = [PREWARM_ROLE, HEALTH_ROLE]
+            .iter()
+            .map(|arn| {
+                ptc_core::pull_time::ExpectedExclusion::exact(
+                    ptc_core::pull_time::PrincipalArn::parse(arn).unwrap(),
+                    "PTC_PULL_TIME_EXCLUDED_ROLES",
+                )
+            })
+            .collect();
+        options
+    }
+
+    fn register(world: &World, arns: &[&str]) {
+        world.ecr.state.lock().unwrap().pull_time_update_exclusions =
+            arns.iter().map(|a| (*a).to_owned()).collect();
+    }
+
+    #[tokio::test]
+    async fn registered_roles_are_no_finding_and_publish_zero_missing() {
+        let world = World::new(vec![quay()]);
+        register(
+            &world,
+            &[
+                HEALTH_ROLE,
+                PREWARM_ROLE,
+                "arn:aws:iam::123456789012:role/other",
+            ],
+        );
+        let report = world.run(&with_excluded_roles(), all()).await;
+        let check = report.pull_time_exclusions.as_ref().unwrap();
+        assert!(check.listed && check.findings.is_empty(), "{check:#?}");
+        assert_eq!(check.missing, 0);
+        assert!(check.principals.iter().all(|p| p.excluded == Some(true)));
+        assert_eq!(world.total("PullTimeExclusionsMissing"), Some(0.0));
+        assert_eq!(world.ecr.calls("ListPullTimeUpdateExclusions"), 1);
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+    }
+
+    #[tokio::test]
+    async fn a_role_that_is_not_excluded_is_named_with_what_it_breaks() {
+        let world = World::new(vec![quay()]);
+        register(&world, &[HEALTH_ROLE]);
+        let report = world.run(&with_excluded_roles(), all()).await;
+        let check = report.pull_time_exclusions.as_ref().unwrap();
+        assert_eq!(check.missing, 1);
+        let [finding] = &check.findings[..] else {
+            panic!("{:#?}", check.findings);
+        };
+        assert_eq!(
+            (finding.code, finding.severity),
+            ("pull-time-exclusion-missing", Severity::Error)
+        );
+        for needle in [
+            PREWARM_ROLE,
+            "PTC_PULL_TIME_EXCLUDED_ROLES",
+            "discovery",
+            "ImagesNotPulled",
+            "register-pull-time-update-exclusion --principal-arn",
+        ] {
+            assert!(
+                finding.message.contains(needle),
+                "{needle}: {}",
+                finding.message
+            );
+        }
+        assert!(!finding.message.contains(HEALTH_ROLE));
+        assert_eq!(world.total("PullTimeExclusionsMissing"), Some(1.0));
+        assert!(report.errors.is_empty(), "a finding, not a run error");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_list_is_a_finding_and_never_a_zero() {
+        for kind in [
+            AwsErrorKind::AccessDenied("AccessDeniedException".into()),
+            AwsErrorKind::Service("UnknownOperationException".into()),
+        ] {
+            let world = World::new(vec![quay()]);
+            register(&world, &[HEALTH_ROLE, PREWARM_ROLE]);
+            world
+                .ecr
+                .fail_next("ListPullTimeUpdateExclusions", kind.clone());
+            let report = world.run(&with_excluded_roles(), all()).await;
+            let check = report.pull_time_exclusions.as_ref().unwrap();
+            assert!(!check.listed);
+            assert!(check.principals.iter().all(|p| p.excluded.is_none()));
+            let codes: Vec<&str> = check.findings.iter().map(|f| f.code).collect();
+            assert_eq!(codes, ["pull-time-exclusions-unknown"], "{kind:?}");
+            assert!(
+                check.findings[0].message.contains("could not run"),
+                "{}",
+                check.findings[0].message
+            );
+            assert_eq!(
+                world.total("PullTimeExclusionsMissing"),
+                Some(2.0),
+                "{kind:?}: every role counts as missing"
+            );
+            assert_eq!(report.summary.valid, 1, "the rules are still checked");
+        }
+    }
+
+    #[tokio::test]
+    async fn without_expected_roles_nothing_is_asked_nor_published() {
+        let world = World::new(vec![quay()]);
+        let report = world.run(&options(), all()).await;
+        assert!(report.pull_time_exclusions.is_none());
+        assert_eq!(world.ecr.calls("ListPullTimeUpdateExclusions"), 0);
+        assert_eq!(world.total("PullTimeExclusionsMissing"), None);
+        // A run for some prefixes does not ask either: a registry-wide question.
+        let world = World::new(vec![quay()]);
+        let report = world
+            .run(
+                &with_excluded_roles(),
+                Trigger::Prefixes {
+                    source: "CloudTrail UpdatePullThroughCacheRule".into(),
+                    prefixes: vec!["quay".into()],
+                },
+            )
+            .await;
+        assert!(report.pull_time_exclusions.is_none());
+        assert_eq!(world.ecr.calls("ListPullTimeUpdateExclusions"), 0);
+    }
+
+    #[tokio::test]
+    async fn the_callers_role_is_matched_by_name_warned_and_not_counted() {
+        let caller = ptc_core::pull_time::ExpectedExclusion::from_caller(
+            "arn:aws:sts::123456789012:assumed-role/ops/alice",
+        )
+        .unwrap();
+        let mut options = with_excluded_roles();
+        options.caller_exclusion = Some(caller.clone());
+        let world = World::new(vec![quay()]);
+        register(&world, &[PREWARM_ROLE, HEALTH_ROLE]);
+        let report = world.run(&options, all()).await;
+        let check = report.pull_time_exclusions.as_ref().unwrap();
+        assert_eq!(check.missing, 0, "the caller is not the deployment");
+        let [finding] = &check.findings[..] else {
+            panic!("{:#?}", check.findings);
+        };
+        assert_eq!(finding.severity, Severity::Warning);
+        assert!(
+            finding
+                .message
+                .contains("arn:aws:iam::123456789012:role/ops")
+                && finding.message.contains("role's path"),
+            "{}",
+            finding.message
+        );
+        assert_eq!(world.total("PullTimeExclusionsMissing"), Some(0.0));
+
+        // Registered with a path the session ARN does not show: found by name.
+        register(
+            &world,
+            &[
+                PREWARM_ROLE,
+                HEALTH_ROLE,
+                "arn:aws:iam::123456789012:role/team/ops",
+            ],
+        );
+        let report = world.run(&options, all()).await;
+        let check = report.pull_time_exclusions.as_ref().unwrap();
+        assert!(check.findings.is_empty(), "{:#?}", check.findings);
+        assert!(
+            check
+                .principals
+                .iter()
+                .any(|p| p.matched_by_name && p.excluded == Some(true))
+        );
+
+        // The caller alone: checked and reported, nothing published for the deployment.
+        let mut alone = super::tests::options();
+        alone.caller_exclusion = Some(caller);
+        let world = World::new(vec![quay()]);
+        let report = world.run(&alone, all()).await;
+        assert_eq!(report.pull_time_exclusions.unwrap().findings.len(), 1);
+        assert_eq!(world.total("PullTimeExclusionsMissing"), None);
     }
 }

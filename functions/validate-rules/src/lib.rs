@@ -1,5 +1,7 @@
-//! validate-rules: scheduled and event-driven health of every pull-through cache rule, and
-//! of each rule prefix for the other accounts it serves ([`cross_account`]).
+//! validate-rules: scheduled and event-driven health of every pull-through cache rule, of
+//! each rule prefix for the other accounts it serves ([`cross_account`]), and of the usage
+//! signal: the roles that pull for the product are ECR pull-time update exclusions
+//! ([`pull_time`]).
 //!
 //! [`handle`] turns an invocation payload into a [`ValidationReport`]; `main.rs` wires it to
 //! the Lambda runtime and `ptc validate` to the command line.
@@ -11,6 +13,7 @@ pub mod cross_account;
 pub mod event;
 pub mod job;
 pub mod options;
+pub mod pull_time;
 pub mod report;
 
 pub use job::{Deps, run};

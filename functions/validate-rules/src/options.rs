@@ -2,6 +2,7 @@
 
 use ptc_core::Settings;
 use ptc_core::config::ExpectedRule;
+use ptc_core::pull_time::ExpectedExclusion;
 use ptc_core::rules::Prefix;
 
 use crate::cross_account::Consumers;
@@ -39,6 +40,15 @@ pub struct Options {
     /// `PTC_PREFIX_SETTINGS`), whose first, new-tag and cached pulls are checked
     /// ([`crate::cross_account`]). Empty: nothing is checked or read.
     pub consumers: Consumers,
+    /// The roles that pull for the deployment and must be ECR pull-time update exclusions
+    /// (`PTC_PULL_TIME_EXCLUDED_ROLES`: prewarm's and health-metrics' roles in the template),
+    /// checked against `ListPullTimeUpdateExclusions` in full runs ([`crate::pull_time`]);
+    /// those not known to be excluded are `PullTimeExclusionsMissing`. Empty: no check.
+    pub pull_time_exclusions: Vec<ExpectedExclusion>,
+    /// `ptc validate`'s caller, when STS says who it is and it can be excluded (an IAM role,
+    /// also known from a session, or user): checked with the others, a warning when it is
+    /// not excluded, not counted in `PullTimeExclusionsMissing`. `None` in the Lambda.
+    pub caller_exclusion: Option<ExpectedExclusion>,
 }
 
 impl Options {
@@ -52,6 +62,12 @@ impl Options {
             concurrency: settings.concurrency,
             publish_metrics: true,
             consumers: Consumers::from_settings(&settings.fix),
+            pull_time_exclusions: settings
+                .pull_time_excluded_roles
+                .iter()
+                .map(|arn| ExpectedExclusion::exact(arn.clone(), "PTC_PULL_TIME_EXCLUDED_ROLES"))
+                .collect(),
+            caller_exclusion: None,
         }
     }
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::cross_account::PrefixReadiness;
+use crate::pull_time::ExclusionCheck;
 
 /// How bad a [`Finding`] is; serialised as `error`, `warning` or `note`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -38,7 +39,11 @@ pub struct Finding {
     /// `secret-keys` (the value is not JSON with non-empty `username` and `accessToken`),
     /// the only warning, `credential-age`, and the only note, `upstream-kind-unknown` (ECR's
     /// `upstreamRegistry` is a kind this version does not know: no credential is required of
-    /// the rule, ECR's validation and the secret checks still apply).
+    /// the rule, ECR's validation and the secret checks still apply). Findings of the
+    /// pull-time check ([`ExclusionCheck::findings`]): `pull-time-exclusion-missing` (a role
+    /// that pulls for the product is not an ECR pull-time update exclusion; a warning for
+    /// `ptc validate`'s caller) and `pull-time-exclusions-unknown` (the list could not be
+    /// read, so the check could not run).
     pub code: &'static str,
     /// The finding for a person: names the rule's upstream, the secret or the AWS error.
     /// Never contains the secret's value.
@@ -171,6 +176,11 @@ pub struct ValidationReport {
     /// (then one of `errors`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cross_account: Vec<PrefixReadiness>,
+    /// Full runs: whether the roles that pull for the product (and `ptc validate`'s caller)
+    /// are ECR pull-time update exclusions ([`crate::pull_time`]). Left out of the JSON when
+    /// no principal is expected, or the run was for some prefixes only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_time_exclusions: Option<ExclusionCheck>,
     /// The counts.
     pub summary: Summary,
     /// CloudWatch data points written, `RunErrors` (and `FullRuns`) included; 0 when
@@ -193,6 +203,7 @@ impl ValidationReport {
             not_found: Vec::new(),
             notes: Vec::new(),
             cross_account: Vec::new(),
+            pull_time_exclusions: None,
             summary: Summary::default(),
             metrics_published: 0,
             errors: Vec::new(),
@@ -230,8 +241,10 @@ impl ValidationReport {
 /// `CrossAccountReady` without one (1 when every prefix with consumers is ready, 0
 /// otherwise; not published when no prefix has consumers or the policies could not be
 /// read), which the alarms watch. Units: `Count` for the totals, `None` for `RuleValid`,
-/// `CrossAccountReady` and `CredentialAgeDays` (days). `RunErrors` and `FullRuns` are added
-/// when published, not here.
+/// `CrossAccountReady` and `CredentialAgeDays` (days). Full runs that checked the
+/// deployment's roles also publish `PullTimeExclusionsMissing` (`Count`, no dimension): those
+/// not known to be pull-time update exclusions, all of them when the list could not be read.
+/// `RunErrors` and `FullRuns` are added when published, not here.
 pub fn metric_data(report: &ValidationReport, totals_known: bool) -> Vec<MetricDatum> {
     let mut data = Vec::new();
     // Values here are finite counts and ages, so a rejected datum is a programming error.
@@ -263,6 +276,17 @@ pub fn metric_data(report: &ValidationReport, totals_known: bool) -> Vec<MetricD
             MetricDatum::new("RuleValid", 0.0, Unit::None)
                 .and_then(|d| d.dimension("Prefix", missing.prefix.as_str())),
         );
+    }
+    // Set by full runs only. Not published when only `ptc validate`'s caller was checked:
+    // a 0 would say the deployment's roles are excluded, which nobody asked.
+    if let Some(check) = &report.pull_time_exclusions
+        && check.principals.iter().any(|p| p.deployment)
+    {
+        push(MetricDatum::new(
+            "PullTimeExclusionsMissing",
+            check.missing as f64,
+            Unit::Count,
+        ));
     }
     // Totals describe the whole registry: a run scoped to one prefix, or one that could not
     // list the rules, does not publish them (a 0 it cannot know would clear the alarms).

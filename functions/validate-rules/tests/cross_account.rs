@@ -83,6 +83,8 @@ async fn verdicts_agree_with_the_registrys_refusals_for_a_consumer_account() {
             default: vec![Consumer::principal(CONSUMER_OUTSIDE_ORG)],
             prefixes: Default::default(),
         },
+        pull_time_exclusions: Vec::new(),
+        caller_exclusion: None,
     };
     let validate = || async {
         run(

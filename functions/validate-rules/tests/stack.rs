@@ -116,6 +116,8 @@ async fn every_finding_on_the_stack_with_metrics_read_back() {
         concurrency: 8,
         publish_metrics: true,
         consumers: Default::default(),
+        pull_time_exclusions: Vec::new(),
+        caller_exclusion: None,
     };
 
     stack

@@ -163,6 +163,8 @@ impl World {
             concurrency: 4,
             publish_metrics: true,
             consumers: Default::default(),
+            pull_time_exclusions: Vec::new(),
+            caller_exclusion: None,
         }
     }
 
