@@ -105,6 +105,7 @@ async fn main() {
         discovery_days: 0,
         settings_watch_list: Vec::new(),
         watch_list_source: None,
+        state: None,
         dry_run: false,
         publish_metrics: false,
         stop_at: None,

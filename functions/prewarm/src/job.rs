@@ -9,6 +9,7 @@
 //! before the deadline; what is left is deferred, nothing is half-reported.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -19,7 +20,7 @@ use ptc_core::ecr::{EcrApi, ImageDetail};
 use ptc_core::metrics::MetricsApi;
 use ptc_core::objects::ObjectsApi;
 use ptc_core::oci::{
-    Credentials, Manifest, ManifestKind, RegistryClient, RegistryError, RetryPolicy,
+    Credentials, Descriptor, Manifest, ManifestKind, RegistryClient, RegistryError, RetryPolicy,
 };
 use ptc_core::reference::Digest;
 use ptc_core::rules::{CachedImage, PtcRule, RuleSet};
@@ -27,9 +28,11 @@ use ptc_core::secret::UpstreamCredential;
 use ptc_core::secrets::SecretsApi;
 use time::OffsetDateTime;
 
+use crate::memory::{Blob, IndexEntry, Known, Memory, Store};
 use crate::options::Options;
-use crate::report::{ImageResult, Outcome, PrewarmReport, metric_data, summarise};
+use crate::report::{ImageResult, Outcome, PrewarmReport, Traffic, metric_data, summarise};
 use crate::sources::{self, Entry, Origin};
+use crate::survey::{Cached, Survey, Want};
 
 /// The ports and clients a run uses. The Lambda builds the clients behind them once per
 /// execution environment (the registry client and its token on the first invocation);
@@ -173,7 +176,7 @@ async fn warm_all(
             return (report, false);
         }
     };
-    let (discovered, discovery_errors) = sources::discover(
+    let discovery = sources::discover(
         deps.ecr,
         &rules,
         options.discovery_days,
@@ -181,7 +184,8 @@ async fn warm_all(
         options.concurrency,
     )
     .await;
-    report.errors.extend(discovery_errors);
+    report.errors.extend(discovery.errors);
+    let discovered = discovery.references;
     let long_list = match &options.watch_list_source {
         Some(source) => match ptc_core::watchlist::load(deps.objects, source).await {
             Ok(list) => list,
@@ -208,12 +212,46 @@ async fn warm_all(
         clients: tokio::sync::Mutex::new(HashMap::new()),
         exhausted: Mutex::new(HashMap::new()),
     };
+    // What the cache holds, before any pull: ECR's API, batched by repository, and what
+    // earlier runs remember of the manifests (see `memory` and `survey`).
+    let store = Store::at(options.state.as_ref(), deps.objects);
+    let (memory, warning) = if options.dry_run {
+        (Memory::default(), None)
+    } else {
+        Memory::load(&store).await
+    };
+    report.warnings.extend(warning);
+    let survey = if options.dry_run {
+        Survey::default()
+    } else {
+        Survey::read(
+            deps.ecr,
+            &memory,
+            wants(&rules, &entries),
+            discovery.listings,
+            options.mode,
+            &options.platforms,
+            options.concurrency,
+        )
+        .await
+    };
+    report
+        .warnings
+        .extend(survey.unreadable().into_iter().map(|(repo, why)| {
+            format!("cannot read what the cache holds in {repo} ({why}): its images are pulled")
+        }));
+    let warmth = Warmth {
+        survey,
+        memory: &memory,
+        fetches: Mutex::new(HashMap::new()),
+        traffic: Counters::default(),
+    };
     let run_start = now;
     report.images = futures::stream::iter(entries)
         .map(|entry| {
-            let (rules, upstreams) = (&rules, &upstreams);
+            let (rules, upstreams, warmth) = (&rules, &upstreams, &warmth);
             async move {
-                let result = warm(deps, options, rules, upstreams, entry, run_start).await;
+                let result = warm(deps, options, rules, upstreams, warmth, entry, run_start).await;
                 if let Some(progress) = &options.progress {
                     progress(&result);
                 }
@@ -224,7 +262,110 @@ async fn warm_all(
         .collect()
         .await;
     report.summary = summarise(&report.images);
+    report.traffic = warmth.traffic.snapshot();
+    if !options.dry_run {
+        match memory.save(&store).await {
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "prewarm state not saved");
+                report.warnings.push(err);
+            }
+        }
+    }
     (report, complete)
+}
+
+/// The watched tags of each repository, for the survey (entries that do not route, or have
+/// no tag, are left to the run to report).
+fn wants(rules: &RuleSet, entries: &[Entry]) -> BTreeMap<String, Vec<Want>> {
+    let mut out: BTreeMap<String, Vec<Want>> = BTreeMap::new();
+    for entry in entries {
+        let Ok(reference) = &entry.reference else {
+            continue;
+        };
+        let Ok(cached) = rules.route(reference) else {
+            continue;
+        };
+        let Some(tag) = cached.tag.clone() else {
+            continue;
+        };
+        out.entry(cached.repository).or_default().push(Want {
+            tag,
+            pin: cached.digest,
+        });
+    }
+    out
+}
+
+/// What the run's images share: the survey of the cache, the memory of manifests, the blob
+/// downloads in flight or done (each blob of a repository is fetched at most once a run),
+/// and the traffic counts.
+struct Warmth<'a> {
+    survey: Survey,
+    memory: &'a Memory,
+    fetches: Mutex<HashMap<(String, String), Arc<tokio::sync::OnceCell<Result<(), PullError>>>>>,
+    traffic: Counters,
+}
+
+/// The run's requests, counted as they are made.
+#[derive(Default)]
+struct Counters {
+    upstream_heads: AtomicU64,
+    manifest_gets: AtomicU64,
+    blob_gets: AtomicU64,
+    blob_bytes: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> Traffic {
+        Traffic {
+            upstream_heads: self.upstream_heads.load(Ordering::Relaxed),
+            cache_manifest_gets: self.manifest_gets.load(Ordering::Relaxed),
+            cache_blob_gets: self.blob_gets.load(Ordering::Relaxed),
+            cache_blob_bytes: self.blob_bytes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Warmth<'_> {
+    /// GET a blob through the cache, once per repository per run: a second image that needs
+    /// it waits for the first download and shares its result.
+    async fn fetch_blob(
+        &self,
+        cache: &RegistryClient,
+        repository: &str,
+        blob: &Descriptor,
+    ) -> Result<(), PullError> {
+        let cell = self
+            .fetches
+            .lock()
+            .unwrap()
+            .entry((repository.to_owned(), blob.digest.to_string()))
+            .or_default()
+            .clone();
+        cell.get_or_init(|| async {
+            self.traffic.blob_gets.fetch_add(1, Ordering::Relaxed);
+            match cache.get_blob(repository, blob).await {
+                Ok(bytes) => {
+                    self.traffic.blob_bytes.fetch_add(bytes, Ordering::Relaxed);
+                    Ok(())
+                }
+                Err(e) => Err(pull_error(&format!("layer {}", blob.digest), e)),
+            }
+        })
+        .await
+        .clone()
+    }
+
+    async fn get_manifest(
+        &self,
+        cache: &RegistryClient,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Manifest, RegistryError> {
+        self.traffic.manifest_gets.fetch_add(1, Ordering::Relaxed);
+        cache.get_manifest(repository, reference).await
+    }
 }
 
 fn result(entry: &Entry, started: Instant) -> ImageResult {
@@ -261,44 +402,69 @@ async fn warm(
     options: &Options,
     rules: &RuleSet,
     upstreams: &Upstreams<'_>,
+    warmth: &Warmth<'_>,
     entry: Entry,
     run_start: OffsetDateTime,
 ) -> ImageResult {
     let started = Instant::now();
     let mut out = result(&entry, started);
-    let (outcome, reason) =
-        match warm_steps(deps, options, rules, upstreams, &entry, run_start, &mut out).await {
-            Ok(done) => done,
-            Err(Stop(outcome, reason)) => (outcome, reason),
-        };
+    let (outcome, reason) = match warm_steps(
+        deps, options, rules, upstreams, warmth, &entry, run_start, &mut out,
+    )
+    .await
+    {
+        Ok(done) => done,
+        Err(Stop(outcome, reason)) => (outcome, reason),
+    };
     out.with(outcome, reason).timed(started)
 }
 
 /// The steps of [`warm`], in order: route, check the run may pull, the upstream's digest and
-/// budget, the pull through the cache, ECR's confirmation, fresh or stale.
+/// budget; then either what the cache already holds (complete and at the upstream's digest:
+/// no request to the registry endpoint), or the pull through the cache, ECR's confirmation,
+/// fresh or stale.
+#[allow(clippy::too_many_arguments)]
 async fn warm_steps(
     deps: &Deps<'_>,
     options: &Options,
     rules: &RuleSet,
     upstreams: &Upstreams<'_>,
+    warmth: &Warmth<'_>,
     entry: &Entry,
     run_start: OffsetDateTime,
     out: &mut ImageResult,
 ) -> Step<(Outcome, Option<String>)> {
     let (reference, cached, rule) = route(deps, rules, entry, out)?;
     let tag = may_pull(options, upstreams, &cached, &rule)?;
-    let mut note = check_upstream(upstreams, &rule, &reference, &tag, out).await?;
-    let (pulled, pin_note) = pull_through(deps, options, &cached, &tag, out).await?;
-    note = pin_note.or(note);
-    let tagged = verify_in_ecr(deps, &cached, &tag, &pulled).await?;
-    let (outcome, stale_note) = freshness(out, &tagged, &pulled, run_start);
-    let note = stale_note.or(note);
+    warmth
+        .traffic
+        .upstream_heads
+        .fetch_add(1, Ordering::Relaxed);
+    let note = check_upstream(upstreams, &rule, &reference, &tag, out).await?;
+    let (outcome, note, missing_platforms) =
+        match from_cache(deps, options, warmth, &cached, &tag, out).await? {
+            Some(done) => done,
+            None => {
+                let (pulled, pin_note) =
+                    pull_through(deps, options, warmth, &cached, &tag, out).await?;
+                let tagged = verify_in_ecr(deps, &cached, &tag, &pulled).await?;
+                for (digest, known) in &pulled.learned {
+                    warmth.memory.learn(digest.clone(), known.clone());
+                }
+                let (outcome, stale_note) = freshness(out, &tagged, &pulled, run_start);
+                (
+                    outcome,
+                    stale_note.or(pin_note).or(note),
+                    pulled.missing_platforms,
+                )
+            }
+        };
     // An index not published for a wanted platform is what a node of that platform would
     // meet too: a note, as health-metrics says it, not a failure of the image.
-    let not_published = (!pulled.missing_platforms.is_empty()).then(|| {
+    let not_published = (!missing_platforms.is_empty()).then(|| {
         format!(
             "the image is not published for {}",
-            pulled.missing_platforms.join(", ")
+            missing_platforms.join(", ")
         )
     });
     // A rule of a kind this version does not know was warmed as a generic registry: said.
@@ -420,29 +586,107 @@ fn upstream_deferral(upstream: &str, err: &RegistryError) -> Option<String> {
     Some(format!("{upstream} {what}{wait}: left for the next run"))
 }
 
+/// Step 2a: What the cache already holds, from the survey: an image whose cached tag is at the
+/// upstream's digest, with every wanted platform's manifest (and, in `layers` mode, every
+/// blob) there, is already fresh with no request to the registry endpoint; one that lacks
+/// only blobs gets those blobs, nothing else. `None`: the image is pulled (not cached, stale,
+/// incomplete, not remembered, a pin the cache lacks, or the upstream's digest unknown).
+async fn from_cache(
+    deps: &Deps<'_>,
+    options: &Options,
+    warmth: &Warmth<'_>,
+    cached: &CachedImage,
+    tag: &str,
+    out: &mut ImageResult,
+) -> Step<Option<(Outcome, Option<String>, Vec<String>)>> {
+    let Some(upstream) = out.upstream_digest.clone() else {
+        return Ok(None);
+    };
+    let (found, missing) = match warmth.survey.cached(
+        warmth.memory,
+        &cached.repository,
+        tag,
+        options.mode,
+        &options.platforms,
+    ) {
+        Cached::Complete(found) => (found, Vec::new()),
+        Cached::MissingBlobs(found, missing) => (found, missing),
+        Cached::Unknown => return Ok(None),
+    };
+    if found.digest.as_str() != upstream {
+        return Ok(None);
+    }
+    let pin_note = match &cached.digest {
+        Some(pin) if *pin != found.digest => {
+            if !warmth.survey.holds_manifest(&cached.repository, pin) {
+                return Ok(None);
+            }
+            Some(format!(
+                "tag {tag} now points to {}; the pinned {pin} is cached too",
+                found.digest
+            ))
+        }
+        _ => None,
+    };
+    out.digest = Some(found.digest.to_string());
+    out.platforms = found.platforms.iter().map(|(p, _)| p.clone()).collect();
+    if missing.is_empty() {
+        return Ok(Some((
+            Outcome::AlreadyFresh,
+            pin_note,
+            found.missing_platforms,
+        )));
+    }
+    for blob in &missing {
+        let descriptor = descriptor_of(blob);
+        warmth
+            .fetch_blob(deps.cache, &cached.repository, &descriptor)
+            .await
+            .map_err(PullError::stop)?;
+    }
+    let fetched = format!(
+        "{} blob{} the cache no longer held {} fetched again",
+        missing.len(),
+        if missing.len() == 1 { "" } else { "s" },
+        if missing.len() == 1 { "was" } else { "were" }
+    );
+    Ok(Some((
+        Outcome::Warmed,
+        join_notes([pin_note, Some(fetched)]),
+        found.missing_platforms,
+    )))
+}
+
+fn descriptor_of(blob: &Blob) -> Descriptor {
+    Descriptor {
+        media_type: String::new(),
+        digest: blob.digest.clone(),
+        size: blob.size,
+        platform: None,
+    }
+}
+
 /// Step 2: The pull through the cache, and a pinned digest that the tag no longer points to
 /// (which must still be available); the note says when the tag moved.
 async fn pull_through(
     deps: &Deps<'_>,
     options: &Options,
+    warmth: &Warmth<'_>,
     cached: &CachedImage,
     tag: &str,
     out: &mut ImageResult,
 ) -> Step<(Pulled, Option<String>)> {
-    let pulled = match pull(deps.cache, options, &cached.repository, tag).await {
-        Ok(p) => p,
-        Err(PullError::Deferred(why)) => return Err(Stop::new(Outcome::Deferred, why)),
-        Err(PullError::Failed(why)) => return Err(Stop::new(Outcome::Failed, why)),
-    };
+    let pulled = pull(deps, warmth, options, &cached.repository, tag)
+        .await
+        .map_err(PullError::stop)?;
     out.digest = Some(pulled.digest.to_string());
     out.platforms = pulled.platforms.iter().map(|(p, _)| p.clone()).collect();
     let mut note = None;
     if let Some(pin) = &cached.digest
         && *pin != pulled.digest
     {
-        match deps
-            .cache
-            .get_manifest(&cached.repository, pin.as_str())
+        match warmth
+            .get_manifest(deps.cache, &cached.repository, pin.as_str())
             .await
         {
             Ok(_) => {
@@ -571,11 +815,51 @@ struct Pulled {
     /// image, the image's own manifest.
     platforms: Vec<(String, Digest)>,
     missing_platforms: Vec<String>,
+    /// What the manifests pulled list, to remember once ECR confirms the pull.
+    learned: Vec<(Digest, Known)>,
 }
 
+#[derive(Clone)]
 enum PullError {
     Failed(String),
     Deferred(String),
+}
+
+impl PullError {
+    fn stop(self) -> Stop {
+        match self {
+            PullError::Deferred(why) => Stop::new(Outcome::Deferred, why),
+            PullError::Failed(why) => Stop::new(Outcome::Failed, why),
+        }
+    }
+}
+
+/// What to remember of a manifest.
+fn known(manifest: &Manifest) -> Known {
+    match &manifest.kind {
+        ManifestKind::Index(entries) => Known::Index {
+            entries: entries
+                .iter()
+                .map(|d| IndexEntry {
+                    platform: d.platform.clone(),
+                    digest: d.digest.clone(),
+                })
+                .collect(),
+        },
+        ManifestKind::Image { config, layers } => {
+            let mut seen = std::collections::HashSet::new();
+            Known::Image {
+                blobs: std::iter::once(config)
+                    .chain(layers)
+                    .filter(|b| seen.insert(&b.digest))
+                    .map(|b| Blob {
+                        digest: b.digest.clone(),
+                        size: b.size,
+                    })
+                    .collect(),
+            }
+        }
+    }
 }
 
 /// A rate-limited pull, or one the registry asked to retry later than the client waits (a
@@ -588,21 +872,25 @@ fn pull_error(what: &str, err: RegistryError) -> PullError {
     }
 }
 
-/// What a container runtime does, for the wanted platforms.
+/// What a container runtime does, for the wanted platforms; in `layers` mode, the blobs ECR
+/// does not hold yet.
 async fn pull(
-    cache: &RegistryClient,
+    deps: &Deps<'_>,
+    warmth: &Warmth<'_>,
     options: &Options,
     repository: &str,
     tag: &str,
 ) -> Result<Pulled, PullError> {
-    let top = cache
-        .get_manifest(repository, tag)
+    let cache = deps.cache;
+    let top = warmth
+        .get_manifest(cache, repository, tag)
         .await
         .map_err(|e| pull_error("pull through the cache", e))?;
     let mut pulled = Pulled {
         digest: top.digest.clone(),
         platforms: Vec::new(),
         missing_platforms: Vec::new(),
+        learned: vec![(top.digest.clone(), known(&top))],
     };
     match &top.kind {
         ManifestKind::Index(_) => {
@@ -611,18 +899,19 @@ async fn pull(
                     pulled.missing_platforms.push(platform.to_string());
                     continue;
                 };
-                let child = cache
-                    .get_manifest(repository, entry.digest.as_str())
+                let child = warmth
+                    .get_manifest(cache, repository, entry.digest.as_str())
                     .await
                     .map_err(|e| pull_error(&format!("pull of the {platform} manifest"), e))?;
-                fetch_layers(cache, options, repository, &child).await?;
+                fetch_layers(deps, warmth, options, repository, &child).await?;
                 pulled
                     .platforms
                     .push((platform.to_string(), child.digest.clone()));
+                pulled.learned.push((child.digest.clone(), known(&child)));
             }
         }
         ManifestKind::Image { .. } => {
-            fetch_layers(cache, options, repository, &top).await?;
+            fetch_layers(deps, warmth, options, repository, &top).await?;
             pulled
                 .platforms
                 .push(("single-platform".to_owned(), top.digest.clone()));
@@ -631,8 +920,13 @@ async fn pull(
     Ok(pulled)
 }
 
+/// The config and layers of an image that ECR does not hold yet, each fetched once a run
+/// (see [`Warmth::fetch_blob`]). What ECR holds is known from the survey, else asked with one
+/// `BatchCheckLayerAvailability` for the image (not when the repository was empty before the
+/// run); if that cannot be asked, every blob is fetched.
 async fn fetch_layers(
-    cache: &RegistryClient,
+    deps: &Deps<'_>,
+    warmth: &Warmth<'_>,
     options: &Options,
     repository: &str,
     manifest: &Manifest,
@@ -646,14 +940,25 @@ async fn fetch_layers(
     // A blob listed twice (a hostile manifest can list one layer thousands of times) is
     // fetched once.
     let mut seen = std::collections::HashSet::new();
-    for blob in std::iter::once(config)
+    let blobs: Vec<&Descriptor> = std::iter::once(config)
         .chain(layers)
         .filter(|b| seen.insert(&b.digest))
-    {
-        cache
-            .get_blob(repository, blob)
-            .await
-            .map_err(|e| pull_error(&format!("layer {}", blob.digest), e))?;
+        .filter(|b| !warmth.survey.holds_blob(repository, b.digest.as_str()))
+        .collect();
+    let held = if blobs.is_empty() || warmth.survey.was_empty(repository) {
+        Default::default()
+    } else {
+        let digests: Vec<String> = blobs.iter().map(|b| b.digest.to_string()).collect();
+        match deps.ecr.layer_availability(repository, &digests).await {
+            Ok(answer) => answer,
+            Err(err) => {
+                tracing::warn!(repository, error = %err, "cannot check the cached layers; fetching every one");
+                Default::default()
+            }
+        }
+    };
+    for blob in blobs.into_iter().filter(|b| !held.holds(b.digest.as_str())) {
+        warmth.fetch_blob(deps.cache, repository, blob).await?;
     }
     Ok(())
 }
@@ -827,6 +1132,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             missing_platforms: Vec::new(),
+            learned: Vec::new(),
         };
         for (images, child, archived) in [
             (vec![detail(1, &["v1"], ImageStatus::Active)], None, None),

@@ -9,9 +9,12 @@
 pub mod event;
 pub mod invocation;
 pub mod job;
+pub mod memory;
 pub mod options;
 pub mod report;
+pub mod resolve;
 pub mod sources;
+pub mod survey;
 
 use std::time::Instant;
 

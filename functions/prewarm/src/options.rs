@@ -50,6 +50,10 @@ pub struct Options {
     /// path), read at the start of every run, merged after the settings' list. Unreadable:
     /// a run-level error, and the other sources still run.
     pub watch_list_source: Option<WatchListSource>,
+    /// Where the run remembers the manifests it verified (`PTC_PREWARM_STATE_URL`; see
+    /// [`crate::memory`]): `None`, nothing is remembered and every image's manifests are
+    /// pulled each run. `ptc prewarm` defaults it to a file in the user's cache directory.
+    pub state: Option<WatchListSource>,
     /// Read the sources and route every entry, report each routable one as `planned`, call
     /// no upstream, pull nothing and publish no metric (`ptc prewarm --dry-run`; always
     /// false from the settings).
@@ -78,6 +82,7 @@ impl Options {
             discovery_days: settings.discovery_days,
             settings_watch_list: settings.watch_list.clone(),
             watch_list_source: settings.watch_list_source.clone(),
+            state: settings.prewarm_state.clone(),
             dry_run: false,
             publish_metrics: true,
             stop_at: None,

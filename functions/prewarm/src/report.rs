@@ -101,6 +101,19 @@ pub struct Summary {
     pub coverage_percent: Option<f64>,
 }
 
+/// The requests a run made for its images, counted as they were made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Traffic {
+    /// Manifest HEADs on the upstreams (free on Docker Hub: not a pull).
+    pub upstream_heads: u64,
+    /// Manifest GETs through the cache (the registry endpoint): each one a pull.
+    pub cache_manifest_gets: u64,
+    /// Blob GETs through the cache, each blob of a repository at most once a run.
+    pub cache_blob_gets: u64,
+    /// Bytes of those blobs.
+    pub cache_blob_bytes: u64,
+}
+
 /// The run's report: returned by the Lambda, logged as one JSON line, printed by
 /// `ptc prewarm`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -122,6 +135,14 @@ pub struct PrewarmReport {
     /// CloudWatch data points written, `RunErrors` and `FullRuns` included; 0 in a dry
     /// run, with metrics off, or when publishing failed (then one of `errors`).
     pub metrics_published: usize,
+    /// What the run asked of the upstreams and the registry endpoint (its cost): in a steady
+    /// state, HEADs only.
+    pub traffic: Traffic,
+    /// Problems that did not stop the run nor leave its totals unknown: the state of an
+    /// earlier run could not be read or saved, ECR's state of a repository could not be read
+    /// (its images were pulled). Logged; not `RunErrors`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Run-level errors: the event, the registry endpoint, listing the rules, discovery
     /// (listing or reading a repository), the long watch list, publishing metrics. Any one
     /// fails the Lambda invocation and counts in `RunErrors`; all but a publishing failure
@@ -140,6 +161,8 @@ impl PrewarmReport {
             summary: Summary::default(),
             duration_ms: 0,
             metrics_published: 0,
+            traffic: Traffic::default(),
+            warnings: Vec::new(),
             errors: Vec::new(),
         }
     }

@@ -36,10 +36,11 @@ pub struct Entry {
 
 /// Merge sources in order, keeping the first of entries that normalise to the same
 /// reference: registry, repository, tag and digest (`nginx:1.25` and
-/// `docker.io/library/nginx:1.25` are one entry; `nginx` is `nginx:latest`; a digest-pinned
-/// `nginx:1.25@sha256:...` is a different entry from `nginx:1.25`, so discovery's
-/// `nginx:1.25` is kept beside it). Blank entries and `#` comments are dropped. Entries that
-/// do not parse are kept (the job reports them) but deduplicated on their text.
+/// `docker.io/library/nginx:1.25` are one entry; `nginx` is `nginx:latest`). A tag that an
+/// entry pins (`nginx:1.25@sha256:...`) is warmed by that entry alone, whatever the order:
+/// a plain `nginx:1.25` of any source (discovery's, typically) is dropped, so the image is
+/// pulled once per run and the pin is checked. Blank entries and `#` comments are dropped.
+/// Entries that do not parse are kept (the job reports them) but deduplicated on their text.
 pub fn merge(sources: impl IntoIterator<Item = (Origin, Vec<String>)>) -> Vec<Entry> {
     let mut dedup = ptc_core::watchlist::Dedup::default();
     let mut out = Vec::new();
@@ -50,31 +51,60 @@ pub fn merge(sources: impl IntoIterator<Item = (Origin, Vec<String>)>) -> Vec<En
             origin,
         }));
     }
+    let pinned: std::collections::HashSet<(String, String, String)> = out
+        .iter()
+        .filter_map(|e| e.reference.as_ref().ok())
+        .filter(|r| r.digest.is_some())
+        .filter_map(|r| Some((r.registry.clone(), r.repository.clone(), r.tag.clone()?)))
+        .collect();
+    out.retain(|e| match &e.reference {
+        Ok(r) if r.digest.is_none() => r.tag.as_ref().is_none_or(|tag| {
+            !pinned.contains(&(r.registry.clone(), r.repository.clone(), tag.clone()))
+        }),
+        _ => true,
+    });
     out
+}
+
+/// What discovery found: the references to warm, the listing of each repository it read (so
+/// that the run does not ask ECR again), and the repositories it could not read.
+#[derive(Default)]
+pub struct Discovery {
+    /// `registry/repository:tag` of every tag pulled within the window, sorted.
+    pub references: Vec<String>,
+    /// Repository name → its active images, as `DescribeImages` listed them.
+    pub listings: std::collections::HashMap<String, Vec<ptc_core::ecr::ImageDetail>>,
+    /// Repositories that could not be listed, as run-level errors.
+    pub errors: Vec<String>,
 }
 
 /// Every tag of a cached repository (under a rule prefix; not one matched only by a ROOT
 /// rule) pulled within `days`, as the upstream reference it came from. Repositories are
 /// read concurrently; a repository that cannot be read is skipped with a warning in
 /// `errors`.
+///
+/// `lastRecordedPullTime` counts every principal's pulls but those of the roles in ECR's
+/// pull-time update exclusions: with prewarm's (and health-metrics') roles excluded, a tag
+/// that only prewarm pulls leaves the list `days` after the last pull by anyone else (ECR
+/// records a pull time at most about once a day).
 pub async fn discover(
     ecr: &dyn EcrApi,
     rules: &RuleSet,
     days: u32,
     now: OffsetDateTime,
     concurrency: usize,
-) -> (Vec<String>, Vec<String>) {
+) -> Discovery {
     if days == 0 {
-        return (Vec::new(), Vec::new());
+        return Discovery::default();
     }
     let since = now - time::Duration::days(i64::from(days));
     let repositories = match ecr.describe_repositories().await {
         Ok(r) => r,
         Err(err) => {
-            return (
-                Vec::new(),
-                vec![format!("discovery: cannot list repositories: {err}")],
-            );
+            return Discovery {
+                errors: vec![format!("discovery: cannot list repositories: {err}")],
+                ..Discovery::default()
+            };
         }
     };
     // A repository matched only by a ROOT rule may be the account's own (every name matches
@@ -93,8 +123,7 @@ pub async fn discover(
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
-    let mut refs = Vec::new();
-    let mut errors = Vec::new();
+    let mut out = Discovery::default();
     for (images, name, up) in results {
         match images {
             Ok(images) => {
@@ -103,17 +132,21 @@ pub async fn discover(
                     .filter(|i| i.last_pulled_at.is_some_and(|t| t >= since))
                 {
                     for tag in &image.tags {
-                        refs.push(format!("{}/{}:{tag}", up.registry, up.repository));
+                        out.references
+                            .push(format!("{}/{}:{tag}", up.registry, up.repository));
                     }
                 }
+                out.listings.insert(name, images);
             }
             // Deleted since the listing: nothing to discover there, not a failure.
             Err(err) if err.is_repository_gone() => {}
-            Err(err) => errors.push(format!("discovery: cannot read repository {name}: {err}")),
+            Err(err) => out
+                .errors
+                .push(format!("discovery: cannot read repository {name}: {err}")),
         }
     }
-    refs.sort();
-    (refs, errors)
+    out.references.sort();
+    out
 }
 
 #[cfg(test)]
@@ -159,6 +192,44 @@ mod tests {
         );
     }
 
+    /// Issue 18, measured: discovery added `ghcr.io/fluxcd/source-controller:v1.2.4` next to the
+    /// watch list's digest-pinned entry for the same tag, and the image was pulled twice a
+    /// run. The pinned entry wins whatever the order; other tags and pins stay.
+    #[test]
+    fn a_pinned_entry_takes_the_place_of_the_same_tag_unpinned() {
+        let pin = format!("sha256:{}", "ab".repeat(32));
+        let other_pin = format!("sha256:{}", "cd".repeat(32));
+        let entries = merge([
+            (
+                Origin::Payload,
+                vec!["ghcr.io/fluxcd/source-controller:v1.2.4".into()],
+            ),
+            (
+                Origin::Settings,
+                vec![
+                    format!("ghcr.io/fluxcd/source-controller:v1.2.4@{pin}"),
+                    format!("ghcr.io/fluxcd/source-controller:v1.2.3@{other_pin}"),
+                ],
+            ),
+            (
+                Origin::Discovery,
+                vec![
+                    "ghcr.io/fluxcd/source-controller:v1.2.4".into(),
+                    "ghcr.io/fluxcd/source-controller:v1.2.5".into(),
+                ],
+            ),
+        ]);
+        let inputs: Vec<_> = entries.iter().map(|e| e.input.as_str()).collect();
+        assert_eq!(
+            inputs,
+            [
+                format!("ghcr.io/fluxcd/source-controller:v1.2.4@{pin}").as_str(),
+                format!("ghcr.io/fluxcd/source-controller:v1.2.3@{other_pin}").as_str(),
+                "ghcr.io/fluxcd/source-controller:v1.2.5",
+            ]
+        );
+    }
+
     #[tokio::test]
     async fn discovery_finds_recently_pulled_tags_under_rule_prefixes() {
         let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
@@ -196,8 +267,14 @@ mod tests {
                 .images
                 .insert("team/app".into(), vec![image(&["v1"], Some(0))]);
         }
-        let (refs, errors) = discover(&fake, &rules, 7, now, 4).await;
+        let found = discover(&fake, &rules, 7, now, 4).await;
+        let (refs, errors) = (found.references, found.errors);
         assert!(errors.is_empty());
+        assert_eq!(
+            found.listings["docker-hub/library/nginx"].len(),
+            3,
+            "the repository's listing is kept for the run"
+        );
         assert_eq!(
             refs,
             [
@@ -206,7 +283,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            discover(&fake, &rules, 0, now, 4).await.0,
+            discover(&fake, &rules, 0, now, 4).await.references,
             Vec::<String>::new()
         );
         // Under a ROOT rule every name matches: team/app may be the account's own
@@ -215,7 +292,7 @@ mod tests {
             PtcRule::new("docker-hub", "registry-1.docker.io").unwrap(),
             PtcRule::new("ROOT", "quay.io").unwrap(),
         ]);
-        let (refs, _) = discover(&fake, &with_root, 7, now, 4).await;
+        let refs = discover(&fake, &with_root, 7, now, 4).await.references;
         assert!(refs.iter().all(|r| !r.contains("team/app")), "{refs:?}");
         assert_eq!(refs.len(), 2);
     }

@@ -139,6 +139,13 @@ pub struct Settings {
     /// `PTC_WATCH_LIST_URL` (file `watch_list_url`; `s3://BUCKET/KEY`, `file:///PATH` or a
     /// path): a long watch list kept outside the settings (S3 object or local file).
     pub watch_list_source: Option<WatchListSource>,
+    /// `PTC_PREWARM_STATE_URL` (file `prewarm_state_url`; `s3://BUCKET/KEY`, `file:///PATH`
+    /// or a path): where prewarm remembers the structure of the manifests it verified (each
+    /// index's platform entries, each image's blobs, by digest), so that a later run can tell
+    /// a complete cached image from ECR's API alone, without pulling. `None`: nothing is
+    /// remembered (the Lambda then pulls every image's manifests each run; `ptc prewarm`
+    /// uses a file in the user's cache directory).
+    pub prewarm_state: Option<WatchListSource>,
     /// lifecycle-fixer's desired settings and mode.
     pub fix: FixSettings,
     /// `PTC_METRICS_SINK` (`api`, the default, or `emf`): where every job's metrics go:
@@ -217,6 +224,7 @@ impl Settings {
             ratelimit_floor: prewarm.ratelimit_floor,
             discovery_days: prewarm.discovery_days,
             watch_list_source: prewarm.watch_list_source,
+            prewarm_state: prewarm.prewarm_state,
             fix,
             metrics_sink,
             health,

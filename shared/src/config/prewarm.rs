@@ -36,6 +36,7 @@ pub(super) struct PrewarmSection {
     pub ratelimit_floor: u64,
     pub discovery_days: u32,
     pub watch_list_source: Option<WatchListSource>,
+    pub prewarm_state: Option<WatchListSource>,
 }
 
 /// `PTC_WATCH_LIST` (references), `PTC_PLATFORMS` (`OS/ARCH[/VARIANT]` items, default
@@ -97,7 +98,20 @@ pub(super) fn load(src: &Source, file: &mut FileSettings) -> Result<PrewarmSecti
         }
         (None, None) => None,
     };
+    let prewarm_state = match (
+        src.var("PTC_PREWARM_STATE_URL"),
+        file.prewarm_state_url.take(),
+    ) {
+        (Some(v), _) => {
+            Some(WatchListSource::parse(&v).map_err(|r| invalid("PTC_PREWARM_STATE_URL", &v, r))?)
+        }
+        (None, Some(v)) => {
+            Some(WatchListSource::parse(&v).map_err(|r| src.file_err("prewarm_state_url", r))?)
+        }
+        (None, None) => None,
+    };
     Ok(PrewarmSection {
+        prewarm_state,
         watch_list,
         platforms,
         concurrency,

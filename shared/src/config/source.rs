@@ -98,6 +98,7 @@ pub(super) struct FileSettings {
     pub ratelimit_floor: Option<u64>,
     pub discovery_days: Option<u32>,
     pub watch_list_url: Option<String>,
+    pub prewarm_state_url: Option<String>,
     pub fix_mode: Option<String>,
     pub lifecycle_days: Option<u32>,
     pub lifecycle_policy: Option<String>,

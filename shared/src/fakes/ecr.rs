@@ -264,7 +264,10 @@ impl EcrApi for FakeEcr {
                 ));
             }
             for digest in chunk {
-                match state.layers.get(&(repository.to_owned(), (*digest).clone())) {
+                match state
+                    .layers
+                    .get(&(repository.to_owned(), (*digest).clone()))
+                {
                     Some(size) => {
                         out.available.insert((*digest).clone(), *size);
                     }

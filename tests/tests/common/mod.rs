@@ -114,6 +114,7 @@ impl World {
             discovery_days: 0,
             settings_watch_list: Vec::new(),
             watch_list_source: None,
+            state: None,
             dry_run: false,
             publish_metrics: true,
             stop_at: None,

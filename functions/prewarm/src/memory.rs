@@ -1,0 +1,402 @@
+//! What prewarm remembers between runs: the structure of each manifest it pulled and verified,
+//! by digest (an index's platform entries, an image's blobs), so that the next run can tell a
+//! complete cached image from ECR's API alone, without pulling it.
+//!
+//! Why a small state object, and not ECR alone: ECR's metadata calls (`DescribeImages`,
+//! `BatchCheckLayerAvailability`) say which tags, manifests and blobs a repository holds, but
+//! not which manifests an index lists or which blobs an image needs; only reading the
+//! manifest says that, and reading it is a pull (`BatchGetImage`, or a GET through the
+//! registry endpoint) that refreshes `lastRecordedPullTime` unless the reader's role is
+//! excluded, and may make ECR check the upstream. What is remembered is content-addressed: a
+//! digest's manifest never changes, so an entry never goes stale; what changes (which tag
+//! points where, what the cache still holds) is read from ECR on every run. A lost or corrupt
+//! state costs one run of manifest pulls (blobs ECR holds are still not fetched), never a
+//! wrong answer. Cost: one `GetObject` and at most one `PutObject` a run (the object is
+//! written only when something was learned or forgotten), about 150 bytes per image.
+//!
+//! The document (`version` 1):
+//! `{"version":1,"manifests":{"sha256:…":{"kind":"index","entries":[{"platform":"linux/amd64","digest":"sha256:…"}]},"sha256:…":{"kind":"image","blobs":[{"digest":"sha256:…","size":1234}]}}}`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use ptc_core::objects::{MAX_OBJECT_BYTES, ObjectsApi};
+use ptc_core::oci::MAX_MANIFEST_DESCRIPTORS;
+use ptc_core::platform::Platform;
+use ptc_core::reference::Digest;
+use ptc_core::watchlist::WatchListSource;
+use serde::{Deserialize, Serialize};
+
+/// The document's version; a document of another version is ignored (the run starts with
+/// nothing remembered) and overwritten.
+pub const STATE_VERSION: u32 = 1;
+
+/// The most manifests a document may hold (200,000: two platforms of 50,000 indexes and
+/// more); a larger one is refused whole as not ours.
+pub const MAX_REMEMBERED: usize = 200_000;
+
+/// What one manifest lists, as far as warming needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Known {
+    /// An OCI index or Docker manifest list: its entries' platforms and digests.
+    Index {
+        /// In the index's order; `platform` absent for an entry without one (an attestation).
+        entries: Vec<IndexEntry>,
+    },
+    /// A single-platform image: its config and layers, each once.
+    Image {
+        /// The config first, then the layers in order.
+        blobs: Vec<Blob>,
+    },
+}
+
+/// One entry of an index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    /// `OS/ARCH[/VARIANT]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    /// The platform's manifest.
+    pub digest: Digest,
+}
+
+/// A blob an image needs: what a layer fetch needs to ask for it and bound it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Blob {
+    /// `sha256:<64 hex>`.
+    pub digest: Digest,
+    /// Its size in bytes, as the manifest declared it.
+    pub size: u64,
+}
+
+impl Known {
+    /// Whether the entry is within the bounds a parsed manifest has.
+    fn is_sane(&self) -> bool {
+        match self {
+            Known::Index { entries } => entries.len() <= MAX_MANIFEST_DESCRIPTORS,
+            Known::Image { blobs } => !blobs.is_empty() && blobs.len() <= MAX_MANIFEST_DESCRIPTORS,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Document {
+    version: u32,
+    manifests: BTreeMap<Digest, Known>,
+}
+
+/// Where the state is kept: an S3 object (the Lambda: `PTC_PREWARM_STATE_URL`, the stack's
+/// bucket) or a local file (`ptc prewarm`), or nowhere.
+pub enum Store<'a> {
+    /// Nothing is remembered: every image's manifests are pulled each run.
+    Nowhere,
+    /// `s3://bucket/key`, through the objects port (`GetObject` at most 8 MiB, `PutObject`).
+    S3 {
+        /// The objects port.
+        objects: &'a dyn ObjectsApi,
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+    },
+    /// A local file, written whole through a temporary file and a rename.
+    File(PathBuf),
+}
+
+impl<'a> Store<'a> {
+    /// The store a setting names (see [`ptc_core::Settings::prewarm_state`]).
+    pub fn at(source: Option<&WatchListSource>, objects: &'a dyn ObjectsApi) -> Self {
+        match source {
+            None => Store::Nowhere,
+            Some(WatchListSource::S3 { bucket, key }) => Store::S3 {
+                objects,
+                bucket: bucket.clone(),
+                key: key.clone(),
+            },
+            Some(WatchListSource::File(path)) => Store::File(path.clone()),
+        }
+    }
+
+    /// Where, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Store::Nowhere => "nowhere".into(),
+            Store::S3 { bucket, key, .. } => format!("s3://{bucket}/{key}"),
+            Store::File(path) => path.display().to_string(),
+        }
+    }
+
+    async fn read(&self) -> Result<Option<String>, String> {
+        match self {
+            Store::Nowhere => Ok(None),
+            Store::S3 {
+                objects,
+                bucket,
+                key,
+            } => match objects.get_text(bucket, key).await {
+                Ok(text) => Ok(Some(text)),
+                Err(err) if err.is_not_found() => Ok(None),
+                Err(err) => Err(err.to_string()),
+            },
+            Store::File(path) => match std::fs::metadata(path) {
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(err) => Err(err.to_string()),
+                Ok(meta) if meta.len() > MAX_OBJECT_BYTES as u64 => {
+                    Err(format!("larger than {MAX_OBJECT_BYTES} bytes"))
+                }
+                Ok(_) => std::fs::read_to_string(path)
+                    .map(Some)
+                    .map_err(|e| e.to_string()),
+            },
+        }
+    }
+
+    async fn write(&self, text: &str) -> Result<(), String> {
+        match self {
+            Store::Nowhere => Ok(()),
+            Store::S3 {
+                objects,
+                bucket,
+                key,
+            } => objects
+                .put_text(bucket, key, text)
+                .await
+                .map_err(|e| e.to_string()),
+            Store::File(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+                }
+                let partial = path.with_extension(format!("partial-{}", std::process::id()));
+                std::fs::write(&partial, text).map_err(|e| e.to_string())?;
+                std::fs::rename(&partial, path).map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+/// The run's memory: what was loaded, what this run used and learned. Shared by the run's
+/// tasks.
+#[derive(Default)]
+pub struct Memory {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    known: BTreeMap<Digest, Known>,
+    used: BTreeSet<Digest>,
+    changed: bool,
+    /// The load failed for a reason other than "absent": the run does not overwrite what it
+    /// could not read.
+    unreadable: bool,
+}
+
+impl Memory {
+    /// Load the state; a warning when it is unreadable (the run goes on with nothing
+    /// remembered, and does not overwrite it) or not ours (ignored, overwritten).
+    pub async fn load(store: &Store<'_>) -> (Self, Option<String>) {
+        let memory = Memory::default();
+        let text = match store.read().await {
+            Ok(Some(text)) => text,
+            Ok(None) => return (memory, None),
+            Err(err) => {
+                memory.inner.lock().unwrap().unreadable = true;
+                let warning = format!(
+                    "prewarm state {} is unreadable ({err}): every image's manifests are pulled this run",
+                    store.describe()
+                );
+                return (memory, Some(warning));
+            }
+        };
+        match parse(&text) {
+            Ok(known) => {
+                memory.inner.lock().unwrap().known = known;
+                (memory, None)
+            }
+            Err(why) => {
+                memory.inner.lock().unwrap().changed = true;
+                let warning = format!(
+                    "prewarm state {} is not a state this version reads ({why}): ignored, and replaced",
+                    store.describe()
+                );
+                (memory, Some(warning))
+            }
+        }
+    }
+
+    /// What is remembered of `digest` (marked used: kept when the state is saved).
+    pub fn get(&self, digest: &Digest) -> Option<Known> {
+        let mut inner = self.inner.lock().unwrap();
+        let known = inner.known.get(digest).cloned()?;
+        inner.used.insert(digest.clone());
+        Some(known)
+    }
+
+    /// Remember what a verified pull showed.
+    pub fn learn(&self, digest: Digest, known: Known) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.used.insert(digest.clone());
+        if inner.known.get(&digest) != Some(&known) {
+            inner.known.insert(digest, known);
+            inner.changed = true;
+        }
+    }
+
+    /// Save what this run used or learned (what no entry of the run touched is forgotten),
+    /// when that differs from what was loaded. `Ok(false)` when nothing was written.
+    pub async fn save(&self, store: &Store<'_>) -> Result<bool, String> {
+        let text = {
+            let inner = self.inner.lock().unwrap();
+            if inner.unreadable {
+                return Ok(false);
+            }
+            let kept: BTreeMap<Digest, Known> = inner
+                .known
+                .iter()
+                .filter(|(d, _)| inner.used.contains(*d))
+                .map(|(d, k)| (d.clone(), k.clone()))
+                .collect();
+            if !inner.changed && kept.len() == inner.known.len() {
+                return Ok(false);
+            }
+            serde_json::to_string(&Document {
+                version: STATE_VERSION,
+                manifests: kept,
+            })
+            .map_err(|e| e.to_string())?
+        };
+        if text.len() > MAX_OBJECT_BYTES {
+            return Err(format!(
+                "the state would be {} bytes, more than the {MAX_OBJECT_BYTES} a run reads: not saved",
+                text.len()
+            ));
+        }
+        store
+            .write(&text)
+            .await
+            .map(|()| true)
+            .map_err(|e| format!("cannot save the prewarm state to {}: {e}", store.describe()))
+    }
+}
+
+/// The manifests of a state document, validated: every digest and platform parses, every
+/// entry is within a parsed manifest's bounds, at most [`MAX_REMEMBERED`] manifests.
+fn parse(text: &str) -> Result<BTreeMap<Digest, Known>, String> {
+    let doc: Document = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    if doc.version != STATE_VERSION {
+        return Err(format!("version {}", doc.version));
+    }
+    if doc.manifests.len() > MAX_REMEMBERED {
+        return Err(format!("more than {MAX_REMEMBERED} manifests"));
+    }
+    if let Some((digest, _)) = doc.manifests.iter().find(|(_, k)| !k.is_sane()) {
+        return Err(format!("the entry of {digest} is out of bounds"));
+    }
+    Ok(doc.manifests)
+}
+
+#[cfg(test)]
+mod tests {
+    use ptc_core::fakes::FakeObjects;
+
+    use super::*;
+
+    fn digest(n: u8) -> Digest {
+        Digest::parse(&format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap()
+    }
+
+    fn image(n: u8) -> Known {
+        Known::Image {
+            blobs: vec![Blob {
+                digest: digest(n),
+                size: 10,
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn remembers_what_was_used_and_learned_and_writes_only_on_change() {
+        let objects = FakeObjects::default();
+        let store = Store::S3 {
+            objects: &objects,
+            bucket: "b".into(),
+            key: "k".into(),
+        };
+        let (memory, warning) = Memory::load(&store).await;
+        assert_eq!(warning, None, "an absent state is no warning");
+        memory.learn(digest(1), image(10));
+        memory.learn(
+            digest(2),
+            Known::Index {
+                entries: vec![IndexEntry {
+                    platform: Some(Platform::parse("linux/amd64").unwrap()),
+                    digest: digest(1),
+                }],
+            },
+        );
+        assert!(memory.save(&store).await.unwrap());
+        let (again, warning) = Memory::load(&store).await;
+        assert_eq!(warning, None);
+        assert_eq!(again.get(&digest(1)), Some(image(10)));
+        // Only digest 1 was used: saving forgets digest 2 (a write), then nothing changes.
+        assert!(again.save(&store).await.unwrap());
+        let (third, _) = Memory::load(&store).await;
+        assert_eq!(third.get(&digest(2)), None);
+        assert!(third.get(&digest(1)).is_some());
+        assert!(!third.save(&store).await.unwrap(), "nothing new: no write");
+    }
+
+    #[tokio::test]
+    async fn a_state_that_is_not_ours_is_ignored_and_one_that_cannot_be_read_is_kept() {
+        let objects = FakeObjects::default();
+        let store = Store::S3 {
+            objects: &objects,
+            bucket: "b".into(),
+            key: "k".into(),
+        };
+        for text in [
+            "not json",
+            r#"{"version":2,"manifests":{}}"#,
+            r#"{"version":1,"manifests":{"sha256:zz":{"kind":"image","blobs":[]}}}"#,
+            r#"{"version":1,"manifests":{"sha256:0101010101010101010101010101010101010101010101010101010101010101":{"kind":"image","blobs":[]}}}"#,
+            r#"{"version":1,"manifests":{"sha256:0101010101010101010101010101010101010101010101010101010101010101":{"kind":"index","entries":[{"platform":"linux","digest":"sha256:0101010101010101010101010101010101010101010101010101010101010101"}]}}}"#,
+        ] {
+            objects.put_text("b", "k", text).await.expect("fake put");
+            let (memory, warning) = Memory::load(&store).await;
+            assert!(
+                warning
+                    .as_deref()
+                    .is_some_and(|w| w.contains("not a state")),
+                "{text}: {warning:?}"
+            );
+            assert_eq!(memory.get(&digest(1)), None);
+            assert!(memory.save(&store).await.unwrap(), "replaced");
+        }
+        // A file that cannot be read (a directory) is a warning, and is never overwritten.
+        let dir = std::env::temp_dir().join(format!("ptc-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::File(dir.clone());
+        let (memory, warning) = Memory::load(&store).await;
+        assert!(warning.unwrap().contains("unreadable"));
+        memory.learn(digest(1), image(1));
+        assert!(!memory.save(&store).await.unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_file_store_round_trips() {
+        let path = std::env::temp_dir()
+            .join(format!("ptc-state-file-{}", std::process::id()))
+            .join("state.json");
+        let store = Store::File(path.clone());
+        let (memory, _) = Memory::load(&store).await;
+        memory.learn(digest(3), image(4));
+        assert!(memory.save(&store).await.unwrap());
+        let (again, warning) = Memory::load(&store).await;
+        assert_eq!(warning, None);
+        assert_eq!(again.get(&digest(3)), Some(image(4)));
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+}

@@ -1,0 +1,392 @@
+//! What the cache holds, read from ECR's API before any pull: per repository, which watched
+//! tags point where, which manifests are there, and which blobs. Batched by repository, and
+//! none of it is a pull.
+//!
+//! Which calls count as a pull (they move `lastRecordedPullTime`, and a pull through the
+//! cache may make ECR check the upstream): `BatchGetImage` and the layer downloads
+//! (`GetDownloadUrlForLayer`), which is what the registry endpoint's manifest and blob GETs
+//! are. `DescribeImages` and `BatchCheckLayerAvailability` read the repository's metadata:
+//! ECR's pull-time page lists pulls only ("Amazon ECR updates the LastRecordedPullTime
+//! timestamp on every pull",
+//! <https://docs.aws.amazon.com/AmazonECR/latest/userguide/pull-time-update-exclusions.html>),
+//! and the image-pull permissions page names `ecr:BatchGetImage` and
+//! `ecr:GetDownloadUrlForLayer` as the pull actions
+//! (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/image-pull.html>), the two this
+//! module never calls.
+//!
+//! Per repository, in order, each step only when needed:
+//! 1. the images discovery already listed (`DescribeImages` of the whole repository, run
+//!    anyway when discovery is on): nothing more to ask about manifests;
+//! 2. else `DescribeImages` by `imageIds` for the watched tags (100 ids a call); ECR answers
+//!    `ImageNotFoundException` when any id is missing (a tag not cached yet), and the
+//!    repository is then listed whole (`DescribeImages`, 1,000 a page);
+//! 3. the remembered children of those tags' indexes and the pinned digests, by `imageIds`
+//!    the same way, when step 2 found every tag;
+//! 4. in `layers` mode, `BatchCheckLayerAvailability` for every remembered blob of those
+//!    images (100 digests a call).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use futures::StreamExt as _;
+use ptc_core::config::PrewarmMode;
+use ptc_core::ecr::{EcrApi, ImageDetail};
+use ptc_core::platform::Platform;
+use ptc_core::reference::Digest;
+
+use crate::memory::{Blob, Known, Memory};
+
+/// `DescribeImages`' limit of `imageIds` per call.
+const MAX_IMAGE_IDS: usize = 100;
+
+/// One watched image of a repository: its tag, and its pinned digest if the entry had one.
+#[derive(Debug, Clone)]
+pub struct Want {
+    /// The tag to warm.
+    pub tag: String,
+    /// The digest the entry pinned (`name:tag@sha256:...`).
+    pub pin: Option<Digest>,
+}
+
+/// What one repository holds, as far as the run asked.
+#[derive(Debug, Default)]
+pub struct Holdings {
+    /// Watched tag → the digest it points to (active images only).
+    tags: HashMap<String, String>,
+    /// Active manifests known to be there.
+    manifests: BTreeSet<String>,
+    /// Whether `manifests` is the whole repository (listed), so a digest not in it is not there.
+    listed: bool,
+    /// Blobs ECR says it holds; `None` when not asked or the check failed.
+    blobs: Option<BTreeSet<String>>,
+    /// Why ECR's state could not be read; every image of the repository is then pulled.
+    unreadable: Option<String>,
+}
+
+/// The cache's state for every watched repository, read at the start of the run.
+#[derive(Debug, Default)]
+pub struct Survey {
+    repositories: HashMap<String, Holdings>,
+}
+
+/// What the cache holds of one watched image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cached {
+    /// The tag, each wanted platform's manifest and (in `layers` mode) every blob are there.
+    Complete(Found),
+    /// Everything but these blobs, which ECR no longer holds.
+    MissingBlobs(Found, Vec<Blob>),
+    /// Not cached, incomplete, or not known well enough to tell: the image is pulled.
+    Unknown,
+}
+
+/// The cached tag and what it resolves to for the wanted platforms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The tag's digest.
+    pub digest: Digest,
+    /// (platform, manifest digest) of each wanted platform the index lists; for a
+    /// single-platform image, `single-platform` and its own digest.
+    pub platforms: Vec<(String, Digest)>,
+    /// Wanted platforms the index does not list.
+    pub missing_platforms: Vec<String>,
+}
+
+impl Survey {
+    /// Read the state of every repository in `wants` (at most `concurrency` at once), with
+    /// the listings discovery already made. A repository whose state cannot be read is noted
+    /// (its images are pulled); nothing here fails the run.
+    pub async fn read(
+        ecr: &dyn EcrApi,
+        memory: &Memory,
+        wants: BTreeMap<String, Vec<Want>>,
+        mut listed: HashMap<String, Vec<ImageDetail>>,
+        mode: PrewarmMode,
+        platforms: &[Platform],
+        concurrency: usize,
+    ) -> Self {
+        let jobs: Vec<_> = wants
+            .into_iter()
+            .map(|(repository, wants)| {
+                let listing = listed.remove(&repository);
+                (repository, wants, listing)
+            })
+            .collect();
+        let repositories = futures::stream::iter(jobs)
+            .map(|(repository, wants, listing)| async move {
+                let holdings =
+                    read_repository(ecr, memory, &repository, &wants, listing, mode, platforms)
+                        .await;
+                (repository, holdings)
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        Self { repositories }
+    }
+
+    /// What the cache holds of `tag` in `repository`, for the wanted platforms.
+    pub fn cached(
+        &self,
+        memory: &Memory,
+        repository: &str,
+        tag: &str,
+        mode: PrewarmMode,
+        platforms: &[Platform],
+    ) -> Cached {
+        let Some(holdings) = self.repositories.get(repository) else {
+            return Cached::Unknown;
+        };
+        if holdings.unreadable.is_some() {
+            return Cached::Unknown;
+        }
+        let Some(digest) = holdings.tags.get(tag).and_then(|d| Digest::parse(d).ok()) else {
+            return Cached::Unknown;
+        };
+        let Some(needs) = needs(memory, &digest, platforms) else {
+            return Cached::Unknown;
+        };
+        if needs
+            .images
+            .iter()
+            .any(|(_, d, _)| !holdings.manifests.contains(d.as_str()))
+        {
+            return Cached::Unknown;
+        }
+        let found = Found {
+            digest: digest.clone(),
+            platforms: needs
+                .images
+                .iter()
+                .map(|(p, d, _)| (p.clone(), d.clone()))
+                .collect(),
+            missing_platforms: needs.missing_platforms,
+        };
+        if mode != PrewarmMode::Layers {
+            return Cached::Complete(found);
+        }
+        let Some(held) = &holdings.blobs else {
+            return Cached::Unknown;
+        };
+        let mut missing: Vec<Blob> = needs
+            .images
+            .iter()
+            .flat_map(|(_, _, blobs)| blobs.iter())
+            .filter(|b| !held.contains(b.digest.as_str()))
+            .cloned()
+            .collect();
+        missing.sort();
+        missing.dedup();
+        if missing.is_empty() {
+            Cached::Complete(found)
+        } else {
+            Cached::MissingBlobs(found, missing)
+        }
+    }
+
+    /// Whether the cache holds `digest` in `repository`, as far as the survey knows (a pinned
+    /// digest the tag no longer points to).
+    pub fn holds_manifest(&self, repository: &str, digest: &Digest) -> bool {
+        self.repositories
+            .get(repository)
+            .is_some_and(|h| h.unreadable.is_none() && h.manifests.contains(digest.as_str()))
+    }
+
+    /// Whether ECR said it holds `blob` in `repository` (`false` when not asked).
+    pub fn holds_blob(&self, repository: &str, blob: &str) -> bool {
+        self.repositories
+            .get(repository)
+            .and_then(|h| h.blobs.as_ref())
+            .is_some_and(|b| b.contains(blob))
+    }
+
+    /// Whether the repository held nothing before the run (it did not exist, or had no
+    /// active image): no blob of it needs asking about.
+    pub fn was_empty(&self, repository: &str) -> bool {
+        self.repositories
+            .get(repository)
+            .is_some_and(|h| h.unreadable.is_none() && h.listed && h.manifests.is_empty())
+    }
+
+    /// Repositories whose state could not be read, with why.
+    pub fn unreadable(&self) -> Vec<(String, String)> {
+        let mut out: Vec<_> = self
+            .repositories
+            .iter()
+            .filter_map(|(r, h)| h.unreadable.clone().map(|why| (r.clone(), why)))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// What a complete copy of the image `digest` needs, from memory: each wanted platform's
+/// (platform, manifest digest, blobs), and the wanted platforms its index does not list.
+/// `None` when something is not remembered.
+struct Needs {
+    images: Vec<(String, Digest, Vec<Blob>)>,
+    missing_platforms: Vec<String>,
+}
+
+fn needs(memory: &Memory, digest: &Digest, platforms: &[Platform]) -> Option<Needs> {
+    match memory.get(digest)? {
+        Known::Image { blobs } => Some(Needs {
+            images: vec![("single-platform".to_owned(), digest.clone(), blobs)],
+            missing_platforms: Vec::new(),
+        }),
+        Known::Index { entries } => {
+            let mut out = Needs {
+                images: Vec::new(),
+                missing_platforms: Vec::new(),
+            };
+            for platform in platforms {
+                match platform.choose(entries.iter().map(|e| (e.platform.as_ref(), &e.digest))) {
+                    Some(child) => {
+                        let Known::Image { blobs } = memory.get(child)? else {
+                            return None;
+                        };
+                        out.images
+                            .push((platform.to_string(), child.clone(), blobs));
+                    }
+                    None => out.missing_platforms.push(platform.to_string()),
+                }
+            }
+            Some(out)
+        }
+    }
+}
+
+async fn read_repository(
+    ecr: &dyn EcrApi,
+    memory: &Memory,
+    repository: &str,
+    wants: &[Want],
+    listing: Option<Vec<ImageDetail>>,
+    mode: PrewarmMode,
+    platforms: &[Platform],
+) -> Holdings {
+    let mut holdings = Holdings::default();
+    let tags: Vec<String> = {
+        let set: BTreeSet<&String> = wants.iter().map(|w| &w.tag).collect();
+        set.into_iter().cloned().collect()
+    };
+    match listing {
+        Some(images) => holdings.absorb_listing(images),
+        None => match by_ids(ecr, repository, &tags, &[]).await {
+            Ok(Some(images)) => holdings.absorb(images),
+            Ok(None) => {
+                if let Err(why) = holdings.list(ecr, repository).await {
+                    return holdings.unreadable(why);
+                }
+            }
+            Err(why) => return holdings.unreadable(why),
+        },
+    }
+    // The manifests and blobs complete copies of the watched tags need, as remembered.
+    let mut children: BTreeSet<String> = BTreeSet::new();
+    let mut blobs: BTreeSet<String> = BTreeSet::new();
+    for digest in holdings.tags.values() {
+        let Ok(digest) = Digest::parse(digest) else {
+            continue;
+        };
+        if let Some(needs) = needs(memory, &digest, platforms) {
+            for (_, child, child_blobs) in needs.images {
+                children.insert(child.to_string());
+                blobs.extend(child_blobs.into_iter().map(|b| b.digest.to_string()));
+            }
+        }
+    }
+    children.extend(
+        wants
+            .iter()
+            .filter_map(|w| w.pin.as_ref().map(Digest::to_string)),
+    );
+    let unknown: Vec<String> = children
+        .into_iter()
+        .filter(|d| !holdings.manifests.contains(d))
+        .collect();
+    if !holdings.listed && !unknown.is_empty() {
+        match by_ids(ecr, repository, &[], &unknown).await {
+            Ok(Some(images)) => holdings.absorb(images),
+            Ok(None) => {
+                if let Err(why) = holdings.list(ecr, repository).await {
+                    return holdings.unreadable(why);
+                }
+            }
+            Err(why) => return holdings.unreadable(why),
+        }
+    }
+    if mode == PrewarmMode::Layers && !blobs.is_empty() {
+        let blobs: Vec<String> = blobs.into_iter().collect();
+        match ecr.layer_availability(repository, &blobs).await {
+            Ok(answer) => holdings.blobs = Some(answer.available.into_keys().collect()),
+            Err(err) => {
+                tracing::warn!(repository, error = %err, "cannot check the cached layers; the repository's images are pulled");
+            }
+        }
+    }
+    holdings
+}
+
+/// `DescribeImages` by id, 100 ids a call: `Ok(None)` when ECR says one of them is not
+/// there (the caller lists the repository instead) or the repository does not exist yet.
+async fn by_ids(
+    ecr: &dyn EcrApi,
+    repository: &str,
+    tags: &[String],
+    digests: &[String],
+) -> Result<Option<Vec<ImageDetail>>, String> {
+    let ids: Vec<(bool, &String)> = tags
+        .iter()
+        .map(|t| (true, t))
+        .chain(digests.iter().map(|d| (false, d)))
+        .collect();
+    let mut out = Vec::new();
+    for chunk in ids.chunks(MAX_IMAGE_IDS) {
+        let (tags, digests): (Vec<_>, Vec<_>) = chunk.iter().partition(|(is_tag, _)| *is_tag);
+        let tags: Vec<String> = tags.into_iter().map(|(_, t)| (*t).clone()).collect();
+        let digests: Vec<String> = digests.into_iter().map(|(_, d)| (*d).clone()).collect();
+        match ecr.describe_image_ids(repository, &tags, &digests).await {
+            Ok(images) => out.extend(images),
+            Err(err) if err.is_not_found() => return Ok(None),
+            Err(err) => return Err(err.to_string()),
+        }
+    }
+    Ok(Some(out))
+}
+
+impl Holdings {
+    fn unreadable(mut self, why: String) -> Self {
+        self.unreadable = Some(why);
+        self
+    }
+
+    /// Active images only: an archived or activating image cannot be pulled.
+    fn absorb(&mut self, images: Vec<ImageDetail>) {
+        for image in images.into_iter().filter(|i| i.status.is_pullable()) {
+            self.manifests.insert(image.digest.clone());
+            for tag in image.tags {
+                self.tags.insert(tag, image.digest.clone());
+            }
+        }
+    }
+
+    fn absorb_listing(&mut self, images: Vec<ImageDetail>) {
+        self.absorb(images);
+        self.listed = true;
+    }
+
+    async fn list(&mut self, ecr: &dyn EcrApi, repository: &str) -> Result<(), String> {
+        match ecr.describe_images(repository).await {
+            Ok(images) => {
+                self.absorb_listing(images);
+                Ok(())
+            }
+            // Not created yet: nothing is cached.
+            Err(err) if err.is_repository_gone() => {
+                self.listed = true;
+                Ok(())
+            }
+            Err(err) => Err(err.to_string()),
+        }
+    }
+}
