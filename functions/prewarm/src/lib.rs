@@ -13,7 +13,6 @@ pub mod memory;
 pub mod options;
 pub mod report;
 pub mod resolve;
-pub mod resolve;
 pub mod sources;
 pub mod survey;
 
