@@ -64,6 +64,19 @@ pub enum CliError {
     /// STS `GetCallerIdentity` failed where the cache account was needed (exit code 2).
     #[error("finding the cache account (pass --account to skip this call): {0}")]
     CallerIdentity(#[source] AwsError),
+    /// `ptc iam pull-time-exclusion` without `--principal-arn`: STS `GetCallerIdentity`
+    /// failed (exit code 2).
+    #[error("finding who the caller is (pass --principal-arn to skip this call): {0}")]
+    CallerPrincipal(#[source] AwsError),
+    /// `ptc iam pull-time-exclusion` without `--principal-arn`: the caller is not an IAM role
+    /// or user (an account root, a federated user), which ECR cannot exclude (exit code 2).
+    #[error(
+        "the caller {caller} is not an IAM role or user, which only can be pull-time update exclusions: pass --principal-arn"
+    )]
+    NotExcludable {
+        /// The caller's ARN, from STS.
+        caller: String,
+    },
     /// No Region from the flags, the settings or the SDK's chain (exit code 2).
     #[error("no AWS Region: pass --region, or set PTC_REGION or the profile's region")]
     NoRegion,
@@ -127,6 +140,10 @@ pub enum Findings {
     /// pull through, as the cache account's policies say (denied or unknown).
     #[error("{0} prefixes are not ready for their consumers")]
     ConsumersCannotPull(usize),
+    /// `ptc validate`: roles of the deployment (`PTC_PULL_TIME_EXCLUDED_ROLES`) not known to
+    /// be ECR pull-time update exclusions (not listed, or the list could not be read).
+    #[error("{0} roles that pull for the product are not known to be pull-time update exclusions")]
+    PullTimeExclusionsMissing(usize),
     /// `ptc health --outage`: watched images that would fail to pull.
     #[error("{0} watched images would fail to pull")]
     ExposedImages(usize),
@@ -154,6 +171,8 @@ impl CliError {
             | Self::Profile { .. }
             | Self::AssumeRole { .. }
             | Self::CallerIdentity(_)
+            | Self::CallerPrincipal(_)
+            | Self::NotExcludable { .. }
             | Self::NoRegion
             | Self::NoRules
             | Self::PrefixNotARule { .. }

@@ -2,13 +2,15 @@
 //! arguments, its run and its printers, over one shared [`Context`] (settings, logs, AWS
 //! clients for the account and Region of the [`target`] flags). Every run ends in `Ok(())`
 //! (exit code 0) or a [`CliError`], whose [`CliError::exit_code`] is the process exit code;
-//! `main.rs` only wires them. [`consumer_policy`] is the pure half of `ptc iam`.
+//! `main.rs` only wires them. [`consumer_policy`] and [`pull_time_exclusion`] are the pure
+//! halves of `ptc iam`.
 
 pub mod commands;
 pub mod consumer_policy;
 pub mod context;
 pub mod error;
 pub mod output;
+pub mod pull_time_exclusion;
 pub mod target;
 
 pub use context::Context;

@@ -37,7 +37,8 @@ pub struct ExclusionCheck {
     pub missing: usize,
     /// `pull-time-exclusion-missing` per principal not excluded (an error for the
     /// deployment's, a warning for the caller's), or one `pull-time-exclusions-unknown`
-    /// error when the list could not be read.
+    /// when the list could not be read (an error, a warning when only the caller was
+    /// expected).
     pub findings: Vec<Finding>,
 }
 
@@ -111,7 +112,14 @@ pub async fn check(
     }
     if let Err(err) = &listed {
         let names: Vec<String> = expected.iter().map(|(e, _)| e.arn.to_string()).collect();
-        result.findings.push(Finding::error(
+        // An error when the deployment's roles are in question; for the caller alone, a
+        // warning, as its missing exclusion would be.
+        let finding = if deployment.is_empty() {
+            Finding::warning
+        } else {
+            Finding::error
+        };
+        result.findings.push(finding(
             "pull-time-exclusions-unknown",
             format!(
                 "the pull-time update exclusions could not be listed ({err}), so the check could not run: whether {} {} excluded is unknown and PullTimeExclusionsMissing counts every role of the deployment as missing. AccessDenied: grant ecr:ListPullTimeUpdateExclusions; an unknown operation or endpoint: this Region or partition may not offer pull-time update exclusions, and the product's own pulls then count as use",

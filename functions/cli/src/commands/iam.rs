@@ -1,14 +1,19 @@
 //! `ptc iam`: the IAM policies the accounts around the cache need. `ptc iam consumer-policy`
-//! prints the identity policy of a consumer role (see [`crate::consumer_policy`]).
+//! prints the identity policy of a consumer role (see [`crate::consumer_policy`]); `ptc iam
+//! pull-time-exclusion` how to make a principal an ECR pull-time update exclusion (see
+//! [`crate::pull_time_exclusion`]).
 
 use std::io::Write as _;
 
+use ptc_core::ecr::EcrApi as _;
+use ptc_core::pull_time::{ExpectedExclusion, PrincipalArn};
 use ptc_core::rules::{Prefix, RuleSet};
 
 use super::Choices;
 use crate::consumer_policy::{self, CacheScope};
 use crate::context::Context;
 use crate::error::CliError;
+use crate::pull_time_exclusion;
 
 /// `ptc iam SUBCOMMAND`.
 #[derive(Debug, clap::Args)]
@@ -23,6 +28,22 @@ pub struct Args {
 pub enum IamCommand {
     /// Print the identity policy a role of another account needs to pull through this cache.
     ConsumerPolicy(ConsumerPolicyArgs),
+    /// Print how to make a role (yours by default) an ECR pull-time update exclusion, so
+    /// that its pulls do not count as use, and whether it is one.
+    PullTimeExclusion(PullTimeExclusionArgs),
+}
+
+/// `ptc iam pull-time-exclusion [--principal-arn ARN] [--no-check]`.
+#[derive(Debug, clap::Args)]
+pub struct PullTimeExclusionArgs {
+    /// The IAM role or user ARN to register; default: the caller's, from STS
+    /// GetCallerIdentity (a role session stands for its role).
+    #[arg(long, value_name = "ARN", value_parser = PrincipalArn::parse)]
+    pub principal_arn: Option<PrincipalArn>,
+    /// Do not ask ECR whether it is registered already (ListPullTimeUpdateExclusions): with
+    /// --principal-arn, no AWS call at all.
+    #[arg(long)]
+    pub no_check: bool,
 }
 
 /// `json` (an IAM policy document) or `terraform` (an `aws_iam_policy_document` data source).
@@ -60,6 +81,67 @@ pub struct ConsumerPolicyArgs {
 pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
     match args.command {
         IamCommand::ConsumerPolicy(args) => consumer_policy(ctx, args).await,
+        IamCommand::PullTimeExclusion(args) => pull_time_exclusion(ctx, args).await,
+    }
+}
+
+/// Print how to register a principal as an ECR pull-time update exclusion: `--principal-arn`,
+/// else the caller (STS `GetCallerIdentity`; a role session stands for its role, whose path
+/// the session ARN does not show). Then whether it is registered
+/// (`ListPullTimeUpdateExclusions`, unless `--no-check`; a failure there is `unknown`, not an
+/// error). Exit code 0 either way. Errors: [`CliError::CallerPrincipal`],
+/// [`CliError::NotExcludable`], [`Context::aws`]'s (without `--principal-arn` only),
+/// [`CliError::Output`].
+pub async fn pull_time_exclusion(
+    ctx: &Context,
+    args: PullTimeExclusionArgs,
+) -> Result<(), CliError> {
+    let expected = match args.principal_arn {
+        Some(arn) => ExpectedExclusion::exact(arn, "--principal-arn"),
+        None => {
+            let caller = ctx
+                .aws()
+                .await?
+                .caller_identity()
+                .await
+                .map_err(CliError::CallerPrincipal)?;
+            ExpectedExclusion::from_caller(&caller.arn)
+                .ok_or(CliError::NotExcludable { caller: caller.arn })?
+        }
+    };
+    let registered = if args.no_check {
+        Err("not checked: --no-check".to_owned())
+    } else {
+        registered(ctx, &expected).await
+    };
+    // The Region only when given (flag or settings): finding the SDK's would load it.
+    let region = ctx
+        .target()
+        .region
+        .clone()
+        .or_else(|| ctx.settings().region.clone());
+    let advice = pull_time_exclusion::advice(&expected, region.as_deref(), registered);
+    ctx.print(&advice, |out| pull_time_exclusion::print(out, &advice))
+}
+
+/// Whether ECR lists the principal; the reason as text when that cannot be told (no
+/// credentials, AccessDenied, a Region without pull-time update exclusions).
+async fn registered(ctx: &Context, expected: &ExpectedExclusion) -> Result<bool, String> {
+    use aws_credential_types::provider::ProvideCredentials as _;
+    let first_line = |text: String| text.lines().next().unwrap_or_default().to_owned();
+    let aws = ctx.aws().await.map_err(|e| first_line(e.to_string()))?;
+    // No credentials (offline, no profile): say so, without an ECR call that would fail and
+    // log the chain's every provider.
+    let credentials = aws.sdk.credentials_provider().ok_or("no AWS credentials")?;
+    if let Err(err) = credentials.provide_credentials().await {
+        tracing::info!(error = %err, "no credentials to ask ECR with");
+        return Err(
+            "no AWS credentials (--profile, --role-arn or the environment give them)".into(),
+        );
+    }
+    match aws.ecr.pull_time_update_exclusions().await {
+        Ok(list) => Ok(expected.is_registered(&list)),
+        Err(err) => Err(first_line(err.to_string())),
     }
 }
 

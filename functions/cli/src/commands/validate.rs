@@ -5,8 +5,10 @@
 use std::io::Write;
 
 use ptc_core::access::{Outcome, PullVerdict};
+use ptc_core::pull_time::ExpectedExclusion;
 use validate_rules::cross_account::PrefixReadiness;
 use validate_rules::event::Trigger;
+use validate_rules::pull_time::ExclusionCheck;
 use validate_rules::report::{RuleResult, Severity};
 use validate_rules::{Deps, Options, ValidationReport};
 
@@ -29,7 +31,8 @@ pub struct Args {
 /// when the report has errors, [`Findings::InvalidRules`] for invalid or missing rules,
 /// [`Findings::ConsumersCannotPull`] for prefixes some consumer cannot pull through (a
 /// verdict denied or unknown), [`Findings::UnknownPrefixes`] for a `--prefix` that names no
-/// rule, [`CliError::Output`].
+/// rule, [`Findings::PullTimeExclusionsMissing`] for roles of the deployment not known to be
+/// pull-time update exclusions (the caller's own is a warning only), [`CliError::Output`].
 pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
     let aws = ctx.aws().await?;
     let deps = Deps {
@@ -41,10 +44,27 @@ pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
     let mut options = Options::from_settings(ctx.settings());
     options.publish_metrics = !args.no_metrics;
     let trigger = trigger(args.prefixes);
+    if matches!(trigger, Trigger::All { .. }) {
+        options.caller_exclusion = caller_exclusion(aws).await;
+    }
     let now = time::OffsetDateTime::now_utc();
     let report = validate_rules::run(&deps, &options, &trigger, now).await;
     ctx.print(&report, |out| print(out, &report))?;
     verdict(&report)
+}
+
+/// The caller, when STS tells who it is and ECR could exclude it (a role, known from its
+/// session, or a user): an operator's own pulls (`ptc prewarm`) move `lastRecordedPullTime`
+/// too unless it is a pull-time update exclusion. `None` (and an info line) when STS does
+/// not answer: the check is for the deployment's roles first.
+async fn caller_exclusion(aws: &crate::context::Aws) -> Option<ExpectedExclusion> {
+    match aws.caller_identity().await {
+        Ok(caller) => ExpectedExclusion::from_caller(&caller.arn),
+        Err(err) => {
+            tracing::info!(error = %err, "the caller is not known: its pull-time exclusion is not checked");
+            None
+        }
+    }
 }
 
 /// Every rule, or the `--prefix` ones.
@@ -67,6 +87,15 @@ fn verdict(report: &ValidationReport) -> Result<(), CliError> {
     } else if !report.not_ready_for_consumers().is_empty() {
         Err(CliError::Findings(Findings::ConsumersCannotPull(
             report.not_ready_for_consumers().len(),
+        )))
+    } else if let Some(missing) = report
+        .pull_time_exclusions
+        .as_ref()
+        .map(|c| c.missing)
+        .filter(|n| *n > 0)
+    {
+        Err(CliError::Findings(Findings::PullTimeExclusionsMissing(
+            missing,
         )))
     } else if !report.not_found.is_empty() {
         Err(CliError::Findings(Findings::UnknownPrefixes(
@@ -104,6 +133,9 @@ pub fn print(out: &mut impl Write, report: &ValidationReport) -> std::io::Result
     for prefix in &report.not_found {
         writeln!(out, "not found: no rule {prefix} in the registry")?;
     }
+    if let Some(check) = &report.pull_time_exclusions {
+        print_pull_time(out, check)?;
+    }
     for note in &report.notes {
         writeln!(out, "note: {note}")?;
     }
@@ -125,6 +157,31 @@ pub fn print(out: &mut impl Write, report: &ValidationReport) -> std::io::Result
         "{} rules: {} valid, {} invalid, {} missing{consumers}; {} metric values published",
         s.rules, s.valid, s.invalid, s.missing, report.metrics_published
     )
+}
+
+/// One line per principal expected to be a pull-time update exclusion, then the findings.
+fn print_pull_time(out: &mut impl Write, check: &ExclusionCheck) -> std::io::Result<()> {
+    for p in &check.principals {
+        let state = match p.excluded {
+            Some(true) => "excluded",
+            Some(false) => "NOT EXCLUDED",
+            None => "UNKNOWN",
+        };
+        writeln!(
+            out,
+            "pull-time update exclusion: {} ({}): {state}",
+            p.principal, p.source
+        )?;
+    }
+    for f in &check.findings {
+        let severity = match f.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Note => "note",
+        };
+        writeln!(out, "  {severity}: {}", f.message)?;
+    }
+    Ok(())
 }
 
 fn outcome(verdict: &PullVerdict) -> &'static str {
