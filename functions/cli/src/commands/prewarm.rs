@@ -10,6 +10,7 @@ use prewarm::{ImageResult, Options, PrewarmReport};
 use ptc_core::Settings;
 use ptc_core::config::PrewarmMode;
 use ptc_core::oci::RegistryClient;
+use ptc_core::watchlist::WatchListSource;
 
 use super::Choices;
 use crate::context::Context;
@@ -31,6 +32,15 @@ pub struct Args {
     /// Do not publish CloudWatch metrics.
     #[arg(long)]
     pub no_metrics: bool,
+    /// Where to remember the manifests verified, so that the next run can skip what the
+    /// cache already holds: `s3://BUCKET/KEY`, `file:///PATH` or a path. Default:
+    /// PTC_PREWARM_STATE_URL, else `$XDG_CACHE_HOME/ptc/prewarm/<registry host>.json` (or
+    /// `~/.cache/...`).
+    #[arg(long, value_name = "URL", conflicts_with = "no_state")]
+    pub state: Option<String>,
+    /// Remember nothing: every image's manifests are pulled (blobs ECR holds still are not).
+    #[arg(long)]
+    pub no_state: bool,
 }
 
 /// Warm the images and print the [`PrewarmReport`], with a spinner on stderr when it is a
@@ -55,7 +65,10 @@ pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
         http: &http,
         upstream_endpoints: &upstream_endpoints,
     };
-    let mut options = options(settings, &args);
+    let mut options = options(settings, &args)?;
+    if options.state.is_none() && !args.no_state {
+        options.state = default_state(&registry_host);
+    }
     let bar = progress_bar();
     options.progress = bar.clone().map(show_progress);
     let now = time::OffsetDateTime::now_utc();
@@ -79,15 +92,53 @@ fn upstream_endpoints(settings: &Settings) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The run's options: the settings, then `--dry-run`, `--no-metrics` and `--mode`.
-fn options(settings: &Settings, args: &Args) -> Options {
+/// The run's options: the settings, then `--dry-run`, `--no-metrics`, `--mode`, `--state`
+/// and `--no-state`. Errors: [`CliError::InvalidSettings`] for a `--state` that is not a location.
+fn options(settings: &Settings, args: &Args) -> Result<Options, CliError> {
     let mut options = Options::from_settings(settings);
     options.dry_run = args.dry_run;
     options.publish_metrics = !args.no_metrics;
     if let Some(mode) = args.mode {
         options.mode = mode;
     }
-    options
+    if let Some(state) = &args.state {
+        options.state = Some(
+            WatchListSource::parse(state)
+                .map_err(|why| CliError::InvalidSettings(format!("--state {state}: {why}")))?,
+        );
+    }
+    if args.no_state {
+        options.state = None;
+    }
+    Ok(options)
+}
+
+/// The state file of an operator's runs against `registry_host`, in the user's cache
+/// directory (XDG Base Directory: `$XDG_CACHE_HOME`, else `~/.cache`); `None` without either.
+fn default_state(registry_host: &str) -> Option<WatchListSource> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|home| std::path::PathBuf::from(home).join(".cache"))
+        })?;
+    let name: String = registry_host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Some(WatchListSource::File(
+        base.join("ptc")
+            .join("prewarm")
+            .join(format!("{name}.json")),
+    ))
 }
 
 /// A spinner with the count of images done, when stderr is a terminal.
@@ -119,9 +170,18 @@ pub fn print(out: &mut impl Write, report: &PrewarmReport) -> std::io::Result<()
         &["REFERENCE", "OUTCOME", "CACHED IMAGE", "DETAILS"],
         &rows,
     )?;
+    for warning in &report.warnings {
+        writeln!(out, "warning: {warning}")?;
+    }
     for error in &report.errors {
         writeln!(out, "error: {error}")?;
     }
+    let t = &report.traffic;
+    writeln!(
+        out,
+        "through the cache: {} manifest GETs, {} blob GETs ({} bytes); {} upstream HEADs",
+        t.cache_manifest_gets, t.cache_blob_gets, t.cache_blob_bytes, t.upstream_heads
+    )?;
     let s = &report.summary;
     writeln!(
         out,
