@@ -390,3 +390,304 @@ impl Holdings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ptc_core::ecr::ImageStatus;
+    use ptc_core::error::AwsErrorKind;
+    use ptc_core::fakes::FakeEcr;
+
+    use super::*;
+    use crate::memory::IndexEntry;
+
+    const REPO: &str = "quay/app";
+
+    fn digest(n: u16) -> Digest {
+        Digest::parse(&format!("sha256:{}", format!("{n:04x}").repeat(16))).unwrap()
+    }
+
+    fn detail(n: u16, tags: &[&str], status: ImageStatus) -> ImageDetail {
+        ImageDetail {
+            digest: digest(n).to_string(),
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            size_bytes: None,
+            pushed_at: None,
+            last_pulled_at: None,
+            media_type: None,
+            status,
+            last_archived_at: None,
+            last_activated_at: None,
+        }
+    }
+
+    fn blob(n: u16) -> Blob {
+        Blob {
+            digest: digest(n),
+            size: 100,
+        }
+    }
+
+    fn platforms() -> Vec<Platform> {
+        vec![
+            Platform::parse("linux/amd64").unwrap(),
+            Platform::parse("linux/arm64").unwrap(),
+        ]
+    }
+
+    /// An index (1) of amd64 (2, blobs 10 and 11) and arm64 (3, blobs 10 and 12), tagged
+    /// `v1`, cached whole; remembered by the memory.
+    fn cached_index() -> (FakeEcr, Memory) {
+        let ecr = FakeEcr::default();
+        {
+            let mut state = ecr.state.lock().unwrap();
+            state
+                .repositories
+                .push(ptc_tests::fixtures::repository(REPO));
+            state.images.insert(
+                REPO.into(),
+                vec![
+                    detail(1, &["v1"], ImageStatus::Active),
+                    detail(2, &[], ImageStatus::Active),
+                    detail(3, &[], ImageStatus::Active),
+                ],
+            );
+            for b in [10, 11, 12] {
+                state
+                    .layers
+                    .insert((REPO.into(), digest(b).to_string()), 100);
+            }
+        }
+        let memory = Memory::default();
+        memory.learn(
+            digest(1),
+            Known::Index {
+                entries: vec![
+                    IndexEntry {
+                        platform: Some(Platform::parse("linux/amd64").unwrap()),
+                        digest: digest(2),
+                    },
+                    IndexEntry {
+                        platform: Some(Platform::parse("linux/arm64").unwrap()),
+                        digest: digest(3),
+                    },
+                    IndexEntry {
+                        platform: None,
+                        digest: digest(4),
+                    },
+                ],
+            },
+        );
+        memory.learn(
+            digest(2),
+            Known::Image {
+                blobs: vec![blob(10), blob(11)],
+            },
+        );
+        memory.learn(
+            digest(3),
+            Known::Image {
+                blobs: vec![blob(10), blob(12)],
+            },
+        );
+        (ecr, memory)
+    }
+
+    fn want(tags: &[&str]) -> BTreeMap<String, Vec<Want>> {
+        BTreeMap::from([(
+            REPO.to_owned(),
+            tags.iter()
+                .map(|t| Want {
+                    tag: (*t).to_owned(),
+                    pin: None,
+                })
+                .collect(),
+        )])
+    }
+
+    async fn survey(ecr: &FakeEcr, memory: &Memory, tags: &[&str], mode: PrewarmMode) -> Survey {
+        Survey::read(
+            ecr,
+            memory,
+            want(tags),
+            HashMap::new(),
+            mode,
+            &platforms(),
+            4,
+        )
+        .await
+    }
+
+    fn found(platforms: &[(&str, u16)]) -> Found {
+        Found {
+            digest: digest(1),
+            platforms: platforms
+                .iter()
+                .map(|(p, d)| ((*p).to_owned(), digest(*d)))
+                .collect(),
+            missing_platforms: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_complete_index_is_told_from_ecr_alone_in_three_calls() {
+        let (ecr, memory) = cached_index();
+        let survey = survey(&ecr, &memory, &["v1"], PrewarmMode::Layers).await;
+        assert_eq!(
+            survey.cached(&memory, REPO, "v1", PrewarmMode::Layers, &platforms()),
+            Cached::Complete(found(&[("linux/amd64", 2), ("linux/arm64", 3)]))
+        );
+        // The tag, then the two platform manifests, then the three blobs: never a pull.
+        assert_eq!(ecr.calls("DescribeImages"), 2);
+        assert_eq!(ecr.calls("BatchCheckLayerAvailability"), 1);
+        assert_eq!(ecr.calls("BatchGetImage"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_lost_blob_is_named_and_manifests_mode_does_not_ask() {
+        let (ecr, memory) = cached_index();
+        ecr.state
+            .lock()
+            .unwrap()
+            .layers
+            .remove(&(REPO.to_owned(), digest(12).to_string()));
+        let layers = survey(&ecr, &memory, &["v1"], PrewarmMode::Layers).await;
+        assert_eq!(
+            layers.cached(&memory, REPO, "v1", PrewarmMode::Layers, &platforms()),
+            Cached::MissingBlobs(
+                found(&[("linux/amd64", 2), ("linux/arm64", 3)]),
+                vec![blob(12)]
+            )
+        );
+        let manifests = survey(&ecr, &memory, &["v1"], PrewarmMode::Manifests).await;
+        assert!(matches!(
+            manifests.cached(&memory, REPO, "v1", PrewarmMode::Manifests, &platforms()),
+            Cached::Complete(_)
+        ));
+        assert_eq!(
+            ecr.calls("BatchCheckLayerAvailability"),
+            1,
+            "layers mode only"
+        );
+    }
+
+    #[tokio::test]
+    async fn what_is_missing_archived_or_not_remembered_is_pulled() {
+        // A platform manifest archived: not pullable, so not complete.
+        let (ecr, memory) = cached_index();
+        ecr.state.lock().unwrap().images.get_mut(REPO).unwrap()[2].status = ImageStatus::Archived;
+        let s = survey(&ecr, &memory, &["v1"], PrewarmMode::Layers).await;
+        assert_eq!(
+            s.cached(&memory, REPO, "v1", PrewarmMode::Layers, &platforms()),
+            Cached::Unknown
+        );
+        // A child not remembered (a state lost or from another version).
+        let (ecr, _) = cached_index();
+        let memory = Memory::default();
+        memory.learn(
+            digest(1),
+            Known::Index {
+                entries: vec![IndexEntry {
+                    platform: Some(Platform::parse("linux/amd64").unwrap()),
+                    digest: digest(2),
+                }],
+            },
+        );
+        let s = survey(&ecr, &memory, &["v1"], PrewarmMode::Layers).await;
+        assert_eq!(
+            s.cached(&memory, REPO, "v1", PrewarmMode::Layers, &platforms()),
+            Cached::Unknown
+        );
+        // A tag not cached yet: ECR refuses the lookup by id, the repository is listed once.
+        let (ecr, memory) = cached_index();
+        let s = survey(&ecr, &memory, &["v1", "v2"], PrewarmMode::Layers).await;
+        assert_eq!(
+            s.cached(&memory, REPO, "v2", PrewarmMode::Layers, &platforms()),
+            Cached::Unknown
+        );
+        assert!(matches!(
+            s.cached(&memory, REPO, "v1", PrewarmMode::Layers, &platforms()),
+            Cached::Complete(_)
+        ));
+        assert_eq!(ecr.calls("DescribeImages"), 2, "by id, then the listing");
+        // A repository ECR will not describe: every image of it is pulled, and said.
+        let (ecr, memory) = cached_index();
+        ecr.fail_next(
+            "DescribeImages",
+            AwsErrorKind::AccessDenied("AccessDeniedException".into()),
+        );
+        let s = survey(&ecr, &memory, &["v1"], PrewarmMode::Layers).await;
+        assert_eq!(
+            s.cached(&memory, REPO, "v1", PrewarmMode::Layers, &platforms()),
+            Cached::Unknown
+        );
+        assert_eq!(s.unreadable().len(), 1);
+        assert!(
+            s.unreadable()[0].1.contains("AccessDenied"),
+            "{:?}",
+            s.unreadable()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_index_without_a_wanted_platform_is_complete_for_the_others() {
+        let (ecr, memory) = cached_index();
+        let wanted = vec![
+            Platform::parse("linux/amd64").unwrap(),
+            Platform::parse("linux/s390x").unwrap(),
+        ];
+        let s = Survey::read(
+            &ecr,
+            &memory,
+            want(&["v1"]),
+            HashMap::new(),
+            PrewarmMode::Layers,
+            &wanted,
+            4,
+        )
+        .await;
+        let Cached::Complete(found) = s.cached(&memory, REPO, "v1", PrewarmMode::Layers, &wanted)
+        else {
+            panic!("complete for amd64");
+        };
+        assert_eq!(found.missing_platforms, ["linux/s390x"]);
+    }
+
+    /// Batched: 250 watched tags of one repository are 3 lookups by id, and the repository
+    /// discovery already listed costs no lookup at all.
+    #[tokio::test]
+    async fn lookups_are_batched_and_discovery_listings_reused() {
+        let ecr = FakeEcr::default();
+        let tags: Vec<String> = (0..250).map(|n| format!("t{n}")).collect();
+        {
+            let mut state = ecr.state.lock().unwrap();
+            state
+                .repositories
+                .push(ptc_tests::fixtures::repository(REPO));
+            let tag_refs: Vec<&str> = tags.iter().map(String::as_str).collect();
+            state
+                .images
+                .insert(REPO.into(), vec![detail(1, &tag_refs, ImageStatus::Active)]);
+        }
+        let memory = Memory::default();
+        let tag_refs: Vec<&str> = tags.iter().map(String::as_str).collect();
+        let s = survey(&ecr, &memory, &tag_refs, PrewarmMode::Layers).await;
+        assert_eq!(ecr.calls("DescribeImages"), 3);
+        // Not remembered: nothing more asked, every image pulled (once, then remembered).
+        assert_eq!(
+            s.cached(&memory, REPO, "t7", PrewarmMode::Layers, &platforms()),
+            Cached::Unknown
+        );
+        let listing = ecr.state.lock().unwrap().images[REPO].clone();
+        let _ = Survey::read(
+            &ecr,
+            &memory,
+            want(&tag_refs),
+            HashMap::from([(REPO.to_owned(), listing)]),
+            PrewarmMode::Layers,
+            &platforms(),
+            4,
+        )
+        .await;
+        assert_eq!(ecr.calls("DescribeImages"), 3, "the listing was reused");
+    }
+}
