@@ -6,13 +6,16 @@
 //! cache may make ECR check the upstream): `BatchGetImage` and the layer downloads
 //! (`GetDownloadUrlForLayer`), which is what the registry endpoint's manifest and blob GETs
 //! are. `DescribeImages` and `BatchCheckLayerAvailability` read the repository's metadata:
-//! ECR's pull-time page lists pulls only ("Amazon ECR updates the LastRecordedPullTime
-//! timestamp on every pull",
-//! <https://docs.aws.amazon.com/AmazonECR/latest/userguide/pull-time-update-exclusions.html>),
-//! and the image-pull permissions page names `ecr:BatchGetImage` and
-//! `ecr:GetDownloadUrlForLayer` as the pull actions
-//! (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/image-pull.html>), the two this
-//! module never calls.
+//! ECR records "the last image pull" (`lastRecordedPullTime`,
+//! <https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_ImageDetail.html>) and
+//! "updates the LastRecordedPullTime timestamp on every pull"
+//! (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/pull-time-update-exclusions.html>);
+//! a pull is the manifest read and, "when an image is pulled, the GetDownloadUrlForLayer API
+//! is called once per image layer"
+//! (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_GetDownloadUrlForLayer.html>).
+//! This module calls neither `BatchGetImage` nor `GetDownloadUrlForLayer`. (AWS does not say
+//! in so many words that a metadata read is not a pull; the stack's stand-in and the
+//! steady-state test hold the code to it.)
 //!
 //! Per repository, in order, each step only when needed:
 //! 1. the images discovery already listed (`DescribeImages` of the whole repository, run
