@@ -264,7 +264,8 @@ async fn warm_all(
     report.summary = summarise(&report.images);
     report.traffic = warmth.traffic.snapshot();
     if !options.dry_run {
-        match memory.save(&store).await {
+        // A run that could not read every source keeps what it did not see.
+        match memory.save(&store, complete).await {
             Ok(_) => {}
             Err(err) => {
                 tracing::warn!(error = %err, "prewarm state not saved");

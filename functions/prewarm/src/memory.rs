@@ -244,9 +244,11 @@ impl Memory {
         }
     }
 
-    /// Save what this run used or learned (what no entry of the run touched is forgotten),
-    /// when that differs from what was loaded. `Ok(false)` when nothing was written.
-    pub async fn save(&self, store: &Store<'_>) -> Result<bool, String> {
+    /// Save what this run used or learned, when that differs from what was loaded. With
+    /// `forget`, what no entry of the run touched is left out (a run over the whole watch
+    /// list); without (a run that could not read every source), it is kept. `Ok(false)` when
+    /// nothing was written.
+    pub async fn save(&self, store: &Store<'_>, forget: bool) -> Result<bool, String> {
         let text = {
             let inner = self.inner.lock().unwrap();
             if inner.unreadable {
@@ -255,7 +257,7 @@ impl Memory {
             let kept: BTreeMap<Digest, Known> = inner
                 .known
                 .iter()
-                .filter(|(d, _)| inner.used.contains(*d))
+                .filter(|(d, _)| !forget || inner.used.contains(*d))
                 .map(|(d, k)| (d.clone(), k.clone()))
                 .collect();
             if !inner.changed && kept.len() == inner.known.len() {
@@ -336,16 +338,18 @@ mod tests {
                 }],
             },
         );
-        assert!(memory.save(&store).await.unwrap());
+        assert!(memory.save(&store, true).await.unwrap());
         let (again, warning) = Memory::load(&store).await;
         assert_eq!(warning, None);
         assert_eq!(again.get(&digest(1)), Some(image(10)));
-        // Only digest 1 was used: saving forgets digest 2 (a write), then nothing changes.
-        assert!(again.save(&store).await.unwrap());
+        // Only digest 1 was used: a run that did not see the whole list keeps digest 2 (no
+        // write: nothing changed); a whole run forgets it (a write), then nothing changes.
+        assert!(!again.save(&store, false).await.unwrap());
+        assert!(again.save(&store, true).await.unwrap());
         let (third, _) = Memory::load(&store).await;
         assert_eq!(third.get(&digest(2)), None);
         assert!(third.get(&digest(1)).is_some());
-        assert!(!third.save(&store).await.unwrap(), "nothing new: no write");
+        assert!(!third.save(&store, true).await.unwrap(), "nothing new: no write");
     }
 
     #[tokio::test]
@@ -372,7 +376,7 @@ mod tests {
                 "{text}: {warning:?}"
             );
             assert_eq!(memory.get(&digest(1)), None);
-            assert!(memory.save(&store).await.unwrap(), "replaced");
+            assert!(memory.save(&store, true).await.unwrap(), "replaced");
         }
         // A file that cannot be read (a directory) is a warning, and is never overwritten.
         let dir = std::env::temp_dir().join(format!("ptc-state-{}", std::process::id()));
@@ -381,7 +385,7 @@ mod tests {
         let (memory, warning) = Memory::load(&store).await;
         assert!(warning.unwrap().contains("unreadable"));
         memory.learn(digest(1), image(1));
-        assert!(!memory.save(&store).await.unwrap());
+        assert!(!memory.save(&store, true).await.unwrap());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -393,7 +397,7 @@ mod tests {
         let store = Store::File(path.clone());
         let (memory, _) = Memory::load(&store).await;
         memory.learn(digest(3), image(4));
-        assert!(memory.save(&store).await.unwrap());
+        assert!(memory.save(&store, true).await.unwrap());
         let (again, warning) = Memory::load(&store).await;
         assert_eq!(warning, None);
         assert_eq!(again.get(&digest(3)), Some(image(4)));
