@@ -110,6 +110,42 @@ def subscribe(props, name):
     return out["SubscriptionArn"]
 
 
+# AWS::ECR::PullTimeUpdateExclusion: moto's ECR has no RegisterPullTimeUpdateExclusion, so
+# nothing is called. The properties are checked as ECR would check the call: botocore's own
+# input shape of RegisterPullTimeUpdateExclusion (names, types, required members), then the
+# PrincipalArn pattern and maxLength of the resource schema and the API model (botocore does
+# not check either); a duplicate ARN fails as ECR's ExclusionAlreadyExistsException, the
+# 101st as LimitExceededException ("up to 100 exclusions per account").
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-ecr-pulltimeupdateexclusion.html
+# https://docs.aws.amazon.com/AmazonECR/latest/userguide/pull-time-update-exclusions.html
+PULL_TIME_EXCLUSIONS = []
+
+
+def register_pull_time_exclusion(props, name):
+    import re
+
+    import botocore.session
+    from botocore.exceptions import ParamValidationError
+    from botocore.validate import ParamValidator
+
+    params = {key[:1].lower() + key[1:]: value for key, value in props.items()}
+    operation = botocore.session.get_session().get_service_model("ecr").operation_model("RegisterPullTimeUpdateExclusion")
+    report = ParamValidator().validate(params, operation.input_shape)
+    if report.has_errors():
+        raise ParamValidationError(report=report.generate_report())
+    arn = params["principalArn"]
+    shape = operation.input_shape.members["principalArn"]
+    pattern, max_length = shape.metadata["pattern"], shape.metadata["max"]
+    if len(arn) > max_length or not re.fullmatch(pattern, arn, re.ASCII):
+        raise ValueError(f"PrincipalArn {arn!r} does not satisfy the pattern {pattern} with at most {max_length} characters")
+    if arn in PULL_TIME_EXCLUSIONS:
+        raise ValueError(f"ExclusionAlreadyExistsException: the pull time update exclusion for {arn} already exists")
+    if len(PULL_TIME_EXCLUSIONS) >= 100:
+        raise ValueError("LimitExceededException: at most 100 pull time update exclusions per account")
+    PULL_TIME_EXCLUSIONS.append(arn)
+    return arn
+
+
 # Gap 2: types moto's CloudFormation does not model (it would report them created and make
 # nothing), with the name property CloudFormation fills in when the template does not.
 API_TYPES = {
@@ -119,6 +155,7 @@ API_TYPES = {
     "AWS::SQS::QueuePolicy": ("", set_queue_policy),
     "AWS::SNS::TopicPolicy": ("", set_topic_policy),
     "AWS::SNS::Subscription": ("", subscribe),
+    "AWS::ECR::PullTimeUpdateExclusion": ("", register_pull_time_exclusion),
 }
 
 
@@ -198,6 +235,8 @@ def found():
         "AWS::Logs::LogGroup": len(list(pages("logs", "describe_log_groups", "logGroups"))),
         "AWS::CloudWatch::Alarm": len(list(pages("cloudwatch", "describe_alarms", "MetricAlarms"))),
         "AWS::CloudWatch::Dashboard": len(list(pages("cloudwatch", "list_dashboards", "DashboardEntries"))),
+        # No API to ask (moto has none): the ones register_pull_time_exclusion made.
+        "AWS::ECR::PullTimeUpdateExclusion": len(PULL_TIME_EXCLUSIONS),
     }
 
 

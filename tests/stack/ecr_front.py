@@ -67,6 +67,17 @@ DEFAULT_REGISTRY_SCOPE = "V2"
 POLICY_VERSIONS = {"2012-10-17", "2008-10-17"}
 STATEMENT_KEYS = {"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource", "NotResource", "Condition"}
 INVALID_REGISTRY_POLICY = "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid registry policy provided'"
+# Pull-time update exclusions
+# (https://docs.aws.amazon.com/AmazonECR/latest/userguide/pull-time-update-exclusions.html):
+# "Pull-time update exclusions allow you to specify IAM role ARNs that should not update image
+# pull times when they pull images ... When a role in the exclusion list pulls an image, the
+# pull time remains unchanged. Any other role continues to update pull time. You can configure
+# up to 100 exclusions per account." The ARN's pattern and length are those of the API model's
+# PrincipalArn shape (botocore's ecr service-2.json, the same as the AWS::ECR::PullTimeUpdateExclusion
+# schema); `\w` is ASCII there (a Java pattern), hence re.ASCII.
+PRINCIPAL_ARN_RE = re.compile(r"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:(role|user)/[\w+=,.@-]+(/[\w+=,.@-]+)*$", re.ASCII)
+PRINCIPAL_ARN_MAX = 200
+MAX_PULL_TIME_EXCLUSIONS = 100
 
 # The account the operation being answered is for (set per request by EcrFront.handle; the
 # stack's werkzeug server answers each request on its own thread).
@@ -111,6 +122,8 @@ class EcrFront:
         self.templates: dict[tuple[str, str, str], dict] = {}  # (account, region, prefix) -> template
         self.tokens: dict[str, Token] = {}  # password -> what it was issued to
         self.settings: dict[tuple[str, str, str], str] = {}  # (account, region, name) -> value
+        # (account, region) -> {principal ARN: createdAt}, in the order they were registered
+        self.exclusions: dict[tuple[str, str], dict[str, dt.datetime]] = {}
         self.token_ttl = TOKEN_TTL
         self.throttle: dict[str, int] = {}  # operation -> throttled answers left
         self.calls: dict[str, int] = {}
@@ -410,6 +423,63 @@ class EcrFront:
         out = self._page(templates, body, "repositoryCreationTemplates")
         out["registryId"] = self.account
         return out
+
+    # -- pull-time update exclusions -------------------------------------------------
+    # https://docs.aws.amazon.com/AmazonECR/latest/userguide/pull-time-update-exclusions.html and
+    # https://docs.aws.amazon.com/AmazonECR/latest/userguide/pull-time-update-exclusions-considerations.html:
+    # "The default page size for listing exclusions is 100 ... If you try to create an exclusion
+    # that already exists, you'll receive an ExclusionAlreadyExistsException error. If you try to
+    # delete an exclusion that doesn't exist, you'll receive an ExclusionNotFoundException error."
+    # (both are the errors botocore's model declares for Register / Deregister). Kept per account
+    # and region, as the registry is; the registry endpoint reads the cache account's list.
+    @staticmethod
+    def _principal_arn(body: dict) -> str:
+        arn = body.get("principalArn")
+        if not isinstance(arn, str) or len(arn) > PRINCIPAL_ARN_MAX or not PRINCIPAL_ARN_RE.fullmatch(arn):
+            raise EcrError("InvalidParameterException",
+                           f"Invalid parameter at 'principalArn' failed to satisfy constraint: 'must be an IAM role or user ARN "
+                           f"matching {PRINCIPAL_ARN_RE.pattern} with at most {PRINCIPAL_ARN_MAX} characters' ({arn!r})")
+        return arn
+
+    def op_RegisterPullTimeUpdateExclusion(self, body: dict, region: str) -> dict:
+        """https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_RegisterPullTimeUpdateExclusion.html"""
+        arn = self._principal_arn(body)
+        with self.lock:
+            registered = self.exclusions.setdefault((self.account, region), {})
+            if arn in registered:
+                raise EcrError("ExclusionAlreadyExistsException", f"The pull time update exclusion for '{arn}' already exists in the registry with id '{self.account}'")
+            if len(registered) >= MAX_PULL_TIME_EXCLUSIONS:
+                raise EcrError("LimitExceededException", f"The maximum number of pull time update exclusions ({MAX_PULL_TIME_EXCLUSIONS}) has been reached for the registry with id '{self.account}'")
+            registered[arn] = created = now()
+        return {"principalArn": arn, "createdAt": created}
+
+    def op_DeregisterPullTimeUpdateExclusion(self, body: dict, region: str) -> dict:
+        """https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DeregisterPullTimeUpdateExclusion.html"""
+        arn = self._principal_arn(body)
+        with self.lock:
+            registered = self.exclusions.get((self.account, region), {})
+            if arn not in registered:
+                raise EcrError("ExclusionNotFoundException", f"The pull time update exclusion for '{arn}' does not exist in the registry with id '{self.account}'")
+            del registered[arn]
+        return {"principalArn": arn}
+
+    def op_ListPullTimeUpdateExclusions(self, body: dict, region: str) -> dict:
+        """https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_ListPullTimeUpdateExclusions.html:
+        `maxResults` 1-1000, "If this parameter is not used ... returns up to 100 results"."""
+        with self.lock:
+            arns = list(self.exclusions.get((self.account, region), {}))
+        return self._page(arns, body, "pullTimeUpdateExclusions", default_max=100)
+
+    def has_pull_time_exclusions(self, account: str, region: str) -> bool:
+        with self.lock:
+            return bool(self.exclusions.get((account, region)))
+
+    def pull_time_excluded(self, account: str, region: str, principal_arns) -> bool:
+        """Whether a pull by a caller with these principal ARNs leaves the image's
+        lastRecordedPullTime unchanged in `account`'s registry."""
+        with self.lock:
+            registered = self.exclusions.get((account, region))
+            return bool(registered) and any(arn in registered for arn in principal_arns)
 
     # -- the registry permissions policy -----------------------------------------
     # https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_PutRegistryPolicy.html

@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import tarfile
 import urllib.request
 from dataclasses import dataclass, field
@@ -115,7 +116,36 @@ def build(repository: str, tag: str, kind: str, platforms: list[str] | None = No
     return built
 
 
-def push(base_url: str, built: Built, auth_header: str | None = None) -> None:
+def build_big(repository: str, tag: str, layer_bytes: int) -> Built:
+    """A single-platform OCI image with one layer of `layer_bytes` random bytes (incompressible,
+    so a transfer really moves that many bytes; not a gzip stream, which a registry does not
+    check: the layer is a valid blob, its digest the sha256 of its bytes) and a config."""
+    built = Built(repository, tag)
+    layer = os.urandom(layer_bytes)
+    layer_digest = sha256(layer)
+    built.blobs[layer_digest] = layer
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Labels": {"org.opencontainers.image.title": repository}},
+            # The layer is not a tar stream: its diff id stands for the bytes themselves.
+            "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        },
+        sort_keys=True,
+    ).encode()
+    built.blobs[sha256(config)] = config
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
+        "layers": [{"mediaType": OCI_LAYER, "digest": layer_digest, "size": layer_bytes}],
+    }
+    built.manifests.append((tag, OCI_MANIFEST, json.dumps(manifest, indent=3).encode()))
+    return built
+
+
+def push(base_url: str, built: Built, auth_header: str | None = None, timeout: float = 30) -> None:
     """Push blobs then manifests with the monolithic upload of the distribution API."""
 
     def call(method: str, url: str, data: bytes | None = None, headers: dict | None = None):
@@ -124,7 +154,7 @@ def push(base_url: str, built: Built, auth_header: str | None = None) -> None:
             req.add_header(k, v)
         if auth_header:
             req.add_header("Authorization", auth_header)
-        return urllib.request.urlopen(req, timeout=30)
+        return urllib.request.urlopen(req, timeout=timeout)
 
     name = built.repository
     for digest, blob in built.blobs.items():

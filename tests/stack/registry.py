@@ -15,6 +15,20 @@ What it reproduces, from PTC-FACTS.md:
 - Manifest pulls do not import layers (the pessimistic answer to an unconfirmed fact);
   layers are imported when a client fetches them, then served through a redirect, as ECR
   redirects layer downloads to S3.
+- Layers are per repository, as in ECR (BatchCheckLayerAvailability and
+  GetDownloadUrlForLayer take a repositoryName,
+  https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_BatchCheckLayerAvailability.html):
+  a layer GET/HEAD in repository R is served from the cache only when R holds it (moto's
+  repo.layers, what BatchCheckLayerAvailability answers from, and the endpoint's own
+  membership); otherwise it is imported from R's upstream into R. The bytes are stored once
+  per digest, and dropped when no repository holds them any more.
+- Pull-time update exclusions: a manifest pull by a principal on the cache account's
+  exclusion list leaves the image's lastRecordedPullTime unchanged (Stack.record_pull,
+  https://docs.aws.amazon.com/AmazonECR/latest/userguide/pull-time-update-exclusions.html).
+  The principal is found from the token's account and access key for every token, the cache
+  account's included, for that decision only (cross-account authorisation is unchanged).
+- A throttled link for layer bytes (`blob_bytes_per_second`, 0 = off): the redirect target
+  streams a layer at about that rate, with its Content-Length.
 
 Cross-account pulls. A token is bound to the account (and access key) it was issued to
 (ecr_front.Token). A token of the cache account pulls exactly as before: nothing below is
@@ -89,6 +103,20 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def throttled(blob: bytes, rate: int):
+    """The blob's bytes at about `rate` bytes a second: chunks of up to 64 KiB (smaller for a
+    slow link, so that it stays smooth), each sent no earlier than its share of the time."""
+    view = memoryview(blob)
+    chunk = max(1024, min(64 * 1024, rate // 8))
+    start = time.monotonic()
+    for offset in range(0, len(view), chunk):
+        piece = view[offset:offset + chunk]
+        yield bytes(piece)
+        ahead = start + (offset + len(piece)) / rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
+
+
 class RegistryEndpoint:
     def __init__(self, stack, region: str) -> None:
         self.stack = stack
@@ -96,7 +124,9 @@ class RegistryEndpoint:
         self.lock = threading.RLock()
         self.manifests: dict[tuple[str, str], tuple[str, bytes]] = {}  # (repo, digest) -> (media type, body)
         self.tags: dict[tuple[str, str], tuple[str, float]] = {}  # (repo, tag) -> (digest, fetched at)
-        self.blobs: dict[str, bytes] = {}
+        self.blobs: dict[str, bytes] = {}  # digest -> bytes, once for all the repositories holding it
+        self.repo_layers: dict[str, set[str]] = {}  # repository -> the layer digests imported into it
+        self.blob_bytes_per_second = 0  # the layer download link's speed; 0 = unthrottled
         self.refresh_seconds = 24 * 3600
         self.latency_ms = 0
         self.events: list[dict] = []
@@ -124,10 +154,18 @@ class RegistryEndpoint:
             digest = path[len("/_s3/"):]
             with self.lock:
                 blob = self.blobs.get(digest)
+                rate = self.blob_bytes_per_second
             if blob is None:
                 raise RegistryError(404, "BLOB_UNKNOWN", "blob unknown")
-            return Response(blob, 200, content_type="application/octet-stream")
-        caller = self.caller_of(self.authenticate(request))
+            if not rate or request.method == "HEAD":
+                return Response(blob, 200, content_type="application/octet-stream")
+            out = Response(throttled(blob, rate), 200, [("Content-Length", str(len(blob)))],
+                           content_type="application/octet-stream", direct_passthrough=True)
+            out.automatically_set_content_length = False
+            return out
+        token = self.authenticate(request)
+        request.environ["ptc.token"] = token
+        caller = self.caller_of(token)
         if path in ("/v2/", "/v2"):
             return Response("{}", 200, content_type="application/json", headers={"Docker-Distribution-API-Version": "registry/2.0"})
         if not path.startswith("/v2/"):
@@ -165,6 +203,14 @@ class RegistryEndpoint:
         if token.account == self.stack.account:
             return None
         return accounts.resolve_caller(token.account, token.access_key, self.stack.organization)
+
+    def pull_principals(self, request: Request) -> tuple[str, ...]:
+        """The principal ARNs of whoever pulls with the request's token, for the pull-time
+        update exclusions only; () when the cache account has no exclusions (nothing to decide)."""
+        token = request.environ.get("ptc.token")
+        if token is None or not self.stack.ecr.has_pull_time_exclusions(self.stack.account, self.region):
+            return ()
+        return accounts.resolve_caller(token.account, token.access_key, self.stack.organization).principal_arns
 
     def repository_arn(self, name: str) -> str:
         return f"arn:aws:ecr:{self.region}:{self.stack.account}:repository/{name}"
@@ -330,7 +376,7 @@ class RegistryEndpoint:
     def serve_manifest(self, request: Request, name: str, digest: str, cached: tuple[str, bytes], caller: Caller | None = None) -> Response:
         self.require(caller, name, GET_IMAGE)
         media_type, body = cached
-        self.stack.record_pull(name, digest)
+        self.stack.record_pull(name, digest, self.pull_principals(request))
         headers = [("Docker-Content-Digest", digest), ("Content-Length", str(len(body)))]
         out = Response(b"" if request.method == "HEAD" else body, 200, headers, content_type=media_type)
         out.automatically_set_content_length = False
@@ -339,13 +385,16 @@ class RegistryEndpoint:
     # -- blobs ----------------------------------------------------------------
     def blob(self, request: Request, name: str, digest: str, caller: Caller | None = None) -> Response:
         if caller is not None:
-            # Another account reads layers of a repository it may read, and of no other (the
-            # stand-in's blob store is shared by all repositories; ECR's are per repository).
+            # Another account reads layers of a repository it may read, and of no other.
             if not self.stack.repository_exists(name):
                 raise RegistryError(404, "BLOB_UNKNOWN", f"blob {digest} unknown to repository {name}")
             self.require(caller, name, GET_LAYER)
         with self.lock:
-            have = digest in self.blobs
+            have = digest in self.blobs and digest in self.repo_layers.get(name, ())
+        if have and not self.stack.has_layer(name, digest):
+            # ECR's state says R does not hold it (e.g. the repository was deleted and made
+            # again): R imports it again.
+            have = False
         if not have:
             routed = self.route_rule(name)
             if routed is None or not self.stack.repository_exists(name):
@@ -360,15 +409,31 @@ class RegistryEndpoint:
             if sha256(body) != digest:
                 raise RegistryError(500, "DIGEST_INVALID", f"upstream blob does not hash to {digest}")
             with self.lock:
-                self.blobs[digest] = body
+                self.blobs.setdefault(digest, body)
+                self.repo_layers.setdefault(name, set()).add(digest)
             self.stack.record_layer(name, digest, len(body))
+            del body
         with self.lock:
-            size = len(self.blobs[digest])
+            blob = self.blobs.get(digest)
+        if blob is None:  # removed from the cache meanwhile
+            raise RegistryError(404, "BLOB_UNKNOWN", f"blob {digest} unknown to repository {name}")
+        size = len(blob)
         if request.method == "HEAD":
             out = Response(b"", 200, [("Content-Length", str(size)), ("Docker-Content-Digest", digest)])
             out.automatically_set_content_length = False
             return out
         return Response("", 307, [("Location", f"{request.host_url.rstrip('/')}/_s3/{digest}")])
+
+    def forget_layer(self, name: str, digest: str) -> bool:
+        """Repository `name` no longer holds layer `digest` (the bytes go when no repository
+        holds them); whether it did."""
+        with self.lock:
+            held = self.repo_layers.get(name, set())
+            removed = digest in held
+            held.discard(digest)
+            if not any(digest in layers for layers in self.repo_layers.values()):
+                self.blobs.pop(digest, None)
+        return removed
 
     def event(self, rule: dict, name: str, tag, digest, status: str, code: str | None = None, reason: str | None = None) -> None:
         detail = {

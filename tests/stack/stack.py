@@ -205,7 +205,14 @@ class Stack:
                     return self.ecr.image_status(image)
         return None
 
-    def record_pull(self, name: str, digest: str) -> None:
+    def record_pull(self, name: str, digest: str, principal_arns=()) -> None:
+        """Move the image's lastRecordedPullTime, unless the puller (any of its principal
+        ARNs: the role ARN of an assumed-role session, a user's ARN) is on the registry's
+        pull-time update exclusion list: "When a role in the exclusion list pulls an image,
+        the pull time remains unchanged. Any other role continues to update pull time."
+        (https://docs.aws.amazon.com/AmazonECR/latest/userguide/pull-time-update-exclusions.html)"""
+        if principal_arns and self.ecr.pull_time_excluded(self.account, self.region, principal_arns):
+            return
         with self.lock:
             repo = self.backend().repositories.get(name)
             for image in repo.images if repo else []:
@@ -250,6 +257,24 @@ class Stack:
             repo = self.backend().repositories.get(name)
             if repo is not None:
                 repo.layers[digest] = size
+
+    def has_layer(self, name: str, digest: str) -> bool:
+        """Whether repository `name` holds layer `digest` in ECR's state (moto's repo.layers,
+        what BatchCheckLayerAvailability answers from): layers are per repository in ECR."""
+        with self.lock:
+            repo = self.backend().repositories.get(name)
+            return repo is not None and digest in repo.layers
+
+    def remove_layer(self, name: str, digest: str) -> dict:
+        """`POST ecr/layers/remove {"repository", "digest"}`: drop a layer from one
+        repository's cache (moto's repo.layers and the registry endpoint's membership), as if
+        it had never been imported there; the next GET of it in that repository imports it
+        from the upstream again."""
+        with self.lock:
+            repo = self.backend().repositories.get(name)
+            removed = repo is not None and repo.layers.pop(digest, None) is not None
+        removed = self.registry.forget_layer(name, digest) or removed
+        return {"removed": removed}
 
     def upstream_for(self, url: str) -> Upstream | None:
         return self.upstreams.get(url)
@@ -332,6 +357,8 @@ class Stack:
                     return dict(upstream.counts)
             if len(parts) == 3 and parts[2] == "tag" and method == "POST":
                 return self.tag_upstream(upstream, str(body["repository"]), str(body["from"]), str(body["to"]))
+            if len(parts) == 3 and parts[2] == "image" and method == "POST":
+                return self.push_big_image(upstream, str(body["repository"]), str(body.get("tag") or "latest"), int(body["layer_bytes"]))
             if method == "POST":
                 with upstream.lock:
                     upstream.faults.update(body)
@@ -370,6 +397,8 @@ class Stack:
             return {"deny": sorted(self.denied_secrets)}
         if parts == ["ecr", "age"] and method == "POST":
             return self.age_images(body)
+        if parts == ["ecr", "layers", "remove"] and method == "POST":
+            return self.remove_layer(str(body["repository"]), str(body["digest"]))
         if parts == ["ecr"]:
             if method == "POST":
                 with self.ecr.lock:
@@ -385,9 +414,14 @@ class Stack:
                         self.ecr.tokens.clear()
                     if "upstream_timeout" in body:
                         self.upstream_timeout = float(body["upstream_timeout"])
+                    if "blob_bytes_per_second" in body:
+                        rate = int(body["blob_bytes_per_second"])
+                        if rate < 0:
+                            raise ValueError("blob_bytes_per_second must be 0 (off) or more")
+                        self.registry.blob_bytes_per_second = rate
             with self.ecr.lock:
                 return {"calls": dict(self.ecr.calls), "throttle": dict(self.ecr.throttle), "token_ttl": self.ecr.token_ttl,
-                        "tokens": sorted(self.ecr.tokens)}
+                        "tokens": sorted(self.ecr.tokens), "blob_bytes_per_second": self.registry.blob_bytes_per_second}
         if parts == ["cloudwatch"]:
             cw = self.cloudwatch
             if method == "POST":
@@ -519,6 +553,20 @@ class Stack:
         with call("PUT", body, media_type, target):
             pass
         return {"repository": repository, "tag": target, "digest": "sha256:" + hashlib.sha256(body).hexdigest()}
+
+    def push_big_image(self, upstream: Upstream, repository: str, tag: str, layer_bytes: int) -> dict:
+        """`POST upstreams/<host>/image {"repository", "tag", "layer_bytes"}`: push to that
+        upstream a single-platform OCI image with one layer of `layer_bytes` random
+        (incompressible) bytes and a config; answers the manifest's digest, the layer's digest
+        and size. Pushed to the registry itself, not through the proxy: the upstream's request
+        counts stay those of the pulls."""
+        if not 1 <= layer_bytes <= 1 << 31:
+            raise ValueError("layer_bytes must be between 1 and 2 GiB")
+        built = images.build_big(repository, tag, layer_bytes)
+        layer_digest = json.loads(built.manifests[-1][2])["layers"][0]["digest"]
+        images.push(upstream.internal_url, built, upstream.basic_auth(), timeout=300)
+        return {"repository": repository, "tag": tag, "digest": built.digest, "layer_digest": layer_digest,
+                "layer_bytes": layer_bytes}
 
     def seed_bench(self, repositories: int, tags: int) -> dict:
         """Many images for benchmarks: `bench/app-N` repositories on quay.io, each a

@@ -210,10 +210,25 @@ class Upstream:
         body = request.get_data()
         conn.request(request.method, path, body=body or None, headers=headers)
         resp = conn.getresponse()
-        data = resp.read()
-        conn.close()
         # Keep the upstream's Content-Length: on a HEAD it is the manifest's size.
         out_headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in ("connection", "transfer-encoding")]
+        if request.method == "GET" and "/blobs/" in request.path and resp.status == 200 and resp.getheader("Content-Length"):
+            # A layer (possibly hundreds of MB): streamed through, never held here.
+            def stream():
+                try:
+                    while True:
+                        chunk = resp.read(1 << 20)
+                        if not chunk:
+                            break
+                        yield chunk
+                finally:
+                    conn.close()
+
+            out = Response(stream(), resp.status, out_headers + extra_headers, direct_passthrough=True)
+            out.automatically_set_content_length = False
+            return out
+        data = resp.read()
+        conn.close()
         out = Response(data, resp.status, out_headers + extra_headers)
         out.automatically_set_content_length = False
         return out
