@@ -668,3 +668,128 @@ mod tests {
             .expect("granted by the registry policy (scope V2): the first pull succeeds");
     }
 }
+
+/// Issue 18 helpers: pull-time update exclusions, per-repository layers, a throttled layer
+/// link and big upstream images (`tests/stack/test_issue18_standins.py` tests the stand-ins).
+impl Stack {
+    /// Put `principal_arn` on the cache account's pull-time update exclusion list (RegisterPullTimeUpdateExclusion through the stack's ECR endpoint); an ARN already on it is fine.
+    pub async fn exclude_from_pull_time(&self, principal_arn: &str) {
+        let result = aws_sdk_ecr::Client::new(&self.sdk_config().await)
+            .register_pull_time_update_exclusion()
+            .principal_arn(principal_arn)
+            .send()
+            .await;
+        if let Err(err) = result {
+            let already = err
+                .as_service_error()
+                .is_some_and(|e| e.is_exclusion_already_exists_exception());
+            assert!(
+                already,
+                "RegisterPullTimeUpdateExclusion {principal_arn}: {err:?}"
+            );
+        }
+    }
+
+    /// Remove layer `digest` from repository `repository`'s cache (`POST ecr/layers/remove`): whether the repository held it.
+    pub async fn remove_cached_layer(&self, repository: &str, digest: &str) -> bool {
+        let answer = self
+            .post_checked(
+                "ecr/layers/remove",
+                serde_json::json!({"repository": repository, "digest": digest}),
+            )
+            .await;
+        answer["removed"]
+            .as_bool()
+            .expect("the stack answers {\"removed\": bool}")
+    }
+
+    /// Throttle the registry endpoint's layer downloads to about `bytes_per_second` (0 = off, the default).
+    pub async fn throttle_blobs(&self, bytes_per_second: u64) {
+        let answer = self
+            .post_checked(
+                "ecr",
+                serde_json::json!({"blob_bytes_per_second": bytes_per_second}),
+            )
+            .await;
+        assert_eq!(
+            answer["blob_bytes_per_second"].as_u64(),
+            Some(bytes_per_second),
+            "the stack reports the throttle it was given"
+        );
+    }
+
+    /// Push to upstream `host` a single-platform image with one random layer of `layer_bytes`; answers `{"repository", "tag", "digest", "layer_digest", "layer_bytes"}`.
+    pub async fn push_big_image(
+        &self,
+        host: &str,
+        repository: &str,
+        tag: &str,
+        layer_bytes: u64,
+    ) -> serde_json::Value {
+        self.post_checked(
+            &format!("upstreams/{host}/image"),
+            serde_json::json!({"repository": repository, "tag": tag, "layer_bytes": layer_bytes}),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod issue18_helper_tests {
+    use super::*;
+
+    /// The issue 18 helpers against a stack: an exclusion registered (twice is fine), a big
+    /// image pushed and pulled through, its layer removed from the cache, the throttle set.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn issue18_helpers_drive_the_stand_ins() {
+        let stack = Stack::start();
+        let arn = format!("arn:aws:iam::{}:role/ptc-prewarm", stack.info.account);
+        stack.exclude_from_pull_time(&arn).await;
+        stack.exclude_from_pull_time(&arn).await;
+        let listed = aws_sdk_ecr::Client::new(&stack.sdk_config().await)
+            .list_pull_time_update_exclusions()
+            .send()
+            .await
+            .expect("ListPullTimeUpdateExclusions");
+        assert_eq!(listed.pull_time_update_exclusions(), [arn.clone()]);
+
+        let pushed = stack
+            .push_big_image("quay.io", "big/helper", "v1", 1_000_000)
+            .await;
+        assert_eq!(pushed["layer_bytes"], 1_000_000);
+        let layer = pushed["layer_digest"].as_str().expect("layer digest");
+        stack.create_rule("quay", "quay.io", None).await;
+        let (registry, _) = stack.registry().await;
+        registry
+            .get_manifest("quay/big/helper", "v1")
+            .await
+            .expect("the big image pulls through the cache");
+        assert!(!stack.remove_cached_layer("quay/big/helper", layer).await);
+        let http = reqwest::Client::new();
+        let token = aws_sdk_ecr::Client::new(&stack.sdk_config().await)
+            .get_authorization_token()
+            .send()
+            .await
+            .expect("token")
+            .authorization_data()[0]
+            .authorization_token()
+            .expect("token")
+            .to_owned();
+        let blob = http
+            .get(format!(
+                "{}/v2/quay/big/helper/blobs/{layer}",
+                stack.info.registry_endpoint
+            ))
+            .header("Authorization", format!("Basic {token}"))
+            .send()
+            .await
+            .expect("layer GET");
+        assert!(blob.status().is_success(), "{}", blob.status());
+        assert_eq!(blob.bytes().await.expect("layer bytes").len(), 1_000_000);
+        assert!(stack.remove_cached_layer("quay/big/helper", layer).await);
+
+        stack.throttle_blobs(1_000_000).await;
+        assert_eq!(stack.read("ecr").await["blob_bytes_per_second"], 1_000_000);
+        stack.throttle_blobs(0).await;
+    }
+}
