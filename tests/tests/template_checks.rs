@@ -213,6 +213,22 @@ fn moto_cloudformation_creates_the_stack() {
         );
     }
     assert_eq!(made.get("AWS::Lambda::Function"), Some(&4), "{made:#?}");
+    // prewarm's and health-metrics' roles are pull-time update exclusions (their ARNs pass
+    // ECR's PrincipalArn pattern: the model checks it), and validate-rules may list them.
+    assert_eq!(
+        made.get("AWS::ECR::PullTimeUpdateExclusion"),
+        Some(&2),
+        "{made:#?}"
+    );
+    assert_eq!(roles_with_sid(&defaults, "PullTimeExclusions"), 1);
+    // prewarm alone reads and writes its state object.
+    assert_eq!(made.get("AWS::S3::BucketPolicy"), Some(&1), "{made:#?}");
+    assert_eq!(
+        roles_with_sid(&defaults, "PrewarmState"),
+        1,
+        "{}",
+        defaults["role_sids"]
+    );
     assert_eq!(made.get("AWS::SNS::Subscription"), None, "{made:#?}");
     assert_eq!(
         roles_with_sid(&defaults, "WatchList"),
