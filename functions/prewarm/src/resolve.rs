@@ -7,8 +7,8 @@
 //! How, without spending the upstream's pull quota: the tags are listed
 //! ([`RegistryClient::list_tags`], bounded), put in a likely newest-first order
 //! ([`newest_first`]), and each candidate's manifest is HEADed until one's
-//! `Docker-Content-Digest` is the digest. A HEAD is not a pull on Docker Hub ("A HEAD request
-//! doesn't count as a pull", <https://docs.docker.com/docker-hub/usage/pulls/>); a tags list
+//! `Docker-Content-Digest` is the digest. Docker Hub counts manifest GETs as pulls, not HEADs
+//! (<https://docs.docker.com/docker-hub/usage/pulls/>, and `PTC-FACTS.md`, "Limits"); a tags list
 //! is no manifest GET either. Everything is bounded ([`ResolveLimits`]).
 //!
 //! What it cannot find: a digest that is a platform manifest inside an index (a HEAD of a tag
