@@ -35,6 +35,14 @@ struct World {
 async fn world() -> World {
     let stack = Stack::shared();
     let sdk = stack.sdk_config().await;
+    world_with(&sdk).await
+}
+
+/// The ports on `sdk` (the test's credentials, or a role's), and a registry client with the
+/// token `sdk`'s credentials get.
+async fn world_with(sdk: &aws_config::SdkConfig) -> World {
+    let stack = Stack::shared();
+    let sdk = sdk.clone();
     RULES
         .get_or_init(|| async {
             let docker = stack
@@ -87,6 +95,7 @@ fn options() -> Options {
         discovery_days: 0,
         settings_watch_list: Vec::new(),
         watch_list_source: None,
+        state: None,
         dry_run: false,
         publish_metrics: true,
         stop_at: None,
@@ -562,4 +571,374 @@ async fn platforms_match_as_a_runtime_matches_them() {
         Some("the image is not published for linux/s390x"),
         "{image:#?}"
     );
+}
+
+/// A unique tag of an upstream image (the same manifest under a new tag), so a test owns it.
+async fn own_tag(stack: &Stack, host: &str, repository: &str, from: &str) -> String {
+    let tag = format!("own-{}", ptc_tests::unique());
+    stack
+        .control(
+            &format!("upstreams/{host}/tag"),
+            json!({"repository": repository, "from": from, "to": tag}),
+        )
+        .await;
+    tag
+}
+
+/// Requests through the registry endpoint since `before`, keyed "METHOD /path".
+async fn registry_requests_since(
+    stack: &Stack,
+    before: &serde_json::Value,
+) -> BTreeMap<String, i64> {
+    let now = stack.read("registry/counts").await;
+    now.as_object()
+        .unwrap()
+        .iter()
+        .filter_map(|(k, v)| {
+            let n = v.as_i64().unwrap() - before.get(k).and_then(|b| b.as_i64()).unwrap_or(0);
+            (n > 0).then(|| (k.clone(), n))
+        })
+        .collect()
+}
+
+/// Move an upstream tag: the same single-platform manifest with one more annotation, so a new
+/// digest.
+async fn move_upstream_tag(stack: &Stack, host: &str, repository: &str, tag: &str) {
+    let base = &stack.upstream(host).url;
+    let client = reqwest::Client::new();
+    let url = format!("{base}/v2/{repository}/manifests/{tag}");
+    let accept = "application/vnd.oci.image.manifest.v1+json";
+    let mut manifest: serde_json::Value = client
+        .get(&url)
+        .header("Accept", accept)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    manifest["annotations"] = json!({"org.opencontainers.image.revision": ptc_tests::unique()});
+    let put = client
+        .put(&url)
+        .header("Content-Type", accept)
+        .body(serde_json::to_vec(&manifest).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+}
+
+fn state_file() -> ptc_core::watchlist::WatchListSource {
+    ptc_core::watchlist::WatchListSource::File(
+        std::env::temp_dir()
+            .join(format!("ptc-prewarm-state-{}", ptc_tests::unique()))
+            .join("state.json"),
+    )
+}
+
+/// Issue 18: a second run over a cached, unchanged list makes no request to the registry
+/// endpoint (no manifest, no blob: measured before, 18 manifest GETs and 39 blob GETs for the
+/// demo's 15 images, on every run) and moves no image's `lastRecordedPullTime`; a layer the
+/// cache lost is fetched again, and only it; a tag moved upstream is pulled, and only it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_steady_state_costs_no_pull() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::shared();
+    let world = world().await;
+    let index = own_tag(stack, "quay.io", "prometheus/prometheus", "v2.51.0").await;
+    let single = own_tag(
+        stack,
+        "quay.io",
+        "jetstack/cert-manager-controller",
+        "v1.14.4",
+    )
+    .await;
+    let list_index = own_tag(stack, "registry.k8s.io", "pause", "3.9").await;
+    let docker = own_tag(
+        stack,
+        "registry-1.docker.io",
+        "library/nats",
+        "2.10.12-alpine",
+    )
+    .await;
+    let refs = [
+        format!("quay.io/prometheus/prometheus:{index}"),
+        format!("quay.io/jetstack/cert-manager-controller:{single}"),
+        format!("registry.k8s.io/pause:{list_index}"),
+        format!("nats:{docker}"),
+    ];
+    let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+    let options = Options {
+        state: Some(state_file()),
+        ..options()
+    };
+    let first = prewarm(&world, &options, &refs).await;
+    assert!(
+        first
+            .images
+            .iter()
+            .all(|i| matches!(i.outcome, Outcome::Warmed | Outcome::AlreadyFresh)),
+        "{first:#?}"
+    );
+    assert!(
+        first.traffic.cache_manifest_gets >= 4,
+        "{:?}",
+        first.traffic
+    );
+    let pulled_at = |repo: &'static str| {
+        let ecr = &world.ecr;
+        async move {
+            ecr.describe_images(repo)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|i| (i.digest, i.last_pulled_at))
+                .collect::<BTreeMap<_, _>>()
+        }
+    };
+    let times_before = pulled_at("quay/prometheus/prometheus").await;
+
+    // The steady state: nothing through the registry endpoint.
+    let before = stack.read("registry/counts").await;
+    let ecr_before = stack.read("ecr").await["calls"].clone();
+    let steady = prewarm(&world, &options, &refs).await;
+    assert!(
+        steady
+            .images
+            .iter()
+            .all(|i| i.outcome == Outcome::AlreadyFresh),
+        "{steady:#?}"
+    );
+    assert_eq!(
+        registry_requests_since(stack, &before).await,
+        BTreeMap::new(),
+        "no manifest, no blob, no token through the registry endpoint"
+    );
+    assert_eq!(
+        (
+            steady.traffic.cache_manifest_gets,
+            steady.traffic.cache_blob_gets,
+            steady.traffic.cache_blob_bytes,
+            steady.traffic.upstream_heads
+        ),
+        (0, 0, 0, 4)
+    );
+    assert_eq!(
+        find(&steady, refs[0]).platforms,
+        ["linux/amd64", "linux/arm64"]
+    );
+    assert_eq!(find(&steady, refs[1]).platforms, ["single-platform"]);
+    assert_eq!(pulled_at("quay/prometheus/prometheus").await, times_before);
+    // ECR's API: batched by repository (4 repositories: by tag, by platform manifest, and
+    // the blobs), never a pull.
+    let ecr_now = stack.read("ecr").await["calls"].clone();
+    let calls = |op: &str| {
+        ecr_now.get(op).and_then(|v| v.as_i64()).unwrap_or(0)
+            - ecr_before.get(op).and_then(|v| v.as_i64()).unwrap_or(0)
+    };
+    assert_eq!(calls("BatchGetImage"), 0);
+    assert!(calls("DescribeImages") <= 8, "{}", calls("DescribeImages"));
+    assert!(
+        calls("BatchCheckLayerAvailability") <= 4,
+        "{}",
+        calls("BatchCheckLayerAvailability")
+    );
+
+    // A layer the cache no longer holds is fetched again, and only it.
+    let layers = world
+        .ecr
+        .describe_images("quay/jetstack/cert-manager-controller")
+        .await
+        .unwrap();
+    assert!(!layers.is_empty());
+    let manifest: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "{}/v2/jetstack/cert-manager-controller/manifests/{single}",
+            stack.upstream("quay.io").url
+        ))
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let lost = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    assert!(
+        stack
+            .remove_cached_layer("quay/jetstack/cert-manager-controller", &lost)
+            .await
+    );
+    let before = stack.read("registry/counts").await;
+    let repaired = prewarm(&world, &options, &refs).await;
+    let requests = registry_requests_since(stack, &before).await;
+    let blob_gets: Vec<&String> = requests.keys().filter(|k| k.contains("/blobs/")).collect();
+    assert_eq!(
+        blob_gets,
+        [&format!(
+            "GET /v2/quay/jetstack/cert-manager-controller/blobs/{lost}"
+        )],
+        "{requests:?}"
+    );
+    assert!(
+        !requests.keys().any(|k| k.contains("/manifests/")),
+        "{requests:?}"
+    );
+    let image = find(&repaired, refs[1]);
+    assert_eq!(image.outcome, Outcome::Warmed, "{image:#?}");
+    assert!(
+        image.reason.as_deref().unwrap().contains("1 blob"),
+        "{image:#?}"
+    );
+    assert_eq!(repaired.traffic.cache_blob_gets, 1);
+
+    // A tag moved upstream is pulled, and only it (ECR serves the cached digest until it
+    // refreshes the tag: stale).
+    move_upstream_tag(
+        stack,
+        "quay.io",
+        "jetstack/cert-manager-controller",
+        &single,
+    )
+    .await;
+    let before = stack.read("registry/counts").await;
+    let moved = prewarm(&world, &options, &refs).await;
+    let requests = registry_requests_since(stack, &before).await;
+    let manifests: Vec<&String> = requests
+        .keys()
+        .filter(|k| k.contains("/manifests/"))
+        .collect();
+    assert_eq!(
+        manifests,
+        [&format!(
+            "GET /v2/quay/jetstack/cert-manager-controller/manifests/{single}"
+        )],
+        "{requests:?}"
+    );
+    assert_eq!(find(&moved, refs[1]).outcome, Outcome::Stale);
+    assert!(
+        refs.iter()
+            .filter(|r| **r != refs[1])
+            .all(|r| find(&moved, r).outcome == Outcome::AlreadyFresh),
+        "{moved:#?}"
+    );
+    assert!(
+        !requests.keys().any(|k| k.contains("/blobs/")),
+        "the stale tag's blobs are all held: {requests:?}"
+    );
+}
+
+/// Issue 18: with prewarm's role in ECR's pull-time update exclusions, its pulls leave
+/// `lastRecordedPullTime` as it was, so a tag nobody else pulled within the discovery window
+/// leaves the watch list; without the exclusion the same pulls move it.
+#[tokio::test(flavor = "multi_thread")]
+async fn prewarm_pulls_are_not_use_when_its_role_is_excluded() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::shared();
+    let world = world().await;
+    let role_arn = stack
+        .create_role(
+            &stack.info.account,
+            &format!("ptc-prewarm-{}", ptc_tests::unique()),
+            Some(&Stack::consumer_pull_policy()),
+        )
+        .await;
+    let role = stack.assume_role(&role_arn).await;
+    let as_role = World {
+        cache: stack.registry_as(&role).await,
+        ..world_with(&stack.sdk_config_as(&role).await).await
+    };
+    stack.exclude_from_pull_time(&role_arn).await;
+
+    let tag = own_tag(stack, "quay.io", "coreos/etcd", "v3.5.13").await;
+    let reference = format!("quay.io/coreos/etcd:{tag}");
+    let repository = "quay/coreos/etcd";
+    // A cluster (not excluded) pulled the tag, 8 days ago.
+    world.cache.get_manifest(repository, &tag).await.unwrap();
+    let digest = world
+        .ecr
+        .describe_image_ids(repository, std::slice::from_ref(&tag), &[])
+        .await
+        .unwrap()[0]
+        .digest
+        .clone();
+    stack
+        .control(
+            "ecr/age",
+            json!({"repository": repository, "digest": digest, "pulled_days_ago": 8}),
+        )
+        .await;
+    let last_pulled = || async {
+        world
+            .ecr
+            .describe_image_ids(repository, std::slice::from_ref(&tag), &[])
+            .await
+            .unwrap()[0]
+            .last_pulled_at
+            .unwrap()
+    };
+    let aged = last_pulled().await;
+    // Prewarm as the excluded role, every run a full pull (no state): the time stays.
+    let options = Options {
+        discovery_days: 7,
+        ..options()
+    };
+    let report = prewarm(&as_role, &options, &[reference.as_str()]).await;
+    assert!(
+        matches!(
+            find(&report, &reference).outcome,
+            Outcome::AlreadyFresh | Outcome::Warmed
+        ),
+        "{report:#?}"
+    );
+    assert!(report.traffic.cache_manifest_gets > 0, "it did pull");
+    assert_eq!(last_pulled().await, aged);
+    // Discovery (7 days) no longer lists it: prewarm's own pulls are not use.
+    let discovered = prewarm(&as_role, &options, &[]).await;
+    assert!(
+        discovered
+            .images
+            .iter()
+            .all(|i| !i.reference.ends_with(&format!(":{tag}"))),
+        "{discovered:#?}"
+    );
+    // The same pull by a role that is not excluded moves the time: the exclusion is what
+    // keeps it.
+    prewarm(&world, &options, &[reference.as_str()]).await;
+    assert!(last_pulled().await > aged);
+}
+
+/// Issue 18, measured: 2,000 tags of one repository made 8,000 blob downloads for 160
+/// distinct blobs. A blob of a repository is fetched at most once a run, whatever the
+/// number of tags that list it (here 20 tags of one two-platform index: 4 blobs).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blob_is_fetched_once_a_run_whatever_the_tags() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::shared();
+    let world = world().await;
+    let seeded = stack
+        .control("seed/bench", json!({"repositories": 1, "tags": 20}))
+        .await;
+    let refs: Vec<String> = seeded["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(refs.len(), 20);
+    let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+    let before = stack.read("registry/counts").await;
+    let report = prewarm(&world, &options(), &refs).await;
+    assert!(
+        report.images.iter().all(|i| i.outcome == Outcome::Warmed),
+        "{report:#?}"
+    );
+    let requests = registry_requests_since(stack, &before).await;
+    let blob_gets: i64 = requests
+        .iter()
+        .filter(|(k, _)| k.starts_with("GET /v2/quay/bench/app-0/blobs/"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(blob_gets, 4, "two configs and two layers: {requests:?}");
+    assert_eq!(report.traffic.cache_blob_gets, 4);
 }
