@@ -349,7 +349,10 @@ mod tests {
         let (third, _) = Memory::load(&store).await;
         assert_eq!(third.get(&digest(2)), None);
         assert!(third.get(&digest(1)).is_some());
-        assert!(!third.save(&store, true).await.unwrap(), "nothing new: no write");
+        assert!(
+            !third.save(&store, true).await.unwrap(),
+            "nothing new: no write"
+        );
     }
 
     #[tokio::test]
