@@ -105,6 +105,13 @@ def set_topic_policy(props, name):
     return name
 
 
+def set_bucket_policy(props, name):
+    # PutBucketPolicy through moto's S3 (its own policy checks: JSON, a Statement); the
+    # bucket must exist, as CloudFormation's handler requires.
+    client("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(props["PolicyDocument"]))
+    return props["Bucket"]
+
+
 def subscribe(props, name):
     out = client("sns").subscribe(**props, ReturnSubscriptionArn=True)
     return out["SubscriptionArn"]
@@ -156,6 +163,7 @@ API_TYPES = {
     "AWS::SNS::TopicPolicy": ("", set_topic_policy),
     "AWS::SNS::Subscription": ("", subscribe),
     "AWS::ECR::PullTimeUpdateExclusion": ("", register_pull_time_exclusion),
+    "AWS::S3::BucketPolicy": ("", set_bucket_policy),
 }
 
 
@@ -217,6 +225,15 @@ def found():
             pass
         invoke_configs += len(aws_lambda.list_function_event_invoke_configs(FunctionName=name)["FunctionEventInvokeConfigs"])
     queues = sqs.list_queues().get("QueueUrls", [])
+    s3 = client("s3")
+    buckets = [b["Name"] for b in s3.list_buckets().get("Buckets", []) if b["Name"] != BUCKET]
+    bucket_policies = 0
+    for bucket in buckets:
+        try:
+            s3.get_bucket_policy(Bucket=bucket)
+            bucket_policies += 1
+        except s3.exceptions.ClientError:
+            pass
     queue_policies = sum(
         "Policy" in sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"]).get("Attributes", {})
         for url in queues
@@ -235,6 +252,8 @@ def found():
         "AWS::Logs::LogGroup": len(list(pages("logs", "describe_log_groups", "logGroups"))),
         "AWS::CloudWatch::Alarm": len(list(pages("cloudwatch", "describe_alarms", "MetricAlarms"))),
         "AWS::CloudWatch::Dashboard": len(list(pages("cloudwatch", "list_dashboards", "DashboardEntries"))),
+        "AWS::S3::Bucket": len(buckets),
+        "AWS::S3::BucketPolicy": bucket_policies,
         # No API to ask (moto has none): the ones register_pull_time_exclusion made.
         "AWS::ECR::PullTimeUpdateExclusion": len(PULL_TIME_EXCLUSIONS),
     }
