@@ -565,3 +565,65 @@ fn the_dashboard_body_is_json_over_the_namespace() {
         );
     }
 }
+
+/// Every function whose code pulls from the cache (`ecr:BatchGetImage`: prewarm's pulls,
+/// health-metrics' index reads) has its role registered as an ECR pull-time update exclusion,
+/// no other role is, and validate-rules checks exactly those roles
+/// (`PTC_PULL_TIME_EXCLUDED_ROLES`): a new puller cannot make the product's own pulls look
+/// like use unnoticed.
+#[test]
+fn every_pulling_role_is_a_pull_time_exclusion_that_validate_rules_checks() {
+    let adapters = adapter_actions();
+    let template = template();
+    let resources = template["Resources"].as_object().unwrap();
+    let get_att_role = |value: &Value| -> String {
+        let pair = value["Fn::GetAtt"]
+            .as_array()
+            .unwrap_or_else(|| panic!("not a GetAtt: {value}"));
+        assert_eq!(pair[1], "Arn", "{value}");
+        pair[0].as_str().unwrap().to_owned()
+    };
+    let mut pulling = BTreeSet::new();
+    for (logical_id, resource) in resources {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap();
+        if required_actions(binary, &adapters).contains("ecr:BatchGetImage") {
+            // SAM names the role it makes for a function with Policies `<Function>Role`.
+            pulling.insert(format!("{logical_id}Role"));
+        }
+    }
+    assert_eq!(
+        pulling,
+        BTreeSet::from([
+            "HealthMetricsFunctionRole".to_owned(),
+            "PrewarmFunctionRole".to_owned()
+        ]),
+        "the scan finds the pullers"
+    );
+    let excluded: BTreeSet<String> = resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::ECR::PullTimeUpdateExclusion")
+        .map(|r| get_att_role(&r["Properties"]["PrincipalArn"]))
+        .collect();
+    assert_eq!(
+        excluded, pulling,
+        "one exclusion per pulling role, no other"
+    );
+    let checked = &resources["ValidateRulesFunction"]["Properties"]["Environment"]["Variables"]["PTC_PULL_TIME_EXCLUDED_ROLES"]
+        ["Fn::Join"];
+    assert_eq!(checked[0], ",", "{checked}");
+    let checked: BTreeSet<String> = checked[1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(get_att_role)
+        .collect();
+    assert_eq!(
+        checked, pulling,
+        "validate-rules checks exactly those roles"
+    );
+}
