@@ -287,11 +287,8 @@ fn wants(rules: &RuleSet, entries: &[Entry]) -> BTreeMap<String, Vec<Want>> {
         let Ok(cached) = rules.route(reference) else {
             continue;
         };
-        let Some(tag) = cached.tag.clone() else {
-            continue;
-        };
         out.entry(cached.repository).or_default().push(Want {
-            tag,
+            tag: cached.tag,
             pin: cached.digest,
         });
     }
@@ -304,9 +301,12 @@ fn wants(rules: &RuleSet, entries: &[Entry]) -> BTreeMap<String, Vec<Want>> {
 struct Warmth<'a> {
     survey: Survey,
     memory: &'a Memory,
-    fetches: Mutex<HashMap<(String, String), Arc<tokio::sync::OnceCell<Result<(), PullError>>>>>,
+    fetches: Mutex<HashMap<(String, String), Arc<BlobFetch>>>,
     traffic: Counters,
 }
+
+/// One blob download of the run, shared by every image that needs it.
+type BlobFetch = tokio::sync::OnceCell<Result<(), PullError>>;
 
 /// The run's requests, counted as they are made.
 #[derive(Default)]
@@ -435,8 +435,20 @@ async fn warm_steps(
     run_start: OffsetDateTime,
     out: &mut ImageResult,
 ) -> Step<(Outcome, Option<String>)> {
-    let (reference, cached, rule) = route(deps, rules, entry, out)?;
-    let tag = may_pull(options, upstreams, &cached, &rule)?;
+    let (reference, mut cached, rule) = route(deps, rules, entry, out)?;
+    let tag = match may_pull(options, upstreams, &cached, &rule)? {
+        Some(tag) => tag,
+        None => {
+            if let Some(done) = digest_from_cache(options, warmth, &cached, out) {
+                return Ok(done);
+            }
+            resolve_tag(upstreams, &rule, &reference, &mut cached, out).await?
+        }
+    };
+    let resolved = reference
+        .tag
+        .is_none()
+        .then(|| format!("warmed by tag {tag}, which points at the entry's digest upstream"));
     warmth
         .traffic
         .upstream_heads
@@ -471,7 +483,7 @@ async fn warm_steps(
     // A rule of a kind this version does not know was warmed as a generic registry: said.
     Ok((
         outcome,
-        join_notes([note, not_published, rule.unknown_kind_note()]),
+        join_notes([resolved, note, not_published, rule.unknown_kind_note()]),
     ))
 }
 
@@ -504,14 +516,14 @@ fn route(
     Ok((reference, cached, rule))
 }
 
-/// The tag to pull, unless this run must not pull it: a dry run, the deadline near, a
-/// digest-only entry, or its upstream's budget spent.
+/// The tag to pull (`None` for a digest-only entry, resolved next), unless this run must not
+/// pull it: a dry run, the deadline near, or its upstream's budget spent.
 fn may_pull(
     options: &Options,
     upstreams: &Upstreams<'_>,
     cached: &CachedImage,
     rule: &PtcRule,
-) -> Step<String> {
+) -> Step<Option<String>> {
     if options.dry_run {
         return Err(Stop::new(Outcome::Planned, None));
     }
@@ -521,13 +533,97 @@ fn may_pull(
             "the run's deadline is near: left for the next run".to_owned(),
         ));
     }
-    let Some(tag) = cached.tag.clone() else {
-        return Err(Stop::new(Outcome::Failed, "a digest-only entry cannot be warmed (ECR does not cache a first pull by digest): add its tag".to_owned()));
-    };
     if let Some(why) = upstreams.exhausted(&rule.upstream_url) {
         return Err(Stop::new(Outcome::Deferred, why));
     }
-    Ok(tag)
+    Ok(cached.tag.clone())
+}
+
+/// A digest-only entry the cache holds complete: already fresh, with no request to the upstream
+/// or the registry endpoint (a digest's content never changes). `None` otherwise, and for a
+/// copy that lacks blobs (warmed by its tag, which fetches only those).
+fn digest_from_cache(
+    options: &Options,
+    warmth: &Warmth<'_>,
+    cached: &CachedImage,
+    out: &mut ImageResult,
+) -> Option<(Outcome, Option<String>)> {
+    let digest = cached.digest.as_ref()?;
+    let Cached::Complete(found) = warmth.survey.cached_digest(
+        warmth.memory,
+        &cached.repository,
+        digest,
+        options.mode,
+        &options.platforms,
+    ) else {
+        return None;
+    };
+    out.digest = Some(found.digest.to_string());
+    out.platforms = found.platforms.iter().map(|(p, _)| p.clone()).collect();
+    let not_published = (!found.missing_platforms.is_empty()).then(|| {
+        format!(
+            "the image is not published for {}",
+            found.missing_platforms.join(", ")
+        )
+    });
+    Some((Outcome::AlreadyFresh, not_published))
+}
+
+/// A digest-only entry (`image@sha256:...`, as Helm charts pin): ECR does not cache a first
+/// pull by digest, so the tag that points at the digest upstream is found
+/// ([`crate::resolve::tag_for_digest`]: the tags list and at most 50 HEADs, neither a pull on
+/// Docker Hub) and the image is warmed by that tag, the digest pinned. Not found within the
+/// bounds: the entry fails with why; a rate-limited search defers it.
+async fn resolve_tag(
+    upstreams: &Upstreams<'_>,
+    rule: &PtcRule,
+    reference: &ImageReference,
+    cached: &mut CachedImage,
+    out: &mut ImageResult,
+) -> Step<String> {
+    let digest = cached
+        .digest
+        .clone()
+        .expect("a reference without a tag has a digest");
+    let client = upstreams.client(rule).await;
+    let search = crate::resolve::tag_for_digest(
+        &client,
+        &reference.repository,
+        &digest,
+        crate::resolve::ResolveLimits::default(),
+    )
+    .await
+    .map_err(|err| match upstream_deferral(&rule.upstream_url, &err) {
+        Some(why) => {
+            upstreams.exhaust(&rule.upstream_url, why.clone());
+            Stop::new(Outcome::Deferred, why)
+        }
+        None => Stop::new(
+            Outcome::Failed,
+            format!(
+                "a digest-only entry is warmed by a tag that points at it (ECR does not cache a first pull by digest), and the upstream's tags could not be read: {err}"
+            ),
+        ),
+    })?;
+    match search.tag {
+        Some(tag) => {
+            cached.tag = Some(tag.clone());
+            out.uri = Some(format!(
+                "{}:{tag}@{digest}",
+                out.uri
+                    .as_deref()
+                    .and_then(|u| u.split_once('@').map(|(base, _)| base))
+                    .unwrap_or_default()
+            ));
+            Ok(tag)
+        }
+        None => Err(Stop::new(
+            Outcome::Failed,
+            search.not_found_reason(&digest).unwrap_or_else(|| {
+                format!("no upstream tag points at {digest}: add the entry's tag")
+            }),
+        )),
+    }
 }
 
 /// Step 1: The upstream's digest and budget, with a HEAD (not a pull on Docker Hub). A budget

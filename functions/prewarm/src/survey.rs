@@ -44,8 +44,8 @@ const MAX_IMAGE_IDS: usize = 100;
 /// One watched image of a repository: its tag, and its pinned digest if the entry had one.
 #[derive(Debug, Clone)]
 pub struct Want {
-    /// The tag to warm.
-    pub tag: String,
+    /// The tag to warm; `None` for a digest-only entry.
+    pub tag: Option<String>,
     /// The digest the entry pinned (`name:tag@sha256:...`).
     pub pin: Option<Digest>,
 }
@@ -145,7 +145,27 @@ impl Survey {
         let Some(digest) = holdings.tags.get(tag).and_then(|d| Digest::parse(d).ok()) else {
             return Cached::Unknown;
         };
-        let Some(needs) = needs(memory, &digest, platforms) else {
+        self.cached_digest(memory, repository, &digest, mode, platforms)
+    }
+
+    /// What the cache holds of the image `digest` in `repository` (a digest-only entry: a
+    /// digest's content never changes, so a complete copy is fresh whatever the upstream's
+    /// tags say).
+    pub fn cached_digest(
+        &self,
+        memory: &Memory,
+        repository: &str,
+        digest: &Digest,
+        mode: PrewarmMode,
+        platforms: &[Platform],
+    ) -> Cached {
+        let Some(holdings) = self.repositories.get(repository) else {
+            return Cached::Unknown;
+        };
+        if holdings.unreadable.is_some() || !holdings.manifests.contains(digest.as_str()) {
+            return Cached::Unknown;
+        }
+        let Some(needs) = needs(memory, digest, platforms) else {
             return Cached::Unknown;
         };
         if needs
@@ -269,7 +289,7 @@ async fn read_repository(
 ) -> Holdings {
     let mut holdings = Holdings::default();
     let tags: Vec<String> = {
-        let set: BTreeSet<&String> = wants.iter().map(|w| &w.tag).collect();
+        let set: BTreeSet<&String> = wants.iter().filter_map(|w| w.tag.as_ref()).collect();
         set.into_iter().cloned().collect()
     };
     match listing {
@@ -287,8 +307,11 @@ async fn read_repository(
     // The manifests and blobs complete copies of the watched tags need, as remembered.
     let mut children: BTreeSet<String> = BTreeSet::new();
     let mut blobs: BTreeSet<String> = BTreeSet::new();
-    for digest in holdings.tags.values() {
-        let Ok(digest) = Digest::parse(digest) else {
+    let pins = wants
+        .iter()
+        .filter_map(|w| w.pin.as_ref().map(Digest::to_string));
+    for digest in holdings.tags.values().cloned().chain(pins) {
+        let Ok(digest) = Digest::parse(&digest) else {
             continue;
         };
         if let Some(needs) = needs(memory, &digest, platforms) {
@@ -500,7 +523,7 @@ mod tests {
             REPO.to_owned(),
             tags.iter()
                 .map(|t| Want {
-                    tag: (*t).to_owned(),
+                    tag: Some((*t).to_owned()),
                     pin: None,
                 })
                 .collect(),

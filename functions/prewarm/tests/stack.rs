@@ -942,3 +942,59 @@ async fn a_blob_is_fetched_once_a_run_whatever_the_tags() {
     assert_eq!(blob_gets, 4, "two configs and two layers: {requests:?}");
     assert_eq!(report.traffic.cache_blob_gets, 4);
 }
+
+/// Issue 18: a digest-only entry (as Helm charts pin) is warmed by the upstream tag that
+/// points at it and verified; then, held complete, it costs nothing (a digest never goes
+/// stale: no upstream HEAD, no registry request). A digest no tag points at fails with why.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_digest_only_entry_is_warmed_by_its_tag() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::shared();
+    let world = world().await;
+    let tag = own_tag(stack, "quay.io", "prometheus/prometheus", "v2.51.0").await;
+    let digest = upstream_digest(stack, "quay.io", "prometheus/prometheus", &tag).await;
+    let reference = format!("quay.io/prometheus/prometheus@{digest}");
+    let options = Options {
+        state: Some(state_file()),
+        ..options()
+    };
+    let first = prewarm(&world, &options, &[reference.as_str()]).await;
+    let image = find(&first, &reference);
+    assert!(
+        matches!(image.outcome, Outcome::Warmed | Outcome::AlreadyFresh),
+        "{image:#?}"
+    );
+    assert_eq!(image.digest.as_deref(), Some(digest.as_str()));
+    assert_eq!(image.platforms, ["linux/amd64", "linux/arm64"]);
+    assert!(
+        image
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("which points at the entry's digest upstream"),
+        "{image:#?}"
+    );
+    let before = stack.read("registry/counts").await;
+    let upstream_before = stack.read("upstreams/quay.io/counts").await;
+    let steady = prewarm(&world, &options, &[reference.as_str()]).await;
+    assert_eq!(find(&steady, &reference).outcome, Outcome::AlreadyFresh);
+    assert_eq!(
+        registry_requests_since(stack, &before).await,
+        BTreeMap::new()
+    );
+    assert_eq!(
+        stack.read("upstreams/quay.io/counts").await,
+        upstream_before,
+        "not even a HEAD"
+    );
+    assert_eq!(steady.traffic.upstream_heads, 0);
+
+    let nowhere = format!("quay.io/prometheus/prometheus@sha256:{}", "0".repeat(64));
+    let report = prewarm(&world, &options, &[nowhere.as_str()]).await;
+    let image = find(&report, &nowhere);
+    assert_eq!(image.outcome, Outcome::Failed);
+    assert!(
+        image.reason.as_deref().unwrap().contains("tag"),
+        "{image:#?}"
+    );
+}
