@@ -472,19 +472,27 @@ async fn warm_steps(
                 )
             }
         };
-    // An index not published for a wanted platform is what a node of that platform would
-    // meet too: a note, as health-metrics says it, not a failure of the image.
-    let not_published = (!missing_platforms.is_empty()).then(|| {
+    // A rule of a kind this version does not know was warmed as a generic registry: said.
+    Ok((
+        outcome,
+        join_notes([
+            resolved,
+            note,
+            not_published(&missing_platforms),
+            rule.unknown_kind_note(),
+        ]),
+    ))
+}
+
+/// An index not published for a wanted platform is what a node of that platform would meet
+/// too: a note, as health-metrics says it, not a failure of the image.
+fn not_published(missing_platforms: &[String]) -> Option<String> {
+    (!missing_platforms.is_empty()).then(|| {
         format!(
             "the image is not published for {}",
             missing_platforms.join(", ")
         )
-    });
-    // A rule of a kind this version does not know was warmed as a generic registry: said.
-    Ok((
-        outcome,
-        join_notes([resolved, note, not_published, rule.unknown_kind_note()]),
-    ))
+    })
 }
 
 /// The notes that are there, joined with `; `.
@@ -560,13 +568,10 @@ fn digest_from_cache(
     };
     out.digest = Some(found.digest.to_string());
     out.platforms = found.platforms.iter().map(|(p, _)| p.clone()).collect();
-    let not_published = (!found.missing_platforms.is_empty()).then(|| {
-        format!(
-            "the image is not published for {}",
-            found.missing_platforms.join(", ")
-        )
-    });
-    Some((Outcome::AlreadyFresh, not_published))
+    Some((
+        Outcome::AlreadyFresh,
+        not_published(&found.missing_platforms),
+    ))
 }
 
 /// A digest-only entry (`image@sha256:...`, as Helm charts pin): ECR does not cache a first
@@ -581,10 +586,12 @@ async fn resolve_tag(
     cached: &mut CachedImage,
     out: &mut ImageResult,
 ) -> Step<String> {
-    let digest = cached
-        .digest
-        .clone()
-        .expect("a reference without a tag has a digest");
+    let Some(digest) = cached.digest.clone() else {
+        return Err(Stop::new(
+            Outcome::Failed,
+            "the entry has neither a tag nor a digest".to_owned(),
+        ));
+    };
     let client = upstreams.client(rule).await;
     let search = crate::resolve::tag_for_digest(
         &client,
