@@ -86,9 +86,18 @@ async fn dry_run_then_warm_then_json() {
     assert!(text.contains("warmed"), "{text}");
     assert!(text.contains("1 images: 1 warmed"), "{text}");
 
+    // The default mode after a manifests-mode run: the tag is cached, its blobs are not; they
+    // are fetched (and nothing else: no manifest through the cache).
     let report: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON report");
     assert_eq!(report["mode"], "layers");
-    assert_eq!(report["images"][0]["outcome"], "already-fresh");
+    assert_eq!(report["images"][0]["outcome"], "warmed", "{report:#}");
+    assert!(
+        report["images"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("blobs the cache did not hold were fetched")),
+        "{report:#}"
+    );
+    assert_eq!(report["traffic"]["cache_manifest_gets"], 0, "{report:#}");
 
     assert_eq!(failing.status.code(), Some(1));
     let text = String::from_utf8_lossy(&failing.stdout);

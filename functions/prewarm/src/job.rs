@@ -748,8 +748,9 @@ async fn from_cache(
             .await
             .map_err(PullError::stop)?;
     }
+    // Blobs a manifests-mode run never fetched, or that the cache lost since.
     let fetched = format!(
-        "{} blob{} the cache no longer held {} fetched again",
+        "cached, but {} blob{} the cache did not hold {} fetched",
         missing.len(),
         if missing.len() == 1 { "" } else { "s" },
         if missing.len() == 1 { "was" } else { "were" }
