@@ -751,7 +751,10 @@ mod issue18_helper_tests {
             .send()
             .await
             .expect("ListPullTimeUpdateExclusions");
-        assert_eq!(listed.pull_time_update_exclusions(), std::slice::from_ref(&arn));
+        assert_eq!(
+            listed.pull_time_update_exclusions(),
+            std::slice::from_ref(&arn)
+        );
 
         let pushed = stack
             .push_big_image("quay.io", "big/helper", "v1", 1_000_000)
