@@ -187,6 +187,35 @@ async fn a_consumer_the_cache_side_refuses_fires_cross_account_not_ready() {
         .await;
 }
 
+/// Issue 18: a pulling role of the deployment that is not a pull-time update exclusion (a
+/// stack deployed before, or one deregistered by hand) pages, and clears once registered.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pulling_role_not_excluded_fires_pull_time_exclusions_missing() {
+    let world = fault_world().await;
+    let arn = format!(
+        "arn:aws:iam::{}:role/ptc-prewarm-{}",
+        world.stack.info.account,
+        unique()
+    );
+    let mut options = world.validate_options();
+    options.pull_time_exclusions = vec![ptc_core::pull_time::ExpectedExclusion::exact(
+        ptc_core::pull_time::PrincipalArn::parse(&arn).unwrap(),
+        "PTC_PULL_TIME_EXCLUDED_ROLES",
+    )];
+    let report = world.validate_with(&options).await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let alarms = Alarms::put(&world).await;
+    alarms
+        .expect("PullTimeExclusionsMissingAlarm", "ALARM")
+        .await;
+    world.stack.exclude_from_pull_time(&arn).await;
+    age(&world, 2 * HOUR).await;
+    let report = world.validate_with(&options).await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let alarms = Alarms::put(&world).await;
+    alarms.expect("PullTimeExclusionsMissingAlarm", "OK").await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_validate_rules_cannot_read_fires_its_run_errors() {
     let world = fault_world().await;
