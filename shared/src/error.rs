@@ -106,7 +106,12 @@ pub(crate) fn classify(code: &str) -> AwsErrorKind {
         | "RequestLimitExceeded"
         | "ProvisionedThroughputExceededException"
         | "SlowDown" => AwsErrorKind::Throttled,
-        c if c.ends_with("NotFoundException") || c == "ResourceNotFoundException" => {
+        // S3's missing key is `NoSuchKey`
+        // (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html#API_GetObject_Errors).
+        c if c.ends_with("NotFoundException")
+            || c == "ResourceNotFoundException"
+            || c == "NoSuchKey" =>
+        {
             AwsErrorKind::NotFound(c.to_owned())
         }
         "AccessDeniedException"
@@ -124,6 +129,15 @@ mod tests {
     #[test]
     fn codes_are_classified() {
         assert_eq!(classify("ThrottlingException"), AwsErrorKind::Throttled);
+        assert_eq!(
+            classify("NoSuchKey"),
+            AwsErrorKind::NotFound("NoSuchKey".into())
+        );
+        assert_eq!(
+            classify("NoSuchBucket"),
+            AwsErrorKind::Service("NoSuchBucket".into()),
+            "a missing bucket is a misconfiguration, not an absent object"
+        );
         assert_eq!(classify("Throttling"), AwsErrorKind::Throttled);
         assert_eq!(
             classify("RepositoryNotFoundException"),

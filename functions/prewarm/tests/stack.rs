@@ -998,3 +998,48 @@ async fn a_digest_only_entry_is_warmed_by_its_tag() {
         "{image:#?}"
     );
 }
+
+/// Review of issue 18: the state object does not exist before the first run. S3 answers
+/// `NoSuchKey` (through moto, the real adapter): that is "nothing remembered", not
+/// "unreadable", so the first run writes the object and the second is a steady state.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_state_object_is_created_in_s3_by_the_first_run() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::shared();
+    let world = world().await;
+    let s3 = ptc_core::aws::AwsClients::new(&stack.sdk_config().await).s3();
+    let bucket = format!("ptc-state-{}", ptc_tests::unique().to_lowercase());
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("create bucket");
+    let tag = own_tag(stack, "quay.io", "coreos/etcd", "v3.5.13").await;
+    let reference = format!("quay.io/coreos/etcd:{tag}");
+    let options = Options {
+        state: Some(
+            ptc_core::watchlist::WatchListSource::parse(&format!(
+                "s3://{bucket}/prewarm/state.json"
+            ))
+            .unwrap(),
+        ),
+        ..options()
+    };
+    let first = prewarm(&world, &options, &[reference.as_str()]).await;
+    assert_eq!(first.warnings, Vec::<String>::new(), "{first:#?}");
+    let object = s3
+        .get_object()
+        .bucket(&bucket)
+        .key("prewarm/state.json")
+        .send()
+        .await
+        .expect("the first run wrote the state");
+    assert!(object.content_length().unwrap_or(0) > 0);
+    let second = prewarm(&world, &options, &[reference.as_str()]).await;
+    assert_eq!(find(&second, &reference).outcome, Outcome::AlreadyFresh);
+    assert_eq!(
+        second.traffic.cache_manifest_gets, 0,
+        "{:?}",
+        second.traffic
+    );
+}
