@@ -211,6 +211,13 @@ fn required_actions(
     if code.contains("RegistryClient") {
         actions.extend(PULL_THROUGH_CACHE.iter().map(|a| (*a).to_owned()));
     }
+    // A function that writes an object it also reads (prewarm's state) must tell "not written
+    // yet" from "denied": without s3:ListBucket, S3 answers a missing key with 403
+    // AccessDenied instead of 404 NoSuchKey
+    // (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html, "Permissions").
+    if methods.contains("put_text") && methods.contains("get_text") {
+        actions.insert("s3:ListBucket".to_owned());
+    }
     actions
 }
 
