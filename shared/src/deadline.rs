@@ -21,6 +21,18 @@ pub fn stop_at(deadline_ms: u64) -> Instant {
     Instant::now() + left - stop_before(left)
 }
 
+/// The instant by which work in flight must have ended, from the invocation's deadline: half
+/// of [`stop_before`]'s margin before it, the other half left to write the report, the state
+/// and the metrics. A download that would run past it is cut and left for the next run,
+/// rather than the invocation being killed with nothing reported.
+pub fn finish_by(deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Instant::now() + left - stop_before(left) / 2
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +67,12 @@ mod tests {
             stop_at(now_ms.saturating_sub(1000)) <= Instant::now(),
             "a past deadline stops at once"
         );
+        let finish = finish_by(now_ms + 100_000);
+        let left = finish.saturating_duration_since(Instant::now());
+        assert!(
+            left <= Duration::from_secs(95) && left > Duration::from_secs(90),
+            "{left:?}: half the 10 s margin before the deadline"
+        );
+        assert!(finish > stop);
     }
 }

@@ -71,6 +71,7 @@ impl Environment {
     /// cannot be reached (no token) gives a report with that error and no run.
     pub async fn invoke(&self, payload: &Value, deadline_ms: u64) -> PrewarmReport {
         let stop_at = ptc_core::deadline::stop_at(deadline_ms);
+        let finish_by = ptc_core::deadline::finish_by(deadline_ms);
         let cache = self
             .cache
             .get_or_try_init(|| {
@@ -103,7 +104,7 @@ impl Environment {
             &self.options,
             payload,
             time::OffsetDateTime::now_utc(),
-            Some(stop_at),
+            Some((stop_at, finish_by)),
         )
         .await
     }

@@ -409,11 +409,24 @@ async fn warm(
 ) -> ImageResult {
     let started = Instant::now();
     let mut out = result(&entry, started);
-    let (outcome, reason) = match warm_steps(
+    let steps = warm_steps(
         deps, options, rules, upstreams, warmth, &entry, run_start, &mut out,
-    )
-    .await
-    {
+    );
+    // Work in flight ends by `finish_by`: an image still pulling then is left for the next
+    // run, and the run still reports, saves its state and publishes.
+    let done = match options.finish_by {
+        Some(finish_by) => tokio::time::timeout_at(finish_by.into(), steps)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Stop::new(
+                    Outcome::Deferred,
+                    "the invocation's deadline came before the image was done: left for the next run"
+                        .to_owned(),
+                ))
+            }),
+        None => steps.await,
+    };
+    let (outcome, reason) = match done {
         Ok(done) => done,
         Err(Stop(outcome, reason)) => (outcome, reason),
     };

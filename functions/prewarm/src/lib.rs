@@ -25,18 +25,21 @@ pub use report::{ImageResult, Outcome, PrewarmReport};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-/// One invocation; a payload that cannot be read gives a report with the error.
+/// One invocation; a payload that cannot be read gives a report with the error. `deadline`:
+/// when to stop starting images and when work in flight must end ([`Options::stop_at`],
+/// [`Options::finish_by`]).
 pub async fn handle(
     deps: &Deps<'_>,
     options: &Options,
     event: &Value,
     now: OffsetDateTime,
-    stop_at: Option<Instant>,
+    deadline: Option<(Instant, Instant)>,
 ) -> PrewarmReport {
     match parse_event(event) {
         Ok((trigger, images)) => {
             let mut options = options.clone();
-            options.stop_at = stop_at;
+            options.stop_at = deadline.map(|(stop, _)| stop);
+            options.finish_by = deadline.map(|(_, finish)| finish);
             run(deps, &options, &trigger, images, now).await
         }
         Err(err) => {

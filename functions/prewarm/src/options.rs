@@ -65,6 +65,11 @@ pub struct Options {
     /// in flight finish. The Lambda sets it 10% of the invocation's time left before the
     /// deadline (at least 5 s, at most 60 s); `None` (the CLI): no deadline.
     pub stop_at: Option<Instant>,
+    /// Work in flight must end by this instant: an image still pulling then (a large layer on
+    /// a slow link) is cut and `deferred`, so that the report, the state and the metrics are
+    /// written before the Lambda is killed. The Lambda sets it half of the `stop_at` margin
+    /// before its deadline; `None` (the CLI): no limit.
+    pub finish_by: Option<Instant>,
     /// Called with each image's result when it is done; `None` from the settings.
     pub progress: Option<Progress>,
 }
@@ -86,6 +91,7 @@ impl Options {
             dry_run: false,
             publish_metrics: true,
             stop_at: None,
+            finish_by: None,
             progress: None,
         }
     }

@@ -99,6 +99,7 @@ fn options() -> Options {
         dry_run: false,
         publish_metrics: true,
         stop_at: None,
+        finish_by: None,
         progress: None,
     }
 }
@@ -1042,4 +1043,36 @@ async fn the_state_object_is_created_in_s3_by_the_first_run() {
         "{:?}",
         second.traffic
     );
+}
+
+/// Review of issue 18: a blob's budget scales with its size (up to an hour), longer than a
+/// Lambda lives. Work in flight ends by `finish_by`: the image still downloading is deferred
+/// and the run reports, instead of the invocation being killed with nothing reported.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_download_past_the_invocation_deadline_is_deferred_and_the_run_reports() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::shared();
+    let world = world().await;
+    let repository = format!("slow/{}", ptc_tests::unique().to_lowercase());
+    stack
+        .push_big_image("quay.io", &repository, "v1", 8_000_000)
+        .await;
+    stack.throttle_blobs(1_000_000).await;
+    let reference = format!("quay.io/{repository}:v1");
+    let started = Instant::now();
+    let options = Options {
+        finish_by: Some(Instant::now() + Duration::from_secs(3)),
+        ..options()
+    };
+    let report = prewarm(&world, &options, &[reference.as_str()]).await;
+    stack.throttle_blobs(0).await;
+    let elapsed = started.elapsed();
+    let image = find(&report, &reference);
+    assert_eq!(image.outcome, Outcome::Deferred, "{image:#?}");
+    assert!(
+        image.reason.as_deref().unwrap().contains("deadline"),
+        "{image:#?}"
+    );
+    assert!(elapsed < Duration::from_secs(6), "{elapsed:?}");
+    assert!(report.metrics_published > 0, "the run still published");
 }

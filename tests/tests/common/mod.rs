@@ -118,6 +118,7 @@ impl World {
             dry_run: false,
             publish_metrics: true,
             stop_at: None,
+            finish_by: None,
             progress: None,
         }
     }
