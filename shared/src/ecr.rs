@@ -307,8 +307,8 @@ pub struct LayerAvailability {
     /// `layerAvailability` is `AVAILABLE`.
     pub available: BTreeMap<String, u64>,
     /// Digest → why not: the `failureCode` of a failure (`MissingLayerDigest`,
-    /// `InvalidLayerDigest`) or a layer whose availability is `UNAVAILABLE` (an archived
-    /// image's layers).
+    /// `InvalidLayerDigest`) or a layer whose `layerAvailability` is not `AVAILABLE`
+    /// (`UNAVAILABLE`, or `ARCHIVED` for an archived image's layers).
     pub missing: BTreeMap<String, String>,
 }
 

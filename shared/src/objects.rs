@@ -21,7 +21,8 @@ pub trait ObjectsApi: Send + Sync {
     /// key is the service's `NoSuchKey`.
     async fn get_text(&self, bucket: &str, key: &str) -> Result<String, AwsError>;
     /// Write `text` as the object `s3://<bucket>/<key>` (`PutObject`, `Content-Type:
-    /// application/json`, `x-amz-server-side-encryption: AES256`), replacing what was there
+    /// application/json`; encrypted by the bucket's default encryption, so a bucket that
+    /// requires SSE-KMS works too), replacing what was there
     /// (<https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html>). Text longer
     /// than [`MAX_OBJECT_BYTES`] is refused before any call
     /// ([`AwsErrorKind::Service`](crate::error::AwsErrorKind::Service)`("InvalidObject")`), so

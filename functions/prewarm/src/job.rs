@@ -235,6 +235,7 @@ async fn warm_all(
         )
         .await
     };
+    let unsurveyed = survey.unreadable().len();
     report
         .warnings
         .extend(survey.unreadable().into_iter().map(|(repo, why)| {
@@ -245,6 +246,7 @@ async fn warm_all(
         memory: &memory,
         fetches: Mutex::new(HashMap::new()),
         traffic: Counters::default(),
+        unchecked: Mutex::new(BTreeMap::new()),
     };
     let run_start = now;
     report.images = futures::stream::iter(entries)
@@ -263,9 +265,17 @@ async fn warm_all(
         .await;
     report.summary = summarise(&report.images);
     report.traffic = warmth.traffic.snapshot();
+    report.warnings.extend(
+        std::mem::take(&mut *warmth.unchecked.lock().unwrap())
+            .into_iter()
+            .map(|(repo, why)| {
+                format!("cannot check which blobs the cache holds in {repo} ({why}): every blob of its pulled images was fetched")
+            }),
+    );
     if !options.dry_run {
-        // A run that could not read every source keeps what it did not see.
-        match memory.save(&store, complete).await {
+        // A run that could not read every source, or what the cache holds in every
+        // repository, keeps what it did not see.
+        match memory.save(&store, complete && unsurveyed == 0).await {
             Ok(_) => {}
             Err(err) => {
                 tracing::warn!(error = %err, "prewarm state not saved");
@@ -303,6 +313,8 @@ struct Warmth<'a> {
     memory: &'a Memory,
     fetches: Mutex<HashMap<(String, String), Arc<BlobFetch>>>,
     traffic: Counters,
+    /// Repository → why its blobs could not be checked during a pull (they were fetched).
+    unchecked: Mutex<BTreeMap<String, String>>,
 }
 
 /// One blob download of the run, shared by every image that needs it.
@@ -449,14 +461,17 @@ async fn warm_steps(
     out: &mut ImageResult,
 ) -> Step<(Outcome, Option<String>)> {
     let (reference, mut cached, rule) = route(deps, rules, entry, out)?;
+    // A digest-only entry the cache holds complete needs no request at all, whatever the
+    // upstream's budget.
+    if cached.tag.is_none()
+        && !options.dry_run
+        && let Some(done) = digest_from_cache(options, warmth, &cached, out)
+    {
+        return Ok(done);
+    }
     let tag = match may_pull(options, upstreams, &cached, &rule)? {
         Some(tag) => tag,
-        None => {
-            if let Some(done) = digest_from_cache(options, warmth, &cached, out) {
-                return Ok(done);
-            }
-            resolve_tag(upstreams, &rule, &reference, &mut cached, out).await?
-        }
+        None => resolve_tag(upstreams, warmth, &rule, &reference, &mut cached, out).await?,
     };
     let resolved = reference
         .tag
@@ -594,6 +609,7 @@ fn digest_from_cache(
 /// bounds: the entry fails with why; a rate-limited search defers it.
 async fn resolve_tag(
     upstreams: &Upstreams<'_>,
+    warmth: &Warmth<'_>,
     rule: &PtcRule,
     reference: &ImageReference,
     cached: &mut CachedImage,
@@ -625,6 +641,10 @@ async fn resolve_tag(
             ),
         ),
     })?;
+    warmth
+        .traffic
+        .upstream_heads
+        .fetch_add(search.heads as u64, Ordering::Relaxed);
     match search.tag {
         Some(tag) => {
             cached.tag = Some(tag.clone());
@@ -719,7 +739,8 @@ async fn from_cache(
     let Some(upstream) = out.upstream_digest.clone() else {
         return Ok(None);
     };
-    let (found, missing) = match warmth.survey.cached(
+    let survey = &warmth.survey;
+    let (found, mut missing) = match survey.cached(
         warmth.memory,
         &cached.repository,
         tag,
@@ -733,10 +754,21 @@ async fn from_cache(
     if found.digest.as_str() != upstream {
         return Ok(None);
     }
+    // A pin the tag no longer points to is what a node of this entry pulls: it must be held
+    // as completely as the tag (its platform manifests and blobs too; a lifecycle rule on
+    // untagged images may have taken them).
     let pin_note = match &cached.digest {
         Some(pin) if *pin != found.digest => {
-            if !warmth.survey.holds_manifest(&cached.repository, pin) {
-                return Ok(None);
+            match survey.cached_digest(
+                warmth.memory,
+                &cached.repository,
+                pin,
+                options.mode,
+                &options.platforms,
+            ) {
+                Cached::Complete(_) => {}
+                Cached::MissingBlobs(_, lacking) => missing.extend(lacking),
+                Cached::Unknown => return Ok(None),
             }
             Some(format!(
                 "tag {tag} now points to {}; the pinned {pin} is cached too",
@@ -745,6 +777,8 @@ async fn from_cache(
         }
         _ => None,
     };
+    missing.sort();
+    missing.dedup();
     out.digest = Some(found.digest.to_string());
     out.platforms = found.platforms.iter().map(|(p, _)| p.clone()).collect();
     if missing.is_empty() {
@@ -1071,6 +1105,12 @@ async fn fetch_layers(
             Ok(answer) => answer,
             Err(err) => {
                 tracing::warn!(repository, error = %err, "cannot check the cached layers; fetching every one");
+                warmth
+                    .unchecked
+                    .lock()
+                    .unwrap()
+                    .entry(repository.to_owned())
+                    .or_insert_with(|| err.to_string());
                 Default::default()
             }
         }

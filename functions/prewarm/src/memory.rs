@@ -9,9 +9,12 @@
 //! registry endpoint) that refreshes `lastRecordedPullTime` unless the reader's role is
 //! excluded, and may make ECR check the upstream. What is remembered is content-addressed: a
 //! digest's manifest never changes, so an entry never goes stale; what changes (which tag
-//! points where, what the cache still holds) is read from ECR on every run. A lost or corrupt
-//! state costs one run of manifest pulls (blobs ECR holds are still not fetched), never a
-//! wrong answer. Cost: one `GetObject` and at most one `PutObject` a run (the object is
+//! points where, what the cache still holds) is read from ECR on every run. A lost, unreadable
+//! or foreign state costs one run of manifest pulls (blobs ECR holds are still not fetched).
+//! A state that parses but lies (edited by hand, or written by a bug) is trusted: it could
+//! make a run call an image complete that is not, so it lives in the stack's own bucket,
+//! which only prewarm's role may write, and every entry is bounded as a parsed manifest is.
+//! Cost: one `GetObject` and at most one `PutObject` a run (the object is
 //! written only when something was learned or forgotten), about 150 bytes per image.
 //!
 //! The document (`version` 1):

@@ -63,6 +63,9 @@ pub struct Holdings {
     blobs: Option<BTreeSet<String>>,
     /// Why ECR's state could not be read; every image of the repository is then pulled.
     unreadable: Option<String>,
+    /// Why `BatchCheckLayerAvailability` failed: the repository's images are pulled, blobs
+    /// and all.
+    layers_unchecked: Option<String>,
 }
 
 /// The cache's state for every watched repository, read at the start of the run.
@@ -184,7 +187,7 @@ impl Survey {
                 .collect(),
             missing_platforms: needs.missing_platforms,
         };
-        if mode != PrewarmMode::Layers {
+        if mode != PrewarmMode::Layers || needs.images.is_empty() {
             return Cached::Complete(found);
         }
         let Some(held) = &holdings.blobs else {
@@ -206,14 +209,6 @@ impl Survey {
         }
     }
 
-    /// Whether the cache holds `digest` in `repository`, as far as the survey knows (a pinned
-    /// digest the tag no longer points to).
-    pub fn holds_manifest(&self, repository: &str, digest: &Digest) -> bool {
-        self.repositories
-            .get(repository)
-            .is_some_and(|h| h.unreadable.is_none() && h.manifests.contains(digest.as_str()))
-    }
-
     /// Whether ECR said it holds `blob` in `repository` (`false` when not asked).
     pub fn holds_blob(&self, repository: &str, blob: &str) -> bool {
         self.repositories
@@ -230,12 +225,22 @@ impl Survey {
             .is_some_and(|h| h.unreadable.is_none() && h.listed && h.manifests.is_empty())
     }
 
-    /// Repositories whose state could not be read, with why.
+    /// Repositories whose state could not be read (or whose layers could not be checked),
+    /// with why.
     pub fn unreadable(&self) -> Vec<(String, String)> {
         let mut out: Vec<_> = self
             .repositories
             .iter()
-            .filter_map(|(r, h)| h.unreadable.clone().map(|why| (r.clone(), why)))
+            .filter_map(|(r, h)| {
+                h.unreadable
+                    .clone()
+                    .or_else(|| {
+                        h.layers_unchecked
+                            .as_ref()
+                            .map(|why| format!("BatchCheckLayerAvailability: {why}"))
+                    })
+                    .map(|why| (r.clone(), why))
+            })
             .collect();
         out.sort();
         out
@@ -307,10 +312,15 @@ async fn read_repository(
     // The manifests and blobs complete copies of the watched tags need, as remembered.
     let mut children: BTreeSet<String> = BTreeSet::new();
     let mut blobs: BTreeSet<String> = BTreeSet::new();
+    // The watched tags only (a listing holds every tag of the repository), and the pins.
     let pins = wants
         .iter()
         .filter_map(|w| w.pin.as_ref().map(Digest::to_string));
-    for digest in holdings.tags.values().cloned().chain(pins) {
+    let watched: Vec<String> = tags
+        .iter()
+        .filter_map(|t| holdings.tags.get(t).cloned())
+        .collect();
+    for digest in watched.into_iter().chain(pins) {
         let Ok(digest) = Digest::parse(&digest) else {
             continue;
         };
@@ -347,6 +357,7 @@ async fn read_repository(
             Ok(answer) => holdings.blobs = Some(answer.available.into_keys().collect()),
             Err(err) => {
                 tracing::warn!(repository, error = %err, "cannot check the cached layers; the repository's images are pulled");
+                holdings.layers_unchecked = Some(err.to_string());
             }
         }
     }

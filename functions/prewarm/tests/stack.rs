@@ -177,9 +177,10 @@ async fn warms_verifies_and_reports_every_kind_of_entry() {
     let report = prewarm(&world, &options(), &list).await;
     for reference in &list[..7] {
         let image = find(&report, reference);
-        // nats, pause, etcd and the flux image are also used by other tests of this file,
-        // which may have cached them first.
+        // nats, pause, etcd, prometheus and the flux image are also used by other tests of
+        // this file (their own tags share these digests), which may have cached them first.
         let shared = [
+            "quay.io/prometheus/prometheus:v2.51.0",
             "nats:2.10.12-alpine",
             "registry.k8s.io/pause:3.9",
             "ghcr.io/fluxcd/source-controller:v1.2.4",

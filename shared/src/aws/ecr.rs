@@ -329,7 +329,15 @@ impl EcrApi for SdkEcr {
                 _ => return Ok(out),
             }
         }
-        Ok(out)
+        // A partial list would report registered roles as missing: an error, not a list.
+        Err(AwsError {
+            operation: "ListPullTimeUpdateExclusions",
+            kind: AwsErrorKind::Service("InvalidResponse".into()),
+            message: format!(
+                "more than 20 pages ({} principals so far; ECR's quota is 100)",
+                out.len()
+            ),
+        })
     }
 }
 

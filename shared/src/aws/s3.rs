@@ -113,7 +113,6 @@ impl ObjectsApi for SdkObjects {
             .bucket(bucket)
             .key(key)
             .content_type("application/json")
-            .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
             .body(aws_sdk_s3::primitives::ByteStream::from(
                 text.as_bytes().to_vec(),
             ))
