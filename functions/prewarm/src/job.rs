@@ -828,29 +828,35 @@ async fn pull_through(
     tag: &str,
     out: &mut ImageResult,
 ) -> Step<(Pulled, Option<String>)> {
-    let pulled = pull(deps, warmth, options, &cached.repository, tag)
+    let mut pulled = pull(deps, warmth, options, &cached.repository, tag)
         .await
         .map_err(PullError::stop)?;
     out.digest = Some(pulled.digest.to_string());
     out.platforms = pulled.platforms.iter().map(|(p, _)| p.clone()).collect();
     let mut note = None;
+    // The pin is what a node of this entry pulls (by digest): pulled as a runtime pulls it,
+    // each wanted platform's manifest and, in `layers` mode, the blobs the cache lacks; then
+    // verified with the tag, and remembered.
     if let Some(pin) = &cached.digest
         && *pin != pulled.digest
     {
-        match warmth
-            .get_manifest(deps.cache, &cached.repository, pin.as_str())
-            .await
-        {
-            Ok(_) => {
+        match pull(deps, warmth, options, &cached.repository, pin.as_str()).await {
+            Ok(pinned) => {
                 note = Some(format!(
                     "tag {tag} now points to {}; the pinned {pin} is cached too",
                     pulled.digest
-                ))
+                ));
+                pulled.also.push(pinned.digest.to_string());
+                pulled
+                    .also
+                    .extend(pinned.platforms.iter().map(|(_, d)| d.to_string()));
+                pulled.learned.extend(pinned.learned);
             }
-            Err(err) => {
+            Err(PullError::Deferred(why)) => return Err(Stop::new(Outcome::Deferred, why)),
+            Err(PullError::Failed(why)) => {
                 return Err(Stop::new(
                     Outcome::Failed,
-                    format!("pinned digest {pin} is not available: {err}"),
+                    format!("pinned digest {pin} is not available: {why}"),
                 ));
             }
         }
@@ -867,12 +873,15 @@ async fn verify_in_ecr(
     tag: &str,
     pulled: &Pulled,
 ) -> Step<ImageDetail> {
-    let children: Vec<String> = pulled
+    let mut children: Vec<String> = pulled
         .platforms
         .iter()
         .map(|(_, d)| d.to_string())
+        .chain(pulled.also.iter().cloned())
         .filter(|d| *d != pulled.digest.as_str())
         .collect();
+    children.sort();
+    children.dedup();
     let images = match deps
         .ecr
         .describe_image_ids(&cached.repository, &[tag.to_owned()], &children)
@@ -969,6 +978,8 @@ struct Pulled {
     missing_platforms: Vec<String>,
     /// What the manifests pulled list, to remember once ECR confirms the pull.
     learned: Vec<(Digest, Known)>,
+    /// Other manifests ECR must show: a pin the tag left, and its platforms' manifests.
+    also: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -1043,6 +1054,7 @@ async fn pull(
         platforms: Vec::new(),
         missing_platforms: Vec::new(),
         learned: vec![(top.digest.clone(), known(&top))],
+        also: Vec::new(),
     };
     match &top.kind {
         ManifestKind::Index(_) => {
@@ -1291,6 +1303,7 @@ mod tests {
                 .collect(),
             missing_platforms: Vec::new(),
             learned: Vec::new(),
+            also: Vec::new(),
         };
         for (images, child, archived) in [
             (vec![detail(1, &["v1"], ImageStatus::Active)], None, None),

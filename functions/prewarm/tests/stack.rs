@@ -1077,3 +1077,69 @@ async fn a_download_past_the_invocation_deadline_is_deferred_and_the_run_reports
     assert!(elapsed < Duration::from_secs(6), "{elapsed:?}");
     assert!(report.metrics_published > 0, "the run still published");
 }
+
+/// Review of issue 18: an entry `name:tag@PIN` whose tag moved upstream. A node pulls PIN: its
+/// layers must be in the cache (before, only PIN's top manifest was fetched, and an outage
+/// showed the layer missing); then PIN is remembered, so the next run costs no pull.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pin_the_tag_left_is_warmed_as_a_node_pulls_it() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::shared();
+    let world = world().await;
+    let repository = format!("pins/app-{}", ptc_tests::unique().to_lowercase());
+    let old = stack
+        .push_big_image("quay.io", &repository, "1.0", 4096)
+        .await;
+    let pin = old["digest"].as_str().unwrap().to_owned();
+    let pin_layer = old["layer_digest"].as_str().unwrap().to_owned();
+    let options = Options {
+        state: Some(state_file()),
+        ..options()
+    };
+    // The cache holds the tag at PIN's successor only.
+    stack
+        .push_big_image("quay.io", &repository, "1.0", 4096)
+        .await;
+    let plain = format!("quay.io/{repository}:1.0");
+    prewarm(&world, &options, &[plain.as_str()]).await;
+    let pinned = format!("quay.io/{repository}:1.0@{pin}");
+    let first = prewarm(&world, &options, &[pinned.as_str()]).await;
+    let image = find(&first, &pinned);
+    assert!(
+        matches!(image.outcome, Outcome::Warmed | Outcome::AlreadyFresh),
+        "{image:#?}"
+    );
+    assert!(
+        image.reason.as_deref().unwrap().contains("is cached too"),
+        "{image:#?}"
+    );
+    let second = prewarm(&world, &options, &[pinned.as_str()]).await;
+    assert_eq!(find(&second, &pinned).outcome, Outcome::AlreadyFresh);
+    assert_eq!(
+        (
+            second.traffic.cache_manifest_gets,
+            second.traffic.cache_blob_gets
+        ),
+        (0, 0)
+    );
+    // During an outage a node pulling PIN gets its layer from the cache.
+    stack
+        .control("upstreams/quay.io", json!({"down": true}))
+        .await;
+    let layer = world
+        .cache
+        .get_blob(
+            &format!("quay/{repository}"),
+            &ptc_core::oci::Descriptor {
+                media_type: String::new(),
+                digest: ptc_core::reference::Digest::parse(&pin_layer).unwrap(),
+                size: 4096,
+                platform: None,
+            },
+        )
+        .await;
+    stack
+        .control("upstreams/quay.io", json!({"down": false}))
+        .await;
+    assert!(layer.is_ok(), "{layer:?}");
+}
