@@ -276,7 +276,7 @@ async fn warm_all(
         // A run that could not read every source, or what the cache holds in every
         // repository, keeps what it did not see.
         match memory.save(&store, complete && unsurveyed == 0).await {
-            Ok(_) => {}
+            Ok((_, warning)) => report.warnings.extend(warning),
             Err(err) => {
                 tracing::warn!(error = %err, "prewarm state not saved");
                 report.warnings.push(err);

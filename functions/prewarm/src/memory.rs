@@ -15,7 +15,9 @@
 //! make a run call an image complete that is not, so it lives in the stack's own bucket,
 //! which only prewarm's role may write, and every entry is bounded as a parsed manifest is.
 //! Cost: one `GetObject` and at most one `PutObject` a run (the object is
-//! written only when something was learned or forgotten), about 150 bytes per image.
+//! written only when something was learned or forgotten); about 95 bytes per blob and per
+//! index entry (2.2 KB for a two-platform image of 8 layers; 8 MiB holds about 3,800 such
+//! images, and a larger state keeps what fits, see [`Memory::save`]).
 //!
 //! The document (`version` 1):
 //! `{"version":1,"manifests":{"sha256:…":{"kind":"index","entries":[{"platform":"linux/amd64","digest":"sha256:…"}]},"sha256:…":{"kind":"image","blobs":[{"digest":"sha256:…","size":1234}]}}}`.
@@ -78,7 +80,11 @@ impl Known {
     /// Whether the entry is within the bounds a parsed manifest has.
     fn is_sane(&self) -> bool {
         match self {
-            Known::Index { entries } => entries.len() <= MAX_MANIFEST_DESCRIPTORS,
+            // An index lists at least one manifest (an empty one would make any tag look
+            // complete for no platform).
+            Known::Index { entries } => {
+                !entries.is_empty() && entries.len() <= MAX_MANIFEST_DESCRIPTORS
+            }
             Known::Image { blobs } => !blobs.is_empty() && blobs.len() <= MAX_MANIFEST_DESCRIPTORS,
         }
     }
@@ -251,11 +257,20 @@ impl Memory {
     /// `forget`, what no entry of the run touched is left out (a run over the whole watch
     /// list); without (a run that could not read every source), it is kept. `Ok(false)` when
     /// nothing was written.
-    pub async fn save(&self, store: &Store<'_>, forget: bool) -> Result<bool, String> {
-        let text = {
+    ///
+    /// A state larger than the [`MAX_OBJECT_BYTES`] a run reads keeps what fits (in digest
+    /// order) and says how many manifests it left out: their images are pulled each run
+    /// (manifests only; blobs the cache holds are still skipped). The second value is that
+    /// warning.
+    pub async fn save(
+        &self,
+        store: &Store<'_>,
+        forget: bool,
+    ) -> Result<(bool, Option<String>), String> {
+        let (text, warning) = {
             let inner = self.inner.lock().unwrap();
             if inner.unreadable {
-                return Ok(false);
+                return Ok((false, None));
             }
             let kept: BTreeMap<Digest, Known> = inner
                 .known
@@ -264,26 +279,53 @@ impl Memory {
                 .map(|(d, k)| (d.clone(), k.clone()))
                 .collect();
             if !inner.changed && kept.len() == inner.known.len() {
-                return Ok(false);
+                return Ok((false, None));
             }
-            serde_json::to_string(&Document {
-                version: STATE_VERSION,
-                manifests: kept,
-            })
-            .map_err(|e| e.to_string())?
+            fit(kept, MAX_OBJECT_BYTES)?
         };
-        if text.len() > MAX_OBJECT_BYTES {
-            return Err(format!(
-                "the state would be {} bytes, more than the {MAX_OBJECT_BYTES} a run reads: not saved",
-                text.len()
-            ));
-        }
         store
             .write(&text)
             .await
-            .map(|()| true)
+            .map(|()| (true, warning))
             .map_err(|e| format!("cannot save the prewarm state to {}: {e}", store.describe()))
     }
+}
+
+/// The document of `manifests`, at most `max` bytes: when the whole does not fit, the entries
+/// that fit in digest order, and a warning naming how many were left out.
+fn fit(manifests: BTreeMap<Digest, Known>, max: usize) -> Result<(String, Option<String>), String> {
+    let render = |manifests: BTreeMap<Digest, Known>| {
+        serde_json::to_string(&Document {
+            version: STATE_VERSION,
+            manifests,
+        })
+        .map_err(|e| e.to_string())
+    };
+    let total = manifests.len();
+    let whole = render(manifests.clone())?;
+    if whole.len() <= max {
+        return Ok((whole, None));
+    }
+    // Each entry's share: `"<digest>":<entry>,`; the envelope's 40 bytes are kept aside.
+    let mut budget = max.saturating_sub(64);
+    let mut kept = BTreeMap::new();
+    for (digest, known) in manifests {
+        let size = digest.as_str().len() + 4 + serde_json::to_string(&known).map_or(0, |t| t.len());
+        if size > budget {
+            break;
+        }
+        budget -= size;
+        kept.insert(digest, known);
+    }
+    let left_out = total - kept.len();
+    let text = render(kept)?;
+    Ok((
+        text,
+        Some(format!(
+            "the prewarm state would be {} bytes, more than the {max} a run reads: {left_out} of {total} manifests are not remembered, and their images' manifests are pulled each run",
+            whole.len()
+        )),
+    ))
 }
 
 /// The manifests of a state document, validated: every digest and platform parses, every
@@ -341,19 +383,19 @@ mod tests {
                 }],
             },
         );
-        assert!(memory.save(&store, true).await.unwrap());
+        assert!(memory.save(&store, true).await.unwrap().0);
         let (again, warning) = Memory::load(&store).await;
         assert_eq!(warning, None);
         assert_eq!(again.get(&digest(1)), Some(image(10)));
         // Only digest 1 was used: a run that did not see the whole list keeps digest 2 (no
         // write: nothing changed); a whole run forgets it (a write), then nothing changes.
-        assert!(!again.save(&store, false).await.unwrap());
-        assert!(again.save(&store, true).await.unwrap());
+        assert!(!again.save(&store, false).await.unwrap().0);
+        assert!(again.save(&store, true).await.unwrap().0);
         let (third, _) = Memory::load(&store).await;
         assert_eq!(third.get(&digest(2)), None);
         assert!(third.get(&digest(1)).is_some());
         assert!(
-            !third.save(&store, true).await.unwrap(),
+            !third.save(&store, true).await.unwrap().0,
             "nothing new: no write"
         );
     }
@@ -371,6 +413,7 @@ mod tests {
             r#"{"version":2,"manifests":{}}"#,
             r#"{"version":1,"manifests":{"sha256:zz":{"kind":"image","blobs":[]}}}"#,
             r#"{"version":1,"manifests":{"sha256:0101010101010101010101010101010101010101010101010101010101010101":{"kind":"image","blobs":[]}}}"#,
+            r#"{"version":1,"manifests":{"sha256:0101010101010101010101010101010101010101010101010101010101010101":{"kind":"index","entries":[]}}}"#,
             r#"{"version":1,"manifests":{"sha256:0101010101010101010101010101010101010101010101010101010101010101":{"kind":"index","entries":[{"platform":"linux","digest":"sha256:0101010101010101010101010101010101010101010101010101010101010101"}]}}}"#,
         ] {
             objects.put_text("b", "k", text).await.expect("fake put");
@@ -382,7 +425,7 @@ mod tests {
                 "{text}: {warning:?}"
             );
             assert_eq!(memory.get(&digest(1)), None);
-            assert!(memory.save(&store, true).await.unwrap(), "replaced");
+            assert!(memory.save(&store, true).await.unwrap().0, "replaced");
         }
         // A file that cannot be read (a directory) is a warning, and is never overwritten.
         let dir = std::env::temp_dir().join(format!("ptc-state-{}", std::process::id()));
@@ -391,8 +434,45 @@ mod tests {
         let (memory, warning) = Memory::load(&store).await;
         assert!(warning.unwrap().contains("unreadable"));
         memory.learn(digest(1), image(1));
-        assert!(!memory.save(&store, true).await.unwrap());
+        assert!(!memory.save(&store, true).await.unwrap().0);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A state past what a run reads keeps what fits, readable, and says what it left out
+    /// (two-platform images of 8 layers take about 2.3 KB each: 8 MiB holds about 3,600).
+    #[test]
+    fn a_state_too_large_keeps_what_fits() {
+        let many: BTreeMap<Digest, Known> = (0..200u8)
+            .map(|n| {
+                (
+                    digest(n),
+                    Known::Image {
+                        blobs: (0..9)
+                            .map(|_| Blob {
+                                digest: digest(n),
+                                size: 123_456,
+                            })
+                            .collect(),
+                    },
+                )
+            })
+            .collect();
+        let (whole, warning) = fit(many.clone(), MAX_OBJECT_BYTES).unwrap();
+        assert_eq!(warning, None);
+        let per_image = whole.len() / 200;
+        assert!(
+            (800..1100).contains(&per_image),
+            "{per_image} bytes per image manifest"
+        );
+        let (text, warning) = fit(many, 50_000).unwrap();
+        assert!(text.len() <= 50_000, "{}", text.len());
+        let kept = parse(&text).expect("what is written can be read back");
+        assert!(kept.len() > 40 && kept.len() < 200, "{}", kept.len());
+        let warning = warning.unwrap();
+        assert!(
+            warning.contains(&format!("{} of 200 manifests", 200 - kept.len())),
+            "{warning}"
+        );
     }
 
     #[tokio::test]
@@ -403,7 +483,7 @@ mod tests {
         let store = Store::File(path.clone());
         let (memory, _) = Memory::load(&store).await;
         memory.learn(digest(3), image(4));
-        assert!(memory.save(&store, true).await.unwrap());
+        assert!(memory.save(&store, true).await.unwrap().0);
         let (again, warning) = Memory::load(&store).await;
         assert_eq!(warning, None);
         assert_eq!(again.get(&digest(3)), Some(image(4)));

@@ -39,7 +39,8 @@ pub struct Entry {
 /// `docker.io/library/nginx:1.25` are one entry; `nginx` is `nginx:latest`). A tag that an
 /// entry pins (`nginx:1.25@sha256:...`) is warmed by that entry alone, whatever the order:
 /// a plain `nginx:1.25` of any source (discovery's, typically) is dropped, so the image is
-/// pulled once per run and the pin is checked. Blank entries and `#` comments are dropped.
+/// pulled once per run and the pin is checked; a digest-only `nginx@sha256:...` for a digest
+/// that a tagged entry pins is dropped the same way. Blank entries and `#` comments are dropped.
 /// Entries that do not parse are kept (the job reports them) but deduplicated on their text.
 pub fn merge(sources: impl IntoIterator<Item = (Origin, Vec<String>)>) -> Vec<Entry> {
     let mut dedup = ptc_core::watchlist::Dedup::default();
@@ -57,9 +58,25 @@ pub fn merge(sources: impl IntoIterator<Item = (Origin, Vec<String>)>) -> Vec<En
         .filter(|r| r.digest.is_some())
         .filter_map(|r| Some((r.registry.clone(), r.repository.clone(), r.tag.clone()?)))
         .collect();
+    // A digest-only entry for a digest a tagged entry pins is that entry's image too.
+    let pins: std::collections::HashSet<(String, String, String)> = out
+        .iter()
+        .filter_map(|e| e.reference.as_ref().ok())
+        .filter(|r| r.tag.is_some())
+        .filter_map(|r| {
+            Some((
+                r.registry.clone(),
+                r.repository.clone(),
+                r.digest.as_ref()?.to_string(),
+            ))
+        })
+        .collect();
     out.retain(|e| match &e.reference {
         Ok(r) if r.digest.is_none() => r.tag.as_ref().is_none_or(|tag| {
             !pinned.contains(&(r.registry.clone(), r.repository.clone(), tag.clone()))
+        }),
+        Ok(r) if r.tag.is_none() => r.digest.as_ref().is_none_or(|digest| {
+            !pins.contains(&(r.registry.clone(), r.repository.clone(), digest.to_string()))
         }),
         _ => true,
     });
@@ -216,6 +233,8 @@ mod tests {
                 vec![
                     "ghcr.io/fluxcd/source-controller:v1.2.4".into(),
                     "ghcr.io/fluxcd/source-controller:v1.2.5".into(),
+                    format!("ghcr.io/fluxcd/source-controller@{pin}"),
+                    format!("ghcr.io/fluxcd/helm-controller@{pin}"),
                 ],
             ),
         ]);
@@ -226,6 +245,7 @@ mod tests {
                 format!("ghcr.io/fluxcd/source-controller:v1.2.4@{pin}").as_str(),
                 format!("ghcr.io/fluxcd/source-controller:v1.2.3@{other_pin}").as_str(),
                 "ghcr.io/fluxcd/source-controller:v1.2.5",
+                format!("ghcr.io/fluxcd/helm-controller@{pin}").as_str(),
             ]
         );
     }
