@@ -57,6 +57,8 @@ pub struct Holdings {
     tags: HashMap<String, String>,
     /// Active manifests known to be there.
     manifests: BTreeSet<String>,
+    /// Digest → `imageManifestMediaType`, when ECR gave one.
+    media_types: HashMap<String, String>,
     /// Whether `manifests` is the whole repository (listed), so a digest not in it is not there.
     listed: bool,
     /// Blobs ECR says it holds; `None` when not asked or the check failed.
@@ -171,6 +173,17 @@ impl Survey {
         let Some(needs) = needs(memory, digest, platforms) else {
             return Cached::Unknown;
         };
+        // What is remembered must agree with what ECR says each manifest is (an index, or
+        // an image): a remembered structure that does not is not trusted.
+        let is_index = matches!(memory.get(digest), Some(Known::Index { .. }));
+        if !holdings.kind_agrees(digest.as_str(), is_index)
+            || needs
+                .images
+                .iter()
+                .any(|(_, d, _)| d != digest && !holdings.kind_agrees(d.as_str(), false))
+        {
+            return Cached::Unknown;
+        }
         if needs
             .images
             .iter()
@@ -401,6 +414,9 @@ impl Holdings {
     fn absorb(&mut self, images: Vec<ImageDetail>) {
         for image in images.into_iter().filter(|i| i.status.is_pullable()) {
             self.manifests.insert(image.digest.clone());
+            if let Some(media_type) = image.media_type.clone() {
+                self.media_types.insert(image.digest.clone(), media_type);
+            }
             for tag in image.tags {
                 self.tags.insert(tag, image.digest.clone());
             }
@@ -410,6 +426,16 @@ impl Holdings {
     fn absorb_listing(&mut self, images: Vec<ImageDetail>) {
         self.absorb(images);
         self.listed = true;
+    }
+
+    /// Whether ECR's media type for `digest` (when it gave one) is an index exactly when
+    /// `is_index`.
+    fn kind_agrees(&self, digest: &str, is_index: bool) -> bool {
+        self.media_types.get(digest).is_none_or(|media_type| {
+            let index = [ptc_core::oci::OCI_INDEX, ptc_core::oci::DOCKER_LIST]
+                .contains(&media_type.as_str());
+            index == is_index
+        })
     }
 
     async fn list(&mut self, ecr: &dyn EcrApi, repository: &str) -> Result<(), String> {
@@ -662,6 +688,38 @@ mod tests {
             s.unreadable()[0].1.contains("AccessDenied"),
             "{:?}",
             s.unreadable()
+        );
+    }
+
+    /// A remembered structure that contradicts ECR's own media type (an index remembered as
+    /// an image, e.g. a state edited by hand) is not trusted: the image is pulled.
+    #[tokio::test]
+    async fn a_memory_that_contradicts_ecrs_media_type_is_not_trusted() {
+        let (ecr, memory) = cached_index();
+        {
+            let mut state = ecr.state.lock().unwrap();
+            let images = state.images.get_mut(REPO).unwrap();
+            images[0].media_type = Some(ptc_core::oci::OCI_INDEX.into());
+            images[1].media_type = Some(ptc_core::oci::OCI_MANIFEST.into());
+            images[2].media_type = Some(ptc_core::oci::OCI_MANIFEST.into());
+        }
+        let s = survey(&ecr, &memory, &["v1"], PrewarmMode::Layers).await;
+        assert!(matches!(
+            s.cached(&memory, REPO, "v1", PrewarmMode::Layers, &platforms()),
+            Cached::Complete(_)
+        ));
+        // The same tag remembered as a single-platform image with one blob.
+        let lying = Memory::default();
+        lying.learn(
+            digest(1),
+            Known::Image {
+                blobs: vec![blob(10)],
+            },
+        );
+        let s = survey(&ecr, &lying, &["v1"], PrewarmMode::Layers).await;
+        assert_eq!(
+            s.cached(&lying, REPO, "v1", PrewarmMode::Layers, &platforms()),
+            Cached::Unknown
         );
     }
 
