@@ -1,14 +1,21 @@
-//! Benchmark: warm N two-platform images through the local stack with injected per-request
-//! latency at concurrency C, and compare with `skopeo inspect --raw` over the same list.
+//! Benchmark through the whole local stack (the Python registry endpoint and upstream, moto
+//! behind the ECR front): warm N two-platform images in the default `layers` mode with an
+//! injected latency L on every request to the registry endpoint and to the upstream, at
+//! concurrency C; then run again over the same list and the same state file (the steady
+//! state: every image cached and fresh). For each run: wall time, the latency limit,
+//! requests to the registry endpoint, blob bytes, ECR calls and upstream HEADs per image.
+//! Then `skopeo inspect --raw` over the same list, its process-start cost measured apart.
 //! Prints figures and ratios; asserts nothing about time.
 //!
-//!     cargo run --release -p prewarm --example bench -- [N=2000] [C=64] [LATENCY_MS=20]
+//!     cargo run --profile bench-fast -p prewarm --example bench -- [N=2000] [C=64] [L=20]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prewarm::{Deps, Options, run};
+use prewarm::{Deps, Options, PrewarmReport, run};
 use ptc_core::aws::SdkEcr;
 use ptc_core::aws::SdkMetrics;
 use ptc_core::aws::SdkSecrets;
@@ -16,6 +23,7 @@ use ptc_core::config::PrewarmMode;
 use ptc_core::ecr::EcrApi;
 use ptc_core::oci::{RegistryClient, http_client};
 use ptc_core::platform::Platform;
+use ptc_core::watchlist::WatchListSource;
 use ptc_tests::{Stack, peak_rss_kib};
 use serde_json::{Value, json};
 
@@ -26,11 +34,253 @@ fn arg(n: usize, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn total(counts: &Value) -> u64 {
-    counts
+/// `after - before` of a count map (`{"GET /v2/...": 3, ...}`).
+fn delta(after: &Value, before: &Value) -> BTreeMap<String, u64> {
+    after
         .as_object()
-        .map(|o| o.values().filter_map(Value::as_u64).sum())
-        .unwrap_or(0)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| {
+            let was = before.get(k).and_then(Value::as_u64).unwrap_or(0);
+            let d = v.as_u64()?.saturating_sub(was);
+            (d > 0).then(|| (k.clone(), d))
+        })
+        .collect()
+}
+
+fn sum_where(counts: &BTreeMap<String, u64>, keep: impl Fn(&str) -> bool) -> u64 {
+    counts.iter().filter(|(k, _)| keep(k)).map(|(_, v)| v).sum()
+}
+
+/// What the stack counted during one run.
+struct Counts {
+    registry: BTreeMap<String, u64>,
+    upstream: BTreeMap<String, u64>,
+    ecr: BTreeMap<String, u64>,
+}
+
+struct Snapshot {
+    registry: Value,
+    upstream: Value,
+    ecr: Value,
+}
+
+async fn snapshot(stack: &Stack) -> Snapshot {
+    Snapshot {
+        registry: stack.read("registry/counts").await,
+        upstream: stack.read("upstreams/quay.io/counts").await,
+        ecr: stack.read("ecr").await["calls"].clone(),
+    }
+}
+
+async fn since(stack: &Stack, before: &Snapshot) -> Counts {
+    let now = snapshot(stack).await;
+    Counts {
+        registry: delta(&now.registry, &before.registry),
+        upstream: delta(&now.upstream, &before.upstream),
+        ecr: delta(&now.ecr, &before.ecr),
+    }
+}
+
+struct Figures {
+    report: PrewarmReport,
+    wall: f64,
+    counts: Counts,
+}
+
+impl Figures {
+    fn registry(&self) -> u64 {
+        self.counts.registry.values().sum()
+    }
+    fn manifests(&self) -> u64 {
+        sum_where(&self.counts.registry, |k| k.contains("/manifests/"))
+    }
+    fn blobs(&self) -> u64 {
+        sum_where(&self.counts.registry, |k| k.contains("/blobs/"))
+    }
+    fn upstream_heads(&self) -> u64 {
+        sum_where(&self.counts.upstream, |k| {
+            k.starts_with("HEAD ") && k.contains("/manifests/")
+        })
+    }
+    fn upstream_other(&self) -> u64 {
+        self.counts.upstream.values().sum::<u64>() - self.upstream_heads()
+    }
+    fn ecr_calls(&self) -> u64 {
+        self.counts.ecr.values().sum()
+    }
+    /// Requests that carry the injected latency, made by the client: the registry endpoint's
+    /// and the upstream HEADs (the AWS API, moto, has none).
+    fn limit(&self, c: usize, latency: u64) -> f64 {
+        (self.registry() + self.upstream_heads()) as f64 * latency as f64 / 1000.0 / c as f64
+    }
+}
+
+async fn measure(stack: &Stack, deps: &Deps<'_>, options: &Options, images: &[String]) -> Figures {
+    let before = snapshot(stack).await;
+    let started = Instant::now();
+    let report = run(
+        deps,
+        options,
+        "bench",
+        images.to_vec(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .await;
+    let wall = started.elapsed().as_secs_f64();
+    Figures {
+        report,
+        wall,
+        counts: since(stack, &before).await,
+    }
+}
+
+fn print_runs(runs: &[(&str, &Figures)], n: usize, c: usize, latency: u64) {
+    let per = |x: u64| x as f64 / n as f64;
+    let row = |label: &str, cells: Vec<String>| {
+        print!("  {label:<44}");
+        for cell in cells {
+            print!("{cell:>16}");
+        }
+        println!();
+    };
+    row(
+        "",
+        runs.iter().map(|(name, _)| (*name).to_owned()).collect(),
+    );
+    row(
+        "images warmed / already fresh / other",
+        runs.iter()
+            .map(|(_, f)| {
+                let s = &f.report.summary;
+                format!(
+                    "{}/{}/{}",
+                    s.warmed,
+                    s.already_fresh,
+                    s.failed + s.deferred + s.stale
+                )
+            })
+            .collect(),
+    );
+    row(
+        "wall time (s)",
+        runs.iter().map(|(_, f)| format!("{:.2}", f.wall)).collect(),
+    );
+    row(
+        "latency limit (s)",
+        runs.iter()
+            .map(|(_, f)| format!("{:.2}", f.limit(c, latency)))
+            .collect(),
+    );
+    row(
+        "ratio to the limit",
+        runs.iter()
+            .map(|(_, f)| format!("{:.2}x", f.wall / f.limit(c, latency)))
+            .collect(),
+    );
+    row(
+        "registry-endpoint requests / image",
+        runs.iter()
+            .map(|(_, f)| format!("{:.3}", per(f.registry())))
+            .collect(),
+    );
+    row(
+        "  manifest / blob requests (total)",
+        runs.iter()
+            .map(|(_, f)| format!("{}/{}", f.manifests(), f.blobs()))
+            .collect(),
+    );
+    row(
+        "blob bytes (report.traffic)",
+        runs.iter()
+            .map(|(_, f)| f.report.traffic.cache_blob_bytes.to_string())
+            .collect(),
+    );
+    row(
+        "ECR API calls / image",
+        runs.iter()
+            .map(|(_, f)| format!("{:.3}", per(f.ecr_calls())))
+            .collect(),
+    );
+    let ops: BTreeSet<&String> = runs.iter().flat_map(|(_, f)| f.counts.ecr.keys()).collect();
+    for op in ops {
+        row(
+            &format!("  {op}"),
+            runs.iter()
+                .map(|(_, f)| {
+                    let calls = f.counts.ecr.get(op).copied().unwrap_or(0);
+                    format!("{calls} ({:.3})", per(calls))
+                })
+                .collect(),
+        );
+    }
+    row(
+        "upstream HEADs / image",
+        runs.iter()
+            .map(|(_, f)| format!("{:.3}", per(f.upstream_heads())))
+            .collect(),
+    );
+    row(
+        "  the stack's own upstream requests",
+        runs.iter()
+            .map(|(_, f)| f.upstream_other().to_string())
+            .collect(),
+    );
+    row(
+        "report.traffic: manifest GETs / blob GETs",
+        runs.iter()
+            .map(|(_, f)| {
+                let t = &f.report.traffic;
+                format!("{}/{}", t.cache_manifest_gets, t.cache_blob_gets)
+            })
+            .collect(),
+    );
+    for (name, f) in runs {
+        for warning in f.report.warnings.iter().chain(&f.report.errors).take(3) {
+            println!("  {name}: {warning}");
+        }
+        if f.report.warnings.len() + f.report.errors.len() > 3 {
+            println!(
+                "  {name}: ... {} warnings and errors in all",
+                f.report.warnings.len() + f.report.errors.len()
+            );
+        }
+        if let Some(odd) = f.report.images.iter().find(|i| {
+            !matches!(
+                i.outcome,
+                prewarm::Outcome::AlreadyFresh | prewarm::Outcome::Warmed
+            )
+        }) {
+            println!(
+                "  {name}: e.g. {} {:?}: {}",
+                odd.reference,
+                odd.outcome,
+                odd.reason.as_deref().unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// `skopeo ARGS... LINE` for each line of `lines` through `xargs -P concurrency`: the seconds
+/// it took and whether every one succeeded.
+fn xargs_skopeo(lines: &[String], concurrency: usize, args: &[&str]) -> (f64, bool) {
+    let started = Instant::now();
+    let mut child = Command::new("xargs")
+        .args(["-P", &concurrency.to_string(), "-n", "1", "skopeo"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run xargs skopeo");
+    child
+        .stdin
+        .take()
+        .expect("xargs stdin")
+        .write_all(lines.join("\n").as_bytes())
+        .expect("write the list to xargs");
+    let ok = child.wait().is_ok_and(|s| s.success());
+    (started.elapsed().as_secs_f64(), ok)
 }
 
 #[tokio::main]
@@ -93,22 +343,25 @@ async fn main() {
         http: &http,
         upstream_endpoints: &upstreams,
     };
+    let state = std::env::temp_dir().join(format!("ptc-bench-state-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&state);
     let options = Options {
         namespace: "PtcBench".into(),
         platforms: vec![
             Platform::parse("linux/amd64").unwrap(),
             Platform::parse("linux/arm64").unwrap(),
         ],
-        mode: PrewarmMode::Manifests,
+        mode: PrewarmMode::Layers,
         ratelimit_floor: 0,
         concurrency: c,
         discovery_days: 0,
         settings_watch_list: Vec::new(),
         watch_list_source: None,
-        state: None,
+        state: Some(WatchListSource::File(state.clone())),
         dry_run: false,
         publish_metrics: false,
         stop_at: None,
+        finish_by: None,
         progress: None,
     };
     stack
@@ -120,52 +373,36 @@ async fn main() {
     stack
         .control("ecr", json!({"registry_latency_ms": latency}))
         .await;
-    let before = (
-        total(&stack.read("registry/counts").await),
-        total(&stack.read("ecr").await["calls"]),
-    );
 
-    let started = Instant::now();
-    let report = run(
-        &deps,
-        &options,
-        "bench",
-        images.clone(),
-        time::OffsetDateTime::now_utc(),
-    )
-    .await;
-    let wall = started.elapsed().as_secs_f64();
-
-    let registry = total(&stack.read("registry/counts").await) - before.0;
-    let aws = total(&stack.read("ecr").await["calls"]) - before.1;
-    let upstream = total(&stack.read("upstreams/quay.io/counts").await);
-    // Requests the client made itself: registry endpoint, upstream HEADs, AWS calls. The
-    // stand-in's own upstream fetches (first pulls) are counted in `upstream` too.
-    let heads = report.images.len() as u64;
-    let client_requests = registry + heads + aws;
-    let limit = client_requests as f64 * latency as f64 / 1000.0 / c as f64;
+    let first = measure(&stack, &deps, &options, &images).await;
+    let steady = measure(&stack, &deps, &options, &images).await;
+    let _ = std::fs::remove_file(&state);
     println!(
-        "prewarm: {} images ({} warmed, {} failed) at concurrency {c}, {latency} ms per request",
-        report.summary.images, report.summary.warmed, report.summary.failed
+        "prewarm through the local stack, layers mode: {n} two-platform images ({} repositories of 50 tags, one index per repository) at concurrency {c}, {latency} ms per request to the registry endpoint and the upstream (none added on the AWS API)",
+        n.div_ceil(50)
     );
-    println!("  wall time            {wall:.2} s");
+    let runs = [("first run", &first), ("steady state", &steady)];
+    print_runs(&runs, n, c, latency);
     println!(
-        "  requests             {client_requests} (registry endpoint {registry}, upstream HEAD {heads}, AWS API {aws}; upstream saw {upstream})"
+        "  latency limit = (registry-endpoint requests + upstream HEADs) x L / C; the stack's own upstream requests of a first pull and the AWS API's time are not in it"
     );
-    println!("  latency limit        {limit:.2} s (requests x latency / concurrency)");
-    println!("  ratio to the limit   {:.2}x", wall / limit);
     println!(
-        "  peak RSS             {:.1} MiB",
+        "  peak RSS                  {:.1} MiB",
         peak_rss_kib() as f64 / 1024.0
     );
 
+    let version = Command::new("skopeo").arg("--version").output();
+    let Some(version) = version.ok().filter(|o| o.status.success()) else {
+        println!("skopeo: not installed (apt-get install skopeo): the comparison is skipped");
+        return;
+    };
     let token = ecr.authorization_token().await.unwrap();
     let endpoint = stack
         .info
         .registry_endpoint
         .trim_start_matches("http://")
         .to_owned();
-    let list = images
+    let uris: Vec<String> = images
         .iter()
         .map(|i| {
             format!(
@@ -173,20 +410,54 @@ async fn main() {
                 i.trim_start_matches("quay.io/")
             )
         })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let uris: Vec<String> = list.lines().map(str::to_owned).collect();
+        .collect();
     let creds = format!("AWS:{}", token.password.expose());
-    let Some((skopeo, ok)) = ptc_tests::skopeo_inspect(&uris, c, &creds) else {
-        println!("skopeo: not installed (apt-get install skopeo) - comparison skipped");
-        return;
-    };
+    // The same xargs, the same number of processes, each doing nothing but start: what one
+    // process per image costs before it sends a request. Before and after the inspection
+    // (the machine's load moves), the mean is used.
+    let versions = vec!["--version".to_owned(); n];
+    let (before_start, _) = xargs_skopeo(&versions, c, &[]);
+    let before = stack.read("registry/counts").await;
+    let (wall, ok) = xargs_skopeo(
+        &uris,
+        c,
+        &["inspect", "--raw", "--tls-verify=false", "--creds", &creds],
+    );
+    let requests: u64 = delta(&stack.read("registry/counts").await, &before)
+        .values()
+        .sum();
+    let (after, _) = xargs_skopeo(&versions, c, &[]);
+    let start = (before_start + after) / 2.0;
+    let net = wall - start;
+    let limit = requests as f64 * latency as f64 / 1000.0 / c as f64;
     println!(
-        "skopeo inspect --raw, same list, -P {c}: {skopeo:.2} s ({}; one manifest per image, no platforms, no verification)",
+        "{}: `skopeo inspect --raw` over the same {n} images, xargs -P {c}, one process per image ({}; one manifest per image, no platform, no blob, no verification)",
+        String::from_utf8_lossy(&version.stdout).trim(),
         if ok { "all succeeded" } else { "some failed" }
     );
     println!(
-        "  prewarm is {:.2}x faster while doing more per image",
-        skopeo / wall
+        "  wall time                 {wall:.2} s ({:.3} registry requests / image, latency limit {limit:.2} s)",
+        requests as f64 / n as f64
     );
+    println!(
+        "  process start             {start:.2} s ({n} x `skopeo --version` through the same xargs -P {c}, the mean of {before_start:.2} s before and {after:.2} s after: {:.0}% of the wall time)",
+        start / wall * 100.0
+    );
+    if net >= limit {
+        println!(
+            "  net of process start      {net:.2} s ({:.2}x its latency limit)",
+            net / limit
+        );
+    } else {
+        println!(
+            "  net of process start      {net:.2} s, under its own latency limit of {limit:.2} s: the process starts (CPU) and the requests (waits) overlap, so skopeo's time here is its process starts"
+        );
+    }
+    for (name, f) in runs {
+        print!("  prewarm {name}: {:.2}x skopeo's wall time", f.wall / wall);
+        if net >= limit {
+            print!(", {:.2}x skopeo's time net of process start", f.wall / net);
+        }
+        println!();
+    }
 }
