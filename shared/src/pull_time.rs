@@ -193,25 +193,44 @@ impl ExpectedExclusion {
         })
     }
 
-    /// Whether `ListPullTimeUpdateExclusions`' answer holds this principal. With the path
-    /// known, the same ARN. Without it (a role known from its session), a role ARN of the
-    /// same partition, account and name, whatever its path: IAM role names are unique in an
-    /// account whatever their path ("names must be unique within the account", IAM
-    /// identifiers: <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html>),
-    /// so those three name one role, and the registered ARN (with its path) is that role's.
-    pub fn is_registered<S: AsRef<str>>(&self, exclusions: &[S]) -> bool {
-        exclusions.iter().any(|e| {
-            let e = e.as_ref();
-            if self.path_known {
-                return e == self.arn.as_str();
-            }
-            PrincipalArn::parse(e).is_ok_and(|e| {
-                e.principal_type() == PrincipalType::Role
-                    && e.partition() == self.arn.partition()
-                    && e.account() == self.arn.account()
-                    && e.name() == self.arn.name()
+    /// Whether `ListPullTimeUpdateExclusions`' answer holds this principal: `Ok(true)` when it
+    /// holds its ARN (path known), `Ok(false)` when it holds no role ARN of the same
+    /// partition, account and name. For a role known only from its session (path unknown),
+    /// an exclusion of the same name is `Err` with why it cannot be told: IAM role names are
+    /// unique in an account whatever their path
+    /// (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html>), but an
+    /// exclusion written with another path names no role at all, and a session does not say
+    /// which path is the role's.
+    pub fn registration<S: AsRef<str>>(&self, exclusions: &[S]) -> Result<bool, String> {
+        if self.path_known {
+            return Ok(exclusions.iter().any(|e| e.as_ref() == self.arn.as_str()));
+        }
+        let same_name: Vec<&str> = exclusions
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|e| {
+                PrincipalArn::parse(e).is_ok_and(|e| {
+                    e.principal_type() == PrincipalType::Role
+                        && e.partition() == self.arn.partition()
+                        && e.account() == self.arn.account()
+                        && e.name() == self.arn.name()
+                })
             })
-        })
+            .collect();
+        if same_name.is_empty() {
+            return Ok(false);
+        }
+        Err(format!(
+            "an exclusion names role {} as {}, and a role session does not say the role's path: it is this role if `aws iam get-role --role-name {}` prints that ARN",
+            self.arn.name(),
+            same_name.join(", "),
+            self.arn.name()
+        ))
+    }
+
+    /// [`Self::registration`] is `Ok(true)`.
+    pub fn is_registered<S: AsRef<str>>(&self, exclusions: &[S]) -> bool {
+        self.registration(exclusions) == Ok(true)
     }
 }
 
@@ -268,14 +287,26 @@ mod tests {
     }
 
     #[test]
-    fn a_role_session_stands_for_its_role_whatever_the_path() {
+    fn a_role_session_stands_for_its_role_and_a_name_match_cannot_be_told() {
         let expected =
             ExpectedExclusion::from_caller("arn:aws:sts::123456789012:assumed-role/ops/alice")
                 .unwrap();
         assert_eq!(expected.arn.as_str(), "arn:aws:iam::123456789012:role/ops");
         assert!(!expected.path_known);
-        assert!(expected.is_registered(&["arn:aws:iam::123456789012:role/team/ops"]));
-        assert!(expected.is_registered(&["arn:aws:iam::123456789012:role/ops"]));
+        // Review of issue 18: role `ops` with no path, an exclusion written as `role/team/ops`
+        // names no role, and ECR went on recording the role's pulls; a name match is never
+        // a "yes" when the path is not known.
+        for registered in [
+            "arn:aws:iam::123456789012:role/team/ops",
+            "arn:aws:iam::123456789012:role/ops",
+        ] {
+            let why = expected.registration(&[registered]).unwrap_err();
+            assert!(
+                why.contains(registered) && why.contains("aws iam get-role --role-name ops"),
+                "{why}"
+            );
+            assert!(!expected.is_registered(&[registered]));
+        }
         for other in [
             "arn:aws:iam::123456789012:role/ops-admin",
             "arn:aws:iam::210987654321:role/ops",

@@ -54,10 +54,12 @@ pub struct PrincipalCheck {
     /// One of the deployment's roles, counted in [`ExclusionCheck::missing`] (not the
     /// caller of `ptc validate`).
     pub deployment: bool,
-    /// Whether it is on the list; `null` when the list could not be read.
+    /// Whether it is on the list; `null` when the list could not be read, or when an
+    /// exclusion has its name but the path cannot be told (a `pull-time-exclusion-unknown`
+    /// warning).
     pub excluded: Option<bool>,
-    /// Matched by account and role name, whatever the role's path: the caller's role known
-    /// from its session ARN, which does not carry the path.
+    /// Looked for by account and role name: the caller's role known from its session ARN,
+    /// which does not carry the path.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub matched_by_name: bool,
 }
@@ -95,12 +97,21 @@ pub async fn check(
         findings: Vec::new(),
     };
     for (principal, counted) in &expected {
-        let excluded = listed.as_ref().ok().map(|l| principal.is_registered(l));
+        let registration = listed.as_ref().ok().map(|l| principal.registration(l));
+        let excluded = registration.as_ref().and_then(|r| r.as_ref().ok().copied());
         if *counted && excluded != Some(true) {
             result.missing += 1;
         }
         if excluded == Some(false) {
             result.findings.push(missing_finding(principal, *counted));
+        }
+        // A role known from its session only, with an exclusion of its name: it cannot be
+        // told whether that exclusion is this role's (its path).
+        if let Some(Err(why)) = &registration {
+            result.findings.push(Finding::warning(
+                "pull-time-exclusion-unknown",
+                format!("{} ({}): {why}", principal.arn, principal.source),
+            ));
         }
         result.principals.push(PrincipalCheck {
             principal: principal.arn.to_string(),

@@ -140,7 +140,7 @@ async fn registered(ctx: &Context, expected: &ExpectedExclusion) -> Result<bool,
         );
     }
     match aws.ecr.pull_time_update_exclusions().await {
-        Ok(list) => Ok(expected.is_registered(&list)),
+        Ok(list) => expected.registration(&list),
         Err(err) => Err(first_line(err.to_string())),
     }
 }
