@@ -300,9 +300,23 @@ class RegistryEndpoint:
         return open_upstream(upstream.url, path, creds, accept, self.stack.upstream_timeout)
 
     # -- manifests --------------------------------------------------------------
+    def forget_repository(self, name: str) -> None:
+        """Drop what the endpoint holds of repository `name` (its tags, manifests and layer
+        membership), as ECR does when the repository is deleted."""
+        with self.lock:
+            for key in [k for k in self.tags if k[0] == name]:
+                del self.tags[key]
+            for key in [k for k in self.manifests if k[0] == name]:
+                del self.manifests[key]
+            self.repo_layers.pop(name, None)
+
     def manifest(self, request: Request, name: str, ref: str, caller: Caller | None = None) -> Response:
         by_digest = ref.startswith("sha256:")
         routed = self.route_rule(name)
+        if routed is not None and not self.stack.repository_exists(name):
+            # The repository was deleted (DeleteRepository with force deletes its images):
+            # nothing of it is cached any more, and the next pull creates it again.
+            self.forget_repository(name)
         with self.lock:
             cached_digest = ref if by_digest else (self.tags.get((name, ref)) or (None, 0))[0]
             fetched_at = 0.0 if by_digest else (self.tags.get((name, ref)) or (None, 0.0))[1]

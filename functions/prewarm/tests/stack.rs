@@ -1143,3 +1143,36 @@ async fn a_pin_the_tag_left_is_warmed_as_a_node_pulls_it() {
         .await;
     assert!(layer.is_ok(), "{layer:?}");
 }
+
+/// Review of issue 18: a repository deleted between runs (by hand, `--force`) is not held
+/// any more: the next run pulls the image again, remembered or not, and ECR shows it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repository_deleted_between_runs_is_warmed_again() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::shared();
+    let world = world().await;
+    let repository = format!("gone/app-{}", ptc_tests::unique().to_lowercase());
+    stack
+        .push_big_image("quay.io", &repository, "1.0", 4096)
+        .await;
+    let reference = format!("quay.io/{repository}:1.0");
+    let options = Options {
+        state: Some(state_file()),
+        ..options()
+    };
+    let first = prewarm(&world, &options, &[reference.as_str()]).await;
+    assert_eq!(find(&first, &reference).outcome, Outcome::Warmed);
+    aws_sdk_ecr::Client::new(&stack.sdk_config().await)
+        .delete_repository()
+        .repository_name(format!("quay/{repository}"))
+        .force(true)
+        .send()
+        .await
+        .expect("DeleteRepository");
+    let again = prewarm(&world, &options, &[reference.as_str()]).await;
+    let image = find(&again, &reference);
+    assert_eq!(image.outcome, Outcome::Warmed, "{image:#?}");
+    assert!(again.traffic.cache_manifest_gets > 0 && again.traffic.cache_blob_gets > 0);
+    let third = prewarm(&world, &options, &[reference.as_str()]).await;
+    assert_eq!(find(&third, &reference).outcome, Outcome::AlreadyFresh);
+}
