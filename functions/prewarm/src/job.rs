@@ -324,6 +324,7 @@ type BlobFetch = tokio::sync::OnceCell<Result<(), PullError>>;
 #[derive(Default)]
 struct Counters {
     upstream_heads: AtomicU64,
+    tag_pages: AtomicU64,
     manifest_gets: AtomicU64,
     blob_gets: AtomicU64,
     blob_bytes: AtomicU64,
@@ -333,6 +334,7 @@ impl Counters {
     fn snapshot(&self) -> Traffic {
         Traffic {
             upstream_heads: self.upstream_heads.load(Ordering::Relaxed),
+            upstream_tag_pages: self.tag_pages.load(Ordering::Relaxed),
             cache_manifest_gets: self.manifest_gets.load(Ordering::Relaxed),
             cache_blob_gets: self.blob_gets.load(Ordering::Relaxed),
             cache_blob_bytes: self.blob_bytes.load(Ordering::Relaxed),
@@ -645,6 +647,10 @@ async fn resolve_tag(
         .traffic
         .upstream_heads
         .fetch_add(search.heads as u64, Ordering::Relaxed);
+    warmth
+        .traffic
+        .tag_pages
+        .fetch_add(search.pages as u64, Ordering::Relaxed);
     match search.tag {
         Some(tag) => {
             cached.tag = Some(tag.clone());

@@ -104,8 +104,11 @@ pub struct Summary {
 /// The requests a run made for its images, counted as they were made.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Traffic {
-    /// Manifest HEADs on the upstreams (free on Docker Hub: not a pull).
+    /// Manifest HEADs on the upstreams (free on Docker Hub: not a pull), a digest-only
+    /// entry's tag search included.
     pub upstream_heads: u64,
+    /// Tags-list pages asked of the upstreams (a digest-only entry's tag search).
+    pub upstream_tag_pages: u64,
     /// Manifest GETs through the cache (the registry endpoint): each one a pull.
     pub cache_manifest_gets: u64,
     /// Blob GETs through the cache, each blob of a repository at most once a run.

@@ -53,6 +53,8 @@ pub struct TagSearch {
     pub complete: bool,
     /// Manifest HEADs made.
     pub heads: usize,
+    /// Tags-list pages requested.
+    pub pages: usize,
 }
 
 impl TagSearch {
@@ -98,6 +100,7 @@ pub async fn tag_for_digest(
         listed: list.tags.len(),
         complete: list.complete,
         heads: 0,
+        pages: list.pages,
     };
     for tag in newest_first(list.tags).into_iter().take(limits.max_heads) {
         search.heads += 1;

@@ -968,6 +968,9 @@ async fn a_digest_only_entry_is_warmed_by_its_tag() {
     );
     assert_eq!(image.digest.as_deref(), Some(digest.as_str()));
     assert_eq!(image.platforms, ["linux/amd64", "linux/arm64"]);
+    // The tag search is counted: the tags list, and a HEAD per candidate plus the check.
+    assert!(first.traffic.upstream_tag_pages >= 1, "{:?}", first.traffic);
+    assert!(first.traffic.upstream_heads >= 2, "{:?}", first.traffic);
     assert!(
         image
             .reason

@@ -179,8 +179,12 @@ pub fn print(out: &mut impl Write, report: &PrewarmReport) -> std::io::Result<()
     let t = &report.traffic;
     writeln!(
         out,
-        "through the cache: {} manifest GETs, {} blob GETs ({} bytes); {} upstream HEADs",
-        t.cache_manifest_gets, t.cache_blob_gets, t.cache_blob_bytes, t.upstream_heads
+        "through the cache: {} manifest GETs, {} blob GETs ({} bytes); upstream: {} HEADs, {} tags-list pages",
+        t.cache_manifest_gets,
+        t.cache_blob_gets,
+        t.cache_blob_bytes,
+        t.upstream_heads,
+        t.upstream_tag_pages
     )?;
     let s = &report.summary;
     writeln!(
