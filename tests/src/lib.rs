@@ -540,11 +540,10 @@ pub async fn sdk_config_with(endpoint: &str, region: &str, credentials: Credenti
         .build()
 }
 
-/// The prewarm benchmarks' comparison: `skopeo inspect --raw` over `uris` (`docker://...`),
-/// `concurrency` at a time through `xargs -P`, against a plain-http registry with `creds`
-/// (`USER:PASSWORD`). The wall time and whether every inspect succeeded; `None` when skopeo
-/// is not installed.
-pub fn skopeo_inspect(uris: &[String], concurrency: usize, creds: &str) -> Option<(f64, bool)> {
+/// The prewarm benchmarks' peer: `skopeo ARGS... LINE` for each line of `lines` through
+/// `xargs -P concurrency -n 1` (one process per line): the seconds it took and whether every
+/// one succeeded. `None` when skopeo is not installed.
+pub fn xargs_skopeo(lines: &[String], concurrency: usize, args: &[&str]) -> Option<(f64, bool)> {
     use std::io::Write as _;
     let installed = Command::new("skopeo")
         .arg("--version")
@@ -556,18 +555,8 @@ pub fn skopeo_inspect(uris: &[String], concurrency: usize, creds: &str) -> Optio
     }
     let started = Instant::now();
     let mut child = Command::new("xargs")
-        .args([
-            "-P",
-            &concurrency.to_string(),
-            "-n",
-            "1",
-            "skopeo",
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            "--creds",
-        ])
-        .arg(creds)
+        .args(["-P", &concurrency.to_string(), "-n", "1", "skopeo"])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -577,7 +566,7 @@ pub fn skopeo_inspect(uris: &[String], concurrency: usize, creds: &str) -> Optio
         .stdin
         .take()
         .expect("xargs stdin")
-        .write_all(uris.join("\n").as_bytes())
+        .write_all(lines.join("\n").as_bytes())
         .expect("write the list to xargs");
     let ok = child.wait().is_ok_and(|s| s.success());
     Some((started.elapsed().as_secs_f64(), ok))

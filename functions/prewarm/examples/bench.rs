@@ -10,8 +10,7 @@
 //!     cargo run --profile bench-fast -p prewarm --example bench -- [N=2000] [C=64] [L=20]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write as _;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -261,28 +260,6 @@ fn print_runs(runs: &[(&str, &Figures)], n: usize, c: usize, latency: u64) {
     }
 }
 
-/// `skopeo ARGS... LINE` for each line of `lines` through `xargs -P concurrency`: the seconds
-/// it took and whether every one succeeded.
-fn xargs_skopeo(lines: &[String], concurrency: usize, args: &[&str]) -> (f64, bool) {
-    let started = Instant::now();
-    let mut child = Command::new("xargs")
-        .args(["-P", &concurrency.to_string(), "-n", "1", "skopeo"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run xargs skopeo");
-    child
-        .stdin
-        .take()
-        .expect("xargs stdin")
-        .write_all(lines.join("\n").as_bytes())
-        .expect("write the list to xargs");
-    let ok = child.wait().is_ok_and(|s| s.success());
-    (started.elapsed().as_secs_f64(), ok)
-}
-
 #[tokio::main]
 async fn main() {
     let (n, c, latency) = (arg(1, 2000) as usize, arg(2, 64) as usize, arg(3, 20));
@@ -416,9 +393,9 @@ async fn main() {
     // process per image costs before it sends a request. Before and after the inspection
     // (the machine's load moves), the mean is used.
     let versions = vec!["--version".to_owned(); n];
-    let (before_start, _) = xargs_skopeo(&versions, c, &[]);
+    let (before_start, _) = skopeo_or_nothing(&versions, c, &[]);
     let before = stack.read("registry/counts").await;
-    let (wall, ok) = xargs_skopeo(
+    let (wall, ok) = skopeo_or_nothing(
         &uris,
         c,
         &["inspect", "--raw", "--tls-verify=false", "--creds", &creds],
@@ -426,7 +403,7 @@ async fn main() {
     let requests: u64 = delta(&stack.read("registry/counts").await, &before)
         .values()
         .sum();
-    let (after, _) = xargs_skopeo(&versions, c, &[]);
+    let (after, _) = skopeo_or_nothing(&versions, c, &[]);
     let start = (before_start + after) / 2.0;
     let net = wall - start;
     let limit = requests as f64 * latency as f64 / 1000.0 / c as f64;
@@ -460,4 +437,9 @@ async fn main() {
         }
         println!();
     }
+}
+
+/// [`ptc_tests::xargs_skopeo`], skopeo having been found installed.
+fn skopeo_or_nothing(lines: &[String], concurrency: usize, args: &[&str]) -> (f64, bool) {
+    ptc_tests::xargs_skopeo(lines, concurrency, args).unwrap_or((0.0, false))
 }

@@ -23,8 +23,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::convert::Infallible;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -698,28 +697,6 @@ fn print_runs(runs: &[(&str, &Figures)], n: usize, c: usize, latency: u64) {
     }
 }
 
-/// `count` runs of `skopeo ARGS...` through `xargs -P concurrency`, one process per line of
-/// `lines`: the seconds it took and whether every one succeeded.
-fn xargs_skopeo(lines: &[String], concurrency: usize, args: &[&str]) -> (f64, bool) {
-    let started = Instant::now();
-    let mut child = Command::new("xargs")
-        .args(["-P", &concurrency.to_string(), "-n", "1", "skopeo"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run xargs skopeo");
-    child
-        .stdin
-        .take()
-        .expect("xargs stdin")
-        .write_all(lines.join("\n").as_bytes())
-        .expect("write the list to xargs");
-    let ok = child.wait().is_ok_and(|s| s.success());
-    (started.elapsed().as_secs_f64(), ok)
-}
-
 fn skopeo(
     world: &World,
     url: &str,
@@ -748,9 +725,9 @@ fn skopeo(
     // process per image costs before it sends a request. Before and after the inspection
     // (the machine's load moves), the mean is used.
     let versions = vec!["--version".to_owned(); n];
-    let (before_start, _) = xargs_skopeo(&versions, c, &[]);
+    let (before_start, _) = skopeo_or_nothing(&versions, c, &[]);
     world.take_tally();
-    let (wall, ok) = xargs_skopeo(
+    let (wall, ok) = skopeo_or_nothing(
         &uris,
         c,
         &[
@@ -762,7 +739,7 @@ fn skopeo(
         ],
     );
     let tally = world.take_tally();
-    let (after, _) = xargs_skopeo(&versions, c, &[]);
+    let (after, _) = skopeo_or_nothing(&versions, c, &[]);
     let start = (before_start + after) / 2.0;
     let net = wall - start;
     let limit = tally.registry() as f64 * latency as f64 / 1000.0 / c as f64;
@@ -898,4 +875,9 @@ async fn main() {
         peak_rss_kib().saturating_sub(baseline) as f64 / 1024.0
     );
     skopeo(&world, &url, &list, c, latency, &runs);
+}
+
+/// [`ptc_tests::xargs_skopeo`], skopeo having been found installed.
+fn skopeo_or_nothing(lines: &[String], concurrency: usize, args: &[&str]) -> (f64, bool) {
+    ptc_tests::xargs_skopeo(lines, concurrency, args).unwrap_or((0.0, false))
 }
