@@ -42,9 +42,9 @@ echo "== ptc prewarm: the watch list pulled through the cache (manifests, each p
 export PTC_WATCH_LIST="$(grep -v '^#' examples/watch-list.txt)"
 ./target/debug/ptc prewarm || echo "(exit code $?: entries that cannot be cached failed, with the reason)"
 echo
-echo "== ptc prewarm again: everything is already cached and fresh"
+echo "== ptc prewarm again: everything is cached, complete and fresh, told from ECR's API alone: no pull (0 manifest and 0 blob GETs), one upstream HEAD per image"
 sleep 2
-./target/debug/ptc prewarm --mode manifests || true
+./target/debug/ptc prewarm || true
 unset PTC_WATCH_LIST
 echo
 echo "== ptc fix --mode dry-run: the exact changes for the repositories the cache just created"
