@@ -60,8 +60,9 @@ pub enum Known {
 /// One entry of an index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexEntry {
-    /// `OS/ARCH[/VARIANT]`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The entry's platform as the index wrote it (`os`, `architecture`, `variant`, kept
+    /// verbatim: `x86-64` or an empty variant too, as containerd would match them).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "verbatim")]
     pub platform: Option<Platform>,
     /// The platform's manifest.
     pub digest: Digest,
@@ -76,14 +77,57 @@ pub struct Blob {
     pub size: u64,
 }
 
+/// A platform stored as the manifest wrote it, not through [`Platform::parse`] (which accepts
+/// only the spellings a setting may use): what a pull saw is what the next run reads.
+mod verbatim {
+    use ptc_core::platform::Platform;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Raw {
+        os: String,
+        architecture: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        variant: Option<String>,
+    }
+
+    pub fn serialize<S: Serializer>(p: &Option<Platform>, s: S) -> Result<S::Ok, S::Error> {
+        p.as_ref()
+            .map(|p| Raw {
+                os: p.os.clone(),
+                architecture: p.architecture.clone(),
+                variant: p.variant.clone(),
+            })
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Platform>, D::Error> {
+        Ok(Option::<Raw>::deserialize(d)?.map(|r| Platform {
+            os: r.os,
+            architecture: r.architecture,
+            variant: r.variant,
+        }))
+    }
+}
+
+/// The longest platform field kept (a manifest's are a few characters).
+const MAX_PLATFORM_FIELD: usize = 128;
+
 impl Known {
     /// Whether the entry is within the bounds a parsed manifest has.
-    fn is_sane(&self) -> bool {
+    pub fn is_sane(&self) -> bool {
         match self {
             // An index lists at least one manifest (an empty one would make any tag look
             // complete for no platform).
             Known::Index { entries } => {
-                !entries.is_empty() && entries.len() <= MAX_MANIFEST_DESCRIPTORS
+                !entries.is_empty()
+                    && entries.len() <= MAX_MANIFEST_DESCRIPTORS
+                    && entries.iter().filter_map(|e| e.platform.as_ref()).all(|p| {
+                        [Some(&p.os), Some(&p.architecture), p.variant.as_ref()]
+                            .into_iter()
+                            .flatten()
+                            .all(|f| f.len() <= MAX_PLATFORM_FIELD)
+                    })
             }
             Known::Image { blobs } => !blobs.is_empty() && blobs.len() <= MAX_MANIFEST_DESCRIPTORS,
         }
@@ -91,9 +135,9 @@ impl Known {
 }
 
 #[derive(Serialize, Deserialize)]
-struct Document {
+struct Document<M = BTreeMap<Digest, Known>> {
     version: u32,
-    manifests: BTreeMap<Digest, Known>,
+    manifests: M,
 }
 
 /// Where the state is kept: an S3 object (the Lambda: `PTC_PREWARM_STATE_URL`, the stack's
@@ -220,9 +264,20 @@ impl Memory {
             }
         };
         match parse(&text) {
-            Ok(known) => {
+            Ok((known, 0)) => {
                 memory.inner.lock().unwrap().known = known;
                 (memory, None)
+            }
+            Ok((known, dropped)) => {
+                let mut inner = memory.inner.lock().unwrap();
+                inner.known = known;
+                inner.changed = true;
+                drop(inner);
+                let warning = format!(
+                    "prewarm state {}: {dropped} entries that do not read were dropped (their images are pulled this run)",
+                    store.describe()
+                );
+                (memory, Some(warning))
             }
             Err(why) => {
                 memory.inner.lock().unwrap().changed = true;
@@ -243,8 +298,13 @@ impl Memory {
         Some(known)
     }
 
-    /// Remember what a verified pull showed.
+    /// Remember what a verified pull showed; an entry out of a parsed manifest's bounds (an
+    /// index with no entry) is not remembered (its image is pulled each run), so that a
+    /// state never holds what a run would refuse to read.
     pub fn learn(&self, digest: Digest, known: Known) {
+        if !known.is_sane() {
+            return;
+        }
         let mut inner = self.inner.lock().unwrap();
         inner.used.insert(digest.clone());
         if inner.known.get(&digest) != Some(&known) {
@@ -330,18 +390,30 @@ fn fit(manifests: BTreeMap<Digest, Known>, max: usize) -> Result<(String, Option
 
 /// The manifests of a state document, validated: every digest and platform parses, every
 /// entry is within a parsed manifest's bounds, at most [`MAX_REMEMBERED`] manifests.
-fn parse(text: &str) -> Result<BTreeMap<Digest, Known>, String> {
-    let doc: Document = serde_json::from_str(text).map_err(|e| e.to_string())?;
+///
+/// An entry that does not read (a digest or an entry out of shape or bounds) is dropped
+/// alone, and counted: one odd manifest must not cost every image a pull, run after run.
+fn parse(text: &str) -> Result<(BTreeMap<Digest, Known>, usize), String> {
+    let doc: Document<BTreeMap<String, serde_json::Value>> =
+        serde_json::from_str(text).map_err(|e| e.to_string())?;
     if doc.version != STATE_VERSION {
         return Err(format!("version {}", doc.version));
     }
     if doc.manifests.len() > MAX_REMEMBERED {
         return Err(format!("more than {MAX_REMEMBERED} manifests"));
     }
-    if let Some((digest, _)) = doc.manifests.iter().find(|(_, k)| !k.is_sane()) {
-        return Err(format!("the entry of {digest} is out of bounds"));
-    }
-    Ok(doc.manifests)
+    let total = doc.manifests.len();
+    let known: BTreeMap<Digest, Known> = doc
+        .manifests
+        .into_iter()
+        .filter_map(|(digest, entry)| {
+            let digest = Digest::parse(&digest).ok()?;
+            let known: Known = serde_json::from_value(entry).ok()?;
+            known.is_sane().then_some((digest, known))
+        })
+        .collect();
+    let dropped = total - known.len();
+    Ok((known, dropped))
 }
 
 #[cfg(test)]
@@ -411,10 +483,7 @@ mod tests {
         for text in [
             "not json",
             r#"{"version":2,"manifests":{}}"#,
-            r#"{"version":1,"manifests":{"sha256:zz":{"kind":"image","blobs":[]}}}"#,
-            r#"{"version":1,"manifests":{"sha256:0101010101010101010101010101010101010101010101010101010101010101":{"kind":"image","blobs":[]}}}"#,
-            r#"{"version":1,"manifests":{"sha256:0101010101010101010101010101010101010101010101010101010101010101":{"kind":"index","entries":[]}}}"#,
-            r#"{"version":1,"manifests":{"sha256:0101010101010101010101010101010101010101010101010101010101010101":{"kind":"index","entries":[{"platform":"linux","digest":"sha256:0101010101010101010101010101010101010101010101010101010101010101"}]}}}"#,
+            r#"{"version":1,"manifests":[]}"#,
         ] {
             objects.put_text("b", "k", text).await.expect("fake put");
             let (memory, warning) = Memory::load(&store).await;
@@ -426,6 +495,40 @@ mod tests {
             );
             assert_eq!(memory.get(&digest(1)), None);
             assert!(memory.save(&store, true).await.unwrap().0, "replaced");
+        }
+        // Entries that do not read are dropped one by one (review of issue 18: one odd
+        // manifest made the whole state unreadable, and every image was pulled every run);
+        // the good entry beside them stays.
+        let good = format!(
+            r#""{}":{{"kind":"image","blobs":[{{"digest":"{}","size":1}}]}}"#,
+            digest(2),
+            digest(3)
+        );
+        let one = "sha256:0101010101010101010101010101010101010101010101010101010101010101";
+        for bad in [
+            r#""sha256:zz":{"kind":"image","blobs":[]}"#.to_owned(),
+            format!(r#""{one}":{{"kind":"image","blobs":[]}}"#),
+            format!(r#""{one}":{{"kind":"index","entries":[]}}"#),
+            format!(
+                r#""{one}":{{"kind":"index","entries":[{{"platform":"linux","digest":"{one}"}}]}}"#
+            ),
+            format!(r#""{one}":{{"kind":"unknown"}}"#),
+        ] {
+            let text = format!(r#"{{"version":1,"manifests":{{{bad},{good}}}}}"#);
+            objects.put_text("b", "k", &text).await.expect("fake put");
+            let (memory, warning) = Memory::load(&store).await;
+            assert!(
+                warning
+                    .as_deref()
+                    .is_some_and(|w| w.contains("1 entries that do not read were dropped")),
+                "{text}: {warning:?}"
+            );
+            assert_eq!(memory.get(&digest(1)), None);
+            assert!(memory.get(&digest(2)).is_some(), "{text}");
+            assert!(
+                memory.save(&store, true).await.unwrap().0,
+                "rewritten without it"
+            );
         }
         // A file that cannot be read (a directory) is a warning, and is never overwritten.
         let dir = std::env::temp_dir().join(format!("ptc-state-{}", std::process::id()));
@@ -466,13 +569,45 @@ mod tests {
         );
         let (text, warning) = fit(many, 50_000).unwrap();
         assert!(text.len() <= 50_000, "{}", text.len());
-        let kept = parse(&text).expect("what is written can be read back");
+        let (kept, dropped) = parse(&text).expect("what is written can be read back");
+        assert_eq!(dropped, 0);
         assert!(kept.len() > 40 && kept.len() < 200, "{}", kept.len());
         let warning = warning.unwrap();
         assert!(
             warning.contains(&format!("{} of 200 manifests", 200 - kept.len())),
             "{warning}"
         );
+    }
+
+    /// Review of issue 18: an index whose entries a setting could not spell (`x86-64`, an
+    /// empty variant) is remembered as it is and read back; an index with no entry is not
+    /// remembered at all (its image is pulled each run) rather than poisoning the state.
+    #[tokio::test]
+    async fn what_a_pull_saw_is_what_the_next_run_reads() {
+        let objects = FakeObjects::default();
+        let store = Store::S3 {
+            objects: &objects,
+            bucket: "b".into(),
+            key: "k".into(),
+        };
+        let odd = Known::Index {
+            entries: vec![IndexEntry {
+                platform: Some(Platform {
+                    os: "linux".into(),
+                    architecture: "x86-64".into(),
+                    variant: Some(String::new()),
+                }),
+                digest: digest(5),
+            }],
+        };
+        let (memory, _) = Memory::load(&store).await;
+        memory.learn(digest(4), odd.clone());
+        memory.learn(digest(6), Known::Index { entries: vec![] });
+        assert!(memory.save(&store, true).await.unwrap().0);
+        let (again, warning) = Memory::load(&store).await;
+        assert_eq!(warning, None);
+        assert_eq!(again.get(&digest(4)), Some(odd));
+        assert_eq!(again.get(&digest(6)), None);
     }
 
     #[tokio::test]
