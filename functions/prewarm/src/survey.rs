@@ -63,6 +63,8 @@ pub struct Holdings {
     listed: bool,
     /// Blobs ECR says it holds; `None` when not asked or the check failed.
     blobs: Option<BTreeSet<String>>,
+    /// Blobs ECR was asked about (held or not).
+    asked: BTreeSet<String>,
     /// Why ECR's state could not be read; every image of the repository is then pulled.
     unreadable: Option<String>,
     /// Why `BatchCheckLayerAvailability` failed: the repository's images are pulled, blobs
@@ -206,10 +208,13 @@ impl Survey {
         let Some(held) = &holdings.blobs else {
             return Cached::Unknown;
         };
-        let mut missing: Vec<Blob> = needs
-            .images
-            .iter()
-            .flat_map(|(_, _, blobs)| blobs.iter())
+        let needed = || needs.images.iter().flat_map(|(_, _, blobs)| blobs.iter());
+        // A blob ECR was not asked about (its image was learned during this run, after the
+        // survey) is not known to be missing: the image is pulled, which asks.
+        if needed().any(|b| !holdings.asked.contains(b.digest.as_str())) {
+            return Cached::Unknown;
+        }
+        let mut missing: Vec<Blob> = needed()
             .filter(|b| !held.contains(b.digest.as_str()))
             .cloned()
             .collect();
@@ -367,7 +372,10 @@ async fn read_repository(
     if mode == PrewarmMode::Layers && !blobs.is_empty() {
         let blobs: Vec<String> = blobs.into_iter().collect();
         match ecr.layer_availability(repository, &blobs).await {
-            Ok(answer) => holdings.blobs = Some(answer.available.into_keys().collect()),
+            Ok(answer) => {
+                holdings.blobs = Some(answer.available.into_keys().collect());
+                holdings.asked = blobs.into_iter().collect();
+            }
             Err(err) => {
                 tracing::warn!(repository, error = %err, "cannot check the cached layers; the repository's images are pulled");
                 holdings.layers_unchecked = Some(err.to_string());
@@ -719,6 +727,37 @@ mod tests {
         let s = survey(&ecr, &lying, &["v1"], PrewarmMode::Layers).await;
         assert_eq!(
             s.cached(&lying, REPO, "v1", PrewarmMode::Layers, &platforms()),
+            Cached::Unknown
+        );
+    }
+
+    /// Review of issue 18: an image learned during the run (another tag of it was pulled
+    /// first) has blobs ECR was never asked about; they are not "missing" (that made the run
+    /// fetch every one of them again and say the cache lacked them): the image is pulled,
+    /// which asks.
+    #[tokio::test]
+    async fn blobs_not_asked_about_are_not_called_missing() {
+        let (ecr, memory) = cached_index();
+        {
+            let mut state = ecr.state.lock().unwrap();
+            state
+                .images
+                .get_mut(REPO)
+                .unwrap()
+                .push(detail(7, &["v2"], ImageStatus::Active));
+            state
+                .layers
+                .insert((REPO.into(), digest(13).to_string()), 100);
+        }
+        let s = survey(&ecr, &memory, &["v1", "v2"], PrewarmMode::Layers).await;
+        memory.learn(
+            digest(7),
+            Known::Image {
+                blobs: vec![blob(13)],
+            },
+        );
+        assert_eq!(
+            s.cached(&memory, REPO, "v2", PrewarmMode::Layers, &platforms()),
             Cached::Unknown
         );
     }
