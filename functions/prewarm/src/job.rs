@@ -483,9 +483,26 @@ async fn warm_steps(
         .traffic
         .upstream_heads
         .fetch_add(1, Ordering::Relaxed);
-    let note = check_upstream(upstreams, &rule, &reference, &tag, out).await?;
+    let Checked { note, below_floor } =
+        check_upstream(upstreams, &rule, &reference, &tag, out).await?;
+    if let Some(why) = below_floor {
+        // No pull from this upstream now; an image the cache holds complete at the upstream's
+        // digest needs none.
+        return match from_cache(deps, options, warmth, &cached, &tag, out, false).await? {
+            Some((Outcome::AlreadyFresh, fresh_note, missing_platforms)) => Ok((
+                Outcome::AlreadyFresh,
+                join_notes([
+                    resolved,
+                    fresh_note,
+                    not_published(&missing_platforms),
+                    rule.unknown_kind_note(),
+                ]),
+            )),
+            _ => Err(Stop::new(Outcome::Deferred, why)),
+        };
+    }
     let (outcome, note, missing_platforms) =
-        match from_cache(deps, options, warmth, &cached, &tag, out).await? {
+        match from_cache(deps, options, warmth, &cached, &tag, out, true).await? {
             Some(done) => done,
             None => {
                 let (pulled, pin_note) =
@@ -497,7 +514,7 @@ async fn warm_steps(
                 let (outcome, stale_note) = freshness(out, &tagged, &pulled, run_start);
                 (
                     outcome,
-                    stale_note.or(pin_note).or(note),
+                    join_notes([stale_note, pin_note, note]),
                     pulled.missing_platforms,
                 )
             }
@@ -681,7 +698,7 @@ async fn check_upstream(
     reference: &ImageReference,
     tag: &str,
     out: &mut ImageResult,
-) -> Step<Option<String>> {
+) -> Step<Checked> {
     let upstream_client = upstreams.client(rule).await;
     match upstream_client
         .head_manifest(&reference.repository, tag)
@@ -689,6 +706,9 @@ async fn check_upstream(
     {
         Ok(head) => {
             out.upstream_digest = head.digest.map(|d| d.to_string());
+            let no_digest = out.upstream_digest.is_none().then(|| {
+                "the upstream's HEAD gave no Docker-Content-Digest: freshness unknown".to_owned()
+            });
             if let Some(remaining) = head.rate_limit.remaining
                 && remaining < upstreams.floor
             {
@@ -697,20 +717,36 @@ async fn check_upstream(
                     rule.upstream_url, upstreams.floor
                 );
                 upstreams.exhaust(&rule.upstream_url, why.clone());
-                return Err(Stop::new(Outcome::Deferred, why));
+                return Ok(Checked {
+                    note: no_digest,
+                    below_floor: Some(why),
+                });
             }
-            Ok(None)
+            Ok(Checked {
+                note: no_digest,
+                below_floor: None,
+            })
         }
         Err(err) => match upstream_deferral(&rule.upstream_url, &err) {
             Some(why) => {
                 upstreams.exhaust(&rule.upstream_url, why.clone());
                 Err(Stop::new(Outcome::Deferred, why))
             }
-            None => Ok(Some(format!(
-                "upstream not checked, freshness unknown: {err}"
-            ))),
+            None => Ok(Checked {
+                note: Some(format!("upstream not checked, freshness unknown: {err}")),
+                below_floor: None,
+            }),
         },
     }
+}
+
+/// What the upstream's HEAD said, for the steps after it.
+struct Checked {
+    /// Freshness unknown, and why.
+    note: Option<String>,
+    /// The upstream's budget is below the floor (why): nothing more is pulled from it this
+    /// run; this image only if the cache already holds it complete.
+    below_floor: Option<String>,
 }
 
 /// Why an upstream that answered `err` to the HEAD is left for the next run, with the wait it
@@ -741,6 +777,7 @@ async fn from_cache(
     cached: &CachedImage,
     tag: &str,
     out: &mut ImageResult,
+    may_fetch: bool,
 ) -> Step<Option<(Outcome, Option<String>, Vec<String>)>> {
     let Some(upstream) = out.upstream_digest.clone() else {
         return Ok(None);
@@ -785,6 +822,9 @@ async fn from_cache(
     };
     missing.sort();
     missing.dedup();
+    if !missing.is_empty() && !may_fetch {
+        return Ok(None);
+    }
     out.digest = Some(found.digest.to_string());
     out.platforms = found.platforms.iter().map(|(p, _)| p.clone()).collect();
     if missing.is_empty() {

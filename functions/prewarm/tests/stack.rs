@@ -1179,3 +1179,59 @@ async fn a_repository_deleted_between_runs_is_warmed_again() {
     let third = prewarm(&world, &options, &[reference.as_str()]).await;
     assert_eq!(find(&third, &reference).outcome, Outcome::AlreadyFresh);
 }
+
+/// Review of issue 18: an upstream's budget below the floor stops pulls from it, not the
+/// images the cache already holds complete at the upstream's digest (they need no pull: the
+/// `ImagesDeferred` alarm must not fire for them). What needs a pull is deferred.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spent_budget_defers_only_what_needs_a_pull() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::shared();
+    let world = world().await;
+    let held = format!(
+        "quay.io/coreos/etcd:{}",
+        own_tag(stack, "quay.io", "coreos/etcd", "v3.5.13").await
+    );
+    let options = Options {
+        state: Some(state_file()),
+        ..options()
+    };
+    let first = prewarm(&world, &options, &[held.as_str()]).await;
+    assert!(
+        matches!(
+            find(&first, &held).outcome,
+            Outcome::Warmed | Outcome::AlreadyFresh
+        ),
+        "{first:#?}"
+    );
+    let new = format!(
+        "quay.io/argoproj/argocd:{}",
+        own_tag(stack, "quay.io", "argoproj/argocd", "v2.10.0").await
+    );
+    stack
+        .control(
+            "upstreams/quay.io",
+            json!({"ratelimit_limit": 100, "ratelimit_remaining": 4}),
+        )
+        .await;
+    let options = Options {
+        concurrency: 1,
+        ..options
+    };
+    let report = prewarm(&world, &options, &[held.as_str(), new.as_str()]).await;
+    stack
+        .control(
+            "upstreams/quay.io",
+            json!({"ratelimit_limit": null, "ratelimit_remaining": null}),
+        )
+        .await;
+    assert_eq!(
+        find(&report, &held).outcome,
+        Outcome::AlreadyFresh,
+        "{report:#?}"
+    );
+    let image = find(&report, &new);
+    assert_eq!(image.outcome, Outcome::Deferred, "{image:#?}");
+    assert!(image.reason.as_deref().unwrap().contains("below the floor"));
+    assert_eq!(report.traffic.cache_manifest_gets, 0);
+}
