@@ -840,6 +840,7 @@ async fn main() {
         settings_watch_list: Vec::new(),
         watch_list_source: None,
         state: Some(WatchListSource::File(state.clone())),
+        forget_unused: true,
         dry_run: false,
         publish_metrics: false,
         stop_at: None,

@@ -147,25 +147,66 @@ pub async fn run(
     now: OffsetDateTime,
 ) -> PrewarmReport {
     let started = Instant::now();
-    let (mut report, totals_known) = warm_all(deps, options, trigger, payload_images, now).await;
+    let (mut report, totals_known, save) =
+        warm_all(deps, options, trigger, payload_images, now).await;
     report.duration_ms = started.elapsed().as_millis() as u64;
     // Every path publishes, early returns included: RunErrors pages for a run that could
-    // not do its work.
+    // not do its work. Before the state is saved: the heartbeat and the counts matter more
+    // than what a next run may skip.
     if options.publish_metrics && !options.dry_run {
         publish(deps, options, &mut report, totals_known).await;
+    }
+    if let Some(save) = save {
+        save.run(options, &mut report).await;
     }
     report
 }
 
+/// The state to save once the run has published: what it remembers, where, and whether
+/// what it did not use may be forgotten.
+struct PendingSave<'a> {
+    memory: Memory,
+    store: Store<'a>,
+    forget: bool,
+}
+
+/// The longest a Lambda run waits for its state to be written (`PutObject` of at most 8 MiB)
+/// after it has published: within the half of the stop margin left after `finish_by`.
+const SAVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl PendingSave<'_> {
+    async fn run(self, options: &Options, report: &mut PrewarmReport) {
+        let save = self.memory.save(&self.store, self.forget);
+        let saved = match options.finish_by {
+            Some(_) => tokio::time::timeout(SAVE_TIMEOUT, save)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "the prewarm state was not saved within {} s",
+                        SAVE_TIMEOUT.as_secs()
+                    ))
+                }),
+            None => save.await,
+        };
+        match saved {
+            Ok((_, warning)) => report.warnings.extend(warning),
+            Err(err) => {
+                tracing::warn!(error = %err, "prewarm state not saved");
+                report.warnings.push(err);
+            }
+        }
+    }
+}
+
 /// The run without publishing; and whether its totals mean something (the rules could be
 /// listed and every source of the watch list read, so every entry has an outcome).
-async fn warm_all(
-    deps: &Deps<'_>,
+async fn warm_all<'a>(
+    deps: &Deps<'a>,
     options: &Options,
     trigger: &str,
     payload_images: Vec<String>,
     now: OffsetDateTime,
-) -> (PrewarmReport, bool) {
+) -> (PrewarmReport, bool, Option<PendingSave<'a>>) {
     let mut report = PrewarmReport::new(trigger, options.mode);
     let rules = match deps.ecr.describe_rules().await {
         Ok(rules) => RuleSet::new(rules),
@@ -173,7 +214,7 @@ async fn warm_all(
             report
                 .errors
                 .push(format!("cannot list the pull-through cache rules: {err}"));
-            return (report, false);
+            return (report, false, None);
         }
     };
     let discovery = sources::discover(
@@ -272,18 +313,16 @@ async fn warm_all(
                 format!("cannot check which blobs the cache holds in {repo} ({why}): every blob of its pulled images was fetched")
             }),
     );
-    if !options.dry_run {
-        // A run that could not read every source, or what the cache holds in every
-        // repository, keeps what it did not see.
-        match memory.save(&store, complete && unsurveyed == 0).await {
-            Ok((_, warning)) => report.warnings.extend(warning),
-            Err(err) => {
-                tracing::warn!(error = %err, "prewarm state not saved");
-                report.warnings.push(err);
-            }
-        }
-    }
-    (report, complete)
+    drop(warmth);
+    // A run that could not read every source, or what the cache holds in every repository,
+    // keeps what it did not see; so does an operator's run (`ptc prewarm`: its list may not
+    // be the Lambda's).
+    let save = (!options.dry_run).then(|| PendingSave {
+        memory,
+        store,
+        forget: options.forget_unused && complete && unsurveyed == 0,
+    });
+    (report, complete, save)
 }
 
 /// The watched tags of each repository, for the survey (entries that do not route, or have

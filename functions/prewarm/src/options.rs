@@ -54,6 +54,10 @@ pub struct Options {
     /// [`crate::memory`]): `None`, nothing is remembered and every image's manifests are
     /// pulled each run. `ptc prewarm` defaults it to a file in the user's cache directory.
     pub state: Option<WatchListSource>,
+    /// Whether saving the state forgets the manifests no entry of the run used (true from
+    /// the settings: the Lambda's list is the whole list; `ptc prewarm` sets it false, as an
+    /// operator's list may be another, and the state may be the Lambda's).
+    pub forget_unused: bool,
     /// Read the sources and route every entry, report each routable one as `planned`, call
     /// no upstream, pull nothing and publish no metric (`ptc prewarm --dry-run`; always
     /// false from the settings).
@@ -88,6 +92,7 @@ impl Options {
             settings_watch_list: settings.watch_list.clone(),
             watch_list_source: settings.watch_list_source.clone(),
             state: settings.prewarm_state.clone(),
+            forget_unused: true,
             dry_run: false,
             publish_metrics: true,
             stop_at: None,

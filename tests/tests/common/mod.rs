@@ -115,6 +115,7 @@ impl World {
             settings_watch_list: Vec::new(),
             watch_list_source: None,
             state: None,
+            forget_unused: true,
             dry_run: false,
             publish_metrics: true,
             stop_at: None,

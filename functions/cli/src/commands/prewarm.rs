@@ -110,6 +110,8 @@ fn options(settings: &Settings, args: &Args) -> Result<Options, CliError> {
     if args.no_state {
         options.state = None;
     }
+    // An operator's list may not be the Lambda's, whose state this may be: forget nothing.
+    options.forget_unused = false;
     Ok(options)
 }
 
@@ -217,4 +219,49 @@ fn image_row(image: &ImageResult) -> Vec<String> {
         image.uri.clone().unwrap_or_default(),
         details,
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(state: Option<&str>, no_state: bool) -> Args {
+        Args {
+            images: Vec::new(),
+            dry_run: false,
+            mode: None,
+            no_metrics: false,
+            state: state.map(str::to_owned),
+            no_state,
+        }
+    }
+
+    /// An operator's run forgets nothing of a state it may share with the Lambda (its list
+    /// may be another); `--state` and `--no-state` choose where it remembers.
+    #[test]
+    fn an_operators_run_forgets_nothing_and_the_state_is_chosen_by_flags() {
+        let settings = Settings::from_sources(|name| {
+            (name == "PTC_PREWARM_STATE_URL").then(|| "s3://ptc-state/prewarm/state.json".into())
+        })
+        .unwrap();
+        assert!(prewarm::Options::from_settings(&settings).forget_unused);
+        let from_settings = options(&settings, &args(None, false)).unwrap();
+        assert!(!from_settings.forget_unused);
+        assert!(matches!(
+            from_settings.state,
+            Some(WatchListSource::S3 { .. })
+        ));
+        let flagged = options(&settings, &args(Some("/tmp/ptc-state.json"), false)).unwrap();
+        assert_eq!(
+            flagged.state,
+            Some(WatchListSource::File("/tmp/ptc-state.json".into()))
+        );
+        assert_eq!(options(&settings, &args(None, true)).unwrap().state, None);
+        assert!(options(&settings, &args(Some("ftp://x/y"), false)).is_err());
+        assert!(
+            default_state("123456789012.dkr.ecr.us-east-1.amazonaws.com:443").is_none_or(|s| s
+                .to_string()
+                .ends_with("123456789012.dkr.ecr.us-east-1.amazonaws.com_443.json"))
+        );
+    }
 }
