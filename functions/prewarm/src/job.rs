@@ -317,7 +317,7 @@ async fn warm_all<'a>(
     // A run that could not read every source, or what the cache holds in every repository,
     // keeps what it did not see; so does an operator's run (`ptc prewarm`: its list may not
     // be the Lambda's).
-    let save = (!options.dry_run).then(|| PendingSave {
+    let save = (!options.dry_run).then_some(PendingSave {
         memory,
         store,
         forget: options.forget_unused && complete && unsurveyed == 0,
