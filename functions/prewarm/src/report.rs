@@ -210,7 +210,8 @@ pub(crate) fn summarise(images: &[ImageResult]) -> Summary {
 /// counts without dimension when `totals_known` (what the alarms watch); `PrewarmDuration`
 /// (seconds) and `ImagesUnroutable`. Units: `Count`, except `ImagesVerifiedPercent`
 /// (`Percent`, per prefix only, [`Summary::coverage_percent`] of the prefix's entries) and
-/// `PrewarmDuration` (`Seconds`). `RunErrors` and `FullRuns` are added when published.
+/// `PrewarmDuration` (`Seconds`); `PrewarmCacheRequests` (manifest and blob GETs through the
+/// registry endpoint) and `PrewarmWarnings` ([`PrewarmReport::warnings`]), both `Count`. `RunErrors` and `FullRuns` are added when published.
 pub fn metric_data(report: &PrewarmReport, totals_known: bool) -> Vec<MetricDatum> {
     let mut by_prefix: BTreeMap<&str, Vec<&ImageResult>> = BTreeMap::new();
     for image in &report.images {
@@ -256,6 +257,20 @@ pub fn metric_data(report: &PrewarmReport, totals_known: bool) -> Vec<MetricDatu
             push(MetricDatum::new(name, value, Unit::Count));
         }
     }
+    // The run's cost through the registry endpoint (0 in a steady state: a rise with an
+    // unchanged list means the survey or the state stopped working) and the run's warnings
+    // (a state unreadable or not saved, a repository not surveyed).
+    let t = &report.traffic;
+    push(MetricDatum::new(
+        "PrewarmCacheRequests",
+        (t.cache_manifest_gets + t.cache_blob_gets) as f64,
+        Unit::Count,
+    ));
+    push(MetricDatum::new(
+        "PrewarmWarnings",
+        report.warnings.len() as f64,
+        Unit::Count,
+    ));
     let unrouted = report.images.iter().filter(|i| i.prefix.is_none()).count();
     push(MetricDatum::new(
         "PrewarmDuration",
@@ -268,4 +283,32 @@ pub fn metric_data(report: &PrewarmReport, totals_known: bool) -> Vec<MetricDatu
         Unit::Count,
     ));
     data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The run's cost and warnings are published (issue 18): 0 requests through the
+    /// registry endpoint is the steady state; a rise is visible without reading reports.
+    #[test]
+    fn the_runs_cost_and_warnings_are_data_points() {
+        let mut report = PrewarmReport::new("test", PrewarmMode::Layers);
+        report.traffic = Traffic {
+            upstream_heads: 7,
+            upstream_tag_pages: 0,
+            cache_manifest_gets: 15,
+            cache_blob_gets: 33,
+            cache_blob_bytes: 6717,
+        };
+        report.warnings.push("prewarm state unreadable".into());
+        let data = metric_data(&report, true);
+        let value = |name: &str| {
+            data.iter()
+                .find(|d| d.name == name && d.dimensions.is_empty())
+                .map(|d| d.value)
+        };
+        assert_eq!(value("PrewarmCacheRequests"), Some(48.0));
+        assert_eq!(value("PrewarmWarnings"), Some(1.0));
+    }
 }
