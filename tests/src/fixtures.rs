@@ -1,6 +1,6 @@
 //! Test data every crate's tests build the same way, written once.
 
-use ptc_core::ecr::Repository;
+use ptc_core::ecr::{ImageDetail, ImageStatus, Repository};
 
 /// A repository as `DescribeRepositories` lists it: its name, its ARN in account
 /// 123456789012 of us-east-1, mutable tags, no scan on push, no URI or creation time.
@@ -13,6 +13,22 @@ pub fn repository(name: &str) -> Repository {
         tag_mutability: "MUTABLE".into(),
         tag_mutability_exclusions: Vec::new(),
         scan_on_push: false,
+    }
+}
+
+/// An image as `DescribeImages` lists it: its digest, tags and status, nothing else known
+/// (no size, dates or media type).
+pub fn image(digest: &str, tags: &[&str], status: ImageStatus) -> ImageDetail {
+    ImageDetail {
+        digest: digest.into(),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        size_bytes: None,
+        pushed_at: None,
+        last_pulled_at: None,
+        media_type: None,
+        status,
+        last_archived_at: None,
+        last_activated_at: None,
     }
 }
 

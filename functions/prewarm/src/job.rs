@@ -1352,16 +1352,8 @@ mod tests {
         use ptc_core::ecr::ImageStatus;
         use ptc_core::fakes::{FakeEcr, FakeMetrics, FakeObjects, FakeSecrets};
         let digest = |n: u8| format!("sha256:{}", format!("{n:02x}").repeat(32));
-        let detail = |n: u8, tags: &[&str], status: ImageStatus| ImageDetail {
-            digest: digest(n),
-            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
-            size_bytes: None,
-            pushed_at: None,
-            last_pulled_at: None,
-            media_type: None,
-            status,
-            last_archived_at: None,
-            last_activated_at: None,
+        let detail = |n: u8, tags: &[&str], status: ImageStatus| {
+            ptc_tests::fixtures::image(&digest(n), tags, status)
         };
         let rules = RuleSet::new(vec![PtcRule::new("quay", "quay.io").unwrap()]);
         let cached = rules

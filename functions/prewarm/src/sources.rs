@@ -265,15 +265,12 @@ mod tests {
                     .push(ptc_tests::fixtures::repository(name));
             }
             let image = |tags: &[&str], pulled_days_ago: Option<i64>| ImageDetail {
-                digest: format!("sha256:{}", tags.join("")),
-                tags: tags.iter().map(|t| (*t).to_owned()).collect(),
-                size_bytes: None,
-                pushed_at: None,
                 last_pulled_at: pulled_days_ago.map(|d| now - time::Duration::days(d)),
-                media_type: None,
-                status: ptc_core::ecr::ImageStatus::Active,
-                last_archived_at: None,
-                last_activated_at: None,
+                ..ptc_tests::fixtures::image(
+                    &format!("sha256:{}", tags.join("")),
+                    tags,
+                    ptc_core::ecr::ImageStatus::Active,
+                )
             };
             state.images.insert(
                 "docker-hub/library/nginx".into(),

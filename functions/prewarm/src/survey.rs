@@ -478,17 +478,7 @@ mod tests {
     }
 
     fn detail(n: u16, tags: &[&str], status: ImageStatus) -> ImageDetail {
-        ImageDetail {
-            digest: digest(n).to_string(),
-            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
-            size_bytes: None,
-            pushed_at: None,
-            last_pulled_at: None,
-            media_type: None,
-            status,
-            last_archived_at: None,
-            last_activated_at: None,
-        }
+        ptc_tests::fixtures::image(digest(n).as_str(), tags, status)
     }
 
     fn blob(n: u16) -> Blob {
