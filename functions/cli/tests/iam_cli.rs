@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use ptc_tests::{Stack, unique};
+
+mod common;
 use serde_json::Value;
 
 /// The consumer account of these tests (moto keeps a backend per account).
@@ -359,22 +361,7 @@ async fn create_role_in_other_account(stack: &Stack, name: &str) -> String {
             "setup",
         )))
         .build();
-    let trust = serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"AWS": format!("arn:aws:iam::{}:root", stack.info.account)},
-            "Action": "sts:AssumeRole",
-        }],
-    });
-    let role = aws_sdk_iam::Client::new(&config)
-        .create_role()
-        .role_name(name)
-        .assume_role_policy_document(trust.to_string())
-        .send()
-        .await
-        .expect("CreateRole in the other account");
-    role.role().expect("role").arn().to_owned()
+    common::create_iam_role(&config, &stack.info.account, "/", name).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

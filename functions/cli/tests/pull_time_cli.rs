@@ -5,6 +5,8 @@
 use std::process::{Command, Output};
 
 use ptc_tests::{Stack, unique};
+
+mod common;
 use serde_json::Value;
 
 /// `ptc` with nothing of the caller's environment: no credentials, no profile, no instance
@@ -101,23 +103,8 @@ fn a_principal_ecr_cannot_exclude_is_refused_naming_the_flag() {
 
 /// A role of the stack's account with a path, as IAM names it.
 async fn create_role(stack: &Stack, path: &str, name: &str) -> String {
-    let trust = serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"AWS": format!("arn:aws:iam::{}:root", stack.info.account)},
-            "Action": "sts:AssumeRole",
-        }],
-    });
-    let role = aws_sdk_iam::Client::new(&stack.sdk_config().await)
-        .create_role()
-        .path(path)
-        .role_name(name)
-        .assume_role_policy_document(trust.to_string())
-        .send()
-        .await
-        .expect("CreateRole");
-    role.role().expect("role").arn().to_owned()
+    let config = stack.sdk_config().await;
+    common::create_iam_role(&config, &stack.info.account, path, name).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,8 +9,10 @@
 //!
 //!     cargo run --profile bench-fast -p prewarm --example bench -- [N=2000] [C=64] [L=20]
 
+#[path = "support/peer.rs"]
+mod peer;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -369,11 +371,6 @@ async fn main() {
         peak_rss_kib() as f64 / 1024.0
     );
 
-    let version = Command::new("skopeo").arg("--version").output();
-    let Some(version) = version.ok().filter(|o| o.status.success()) else {
-        println!("skopeo: not installed (apt-get install skopeo): the comparison is skipped");
-        return;
-    };
     let token = ecr.authorization_token().await.unwrap();
     let endpoint = stack
         .info
@@ -390,57 +387,13 @@ async fn main() {
         })
         .collect();
     let creds = format!("AWS:{}", token.password.expose());
-    // The same xargs, the same number of processes, each doing nothing but start: what one
-    // process per image costs before it sends a request. Before and after the inspection
-    // (the machine's load moves), the mean is used.
-    let versions = vec!["--version".to_owned(); n];
-    let (before_start, _) = skopeo_or_nothing(&versions, c, &[]);
     let before = stack.read("registry/counts").await;
-    let (wall, ok) = skopeo_or_nothing(
-        &uris,
-        c,
-        &["inspect", "--raw", "--tls-verify=false", "--creds", &creds],
-    );
+    let Some(peer) = peer::run(&uris, &creds, c) else {
+        return;
+    };
     let requests: u64 = delta(&stack.read("registry/counts").await, &before)
         .values()
         .sum();
-    let (after, _) = skopeo_or_nothing(&versions, c, &[]);
-    let start = (before_start + after) / 2.0;
-    let net = wall - start;
-    let limit = requests as f64 * latency as f64 / 1000.0 / c as f64;
-    println!(
-        "{}: `skopeo inspect --raw` over the same {n} images, xargs -P {c}, one process per image ({}; one manifest per image, no platform, no blob, no verification)",
-        String::from_utf8_lossy(&version.stdout).trim(),
-        if ok { "all succeeded" } else { "some failed" }
-    );
-    println!(
-        "  wall time                 {wall:.2} s ({:.3} registry requests / image, latency limit {limit:.2} s)",
-        requests as f64 / n as f64
-    );
-    println!(
-        "  process start             {start:.2} s ({n} x `skopeo --version` through the same xargs -P {c}, the mean of {before_start:.2} s before and {after:.2} s after: {:.0}% of the wall time)",
-        start / wall * 100.0
-    );
-    if net >= limit {
-        println!(
-            "  net of process start      {net:.2} s ({:.2}x its latency limit)",
-            net / limit
-        );
-    } else {
-        println!(
-            "  net of process start      {net:.2} s, under its own latency limit of {limit:.2} s: the process starts (CPU) and the requests (waits) overlap, so skopeo's time here is its process starts"
-        );
-    }
-    for (name, f) in runs {
-        print!("  prewarm {name}: {:.2}x skopeo's wall time", f.wall / wall);
-        if net >= limit {
-            print!(", {:.2}x skopeo's time net of process start", f.wall / net);
-        }
-        println!();
-    }
-}
-
-/// [`ptc_tests::xargs_skopeo`], skopeo having been found installed.
-fn skopeo_or_nothing(lines: &[String], concurrency: usize, args: &[&str]) -> (f64, bool) {
-    ptc_tests::xargs_skopeo(lines, concurrency, args).unwrap_or((0.0, false))
+    let walls: Vec<(&str, f64)> = runs.iter().map(|(name, f)| (*name, f.wall)).collect();
+    peer::print(&peer, n, requests, c, latency, &walls);
 }
