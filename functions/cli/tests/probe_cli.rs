@@ -5,26 +5,13 @@
 //! refused naming `ecr:CreateRepository`; after a fill sweep the three pulls pass; once the
 //! product's registry statement is removed, a first pull is refused again.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 use ptc_tests::{CONSUMER_IN_ORG, Stack, unique};
 use serde_json::{Value, json};
 
-fn ptc(stack: &Stack, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ptc"))
-        .args(args)
-        .env_remove("PTC_CONFIG_FILE")
-        .env_remove("PTC_RULES")
-        .env_remove("PTC_LOG")
-        .env_remove("PTC_FIX_MODE")
-        .env_remove("PTC_WATCH_LIST")
-        .env_remove("AWS_PROFILE")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .envs(stack.env())
-        .envs(env.iter().copied())
-        .output()
-        .expect("run ptc")
-}
+mod common;
+use common::ptc;
 
 /// `ptc probe --output json` in a blocking task: the exit code and the report.
 async fn probe(stack: &'static Stack, role: &str, images: &[&str]) -> (Option<i32>, Value) {

@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 use ptc_tests::{Stack, unique};
 
 mod common;
+use common::ptc;
 use serde_json::Value;
 
 /// `ptc` with nothing of the caller's environment: no credentials, no profile, no instance
@@ -19,20 +20,6 @@ fn ptc_offline(args: &[&str]) -> Output {
         .env("HOME", "/nonexistent")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("PTC_AWS_ENDPOINT_URL", "http://127.0.0.1:1")
-        .output()
-        .expect("run ptc")
-}
-
-fn ptc(stack: &Stack, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ptc"))
-        .args(args)
-        .env_remove("PTC_CONFIG_FILE")
-        .env_remove("PTC_RULES")
-        .env_remove("PTC_LOG")
-        .env_remove("AWS_PROFILE")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .envs(stack.env())
-        .envs(env.iter().copied())
         .output()
         .expect("run ptc")
 }

@@ -1,4 +1,27 @@
-//! What the CLI's test files share.
+//! What the CLI's test files share (each test binary uses some of it).
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+
+use ptc_tests::Stack;
+
+/// The built `ptc` against the stack, with `env` added and nothing of the caller's settings
+/// (config file, rules, log filter, fix mode, watch list, profile, instance metadata).
+pub fn ptc(stack: &Stack, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ptc"))
+        .args(args)
+        .env_remove("PTC_CONFIG_FILE")
+        .env_remove("PTC_RULES")
+        .env_remove("PTC_LOG")
+        .env_remove("PTC_FIX_MODE")
+        .env_remove("PTC_WATCH_LIST")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(stack.env())
+        .envs(env.iter().copied())
+        .output()
+        .expect("run ptc")
+}
 
 /// Create IAM role `path` + `name` with `config`'s credentials (moto's IAM of their account),
 /// trusting `trusted_account` to assume it; returns its ARN as IAM gives it (with the path).
