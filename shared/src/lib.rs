@@ -5,7 +5,7 @@
 //!   digests), [`rules`] (pull-through cache rules, routing both ways), [`platform`],
 //!   [`secret`], [`deadline`], [`access`] (who may pull through the cache: IAM resource-based
 //!   policies evaluated for a consumer).
-//! - Ports, traits with domain types: [`ecr`], [`secrets`], [`objects`], [`metrics`]; their
+//! - Ports, traits with domain types: [`ecr`], [`secrets`], [`objects`], [`metrics`], [`queue`] (the work queue and the runs' store); their
 //!   error, [`error::AwsError`].
 //! - [`oci`]: the OCI distribution client (media types, manifests, the client).
 //! - [`aws`]: the aws-sdk adapters of the ports, one `SdkConfig`, retries and timeouts.
@@ -35,6 +35,7 @@ pub mod objects;
 pub mod oci;
 pub mod platform;
 pub mod pull_time;
+pub mod queue;
 pub mod reference;
 pub mod rules;
 pub mod secret;

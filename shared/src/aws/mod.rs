@@ -17,16 +17,20 @@ use crate::config::Settings;
 use crate::error::{AwsError, AwsErrorKind, classify};
 
 pub mod cloudwatch;
+pub mod dynamodb;
 pub mod ecr;
 pub mod ecr_registry;
 pub mod s3;
 pub mod secrets;
+pub mod sqs;
 
 pub use cloudwatch::{EmfMetrics, SdkMetrics, for_sink};
+pub use dynamodb::SdkRunStore;
 pub use ecr::SdkEcr;
 pub use ecr_registry::EcrTokenSource;
 pub use s3::SdkObjects;
 pub use secrets::SdkSecrets;
+pub use sqs::SdkQueue;
 
 /// How the SDK clients reach AWS (or the local stack).
 #[derive(Debug, Clone)]
@@ -133,6 +137,16 @@ impl AwsClients {
     /// CloudWatch: `PutMetricData` (see [`SdkMetrics`], [`for_sink`]).
     pub fn cloudwatch(&self) -> aws_sdk_cloudwatch::Client {
         aws_sdk_cloudwatch::Client::new(&self.config)
+    }
+
+    /// SQS: the work queue (see [`SdkQueue`]).
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.config)
+    }
+
+    /// DynamoDB: the runs' store (see [`SdkRunStore`]).
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.config)
     }
 
     /// S3: the long watch list (see [`SdkObjects`]). Path-style addressing when an endpoint

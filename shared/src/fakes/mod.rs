@@ -5,9 +5,11 @@
 pub mod ecr;
 pub mod metrics;
 pub mod objects;
+pub mod queue;
 pub mod secrets;
 
 pub use ecr::{FakeEcr, FakeEcrSettings, FakeEcrState, FakeTemplates, fake_registry};
 pub use metrics::FakeMetrics;
 pub use objects::FakeObjects;
+pub use queue::{FakeQueue, FakeRunStore};
 pub use secrets::FakeSecrets;
