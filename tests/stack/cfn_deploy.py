@@ -2,12 +2,15 @@
 
 Run by .venv/bin/python (moto comes from tests/stack/requirements.txt):
 
-    cfn_deploy.py TRANSFORMED.json [KEY=VALUE ...]
+    cfn_deploy.py TEMPLATE [KEY=VALUE ...]
 
-TRANSFORMED.json is what sam_transform.py prints. The script puts the functions' code
-object (s3://ptc-artifacts/functions.zip, a stub `bootstrap`) into moto's S3, creates the
-stack with the KEY=VALUE parameters (the others keep their defaults) and prints a JSON
-object:
+TEMPLATE is what sam_transform.py prints (JSON), or the StackSet template
+scripts/package-stackset.sh writes (YAML, no transform). The script puts each function's
+code object (the S3Bucket/S3Key of every AWS::Lambda::Function, with `${Parameter}` and
+`${AWS::Region}` of a Fn::Sub resolved: s3://ptc-artifacts/functions.zip for the SAM
+transform's output, s3://<ArtifactBucketPrefix>-us-east-1/<key> for the StackSet's; a stub
+`bootstrap`) into moto's S3, creates the stack with the KEY=VALUE parameters (the others
+keep their defaults) and prints a JSON object:
 
   status, reason  the stack's status, or CREATE_FAILED and the error create_stack raised;
   resources       per logical id: type, physical id, and `by`: "moto" (moto's own
@@ -17,8 +20,17 @@ object:
   found           per resource type, how many the services hold, counted through their
                   list/describe APIs, not through the stack;
   role_sids       per IAM role, the statement ids of its inline policies;
-  problems        wiring that did not resolve: a schedule, rule or failure destination
-                  whose target is not an ARN of something the stack made.
+  queues          per queue name: the attributes SQS holds (VisibilityTimeout,
+                  RedrivePolicy, SqsManagedSseEnabled, MessageRetentionPeriod...);
+  tables          per DynamoDB table: key schema, billing mode, SSE, time to live and
+                  point-in-time recovery, as DynamoDB describes them;
+  event_source_mappings  each mapping as Lambda describes it;
+  oam_links       the properties of each AWS::Oam::Link, as checked (see below);
+  problems        wiring that did not resolve: a schedule, rule, failure destination or
+                  event source mapping whose target or source is not an ARN of something
+                  the stack made, a redrive target that is not a queue of the stack, a
+                  queue whose visibility timeout is shorter than the timeout of the function
+                  it feeds (Lambda refuses that mapping).
 
 moto's CloudFormation resolves parameters (defaults, Number, CommaDelimitedList),
 conditions, Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::Split, Fn::If and AWS::NoValue, fails
@@ -31,16 +43,20 @@ deploys), event patterns, or alarm metric math; a GetAtt of an attribute it does
 or a Ref to a resource it did not make, gives nothing (the property is dropped) instead of
 an error.
 
-Two gaps are filled here, each marked below: moto keeps AWS::NoValue in lists as a null
-(CloudFormation drops it), and moto has no model for some types the template uses. Those
-types get a small model that creates the resource through the service's API with the
-template's properties, so botocore checks them against the API's shapes (names, types,
-required members) and moto's backend creates what a real stack would.
+Three gaps are filled here, each marked below: moto keeps AWS::NoValue in lists as a null
+(CloudFormation drops it); moto has no model for some types the template uses (those types
+get a small model that creates the resource through the service's API with the template's
+properties, so botocore checks them against the API's shapes (names, types, required
+members) and moto's backend creates what a real stack would); and moto's
+AWS::DynamoDB::Table model drops TimeToLiveSpecification and
+PointInTimeRecoverySpecification (they are applied here through DynamoDB's API after the
+table is made, as CloudFormation's handler does).
 """
 
 import ast
 import io
 import json
+import re
 import sys
 import zipfile
 
@@ -52,7 +68,6 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.common_models import CloudFormationModel
 
 REGION = "us-east-1"
-BUCKET, KEY = "ptc-artifacts", "functions.zip"
 
 # Gap 1: CloudFormation drops `Ref: AWS::NoValue` from a list (the template's optional
 # watch-list policy); moto leaves a null there and then fails on it.
@@ -153,6 +168,53 @@ def register_pull_time_exclusion(props, name):
     return arn
 
 
+# AWS::Oam::Link: moto has no Observability Access Manager. The properties are checked as
+# CreateLink would check them: botocore's input shape (LabelTemplate, ResourceTypes and
+# SinkIdentifier required; the resource types from the API's enum), then the sink ARN's form.
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-oam-link.html
+OAM_LINKS = []
+
+
+def create_oam_link(props, name):
+    import botocore.session
+    from botocore.exceptions import ParamValidationError
+    from botocore.validate import ParamValidator
+
+    operation = botocore.session.get_session().get_service_model("oam").operation_model("CreateLink")
+    report = ParamValidator().validate(props, operation.input_shape)
+    if report.has_errors():
+        raise ParamValidationError(report=report.generate_report())
+    allowed = set(operation.input_shape.members["ResourceTypes"].member.enum)
+    wrong = [t for t in props["ResourceTypes"] if t not in allowed]
+    if wrong:
+        raise ValueError(f"ResourceTypes {wrong}: not among {sorted(allowed)}")
+    if not re.fullmatch(r"arn:[a-z0-9-]+:oam:[a-z0-9-]+:[0-9]{12}:sink/[A-Za-z0-9-]+", props["SinkIdentifier"]):
+        raise ValueError(f"SinkIdentifier {props['SinkIdentifier']!r} is not a sink ARN")
+    OAM_LINKS.append(props)
+    return f"arn:aws:oam:{REGION}:{DEFAULT_ACCOUNT_ID}:link/{len(OAM_LINKS)}"
+
+
+# Gap 3: moto's table model keeps neither the time to live nor point-in-time recovery.
+from moto.dynamodb.models.table import Table as _Table  # noqa: E402
+
+_create_table = _Table.create_from_cloudformation_json.__func__
+
+
+def _create_table_with_ttl_and_pitr(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+    table = _create_table(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+    props = cloudformation_json.get("Properties", {})
+    dynamodb = boto3.client("dynamodb", region_name=region_name)
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl:
+        dynamodb.update_time_to_live(TableName=table.name, TimeToLiveSpecification=ttl)
+    pitr = props.get("PointInTimeRecoverySpecification")
+    if pitr:
+        dynamodb.update_continuous_backups(TableName=table.name, PointInTimeRecoverySpecification=pitr)
+    return table
+
+
+_Table.create_from_cloudformation_json = classmethod(_create_table_with_ttl_and_pitr)
+
 # Gap 2: types moto's CloudFormation does not model (it would report them created and make
 # nothing), with the name property CloudFormation fills in when the template does not.
 API_TYPES = {
@@ -164,6 +226,7 @@ API_TYPES = {
     "AWS::SNS::Subscription": ("", subscribe),
     "AWS::ECR::PullTimeUpdateExclusion": ("", register_pull_time_exclusion),
     "AWS::S3::BucketPolicy": ("", set_bucket_policy),
+    "AWS::Oam::Link": ("", create_oam_link),
 }
 
 
@@ -212,8 +275,9 @@ def pages(service, method, key, **kwargs):
         yield from page[key]
 
 
-def found():
-    """How many of each resource type the services hold, asked through their APIs."""
+def found(artifacts):
+    """How many of each resource type the services hold, asked through their APIs (the
+    artifact buckets made for the functions' code are not the stack's)."""
     functions = [f["FunctionName"] for f in pages("lambda", "list_functions", "Functions")]
     aws_lambda, sqs, sns = client("lambda"), client("sqs"), client("sns")
     permissions = 0
@@ -226,7 +290,7 @@ def found():
         invoke_configs += len(aws_lambda.list_function_event_invoke_configs(FunctionName=name)["FunctionEventInvokeConfigs"])
     queues = sqs.list_queues().get("QueueUrls", [])
     s3 = client("s3")
-    buckets = [b["Name"] for b in s3.list_buckets().get("Buckets", []) if b["Name"] != BUCKET]
+    buckets = [b["Name"] for b in s3.list_buckets().get("Buckets", []) if b["Name"] not in artifacts]
     bucket_policies = 0
     for bucket in buckets:
         try:
@@ -234,10 +298,11 @@ def found():
             bucket_policies += 1
         except s3.exceptions.ClientError:
             pass
-    queue_policies = sum(
-        "Policy" in sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"]).get("Attributes", {})
+    # One AWS::SQS::QueuePolicy may cover several queues: count the distinct documents.
+    queue_policies = len({
+        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"]).get("Attributes", {}).get("Policy")
         for url in queues
-    )
+    } - {None})
     return {
         "AWS::Lambda::Function": len(functions),
         "AWS::Lambda::Permission": permissions,
@@ -256,7 +321,46 @@ def found():
         "AWS::S3::BucketPolicy": bucket_policies,
         # No API to ask (moto has none): the ones register_pull_time_exclusion made.
         "AWS::ECR::PullTimeUpdateExclusion": len(PULL_TIME_EXCLUSIONS),
+        "AWS::DynamoDB::Table": len(list(pages("dynamodb", "list_tables", "TableNames"))),
+        "AWS::Lambda::EventSourceMapping": len(list(pages("lambda", "list_event_source_mappings", "EventSourceMappings"))),
+        # No API to ask (moto has none): the ones create_oam_link made.
+        "AWS::Oam::Link": len(OAM_LINKS),
     }
+
+
+def queues():
+    """Each queue's attributes, by queue name."""
+    sqs = client("sqs")
+    out = {}
+    for url in sqs.list_queues().get("QueueUrls", []):
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        out[url.rsplit("/", 1)[-1]] = attributes
+    return out
+
+
+def tables():
+    """Each table as DynamoDB describes it, with its time to live and backups."""
+    dynamodb = client("dynamodb")
+    out = {}
+    for name in pages("dynamodb", "list_tables", "TableNames"):
+        table = dynamodb.describe_table(TableName=name)["Table"]
+        out[name] = {
+            "KeySchema": table["KeySchema"],
+            "AttributeDefinitions": table["AttributeDefinitions"],
+            "BillingMode": table.get("BillingModeSummary", {}).get("BillingMode"),
+            "SSEDescription": table.get("SSEDescription"),
+            "TimeToLive": dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"],
+            "PointInTimeRecovery": dynamodb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+            .get("PointInTimeRecoveryDescription", {}),
+        }
+    return out
+
+
+def event_source_mappings():
+    return [
+        {k: v for k, v in m.items() if k != "LastModified"}
+        for m in pages("lambda", "list_event_source_mappings", "EventSourceMappings")
+    ]
 
 
 def role_sids():
@@ -305,16 +409,64 @@ def problems():
             destination = config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
             if destination not in queues:
                 out.append(f"function {arn}: failures go to {destination}, not a queue")
+    sqs = client("sqs")
+    attributes = {}
+    for url in sqs.list_queues().get("QueueUrls", []):
+        a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        attributes[a["QueueArn"]] = a
+        if "RedrivePolicy" in a:
+            target = json.loads(a["RedrivePolicy"]).get("deadLetterTargetArn")
+            if target not in queues:
+                out.append(f"queue {url}: dead letters to {target}, not a queue of the stack")
+    for mapping in pages("lambda", "list_event_source_mappings", "EventSourceMappings"):
+        source, function = mapping.get("EventSourceArn"), mapping.get("FunctionArn")
+        if function not in functions:
+            out.append(f"event source mapping {mapping['UUID']}: function {function} is not a function of the stack")
+            continue
+        if source not in queues:
+            out.append(f"event source mapping {mapping['UUID']}: source {source} is not a queue of the stack")
+            continue
+        # Lambda refuses a mapping whose function's timeout exceeds the queue's visibility
+        # timeout (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html).
+        timeout = client("lambda").get_function_configuration(FunctionName=function)["Timeout"]
+        visibility = int(attributes[source]["VisibilityTimeout"])
+        if visibility < timeout:
+            out.append(f"event source mapping {mapping['UUID']}: queue visibility timeout {visibility} s < function timeout {timeout} s")
     return out
+
+
+def code_objects(template, parameters):
+    """(bucket, key) of each function's code, `${Name}` of a Fn::Sub resolved from the
+    parameters (given, else default) and the Region."""
+    values = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
+    values.update(parameters)
+    values["AWS::Region"] = REGION
+
+    def resolve(value):
+        if isinstance(value, dict) and "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+            return re.sub(r"\$\{([^}]+)\}", lambda m: values[m.group(1)], value["Fn::Sub"])
+        if isinstance(value, str):
+            return value
+        raise ValueError(f"a function's code location cfn_deploy.py cannot resolve: {value}")
+
+    out = set()
+    for resource in template["Resources"].values():
+        if resource.get("Type") == "AWS::Lambda::Function":
+            code = resource["Properties"]["Code"]
+            out.add((resolve(code["S3Bucket"]), resolve(code["S3Key"])))
+    return sorted(out)
 
 
 def deploy(template, parameters):
     s3 = client("s3")
-    s3.create_bucket(Bucket=BUCKET)
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as z:
         z.writestr("bootstrap", "#!/bin/sh\n")
-    s3.put_object(Bucket=BUCKET, Key=KEY, Body=code.getvalue())
+    for bucket, key in code_objects(template, parameters):
+        if bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+            s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key=key, Body=code.getvalue())
+    artifacts = {bucket for bucket, _ in code_objects(template, parameters)}
 
     cfn = client("cloudformation")
     try:
@@ -343,18 +495,29 @@ def deploy(template, parameters):
         "status": stack["StackStatus"],
         "reason": stack.get("StackStatusReason"),
         "resources": resources,
-        "found": found(),
+        "found": found(artifacts),
         "role_sids": role_sids(),
+        "queues": queues(),
+        "tables": tables(),
+        "event_source_mappings": event_source_mappings(),
+        "oam_links": OAM_LINKS,
         "problems": problems(),
     }
 
 
 def main():
-    template = json.load(open(sys.argv[1], encoding="utf-8"))
+    with open(sys.argv[1], encoding="utf-8") as f:
+        text = f.read()
+    if sys.argv[1].endswith(".json"):
+        template = json.loads(text)
+    else:
+        import yaml
+
+        template = yaml.safe_load(text)  # the packaged template: intrinsics in long form
     parameters = dict(arg.split("=", 1) for arg in sys.argv[2:])
     with mock_aws():
         result = deploy(template, parameters)
-    json.dump(result, sys.stdout, indent=1)
+    json.dump(result, sys.stdout, indent=1, default=str)
     print()
 
 
