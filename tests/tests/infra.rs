@@ -103,57 +103,130 @@ fn production(text: &str) -> String {
     out
 }
 
-/// Adapter method → IAM actions, from the `impl <Port> for Sdk<X>` blocks of ptc-core.
-fn adapter_actions() -> BTreeMap<String, BTreeSet<String>> {
-    let services = [
-        ("SdkEcr", "ecr"),
-        ("SdkSecrets", "secretsmanager"),
-        ("SdkMetrics", "cloudwatch"),
-        ("SdkObjects", "s3"),
-    ];
-    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for file in [
-        "aws/ecr.rs",
-        "aws/secrets.rs",
-        "aws/cloudwatch.rs",
-        "aws/s3.rs",
-    ] {
-        let text = std::fs::read_to_string(repo_root().join("shared/src").join(file)).unwrap();
-        let text = production(&text);
-        let text = text.as_str();
-        for (sdk_type, service) in services {
-            let mut rest = text;
-            while let Some(at) = rest.find(&format!(" for {sdk_type} {{")) {
-                let block_start = at;
-                let block = &rest[block_start..];
-                let end = block.find("\n}\n").unwrap_or(block.len());
-                let block = &block[..end];
-                for method in block.split("async fn ").skip(1) {
-                    let name: String = method
-                        .chars()
-                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                        .collect();
-                    let entry = out.entry(name).or_default();
-                    let mut body = method;
-                    while let Some(i) = body.find("client") {
-                        // `self.client.op()`, or through an accessor: `self.client().op()`.
-                        let after = body[i + "client".len()..].trim_start();
-                        let after = after.strip_prefix("()").unwrap_or(after).trim_start();
-                        if let Some(call) = after.strip_prefix('.') {
-                            let op: String = call
-                                .trim_start()
-                                .chars()
-                                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                                .collect();
-                            if !op.is_empty() && call.trim_start()[op.len()..].starts_with("()") {
-                                entry.insert(format!("{service}:{}", pascal(&op)));
-                            }
-                        }
-                        body = &body[i + "client".len()..];
-                    }
-                }
-                rest = &rest[block_start + end..];
+/// The ptc-core adapters: SDK type, IAM service prefix, source file, and the names a function's
+/// code must mention to use it (none: its methods count wherever they are called). The work
+/// queue's and the run store's method names (`send`, `record`, `run`...) are common words, so
+/// those adapters count only for a function that names them.
+const ADAPTERS: [(&str, &str, &str, &[&str]); 6] = [
+    ("SdkEcr", "ecr", "aws/ecr.rs", &[]),
+    ("SdkSecrets", "secretsmanager", "aws/secrets.rs", &[]),
+    ("SdkMetrics", "cloudwatch", "aws/cloudwatch.rs", &[]),
+    ("SdkObjects", "s3", "aws/s3.rs", &[]),
+    ("SdkQueue", "sqs", "aws/sqs.rs", &["SdkQueue", "QueueApi"]),
+    (
+        "SdkRunStore",
+        "dynamodb",
+        "aws/dynamodb.rs",
+        &["SdkRunStore", "RunStore"],
+    ),
+];
+
+/// The IAM actions of one SDK operation. Mostly `<service>:<Operation>`; a batch or a
+/// transaction is authorised by the actions of its parts:
+/// - SQS: "setting permissions for SendMessage ... sets permissions for the corresponding
+///   batch versions of the actions"
+///   (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-batch-api-actions.html>);
+/// - DynamoDB: "Permissions for Put, Update, Delete, and Get actions are governed by the
+///   permissions used for the underlying PutItem, UpdateItem, DeleteItem, and GetItem
+///   operations. For the ConditionCheck action, you can use the dynamodb:ConditionCheckItem
+///   permission" (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html>).
+fn operation_actions(service: &str, operation: &str) -> Vec<String> {
+    let parts: &[&str] = match (service, operation) {
+        ("sqs", "send_message_batch") => &["SendMessage"],
+        ("sqs", "delete_message_batch") => &["DeleteMessage"],
+        ("sqs", "change_message_visibility_batch") => &["ChangeMessageVisibility"],
+        ("dynamodb", "transact_write_items") => &["PutItem", "UpdateItem", "ConditionCheckItem"],
+        _ => return vec![format!("{service}:{}", pascal(operation))],
+    };
+    parts.iter().map(|p| format!("{service}:{p}")).collect()
+}
+
+/// The methods (name, body) of every `impl ... for <sdk_type> {` block (`trait: true`) or
+/// `impl <sdk_type> {` block (`trait: false`) of a file.
+fn methods_of<'a>(text: &'a str, sdk_type: &str, trait_impl: bool) -> Vec<(String, &'a str)> {
+    let header = if trait_impl {
+        format!(" for {sdk_type} {{")
+    } else {
+        format!("impl {sdk_type} {{")
+    };
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(&header) {
+        let block = &rest[at..];
+        let end = block.find("\n}\n").unwrap_or(block.len());
+        for method in block[..end].split("async fn ").skip(1) {
+            let name: String = method
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            out.push((name, method));
+        }
+        rest = &rest[at + end..];
+    }
+    out
+}
+
+/// The SDK operations a method body calls: `self.client.op()`, or through an accessor:
+/// `self.client().op()`.
+fn operations(body: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut body = body;
+    while let Some(i) = body.find("client") {
+        let after = body[i + "client".len()..].trim_start();
+        let after = after.strip_prefix("()").unwrap_or(after).trim_start();
+        if let Some(call) = after.strip_prefix('.') {
+            let op: String = call
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            if !op.is_empty() && call.trim_start()[op.len()..].starts_with("()") {
+                out.insert(op);
             }
+        }
+        body = &body[i + "client".len()..];
+    }
+    out
+}
+
+/// Per adapter type: port method → IAM actions, from the `impl <Port> for Sdk<X>` blocks of
+/// ptc-core, with the operations of the adapter's own helpers (`impl Sdk<X>`) that a method
+/// calls as `self.<helper>(`. An adapter whose file does not exist has no methods.
+fn adapters_by_type() -> BTreeMap<&'static str, BTreeMap<String, BTreeSet<String>>> {
+    let mut out = BTreeMap::new();
+    for (sdk_type, service, file, _) in ADAPTERS {
+        let path = repo_root().join("shared/src").join(file);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let text = production(&text);
+        let helpers: BTreeMap<String, BTreeSet<String>> = methods_of(&text, sdk_type, false)
+            .into_iter()
+            .map(|(name, body)| (name, operations(body)))
+            .collect();
+        let methods: &mut BTreeMap<String, BTreeSet<String>> = out.entry(sdk_type).or_default();
+        for (name, body) in methods_of(&text, sdk_type, true) {
+            let mut ops = operations(body);
+            for (helper, helper_ops) in &helpers {
+                if body.contains(&format!("self.{helper}(")) {
+                    ops.extend(helper_ops.iter().cloned());
+                }
+            }
+            let entry = methods.entry(name).or_default();
+            for op in ops {
+                entry.extend(operation_actions(service, &op));
+            }
+        }
+    }
+    out
+}
+
+/// Adapter method → IAM actions, every adapter's methods merged by name.
+fn adapter_actions() -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for methods in adapters_by_type().into_values() {
+        for (name, actions) in methods {
+            out.entry(name).or_default().extend(actions);
         }
     }
     out
@@ -188,11 +261,20 @@ fn required_actions(
     adapters: &BTreeMap<String, BTreeSet<String>>,
 ) -> BTreeSet<String> {
     let code = sources(&repo_root().join("functions").join(binary).join("src"));
-    let mut methods: BTreeSet<&str> = adapters
-        .keys()
-        .map(String::as_str)
-        .filter(|m| code.contains(&format!(".{m}(")))
-        .collect();
+    let by_type = adapters_by_type();
+    let mut methods: BTreeSet<String> = BTreeSet::new();
+    let mut actions: BTreeSet<String> = BTreeSet::new();
+    for (sdk_type, _, _, names) in ADAPTERS {
+        if !names.is_empty() && !names.iter().any(|n| code.contains(n)) {
+            continue;
+        }
+        for (method, method_actions) in by_type.get(sdk_type).into_iter().flatten() {
+            if code.contains(&format!(".{method}(")) {
+                methods.insert(method.clone());
+                actions.extend(method_actions.iter().cloned());
+            }
+        }
+    }
     let helpers: [(&str, &[&str]); 4] = [
         ("publish_or_report", &["put"]),
         ("publish_run", &["put"]),
@@ -201,13 +283,12 @@ fn required_actions(
     ];
     for (helper, calls) in helpers {
         if code.contains(helper) {
-            methods.extend(calls.iter().copied());
+            for call in calls.iter() {
+                methods.insert((*call).to_owned());
+                actions.extend(adapters.get(*call).cloned().unwrap_or_default());
+            }
         }
     }
-    let mut actions: BTreeSet<String> = methods
-        .iter()
-        .flat_map(|m| adapters.get(*m).cloned().unwrap_or_default())
-        .collect();
     if code.contains("RegistryClient") {
         actions.extend(PULL_THROUGH_CACHE.iter().map(|a| (*a).to_owned()));
     }
@@ -249,6 +330,24 @@ fn every_function_policy_grants_what_its_code_calls_and_no_wildcard_action() {
     assert!(adapters["put"].contains("cloudwatch:PutMetricData"));
     assert!(adapters["get_text"].contains("s3:GetObject"));
     assert!(adapters["secret_value"].contains("secretsmanager:GetSecretValue"));
+    let by_type = adapters_by_type();
+    if let Some(queue) = by_type.get("SdkQueue") {
+        let all: BTreeSet<&String> = queue.values().flatten().collect();
+        assert!(all.contains(&"sqs:SendMessage".to_owned()), "{queue:?}");
+        assert!(
+            all.contains(&"sqs:GetQueueAttributes".to_owned()),
+            "{queue:?}"
+        );
+    }
+    if let Some(store) = by_type.get("SdkRunStore") {
+        let all: BTreeSet<&String> = store.values().flatten().collect();
+        // A helper of the adapter's own (`impl SdkRunStore`) counts for the methods calling it.
+        assert!(all.contains(&"dynamodb:GetItem".to_owned()), "{store:?}");
+        assert!(
+            all.contains(&"dynamodb:ConditionCheckItem".to_owned()),
+            "{store:?}"
+        );
+    }
 
     let template = template();
     let resources = template["Resources"].as_object().unwrap();
@@ -563,12 +662,105 @@ fn the_dashboard_body_is_json_over_the_namespace() {
     let body: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
     let widgets = body["widgets"].as_array().expect("widgets");
     assert!(widgets.len() >= 10);
+    // The work queue's widgets graph AWS/SQS for the stack's own queues; every other widget
+    // graphs the product's namespace.
+    let queues: Vec<String> = ["WorkQueue", "WorkDeadLetterQueue"]
+        .iter()
+        .map(|id| {
+            let url = resources["Resources"][id]["Properties"]["QueueName"]
+                .as_str()
+                .map(str::to_owned);
+            url.unwrap_or_else(|| format!("ptc-{id}"))
+        })
+        .collect();
+    let mut sqs_widgets = 0;
     for widget in widgets {
-        assert!(
-            widget["properties"]["metrics"]
-                .to_string()
-                .contains("PtcDash"),
-            "{widget}"
+        let metrics = widget["properties"]["metrics"].to_string();
+        if metrics.contains("AWS/SQS") {
+            sqs_widgets += 1;
+            assert!(
+                queues.iter().any(|q| metrics.contains(q.as_str())),
+                "{widget}: not one of the stack's queues {queues:?}"
+            );
+            continue;
+        }
+        assert!(metrics.contains("PtcDash"), "{widget}");
+    }
+    assert_eq!(
+        sqs_widgets, 2,
+        "the work queue's depth and age are on the dashboard"
+    );
+}
+
+/// The work queue's visibility timeout is six times the timeout of the function that consumes
+/// it: "set the source queue's visibility timeout to at least six times the timeout that you
+/// configure on your function" (Lambda also refuses a mapping whose function's timeout is
+/// longer than the visibility timeout).
+/// <https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html>
+#[test]
+fn the_work_queue_outlasts_six_function_timeouts_and_feeds_prewarm() {
+    let template = template();
+    let resources = template["Resources"].as_object().unwrap();
+    let mut consumers = Vec::new();
+    for (id, resource) in resources {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        for (event_id, event) in resource["Properties"]["Events"]
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            if event["Type"] != "SQS" {
+                continue;
+            }
+            let props = &event["Properties"];
+            let queue = props["Queue"]["Fn::GetAtt"][0]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id}.{event_id}: Queue is a GetAtt of a queue"));
+            let timeout = resource["Properties"]["Timeout"].as_u64().unwrap();
+            let visibility = resources[queue]["Properties"]["VisibilityTimeout"]
+                .as_u64()
+                .unwrap_or(30);
+            assert!(
+                visibility >= 6 * timeout,
+                "{queue}: visibility timeout {visibility} s < 6 x {id}'s {timeout} s"
+            );
+            assert_eq!(
+                props["FunctionResponseTypes"],
+                serde_json::json!(["ReportBatchItemFailures"]),
+                "{id}.{event_id}"
+            );
+            assert_eq!(
+                props["ScalingConfig"]["MaximumConcurrency"],
+                serde_json::json!({"Ref": "WorkerConcurrency"}),
+                "{id}.{event_id}"
+            );
+            let redrive = &resources[queue]["Properties"]["RedrivePolicy"];
+            assert!(
+                redrive["deadLetterTargetArn"]["Fn::GetAtt"][0].is_string()
+                    && redrive["maxReceiveCount"].as_u64().is_some_and(|n| n > 1),
+                "{queue}: a dead-letter queue after a few receives: {redrive}"
+            );
+            consumers.push(format!("{id}<-{queue}"));
+        }
+    }
+    assert_eq!(consumers, ["PrewarmFunction<-WorkQueue"]);
+    let concurrency = &template["Parameters"]["WorkerConcurrency"];
+    // AWS's bounds of MaximumConcurrency.
+    assert_eq!(concurrency["MinValue"], 2);
+    assert_eq!(concurrency["MaxValue"], 1000);
+    let variables = &resources["PrewarmFunction"]["Properties"]["Environment"]["Variables"];
+    for (name, target) in [
+        ("PTC_WORK_QUEUE_URL", "WorkQueue"),
+        ("PTC_WORK_DLQ_URL", "WorkDeadLetterQueue"),
+        ("PTC_RUN_TABLE", "RunTable"),
+        ("PTC_QUEUE_IMAGES_PER_MESSAGE", "ImagesPerMessage"),
+    ] {
+        assert_eq!(
+            variables[name],
+            serde_json::json!({"Ref": target}),
+            "{name}"
         );
     }
 }

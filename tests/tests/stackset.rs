@@ -42,7 +42,11 @@ fn package(dir: &Path) -> PathBuf {
     let out = Command::new(repo_root().join("scripts/package-stackset.sh"))
         .arg("-o")
         .arg(&out_path)
-        .args(["--key-prefix", "ptc/1.2.3", "prewarm=builds/prewarm-abc.zip"])
+        .args([
+            "--key-prefix",
+            "ptc/1.2.3",
+            "prewarm=builds/prewarm-abc.zip",
+        ])
         .output()
         .expect("run scripts/package-stackset.sh");
     assert!(
@@ -118,7 +122,10 @@ fn the_packaged_template_has_no_transform_and_keeps_every_resource() {
         })
         .map(|(id, _)| id.clone())
         .collect();
-    assert!(serverless.is_empty(), "serverless resources: {serverless:?}");
+    assert!(
+        serverless.is_empty(),
+        "serverless resources: {serverless:?}"
+    );
     // One template for every Region and partition: nothing of the machine that packaged it.
     assert!(
         !text.contains("us-east-1"),

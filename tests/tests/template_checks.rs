@@ -206,6 +206,8 @@ fn moto_cloudformation_creates_the_stack() {
         "AWS::Logs::LogGroup",
         "AWS::CloudWatch::Alarm",
         "AWS::CloudWatch::Dashboard",
+        "AWS::DynamoDB::Table",
+        "AWS::Lambda::EventSourceMapping",
     ] {
         assert!(
             made.get(kind).copied().unwrap_or(0) > 0,
@@ -230,6 +232,17 @@ fn moto_cloudformation_creates_the_stack() {
         defaults["role_sids"]
     );
     assert_eq!(made.get("AWS::SNS::Subscription"), None, "{made:#?}");
+    // The work queue: prewarm alone plans into it and consumes it (tests/tests/stackset.rs
+    // checks the queues', table's and mapping's settings on the packaged template).
+    assert_eq!(made.get("AWS::SQS::Queue"), Some(&3), "{made:#?}");
+    assert_eq!(made.get("AWS::Lambda::EventSourceMapping"), Some(&1));
+    assert_eq!(roles_with_sid(&defaults, "WorkQueue"), 1);
+    assert_eq!(roles_with_sid(&defaults, "RunTable"), 1);
+    assert_eq!(
+        made.get("AWS::Oam::Link"),
+        None,
+        "no sink, no link: {made:#?}"
+    );
     assert_eq!(
         roles_with_sid(&defaults, "WatchList"),
         0,
@@ -246,4 +259,36 @@ fn moto_cloudformation_creates_the_stack() {
     assert_eq!(made.get("AWS::SNS::Subscription"), Some(&1), "{made:#?}");
     // prewarm and health-metrics read the long watch list.
     assert_eq!(roles_with_sid(&set, "WatchList"), 2, "{}", set["role_sids"]);
+}
+
+/// The event source mapping polls the work queue with the function's role: SAM attaches the
+/// AWS managed policy AWSLambdaSQSQueueExecutionRole (sqs:ReceiveMessage, DeleteMessage,
+/// GetQueueAttributes, ChangeMessageVisibility) to the role of a function with an SQS event,
+/// which is why the template does not grant them itself. If a SAM version stopped doing it,
+/// the mapping could not poll: this says so.
+#[test]
+fn the_sam_transform_grants_the_mapping_its_polling() {
+    let dir = tempfile::tempdir().unwrap();
+    let template: Value =
+        serde_json::from_slice(&std::fs::read(transformed(dir.path())).unwrap()).unwrap();
+    let resources = template["Resources"].as_object().unwrap();
+    let mut polled_by = Vec::new();
+    for (id, resource) in resources {
+        if resource["Type"] != "AWS::Lambda::EventSourceMapping" {
+            continue;
+        }
+        let function = resource["Properties"]["FunctionName"]["Ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: FunctionName"));
+        let role = resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("{function}: Role"));
+        let managed = resources[role]["Properties"]["ManagedPolicyArns"].to_string();
+        assert!(
+            managed.contains("policy/service-role/AWSLambdaSQSQueueExecutionRole"),
+            "{role}: no AWSLambdaSQSQueueExecutionRole for {id}: {managed}"
+        );
+        polled_by.push(function.to_owned());
+    }
+    assert_eq!(polled_by, ["PrewarmFunction"]);
 }
