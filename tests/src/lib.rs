@@ -15,6 +15,7 @@
 
 pub mod fixtures;
 pub mod lambda;
+pub mod queue;
 pub mod template;
 
 use std::collections::BTreeMap;
