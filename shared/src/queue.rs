@@ -415,6 +415,10 @@ pub struct RunRecord {
     pub run: RunId,
     /// What started it: `schedule`, `ptc prewarm --enqueue`, ...
     pub trigger: String,
+    /// A run over the job's whole list, read whole (every source): its totals are what the
+    /// alarms watch, and its end is the job's heartbeat. False for an operator's list or a
+    /// run some source of which could not be read.
+    pub full: bool,
     /// When the planner started it (Unix seconds).
     pub started_at: i64,
     /// Items planned (every one gets one terminal outcome).

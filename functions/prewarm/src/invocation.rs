@@ -14,7 +14,76 @@ use ptc_core::secrets::SecretsApi;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
-use crate::{Deps, Options, PrewarmReport, handle, registry_unavailable};
+use crate::queued::{Delivery, PlanReport, QueueDeps, WorkReport};
+use crate::{Deps, Options, PrewarmReport, handle, parse_event, registry_unavailable};
+
+/// The queue's ports and places, when the work queue is configured
+/// ([`ptc_core::config::QueueSettings`]).
+pub struct QueuePorts {
+    /// SQS.
+    pub queue: Box<dyn ptc_core::queue::QueueApi>,
+    /// The runs' store.
+    pub store: Box<dyn ptc_core::queue::RunStore>,
+    /// `PTC_WORK_QUEUE_URL`.
+    pub queue_url: String,
+    /// `PTC_WORK_DLQ_URL`.
+    pub dead_letter_url: String,
+    /// `PTC_QUEUE_IMAGES_PER_MESSAGE`.
+    pub per_message: usize,
+    /// `PTC_RUN_LEASE_HOURS`.
+    pub lease: std::time::Duration,
+}
+
+impl QueuePorts {
+    /// The ports as a job takes them.
+    pub fn deps(&self) -> QueueDeps<'_> {
+        QueueDeps {
+            queue: self.queue.as_ref(),
+            store: self.store.as_ref(),
+            queue_url: &self.queue_url,
+            dead_letter_url: &self.dead_letter_url,
+            per_message: self.per_message,
+            lease: self.lease,
+        }
+    }
+}
+
+/// What an invocation answers: a run's report (no queue), a planner's, or a worker's.
+pub enum Answer {
+    /// A run in this invocation (no work queue configured).
+    Run(Box<PrewarmReport>),
+    /// A planner's report (a schedule, `{}` or a list, with the work queue configured).
+    Plan(PlanReport),
+    /// A worker's report (an SQS event): its `batch_item_failures` are the answer.
+    Batch(Box<WorkReport>),
+}
+
+/// The SQS records of an event the queue's event source mapping sent
+/// (`aws_lambda_events`' `SqsEvent`: `{"Records": [{"eventSource": "aws:sqs", ...}]}`);
+/// `None` for any other event. `Err` for an SQS event that does not have that shape.
+pub fn sqs_deliveries(payload: &Value) -> Option<Result<Vec<Delivery>, String>> {
+    let records = payload.get("Records")?.as_array()?;
+    if !records
+        .iter()
+        .any(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
+    {
+        return None;
+    }
+    Some(
+        serde_json::from_value::<aws_lambda_events::event::sqs::SqsEvent>(payload.clone())
+            .map_err(|e| format!("unsupported or malformed event: not an SQS event: {e}"))
+            .map(|event| {
+                event
+                    .records
+                    .into_iter()
+                    .map(|r| Delivery {
+                        message_id: r.message_id.unwrap_or_default(),
+                        body: r.body.unwrap_or_default(),
+                    })
+                    .collect()
+            }),
+    )
+}
 
 /// The ports, the HTTP client and the options every invocation of an execution environment
 /// shares; built once at start-up by `main.rs`.
@@ -36,6 +105,8 @@ pub struct Environment {
     pub registry_endpoint: Option<String>,
     /// The runs' options, from the settings.
     pub options: Options,
+    /// The work queue, when configured: schedules plan into it, SQS events are its work.
+    pub queue: Option<QueuePorts>,
     /// The registry client and host, made on the first invocation that reaches ECR.
     cache: OnceCell<(RegistryClient, String)>,
 }
@@ -62,7 +133,106 @@ impl Environment {
             upstream_endpoints,
             registry_endpoint,
             options,
+            queue: None,
             cache: OnceCell::new(),
+        }
+    }
+
+    /// The environment with the work queue.
+    pub fn with_queue(mut self, queue: Option<QueuePorts>) -> Self {
+        self.queue = queue;
+        self
+    }
+
+    /// One invocation of any event: an SQS event is a worker's batch, anything else a run
+    /// (planned into the queue when one is configured, else done here).
+    pub async fn answer(&self, payload: &Value, deadline_ms: u64) -> Answer {
+        let now = time::OffsetDateTime::now_utc();
+        if let Some(deliveries) = sqs_deliveries(payload) {
+            let ids = |d: &[Delivery]| d.iter().map(|d| d.message_id.clone()).collect::<Vec<_>>();
+            let deliveries = match deliveries {
+                Ok(d) => d,
+                Err(err) => return Answer::Batch(Box::new(WorkReport::refused(Vec::new(), err))),
+            };
+            let Some(queue) = &self.queue else {
+                return Answer::Batch(Box::new(WorkReport::refused(
+                    ids(&deliveries),
+                    "an SQS event, but the work queue is not configured (PTC_WORK_QUEUE_URL, PTC_WORK_DLQ_URL, PTC_RUN_TABLE)".into(),
+                )));
+            };
+            let mut options = self.options.clone();
+            options.stop_at = Some(ptc_core::deadline::stop_at(deadline_ms));
+            options.finish_by = Some(ptc_core::deadline::finish_by(deadline_ms));
+            return match self.deps().await {
+                Ok((client, host)) => {
+                    let deps = self.deps_with(client, host);
+                    Answer::Batch(Box::new(
+                        crate::queued::work(&deps, &queue.deps(), &options, &deliveries, now).await,
+                    ))
+                }
+                Err(err) => Answer::Batch(Box::new(WorkReport::refused(
+                    ids(&deliveries),
+                    format!("cannot authenticate to the registry endpoint: {err}"),
+                ))),
+            };
+        }
+        match &self.queue {
+            Some(queue) => {
+                let (trigger, images) = match parse_event(payload) {
+                    Ok(parsed) => parsed,
+                    // The report says what is wrong with the event.
+                    Err(_) => {
+                        return Answer::Run(Box::new(self.invoke(payload, deadline_ms).await));
+                    }
+                };
+                match self.deps().await {
+                    Ok((client, host)) => {
+                        let deps = self.deps_with(client, host);
+                        Answer::Plan(
+                            crate::queued::plan(
+                                &deps,
+                                &queue.deps(),
+                                &self.options,
+                                &trigger,
+                                images,
+                                now,
+                            )
+                            .await,
+                        )
+                    }
+                    Err(err) => Answer::Run(Box::new(
+                        registry_unavailable(self.metrics.as_ref(), &self.options, err).await,
+                    )),
+                }
+            }
+            None => Answer::Run(Box::new(self.invoke(payload, deadline_ms).await)),
+        }
+    }
+
+    async fn deps(&self) -> Result<(&RegistryClient, &str), String> {
+        self.cache
+            .get_or_try_init(|| {
+                RegistryClient::for_ecr(
+                    self.http.clone(),
+                    self.ecr.clone(),
+                    self.registry_endpoint.as_deref(),
+                )
+            })
+            .await
+            .map(|(client, host)| (client, host.as_str()))
+            .map_err(|e| e.to_string())
+    }
+
+    fn deps_with<'a>(&'a self, client: &'a RegistryClient, host: &'a str) -> Deps<'a> {
+        Deps {
+            ecr: self.ecr.as_ref(),
+            secrets: self.secrets.as_ref(),
+            objects: self.objects.as_ref(),
+            metrics: self.metrics.as_ref(),
+            cache: client,
+            registry_host: host,
+            http: &self.http,
+            upstream_endpoints: &self.upstream_endpoints,
         }
     }
 

@@ -67,7 +67,7 @@ struct Upstreams<'a> {
     deps: &'a Deps<'a>,
     floor: u64,
     clients: tokio::sync::Mutex<HashMap<String, Arc<RegistryClient>>>,
-    exhausted: Mutex<HashMap<String, String>>,
+    exhausted: Mutex<HashMap<String, (String, u64)>>,
 }
 
 impl Upstreams<'_> {
@@ -105,16 +105,18 @@ impl Upstreams<'_> {
         client
     }
 
-    fn exhausted(&self, upstream: &str) -> Option<String> {
+    /// Why the upstream's images are deferred for the rest of the run, and how long to wait
+    /// before trying again (seconds).
+    fn exhausted(&self, upstream: &str) -> Option<(String, u64)> {
         self.exhausted.lock().unwrap().get(upstream).cloned()
     }
 
-    fn exhaust(&self, upstream: &str, why: String) {
+    fn exhaust(&self, upstream: &str, why: String, wait_secs: u64) {
         self.exhausted
             .lock()
             .unwrap()
             .entry(upstream.to_owned())
-            .or_insert(why);
+            .or_insert((why, wait_secs));
     }
 }
 
@@ -164,7 +166,7 @@ pub async fn run(
 
 /// The state to save once the run has published: what it remembers, where, and whether
 /// what it did not use may be forgotten.
-struct PendingSave<'a> {
+pub(crate) struct PendingSave<'a> {
     memory: Memory,
     store: Store<'a>,
     forget: bool,
@@ -175,7 +177,7 @@ struct PendingSave<'a> {
 const SAVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl PendingSave<'_> {
-    async fn run(self, options: &Options, report: &mut PrewarmReport) {
+    pub(crate) async fn run(self, options: &Options, report: &mut PrewarmReport) {
         let save = self.memory.save(&self.store, self.forget);
         let saved = match options.finish_by {
             Some(_) => tokio::time::timeout(SAVE_TIMEOUT, save)
@@ -208,14 +210,57 @@ async fn warm_all<'a>(
     now: OffsetDateTime,
 ) -> (PrewarmReport, bool, Option<PendingSave<'a>>) {
     let mut report = PrewarmReport::new(trigger, options.mode);
-    let rules = match deps.ecr.describe_rules().await {
-        Ok(rules) => RuleSet::new(rules),
+    let gathered = match gather(deps, options, payload_images, now).await {
+        Ok(gathered) => gathered,
         Err(err) => {
-            report
-                .errors
-                .push(format!("cannot list the pull-through cache rules: {err}"));
+            report.errors.push(err);
             return (report, false, None);
         }
+    };
+    report.errors.extend(gathered.errors);
+    // Totals of a run whose list could not be read whole (the long list, discovery) would
+    // be partial: the run pages through RunErrors instead.
+    let complete = report.errors.is_empty();
+    let save = warm_entries(
+        deps,
+        options,
+        &gathered.rules,
+        gathered.entries,
+        gathered.listings,
+        &mut report,
+        complete,
+        now,
+    )
+    .await;
+    (report, complete, save)
+}
+
+/// A run's watch list, read: the rules, the merged entries, discovery's listings of the
+/// repositories it read, and what could not be read (run-level errors).
+pub struct Gathered {
+    /// The registry's rules (`DescribePullThroughCacheRules`).
+    pub rules: RuleSet,
+    /// The merged entries, in list order (payload, settings, long list, discovery).
+    pub entries: Vec<Entry>,
+    /// Repository → its images, as discovery listed them (the survey reuses them).
+    pub listings: HashMap<String, Vec<ImageDetail>>,
+    /// Discovery's repositories that could not be read, a long list that could not be read.
+    pub errors: Vec<String>,
+}
+
+/// Read the watch list: the rules, then every source (the payload's images, the settings'
+/// list, the long list, discovery), merged. `Err` when the rules cannot be listed (nothing
+/// can be routed); a source that cannot be read is one of [`Gathered::errors`] and the others
+/// go on.
+pub async fn gather(
+    deps: &Deps<'_>,
+    options: &Options,
+    payload_images: Vec<String>,
+    now: OffsetDateTime,
+) -> Result<Gathered, String> {
+    let rules = match deps.ecr.describe_rules().await {
+        Ok(rules) => RuleSet::new(rules),
+        Err(err) => return Err(format!("cannot list the pull-through cache rules: {err}")),
     };
     let discovery = sources::discover(
         deps.ecr,
@@ -225,28 +270,82 @@ async fn warm_all<'a>(
         options.concurrency,
     )
     .await;
-    report.errors.extend(discovery.errors);
-    let discovered = discovery.references;
+    let mut errors = discovery.errors;
     let long_list = match &options.watch_list_source {
         Some(source) => match ptc_core::watchlist::load(deps.objects, source).await {
             Ok(list) => list,
             Err(err) => {
                 tracing::error!(error = %err, "watch list source unreadable; the other sources go on");
-                report.errors.push(err);
+                errors.push(err);
                 Vec::new()
             }
         },
         None => Vec::new(),
     };
-    // Totals of a run whose list could not be read whole (the long list, discovery) would
-    // be partial: the run pages through RunErrors instead.
-    let complete = report.errors.is_empty();
     let entries = sources::merge([
         (Origin::Payload, payload_images),
         (Origin::Settings, options.settings_watch_list.clone()),
         (Origin::Source, long_list),
-        (Origin::Discovery, discovered),
+        (Origin::Discovery, discovery.references),
     ]);
+    Ok(Gathered {
+        rules,
+        entries,
+        listings: discovery.listings,
+        errors,
+    })
+}
+
+/// Warm given entries (a worker's messages): the rules, then the entries as a run warms its
+/// list, without reading any source. The report is not published; the state to save is
+/// returned (it forgets nothing: the entries are a part of the list). A run that cannot list
+/// the rules has that error and no image.
+pub(crate) async fn warm_given<'a>(
+    deps: &Deps<'a>,
+    options: &Options,
+    trigger: &str,
+    entries: Vec<Entry>,
+    now: OffsetDateTime,
+) -> (PrewarmReport, Option<PendingSave<'a>>) {
+    let mut report = PrewarmReport::new(trigger, options.mode);
+    let rules = match deps.ecr.describe_rules().await {
+        Ok(rules) => RuleSet::new(rules),
+        Err(err) => {
+            report
+                .errors
+                .push(format!("cannot list the pull-through cache rules: {err}"));
+            return (report, None);
+        }
+    };
+    let started = Instant::now();
+    let save = warm_entries(
+        deps,
+        options,
+        &rules,
+        entries,
+        HashMap::new(),
+        &mut report,
+        false,
+        now,
+    )
+    .await;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    (report, save)
+}
+
+/// Warm the entries into `report` (images, summary, traffic, warnings); the state to save
+/// (`forget`: only for a run over the whole list, `complete`, every repository surveyed).
+#[allow(clippy::too_many_arguments)]
+async fn warm_entries<'a>(
+    deps: &Deps<'a>,
+    options: &Options,
+    rules: &RuleSet,
+    entries: Vec<Entry>,
+    listings: HashMap<String, Vec<ImageDetail>>,
+    report: &mut PrewarmReport,
+    complete: bool,
+    now: OffsetDateTime,
+) -> Option<PendingSave<'a>> {
     let upstreams = Upstreams {
         deps,
         floor: options.ratelimit_floor,
@@ -268,8 +367,8 @@ async fn warm_all<'a>(
         Survey::read(
             deps.ecr,
             &memory,
-            wants(&rules, &entries),
-            discovery.listings,
+            wants(rules, &entries),
+            listings,
             options.mode,
             &options.platforms,
             options.concurrency,
@@ -292,7 +391,7 @@ async fn warm_all<'a>(
     let run_start = now;
     report.images = futures::stream::iter(entries)
         .map(|entry| {
-            let (rules, upstreams, warmth) = (&rules, &upstreams, &warmth);
+            let (upstreams, warmth) = (&upstreams, &warmth);
             async move {
                 let result = warm(deps, options, rules, upstreams, warmth, entry, run_start).await;
                 if let Some(progress) = &options.progress {
@@ -317,12 +416,11 @@ async fn warm_all<'a>(
     // A run that could not read every source, or what the cache holds in every repository,
     // keeps what it did not see; so does an operator's run (`ptc prewarm`: its list may not
     // be the Lambda's).
-    let save = (!options.dry_run).then_some(PendingSave {
+    (!options.dry_run).then_some(PendingSave {
         memory,
         store,
         forget: options.forget_unused && complete && unsurveyed == 0,
-    });
-    (report, complete, save)
+    })
 }
 
 /// The watched tags of each repository, for the survey (entries that do not route, or have
@@ -434,17 +532,24 @@ fn result(entry: &Entry, started: Instant) -> ImageResult {
         platforms: Vec::new(),
         stale_age_hours: None,
         duration_ms: 0,
+        retry_after_secs: None,
         reason: None,
     }
     .timed(started)
 }
 
-/// An image's warming ends early: its outcome and the reason.
-struct Stop(Outcome, Option<String>);
+/// An image's warming ends early: its outcome, the reason, and for an image the upstream
+/// deferred, the wait it asked for (seconds).
+struct Stop(Outcome, Option<String>, Option<u64>);
 
 impl Stop {
     fn new(outcome: Outcome, reason: impl Into<Option<String>>) -> Self {
-        Self(outcome, reason.into())
+        Self(outcome, reason.into(), None)
+    }
+
+    fn waiting(mut self, wait_secs: u64) -> Self {
+        self.2 = Some(wait_secs);
+        self
     }
 }
 
@@ -481,7 +586,10 @@ async fn warm(
     };
     let (outcome, reason) = match done {
         Ok(done) => done,
-        Err(Stop(outcome, reason)) => (outcome, reason),
+        Err(Stop(outcome, reason, wait)) => {
+            out.retry_after_secs = wait;
+            (outcome, reason)
+        }
     };
     out.with(outcome, reason).timed(started)
 }
@@ -537,7 +645,11 @@ async fn warm_steps(
                     rule.unknown_kind_note(),
                 ]),
             )),
-            _ => Err(Stop::new(Outcome::Deferred, why)),
+            _ => Err(Stop::new(Outcome::Deferred, why).waiting(
+                upstreams
+                    .exhausted(&rule.upstream_url)
+                    .map_or(DEFAULT_WAIT_SECS, |(_, wait)| wait),
+            )),
         };
     }
     let (outcome, note, missing_platforms) =
@@ -627,8 +739,8 @@ fn may_pull(
             "the run's deadline is near: left for the next run".to_owned(),
         ));
     }
-    if let Some(why) = upstreams.exhausted(&rule.upstream_url) {
-        return Err(Stop::new(Outcome::Deferred, why));
+    if let Some((why, wait)) = upstreams.exhausted(&rule.upstream_url) {
+        return Err(Stop::new(Outcome::Deferred, why).waiting(wait));
     }
     Ok(cached.tag.clone())
 }
@@ -689,8 +801,9 @@ async fn resolve_tag(
     .await
     .map_err(|err| match upstream_deferral(&rule.upstream_url, &err) {
         Some(why) => {
-            upstreams.exhaust(&rule.upstream_url, why.clone());
-            Stop::new(Outcome::Deferred, why)
+            let wait = wait_secs(err.retry_after());
+            upstreams.exhaust(&rule.upstream_url, why.clone(), wait);
+            Stop::new(Outcome::Deferred, why).waiting(wait)
         }
         None => Stop::new(
             Outcome::Failed,
@@ -755,7 +868,11 @@ async fn check_upstream(
                     "{} rate-limit budget is {remaining}, below the floor of {}: left for the next run",
                     rule.upstream_url, upstreams.floor
                 );
-                upstreams.exhaust(&rule.upstream_url, why.clone());
+                upstreams.exhaust(
+                    &rule.upstream_url,
+                    why.clone(),
+                    budget_wait_secs(&head.rate_limit, upstreams.floor),
+                );
                 return Ok(Checked {
                     note: no_digest,
                     below_floor: Some(why),
@@ -768,8 +885,9 @@ async fn check_upstream(
         }
         Err(err) => match upstream_deferral(&rule.upstream_url, &err) {
             Some(why) => {
-                upstreams.exhaust(&rule.upstream_url, why.clone());
-                Err(Stop::new(Outcome::Deferred, why))
+                let wait = wait_secs(err.retry_after());
+                upstreams.exhaust(&rule.upstream_url, why.clone(), wait);
+                Err(Stop::new(Outcome::Deferred, why).waiting(wait))
             }
             None => Ok(Checked {
                 note: Some(format!("upstream not checked, freshness unknown: {err}")),
@@ -791,6 +909,30 @@ struct Checked {
 /// Why an upstream that answered `err` to the HEAD is left for the next run, with the wait it
 /// asked for: rate limiting (429), or unavailable (503) for longer than the client waits
 /// (RFC 9110 10.2.3). `None` for any other failure (the image goes on, freshness unknown).
+/// The wait before an upstream that deferred work is tried again when it did not say
+/// (`Retry-After` absent): 15 minutes, SQS's longest delay.
+pub const DEFAULT_WAIT_SECS: u64 = 900;
+
+/// The wait an upstream asked for (`Retry-After`), at least 1 s; [`DEFAULT_WAIT_SECS`] when it
+/// gave none.
+fn wait_secs(retry_after: Option<std::time::Duration>) -> u64 {
+    retry_after.map_or(DEFAULT_WAIT_SECS, |d| d.as_secs().max(1))
+}
+
+/// How long until an upstream's budget is back at the floor, for a budget below it: the
+/// window spreads `limit` pulls, so each pull comes back after `window / limit` (a rolling
+/// window, as Docker Hub's: 100 pulls per 6 hours is one every 216 s); at least 60 s, at most
+/// the window. [`DEFAULT_WAIT_SECS`] when the headers do not give the window and the limit.
+fn budget_wait_secs(rate: &ptc_core::oci::RateLimit, floor: u64) -> u64 {
+    match (rate.window_secs, rate.limit, rate.remaining) {
+        (Some(window), Some(limit), Some(remaining)) if limit > 0 && window > 0 => {
+            let missing = floor.saturating_sub(remaining).max(1);
+            (window.saturating_mul(missing) / limit).clamp(60, window.max(60))
+        }
+        _ => DEFAULT_WAIT_SECS,
+    }
+}
+
 fn upstream_deferral(upstream: &str, err: &RegistryError) -> Option<String> {
     let what = match err {
         RegistryError::RateLimited { .. } => "is rate limiting",
@@ -937,7 +1079,9 @@ async fn pull_through(
                     .extend(pinned.platforms.iter().map(|(_, d)| d.to_string()));
                 pulled.learned.extend(pinned.learned);
             }
-            Err(PullError::Deferred(why)) => return Err(Stop::new(Outcome::Deferred, why)),
+            Err(PullError::Deferred(why, wait)) => {
+                return Err(Stop::new(Outcome::Deferred, why).waiting(wait));
+            }
             Err(PullError::Failed(why)) => {
                 return Err(Stop::new(
                     Outcome::Failed,
@@ -1070,13 +1214,14 @@ struct Pulled {
 #[derive(Clone)]
 enum PullError {
     Failed(String),
-    Deferred(String),
+    /// Deferred, and the wait asked for (seconds).
+    Deferred(String, u64),
 }
 
 impl PullError {
     fn stop(self) -> Stop {
         match self {
-            PullError::Deferred(why) => Stop::new(Outcome::Deferred, why),
+            PullError::Deferred(why, wait) => Stop::new(Outcome::Deferred, why).waiting(wait),
             PullError::Failed(why) => Stop::new(Outcome::Failed, why),
         }
     }
@@ -1114,7 +1259,7 @@ fn known(manifest: &Manifest) -> Known {
 /// 503's Retry-After), is deferred, its wait in the reason; any other failure fails the image.
 fn pull_error(what: &str, err: RegistryError) -> PullError {
     if matches!(err, RegistryError::RateLimited { .. }) || err.asks_to_wait() {
-        PullError::Deferred(format!("{what}: {err}"))
+        PullError::Deferred(format!("{what}: {err}"), wait_secs(err.retry_after()))
     } else {
         PullError::Failed(format!("{what}: {err}"))
     }
@@ -1252,6 +1397,7 @@ mod tests {
             platforms: Vec::new(),
             stale_age_hours: None,
             duration_ms: 0,
+            retry_after_secs: None,
             reason: None,
         }
     }
@@ -1326,7 +1472,10 @@ mod tests {
             Some("registry-1.docker.io is rate limiting (retry after 60 s): left for the next run")
         );
         match pull_error("manifest", unavailable(Some(3600))) {
-            PullError::Deferred(why) => assert!(why.contains("retry after 3600s"), "{why}"),
+            PullError::Deferred(why, wait) => {
+                assert!(why.contains("retry after 3600s"), "{why}");
+                assert_eq!(wait, 3600);
+            }
             PullError::Failed(why) => panic!("failed: {why}"),
         }
         assert!(matches!(
@@ -1423,7 +1572,7 @@ mod tests {
             match archived {
                 None => assert_eq!(verified.ok().map(|t| t.digest), Some(digest(1))),
                 Some(n) => {
-                    let Err(Stop(outcome, reason)) = verified else {
+                    let Err(Stop(outcome, reason, _)) = verified else {
                         panic!("an archived image was confirmed warm");
                     };
                     let reason = reason.unwrap_or_default();

@@ -11,6 +11,7 @@ pub mod invocation;
 pub mod job;
 pub mod memory;
 pub mod options;
+pub mod queued;
 pub mod report;
 pub mod resolve;
 pub mod sources;

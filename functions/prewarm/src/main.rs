@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use prewarm::PrewarmReport;
-use prewarm::invocation::Environment;
-use ptc_core::aws::{SdkEcr, SdkObjects, SdkSecrets};
+use prewarm::invocation::{Answer, Environment, QueuePorts};
+use ptc_core::aws::{SdkEcr, SdkObjects, SdkQueue, SdkRunStore, SdkSecrets};
 use ptc_core::oci::http_client;
 use serde_json::Value;
 
@@ -28,23 +28,68 @@ async fn main() -> Result<(), Error> {
             .as_ref()
             .map(|e| e.as_str().to_owned()),
         prewarm::Options::from_settings(&settings),
+    )
+    .with_queue(
+        settings
+            .queue
+            .places()
+            .map(|(queue_url, dead_letter_url, table)| QueuePorts {
+                queue: Box::new(SdkQueue::new(clients.sqs())),
+                store: Box::new(SdkRunStore::new(clients.dynamodb(), table)),
+                queue_url: queue_url.to_owned(),
+                dead_letter_url: dead_letter_url.to_owned(),
+                per_message: settings.queue.images_per_message,
+                lease: settings.queue.run_lease,
+            }),
     );
     let environment = &environment;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        answer(
-            environment
-                .invoke(&event.payload, event.context.deadline)
-                .await,
-        )
+        match environment
+            .answer(&event.payload, event.context.deadline)
+            .await
+        {
+            Answer::Run(report) => answer(*report).and_then(to_value),
+            Answer::Plan(plan) => {
+                let errors = plan.errors.clone();
+                ptc_core::lambda_answer(plan.job, plan, &errors)
+                    .map_err(failed)
+                    .and_then(to_value)
+            }
+            // A worker answers with its batch item failures, never an error: an error would
+            // send the whole batch again. Only an event it cannot read at all fails.
+            Answer::Batch(report) => {
+                let response = report.batch_response();
+                let errors = report.errors.clone();
+                let unreadable = report.messages == 0 && !errors.is_empty();
+                ptc_core::lambda_answer(
+                    report.job,
+                    *report,
+                    if unreadable { &errors } else { &[] },
+                )
+                .map_err(failed)?;
+                Ok(response)
+            }
+        }
     }))
     .await
+}
+
+fn to_value<T: serde::Serialize>(value: T) -> Result<Value, Diagnostic> {
+    serde_json::to_value(value).map_err(|e| Diagnostic {
+        error_type: "Serialisation".into(),
+        error_message: e.to_string(),
+    })
+}
+
+fn failed(e: ptc_core::RunFailed) -> Diagnostic {
+    Diagnostic {
+        error_type: ptc_core::RunFailed::ERROR_TYPE.into(),
+        error_message: e.to_string(),
+    }
 }
 
 /// The report as one JSON log line; a run with run-level errors fails the invocation.
 fn answer(report: PrewarmReport) -> Result<PrewarmReport, Diagnostic> {
     let errors = report.errors.clone();
-    ptc_core::lambda_answer(report.job, report, &errors).map_err(|e| Diagnostic {
-        error_type: ptc_core::RunFailed::ERROR_TYPE.into(),
-        error_message: e.to_string(),
-    })
+    ptc_core::lambda_answer(report.job, report, &errors).map_err(failed)
 }

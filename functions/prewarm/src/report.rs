@@ -73,6 +73,12 @@ pub struct ImageResult {
     pub stale_age_hours: Option<f64>,
     /// Time spent on this image, in milliseconds.
     pub duration_ms: u64,
+    /// For an image deferred because of its upstream (a rate limit, a budget below the
+    /// floor, a 503 asking to wait): the wait before trying again, in seconds (the
+    /// `Retry-After`, else the time the budget takes to come back, else 900). Absent for an
+    /// image deferred by the deadline. The work queue delays its message by it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
     /// Why it failed or was deferred, or a note on a success (freshness unknown, the tag
     /// moved away from a pinned digest, the upstream tag moved); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -177,6 +183,21 @@ impl PrewarmReport {
     }
 }
 
+impl Outcome {
+    /// The outcome's name as serialised: `warmed`, `already-fresh`, `stale`, `failed`,
+    /// `deferred`, `planned`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Warmed => "warmed",
+            Outcome::AlreadyFresh => "already-fresh",
+            Outcome::Stale => "stale",
+            Outcome::Failed => "failed",
+            Outcome::Deferred => "deferred",
+            Outcome::Planned => "planned",
+        }
+    }
+}
+
 impl ImageResult {
     pub(crate) fn timed(mut self, started: Instant) -> Self {
         self.duration_ms = started.elapsed().as_millis() as u64;
@@ -213,12 +234,39 @@ pub(crate) fn summarise(images: &[ImageResult]) -> Summary {
 /// `PrewarmDuration` (`Seconds`); `PrewarmCacheRequests` (manifest and blob GETs through the
 /// registry endpoint) and `PrewarmWarnings` ([`PrewarmReport::warnings`]), both `Count`. `RunErrors` and `FullRuns` are added when published.
 pub fn metric_data(report: &PrewarmReport, totals_known: bool) -> Vec<MetricDatum> {
-    let mut by_prefix: BTreeMap<&str, Vec<&ImageResult>> = BTreeMap::new();
+    let mut by_prefix: BTreeMap<&str, Vec<ImageResult>> = BTreeMap::new();
     for image in &report.images {
         if let Some(prefix) = &image.prefix {
-            by_prefix.entry(prefix).or_default().push(image);
+            by_prefix.entry(prefix).or_default().push(image.clone());
         }
     }
+    let by_prefix: BTreeMap<String, Summary> = by_prefix
+        .into_iter()
+        .map(|(prefix, images)| (prefix.to_owned(), summarise(&images)))
+        .collect();
+    let unrouted = report.images.iter().filter(|i| i.prefix.is_none()).count();
+    let mut data = outcome_data(
+        &by_prefix,
+        totals_known.then_some(&report.summary),
+        unrouted,
+        report.duration_ms as f64 / 1000.0,
+    );
+    data.extend(cost_data(&report.traffic, report.warnings.len()));
+    data
+}
+
+/// The outcome points of a run (what [`metric_data`] publishes, the cost aside), from its
+/// summaries: per rule prefix `ImagesWarmed` (warmed or already fresh), `ImagesFailed`,
+/// `ImagesStale`, `ImagesDeferred` and `ImagesVerifiedPercent`; the four counts without
+/// dimension when `totals` is given (what the alarms watch); `PrewarmDuration` (seconds) and
+/// `ImagesUnroutable`. A queued run publishes these once, when its last item is done
+/// (`crate::queued`).
+pub fn outcome_data(
+    by_prefix: &BTreeMap<String, Summary>,
+    totals: Option<&Summary>,
+    unrouted: usize,
+    duration_secs: f64,
+) -> Vec<MetricDatum> {
     let mut data = Vec::new();
     let mut push = |datum: Result<MetricDatum, MetricError>| match datum {
         Ok(d) => data.push(d),
@@ -232,10 +280,8 @@ pub fn metric_data(report: &PrewarmReport, totals_known: bool) -> Vec<MetricDatu
             ("ImagesDeferred", s.deferred as f64),
         ]
     };
-    for (prefix, images) in by_prefix {
-        let owned: Vec<ImageResult> = images.into_iter().cloned().collect();
-        let s = summarise(&owned);
-        for (name, value) in counts(&s) {
+    for (prefix, s) in by_prefix {
+        for (name, value) in counts(s) {
             push(
                 MetricDatum::new(name, value, Unit::Count)
                     .and_then(|d| d.dimension("Prefix", prefix)),
@@ -252,29 +298,14 @@ pub fn metric_data(report: &PrewarmReport, totals_known: bool) -> Vec<MetricDatu
     // add up the per-prefix series: SEARCH is refused in alarms). A run that could not list
     // the rules has no totals to give: its RunErrors pages instead of a 0 that would clear
     // the alarms.
-    if totals_known {
-        for (name, value) in counts(&report.summary) {
+    if let Some(totals) = totals {
+        for (name, value) in counts(totals) {
             push(MetricDatum::new(name, value, Unit::Count));
         }
     }
-    // The run's cost through the registry endpoint (0 in a steady state: a rise with an
-    // unchanged list means the survey or the state stopped working) and the run's warnings
-    // (a state unreadable or not saved, a repository not surveyed).
-    let t = &report.traffic;
-    push(MetricDatum::new(
-        "PrewarmCacheRequests",
-        (t.cache_manifest_gets + t.cache_blob_gets) as f64,
-        Unit::Count,
-    ));
-    push(MetricDatum::new(
-        "PrewarmWarnings",
-        report.warnings.len() as f64,
-        Unit::Count,
-    ));
-    let unrouted = report.images.iter().filter(|i| i.prefix.is_none()).count();
     push(MetricDatum::new(
         "PrewarmDuration",
-        report.duration_ms as f64 / 1000.0,
+        duration_secs,
         Unit::Seconds,
     ));
     push(MetricDatum::new(
@@ -283,6 +314,44 @@ pub fn metric_data(report: &PrewarmReport, totals_known: bool) -> Vec<MetricDatu
         Unit::Count,
     ));
     data
+}
+
+/// The cost points of a run or of a worker's invocation: `PrewarmCacheRequests` (manifest and
+/// blob GETs through the registry endpoint: 0 in a steady state; a rise with an unchanged
+/// list means the survey or the state stopped working) and `PrewarmWarnings`, both `Count`.
+pub fn cost_data(traffic: &Traffic, warnings: usize) -> Vec<MetricDatum> {
+    [
+        (
+            "PrewarmCacheRequests",
+            (traffic.cache_manifest_gets + traffic.cache_blob_gets) as f64,
+        ),
+        ("PrewarmWarnings", warnings as f64),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| MetricDatum::new(name, value, Unit::Count).ok())
+    .collect()
+}
+
+/// A summary from counts of outcomes (their kebab-case names, e.g. `already-fresh`): what a
+/// queued run's store holds per rule prefix.
+pub fn summary_of<'a>(counts: impl IntoIterator<Item = (&'a str, u64)>) -> Summary {
+    let mut s = Summary::default();
+    for (outcome, n) in counts {
+        let n = n as usize;
+        s.images += n;
+        match outcome {
+            "warmed" => s.warmed += n,
+            "already-fresh" => s.already_fresh += n,
+            "stale" => s.stale += n,
+            "failed" => s.failed += n,
+            "deferred" => s.deferred += n,
+            _ => {}
+        }
+    }
+    let cached = s.warmed + s.already_fresh + s.stale;
+    s.coverage_percent =
+        (s.images > 0).then(|| (cached as f64 * 10_000.0 / s.images as f64).round() / 100.0);
+    s
 }
 
 #[cfg(test)]

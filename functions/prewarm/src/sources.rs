@@ -23,6 +23,29 @@ pub enum Origin {
     Discovery,
 }
 
+impl Origin {
+    /// The origin's name as serialised (`payload`, `settings`, `source`, `discovery`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Payload => "payload",
+            Origin::Settings => "settings",
+            Origin::Source => "source",
+            Origin::Discovery => "discovery",
+        }
+    }
+
+    /// The origin of a name written by [`Origin::as_str`]; `payload` for any other text (a
+    /// queued item's origin is informative only).
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "settings" => Origin::Settings,
+            "source" => Origin::Source,
+            "discovery" => Origin::Discovery,
+            _ => Origin::Payload,
+        }
+    }
+}
+
 /// One watch-list entry as written, with where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {

@@ -5,7 +5,7 @@
 //! Layout:
 //! - the job's lease: `pk = job#<job>`, `sk = lease`: `run`, `lease_until`;
 //! - a run: `pk = job#<job>`, `sk = run#<run id>` (a query lists a job's runs, newest first):
-//!   `trigger`, `started_at`, `planned`, `messages`, `queued`, `done`, one counter
+//!   `trigger`, `full`, `started_at`, `planned`, `messages`, `queued`, `done`, one counter
 //!   `n|<group>|<outcome>` per group and outcome, `finished_at`, `abandoned`; kept 90 days;
 //! - an item's outcome: `pk = run#<run id>`, `sk = item#<key>` ([`crate::queue::item_key`]):
 //!   `item`, `group`, `outcome`, `reason`, `at`; kept 30 days.
@@ -137,6 +137,7 @@ fn record_from(job: &str, item: &HashMap<String, AttributeValue>) -> Result<RunR
         job: job.to_owned(),
         run,
         trigger: text("trigger").unwrap_or_default(),
+        full: flag("full").unwrap_or(false),
         started_at: number("started_at").unwrap_or(0),
         planned: number("planned").unwrap_or(0).max(0) as u64,
         messages: number("messages").unwrap_or(0).max(0) as u64,
@@ -204,6 +205,7 @@ impl RunStore for SdkRunStore {
             .item("sk", run_sort(&run.run))
             .item("run", s(run.run.as_str()))
             .item("trigger", s(truncate(&run.trigger, 256)))
+            .item("full", AttributeValue::Bool(run.full))
             .item("started_at", n(run.started_at))
             .item("planned", n(run.planned))
             .item("messages", n(0))

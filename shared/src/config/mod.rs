@@ -28,12 +28,14 @@ mod aws;
 pub mod fix;
 pub mod health;
 pub mod prewarm;
+pub mod queue;
 pub mod rules;
 pub mod source;
 
 pub use fix::{FixMode, FixSettings, PrefixFix};
 pub use health::HealthSettings;
 pub use prewarm::PrewarmMode;
+pub use queue::QueueSettings;
 pub use rules::ExpectedRule;
 pub use source::Endpoint;
 
@@ -148,6 +150,8 @@ pub struct Settings {
     pub prewarm_state: Option<WatchListSource>,
     /// lifecycle-fixer's desired settings and mode.
     pub fix: FixSettings,
+    /// The work queue (issue 19): where a planned run's work goes.
+    pub queue: QueueSettings,
     /// `PTC_METRICS_SINK` (`api`, the default, or `emf`): where every job's metrics go:
     /// `PutMetricData` calls, or Embedded Metric Format log lines.
     pub metrics_sink: MetricsSink,
@@ -202,6 +206,7 @@ impl Settings {
             &[("api", MetricsSink::Api), ("emf", MetricsSink::Emf)],
         )?;
         let health = health::load(&src, &mut file)?;
+        let queue = queue::load(&src)?;
         Ok(Self {
             region: aws.region,
             aws_endpoint: aws.aws_endpoint,
@@ -228,6 +233,7 @@ impl Settings {
             fix,
             metrics_sink,
             health,
+            queue,
         })
     }
 

@@ -1,0 +1,848 @@
+//! prewarm on the work queue (issue 19; the queue's rules are in [`ptc_core::queue`]).
+//!
+//! - [`plan`]: the scheduled run (or `ptc prewarm --enqueue`) reads the whole watch list, takes
+//!   the job's lease, writes the run's record and sends the entries, grouped by upstream, a
+//!   few per message. A second planner while a run is in flight enqueues nothing.
+//! - [`work`]: one invocation of the queue's event source mapping: the batch's images are
+//!   warmed together (one survey, one state), then each message is settled: terminal outcomes
+//!   recorded once, what the upstream deferred sent again with its wait, what the deadline cut
+//!   sent again at once, what failed tried again then dead-lettered; a message that could not
+//!   be settled is a batch item failure (SQS delivers it again).
+//! - [`finish_if_complete`]: the worker (or planner) that sees a run's last outcome finishes
+//!   it and publishes the run's totals under the same metric names as a run in one process,
+//!   so the alarms and the heartbeat keep working.
+//!
+//! Why the prewarm function itself is the worker (not a function of its own): the same code,
+//! settings, IAM and registry token; the event source mapping's `MaximumConcurrency` bounds
+//! the workers, and the schedule's planner invocation is one more. The cost: one timeout for
+//! both roles (the planner only reads the list and sends messages: seconds).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use ptc_core::metrics::{MetricsApi, Run, publish_run};
+use ptc_core::queue::{
+    Begin, DeadLetter, ItemOutcome, Outgoing, QueueApi, Redelivery, RunId, RunRecord, RunStore,
+    WorkItem, WorkMessage, plan_messages,
+};
+use ptc_core::watchlist::WatchEntry;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::job::{Deps, gather, warm_given};
+use crate::options::Options;
+use crate::report::{ImageResult, Outcome, Summary, Traffic, cost_data, outcome_data, summary_of};
+use crate::sources::{Entry, Origin};
+
+/// The job's name in the queue's messages and the store.
+pub const JOB: &str = "prewarm";
+
+/// The queue's ports and places.
+pub struct QueueDeps<'a> {
+    /// SQS (`SendMessageBatch`, `GetQueueAttributes`).
+    pub queue: &'a dyn QueueApi,
+    /// The runs' store (DynamoDB).
+    pub store: &'a dyn RunStore,
+    /// `PTC_WORK_QUEUE_URL`.
+    pub queue_url: &'a str,
+    /// `PTC_WORK_DLQ_URL`.
+    pub dead_letter_url: &'a str,
+    /// `PTC_QUEUE_IMAGES_PER_MESSAGE` (1-50).
+    pub per_message: usize,
+    /// `PTC_RUN_LEASE_HOURS`, as a duration.
+    pub lease: Duration,
+}
+
+/// What a planner did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    /// Always `prewarm`.
+    pub job: &'static str,
+    /// What started it (`schedule`, `invocation {}`, `on-demand list`, `ptc prewarm --enqueue`).
+    pub trigger: String,
+    /// The run planned; absent when none was (another in flight, the rules unreadable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunId>,
+    /// The run that holds the job's lease, when this planner enqueued nothing because of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<RunId>,
+    /// An earlier run whose lease ran out unfinished, finished as abandoned by this planner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abandoned: Option<RunId>,
+    /// Entries planned (each gets one terminal outcome).
+    pub planned: usize,
+    /// Messages sent.
+    pub messages: usize,
+    /// Entries SQS did not take (recorded as deferred, with the reason).
+    pub not_queued: usize,
+    /// Problems that did not stop the plan.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Run-level errors (a source unreadable, the store or the queue failing); they fail the
+    /// invocation and count in `RunErrors`.
+    pub errors: Vec<String>,
+    /// CloudWatch values published.
+    pub metrics_published: usize,
+}
+
+/// One SQS message as the event source mapping delivers it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// `messageId`: what a batch item failure names.
+    pub message_id: String,
+    /// The body.
+    pub body: String,
+}
+
+/// How one message was settled.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Settled {
+    /// Terminal outcomes written by this invocation.
+    pub recorded: usize,
+    /// Terminal outcomes another delivery had already written (a message done twice).
+    pub duplicates: usize,
+    /// Items sent again after the wait their upstream asked for.
+    pub rate_limited: usize,
+    /// Items sent again because the deadline came first.
+    pub deadline: usize,
+    /// Failed items sent again for another attempt.
+    pub retried: usize,
+    /// Items given up, in the dead-letter queue.
+    pub dead_lettered: usize,
+    /// Messages received before their `not_before`, sent on.
+    pub hops: usize,
+}
+
+/// What a worker invocation did.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkReport {
+    /// Always `prewarm`.
+    pub job: &'static str,
+    /// Messages in the batch.
+    pub messages: usize,
+    /// One result per distinct image warmed.
+    pub images: Vec<ImageResult>,
+    /// The batch's settlement, summed.
+    pub settled: Settled,
+    /// Runs this invocation finished (it published their totals).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub finished: Vec<RunId>,
+    /// The `messageId`s to report as batch item failures.
+    pub batch_item_failures: Vec<String>,
+    /// Requests made for the images.
+    pub traffic: Traffic,
+    /// Problems that did not fail a message.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Errors: a message that could not be settled, the rules unreadable, publishing.
+    pub errors: Vec<String>,
+    /// The invocation, in milliseconds.
+    pub duration_ms: u64,
+}
+
+impl WorkReport {
+    /// A batch that cannot be worked at all (the queue not configured, the registry endpoint
+    /// unreachable, not an SQS event): every message fails (SQS delivers it again, and after
+    /// `maxReceiveCount` receives moves it to the dead-letter queue), with the reason.
+    pub fn refused(message_ids: Vec<String>, error: String) -> Self {
+        tracing::error!(error = %error, "the batch cannot be worked");
+        Self {
+            job: JOB,
+            messages: message_ids.len(),
+            images: Vec::new(),
+            settled: Settled::default(),
+            finished: Vec::new(),
+            batch_item_failures: message_ids,
+            traffic: Traffic::default(),
+            warnings: Vec::new(),
+            errors: vec![error],
+            duration_ms: 0,
+        }
+    }
+
+    /// The answer to the event source mapping: `{"batchItemFailures": [{"itemIdentifier":
+    /// "<messageId>"}, ...]}`
+    /// (<https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html>).
+    pub fn batch_response(&self) -> serde_json::Value {
+        serde_json::json!({
+            "batchItemFailures": self
+                .batch_item_failures
+                .iter()
+                .map(|id| serde_json::json!({"itemIdentifier": id}))
+                .collect::<Vec<_>>()
+        })
+    }
+}
+
+fn unix(now: OffsetDateTime) -> i64 {
+    now.unix_timestamp()
+}
+
+/// Plan a run of the whole list (the payload's images, the settings', the long list, discovery)
+/// into the queue. Nothing is warmed here.
+pub async fn plan(
+    deps: &Deps<'_>,
+    q: &QueueDeps<'_>,
+    options: &Options,
+    trigger: &str,
+    payload_images: Vec<String>,
+    now: OffsetDateTime,
+) -> PlanReport {
+    let mut report = PlanReport {
+        job: JOB,
+        trigger: trigger.to_owned(),
+        run: None,
+        in_flight: None,
+        abandoned: None,
+        planned: 0,
+        messages: 0,
+        not_queued: 0,
+        warnings: Vec::new(),
+        errors: Vec::new(),
+        metrics_published: 0,
+    };
+    let full = payload_images.is_empty();
+    let gathered = match gather(deps, options, payload_images, now).await {
+        Ok(g) => g,
+        Err(err) => {
+            report.errors.push(err);
+            publish_errors(
+                deps.metrics,
+                options,
+                &mut report.errors,
+                &mut report.metrics_published,
+            )
+            .await;
+            return report;
+        }
+    };
+    report.errors.extend(gathered.errors.iter().cloned());
+    let run = RunId::new(JOB, now);
+    let record = RunRecord {
+        job: JOB.to_owned(),
+        run: run.clone(),
+        trigger: trigger.to_owned(),
+        full: full && gathered.errors.is_empty(),
+        started_at: unix(now),
+        planned: gathered.entries.len() as u64,
+        messages: 0,
+        queued: false,
+        done: 0,
+        counts: BTreeMap::new(),
+        finished_at: None,
+        abandoned: false,
+    };
+    let lease_until = unix(now) + q.lease.as_secs() as i64;
+    match q.store.begin(&record, lease_until, unix(now)).await {
+        Ok(Begin::InFlight(other)) => {
+            report.warnings.push(format!(
+                "run {other} is in flight: nothing enqueued (it holds the job's lease until it finishes, or for {} h)",
+                q.lease.as_secs() / 3600
+            ));
+            report.in_flight = Some(other);
+            publish_errors(
+                deps.metrics,
+                options,
+                &mut report.errors,
+                &mut report.metrics_published,
+            )
+            .await;
+            return report;
+        }
+        Ok(Begin::Started { replaced }) => {
+            if let Some(old) = replaced {
+                match abandon(deps.metrics, q.store, options, &old, now).await {
+                    Ok(()) => report.abandoned = Some(old),
+                    Err(err) => report.errors.push(err),
+                }
+            }
+        }
+        Err(err) => {
+            report
+                .errors
+                .push(format!("cannot start a run in the runs' table: {err}"));
+            publish_errors(
+                deps.metrics,
+                options,
+                &mut report.errors,
+                &mut report.metrics_published,
+            )
+            .await;
+            return report;
+        }
+    }
+    report.run = Some(run.clone());
+    report.planned = gathered.entries.len();
+    // Group by upstream: one message spends one upstream's budget.
+    let routed: Vec<(String, String, WorkItem)> = gathered
+        .entries
+        .iter()
+        .map(|entry| {
+            let (upstream, prefix) = route_of(&gathered.rules, entry);
+            (
+                upstream,
+                prefix,
+                WorkItem {
+                    reference: entry.input.clone(),
+                    origin: entry.origin.as_str().to_owned(),
+                },
+            )
+        })
+        .collect();
+    let prefix_of: HashMap<String, String> = routed
+        .iter()
+        .map(|(_, prefix, item)| (item.reference.clone(), prefix.clone()))
+        .collect();
+    let messages = plan_messages(
+        JOB,
+        &run,
+        routed
+            .into_iter()
+            .map(|(upstream, _, item)| (upstream, item)),
+        q.per_message,
+    );
+    let outgoing: Vec<Outgoing> = messages
+        .iter()
+        .map(|m| Outgoing {
+            body: m.body(),
+            delay_secs: 0,
+        })
+        .collect();
+    let refused: Vec<(usize, String)> = match q.queue.send(q.queue_url, &outgoing).await {
+        Ok(refused) => refused,
+        Err(err) => (0..outgoing.len()).map(|i| (i, err.to_string())).collect(),
+    };
+    let refused_set: BTreeSet<usize> = refused.iter().map(|(i, _)| *i).collect();
+    report.messages = outgoing.len() - refused_set.len();
+    // What SQS did not take still gets its outcome, so that the run can finish and the
+    // totals show it.
+    for (index, why) in &refused {
+        let Some(message) = messages.get(*index) else {
+            continue;
+        };
+        for item in &message.items {
+            let outcome = ItemOutcome {
+                item: item.reference.clone(),
+                group: prefix_of
+                    .get(&item.reference)
+                    .cloned()
+                    .unwrap_or_else(|| "-".into()),
+                outcome: Outcome::Deferred.as_str().to_owned(),
+                reason: Some(format!("could not be queued: {why}")),
+            };
+            if let Err(err) = q.store.record(JOB, &run, &outcome, unix(now)).await {
+                report
+                    .errors
+                    .push(format!("cannot record {}: {err}", item.reference));
+            }
+            report.not_queued += 1;
+        }
+    }
+    if !refused.is_empty() {
+        report.errors.push(format!(
+            "{} of {} messages could not be queued ({} entries deferred): {}",
+            refused_set.len(),
+            outgoing.len(),
+            report.not_queued,
+            refused[0].1
+        ));
+    }
+    if let Err(err) = q.store.queued(JOB, &run, report.messages as u64).await {
+        report
+            .errors
+            .push(format!("cannot mark run {run} queued: {err}"));
+    }
+    // A run with nothing to queue (an empty list) finishes here.
+    match finish_if_complete(deps.metrics, q.store, options, &run, now).await {
+        Ok(_) => {}
+        Err(err) => report.errors.push(err),
+    }
+    publish_errors(
+        deps.metrics,
+        options,
+        &mut report.errors,
+        &mut report.metrics_published,
+    )
+    .await;
+    report
+}
+
+/// The upstream host (the message group) and the rule prefix (the counting group) of an
+/// entry; `-` for an entry that does not parse or route.
+fn route_of(rules: &ptc_core::RuleSet, entry: &Entry) -> (String, String) {
+    let Ok(reference) = &entry.reference else {
+        return ("-".into(), "-".into());
+    };
+    match rules.route(reference) {
+        Ok(cached) => {
+            let upstream = rules
+                .get(cached.prefix.as_str())
+                .map(|r| r.upstream_url.clone())
+                .unwrap_or_else(|| "-".into());
+            (upstream, cached.prefix.to_string())
+        }
+        Err(_) => ("-".into(), "-".into()),
+    }
+}
+
+/// `RunErrors` of a planner or worker invocation (not the run's totals: those are published
+/// once, when the run finishes).
+async fn publish_errors(
+    metrics: &dyn MetricsApi,
+    options: &Options,
+    errors: &mut Vec<String>,
+    published: &mut usize,
+) {
+    if options.publish_metrics && !options.dry_run {
+        *published += publish_run(
+            metrics,
+            &options.namespace,
+            Run::new(JOB),
+            Vec::new(),
+            errors,
+        )
+        .await;
+    }
+}
+
+/// Finish `old` as abandoned (its lease ran out before every item had an outcome) and publish
+/// its totals, the items without an outcome counted as deferred, with a run error.
+async fn abandon(
+    metrics: &dyn MetricsApi,
+    store: &dyn RunStore,
+    options: &Options,
+    old: &RunId,
+    now: OffsetDateTime,
+) -> Result<(), String> {
+    let record = store
+        .run(JOB, old)
+        .await
+        .map_err(|e| format!("cannot read run {old}: {e}"))?;
+    let Some(record) = record else {
+        return Ok(());
+    };
+    if store
+        .finish(JOB, old, unix(now), true)
+        .await
+        .map_err(|e| format!("cannot finish run {old}: {e}"))?
+    {
+        publish_totals(metrics, options, &record, unix(now), true).await;
+    }
+    Ok(())
+}
+
+/// Finish the run if every planned item has its outcome and it is not finished yet; the one
+/// caller that finishes it publishes its totals. `Ok(true)` when this call finished it.
+pub async fn finish_if_complete(
+    metrics: &dyn MetricsApi,
+    store: &dyn RunStore,
+    options: &Options,
+    run: &RunId,
+    now: OffsetDateTime,
+) -> Result<bool, String> {
+    let record = store
+        .run(JOB, run)
+        .await
+        .map_err(|e| format!("cannot read run {run}: {e}"))?;
+    let Some(record) = record else {
+        return Ok(false);
+    };
+    if !record.complete() || record.finished_at.is_some() {
+        return Ok(false);
+    }
+    let won = store
+        .finish(JOB, run, unix(now), false)
+        .await
+        .map_err(|e| format!("cannot finish run {run}: {e}"))?;
+    if won {
+        publish_totals(metrics, options, &record, unix(now), false).await;
+    }
+    Ok(won)
+}
+
+/// The per-prefix summaries, the unrouted count and the totals of a run's record; items
+/// without an outcome (an abandoned run) count as deferred in the totals.
+pub fn run_summaries(record: &RunRecord) -> (BTreeMap<String, Summary>, usize, Summary) {
+    let mut by_group: BTreeMap<&str, Vec<(&str, u64)>> = BTreeMap::new();
+    for ((group, outcome), n) in &record.counts {
+        by_group.entry(group).or_default().push((outcome, *n));
+    }
+    let unrouted = by_group
+        .get("-")
+        .map_or(0, |list| list.iter().map(|(_, n)| *n as usize).sum());
+    let by_prefix = by_group
+        .iter()
+        .filter(|(group, _)| **group != "-")
+        .map(|(group, list)| ((*group).to_owned(), summary_of(list.iter().copied())))
+        .collect();
+    let missing = record.planned.saturating_sub(record.done);
+    let totals = summary_of(
+        record
+            .counts
+            .iter()
+            .map(|((_, outcome), n)| (outcome.as_str(), *n))
+            .chain(std::iter::once(("deferred", missing))),
+    );
+    (by_prefix, unrouted, totals)
+}
+
+/// Publish a finished run's totals: the outcome points of a run in one process (the alarms
+/// watch the undimensioned totals of a full run), `PrewarmDuration` from the planner's start
+/// to the last outcome, and the run's `RunErrors` and heartbeat (`FullRuns`, for a full run
+/// that was not abandoned).
+async fn publish_totals(
+    metrics: &dyn MetricsApi,
+    options: &Options,
+    record: &RunRecord,
+    now: i64,
+    abandoned: bool,
+) -> usize {
+    if !options.publish_metrics || options.dry_run {
+        return 0;
+    }
+    let (by_prefix, unrouted, totals) = run_summaries(record);
+    let duration = (now - record.started_at).max(0) as f64;
+    let data = outcome_data(
+        &by_prefix,
+        record.full.then_some(&totals),
+        unrouted,
+        duration,
+    );
+    let mut errors = Vec::new();
+    if abandoned {
+        errors.push(format!(
+            "run {} abandoned: {} of {} entries had no outcome when its lease ran out",
+            record.run,
+            record.planned.saturating_sub(record.done),
+            record.planned
+        ));
+        tracing::error!(run = %record.run, "run abandoned");
+    }
+    let full = record.full && !abandoned;
+    let published = publish_run(
+        metrics,
+        &options.namespace,
+        Run::new(JOB).full(full),
+        data,
+        &mut errors,
+    )
+    .await;
+    tracing::info!(run = %record.run, planned = record.planned, done = record.done, coverage = ?totals.coverage_percent, "run finished");
+    published
+}
+
+/// A message of the batch, read.
+struct Due {
+    delivery: usize,
+    message: WorkMessage,
+}
+
+/// One worker invocation: the batch's messages settled (see the module's documentation).
+pub async fn work(
+    deps: &Deps<'_>,
+    q: &QueueDeps<'_>,
+    options: &Options,
+    deliveries: &[Delivery],
+    now: OffsetDateTime,
+) -> WorkReport {
+    let started = std::time::Instant::now();
+    let mut report = WorkReport {
+        job: JOB,
+        messages: deliveries.len(),
+        images: Vec::new(),
+        settled: Settled::default(),
+        finished: Vec::new(),
+        batch_item_failures: Vec::new(),
+        traffic: Traffic::default(),
+        warnings: Vec::new(),
+        errors: Vec::new(),
+        duration_ms: 0,
+    };
+    let mut failed: BTreeSet<usize> = BTreeSet::new();
+    let mut dead: Vec<(usize, DeadLetter)> = Vec::new();
+    let mut again: Vec<(usize, Redelivery)> = Vec::new();
+    let mut due: Vec<Due> = Vec::new();
+    for (index, delivery) in deliveries.iter().enumerate() {
+        match WorkMessage::parse(&delivery.body) {
+            Err(why) => {
+                tracing::error!(message_id = %delivery.message_id, reason = %why, "unreadable message dead-lettered");
+                dead.push((index, DeadLetter::unreadable(&delivery.body, why)));
+            }
+            Ok(message) if message.job != JOB => {
+                let why = format!("message for job {:?}, not {JOB}", message.job);
+                dead.push((index, DeadLetter::unreadable(&delivery.body, why)));
+            }
+            Ok(message) => match Redelivery::hop(&message, unix(now)) {
+                Some(hop) => {
+                    report.settled.hops += 1;
+                    again.push((index, hop));
+                }
+                None => due.push(Due {
+                    delivery: index,
+                    message,
+                }),
+            },
+        }
+    }
+    // The batch's images, each distinct reference once.
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut seen: HashMap<String, ()> = HashMap::new();
+    for d in &due {
+        for item in &d.message.items {
+            let parsed = WatchEntry::parse(&item.reference);
+            if seen.insert(key_of(&parsed), ()).is_none() {
+                entries.push(Entry {
+                    input: parsed.input,
+                    reference: parsed.reference,
+                    origin: Origin::from_name(&item.origin),
+                });
+            }
+        }
+    }
+    let mut results: HashMap<String, ImageResult> = HashMap::new();
+    let mut save = None;
+    if !entries.is_empty() {
+        let (warmed, pending) = warm_given(deps, options, "queue", entries, now).await;
+        save = pending;
+        if !warmed.errors.is_empty() {
+            // Nothing could be done (the rules unreadable): every due message comes back.
+            report.errors.extend(warmed.errors.clone());
+            failed.extend(due.iter().map(|d| d.delivery));
+            due.clear();
+        }
+        for image in &warmed.images {
+            results.insert(key_of(&WatchEntry::parse(&image.reference)), image.clone());
+        }
+        report.traffic = warmed.traffic;
+        report.warnings.extend(warmed.warnings.clone());
+        report.images = warmed.images;
+    }
+    // Settle each due message: what is terminal, what goes back, what is given up.
+    let mut terminal: Vec<(usize, RunId, ItemOutcome)> = Vec::new();
+    let mut runs: BTreeSet<RunId> = BTreeSet::new();
+    for d in &due {
+        runs.insert(d.message.run.clone());
+        let mut rate: Vec<WorkItem> = Vec::new();
+        let mut wait = 0u64;
+        let mut deadline: Vec<WorkItem> = Vec::new();
+        let mut retry: Vec<WorkItem> = Vec::new();
+        let mut given_up: Vec<(WorkItem, String)> = Vec::new();
+        for item in &d.message.items {
+            let Some(result) = results.get(&key_of(&WatchEntry::parse(&item.reference))) else {
+                deadline.push(item.clone());
+                continue;
+            };
+            let group = result.prefix.clone().unwrap_or_else(|| "-".into());
+            let done = |outcome: Outcome, reason: Option<String>| ItemOutcome {
+                item: item.reference.clone(),
+                group: group.clone(),
+                outcome: outcome.as_str().to_owned(),
+                reason,
+            };
+            match result.outcome {
+                Outcome::Warmed | Outcome::AlreadyFresh | Outcome::Stale => {
+                    terminal.push((
+                        d.delivery,
+                        d.message.run.clone(),
+                        done(result.outcome, result.reason.clone()),
+                    ));
+                }
+                // An entry that does not parse or has no rule fails the same way every time:
+                // its outcome now, no retry, no dead letter (a watch-list error, not poison).
+                Outcome::Failed if result.prefix.is_none() => {
+                    terminal.push((
+                        d.delivery,
+                        d.message.run.clone(),
+                        done(Outcome::Failed, result.reason.clone()),
+                    ));
+                }
+                Outcome::Failed => {
+                    if d.message.attempt >= ptc_core::queue::RETRY_ATTEMPTS {
+                        let reason = result.reason.clone().unwrap_or_else(|| "failed".into());
+                        terminal.push((
+                            d.delivery,
+                            d.message.run.clone(),
+                            done(Outcome::Failed, Some(reason.clone())),
+                        ));
+                        given_up.push((item.clone(), reason));
+                    } else {
+                        retry.push(item.clone());
+                    }
+                }
+                Outcome::Deferred => match result.retry_after_secs {
+                    Some(secs) => {
+                        wait = wait.max(secs);
+                        rate.push(item.clone());
+                    }
+                    None => deadline.push(item.clone()),
+                },
+                Outcome::Planned => deadline.push(item.clone()),
+            }
+        }
+        let m = &d.message;
+        if !rate.is_empty() {
+            report.settled.rate_limited += rate.len();
+            again.push((
+                d.delivery,
+                Redelivery::after(
+                    m.with(rate, m.attempt, None),
+                    Duration::from_secs(wait),
+                    unix(now),
+                ),
+            ));
+        }
+        if !deadline.is_empty() {
+            report.settled.deadline += deadline.len();
+            again.push((
+                d.delivery,
+                Redelivery {
+                    message: m.with(deadline, m.attempt, None),
+                    delay_secs: 0,
+                },
+            ));
+        }
+        if !retry.is_empty() {
+            report.settled.retried += retry.len();
+            if let Some(next) = Redelivery::retry(m, retry) {
+                again.push((d.delivery, next));
+            }
+        }
+        if !given_up.is_empty() {
+            report.settled.dead_lettered += given_up.len();
+            let reason = given_up
+                .iter()
+                .map(|(item, why)| format!("{}: {why}", item.reference))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let items = given_up.into_iter().map(|(item, _)| item).collect();
+            dead.push((
+                d.delivery,
+                DeadLetter {
+                    reason: format!("failed {} times: {reason}", m.attempt),
+                    message: Some(m.with(items, m.attempt, None)),
+                    body: None,
+                },
+            ));
+        }
+    }
+    // Send what goes back, then what is given up; a message whose sends failed comes back
+    // whole (its outcomes are written once whatever happens).
+    let outgoing: Vec<Outgoing> = again.iter().map(|(_, r)| r.clone().into()).collect();
+    send_all(
+        q.queue,
+        q.queue_url,
+        &outgoing,
+        &again,
+        &mut failed,
+        &mut report.errors,
+    )
+    .await;
+    let letters: Vec<Outgoing> = dead
+        .iter()
+        .map(|(_, d)| Outgoing {
+            body: d.body(),
+            delay_secs: 0,
+        })
+        .collect();
+    send_all(
+        q.queue,
+        q.dead_letter_url,
+        &letters,
+        &dead,
+        &mut failed,
+        &mut report.errors,
+    )
+    .await;
+    // Record the terminal outcomes, a few at a time.
+    let recorded: Vec<(usize, Result<bool, String>)> = futures::stream::iter(terminal)
+        .map(|(delivery, run, outcome)| async move {
+            let written = q
+                .store
+                .record(JOB, &run, &outcome, unix(now))
+                .await
+                .map_err(|e| format!("cannot record the outcome of {}: {e}", outcome.item));
+            (delivery, written)
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    for (delivery, written) in recorded {
+        match written {
+            Ok(true) => report.settled.recorded += 1,
+            Ok(false) => report.settled.duplicates += 1,
+            Err(err) => {
+                report.errors.push(err);
+                failed.insert(delivery);
+            }
+        }
+    }
+    for run in runs {
+        match finish_if_complete(deps.metrics, q.store, options, &run, now).await {
+            Ok(true) => report.finished.push(run),
+            Ok(false) => {}
+            Err(err) => report.warnings.push(err),
+        }
+    }
+    report.batch_item_failures = failed
+        .iter()
+        .map(|i| deliveries[*i].message_id.clone())
+        .collect();
+    // The invocation's cost and errors (the run's totals are published when it finishes).
+    if options.publish_metrics {
+        let mut errors = report.errors.clone();
+        publish_run(
+            deps.metrics,
+            &options.namespace,
+            Run::new(JOB),
+            cost_data(&report.traffic, report.warnings.len()),
+            &mut errors,
+        )
+        .await;
+        report.errors = errors;
+    }
+    if let Some(save) = save {
+        let mut side = crate::report::PrewarmReport::new("queue", options.mode);
+        save.run(options, &mut side).await;
+        report.warnings.extend(side.warnings);
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report
+}
+
+/// Send `messages` (each from the delivery `from[i].0`); a delivery one of whose messages
+/// was not taken is marked failed.
+async fn send_all<T>(
+    queue: &dyn QueueApi,
+    url: &str,
+    messages: &[Outgoing],
+    from: &[(usize, T)],
+    failed: &mut BTreeSet<usize>,
+    errors: &mut Vec<String>,
+) {
+    if messages.is_empty() {
+        return;
+    }
+    match queue.send(url, messages).await {
+        Ok(refused) => {
+            for (index, why) in refused {
+                if let Some((delivery, _)) = from.get(index) {
+                    failed.insert(*delivery);
+                    errors.push(format!("a message to {url} was refused: {why}"));
+                }
+            }
+        }
+        Err(err) => {
+            failed.extend(from.iter().map(|(d, _)| *d));
+            errors.push(format!("cannot send to {url}: {err}"));
+        }
+    }
+}
+
+/// The key an entry is matched on: its normalised reference, else its text.
+fn key_of(entry: &WatchEntry) -> String {
+    match &entry.reference {
+        Ok(reference) => reference.to_string(),
+        Err(_) => entry.input.clone(),
+    }
+}
