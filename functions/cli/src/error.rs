@@ -111,6 +111,27 @@ pub enum CliError {
     /// (exit code 2).
     #[error("probe incomplete: nothing to pull for: {0} (pass --image REF)")]
     ProbeIncomplete(String),
+    /// The work queue or the runs' table is needed and not given: the message names the
+    /// flags and variables missing (exit code 2).
+    #[error("{0}")]
+    QueueNotConfigured(String),
+    /// The runs' table could not be read (exit code 2).
+    #[error("reading the runs' table {table}: {source}")]
+    RunTable {
+        /// `--run-table` or PTC_RUN_TABLE.
+        table: String,
+        /// What DynamoDB said.
+        #[source]
+        source: AwsError,
+    },
+    /// `ptc runs RUN_ID`: no such run in the table (exit code 2).
+    #[error("run {run} not found in the runs' table {table}")]
+    UnknownRun {
+        /// As given.
+        run: String,
+        /// `--run-table` or PTC_RUN_TABLE.
+        table: String,
+    },
     /// Reading the references of `ptc map -` (exit code 2).
     #[error("reading stdin: {0}")]
     Stdin(#[source] std::io::Error),
@@ -179,6 +200,9 @@ impl CliError {
             | Self::ConsumerRole { .. }
             | Self::BadImage { .. }
             | Self::ProbeIncomplete(_)
+            | Self::QueueNotConfigured(_)
+            | Self::RunTable { .. }
+            | Self::UnknownRun { .. }
             | Self::Stdin(_)
             | Self::Output(_) => 2,
         }

@@ -16,6 +16,7 @@ pub mod iam;
 pub mod map;
 pub mod prewarm;
 pub mod probe;
+pub mod runs;
 pub mod validate;
 
 /// `ptc`'s command line: the global options and one subcommand.
@@ -43,6 +44,8 @@ pub enum Command {
     Fix(fix::Args),
     /// Pull the watch list through the cache, verify it in ECR, compare with upstream.
     Prewarm(prewarm::Args),
+    /// The queued runs of prewarm (`ptc prewarm --enqueue`), or one run's progress.
+    Runs(runs::Args),
     /// Inventory of the cache per prefix, watch-list coverage and outage readiness; publish the metrics.
     Health(health::Args),
     /// Validate every pull-through cache rule and its credential secret; publish the metrics.
@@ -62,6 +65,7 @@ impl Command {
         match self {
             Self::Fix(args) => fix::run(ctx, args).await,
             Self::Prewarm(args) => prewarm::run(ctx, args).await,
+            Self::Runs(args) => runs::run(ctx, args).await,
             Self::Health(args) => health::run(ctx, args).await,
             Self::Validate(args) => validate::run(ctx, args).await,
             Self::Map(args) => map::run(ctx, args).await,

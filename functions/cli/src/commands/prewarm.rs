@@ -6,8 +6,10 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use prewarm::queued::{PlanReport, QueueDeps};
 use prewarm::{ImageResult, Options, PrewarmReport};
 use ptc_core::Settings;
+use ptc_core::aws::{AwsClients, SdkQueue, SdkRunStore};
 use ptc_core::config::PrewarmMode;
 use ptc_core::oci::RegistryClient;
 use ptc_core::watchlist::WatchListSource;
@@ -17,15 +19,23 @@ use crate::context::Context;
 use crate::error::CliError;
 use crate::output;
 
-/// `ptc prewarm [--image REF]... [--dry-run] [--mode MODE] [--no-metrics]`.
+/// `ptc prewarm [--image REF]... [--dry-run] [--mode MODE] [--no-metrics]
+/// [--enqueue [--queue-url URL] [--dead-letter-url URL] [--run-table TABLE]]`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// An image to warm (repeatable), before the settings' watch list and discovery.
     #[arg(long = "image", value_name = "REF")]
     pub images: Vec<String>,
     /// Resolve and print what would be pulled; pull nothing.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "enqueue")]
     pub dry_run: bool,
+    /// Plan the list into the work queue (a run the queue's workers do, `ptc runs` follows)
+    /// instead of warming it here.
+    #[arg(long)]
+    pub enqueue: bool,
+    /// With --enqueue: the work queue, its dead-letter queue and the runs' table.
+    #[command(flatten)]
+    pub queue: super::runs::QueueArgs,
     /// layers (default from PTC_PREWARM_MODE) or manifests.
     #[arg(long, value_parser = Choices::new(&PrewarmMode::CHOICES))]
     pub mode: Option<PrewarmMode>,
@@ -69,6 +79,9 @@ pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
     if options.state.is_none() && !args.no_state {
         options.state = default_state(&registry_host);
     }
+    if args.enqueue {
+        return enqueue(ctx, &deps, &options, &args).await;
+    }
     let bar = progress_bar();
     options.progress = bar.clone().map(show_progress);
     let now = time::OffsetDateTime::now_utc();
@@ -79,6 +92,98 @@ pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
     ctx.print(&report, |out| print(out, &report))?;
     if report.any_failed() {
         return Err(CliError::RunErrors);
+    }
+    Ok(())
+}
+
+/// `--enqueue`: plan the list into the work queue ([`prewarm::queued::plan`]) and print the
+/// [`PlanReport`]. Errors: [`CliError::QueueNotConfigured`] (before any call),
+/// [`CliError::RunErrors`] when the plan has errors, [`CliError::Output`].
+async fn enqueue(
+    ctx: &Context,
+    deps: &prewarm::Deps<'_>,
+    options: &Options,
+    args: &Args,
+) -> Result<(), CliError> {
+    let settings = ctx.settings();
+    let places = args.queue.places(settings);
+    let (queue_url, dead_letter_url, table) = places.all(TRIGGER)?;
+    let clients = AwsClients::new(&ctx.aws().await?.sdk);
+    let queue = SdkQueue::new(clients.sqs());
+    let store = SdkRunStore::new(clients.dynamodb(), table);
+    let queue_deps = QueueDeps {
+        queue: &queue,
+        store: &store,
+        queue_url,
+        dead_letter_url,
+        per_message: settings.queue.images_per_message,
+        lease: settings.queue.run_lease,
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let report = prewarm::queued::plan(
+        deps,
+        &queue_deps,
+        options,
+        TRIGGER,
+        args.images.clone(),
+        now,
+    )
+    .await;
+    ctx.print(&report, |out| print_plan(out, &report, queue_url, table))?;
+    if !report.errors.is_empty() {
+        return Err(CliError::RunErrors);
+    }
+    Ok(())
+}
+
+/// What started a run planned by `ptc prewarm --enqueue` (the run's `trigger`).
+const TRIGGER: &str = "ptc prewarm --enqueue";
+
+/// The run planned (id, entries, messages) or the run in flight, then warnings and errors.
+pub fn print_plan(
+    out: &mut impl Write,
+    report: &PlanReport,
+    queue_url: &str,
+    table: &str,
+) -> std::io::Result<()> {
+    if let Some(run) = &report.run {
+        writeln!(out, "run {run} planned")?;
+        writeln!(
+            out,
+            "{} entries planned, {} messages sent to {queue_url}",
+            report.planned, report.messages
+        )?;
+        if report.not_queued > 0 {
+            writeln!(
+                out,
+                "{} entries could not be queued (recorded as deferred)",
+                report.not_queued
+            )?;
+        }
+        if let Some(old) = &report.abandoned {
+            writeln!(
+                out,
+                "run {old} had outlived its lease: finished as abandoned"
+            )?;
+        }
+        writeln!(out, "follow it: ptc runs {run} --run-table {table}")?;
+    } else if let Some(other) = &report.in_flight {
+        writeln!(
+            out,
+            "run {other} is in flight: nothing was enqueued (see ptc runs {other} --run-table {table})"
+        )?;
+    } else {
+        writeln!(out, "no run was planned")?;
+    }
+    for warning in report
+        .warnings
+        .iter()
+        .filter(|w| report.in_flight.is_none() || !w.contains("is in flight"))
+    {
+        writeln!(out, "warning: {warning}")?;
+    }
+    for error in &report.errors {
+        writeln!(out, "error: {error}")?;
     }
     Ok(())
 }
@@ -229,6 +334,8 @@ mod tests {
         Args {
             images: Vec::new(),
             dry_run: false,
+            enqueue: false,
+            queue: Default::default(),
             mode: None,
             no_metrics: false,
             state: state.map(str::to_owned),
