@@ -181,6 +181,11 @@ pub struct PrefixInventory {
     pub images_not_pulled: usize,
     /// Repositories that could not be read (named in the report's errors).
     pub unreadable_repositories: usize,
+    /// Repositories whose images were not listed before the invocation's deadline (not
+    /// started, or cut; see [`crate::deadline`]). Not 0: every figure above is partial, so
+    /// none of the prefix's own series is published (see [`PrefixInventory::read_whole`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub not_read_repositories: usize,
     /// Images whose size from the API was not believed (see
     /// [`RepositoryInventory::implausible_sizes`]); reported as a warning.
     #[serde(skip_serializing_if = "is_zero")]
@@ -219,6 +224,12 @@ impl PrefixInventory {
             self.oldest_image_age_days =
                 Some(self.oldest_image_age_days.map_or(age, |a| a.max(age)));
         }
+    }
+
+    /// Were all its repositories read (an unreadable one, named in the errors, aside)? Only
+    /// then are its figures published.
+    pub fn read_whole(&self) -> bool {
+        self.not_read_repositories == 0
     }
 
     /// Set `estimated_monthly_cost_usd` from `stored_bytes` at `usd_per_gb_month` per

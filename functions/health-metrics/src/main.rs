@@ -1,6 +1,6 @@
 //! The health-metrics Lambda: wiring only.
 
-use health_metrics::{Deps, Options, handle};
+use health_metrics::{Deadline, Deps, Options, handle_until};
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use ptc_core::aws::SdkEcr;
 use ptc_core::aws::SdkObjects;
@@ -20,11 +20,13 @@ async fn main() -> Result<(), Error> {
     };
     let (deps, options) = (&deps, &options);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let report = handle(
+        // The inventory stops before the invocation's deadline and publishes what it read.
+        let report = handle_until(
             deps,
             options,
             &event.payload,
             time::OffsetDateTime::now_utc(),
+            Some(Deadline::of_invocation(event.context.deadline)),
         )
         .await;
         // The report as one JSON log line; a run with run-level errors fails the invocation.

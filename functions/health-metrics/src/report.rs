@@ -32,6 +32,70 @@ pub struct Coverage {
     pub invalid: usize,
 }
 
+/// At most this many names in [`Unread::repositories_named`]: the response and its log line
+/// stay small (a Lambda answer is at most 6 MB) however large the registry.
+pub const MAX_UNREAD_NAMED: usize = 1000;
+
+/// What the invocation's deadline left unread (the Lambda's inventory only; `ptc health` runs
+/// without a deadline). A run with any of it is not a full run: it publishes no `FullRuns`
+/// point, and one run-level error (in `errors`, so `RunErrors` is at least 1) says what was
+/// left and what was withheld.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Unread {
+    /// Repositories under a rule prefix whose images were listed whole before the deadline
+    /// (those that failed or were deleted included).
+    pub repositories_read: usize,
+    /// Repositories under a rule prefix whose images were not listed: not started before
+    /// [`crate::deadline::Deadline::stop_at`], or cut at its `finish_by`.
+    pub repositories: usize,
+    /// The first [`MAX_UNREAD_NAMED`] of their names, in ascending order.
+    pub repositories_named: Vec<String>,
+    /// The prefixes with such a repository, in ascending order: none of their own series
+    /// (`Repositories`, `Images`, `StoredBytes`, ...) is published; their repositories read
+    /// whole keep their per-repository series (`PTC_METRICS_PER_REPOSITORY`), whose inputs
+    /// are complete.
+    pub prefixes: Vec<String>,
+    /// Watch-list entries not assessed: not started before the stop, cut, or their
+    /// repository not read. Each is in the report as `unknown`, its reason naming the
+    /// deadline; while there is one, neither `WatchListCoverage` nor `OutageExposedImages` is
+    /// published without dimension (the alarms' series), and the report's coverage is `null`.
+    pub watch_list_entries: usize,
+    /// The prefixes with such an entry, in ascending order: their `WatchListImages`,
+    /// `WatchListCoverage` and `OutageExposedImages` are not published.
+    pub watch_list_prefixes: Vec<String>,
+}
+
+impl Unread {
+    /// Did the deadline leave anything unread?
+    pub fn is_empty(&self) -> bool {
+        self.repositories == 0 && self.watch_list_entries == 0
+    }
+
+    /// The run-level error that says what was left and withheld (one line, one `RunErrors`).
+    pub fn error(&self) -> String {
+        let mut parts = Vec::new();
+        if self.repositories > 0 {
+            parts.push(format!(
+                "{} of {} repositories not read (prefixes not read whole, their metrics withheld: {})",
+                self.repositories,
+                self.repositories + self.repositories_read,
+                self.prefixes.join(", ")
+            ));
+        }
+        if self.watch_list_entries > 0 {
+            parts.push(format!(
+                "{} watch-list entries not assessed (coverage and exposure withheld for: {}; no total)",
+                self.watch_list_entries,
+                self.watch_list_prefixes.join(", ")
+            ));
+        }
+        format!(
+            "the invocation's deadline came first: {}; the next run starts elsewhere in the list",
+            parts.join("; ")
+        )
+    }
+}
+
 /// The run's report: returned by the Lambda, logged as one JSON line, printed by `ptc health`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HealthReport {
@@ -69,10 +133,16 @@ pub struct HealthReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     /// Run-level errors: the event, listing the rules or the repositories, each repository
-    /// whose images could not be listed, the long watch list, publishing metrics. Each
-    /// counts in `RunErrors` and fails the Lambda invocation.
+    /// whose images could not be listed, the long watch list, what the invocation's deadline
+    /// left unread (one line: see [`Unread`]), publishing metrics. Each counts in `RunErrors`
+    /// and fails the Lambda invocation.
     pub errors: Vec<String>,
-    /// Every watch-list source was read: coverage and exposure totals mean something.
+    /// What the invocation's deadline left unread; absent when it left nothing (and always
+    /// for `ptc health`, which has no deadline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread: Option<Unread>,
+    /// Every watch-list source was read: coverage and exposure per prefix mean something
+    /// (the totals also need every entry assessed: see [`Unread::watch_list_entries`]).
     #[serde(skip)]
     pub watch_list_complete: bool,
 }
@@ -93,6 +163,7 @@ impl HealthReport {
             metrics_published: 0,
             warnings: Vec::new(),
             errors: Vec::new(),
+            unread: None,
             watch_list_complete: false,
         }
     }
@@ -118,6 +189,11 @@ pub(crate) fn percent(part: usize, whole: usize) -> f64 {
 /// its [`event::metrics`]. A datum CloudWatch would refuse (a dimension value too long,
 /// say) is left out with a warning in the log. `RunErrors` and `FullRuns` are added when
 /// published.
+///
+/// Nothing is published from partial inputs (see [`Unread`]): a prefix with a repository not
+/// read before the deadline has none of its `Prefix` series (its repositories read keep
+/// theirs), a prefix with a watch-list entry not assessed none of its watch-list series, and
+/// the totals without dimension need every entry assessed.
 pub fn metric_data(report: &HealthReport, options: &Options) -> Vec<MetricDatum> {
     let mut data = Vec::new();
     let mut push = |name: &str, value: f64, unit: Unit, dims: &[(&str, &str)]| {
@@ -132,6 +208,25 @@ pub fn metric_data(report: &HealthReport, options: &Options) -> Vec<MetricDatum>
         }
     };
     for p in &report.prefixes {
+        if options.per_repository {
+            for r in &p.per_repository {
+                let dims = [
+                    ("Prefix", p.prefix.as_str()),
+                    ("Repository", r.repository.as_str()),
+                ];
+                push("Images", r.images as f64, Unit::Count, &dims);
+                push("StoredBytes", r.stored_bytes as f64, Unit::Bytes, &dims);
+                push(
+                    "ImagesNotPulled",
+                    r.images_not_pulled as f64,
+                    Unit::Count,
+                    &dims,
+                );
+            }
+        }
+        if !p.read_whole() {
+            continue;
+        }
         let dims = [("Prefix", p.prefix.as_str())];
         push("Repositories", p.repositories as f64, Unit::Count, &dims);
         push("Images", p.images as f64, Unit::Count, &dims);
@@ -171,22 +266,6 @@ pub fn metric_data(report: &HealthReport, options: &Options) -> Vec<MetricDatum>
             Unit::None,
             &dims,
         );
-        if options.per_repository {
-            for r in &p.per_repository {
-                let dims = [
-                    ("Prefix", p.prefix.as_str()),
-                    ("Repository", r.repository.as_str()),
-                ];
-                push("Images", r.images as f64, Unit::Count, &dims);
-                push("StoredBytes", r.stored_bytes as f64, Unit::Bytes, &dims);
-                push(
-                    "ImagesNotPulled",
-                    r.images_not_pulled as f64,
-                    Unit::Count,
-                    &dims,
-                );
-            }
-        }
     }
     // Coverage and exposure per prefix, over the valid watch-list entries; none at all when
     // the watch list could not be read whole (RunErrors pages instead of a partial score).
@@ -196,8 +275,14 @@ pub fn metric_data(report: &HealthReport, options: &Options) -> Vec<MetricDatum>
     } else {
         &[]
     };
+    let cut: &[String] = report
+        .unread
+        .as_ref()
+        .map_or(&[], |u| u.watch_list_prefixes.as_slice());
     for item in watch_list {
-        if let Some(prefix) = item.prefix.as_deref() {
+        if let Some(prefix) = item.prefix.as_deref()
+            && !cut.iter().any(|c| c == prefix)
+        {
             let e = per_prefix.entry(prefix).or_default();
             e.0 += 1;
             e.1 += usize::from(item.cached());

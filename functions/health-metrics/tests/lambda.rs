@@ -1,7 +1,8 @@
 //! The built health-metrics binary through a real Lambda Runtime API: the real "ECR Pull
 //! Through Cache Action" event shapes become counts read back from CloudWatch; the schedule
 //! runs the inventory; EMF mode writes metric log lines instead of calling the API; a
-//! malformed event fails the invocation with `RunFailed` (its report is logged), never a crash.
+//! malformed event fails the invocation with `RunFailed` (its report is logged), never a crash;
+//! an inventory longer than the function's timeout stops before it and publishes what it read.
 
 use std::path::Path;
 
@@ -145,4 +146,109 @@ async fn emf_mode_writes_metric_lines_and_calls_no_api() {
         None,
         "EMF makes no PutMetricData call"
     );
+}
+
+/// Issue 19: more repositories than one invocation can read. A function timeout of 8 s and
+/// thousands of cached repositories read one at a time: the invocation answers before its
+/// timeout, with one run-level error naming what was not read (RunErrors 1, no FullRuns), and
+/// what it read whole is published and read back: the watched prefix (its repositories are
+/// read first) with its inventory and coverage, and the coverage totals the alarms watch
+/// (every watch-list entry was assessed); nothing of the prefix it could not finish.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_inventory_longer_than_the_invocation_publishes_what_it_read() {
+    const TIMEOUT_SECS: u32 = 8;
+    const REPOSITORIES: usize = 4000;
+    // Its own stack: the inventory reads every repository of the registry.
+    let stack = Stack::start();
+    stack.create_rule("quay", "quay.io", None).await;
+    stack.create_rule("k8s", "registry.k8s.io", None).await;
+    let seeded = stack
+        .control(
+            "seed/inventory",
+            json!({"prefix": "quay", "repositories": REPOSITORIES, "images": 1}),
+        )
+        .await;
+    assert_eq!(seeded["repositories"], REPOSITORIES);
+    stack
+        .control(
+            "seed/inventory",
+            json!({"prefix": "k8s", "repositories": 3, "images": 2}),
+        )
+        .await;
+    let namespace = format!("PtcHealthCut{}", unique());
+    let mut env = stack.env();
+    env.push(("PTC_METRICS_NAMESPACE".into(), namespace.clone()));
+    env.push(("PTC_CONCURRENCY".into(), "1".into()));
+    env.push((
+        "PTC_WATCH_LIST".into(),
+        (0..3)
+            .map(|i| format!("registry.k8s.io/inventory/app-{i}:v0"))
+            .collect::<Vec<_>>()
+            .join(","),
+    ));
+    let binary = Path::new(env!("CARGO_BIN_EXE_health-metrics"));
+    let lambda = Lambda::start(binary, &env, TIMEOUT_SECS);
+
+    let started = std::time::Instant::now();
+    let answer = lambda.invoke(&fixture("scheduled-event.json")).await;
+    let took = started.elapsed();
+    let message = ptc_tests::lambda::run_failed(&answer);
+    assert!(message.contains("deadline"), "{answer}");
+    assert!(
+        took < std::time::Duration::from_secs(TIMEOUT_SECS.into()),
+        "answered in {took:?}, past the {TIMEOUT_SECS} s timeout"
+    );
+    let logs = lambda.logs();
+    let report: Value = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["job"] == "health-metrics")
+        .unwrap_or_else(|| panic!("no report line in the log:\n{logs}"));
+    let unread = &report["unread"];
+    let read = unread["repositories_read"].as_u64().unwrap();
+    let left = unread["repositories"].as_u64().unwrap();
+    println!(
+        "read {read} of {} repositories before the cut; answered in {:.2} s of a {TIMEOUT_SECS} s timeout",
+        read + left,
+        took.as_secs_f64()
+    );
+    assert_eq!(read + left, REPOSITORIES as u64 + 3, "{unread}");
+    assert!(left > 0 && read >= 3, "{unread}");
+    assert_eq!(unread["prefixes"], json!(["quay"]), "{unread}");
+    assert_eq!(unread["watch_list_entries"], 0, "{unread}");
+    assert_eq!(report["errors"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["coverage"]["coverage_percent"], 100.0, "{report}");
+
+    let max = |name: &'static str, dims: &'static [(&'static str, &'static str)]| {
+        let (stack, namespace) = (&stack, &namespace);
+        async move {
+            stack
+                .metric(namespace, name, dims, Statistic::Maximum)
+                .await
+        }
+    };
+    assert_eq!(
+        max("RunErrors", &[("Job", "health-metrics")]).await,
+        Some(1.0)
+    );
+    assert_eq!(
+        max("FullRuns", &[("Job", "health-metrics")]).await,
+        None,
+        "a partial run is not a full run"
+    );
+    assert_eq!(max("Repositories", &[("Prefix", "k8s")]).await, Some(3.0));
+    assert_eq!(max("Images", &[("Prefix", "k8s")]).await, Some(6.0));
+    assert_eq!(
+        max("WatchListCoverage", &[("Prefix", "k8s")]).await,
+        Some(100.0)
+    );
+    assert_eq!(max("WatchListCoverage", &[]).await, Some(100.0));
+    assert_eq!(max("OutageExposedImages", &[]).await, Some(0.0));
+    for name in ["Repositories", "Images", "StoredBytes", "ImagesNotPulled"] {
+        assert_eq!(
+            max(name, &[("Prefix", "quay")]).await,
+            None,
+            "{name}: quay was not read whole"
+        );
+    }
 }
