@@ -58,6 +58,10 @@ pub struct Args {
 /// [`CliError::RunErrors`] when an image failed or the run has errors, [`CliError::Output`].
 pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
     let settings = ctx.settings();
+    if args.enqueue {
+        // What is missing is told before any call.
+        args.queue.places(settings).all(TRIGGER)?;
+    }
     let aws = ctx.aws().await?;
     let http = ptc_core::oci::http_client(settings.http_timeout).map_err(CliError::HttpClient)?;
     let endpoint = settings.registry_endpoint.as_ref().map(|e| e.as_str());

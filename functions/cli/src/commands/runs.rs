@@ -68,9 +68,11 @@ impl QueueArgs {
 impl Places {
     /// The run table, or the one-line error naming what is missing.
     pub fn table(&self, command: &str) -> Result<&str, CliError> {
-        self.run_table
-            .as_deref()
-            .ok_or_else(|| missing(command, &["--run-table (or PTC_RUN_TABLE)"]))
+        self.run_table.as_deref().ok_or_else(|| {
+            CliError::QueueNotConfigured(format!(
+                "{command} needs the runs' table: missing --run-table (or PTC_RUN_TABLE)"
+            ))
+        })
     }
 
     /// All three places (queue, dead-letter queue, table), or the one-line error naming
@@ -495,7 +497,10 @@ mod tests {
             err,
             "ptc prewarm --enqueue needs the work queue: missing --queue-url (or PTC_WORK_QUEUE_URL), --dead-letter-url (or PTC_WORK_DLQ_URL), --run-table (or PTC_RUN_TABLE)"
         );
-        assert!(none.table("ptc runs").is_err());
+        assert_eq!(
+            none.table("ptc runs").unwrap_err().to_string(),
+            "ptc runs needs the runs' table: missing --run-table (or PTC_RUN_TABLE)"
+        );
     }
 
     #[test]
