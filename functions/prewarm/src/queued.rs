@@ -846,3 +846,369 @@ fn key_of(entry: &WatchEntry) -> String {
         Err(_) => entry.input.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use ptc_core::fakes::{
+        FakeEcr, FakeMetrics, FakeObjects, FakeQueue, FakeRunStore, FakeSecrets,
+    };
+    use ptc_core::oci::{Credentials, RegistryClient};
+    use ptc_core::queue::{DeadLetter, MAX_DELAY_SECS};
+    use ptc_core::{PtcRule, Settings};
+
+    use super::*;
+
+    struct World {
+        ecr: FakeEcr,
+        secrets: FakeSecrets,
+        objects: FakeObjects,
+        metrics: FakeMetrics,
+        queue: FakeQueue,
+        store: FakeRunStore,
+        cache: RegistryClient,
+        http: reqwest::Client,
+        endpoints: BTreeMap<String, String>,
+        options: Options,
+    }
+
+    impl World {
+        fn new(watch_list: &[&str]) -> Self {
+            let ecr = FakeEcr::default();
+            ecr.state.lock().unwrap().rules = vec![
+                PtcRule::new("quay", "quay.io").unwrap(),
+                PtcRule::new("k8s", "registry.k8s.io").unwrap(),
+            ];
+            let http = reqwest::Client::new();
+            let mut options = Options::from_settings(&Settings::from_sources(|_| None).unwrap());
+            options.settings_watch_list = watch_list.iter().map(|s| (*s).to_owned()).collect();
+            options.discovery_days = 0;
+            Self {
+                ecr,
+                secrets: FakeSecrets::default(),
+                objects: FakeObjects::default(),
+                metrics: FakeMetrics::default(),
+                queue: FakeQueue::default(),
+                store: FakeRunStore::default(),
+                cache: RegistryClient::new(
+                    http.clone(),
+                    "http://127.0.0.1:9",
+                    Arc::new(Credentials::Anonymous),
+                ),
+                http,
+                endpoints: BTreeMap::new(),
+                options,
+            }
+        }
+
+        fn deps(&self) -> Deps<'_> {
+            Deps {
+                ecr: &self.ecr,
+                secrets: &self.secrets,
+                objects: &self.objects,
+                metrics: &self.metrics,
+                cache: &self.cache,
+                registry_host: "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+                http: &self.http,
+                upstream_endpoints: &self.endpoints,
+            }
+        }
+
+        fn q(&self) -> QueueDeps<'_> {
+            QueueDeps {
+                queue: &self.queue,
+                store: &self.store,
+                queue_url: "https://sqs/work",
+                dead_letter_url: "https://sqs/dead",
+                per_message: 2,
+                lease: Duration::from_secs(3600),
+            }
+        }
+
+        async fn plan(&self, now: OffsetDateTime) -> PlanReport {
+            plan(
+                &self.deps(),
+                &self.q(),
+                &self.options,
+                "schedule",
+                Vec::new(),
+                now,
+            )
+            .await
+        }
+
+        fn published(&self, name: &str) -> Vec<f64> {
+            self.metrics
+                .published
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(_, d)| d.name == name && d.dimensions.is_empty())
+                .map(|(_, d)| d.value)
+                .collect()
+        }
+    }
+
+    fn at(secs: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_796_000_000 + secs).unwrap()
+    }
+
+    fn bodies(queue: &FakeQueue, url: &str) -> Vec<WorkMessage> {
+        queue
+            .sent_to(url)
+            .iter()
+            .map(|m| WorkMessage::parse(&m.body).unwrap())
+            .collect()
+    }
+
+    /// The plan groups the list by upstream, a few a message; a second planner while the run
+    /// is in flight sends nothing; once the lease has run out, the next planner finishes the
+    /// old run as abandoned, its missing outcomes counted as deferred, with a run error.
+    #[tokio::test]
+    async fn a_plan_groups_by_upstream_and_a_run_in_flight_holds_the_lease() {
+        let world = World::new(&[
+            "quay.io/a:1",
+            "registry.k8s.io/pause:3.9",
+            "quay.io/b:1",
+            "quay.io/c:1",
+            "gcr.io/x/y:1",
+        ]);
+        let first = world.plan(at(0)).await;
+        assert!(first.errors.is_empty(), "{first:?}");
+        assert_eq!((first.planned, first.messages), (5, 4));
+        let sent = bodies(&world.queue, "https://sqs/work");
+        let groups: Vec<(&str, usize)> = sent
+            .iter()
+            .map(|m| (m.group.as_str(), m.items.len()))
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                ("quay.io", 2),
+                ("quay.io", 1),
+                ("registry.k8s.io", 1),
+                ("-", 1)
+            ]
+        );
+        let run = first.run.clone().unwrap();
+        let record = world.store.run(JOB, &run).await.unwrap().unwrap();
+        assert!(
+            record.queued && record.full && record.planned == 5 && record.finished_at.is_none()
+        );
+
+        let second = world.plan(at(60)).await;
+        assert_eq!(second.in_flight.as_ref(), Some(&run));
+        assert_eq!(second.run, None);
+        assert_eq!(
+            world.queue.sent_to("https://sqs/work").len(),
+            4,
+            "nothing sent twice"
+        );
+
+        // Two outcomes recorded, then the lease runs out.
+        for item in ["quay.io/a:1", "quay.io/b:1"] {
+            let outcome = ItemOutcome {
+                item: item.into(),
+                group: "quay".into(),
+                outcome: "warmed".into(),
+                reason: None,
+            };
+            assert!(world.store.record(JOB, &run, &outcome, 0).await.unwrap());
+        }
+        let third = world.plan(at(3601)).await;
+        assert_eq!(third.abandoned.as_ref(), Some(&run), "{third:?}");
+        assert!(third.run.is_some() && third.run != Some(run.clone()));
+        let old = world.store.run(JOB, &run).await.unwrap().unwrap();
+        assert!(old.abandoned && old.finished_at.is_some());
+        // The abandoned run's totals: 2 warmed, 3 without an outcome counted deferred.
+        assert_eq!(world.published("ImagesWarmed"), vec![2.0]);
+        assert_eq!(world.published("ImagesDeferred"), vec![3.0]);
+        let run_errors: Vec<f64> = world
+            .metrics
+            .published
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, d)| d.name == "RunErrors")
+            .map(|(_, d)| d.value)
+            .collect();
+        assert!(run_errors.contains(&1.0), "{run_errors:?}");
+        assert!(
+            world.published("FullRuns").is_empty(),
+            "no heartbeat for an abandoned run"
+        );
+    }
+
+    /// An empty list is a run that finishes at once: its totals and heartbeat are published.
+    /// Messages SQS refuses are recorded as deferred with the reason, so the run still ends.
+    #[tokio::test]
+    async fn an_empty_run_finishes_at_once_and_refused_messages_are_deferred() {
+        let empty = World::new(&[]);
+        let report = empty.plan(at(0)).await;
+        assert_eq!((report.planned, report.messages), (0, 0));
+        let run = report.run.unwrap();
+        assert!(
+            empty
+                .store
+                .run(JOB, &run)
+                .await
+                .unwrap()
+                .unwrap()
+                .finished_at
+                .is_some()
+        );
+        let heartbeat: Vec<f64> = empty
+            .metrics
+            .published
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, d)| d.name == "FullRuns")
+            .map(|(_, d)| d.value)
+            .collect();
+        assert_eq!(heartbeat, vec![1.0]);
+
+        let refused = World::new(&["quay.io/a:1", "registry.k8s.io/pause:3.9"]);
+        *refused.queue.fail.lock().unwrap() =
+            Some("AWS.SimpleQueueService.NonExistentQueue".into());
+        let report = refused.plan(at(0)).await;
+        assert_eq!((report.messages, report.not_queued), (0, 2));
+        assert!(
+            report.errors[0].contains("could not be queued"),
+            "{report:?}"
+        );
+        let run = report.run.unwrap();
+        let record = refused.store.run(JOB, &run).await.unwrap().unwrap();
+        assert_eq!(
+            record.counts.get(&("quay".into(), "deferred".into())),
+            Some(&1)
+        );
+        assert!(
+            record.finished_at.is_some(),
+            "every item has its outcome: the run ended"
+        );
+        assert_eq!(refused.published("ImagesDeferred"), vec![2.0]);
+    }
+
+    /// Bodies are untrusted: an unreadable one, or one for another job, goes to the dead-letter
+    /// queue with the reason and is acknowledged; a message received before its `not_before`
+    /// is sent on with the wait left; an entry with no rule fails at once (no retry, no dead
+    /// letter); nothing else is touched.
+    #[tokio::test]
+    async fn a_worker_dead_letters_hostile_bodies_and_hops_early_messages() {
+        let world = World::new(&[]);
+        let planned = World::new(&["gcr.io/x/y:1"]);
+        let report = planned.plan(at(0)).await;
+        let run = report.run.unwrap();
+        // The worker's store holds the run too.
+        let record = planned.store.run(JOB, &run).await.unwrap().unwrap();
+        world
+            .store
+            .runs
+            .lock()
+            .unwrap()
+            .insert((JOB.to_owned(), run.clone()), record);
+        let unroutable = bodies(&planned.queue, "https://sqs/work").remove(0);
+        let mut early = unroutable.clone();
+        early.not_before = Some(at(0).unix_timestamp() + 5000);
+        let mut other_job = unroutable.clone();
+        other_job.job = "lifecycle-fixer".into();
+        let deliveries: Vec<Delivery> = [
+            "{\"not\": \"work\"}".to_owned(),
+            other_job.body(),
+            early.body(),
+            unroutable.body(),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| Delivery {
+            message_id: format!("m{i}"),
+            body,
+        })
+        .collect();
+        let report = work(
+            &world.deps(),
+            &world.q(),
+            &world.options,
+            &deliveries,
+            at(10),
+        )
+        .await;
+        assert!(report.batch_item_failures.is_empty(), "{report:?}");
+        let letters: Vec<DeadLetter> = world
+            .queue
+            .sent_to("https://sqs/dead")
+            .iter()
+            .map(|m| serde_json::from_str(&m.body).unwrap())
+            .collect();
+        assert_eq!(letters.len(), 2);
+        assert!(
+            letters[0].reason.contains("not a work message"),
+            "{letters:?}"
+        );
+        assert!(letters[1].reason.contains("lifecycle-fixer"), "{letters:?}");
+        let again = world.queue.sent_to("https://sqs/work");
+        assert_eq!(again.len(), 1, "the early message, sent on");
+        assert_eq!(again[0].delay_secs, MAX_DELAY_SECS);
+        assert_eq!(report.settled.hops, 1);
+        // The unroutable entry: failed at once, recorded; the run is done and finished.
+        assert_eq!((report.settled.recorded, report.settled.retried), (1, 0));
+        assert_eq!(report.finished, vec![run.clone()]);
+        let outcome =
+            world.store.outcomes.lock().unwrap()[&(run, "gcr.io/x/y:1".to_owned())].clone();
+        assert_eq!(outcome.outcome, "failed");
+        assert_eq!(outcome.group, "-");
+    }
+
+    /// A store that cannot be written fails the message (SQS delivers it again): an outcome
+    /// is never lost by acknowledging a message whose outcome was not written.
+    #[tokio::test]
+    async fn a_message_whose_outcome_cannot_be_written_comes_back() {
+        let world = World::new(&[]);
+        let planned = World::new(&["gcr.io/x/y:1"]);
+        planned.plan(at(0)).await;
+        let message = bodies(&planned.queue, "https://sqs/work").remove(0);
+        // The worker's store has no record of the run: the write fails.
+        let report = work(
+            &world.deps(),
+            &world.q(),
+            &world.options,
+            &[Delivery {
+                message_id: "m1".into(),
+                body: message.body(),
+            }],
+            at(10),
+        )
+        .await;
+        assert_eq!(report.batch_item_failures, vec!["m1".to_owned()]);
+        assert!(report.errors[0].contains("cannot record"), "{report:?}");
+    }
+
+    #[test]
+    fn a_runs_summaries_count_prefixes_apart_from_entries_without_a_rule() {
+        let mut counts = BTreeMap::new();
+        counts.insert(("quay".to_owned(), "warmed".to_owned()), 3);
+        counts.insert(("quay".to_owned(), "failed".to_owned()), 1);
+        counts.insert(("-".to_owned(), "failed".to_owned()), 2);
+        let record = RunRecord {
+            job: JOB.into(),
+            run: RunId::new(JOB, at(0)),
+            trigger: "schedule".into(),
+            full: true,
+            started_at: 0,
+            planned: 8,
+            messages: 1,
+            queued: true,
+            done: 6,
+            counts,
+            finished_at: None,
+            abandoned: false,
+        };
+        let (by_prefix, unrouted, totals) = run_summaries(&record);
+        assert_eq!(unrouted, 2);
+        assert_eq!(by_prefix["quay"].coverage_percent, Some(75.0));
+        assert_eq!((totals.images, totals.deferred, totals.failed), (8, 2, 3));
+    }
+}
