@@ -81,6 +81,7 @@ class Stack:
         self.account = ACCOUNT
         self.region = REGION
         self.lock = threading.RLock()
+        self.dynamodb_lock = threading.Lock()
         self.upstream_timeout = 10.0
         self.ecr = EcrFront(self)
         self.cloudwatch = CloudWatch()
@@ -298,6 +299,14 @@ class Stack:
             return Response(body, 400, content_type="application/x-amz-json-1.1")(environ, start_response)
         if self.ecr.handles(request) and not self._moto_answers(request, data):
             return self.ecr.handle(request, region)(environ, start_response)
+        if request.headers.get("X-Amz-Target", "").startswith("DynamoDB_"):
+            # DynamoDB applies each write atomically, an ADD included, and a transaction all or
+            # nothing (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithItems.html#WorkingWithItems.AtomicCounters,
+            # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html).
+            # moto's backend is not thread-safe: two concurrent ADDs on one item lose one (seen
+            # with two workers). Its requests go one at a time.
+            with self.dynamodb_lock:
+                return list(self.moto(environ, start_response))
         return self.moto(environ, start_response)
 
     def _denied_secret(self, request: Request, data: bytes) -> str | None:
