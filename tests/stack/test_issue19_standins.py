@@ -21,8 +21,8 @@ from test_cross_account import StackTestCase  # noqa: E402
 
 class AtomicCounters(StackTestCase):
     def test_concurrent_transactions_lose_no_add(self):
-        """Eight threads each write 25 conditional puts with an ADD on one counter, as the
-        workers record outcomes: the counter is exactly 200 (DynamoDB applies each
+        """Sixteen threads each write 25 conditional puts with two ADDs on one item, as the
+        workers record outcomes: the counters are exactly 400 (DynamoDB applies each
         transaction atomically; moto's backend alone lost updates)."""
         ddb = self.client("dynamodb")
         table = "ptc-runs-atomic"
@@ -41,16 +41,17 @@ class AtomicCounters(StackTestCase):
                     {"Put": {"TableName": table, "Item": {"pk": {"S": "run#r"}, "sk": {"S": f"item#{w}-{i}"}},
                              "ConditionExpression": "attribute_not_exists(pk)"}},
                     {"Update": {"TableName": table, "Key": {"pk": {"S": "job#prewarm"}, "sk": {"S": "run#r"}},
-                                "UpdateExpression": "ADD done :one", "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+                                "UpdateExpression": "ADD done :one, #n :one", "ExpressionAttributeNames": {"#n": "n|quay|warmed"},
+                                "ExpressionAttributeValues": {":one": {"N": "1"}}}},
                 ])
 
-        threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
+        threads = [threading.Thread(target=worker, args=(w,)) for w in range(16)]
         for t in threads:
             t.start()
         for t in threads:
             t.join(timeout=120)
         item = ddb.get_item(TableName=table, Key={"pk": {"S": "job#prewarm"}, "sk": {"S": "run#r"}}, ConsistentRead=True)["Item"]
-        self.assertEqual(item["done"]["N"], "200")
+        self.assertEqual((item["done"]["N"], item["n|quay|warmed"]["N"]), ("400", "400"))
 
 
 if __name__ == "__main__":
