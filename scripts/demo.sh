@@ -4,7 +4,11 @@
 # rule and its credential secret (then again against expected rules, to show drift), warms
 # the watch list through the cache, brings the repositories the cache created to the
 # desired settings (dry run, then fix), shows a second account refused, then pulling
-# through the cache after `ptc fix` (`ptc probe`), and reports the cache's health.
+# through the cache after `ptc fix` (`ptc probe`), and reports the cache's health. Last, a
+# queued run: the watch list planned into an SQS work queue (`ptc prewarm --enqueue`),
+# followed (`ptc runs`), worked off by the prewarm function under the Lambda Runtime
+# Interface Emulator (`ptc-local-queue`, Lambda's SQS event source mapping played against
+# moto), and shown finished with every entry's outcome.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -89,3 +93,64 @@ echo
 echo "== ptc health --outage quay.io, with argocd added to the watch list but never pulled"
 PTC_WATCH_LIST="$PTC_WATCH_LIST quay.io/argoproj/argocd:v2.10.0" \
   ./target/debug/ptc health --outage quay.io --no-metrics || echo "(exit code $?: images above depend on quay.io being up)"
+unset PTC_WATCH_LIST
+echo
+echo "== a queued run (issue 19): the work queue with its dead-letter queue (maxReceiveCount 3) and the runs' table, in the stack's moto"
+cargo build --locked -q -p prewarm --bin prewarm -p ptc-tests --bin ptc-local-queue
+eval "$(.venv/bin/python - "$PTC_AWS_ENDPOINT_URL" "$AWS_REGION" <<'PY'
+import json, sys, boto3
+kw = dict(endpoint_url=sys.argv[1], region_name=sys.argv[2],
+          aws_access_key_id="demo", aws_secret_access_key="demo")
+sqs, ddb = boto3.client("sqs", **kw), boto3.client("dynamodb", **kw)
+dlq = sqs.create_queue(QueueName="ptc-demo-work-dlq")["QueueUrl"]
+dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+queue = sqs.create_queue(QueueName="ptc-demo-work", Attributes={
+    "VisibilityTimeout": "120",
+    "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})})["QueueUrl"]
+try:
+    ddb.create_table(TableName="ptc-demo-runs", BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in ("pk", "sk")],
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+except ddb.exceptions.ResourceInUseException:
+    pass
+print(f"export PTC_WORK_QUEUE_URL={queue} PTC_WORK_DLQ_URL={dlq} PTC_RUN_TABLE=ptc-demo-runs")
+PY
+)"
+echo "work queue $PTC_WORK_QUEUE_URL, dead-letter queue $PTC_WORK_DLQ_URL, runs' table $PTC_RUN_TABLE"
+echo
+echo "== ptc prewarm --enqueue: the watch list planned into the queue (3 images of one upstream a message), nothing warmed here"
+images=()
+for ref in $(grep -v '^#' examples/watch-list.txt); do images+=(--image "$ref"); done
+plan="$(PTC_QUEUE_IMAGES_PER_MESSAGE=3 ./target/debug/ptc prewarm --enqueue "${images[@]}")"
+echo "$plan"
+run_id="$(sed -n 's/^run \(prewarm-[A-Za-z0-9-]*\) planned$/\1/p' <<<"$plan")"
+test -n "$run_id"
+echo
+echo "== ptc prewarm --enqueue again while $run_id is in flight: nothing enqueued"
+./target/debug/ptc prewarm --enqueue --image quay.io/argoproj/argocd:v2.10.0
+echo
+echo "== ptc runs $run_id: planned, nothing done yet, the messages waiting in the queue"
+./target/debug/ptc runs "$run_id"
+echo
+echo "== ptc-local-queue: Lambda's SQS event source mapping played against moto, two prewarm functions under the Lambda Runtime Interface Emulator (batches of 10, partial batch failures)"
+./target/debug/ptc-local-queue --queue-url "$PTC_WORK_QUEUE_URL" --dead-letter-url "$PTC_WORK_DLQ_URL" \
+  --run-table "$PTC_RUN_TABLE" --function ./target/debug/prewarm --concurrency 2 --batch-size 10 --max-wall-secs 300
+echo
+echo "== ptc runs $run_id: finished, every entry with its outcome (counts by prefix; '(no rule)': entries that cannot be cached)"
+./target/debug/ptc runs "$run_id"
+echo
+echo "== each entry's outcome, as the workers recorded it once in the runs' table"
+.venv/bin/python - "$PTC_AWS_ENDPOINT_URL" "$AWS_REGION" "$PTC_RUN_TABLE" "$run_id" <<'PY'
+import sys, boto3
+ddb = boto3.client("dynamodb", endpoint_url=sys.argv[1], region_name=sys.argv[2],
+                   aws_access_key_id="demo", aws_secret_access_key="demo")
+items = ddb.query(TableName=sys.argv[3], KeyConditionExpression="pk = :pk",
+                  ExpressionAttributeValues={":pk": {"S": f"run#{sys.argv[4]}"}})["Items"]
+width = max(len(i["item"]["S"]) for i in items)
+for i in sorted(items, key=lambda i: i["item"]["S"]):
+    reason = i.get("reason", {}).get("S", "")
+    print(f'{i["item"]["S"]:<{width}}  {i["outcome"]["S"]:<13}  {reason[:100]}')
+PY
+echo
+echo "== ptc runs: the latest runs"
+./target/debug/ptc runs
