@@ -84,7 +84,11 @@ async fn fix_all(
             return (report, false);
         }
     };
-    let in_scope = in_scope(options, &rules, repositories, &mut report);
+    let in_scope = sweep_order(
+        in_scope(options, &rules, repositories, &mut report),
+        options.stop_at.is_some() && only.is_none(),
+        time::OffsetDateTime::now_utc(),
+    );
     let scan_on_push_applies = scan_on_push_applies(deps, options, &in_scope, &mut report).await;
     let desired_for = |prefix: &Prefix| {
         let mut desired = options.desired.for_rule_prefix(prefix).clone();
@@ -196,6 +200,19 @@ fn in_scope(
         ));
     }
     in_scope
+}
+
+/// The order a sweep takes the repositories in: as listed, but a full sweep with a deadline
+/// (the Lambda's) starts at an offset drawn from its start time
+/// ([`ptc_core::deadline::rotation`]), so that a registry too large for one invocation is not
+/// cut at the same repository every sweep (the repositories a sweep defers are the next
+/// ones' first, by chance). Events (`only`) and `ptc fix` keep the listing's order.
+fn sweep_order<T>(in_scope: Vec<T>, rotate: bool, now: time::OffsetDateTime) -> Vec<T> {
+    if rotate {
+        ptc_core::deadline::rotated(in_scope, now)
+    } else {
+        in_scope
+    }
 }
 
 /// Scan on push is a repository setting of basic scanning only; under enhanced scanning
@@ -366,6 +383,26 @@ mod tests {
     use ptc_core::rules::{Prefix, PtcRule};
 
     use super::*;
+
+    /// A Lambda's full sweep starts at a place that moves from run to run (issue 19: the same
+    /// tail must not be deferred forever); events and `ptc fix` keep the listing's order.
+    #[test]
+    fn a_full_sweep_with_a_deadline_starts_somewhere_else_each_run() {
+        let listed: Vec<u32> = (0..20).collect();
+        let start = time::OffsetDateTime::from_unix_timestamp(1_796_000_000).unwrap();
+        let firsts: std::collections::BTreeSet<u32> = (0..24)
+            .map(|day| sweep_order(listed.clone(), true, start + time::Duration::days(day))[0])
+            .collect();
+        assert!(firsts.len() >= 8, "the start moves: {firsts:?}");
+        let turned = sweep_order(listed.clone(), true, start);
+        let at = turned[0] as usize;
+        assert_eq!(
+            turned,
+            [&listed[at..], &listed[..at]].concat(),
+            "a rotation, the order kept"
+        );
+        assert_eq!(sweep_order(listed.clone(), false, start), listed);
+    }
     use crate::desired::{default_lifecycle, pull_policy};
     use crate::plan::Mode;
 
