@@ -42,7 +42,8 @@ impl QueueSettings {
 }
 
 /// Read `PTC_WORK_QUEUE_URL`, `PTC_WORK_DLQ_URL`, `PTC_RUN_TABLE`,
-/// `PTC_QUEUE_IMAGES_PER_MESSAGE`, `PTC_RUN_LEASE_HOURS`: all three places or none.
+/// `PTC_QUEUE_IMAGES_PER_MESSAGE`, `PTC_RUN_LEASE_HOURS`: a queue with its dead-letter queue
+/// and the table, or the table alone (to read runs), or none.
 pub(super) fn load(src: &Source) -> Result<QueueSettings, ConfigError> {
     let url = |name: &str| -> Result<Option<Endpoint>, ConfigError> {
         src.var(name)
@@ -69,12 +70,11 @@ pub(super) fn load(src: &Source) -> Result<QueueSettings, ConfigError> {
             }
         })
         .transpose()?;
-    let set = [
-        work_queue_url.is_some(),
-        dead_letter_url.is_some(),
-        run_table.is_some(),
-    ];
-    if set.iter().any(|s| *s) && !set.iter().all(|s| *s) {
+    // A queue needs its dead-letter queue and the table; the table alone is enough to read
+    // runs (`ptc runs`).
+    if (work_queue_url.is_some() || dead_letter_url.is_some())
+        && (work_queue_url.is_none() || dead_letter_url.is_none() || run_table.is_none())
+    {
         return Err(invalid(
             "PTC_WORK_QUEUE_URL",
             "",
@@ -91,4 +91,67 @@ pub(super) fn load(src: &Source) -> Result<QueueSettings, ConfigError> {
         images_per_message,
         run_lease,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    fn load(vars: &[(&str, &str)]) -> Result<QueueSettings, ConfigError> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_sources(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+            .map(|s| s.queue)
+    }
+
+    #[test]
+    fn a_queue_needs_its_dead_letters_and_table_and_a_table_alone_reads_runs() {
+        let all = load(&[
+            (
+                "PTC_WORK_QUEUE_URL",
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/w",
+            ),
+            (
+                "PTC_WORK_DLQ_URL",
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/d",
+            ),
+            ("PTC_RUN_TABLE", "ptc-runs"),
+        ])
+        .unwrap();
+        assert!(all.places().is_some());
+        assert_eq!(
+            (all.images_per_message, all.run_lease.as_secs()),
+            (10, 86_400)
+        );
+        let table = load(&[("PTC_RUN_TABLE", "ptc-runs")]).unwrap();
+        assert_eq!(
+            (table.places(), table.run_table.as_deref()),
+            (None, Some("ptc-runs"))
+        );
+        let err = load(&[(
+            "PTC_WORK_QUEUE_URL",
+            "https://sqs.eu-west-1.amazonaws.com/1/w",
+        )])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("all three"), "{err}");
+        for (name, value) in [
+            ("PTC_RUN_TABLE", "x"),
+            ("PTC_RUN_TABLE", "bad/name"),
+            ("PTC_QUEUE_IMAGES_PER_MESSAGE", "51"),
+            ("PTC_RUN_LEASE_HOURS", "0"),
+        ] {
+            let err = load(&[(name, value)]).unwrap_err().to_string();
+            assert!(err.contains(name), "{err}");
+        }
+        let plain_http = load(&[
+            ("PTC_WORK_QUEUE_URL", "http://sqs.example.com/1/w"),
+            ("PTC_WORK_DLQ_URL", "https://sqs.example.com/1/d"),
+            ("PTC_RUN_TABLE", "ptc-runs"),
+        ]);
+        assert!(plain_http.is_err(), "http only on loopback");
+    }
 }
