@@ -498,6 +498,9 @@ pub trait RunStore: Send + Sync {
     /// The job's latest runs, newest first, at most `limit`.
     async fn runs(&self, job: &str, limit: usize) -> Result<Vec<RunRecord>, AwsError>;
 
+    /// The run's recorded outcomes, at most `limit`, in the store's order (by item).
+    async fn outcomes(&self, run: &RunId, limit: usize) -> Result<Vec<ItemOutcome>, AwsError>;
+
     /// Mark the run finished at `now` (abandoned or not) and release the job's lease if this
     /// run holds it: `Ok(true)` for the one call that finished it (it publishes the totals).
     async fn finish(

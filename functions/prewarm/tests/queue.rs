@@ -407,6 +407,38 @@ async fn a_poison_image_ends_in_the_dead_letter_queue_with_its_reason() {
     );
     // No rule for gcr.io: a watch-list error, failed at once, not poison.
     assert_eq!(outcomes["gcr.io/distroless/static:nonroot"], "failed");
+    // The store's adapter lists them with their reasons (what `ptc runs ID` shows).
+    let store = ptc_core::aws::SdkRunStore::new(stack.dynamodb().await, q.table.clone());
+    let listed = ptc_core::queue::RunStore::outcomes(
+        &store,
+        &ptc_core::queue::RunId::try_from(run.clone()).unwrap(),
+        3,
+    )
+    .await
+    .unwrap();
+    assert_eq!(listed.len(), 3, "at most the limit");
+    let all = ptc_core::queue::RunStore::outcomes(
+        &store,
+        &ptc_core::queue::RunId::try_from(run.clone()).unwrap(),
+        100,
+    )
+    .await
+    .unwrap();
+    let etcd = all
+        .iter()
+        .find(|o| o.item == "quay.io/coreos/etcd:v3.5.13")
+        .unwrap();
+    assert_eq!(
+        (etcd.outcome.as_str(), etcd.group.as_str()),
+        ("failed", "quay")
+    );
+    assert!(
+        etcd.reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("manifest"),
+        "{etcd:?}"
+    );
     let reports = worker_reports(&pool);
     assert_eq!(settled(&reports, "retried"), 2, "{reports:?}");
     assert_eq!(settled(&reports, "dead_lettered"), 1);

@@ -400,6 +400,46 @@ impl RunStore for SdkRunStore {
     }
 
     #[tracing::instrument(skip(self), err(Display))]
+    async fn outcomes(&self, run: &RunId, limit: usize) -> Result<Vec<ItemOutcome>, AwsError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        // Bounded: at most `limit` outcomes, at most 1,000 pages.
+        for _ in 0..1000 {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :item)")
+                .expression_attribute_names("#pk", "pk")
+                .expression_attribute_names("#sk", "sk")
+                .expression_attribute_values(":pk", s(format!("run#{run}")))
+                .expression_attribute_values(":item", s("item#"))
+                .limit((limit - out.len()).clamp(1, 1000) as i32)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("Query", e))?;
+            for item in page.items() {
+                let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+                out.push(ItemOutcome {
+                    item: text("item").unwrap_or_default(),
+                    group: text("group").unwrap_or_else(|| "-".into()),
+                    outcome: text("outcome").unwrap_or_default(),
+                    reason: text("reason"),
+                });
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() && out.len() < limit => {
+                    start = Some(key.clone());
+                }
+                _ => break,
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    #[tracing::instrument(skip(self), err(Display))]
     async fn finish(
         &self,
         job: &str,

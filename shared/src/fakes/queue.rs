@@ -161,6 +161,18 @@ impl RunStore for FakeRunStore {
             .collect())
     }
 
+    async fn outcomes(&self, run: &RunId, limit: usize) -> Result<Vec<ItemOutcome>, AwsError> {
+        Ok(self
+            .outcomes
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((r, _), _)| r == run)
+            .take(limit)
+            .map(|(_, o)| o.clone())
+            .collect())
+    }
+
     async fn finish(
         &self,
         job: &str,

@@ -198,10 +198,18 @@ pub struct RunDetail {
     /// The dead-letter queue's depth now, when its URL is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dead_letter_queue: Option<QueueDepth>,
+    /// The entries that are not cached and verified (failed, deferred, stale), with why: at
+    /// most [`PROBLEMS`] of them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<ptc_core::queue::ItemOutcome>,
     /// Depth reads that failed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }
+
+/// The most outcomes a run's detail reads (`Query`), and the most problems it shows.
+pub const PROBLEMS: usize = 100;
+const OUTCOMES_READ: usize = 20_000;
 
 /// The latest runs, as JSON.
 #[derive(Debug, Clone, Serialize)]
@@ -283,11 +291,34 @@ pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
     let work = depth(&queue, places.queue_url.as_deref(), &mut warnings).await;
     let dead = depth(&queue, places.dead_letter_url.as_deref(), &mut warnings).await;
     let (_, _, totals) = run_summaries(&record);
+    // Only when some recorded entry is not cached and verified: a clean run reads no outcome.
+    let recorded_problems: u64 = record
+        .counts
+        .iter()
+        .filter(|((_, outcome), _)| !matches!(outcome.as_str(), "warmed" | "already-fresh"))
+        .map(|(_, n)| n)
+        .sum();
+    let problems = if recorded_problems > 0 {
+        match store.outcomes(&id, OUTCOMES_READ).await {
+            Ok(outcomes) => outcomes
+                .into_iter()
+                .filter(|o| !matches!(o.outcome.as_str(), "warmed" | "already-fresh"))
+                .take(PROBLEMS)
+                .collect(),
+            Err(err) => {
+                warnings.push(format!("cannot read the run's outcomes: {err}"));
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
     let detail = RunDetail {
         view: RunView::of(&record),
         totals,
         queue: work,
         dead_letter_queue: dead,
+        problems,
         warnings,
     };
     ctx.print(&detail, |out| print_detail(out, &detail))
@@ -424,6 +455,21 @@ pub fn print_detail(out: &mut impl Write, detail: &RunDetail) -> std::io::Result
             &rows,
         )?;
     }
+    if !detail.problems.is_empty() {
+        writeln!(out)?;
+        let rows: Vec<Vec<String>> = detail
+            .problems
+            .iter()
+            .map(|p| {
+                vec![
+                    p.item.clone(),
+                    p.outcome.clone(),
+                    p.reason.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        output::table(out, &["ENTRY", "OUTCOME", "REASON"], &rows)?;
+    }
     for warning in &detail.warnings {
         writeln!(out, "warning: {warning}")?;
     }
@@ -506,6 +552,7 @@ mod tests {
     #[test]
     fn a_run_prints_its_progress_then_its_totals() {
         let detail = |r: &RunRecord| RunDetail {
+            problems: Vec::new(),
             view: RunView::of(r),
             totals: run_summaries(r).2,
             queue: Some(QueueDepth {
@@ -533,5 +580,25 @@ mod tests {
         let json = serde_json::to_value(detail(&record(3, Some(1)))).unwrap();
         assert_eq!(json["counts"]["quay"]["warmed"], 3);
         assert_eq!(json["percent"], 100.0);
+        // What is not cached is listed with why.
+        let mut failed = detail(&record(3, Some(1)));
+        failed.problems = vec![ptc_core::queue::ItemOutcome {
+            item: "quay.io/coreos/etcd:v3.5.13".into(),
+            group: "quay".into(),
+            outcome: "failed".into(),
+            reason: Some("manifest: not JSON".into()),
+        }];
+        let mut buf = Vec::new();
+        print_detail(&mut buf, &failed).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("quay.io/coreos/etcd:v3.5.13")
+                    && l.contains("failed")
+                    && l.contains("manifest: not JSON")),
+            "{text}"
+        );
+        let json = serde_json::to_value(&failed).unwrap();
+        assert_eq!(json["problems"][0]["reason"], "manifest: not JSON");
     }
 }
