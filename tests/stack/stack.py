@@ -82,6 +82,10 @@ class Stack:
         self.region = REGION
         self.lock = threading.RLock()
         self.dynamodb_lock = threading.Lock()
+        import dynamodb_tx
+
+        self.dynamodb_conflicts = dynamodb_tx.Conflicts()
+        self.dynamodb_conflicts_answered = 0
         self.upstream_timeout = 10.0
         self.ecr = EcrFront(self)
         self.cloudwatch = CloudWatch()
@@ -104,6 +108,10 @@ class Stack:
     # -- moto fidelity patches --------------------------------------------------
     def _patch_moto(self) -> None:
         from moto.ecr import models
+
+        import dynamodb_tx
+
+        dynamodb_tx.install()
 
         stack = self
 
@@ -299,14 +307,28 @@ class Stack:
             return Response(body, 400, content_type="application/x-amz-json-1.1")(environ, start_response)
         if self.ecr.handles(request) and not self._moto_answers(request, data):
             return self.ecr.handle(request, region)(environ, start_response)
-        if request.headers.get("X-Amz-Target", "").startswith("DynamoDB_"):
+        target = request.headers.get("X-Amz-Target", "")
+        if target.startswith("DynamoDB_"):
             # DynamoDB applies each write atomically, an ADD included, and a transaction all or
             # nothing (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithItems.html#WorkingWithItems.AtomicCounters,
             # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html).
             # moto's backend is not thread-safe: two concurrent ADDs on one item lose one (seen
-            # with two workers). Its requests go one at a time.
-            with self.dynamodb_lock:
-                return list(self.moto(environ, start_response))
+            # with two workers). Its requests go one at a time; a transaction that touches an
+            # item another one is writing meanwhile is cancelled with TransactionConflict, as
+            # DynamoDB does (dynamodb_tx.Conflicts).
+            keys = self.dynamodb_conflicts.keys(data) if target.endswith(".TransactWriteItems") else []
+            if keys:
+                taken = self.dynamodb_conflicts.claim(keys)
+                if taken:
+                    self.dynamodb_conflicts_answered += 1
+                    status, headers, body = self.dynamodb_conflicts.cancelled(len(keys), taken)
+                    return Response(body, status, headers)(environ, start_response)
+            try:
+                with self.dynamodb_lock:
+                    return list(self.moto(environ, start_response))
+            finally:
+                if keys:
+                    self.dynamodb_conflicts.release(keys)
         return self.moto(environ, start_response)
 
     def _denied_secret(self, request: Request, data: bytes) -> str | None:
@@ -387,6 +409,8 @@ class Stack:
                 raise
             except Exception as exc:  # moto's IAM / STS refusals: a 400 naming them
                 raise ValueError(f"{type(exc).__name__}: {exc}") from exc
+        if parts == ["dynamodb"]:
+            return {"conflicts": self.dynamodb_conflicts_answered}
         if parts == ["registry", "counts"]:
             with self.registry.lock:
                 return dict(self.registry.counts)
