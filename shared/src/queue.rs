@@ -202,16 +202,7 @@ impl WorkMessage {
             return Err("the message's group is over 255 bytes".into());
         }
         for item in &self.items {
-            if item.reference.is_empty()
-                || item.reference.len() > MAX_ITEM_BYTES
-                || item.reference.chars().any(char::is_control)
-                || item.origin.len() > 32
-            {
-                return Err(format!(
-                    "item {:?} is empty, over {MAX_ITEM_BYTES} bytes, or has control characters",
-                    item.reference.chars().take(80).collect::<String>()
-                ));
-            }
+            check_item(item)?;
         }
         if !(1..=100).contains(&self.attempt) {
             return Err(format!("attempt {} is not 1-100", self.attempt));
@@ -236,6 +227,23 @@ impl WorkMessage {
             not_before,
         }
     }
+}
+
+/// Whether an item may travel in a message: a reference of 1-[`MAX_ITEM_BYTES`] bytes without
+/// control characters, an origin of at most 32 bytes. The planner gives an item that fails
+/// this its outcome instead of sending it; a worker dead-letters a message that holds one.
+pub fn check_item(item: &WorkItem) -> Result<(), String> {
+    if item.reference.is_empty()
+        || item.reference.len() > MAX_ITEM_BYTES
+        || item.reference.chars().any(char::is_control)
+        || item.origin.len() > 32
+    {
+        return Err(format!(
+            "item {:?} is empty, over {MAX_ITEM_BYTES} bytes, or has control characters",
+            item.reference.chars().take(80).collect::<String>()
+        ));
+    }
+    Ok(())
 }
 
 /// The messages of a run: items grouped by their group (first-seen order kept), each group cut
@@ -298,10 +306,14 @@ impl Redelivery {
     }
 
     /// A message received before its `not_before`: send it on with the wait left (at most
-    /// [`MAX_DELAY_SECS`]); `None` when it is due (no `not_before`, or past it).
+    /// [`MAX_DELAY_SECS`]); `None` when it is due (no `not_before`, or past it), or when the
+    /// wait left is longer than [`MAX_WAIT`] (no message this product writes asks for that: a
+    /// hostile body or a clock gone wrong, done now rather than sent on forever).
     pub fn hop(message: &WorkMessage, now: i64) -> Option<Self> {
         let not_before = message.not_before?;
-        let left = not_before.checked_sub(now).filter(|left| *left > 0)?;
+        let left = not_before
+            .checked_sub(now)
+            .filter(|left| *left > 0 && *left <= MAX_WAIT.as_secs() as i64)?;
         Some(Self {
             message: message.clone(),
             delay_secs: left.min(i64::from(MAX_DELAY_SECS)) as u32,
@@ -392,10 +404,11 @@ pub struct QueueDepth {
 pub trait QueueApi: Send + Sync {
     /// Send the messages to `queue_url` (`SendMessageBatch`, 10 a call,
     /// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html>).
-    /// Returns the indexes (into `messages`) of those SQS did not take, with its reason; an
-    /// error when a call failed as a whole (then none of that call's messages was sent, but
-    /// earlier calls' were: the caller treats the error as "unknown", and the conditional
-    /// outcomes make a second send harmless).
+    /// Returns the indexes (into `messages`) of those not taken, with the reason: refused by
+    /// SQS, or in a call that failed as a whole (those may or may not be in the queue: the
+    /// caller sends them again, and the conditional outcomes make a second copy harmless).
+    /// Every call is made whatever the earlier ones did. Calls hold at most 10 messages and
+    /// [`MAX_BODY_BYTES`] in all.
     async fn send(
         &self,
         queue_url: &str,
@@ -415,10 +428,12 @@ pub struct RunRecord {
     pub run: RunId,
     /// What started it: `schedule`, `ptc prewarm --enqueue`, ...
     pub trigger: String,
-    /// A run over the job's whole list, read whole (every source): its totals are what the
-    /// alarms watch, and its end is the job's heartbeat. False for an operator's list or a
-    /// run some source of which could not be read.
+    /// A run over the job's whole list (a schedule's, not an operator's or on-demand list): it
+    /// holds the job's lease, and its end is the job's heartbeat (`FullRuns`).
     pub full: bool,
+    /// Every source of the list could be read: the run's undimensioned totals (what the
+    /// alarms watch) are published only then.
+    pub complete: bool,
     /// When the planner started it (Unix seconds).
     pub started_at: i64,
     /// Items planned (every one gets one terminal outcome).
@@ -436,6 +451,9 @@ pub struct RunRecord {
     pub finished_at: Option<i64>,
     /// Given up: the lease ran out before every item was done (the rest count as deferred).
     pub abandoned: bool,
+    /// When an outcome was last recorded (Unix seconds): a run whose lease ran out but that
+    /// recorded an outcome within the last lease period is still in flight (a paced run).
+    pub updated_at: Option<i64>,
 }
 
 impl RunRecord {
@@ -475,22 +493,42 @@ pub enum Begin {
 /// `crate::fakes::FakeRunStore`.
 #[async_trait]
 pub trait RunStore: Send + Sync {
-    /// Take the job's lease for `run` until `lease_until` (Unix seconds) unless another run
-    /// holds it past `now`, and write the run's record with `planned` items, not yet queued.
-    async fn begin(&self, run: &RunRecord, lease_until: i64, now: i64) -> Result<Begin, AwsError>;
+    /// Start `run`: write its record with `planned` items, not yet queued. A full run
+    /// ([`RunRecord::full`]) also takes the job's lease for `lease_secs` from `now`, unless
+    /// another run holds it: one whose lease has not run out, or one not finished that recorded
+    /// an outcome (or started) within the last `lease_secs` (a paced run making progress) —
+    /// then nothing is written and the answer is [`Begin::InFlight`]. A run that is not full (an
+    /// operator's or an on-demand list) takes no lease: it runs beside a full one. Idempotent
+    /// for the same `run` (an SDK retry of a write that succeeded answers `Started`).
+    async fn begin(&self, run: &RunRecord, lease_secs: i64, now: i64) -> Result<Begin, AwsError>;
 
     /// The planner has sent `messages` messages: the run may finish.
     async fn queued(&self, job: &str, run: &RunId, messages: u64) -> Result<(), AwsError>;
 
-    /// Record an item's terminal outcome, once: `Ok(true)` when this call wrote it,
-    /// `Ok(false)` when the item already had one (a message delivered twice).
+    /// Record items' terminal outcomes, each once: (written by this call, already there: a
+    /// message delivered twice). The outcomes and the run's counters are written together
+    /// (all or nothing), so the counters always match the outcomes; a write that conflicts
+    /// with another worker's is tried again.
+    async fn record_all(
+        &self,
+        job: &str,
+        run: &RunId,
+        outcomes: &[ItemOutcome],
+        now: i64,
+    ) -> Result<(usize, usize), AwsError>;
+
+    /// [`RunStore::record_all`] of one outcome: `Ok(true)` when this call wrote it.
     async fn record(
         &self,
         job: &str,
         run: &RunId,
         outcome: &ItemOutcome,
         now: i64,
-    ) -> Result<bool, AwsError>;
+    ) -> Result<bool, AwsError> {
+        self.record_all(job, run, std::slice::from_ref(outcome), now)
+            .await
+            .map(|(written, _)| written == 1)
+    }
 
     /// The run's record (a consistent read); `None` when there is none.
     async fn run(&self, job: &str, run: &RunId) -> Result<Option<RunRecord>, AwsError>;
@@ -660,8 +698,17 @@ mod tests {
         }
         assert_eq!((now, hops), (22_600, 23));
         // A huge Retry-After is clamped to a day.
-        let huge = Redelivery::after(message, Duration::from_secs(u64::MAX / 2), 0);
+        let huge = Redelivery::after(message.clone(), Duration::from_secs(u64::MAX / 2), 0);
         assert_eq!(huge.message.not_before, Some(MAX_WAIT.as_secs() as i64));
+        // A body asking for more than a day (hostile, or a clock gone wrong) is due now, not
+        // sent on forever.
+        let mut hostile = message;
+        hostile.not_before = Some(i64::MAX);
+        assert_eq!(Redelivery::hop(&hostile, 1000), None);
+        hostile.not_before = Some(1000 + MAX_WAIT.as_secs() as i64 + 1);
+        assert_eq!(Redelivery::hop(&hostile, 1000), None);
+        hostile.not_before = Some(i64::MIN);
+        assert_eq!(Redelivery::hop(&hostile, 1000), None);
     }
 
     #[test]

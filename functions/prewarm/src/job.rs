@@ -296,6 +296,25 @@ pub async fn gather(
     })
 }
 
+/// The rules and a payload's entries alone (no other source): what a queued on-demand run
+/// plans. `Err` when the rules cannot be listed.
+pub async fn gather_payload(
+    deps: &Deps<'_>,
+    payload_images: Vec<String>,
+) -> Result<Gathered, String> {
+    let rules = deps
+        .ecr
+        .describe_rules()
+        .await
+        .map_err(|err| format!("cannot list the pull-through cache rules: {err}"))?;
+    Ok(Gathered {
+        rules: RuleSet::new(rules),
+        entries: sources::merge([(Origin::Payload, payload_images)]),
+        listings: HashMap::new(),
+        errors: Vec::new(),
+    })
+}
+
 /// Warm given entries (a worker's messages): the rules, then the entries as a run warms its
 /// list, without reading any source. The report is not published; the state to save is
 /// returned (it forgets nothing: the entries are a part of the list). A run that cannot list
@@ -533,6 +552,7 @@ fn result(entry: &Entry, started: Instant) -> ImageResult {
         stale_age_hours: None,
         duration_ms: 0,
         retry_after_secs: None,
+        cut: false,
         reason: None,
     }
     .timed(started)
@@ -576,6 +596,7 @@ async fn warm(
         Some(finish_by) => tokio::time::timeout_at(finish_by.into(), steps)
             .await
             .unwrap_or_else(|_| {
+                out.cut = true;
                 Err(Stop::new(
                     Outcome::Deferred,
                     "the invocation's deadline came before the image was done: left for the next run"
@@ -1398,6 +1419,7 @@ mod tests {
             stale_age_hours: None,
             duration_ms: 0,
             retry_after_secs: None,
+            cut: false,
             reason: None,
         }
     }

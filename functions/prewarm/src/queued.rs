@@ -112,6 +112,8 @@ pub struct Settled {
     pub dead_lettered: usize,
     /// Messages received before their `not_before`, sent on.
     pub hops: usize,
+    /// Messages of a run already finished (or abandoned), acknowledged without work.
+    pub finished_runs: usize,
 }
 
 /// What a worker invocation did.
@@ -179,8 +181,18 @@ fn unix(now: OffsetDateTime) -> i64 {
     now.unix_timestamp()
 }
 
+/// How many times the planner sends a message SQS did not take before it records the message's
+/// entries as deferred.
+const SEND_ATTEMPTS: usize = 3;
+
 /// Plan a run of the whole list (the payload's images, the settings', the long list, discovery)
 /// into the queue. Nothing is warmed here.
+///
+/// A full run (no payload) takes the job's lease: a second planner while it is in flight (its
+/// lease not run out, or still recording outcomes) enqueues nothing and, the run making
+/// progress, publishes the heartbeat for it (a paced run may last longer than the heartbeat's
+/// window). A payload's run takes no lease and runs beside a full one. Entries the worker would
+/// refuse (over 1,024 bytes, control characters) get their outcome here, `failed`.
 pub async fn plan(
     deps: &Deps<'_>,
     q: &QueueDeps<'_>,
@@ -202,8 +214,15 @@ pub async fn plan(
         errors: Vec::new(),
         metrics_published: 0,
     };
+    // A payload's run (`{"images": [...]}`, `ptc prewarm --enqueue --image`) plans those images
+    // alone: they are wanted now, beside the run of the whole list that may be in flight.
     let full = payload_images.is_empty();
-    let gathered = match gather(deps, options, payload_images, now).await {
+    let gathered = if full {
+        gather(deps, options, payload_images, now).await
+    } else {
+        crate::job::gather_payload(deps, payload_images).await
+    };
+    let gathered = match gathered {
         Ok(g) => g,
         Err(err) => {
             report.errors.push(err);
@@ -223,7 +242,8 @@ pub async fn plan(
         job: JOB.to_owned(),
         run: run.clone(),
         trigger: trigger.to_owned(),
-        full: full && gathered.errors.is_empty(),
+        full,
+        complete: gathered.errors.is_empty(),
         started_at: unix(now),
         planned: gathered.entries.len() as u64,
         messages: 0,
@@ -232,22 +252,32 @@ pub async fn plan(
         counts: BTreeMap::new(),
         finished_at: None,
         abandoned: false,
+        updated_at: None,
     };
-    let lease_until = unix(now) + q.lease.as_secs() as i64;
-    match q.store.begin(&record, lease_until, unix(now)).await {
+    let lease_secs = q.lease.as_secs() as i64;
+    match q.store.begin(&record, lease_secs, unix(now)).await {
         Ok(Begin::InFlight(other)) => {
             report.warnings.push(format!(
-                "run {other} is in flight: nothing enqueued (it holds the job's lease until it finishes, or for {} h)",
+                "run {other} is in flight: nothing enqueued (it holds the job's lease until it finishes, or until it records no outcome for {} h)",
                 q.lease.as_secs() / 3600
             ));
+            let heartbeat = match q.store.run(JOB, &other).await {
+                Ok(Some(r)) => {
+                    r.full && r.updated_at.unwrap_or(r.started_at) >= unix(now) - lease_secs
+                }
+                _ => false,
+            };
             report.in_flight = Some(other);
-            publish_errors(
-                deps.metrics,
-                options,
-                &mut report.errors,
-                &mut report.metrics_published,
-            )
-            .await;
+            if options.publish_metrics && !options.dry_run {
+                report.metrics_published += publish_run(
+                    deps.metrics,
+                    &options.namespace,
+                    Run::new(JOB).full(heartbeat),
+                    Vec::new(),
+                    &mut report.errors,
+                )
+                .await;
+            }
             return report;
         }
         Ok(Begin::Started { replaced }) => {
@@ -274,22 +304,26 @@ pub async fn plan(
     }
     report.run = Some(run.clone());
     report.planned = gathered.entries.len();
-    // Group by upstream: one message spends one upstream's budget.
-    let routed: Vec<(String, String, WorkItem)> = gathered
-        .entries
-        .iter()
-        .map(|entry| {
-            let (upstream, prefix) = route_of(&gathered.rules, entry);
-            (
-                upstream,
-                prefix,
-                WorkItem {
-                    reference: entry.input.clone(),
-                    origin: entry.origin.as_str().to_owned(),
-                },
-            )
-        })
-        .collect();
+    // Group by upstream: one message spends one upstream's budget. An entry the worker would
+    // refuse gets its outcome now.
+    let mut refused_items: Vec<ItemOutcome> = Vec::new();
+    let mut routed: Vec<(String, String, WorkItem)> = Vec::new();
+    for entry in &gathered.entries {
+        let (upstream, prefix) = route_of(&gathered.rules, entry);
+        let item = WorkItem {
+            reference: entry.input.clone(),
+            origin: entry.origin.as_str().to_owned(),
+        };
+        match ptc_core::queue::check_item(&item) {
+            Ok(()) => routed.push((upstream, prefix, item)),
+            Err(why) => refused_items.push(ItemOutcome {
+                item: entry.input.clone(),
+                group: prefix,
+                outcome: Outcome::Failed.as_str().to_owned(),
+                reason: Some(format!("the entry cannot be queued: {why}")),
+            }),
+        }
+    }
     let prefix_of: HashMap<String, String> = routed
         .iter()
         .map(|(_, prefix, item)| (item.reference.clone(), prefix.clone()))
@@ -309,44 +343,63 @@ pub async fn plan(
             delay_secs: 0,
         })
         .collect();
-    let refused: Vec<(usize, String)> = match q.queue.send(q.queue_url, &outgoing).await {
-        Ok(refused) => refused,
-        Err(err) => (0..outgoing.len()).map(|i| (i, err.to_string())).collect(),
-    };
-    let refused_set: BTreeSet<usize> = refused.iter().map(|(i, _)| *i).collect();
-    report.messages = outgoing.len() - refused_set.len();
+    // Send, then send again what SQS did not take (a call that failed as a whole included:
+    // its messages may or may not be in the queue; a second copy is harmless).
+    let mut pending: Vec<usize> = (0..outgoing.len()).collect();
+    let mut last_error = String::new();
+    for _ in 0..SEND_ATTEMPTS {
+        if pending.is_empty() {
+            break;
+        }
+        let batch: Vec<Outgoing> = pending.iter().map(|i| outgoing[*i].clone()).collect();
+        let refused: BTreeSet<usize> = match q.queue.send(q.queue_url, &batch).await {
+            Ok(refused) => refused
+                .into_iter()
+                .filter_map(|(i, why)| {
+                    last_error = why;
+                    pending.get(i).copied()
+                })
+                .collect(),
+            Err(err) => {
+                last_error = err.to_string();
+                pending.iter().copied().collect()
+            }
+        };
+        pending.retain(|i| refused.contains(i));
+    }
+    report.messages = outgoing.len() - pending.len();
     // What SQS did not take still gets its outcome, so that the run can finish and the
     // totals show it.
-    for (index, why) in &refused {
-        let Some(message) = messages.get(*index) else {
-            continue;
-        };
-        for item in &message.items {
-            let outcome = ItemOutcome {
+    let mut not_queued: Vec<ItemOutcome> = Vec::new();
+    for index in &pending {
+        for item in &messages[*index].items {
+            not_queued.push(ItemOutcome {
                 item: item.reference.clone(),
                 group: prefix_of
                     .get(&item.reference)
                     .cloned()
                     .unwrap_or_else(|| "-".into()),
                 outcome: Outcome::Deferred.as_str().to_owned(),
-                reason: Some(format!("could not be queued: {why}")),
-            };
-            if let Err(err) = q.store.record(JOB, &run, &outcome, unix(now)).await {
-                report
-                    .errors
-                    .push(format!("cannot record {}: {err}", item.reference));
-            }
-            report.not_queued += 1;
+                reason: Some(format!("could not be queued: {last_error}")),
+            });
         }
     }
-    if !refused.is_empty() {
+    report.not_queued = not_queued.len();
+    if !pending.is_empty() {
         report.errors.push(format!(
-            "{} of {} messages could not be queued ({} entries deferred): {}",
-            refused_set.len(),
+            "{} of {} messages could not be queued after {SEND_ATTEMPTS} attempts ({} entries deferred): {last_error}",
+            pending.len(),
             outgoing.len(),
             report.not_queued,
-            refused[0].1
         ));
+    }
+    let settled: Vec<ItemOutcome> = refused_items.into_iter().chain(not_queued).collect();
+    if !settled.is_empty()
+        && let Err(err) = q.store.record_all(JOB, &run, &settled, unix(now)).await
+    {
+        report
+            .errors
+            .push(format!("cannot record {} outcomes: {err}", settled.len()));
     }
     if let Err(err) = q.store.queued(JOB, &run, report.messages as u64).await {
         report
@@ -422,12 +475,15 @@ async fn abandon(
     let Some(record) = record else {
         return Ok(());
     };
+    // A run every item of which has its outcome was not abandoned: its last worker could not
+    // finish it.
+    let abandoned = !record.complete();
     if store
-        .finish(JOB, old, unix(now), true)
+        .finish(JOB, old, unix(now), abandoned)
         .await
         .map_err(|e| format!("cannot finish run {old}: {e}"))?
     {
-        publish_totals(metrics, options, &record, unix(now), true).await;
+        publish_totals(metrics, options, &record, unix(now), abandoned).await;
     }
     Ok(())
 }
@@ -505,7 +561,7 @@ async fn publish_totals(
     let duration = (now - record.started_at).max(0) as f64;
     let data = outcome_data(
         &by_prefix,
-        record.full.then_some(&totals),
+        (record.full && record.complete).then_some(&totals),
         unrouted,
         duration,
     );
@@ -585,6 +641,47 @@ pub async fn work(
             },
         }
     }
+    // Each run's record, once: a message of a run that is finished (or abandoned) is
+    // acknowledged without work (its outcomes can no longer count, and a later run covers
+    // the list); one of a run the table does not know is dead-lettered.
+    let mut records: BTreeMap<RunId, Option<RunRecord>> = BTreeMap::new();
+    for d in &due {
+        if records.contains_key(&d.message.run) {
+            continue;
+        }
+        match q.store.run(JOB, &d.message.run).await {
+            Ok(record) => {
+                records.insert(d.message.run.clone(), record);
+            }
+            Err(err) => {
+                report
+                    .errors
+                    .push(format!("cannot read run {}: {err}", d.message.run));
+            }
+        }
+    }
+    due.retain(|d| match records.get(&d.message.run) {
+        None => {
+            failed.insert(d.delivery);
+            false
+        }
+        Some(None) => {
+            dead.push((
+                d.delivery,
+                DeadLetter {
+                    reason: format!("run {} has no record in the runs' table", d.message.run),
+                    message: Some(d.message.clone()),
+                    body: None,
+                },
+            ));
+            false
+        }
+        Some(Some(record)) if record.finished_at.is_some() => {
+            report.settled.finished_runs += 1;
+            false
+        }
+        Some(Some(_)) => true,
+    });
     // The batch's images, each distinct reference once.
     let mut entries: Vec<Entry> = Vec::new();
     let mut seen: HashMap<String, ()> = HashMap::new();
@@ -657,9 +754,22 @@ pub async fn work(
                         done(Outcome::Failed, result.reason.clone()),
                     ));
                 }
-                Outcome::Failed => {
+                // A failure, or work cut at the deadline (an image no invocation can finish
+                // must end too): another attempt, until the last.
+                Outcome::Failed | Outcome::Deferred
+                    if result.outcome == Outcome::Failed || result.cut =>
+                {
+                    // (Every `Failed` lands here: the guard holds for it.)
                     if d.message.attempt >= ptc_core::queue::RETRY_ATTEMPTS {
                         let reason = result.reason.clone().unwrap_or_else(|| "failed".into());
+                        let reason = if result.cut {
+                            format!(
+                                "cut at the invocation's deadline {} times (raise the function's timeout): {reason}",
+                                d.message.attempt
+                            )
+                        } else {
+                            reason
+                        };
                         terminal.push((
                             d.delivery,
                             d.message.run.clone(),
@@ -677,7 +787,7 @@ pub async fn work(
                     }
                     None => deadline.push(item.clone()),
                 },
-                Outcome::Planned => deadline.push(item.clone()),
+                Outcome::Planned | Outcome::Failed => deadline.push(item.clone()),
             }
         }
         let m = &d.message;
@@ -754,23 +864,39 @@ pub async fn work(
         &mut report.errors,
     )
     .await;
-    // Record the terminal outcomes, a few at a time.
-    let recorded: Vec<(usize, Result<bool, String>)> = futures::stream::iter(terminal)
-        .map(|(delivery, run, outcome)| async move {
+    // Record the terminal outcomes: one write per message (the outcomes and the run's
+    // counters together), two messages at a time.
+    let mut by_message: BTreeMap<usize, (RunId, Vec<ItemOutcome>)> = BTreeMap::new();
+    for (delivery, run, outcome) in terminal {
+        by_message
+            .entry(delivery)
+            .or_insert_with(|| (run, Vec::new()))
+            .1
+            .push(outcome);
+    }
+    let recorded: Vec<(usize, Result<(usize, usize), String>)> = futures::stream::iter(by_message)
+        .map(|(delivery, (run, outcomes))| async move {
             let written = q
                 .store
-                .record(JOB, &run, &outcome, unix(now))
+                .record_all(JOB, &run, &outcomes, unix(now))
                 .await
-                .map_err(|e| format!("cannot record the outcome of {}: {e}", outcome.item));
+                .map_err(|e| {
+                    format!(
+                        "cannot record {} outcomes of run {run}: {e}",
+                        outcomes.len()
+                    )
+                });
             (delivery, written)
         })
-        .buffer_unordered(8)
+        .buffer_unordered(2)
         .collect()
         .await;
     for (delivery, written) in recorded {
         match written {
-            Ok(true) => report.settled.recorded += 1,
-            Ok(false) => report.settled.duplicates += 1,
+            Ok((new, duplicates)) => {
+                report.settled.recorded += new;
+                report.settled.duplicates += duplicates;
+            }
             Err(err) => {
                 report.errors.push(err);
                 failed.insert(delivery);
@@ -781,7 +907,15 @@ pub async fn work(
         match finish_if_complete(deps.metrics, q.store, options, &run, now).await {
             Ok(true) => report.finished.push(run),
             Ok(false) => {}
-            Err(err) => report.warnings.push(err),
+            // Its messages come back, and the next delivery tries the finish again.
+            Err(err) => {
+                report.errors.push(err);
+                failed.extend(
+                    due.iter()
+                        .filter(|d| d.message.run == run)
+                        .map(|d| d.delivery),
+                );
+            }
         }
     }
     report.batch_item_failures = failed
@@ -1163,27 +1297,134 @@ mod tests {
     }
 
     /// A store that cannot be written fails the message (SQS delivers it again): an outcome
-    /// is never lost by acknowledging a message whose outcome was not written.
+    /// is never lost by acknowledging a message whose outcome was not written. A message of a
+    /// run the table does not know is dead-lettered; one of a finished run is acknowledged
+    /// without work.
     #[tokio::test]
-    async fn a_message_whose_outcome_cannot_be_written_comes_back() {
-        let world = World::new(&[]);
+    async fn outcomes_not_written_come_back_and_unknown_or_finished_runs_are_not_worked() {
         let planned = World::new(&["gcr.io/x/y:1"]);
-        planned.plan(at(0)).await;
+        let run = planned.plan(at(0)).await.run.unwrap();
         let message = bodies(&planned.queue, "https://sqs/work").remove(0);
-        // The worker's store has no record of the run: the write fails.
+        let delivery = |id: &str| Delivery {
+            message_id: id.into(),
+            body: message.body(),
+        };
+        let record = planned.store.run(JOB, &run).await.unwrap().unwrap();
+
+        // The run is known, its outcomes cannot be written.
+        let failing = World::new(&[]);
+        failing
+            .store
+            .runs
+            .lock()
+            .unwrap()
+            .insert((JOB.to_owned(), run.clone()), record.clone());
+        *failing.store.fail_records.lock().unwrap() =
+            Some("ProvisionedThroughputExceededException".into());
         let report = work(
-            &world.deps(),
-            &world.q(),
-            &world.options,
-            &[Delivery {
-                message_id: "m1".into(),
-                body: message.body(),
-            }],
+            &failing.deps(),
+            &failing.q(),
+            &failing.options,
+            &[delivery("m1")],
             at(10),
         )
         .await;
         assert_eq!(report.batch_item_failures, vec!["m1".to_owned()]);
         assert!(report.errors[0].contains("cannot record"), "{report:?}");
+
+        // The table does not know the run: dead-lettered with the reason.
+        let unknown = World::new(&[]);
+        let report = work(
+            &unknown.deps(),
+            &unknown.q(),
+            &unknown.options,
+            &[delivery("m2")],
+            at(10),
+        )
+        .await;
+        assert!(report.batch_item_failures.is_empty(), "{report:?}");
+        let letters = unknown.queue.sent_to("https://sqs/dead");
+        assert_eq!(letters.len(), 1);
+        assert!(letters[0].body.contains("has no record"), "{letters:?}");
+
+        // The run is finished (here: abandoned): acknowledged, nothing warmed, nothing sent.
+        let finished = World::new(&[]);
+        let mut done = record;
+        done.finished_at = Some(5);
+        done.abandoned = true;
+        finished
+            .store
+            .runs
+            .lock()
+            .unwrap()
+            .insert((JOB.to_owned(), run.clone()), done);
+        let report = work(
+            &finished.deps(),
+            &finished.q(),
+            &finished.options,
+            &[delivery("m3")],
+            at(10),
+        )
+        .await;
+        assert!(
+            report.batch_item_failures.is_empty() && report.images.is_empty(),
+            "{report:?}"
+        );
+        assert_eq!(report.settled.finished_runs, 1);
+        assert!(finished.queue.sent.lock().unwrap().is_empty());
+    }
+
+    /// An entry the worker would refuse (a control character, over 1,024 bytes) gets its
+    /// outcome from the planner, `failed`, instead of a message that would be dead-lettered
+    /// whole and leave the run unable to finish.
+    #[tokio::test]
+    async fn the_planner_settles_entries_no_message_may_carry() {
+        let long = format!("quay.io/a:{}", "x".repeat(1100));
+        let world = World::new(&["quay.io/a:1", "quay.io/b:1\tlatest", &long]);
+        let report = world.plan(at(0)).await;
+        let run = report.run.unwrap();
+        let record = world.store.run(JOB, &run).await.unwrap().unwrap();
+        let failed = record
+            .counts
+            .get(&("-".to_owned(), "failed".to_owned()))
+            .copied();
+        assert_eq!(failed, Some(2), "{record:?}");
+        let sent: Vec<String> = bodies(&world.queue, "https://sqs/work")
+            .iter()
+            .flat_map(|m| m.items.iter().map(|i| i.reference.clone()))
+            .collect();
+        assert_eq!(
+            sent,
+            ["quay.io/a:1"],
+            "only what a message may carry is sent"
+        );
+        let outcome =
+            world.store.outcomes.lock().unwrap()[&(run, "quay.io/b:1\tlatest".to_owned())].clone();
+        assert!(
+            outcome
+                .reason
+                .unwrap_or_default()
+                .contains("cannot be queued"),
+            "the reason is kept"
+        );
+    }
+
+    /// A send that fails as a whole is tried again; the messages SQS takes then are not
+    /// recorded as deferred.
+    #[tokio::test]
+    async fn a_failed_send_is_tried_again_before_anything_is_deferred() {
+        let world = World::new(&["quay.io/a:1", "registry.k8s.io/pause:3.9"]);
+        *world.queue.fail_next.lock().unwrap() = 1;
+        let report = world.plan(at(0)).await;
+        assert!(report.errors.is_empty(), "{report:?}");
+        assert_eq!((report.messages, report.not_queued), (2, 0));
+        let record = world
+            .store
+            .run(JOB, &report.run.unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.done, 0, "nothing deferred: {record:?}");
     }
 
     #[test]
@@ -1197,6 +1438,8 @@ mod tests {
             run: RunId::new(JOB, at(0)),
             trigger: "schedule".into(),
             full: true,
+            complete: true,
+            updated_at: None,
             started_at: 0,
             planned: 8,
             messages: 1,

@@ -79,6 +79,12 @@ pub struct ImageResult {
     /// image deferred by the deadline. The work queue delays its message by it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_secs: Option<u64>,
+    /// A `deferred` image whose work was cut at the invocation's deadline (started, not
+    /// done: a large layer on a slow link), unlike one not started. The work queue counts a
+    /// cut as an attempt, so that an image no invocation can finish ends instead of coming
+    /// back forever.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cut: bool,
     /// Why it failed or was deferred, or a note on a success (freshness unknown, the tag
     /// moved away from a pinned digest, the upstream tag moved); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]

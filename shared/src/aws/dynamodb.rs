@@ -5,7 +5,7 @@
 //! Layout:
 //! - the job's lease: `pk = job#<job>`, `sk = lease`: `run`, `lease_until`;
 //! - a run: `pk = job#<job>`, `sk = run#<run id>` (a query lists a job's runs, newest first):
-//!   `trigger`, `full`, `started_at`, `planned`, `messages`, `queued`, `done`, one counter
+//!   `trigger`, `full`, `complete`, `started_at`, `planned`, `messages`, `queued`, `done`, one counter
 //!   `n|<group>|<outcome>` per group and outcome, `finished_at`, `abandoned`; kept 90 days;
 //! - an item's outcome: `pk = run#<run id>`, `sk = item#<key>` ([`crate::queue::item_key`]):
 //!   `item`, `group`, `outcome`, `reason`, `at`; kept 30 days.
@@ -142,6 +142,7 @@ fn record_from(job: &str, item: &HashMap<String, AttributeValue>) -> Result<RunR
         run,
         trigger: text("trigger").unwrap_or_default(),
         full: flag("full").unwrap_or(false),
+        complete: flag("complete").unwrap_or(false),
         started_at: number("started_at").unwrap_or(0),
         planned: number("planned").unwrap_or(0).max(0) as u64,
         messages: number("messages").unwrap_or(0).max(0) as u64,
@@ -150,10 +151,157 @@ fn record_from(job: &str, item: &HashMap<String, AttributeValue>) -> Result<RunR
         counts,
         finished_at: number("finished_at"),
         abandoned: flag("abandoned").unwrap_or(false),
+        updated_at: number("updated_at"),
     })
 }
 
+/// How many times a transaction that conflicted with another is tried in all.
+const TRANSACTION_ATTEMPTS: u32 = 10;
+
 impl SdkRunStore {
+    /// One transaction of outcomes (at most 99) and the run's counters: the outcomes already
+    /// there (a cancellation reason `ConditionalCheckFailed` at their place) are left out and
+    /// the rest written again; a `TransactionConflict` (another worker's transaction on the
+    /// run's record at the same time: DynamoDB cancels one of them,
+    /// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-conflict-handling>,
+    /// and the SDK does not retry it) is tried again after a jittered backoff, up to
+    /// [`TRANSACTION_ATTEMPTS`] times.
+    async fn record_chunk(
+        &self,
+        job: &str,
+        run: &RunId,
+        outcomes: &[ItemOutcome],
+        now: i64,
+    ) -> Result<(usize, usize), AwsError> {
+        let mut pending: Vec<&ItemOutcome> = outcomes.iter().collect();
+        let mut duplicates = 0;
+        for attempt in 0..TRANSACTION_ATTEMPTS {
+            if pending.is_empty() {
+                return Ok((0, duplicates));
+            }
+            let mut transaction = self.client.transact_write_items();
+            let mut counters: BTreeMap<String, u64> = BTreeMap::new();
+            let mut keys = Vec::with_capacity(pending.len());
+            for outcome in &pending {
+                let key = item_key(&outcome.item);
+                let mut put = Put::builder()
+                    .table_name(&self.table)
+                    .item("pk", s(format!("run#{run}")))
+                    .item("sk", s(format!("item#{key}")))
+                    .item("item", s(truncate(&outcome.item, 4096)))
+                    .item("group", s(truncate(&outcome.group, 256)))
+                    .item("outcome", s(truncate(&outcome.outcome, 64)))
+                    .item("at", n(now))
+                    .item("expires_at", n(now + ITEM_DAYS))
+                    .condition_expression("attribute_not_exists(#pk)")
+                    .expression_attribute_names("#pk", "pk");
+                if let Some(reason) = &outcome.reason {
+                    put = put.item("reason", s(truncate(reason, MAX_REASON)));
+                }
+                let put = put
+                    .build()
+                    .map_err(|e| invalid("TransactWriteItems", e.to_string()))?;
+                transaction =
+                    transaction.transact_items(TransactWriteItem::builder().put(put).build());
+                *counters
+                    .entry(format!(
+                        "n|{}|{}",
+                        truncate(&outcome.group, 256),
+                        truncate(&outcome.outcome, 64)
+                    ))
+                    .or_default() += 1;
+                keys.push(key);
+            }
+            let mut update = Update::builder()
+                .table_name(&self.table)
+                .key("pk", job_key(job))
+                .key("sk", run_sort(run))
+                .condition_expression("attribute_exists(#pk)")
+                .expression_attribute_names("#pk", "pk")
+                .expression_attribute_names("#done", "done")
+                .expression_attribute_names("#updated", "updated_at")
+                .expression_attribute_values(":done", n(pending.len()))
+                .expression_attribute_values(":now", n(now));
+            let mut adds = vec!["#done :done".to_owned()];
+            for (i, (name, count)) in counters.iter().enumerate() {
+                update = update
+                    .expression_attribute_names(format!("#c{i}"), name)
+                    .expression_attribute_values(format!(":c{i}"), n(count));
+                adds.push(format!("#c{i} :c{i}"));
+            }
+            let update = update
+                .update_expression(format!("ADD {} SET #updated = :now", adds.join(", ")))
+                .build()
+                .map_err(|e| invalid("TransactWriteItems", e.to_string()))?;
+            // The same outcomes, the same token: an SDK retry of a transaction that succeeded
+            // succeeds again without writing twice (tokens last 10 minutes).
+            let token = {
+                use sha2::Digest as _;
+                let mut hash = sha2::Sha256::new();
+                hash.update(run.as_str());
+                for key in &keys {
+                    hash.update([0]);
+                    hash.update(key);
+                }
+                hash.finalize()
+                    .iter()
+                    .take(16)
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            };
+            let sent = transaction
+                .transact_items(TransactWriteItem::builder().update(update).build())
+                .client_request_token(token)
+                .send()
+                .await;
+            let codes = match sent {
+                Ok(_) => return Ok((pending.len(), duplicates)),
+                Err(err) => match cancellation_codes(&err) {
+                    Some(codes) => codes,
+                    None => return Err(AwsError::from_sdk("TransactWriteItems", err)),
+                },
+            };
+            if codes.get(pending.len()).map(String::as_str) == Some("ConditionalCheckFailed") {
+                return Err(AwsError {
+                    operation: "TransactWriteItems",
+                    kind: AwsErrorKind::NotFound("RunNotFound".into()),
+                    message: format!("run {run} of {job} has no record"),
+                });
+            }
+            let before = pending.len();
+            let mut index = 0;
+            pending.retain(|_| {
+                let there = codes.get(index).map(String::as_str) == Some("ConditionalCheckFailed");
+                index += 1;
+                !there
+            });
+            duplicates += before - pending.len();
+            let conflicted = codes.iter().any(|c| c == "TransactionConflict");
+            if before == pending.len() && !conflicted {
+                return Err(AwsError {
+                    operation: "TransactWriteItems",
+                    kind: AwsErrorKind::Service("TransactionCanceledException".into()),
+                    message: format!("cancelled: {}", codes.join(", ")),
+                });
+            }
+            if conflicted {
+                // Full jitter: up to 50 ms x 2^attempt, at most 2 s.
+                use std::hash::{BuildHasher, RandomState};
+                let cap = (50u64 << attempt.min(6)).min(2000);
+                let wait =
+                    RandomState::new().hash_one(now as u64 + u64::from(attempt)) % cap.max(1);
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            }
+        }
+        Err(AwsError {
+            operation: "TransactWriteItems",
+            kind: AwsErrorKind::Throttled,
+            message: format!(
+                "the run's record kept conflicting with other writers after {TRANSACTION_ATTEMPTS} attempts"
+            ),
+        })
+    }
+
     async fn lease_holder(&self, job: &str) -> Result<Option<(RunId, i64)>, AwsError> {
         let out = self
             .client
@@ -184,28 +332,7 @@ impl SdkRunStore {
 #[async_trait]
 impl RunStore for SdkRunStore {
     #[tracing::instrument(skip(self, run), fields(run = %run.run), err(Display))]
-    async fn begin(&self, run: &RunRecord, lease_until: i64, now: i64) -> Result<Begin, AwsError> {
-        let previous = self.lease_holder(&run.job).await?;
-        if let Some((holder, until)) = &previous
-            && *until >= now
-        {
-            return Ok(Begin::InFlight(holder.clone()));
-        }
-        let lease = Put::builder()
-            .table_name(&self.table)
-            .item("pk", job_key(&run.job))
-            .item("sk", s("lease"))
-            .item("run", s(run.run.as_str()))
-            .item("lease_until", n(lease_until))
-            .condition_expression(
-                "attribute_not_exists(#pk) OR #until < :now OR attribute_not_exists(#run)",
-            )
-            .expression_attribute_names("#pk", "pk")
-            .expression_attribute_names("#until", "lease_until")
-            .expression_attribute_names("#run", "run")
-            .expression_attribute_values(":now", n(now))
-            .build()
-            .map_err(|e| invalid("TransactWriteItems", e.to_string()))?;
+    async fn begin(&self, run: &RunRecord, lease_secs: i64, now: i64) -> Result<Begin, AwsError> {
         let record = Put::builder()
             .table_name(&self.table)
             .item("pk", job_key(&run.job))
@@ -213,6 +340,7 @@ impl RunStore for SdkRunStore {
             .item("run", s(run.run.as_str()))
             .item("trigger", s(truncate(&run.trigger, 256)))
             .item("full", AttributeValue::Bool(run.full))
+            .item("complete", AttributeValue::Bool(run.complete))
             .item("started_at", n(run.started_at))
             .item("planned", n(run.planned))
             .item("messages", n(0))
@@ -223,36 +351,73 @@ impl RunStore for SdkRunStore {
             .expression_attribute_names("#pk", "pk")
             .build()
             .map_err(|e| invalid("TransactWriteItems", e.to_string()))?;
-        let sent = self
+        let mut replaced = None;
+        let mut transaction = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(lease).build())
+            // The run id is the idempotency token: an SDK retry of a write that succeeded
+            // succeeds again instead of finding its own lease taken
+            // (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html>).
+            .client_request_token(run.run.as_str());
+        if run.full {
+            let holder = self.lease_holder(&run.job).await?;
+            if let Some((holder, until)) = &holder
+                && *holder != run.run
+            {
+                let record = self.run(&run.job, holder).await?;
+                let unfinished = record.as_ref().is_some_and(|r| r.finished_at.is_none());
+                let active = record
+                    .as_ref()
+                    .map(|r| r.updated_at.unwrap_or(r.started_at))
+                    .is_some_and(|at| at >= now - lease_secs);
+                if *until >= now || (unfinished && active) {
+                    return Ok(Begin::InFlight(holder.clone()));
+                }
+                if unfinished {
+                    replaced = Some(holder.clone());
+                }
+            }
+            // Taken only from the holder read above (or none): a planner that took it in
+            // between makes this one fail the condition.
+            let mut lease = Put::builder()
+                .table_name(&self.table)
+                .item("pk", job_key(&run.job))
+                .item("sk", s("lease"))
+                .item("run", s(run.run.as_str()))
+                .item("lease_until", n(now + lease_secs))
+                .expression_attribute_names("#run", "run");
+            lease = match &holder {
+                Some((previous, _)) => lease
+                    .condition_expression("attribute_not_exists(#run) OR #run = :previous")
+                    .expression_attribute_values(":previous", s(previous.as_str())),
+                None => lease.condition_expression("attribute_not_exists(#run)"),
+            };
+            let lease = lease
+                .build()
+                .map_err(|e| invalid("TransactWriteItems", e.to_string()))?;
+            transaction =
+                transaction.transact_items(TransactWriteItem::builder().put(lease).build());
+        }
+        let sent = transaction
             .transact_items(TransactWriteItem::builder().put(record).build())
             .send()
             .await;
         match sent {
-            Ok(_) => {
-                // The lease was free or had run out: a run that held it and did not finish is
-                // to be finished as abandoned.
-                let replaced = match previous {
-                    Some((old, _)) if old != run.run => match self.run(&run.job, &old).await? {
-                        Some(record) if record.finished_at.is_none() => Some(old),
-                        _ => None,
-                    },
-                    _ => None,
-                };
-                Ok(Begin::Started { replaced })
-            }
+            Ok(_) => Ok(Begin::Started { replaced }),
             Err(err) => match cancellation_codes(&err) {
-                Some(codes)
-                    if codes.first().map(String::as_str) == Some("ConditionalCheckFailed") =>
-                {
-                    // Another planner took the lease between the read and the write.
+                Some(codes) if codes.iter().any(|c| c == "ConditionalCheckFailed") => {
                     match self.lease_holder(&run.job).await? {
+                        // Our own write, retried after it had succeeded.
+                        Some((holder, _)) if holder == run.run => Ok(Begin::Started { replaced }),
+                        // Another planner took the lease between the read and the write.
                         Some((holder, _)) => Ok(Begin::InFlight(holder)),
                         None => Err(invalid(
                             "TransactWriteItems",
-                            "the lease is taken but cannot be read".into(),
+                            format!(
+                                "the run {} could not be started: {}",
+                                run.run,
+                                codes.join(", ")
+                            ),
                         )),
                     }
                 }
@@ -286,80 +451,22 @@ impl RunStore for SdkRunStore {
         Ok(())
     }
 
-    #[tracing::instrument(skip(self, outcome), fields(item = %outcome.item), err(Display))]
-    async fn record(
+    #[tracing::instrument(skip(self, outcomes), fields(outcomes = outcomes.len()), err(Display))]
+    async fn record_all(
         &self,
         job: &str,
         run: &RunId,
-        outcome: &ItemOutcome,
+        outcomes: &[ItemOutcome],
         now: i64,
-    ) -> Result<bool, AwsError> {
-        let mut put = Put::builder()
-            .table_name(&self.table)
-            .item("pk", s(format!("run#{run}")))
-            .item("sk", s(format!("item#{}", item_key(&outcome.item))))
-            .item("item", s(truncate(&outcome.item, 4096)))
-            .item("group", s(truncate(&outcome.group, 256)))
-            .item("outcome", s(truncate(&outcome.outcome, 64)))
-            .item("at", n(now))
-            .item("expires_at", n(now + ITEM_DAYS))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", "pk");
-        if let Some(reason) = &outcome.reason {
-            put = put.item("reason", s(truncate(reason, MAX_REASON)));
+    ) -> Result<(usize, usize), AwsError> {
+        let (mut written, mut duplicates) = (0, 0);
+        // A transaction holds at most 100 actions: 99 outcomes and the run's counters.
+        for chunk in outcomes.chunks(99) {
+            let (w, d) = self.record_chunk(job, run, chunk, now).await?;
+            written += w;
+            duplicates += d;
         }
-        let put = put
-            .build()
-            .map_err(|e| invalid("TransactWriteItems", e.to_string()))?;
-        let counter = format!(
-            "n|{}|{}",
-            truncate(&outcome.group, 256),
-            truncate(&outcome.outcome, 64)
-        );
-        let update = Update::builder()
-            .table_name(&self.table)
-            .key("pk", job_key(job))
-            .key("sk", run_sort(run))
-            .update_expression("ADD #done :one, #n :one")
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#done", "done")
-            .expression_attribute_names("#pk", "pk")
-            .expression_attribute_names("#n", counter)
-            .expression_attribute_values(":one", n(1))
-            .build()
-            .map_err(|e| invalid("TransactWriteItems", e.to_string()))?;
-        let sent = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .send()
-            .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(err) => match cancellation_codes(&err) {
-                Some(codes)
-                    if codes.first().map(String::as_str) == Some("ConditionalCheckFailed") =>
-                {
-                    Ok(false)
-                }
-                Some(codes)
-                    if codes.get(1).map(String::as_str) == Some("ConditionalCheckFailed") =>
-                {
-                    Err(AwsError {
-                        operation: "TransactWriteItems",
-                        kind: AwsErrorKind::NotFound("RunNotFound".into()),
-                        message: format!("run {run} of {job} has no record"),
-                    })
-                }
-                Some(codes) => Err(AwsError {
-                    operation: "TransactWriteItems",
-                    kind: AwsErrorKind::Service("TransactionCanceledException".into()),
-                    message: format!("cancelled: {}", codes.join(", ")),
-                }),
-                None => Err(AwsError::from_sdk("TransactWriteItems", err)),
-            },
-        }
+        Ok((written, duplicates))
     }
 
     #[tracing::instrument(skip(self), err(Display))]
@@ -483,10 +590,15 @@ impl RunStore for SdkRunStore {
             .send()
             .await;
         match released {
-            Ok(_) => Ok(true),
-            Err(err) if condition_failed(&err) => Ok(true),
-            Err(err) => Err(AwsError::from_sdk("UpdateItem", err)),
+            Ok(_) => {}
+            Err(err) if condition_failed(&err) => {}
+            // The run is finished whatever: its totals are to be published. A lease left
+            // behind runs out by itself.
+            Err(err) => {
+                tracing::warn!(error = %AwsError::from_sdk("UpdateItem", err), "the job's lease was not released; it runs out by itself")
+            }
         }
+        Ok(true)
     }
 }
 

@@ -33,17 +33,37 @@ impl QueueApi for SdkQueue {
         messages: &[Outgoing],
     ) -> Result<Vec<(usize, String)>, AwsError> {
         let mut refused = Vec::new();
-        for (chunk_index, chunk) in messages.chunks(BATCH).enumerate() {
-            let first = chunk_index * BATCH;
-            let mut entries = Vec::with_capacity(chunk.len());
-            for (i, message) in chunk.iter().enumerate() {
-                if message.body.len() > MAX_BODY_BYTES {
-                    refused.push((first + i, format!("body over {MAX_BODY_BYTES} bytes")));
-                    continue;
+        // Calls of at most 10 messages and MAX_BODY_BYTES in all ("the maximum total payload
+        // size (the sum of the individual lengths of all of the batched messages)").
+        let mut calls: Vec<Vec<usize>> = Vec::new();
+        let mut bytes = 0;
+        for (index, message) in messages.iter().enumerate() {
+            if message.body.len() > MAX_BODY_BYTES {
+                refused.push((index, format!("body over {MAX_BODY_BYTES} bytes")));
+                continue;
+            }
+            match calls.last_mut() {
+                Some(call)
+                    if call.len() < BATCH && bytes + message.body.len() <= MAX_BODY_BYTES =>
+                {
+                    call.push(index);
+                    bytes += message.body.len();
                 }
+                _ => {
+                    calls.push(vec![index]);
+                    bytes = message.body.len();
+                }
+            }
+        }
+        // Every call is made: one that fails leaves its messages refused (they may or may not
+        // be in the queue) and the next calls go on.
+        for call in calls {
+            let mut entries = Vec::with_capacity(call.len());
+            for index in &call {
+                let message = &messages[*index];
                 entries.push(
                     SendMessageBatchRequestEntry::builder()
-                        .id((first + i).to_string())
+                        .id(index.to_string())
                         .message_body(&message.body)
                         .delay_seconds(message.delay_secs.min(MAX_DELAY_SECS) as i32)
                         .build()
@@ -54,29 +74,42 @@ impl QueueApi for SdkQueue {
                         })?,
                 );
             }
-            if entries.is_empty() {
-                continue;
-            }
-            let out = self
+            match self
                 .client
                 .send_message_batch()
                 .queue_url(queue_url)
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("SendMessageBatch", e))?;
-            for failed in out.failed() {
-                let index = failed.id().parse::<usize>().unwrap_or(usize::MAX);
-                refused.push((
-                    index,
-                    format!(
-                        "{}: {}",
-                        failed.code(),
-                        failed.message().unwrap_or_default()
-                    ),
-                ));
+            {
+                Ok(out) => {
+                    for failed in out.failed() {
+                        // An id this call did not send is ignored (an answer to distrust).
+                        let Some(index) = failed
+                            .id()
+                            .parse::<usize>()
+                            .ok()
+                            .filter(|i| call.contains(i))
+                        else {
+                            continue;
+                        };
+                        refused.push((
+                            index,
+                            format!(
+                                "{}: {}",
+                                failed.code(),
+                                failed.message().unwrap_or_default()
+                            ),
+                        ));
+                    }
+                }
+                Err(err) => {
+                    let err = AwsError::from_sdk("SendMessageBatch", err).to_string();
+                    refused.extend(call.iter().map(|i| (*i, err.clone())));
+                }
             }
         }
+        refused.sort();
         Ok(refused)
     }
 

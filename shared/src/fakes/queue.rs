@@ -16,6 +16,8 @@ pub struct FakeQueue {
     pub sent: Mutex<Vec<(String, Outgoing)>>,
     /// When set, every call fails with this error code.
     pub fail: Mutex<Option<String>>,
+    /// The next this many calls fail as a whole (then calls succeed).
+    pub fail_next: Mutex<usize>,
     /// The depth answered.
     pub depth: Mutex<QueueDepth>,
 }
@@ -40,7 +42,19 @@ impl QueueApi for FakeQueue {
         queue_url: &str,
         messages: &[Outgoing],
     ) -> Result<Vec<(usize, String)>, AwsError> {
-        if let Some(code) = self.fail.lock().unwrap().clone() {
+        let failing_next = {
+            let mut next = self.fail_next.lock().unwrap();
+            let failing = *next > 0;
+            *next = next.saturating_sub(1);
+            failing
+        };
+        if let Some(code) = self
+            .fail
+            .lock()
+            .unwrap()
+            .clone()
+            .or(failing_next.then(|| "ServiceUnavailable".to_owned()))
+        {
             return Err(AwsError {
                 operation: "SendMessageBatch",
                 kind: AwsErrorKind::Service(code),
@@ -68,6 +82,8 @@ pub struct FakeRunStore {
     pub runs: Mutex<BTreeMap<(String, RunId), RunRecord>>,
     /// (run, item key) → outcome.
     pub outcomes: Mutex<BTreeMap<(RunId, String), ItemOutcome>>,
+    /// When set, `record_all` fails with this error code (nothing written).
+    pub fail_records: Mutex<Option<String>>,
 }
 
 fn missing(run: &RunId) -> AwsError {
@@ -80,27 +96,35 @@ fn missing(run: &RunId) -> AwsError {
 
 #[async_trait]
 impl RunStore for FakeRunStore {
-    async fn begin(&self, run: &RunRecord, lease_until: i64, now: i64) -> Result<Begin, AwsError> {
+    async fn begin(&self, run: &RunRecord, lease_secs: i64, now: i64) -> Result<Begin, AwsError> {
         let mut leases = self.leases.lock().unwrap();
-        let previous = leases.get(&run.job).cloned();
-        if let Some((holder, until)) = &previous
-            && *until >= now
-        {
-            return Ok(Begin::InFlight(holder.clone()));
-        }
-        leases.insert(run.job.clone(), (run.run.clone(), lease_until));
         let mut runs = self.runs.lock().unwrap();
+        if runs.contains_key(&(run.job.clone(), run.run.clone())) {
+            // The same run again (a retried write that had succeeded).
+            return Ok(Begin::Started { replaced: None });
+        }
+        let mut replaced = None;
+        if run.full {
+            if let Some((holder, until)) = leases.get(&run.job).cloned() {
+                let record = runs.get(&(run.job.clone(), holder.clone()));
+                let unfinished = record.is_some_and(|r| r.finished_at.is_none());
+                let active = record
+                    .and_then(|r| r.updated_at.or(Some(r.started_at)))
+                    .is_some_and(|at| at >= now - lease_secs);
+                if until >= now || (unfinished && active) {
+                    return Ok(Begin::InFlight(holder));
+                }
+                if unfinished {
+                    replaced = Some(holder);
+                }
+            }
+            leases.insert(run.job.clone(), (run.run.clone(), now + lease_secs));
+        }
         let mut record = run.clone();
         record.queued = false;
         record.done = 0;
         record.counts.clear();
         runs.insert((run.job.clone(), run.run.clone()), record);
-        let replaced = previous
-            .filter(|(old, _)| {
-                runs.get(&(run.job.clone(), old.clone()))
-                    .is_some_and(|r| r.finished_at.is_none())
-            })
-            .map(|(old, _)| old);
         Ok(Begin::Started { replaced })
     }
 
@@ -114,29 +138,42 @@ impl RunStore for FakeRunStore {
         Ok(())
     }
 
-    async fn record(
+    async fn record_all(
         &self,
         job: &str,
         run: &RunId,
-        outcome: &ItemOutcome,
-        _now: i64,
-    ) -> Result<bool, AwsError> {
+        outcomes: &[ItemOutcome],
+        now: i64,
+    ) -> Result<(usize, usize), AwsError> {
+        if let Some(code) = self.fail_records.lock().unwrap().clone() {
+            return Err(AwsError {
+                operation: "TransactWriteItems",
+                kind: AwsErrorKind::Service(code),
+                message: "told to fail".into(),
+            });
+        }
         let mut runs = self.runs.lock().unwrap();
         let record = runs
             .get_mut(&(job.to_owned(), run.clone()))
             .ok_or_else(|| missing(run))?;
-        let mut outcomes = self.outcomes.lock().unwrap();
-        let key = (run.clone(), item_key(&outcome.item));
-        if outcomes.contains_key(&key) {
-            return Ok(false);
+        let mut stored = self.outcomes.lock().unwrap();
+        let (mut written, mut duplicates) = (0, 0);
+        for outcome in outcomes {
+            let key = (run.clone(), item_key(&outcome.item));
+            if stored.contains_key(&key) {
+                duplicates += 1;
+                continue;
+            }
+            stored.insert(key, outcome.clone());
+            record.done += 1;
+            record.updated_at = Some(now);
+            *record
+                .counts
+                .entry((outcome.group.clone(), outcome.outcome.clone()))
+                .or_default() += 1;
+            written += 1;
         }
-        outcomes.insert(key, outcome.clone());
-        record.done += 1;
-        *record
-            .counts
-            .entry((outcome.group.clone(), outcome.outcome.clone()))
-            .or_default() += 1;
-        Ok(true)
+        Ok((written, duplicates))
     }
 
     async fn run(&self, job: &str, run: &RunId) -> Result<Option<RunRecord>, AwsError> {

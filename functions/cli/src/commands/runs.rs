@@ -509,6 +509,8 @@ mod tests {
             run: RunId::try_from("prewarm-20261130T052500Z-3fa2c1d0".to_owned()).unwrap(),
             trigger: "ptc prewarm --enqueue".into(),
             full: false,
+            complete: true,
+            updated_at: None,
             started_at: 1_796_016_300,
             planned: 3,
             messages: 1,
