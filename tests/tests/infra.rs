@@ -754,6 +754,7 @@ fn the_work_queue_outlasts_six_function_timeouts_and_feeds_prewarm() {
         ("PTC_WORK_DLQ_URL", "WorkDeadLetterQueue"),
         ("PTC_RUN_TABLE", "RunTable"),
         ("PTC_QUEUE_IMAGES_PER_MESSAGE", "ImagesPerMessage"),
+        ("PTC_RUN_LEASE_HOURS", "RunLeaseHours"),
     ] {
         assert_eq!(
             variables[name],
