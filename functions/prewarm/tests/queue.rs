@@ -501,24 +501,47 @@ async fn a_second_planner_and_a_duplicate_delivery_leave_one_outcome_per_item() 
         .send()
         .await
         .unwrap();
-    // One worker, one message a batch: the two deliveries are two invocations.
+    // Both deliveries in one batch: both are warmed, the second's outcomes are already there.
     let pool = lambdas(&q.env, 1, 60);
     let stats = drive(
         &sqs,
         &q.queue,
         &pool,
         &DriverOptions {
-            batch_size: 1,
+            batch_size: 2,
             maximum_concurrency: 1,
             max_wall: Duration::from_secs(120),
             idle_polls: 2,
         },
     )
     .await;
-    assert_eq!(stats.invocations, 2, "{stats:?}");
+    assert_eq!(stats.invocations, 1, "{stats:?}");
     let reports = worker_reports(&pool);
     assert_eq!(settled(&reports, "recorded"), 2, "{reports:?}");
     assert_eq!(settled(&reports, "duplicates"), 2, "{reports:?}");
+    // A third copy after the run finished is acknowledged without work.
+    sqs.send_message()
+        .queue_url(&q.queue.url)
+        .message_body(message.body().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let late = drive(
+        &sqs,
+        &q.queue,
+        &pool,
+        &DriverOptions {
+            batch_size: 1,
+            maximum_concurrency: 1,
+            max_wall: Duration::from_secs(60),
+            idle_polls: 2,
+        },
+    )
+    .await;
+    assert_eq!((late.invocations, late.deleted), (1, 1), "{late:?}");
+    let reports = worker_reports(&pool);
+    assert_eq!(settled(&reports, "finished_runs"), 1, "{reports:?}");
+    assert_eq!(settled(&reports, "recorded"), 2, "{reports:?}");
     let outcomes = outcomes(stack, &q.table, &run).await;
     assert_eq!(outcomes.len(), 2);
     assert_eq!(record(stack, &q.table, &run).await, (2, 2, true));
