@@ -136,7 +136,7 @@ echo "== ptc-local-queue: Lambda's SQS event source mapping played against moto,
 ./target/debug/ptc-local-queue --queue-url "$PTC_WORK_QUEUE_URL" --dead-letter-url "$PTC_WORK_DLQ_URL" \
   --run-table "$PTC_RUN_TABLE" --function ./target/debug/prewarm --concurrency 2 --batch-size 10 --max-wall-secs 300
 echo
-echo "== ptc runs $run_id: finished, every entry with its outcome (counts by prefix; '(no rule)': entries that cannot be cached)"
+echo "== ptc runs $run_id: finished, every entry with its outcome (counts by prefix; '(no rule or invalid)': entries that cannot be cached)"
 ./target/debug/ptc runs "$run_id"
 echo
 echo "== each entry's outcome, as the workers recorded it once in the runs' table"

@@ -320,18 +320,26 @@ impl Redelivery {
         })
     }
 
-    /// A failed item's next attempt: backoff of 30 s times 2^(attempt-1), at most
-    /// [`MAX_DELAY_SECS`]; `None` once `attempt` is [`RETRY_ATTEMPTS`] (it is then recorded as
-    /// failed and dead-lettered).
-    pub fn retry(message: &WorkMessage, items: Vec<WorkItem>) -> Option<Self> {
+    /// A failed item's next attempt, after `backoff` times 3^(attempt-1) (the default 5 minutes:
+    /// attempt 2 after 5 minutes, attempt 3 after 15 more, so that an upstream's short outage
+    /// does not dead-letter its images); a wait past [`MAX_DELAY_SECS`] hops as
+    /// [`Redelivery::after`]'s. `None` once `attempt` is [`RETRY_ATTEMPTS`] (it is then recorded
+    /// as failed and dead-lettered).
+    pub fn retry(
+        message: &WorkMessage,
+        items: Vec<WorkItem>,
+        backoff: Duration,
+        now: i64,
+    ) -> Option<Self> {
         if message.attempt >= RETRY_ATTEMPTS {
             return None;
         }
-        let delay = 30u32.saturating_mul(1 << (message.attempt - 1).min(10));
-        Some(Self {
-            message: message.with(items, message.attempt + 1, None),
-            delay_secs: delay.min(MAX_DELAY_SECS),
-        })
+        let wait = backoff.saturating_mul(3u32.saturating_pow(message.attempt - 1));
+        Some(Self::after(
+            message.with(items, message.attempt + 1, None),
+            wait,
+            now,
+        ))
     }
 }
 
@@ -714,11 +722,28 @@ mod tests {
     #[test]
     fn a_failed_item_is_tried_three_times_with_backoff() {
         let first = plan_messages("prewarm", &run(), [("g".into(), item("nginx:1"))], 10).remove(0);
-        let second = Redelivery::retry(&first, first.items.clone()).unwrap();
-        assert_eq!((second.message.attempt, second.delay_secs), (2, 30));
-        let third = Redelivery::retry(&second.message, first.items.clone()).unwrap();
-        assert_eq!((third.message.attempt, third.delay_secs), (3, 60));
-        assert_eq!(Redelivery::retry(&third.message, first.items.clone()), None);
+        let backoff = Duration::from_secs(300);
+        let second = Redelivery::retry(&first, first.items.clone(), backoff, 0).unwrap();
+        assert_eq!((second.message.attempt, second.delay_secs), (2, 300));
+        let third = Redelivery::retry(&second.message, first.items.clone(), backoff, 0).unwrap();
+        assert_eq!(
+            (
+                third.message.attempt,
+                third.delay_secs,
+                third.message.not_before
+            ),
+            (3, 900, None)
+        );
+        assert_eq!(
+            Redelivery::retry(&third.message, first.items.clone(), backoff, 0),
+            None
+        );
+        // A longer backoff hops past SQS's 15 minutes.
+        let long = Redelivery::retry(&second.message, first.items.clone(), backoff * 2, 0).unwrap();
+        assert_eq!(
+            (long.delay_secs, long.message.not_before),
+            (900, Some(1800))
+        );
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct QueuePorts {
     pub per_message: usize,
     /// `PTC_RUN_LEASE_HOURS`.
     pub lease: std::time::Duration,
+    /// `PTC_QUEUE_RETRY_SECS`.
+    pub retry_backoff: std::time::Duration,
 }
 
 impl QueuePorts {
@@ -44,6 +46,7 @@ impl QueuePorts {
             dead_letter_url: &self.dead_letter_url,
             per_message: self.per_message,
             lease: self.lease,
+            retry_backoff: self.retry_backoff,
         }
     }
 }

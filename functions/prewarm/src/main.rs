@@ -40,6 +40,7 @@ async fn main() -> Result<(), Error> {
                 dead_letter_url: dead_letter_url.to_owned(),
                 per_message: settings.queue.images_per_message,
                 lease: settings.queue.run_lease,
+                retry_backoff: settings.queue.retry_backoff,
             }),
     );
     let environment = &environment;

@@ -52,6 +52,9 @@ pub struct QueueDeps<'a> {
     pub per_message: usize,
     /// `PTC_RUN_LEASE_HOURS`, as a duration.
     pub lease: Duration,
+    /// `PTC_QUEUE_RETRY_SECS`: the wait before a failed item's second attempt (the third
+    /// waits three times as long).
+    pub retry_backoff: Duration,
 }
 
 /// What a planner did.
@@ -814,7 +817,7 @@ pub async fn work(
         }
         if !retry.is_empty() {
             report.settled.retried += retry.len();
-            if let Some(next) = Redelivery::retry(m, retry) {
+            if let Some(next) = Redelivery::retry(m, retry, q.retry_backoff, unix(now)) {
                 again.push((d.delivery, next));
             }
         }
@@ -1058,6 +1061,7 @@ mod tests {
                 dead_letter_url: "https://sqs/dead",
                 per_message: 2,
                 lease: Duration::from_secs(3600),
+                retry_backoff: Duration::from_secs(300),
             }
         }
 

@@ -377,11 +377,12 @@ async fn a_poison_image_ends_in_the_dead_letter_queue_with_its_reason() {
     ]
     .map(String::from)
     .to_vec();
-    let q = queued(&stack, &list, &[]).await;
+    let q = queued(&stack, &list, &[("PTC_QUEUE_RETRY_SECS", "20")]).await;
     let planned = plan(&stack, &q).await;
     let run = planned["run"].as_str().unwrap().to_owned();
     let pool = lambdas(&q.env, 2, 60);
-    // Attempts 1, 2 and 3, 30 s then 60 s apart.
+    // Attempts 1, 2 and 3, 20 s then 60 s apart (PTC_QUEUE_RETRY_SECS; 5 and 15 minutes by
+    // default).
     drain(&stack, &q, &pool, Duration::from_secs(200)).await;
     let letters = q.queue.dead_letters(&stack.sqs().await).await;
     assert_eq!(letters.len(), 1, "{letters:?}");

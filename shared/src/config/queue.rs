@@ -27,6 +27,9 @@ pub struct QueueSettings {
     /// planner finds the job free once the run has finished, or after this (the run is then
     /// finished as abandoned, its missing outcomes counted as deferred).
     pub run_lease: Duration,
+    /// `PTC_QUEUE_RETRY_SECS` (1-3600, default 300): the wait before a failed image's second
+    /// attempt; the third waits three times as long, then it is dead-lettered.
+    pub retry_backoff: Duration,
 }
 
 impl QueueSettings {
@@ -75,21 +78,37 @@ pub(super) fn load(src: &Source) -> Result<QueueSettings, ConfigError> {
     if (work_queue_url.is_some() || dead_letter_url.is_some())
         && (work_queue_url.is_none() || dead_letter_url.is_none() || run_table.is_none())
     {
+        let missing: Vec<&str> = [
+            ("PTC_WORK_QUEUE_URL", work_queue_url.is_none()),
+            ("PTC_WORK_DLQ_URL", dead_letter_url.is_none()),
+            ("PTC_RUN_TABLE", run_table.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(name, absent)| absent.then_some(name))
+        .collect();
+        let (name, value) = match (&work_queue_url, &dead_letter_url) {
+            (Some(url), _) => ("PTC_WORK_QUEUE_URL", url.as_str()),
+            (None, Some(url)) => ("PTC_WORK_DLQ_URL", url.as_str()),
+            (None, None) => unreachable!("one of them is set"),
+        };
         return Err(invalid(
-            "PTC_WORK_QUEUE_URL",
-            "",
-            "the work queue needs all three of PTC_WORK_QUEUE_URL, PTC_WORK_DLQ_URL and PTC_RUN_TABLE",
+            name,
+            value,
+            format!("the work queue also needs {}", missing.join(" and ")),
         ));
     }
     let images_per_message = src.number("PTC_QUEUE_IMAGES_PER_MESSAGE", None, 10, 1..=50)? as usize;
     let run_lease =
         Duration::from_secs(src.number("PTC_RUN_LEASE_HOURS", None, 24, 1..=168)? * 3600);
+    let retry_backoff =
+        Duration::from_secs(src.number("PTC_QUEUE_RETRY_SECS", None, 300, 1..=3600)?);
     Ok(QueueSettings {
         work_queue_url,
         dead_letter_url,
         run_table,
         images_per_message,
         run_lease,
+        retry_backoff,
     })
 }
 
@@ -137,7 +156,11 @@ mod tests {
         )])
         .unwrap_err()
         .to_string();
-        assert!(err.contains("all three"), "{err}");
+        assert!(
+            err.contains("PTC_WORK_QUEUE_URL")
+                && err.contains("also needs PTC_WORK_DLQ_URL and PTC_RUN_TABLE"),
+            "{err}"
+        );
         for (name, value) in [
             ("PTC_RUN_TABLE", "x"),
             ("PTC_RUN_TABLE", "bad/name"),

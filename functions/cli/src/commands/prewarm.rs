@@ -122,6 +122,7 @@ async fn enqueue(
         dead_letter_url,
         per_message: settings.queue.images_per_message,
         lease: settings.queue.run_lease,
+        retry_backoff: settings.queue.retry_backoff,
     };
     let now = time::OffsetDateTime::now_utc();
     let report = prewarm::queued::plan(

@@ -405,14 +405,14 @@ pub fn print_detail(out: &mut impl Write, detail: &RunDetail) -> std::io::Result
     if let Some(d) = &detail.queue {
         writeln!(
             out,
-            "queue     {} visible, {} in flight, {} delayed",
+            "queue     {} visible, {} in flight, {} delayed (the whole queue: every run's)",
             d.visible, d.in_flight, d.delayed
         )?;
     }
     if let Some(d) = &detail.dead_letter_queue {
         writeln!(
             out,
-            "dead-letter queue  {} visible, {} in flight, {} delayed",
+            "dead-letter queue  {} visible, {} in flight, {} delayed (every run's)",
             d.visible, d.in_flight, d.delayed
         )?;
     }
@@ -420,7 +420,7 @@ pub fn print_detail(out: &mut impl Write, detail: &RunDetail) -> std::io::Result
     let mut rows: Vec<Vec<String>> = Vec::new();
     for (group, counts) in &v.counts {
         let mut row = vec![if group == "-" {
-            "(no rule)".to_owned()
+            "(no rule or invalid)".to_owned()
         } else {
             group.clone()
         }];
