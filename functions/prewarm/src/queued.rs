@@ -877,7 +877,9 @@ pub async fn work(
             .1
             .push(outcome);
     }
-    let recorded: Vec<(usize, Result<(usize, usize), String>)> = futures::stream::iter(by_message)
+    /// A delivery, and what writing its outcomes gave: (written, already there).
+    type Recorded = (usize, Result<(usize, usize), String>);
+    let recorded: Vec<Recorded> = futures::stream::iter(by_message)
         .map(|(delivery, (run, outcomes))| async move {
             let written = q
                 .store
