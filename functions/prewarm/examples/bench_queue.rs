@@ -20,7 +20,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use ptc_tests::lambda::Lambda;
 use ptc_tests::queue::{DriverOptions, drive};
 use ptc_tests::{Stack, repo_root};
@@ -168,38 +167,22 @@ fn base_env(stack: &Stack, list: &Path, namespace: &str) -> Vec<(String, String)
     env
 }
 
-/// Every terminal outcome of a run, counted by outcome (and the items seen).
+/// Every terminal outcome of a run, counted by outcome (and the items seen), read through the
+/// runs' store adapter (`RunStore::outcomes`, what `ptc runs` reads).
 async fn outcomes(stack: &Stack, table: &str, run: &str) -> (BTreeMap<String, u64>, usize) {
-    let ddb = stack.dynamodb().await;
+    use ptc_core::queue::RunStore as _;
+    let store = ptc_core::aws::SdkRunStore::new(stack.dynamodb().await, table);
+    let run = ptc_core::queue::RunId::try_from(run.to_owned()).expect("a run id");
+    let all = store
+        .outcomes(&run, 1_000_000)
+        .await
+        .expect("the run's outcomes");
+    let items: BTreeSet<&str> = all.iter().map(|o| o.item.as_str()).collect();
     let mut counts = BTreeMap::new();
-    let mut items = BTreeSet::new();
-    let mut start: Option<HashMap<String, AttributeValue>> = None;
-    loop {
-        let page = ddb
-            .query()
-            .table_name(table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(format!("run#{run}")))
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .expect("Query the run's outcomes");
-        for item in page.items() {
-            if let Some(name) = item.get("item").and_then(|v| v.as_s().ok()) {
-                items.insert(name.clone());
-            }
-            let outcome = item
-                .get("outcome")
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_else(|| "(none)".into());
-            *counts.entry(outcome).or_insert(0) += 1;
-        }
-        match page.last_evaluated_key() {
-            Some(key) if !key.is_empty() => start = Some(key.clone()),
-            _ => return (counts, items.len()),
-        }
+    for outcome in &all {
+        *counts.entry(outcome.outcome.clone()).or_insert(0) += 1;
     }
+    (counts, items.len())
 }
 
 /// The worker reports the functions logged (one JSON line per invocation).

@@ -229,14 +229,7 @@ pub async fn plan(
         Ok(g) => g,
         Err(err) => {
             report.errors.push(err);
-            publish_errors(
-                deps.metrics,
-                options,
-                &mut report.errors,
-                &mut report.metrics_published,
-            )
-            .await;
-            return report;
+            return ended(deps.metrics, options, report).await;
         }
     };
     report.errors.extend(gathered.errors.iter().cloned());
@@ -295,14 +288,7 @@ pub async fn plan(
             report
                 .errors
                 .push(format!("cannot start a run in the runs' table: {err}"));
-            publish_errors(
-                deps.metrics,
-                options,
-                &mut report.errors,
-                &mut report.metrics_published,
-            )
-            .await;
-            return report;
+            return ended(deps.metrics, options, report).await;
         }
     }
     report.run = Some(run.clone());
@@ -414,14 +400,7 @@ pub async fn plan(
         Ok(_) => {}
         Err(err) => report.errors.push(err),
     }
-    publish_errors(
-        deps.metrics,
-        options,
-        &mut report.errors,
-        &mut report.metrics_published,
-    )
-    .await;
-    report
+    ended(deps.metrics, options, report).await
 }
 
 /// The upstream host (the message group) and the rule prefix (the counting group) of an
@@ -440,6 +419,18 @@ fn route_of(rules: &ptc_core::RuleSet, entry: &Entry) -> (String, String) {
         }
         Err(_) => ("-".into(), "-".into()),
     }
+}
+
+/// The end of a planner's invocation: its `RunErrors` published, the report returned.
+async fn ended(metrics: &dyn MetricsApi, options: &Options, mut report: PlanReport) -> PlanReport {
+    publish_errors(
+        metrics,
+        options,
+        &mut report.errors,
+        &mut report.metrics_published,
+    )
+    .await;
+    report
 }
 
 /// `RunErrors` of a planner or worker invocation (not the run's totals: those are published
