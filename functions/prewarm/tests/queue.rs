@@ -238,11 +238,19 @@ async fn three_hundred_images_all_end_warmed_each_once() {
         300,
         "{counts:?}"
     );
-    // The tail the direct run left (bar the few images it cut mid-pull, whose tag the cache
-    // then held) was warmed by the queue.
+    // Every image of the tail the direct run left is cached and verified now: warmed by the
+    // queue (or already fresh, for those the direct run cut mid-pull after the cache had them;
+    // how many depends on the machine's load).
+    for reference in &tail {
+        let outcome = outcomes[*reference].as_str();
+        assert!(
+            outcome == "warmed" || outcome == "already-fresh",
+            "{reference}: {outcome}"
+        );
+    }
     assert!(
-        *counts.get("warmed").unwrap_or(&0) as u64 >= deferred * 9 / 10,
-        "the tail was warmed by the queue: {counts:?}, {deferred} deferred"
+        *counts.get("warmed").unwrap_or(&0) > 0,
+        "the queue pulled what the direct run did not reach: {counts:?}, {deferred} deferred"
     );
     assert_eq!(
         settled(&reports, "recorded"),
