@@ -119,15 +119,16 @@ PY
 echo "work queue $PTC_WORK_QUEUE_URL, dead-letter queue $PTC_WORK_DLQ_URL, runs' table $PTC_RUN_TABLE"
 echo
 echo "== ptc prewarm --enqueue: the watch list planned into the queue (3 images of one upstream a message), nothing warmed here"
-images=()
-for ref in $(grep -v '^#' examples/watch-list.txt); do images+=(--image "$ref"); done
-plan="$(PTC_QUEUE_IMAGES_PER_MESSAGE=3 ./target/debug/ptc prewarm --enqueue "${images[@]}")"
+# The whole list, as the schedule plans it (the settings' list; discovery off here): a full
+# run holds the job's lease. (`--image REF` would plan those images alone, beside it.)
+export PTC_WATCH_LIST="$(grep -v '^#' examples/watch-list.txt | tr '\n' ' ')" PTC_DISCOVERY_DAYS=0
+plan="$(PTC_QUEUE_IMAGES_PER_MESSAGE=3 ./target/debug/ptc prewarm --enqueue)"
 echo "$plan"
 run_id="$(sed -n 's/^run \(prewarm-[A-Za-z0-9-]*\) planned$/\1/p' <<<"$plan")"
 test -n "$run_id"
 echo
 echo "== ptc prewarm --enqueue again while $run_id is in flight: nothing enqueued"
-./target/debug/ptc prewarm --enqueue --image quay.io/argoproj/argocd:v2.10.0
+./target/debug/ptc prewarm --enqueue
 echo
 echo "== ptc runs $run_id: planned, nothing done yet, the messages waiting in the queue"
 ./target/debug/ptc runs "$run_id"

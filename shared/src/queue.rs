@@ -233,9 +233,14 @@ impl WorkMessage {
 /// control characters, an origin of at most 32 bytes. The planner gives an item that fails
 /// this its outcome instead of sending it; a worker dead-letters a message that holds one.
 pub fn check_item(item: &WorkItem) -> Result<(), String> {
+    // SQS takes only #x9, #xA, #xD, #x20-#xD7FF, #xE000-#xFFFD and #x10000-#x10FFFF in a body
+    // (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html>);
+    // controls are refused here too.
+    let sqs_char = |c: char| !c.is_control() && !matches!(c, '\u{FFFE}' | '\u{FFFF}');
     if item.reference.is_empty()
         || item.reference.len() > MAX_ITEM_BYTES
-        || item.reference.chars().any(char::is_control)
+        || !item.reference.chars().all(sqs_char)
+        || !item.origin.chars().all(sqs_char)
         || item.origin.len() > 32
     {
         return Err(format!(
@@ -358,9 +363,19 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
-    /// The dead letter as a JSON body.
+    /// The dead letter as a JSON body, at most [`MAX_BODY_BYTES`]: a reason longer than 16 KiB
+    /// (50 items' failures) is cut.
     pub fn body(&self) -> String {
-        serde_json::to_string(self).expect("a dead letter serialises")
+        let mut letter = self.clone();
+        if letter.reason.len() > 16 * 1024 {
+            let mut end = 16 * 1024;
+            while !letter.reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            letter.reason.truncate(end);
+            letter.reason.push_str(" (cut)");
+        }
+        serde_json::to_string(&letter).expect("a dead letter serialises")
     }
 
     /// The dead letter of a body that could not be read: its first 4 KiB (at a character
@@ -753,6 +768,18 @@ mod tests {
         assert!(item_key(&long).starts_with("sha256:"));
         assert_eq!(item_key(&long).len(), 7 + 64);
         let unreadable = DeadLetter::unreadable(&"é".repeat(3000), "bad".into());
-        assert!(unreadable.body.unwrap().len() <= 4096);
+        assert!(unreadable.body.as_ref().unwrap().len() <= 4096);
+        let mut long = unreadable;
+        long.reason = "x: corrupt manifest; ".repeat(20_000);
+        assert!(long.body().len() < 24 * 1024, "a long reason is cut");
+        assert!(long.body().contains("(cut)"));
+        // Characters SQS refuses in a body never go into a message.
+        for bad in ["quay.io/a:1\u{FFFE}", "quay.io/a:1\u{7}", "quay.io/a\t:1"] {
+            let item = WorkItem {
+                reference: bad.into(),
+                origin: "settings".into(),
+            };
+            assert!(check_item(&item).is_err(), "{bad:?}");
+        }
     }
 }

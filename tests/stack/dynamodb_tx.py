@@ -103,6 +103,22 @@ class Conflicts:
             out.append((str(op.get("TableName")), json.dumps(key, sort_keys=True)))
         return out
 
+    @staticmethod
+    def single_key(target: str, body: bytes) -> tuple[str, str] | None:
+        """The item a plain `UpdateItem`, `PutItem` or `DeleteItem` writes."""
+        if not target.endswith((".UpdateItem", ".PutItem", ".DeleteItem")):
+            return None
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            return None
+        key = request.get("Key") or {k: v for k, v in (request.get("Item") or {}).items() if k in ("pk", "sk")}
+        return (str(request.get("TableName")), json.dumps(key, sort_keys=True))
+
+    def claimed(self, key: tuple[str, str]) -> bool:
+        with self.lock:
+            return bool(self.items.get(key))
+
     def claim(self, keys: list[tuple[str, str]]) -> list[int]:
         """Claim `keys`; the positions already claimed by another transaction (nothing is
         claimed then)."""

@@ -317,6 +317,15 @@ class Stack:
             # item another one is writing meanwhile is cancelled with TransactionConflict, as
             # DynamoDB does (dynamodb_tx.Conflicts).
             keys = self.dynamodb_conflicts.keys(data) if target.endswith(".TransactWriteItems") else []
+            single = self.dynamodb_conflicts.single_key(target, data)
+            if single and self.dynamodb_conflicts.claimed(single):
+                # A plain write on an item a transaction is writing: DynamoDB refuses it with
+                # TransactionConflictException (transaction-apis.html, "Transaction conflict
+                # handling").
+                self.dynamodb_conflicts_answered += 1
+                body = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#TransactionConflictException",
+                                   "message": "Transaction is ongoing for the item"})
+                return Response(body, 400, content_type="application/x-amz-json-1.0")(environ, start_response)
             if keys:
                 taken = self.dynamodb_conflicts.claim(keys)
                 if taken:

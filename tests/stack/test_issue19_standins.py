@@ -142,7 +142,13 @@ class Transactions(StackTestCase):
         status, _, answer = Conflicts.cancelled(2, [1])
         self.assertEqual(status, 400)
         self.assertEqual([r["Code"] for r in json.loads(answer)["CancellationReasons"]], ["None", "TransactionConflict"])
+        # A plain UpdateItem of the run's record while a transaction writes it conflicts too.
+        update = json.dumps({"TableName": "t", "Key": {"pk": {"S": "job#prewarm"}, "sk": {"S": "run#r"}}}).encode()
+        single = Conflicts.single_key("DynamoDB_20120810.UpdateItem", update)
+        self.assertTrue(conflicts.claimed(single))
+        self.assertIsNone(Conflicts.single_key("DynamoDB_20120810.GetItem", update))
         conflicts.release(first)
+        self.assertFalse(conflicts.claimed(single))
         self.assertEqual(conflicts.claim(Conflicts.keys(other)), [])
 
 

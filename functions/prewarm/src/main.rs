@@ -49,7 +49,7 @@ async fn main() -> Result<(), Error> {
             .answer(&event.payload, event.context.deadline)
             .await
         {
-            Answer::Run(report) => answer(*report).and_then(to_value),
+            Answer::Run(report) => answer(*report),
             Answer::Plan(plan) => {
                 let errors = plan.errors.clone();
                 ptc_core::lambda_answer(plan.job, plan, &errors)
@@ -89,8 +89,11 @@ fn failed(e: ptc_core::RunFailed) -> Diagnostic {
     }
 }
 
-/// The report as one JSON log line; a run with run-level errors fails the invocation.
-fn answer(report: PrewarmReport) -> Result<PrewarmReport, Diagnostic> {
+/// The report as one JSON log line; a run with run-level errors fails the invocation. A
+/// report too large for a log event or an answer is cut to what needs reading
+/// ([`PrewarmReport::bounded`]).
+fn answer(report: PrewarmReport) -> Result<serde_json::Value, Diagnostic> {
     let errors = report.errors.clone();
-    ptc_core::lambda_answer(report.job, report, &errors).map_err(failed)
+    let job = report.job;
+    ptc_core::lambda_answer(job, report.bounded(), &errors).map_err(failed)
 }

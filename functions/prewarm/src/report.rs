@@ -129,6 +129,12 @@ pub struct Traffic {
     pub cache_blob_bytes: u64,
 }
 
+/// The largest report the Lambda logs and answers whole, in bytes: 200 KiB, under a
+/// CloudWatch Logs event's 256 KiB.
+pub const MAX_REPORT_BYTES: usize = 200 * 1024;
+/// The most images a cut report lists (those not cached and verified).
+pub const MAX_REPORTED_IMAGES: usize = 500;
+
 /// The run's report: returned by the Lambda, logged as one JSON line, printed by
 /// `ptc prewarm`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -180,6 +186,31 @@ impl PrewarmReport {
             warnings: Vec::new(),
             errors: Vec::new(),
         }
+    }
+
+    /// The report as the Lambda logs and answers it: whole when its JSON fits in
+    /// [`MAX_REPORT_BYTES`] (a CloudWatch Logs event holds 256 KiB, an invocation's answer
+    /// 6 MB:
+    /// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html>,
+    /// <https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>); else without
+    /// the images that are cached and verified (`warmed`, `already-fresh`), and at most
+    /// [`MAX_REPORTED_IMAGES`] of the others, with `images_omitted` counting what was left out.
+    /// A 20,000-image report is about 7 MB: whole, its answer failed the invocation.
+    pub fn bounded(&self) -> serde_json::Value {
+        let whole = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        if serde_json::to_string(&whole).map_or(0, |s| s.len()) <= MAX_REPORT_BYTES {
+            return whole;
+        }
+        let kept: Vec<&ImageResult> = self
+            .images
+            .iter()
+            .filter(|i| !matches!(i.outcome, Outcome::Warmed | Outcome::AlreadyFresh))
+            .take(MAX_REPORTED_IMAGES)
+            .collect();
+        let mut out = whole;
+        out["images_omitted"] = serde_json::json!(self.images.len() - kept.len());
+        out["images"] = serde_json::to_value(&kept).unwrap_or_default();
+        out
     }
 
     /// An image failed or the run has a run-level error (`ptc prewarm` then exits non-zero).
@@ -363,6 +394,55 @@ pub fn summary_of<'a>(counts: impl IntoIterator<Item = (&'a str, u64)>) -> Summa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A report too large for a log event keeps its summary and the images that need reading
+    /// (issue 19: a 20,000-image answer exceeded Lambda's 6 MB and failed the invocation).
+    #[test]
+    fn a_large_report_keeps_what_needs_reading() {
+        let image = |n: usize, outcome: Outcome| ImageResult {
+            reference: format!("quay.io/bench/app-{n}:t0"),
+            origin: crate::sources::Origin::Settings,
+            prefix: Some("quay".into()),
+            uri: Some(format!(
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com/quay/bench/app-{n}:t0"
+            )),
+            outcome,
+            digest: Some(format!("sha256:{:064x}", n)),
+            upstream_digest: None,
+            platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
+            stale_age_hours: None,
+            duration_ms: 12,
+            retry_after_secs: None,
+            cut: false,
+            reason: None,
+        };
+        let mut report = PrewarmReport::new("schedule", PrewarmMode::Layers);
+        report.images = (0..3000)
+            .map(|n| {
+                image(
+                    n,
+                    if n % 1000 == 7 {
+                        Outcome::Failed
+                    } else {
+                        Outcome::Warmed
+                    },
+                )
+            })
+            .collect();
+        report.summary = summarise(&report.images);
+        let small = PrewarmReport::new("schedule", PrewarmMode::Layers);
+        assert_eq!(
+            small.bounded(),
+            serde_json::to_value(&small).unwrap(),
+            "whole when small"
+        );
+        let cut = report.bounded();
+        assert!(serde_json::to_string(&cut).unwrap().len() <= MAX_REPORT_BYTES);
+        assert_eq!(cut["images"].as_array().unwrap().len(), 3);
+        assert_eq!(cut["images_omitted"], 2997);
+        assert_eq!(cut["summary"]["images"], 3000);
+        assert_eq!(cut["images"][0]["outcome"], "failed");
+    }
 
     /// The run's cost and warnings are published (issue 18): 0 requests through the
     /// registry endpoint is the steady state; a rise is visible without reading reports.

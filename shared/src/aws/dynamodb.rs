@@ -155,8 +155,43 @@ fn record_from(job: &str, item: &HashMap<String, AttributeValue>) -> Result<RunR
     })
 }
 
-/// How many times a transaction that conflicted with another is tried in all.
+/// How many times a write that conflicted with a transaction is tried in all.
 const TRANSACTION_ATTEMPTS: u32 = 10;
+
+/// Full jitter before attempt `attempt + 1` of a write that conflicted: up to 50 ms x 2^attempt,
+/// at most 2 s.
+async fn backoff(attempt: u32, seed: u64) {
+    use std::hash::{BuildHasher, RandomState};
+    let cap = (50u64 << attempt.min(6)).min(2000);
+    let wait = RandomState::new().hash_one(seed.wrapping_add(u64::from(attempt))) % cap.max(1);
+    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+}
+
+/// A token for `TransactWriteItems`' `ClientRequestToken` (1-36 characters): 32 hex digits of
+/// the SHA-256 of `parts`. The same request gives the same token (an SDK retry of a write that
+/// succeeded succeeds again); any other request, another token (a token reused with other
+/// parameters within 10 minutes is `IdempotentParameterMismatchException`).
+fn token<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    use sha2::Digest as _;
+    let mut hash = sha2::Sha256::new();
+    for part in parts {
+        hash.update((part.len() as u64).to_le_bytes());
+        hash.update(part);
+    }
+    hash.finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether an SDK error is a plain write refused because a transaction holds the item
+/// (`TransactionConflictException`, not retried by the SDK).
+fn conflicted<E: aws_smithy_types::error::metadata::ProvideErrorMetadata, R>(
+    err: &SdkError<E, R>,
+) -> bool {
+    matches!(err, SdkError::ServiceError(e) if e.err().code() == Some("TransactionConflictException"))
+}
 
 impl SdkRunStore {
     /// One transaction of outcomes (at most 99) and the run's counters: the outcomes already
@@ -233,22 +268,20 @@ impl SdkRunStore {
                 .update_expression(format!("ADD {} SET #updated = :now", adds.join(", ")))
                 .build()
                 .map_err(|e| invalid("TransactWriteItems", e.to_string()))?;
-            // The same outcomes, the same token: an SDK retry of a transaction that succeeded
-            // succeeds again without writing twice (tokens last 10 minutes).
-            let token = {
-                use sha2::Digest as _;
-                let mut hash = sha2::Sha256::new();
-                hash.update(run.as_str());
-                for key in &keys {
-                    hash.update([0]);
-                    hash.update(key);
-                }
-                hash.finalize()
-                    .iter()
-                    .take(16)
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<String>()
-            };
+            // Every parameter of the request in its token: an SDK retry of a transaction that
+            // succeeded succeeds again without writing twice; any other request has another
+            // token.
+            let now_text = now.to_string();
+            let token = token([job, run.as_str(), now_text.as_str()].into_iter().chain(
+                pending.iter().flat_map(|o| {
+                    [
+                        o.item.as_str(),
+                        o.group.as_str(),
+                        o.outcome.as_str(),
+                        o.reason.as_deref().unwrap_or(""),
+                    ]
+                }),
+            ));
             let sent = transaction
                 .transact_items(TransactWriteItem::builder().update(update).build())
                 .client_request_token(token)
@@ -276,7 +309,9 @@ impl SdkRunStore {
                 !there
             });
             duplicates += before - pending.len();
-            let conflicted = codes.iter().any(|c| c == "TransactionConflict");
+            let conflicted = codes
+                .iter()
+                .any(|c| c == "TransactionConflict" || c == "ThrottlingError");
             if before == pending.len() && !conflicted {
                 return Err(AwsError {
                     operation: "TransactWriteItems",
@@ -285,12 +320,7 @@ impl SdkRunStore {
                 });
             }
             if conflicted {
-                // Full jitter: up to 50 ms x 2^attempt, at most 2 s.
-                use std::hash::{BuildHasher, RandomState};
-                let cap = (50u64 << attempt.min(6)).min(2000);
-                let wait =
-                    RandomState::new().hash_one(now as u64 + u64::from(attempt)) % cap.max(1);
-                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                backoff(attempt, now as u64).await;
             }
         }
         Err(AwsError {
@@ -358,7 +388,7 @@ impl RunStore for SdkRunStore {
             // The run id is the idempotency token: an SDK retry of a write that succeeded
             // succeeds again instead of finding its own lease taken
             // (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html>).
-            .client_request_token(run.run.as_str());
+            .client_request_token(token([run.job.as_str(), run.run.as_str()]));
         if run.full {
             let holder = self.lease_holder(&run.job).await?;
             if let Some((holder, until)) = &holder
@@ -370,7 +400,8 @@ impl RunStore for SdkRunStore {
                     .as_ref()
                     .map(|r| r.updated_at.unwrap_or(r.started_at))
                     .is_some_and(|at| at >= now - lease_secs);
-                if *until >= now || (unfinished && active) {
+                // A finished run whose lease was not released blocks nothing.
+                if unfinished && (*until >= now || active) {
                     return Ok(Begin::InFlight(holder.clone()));
                 }
                 if unfinished {
@@ -405,7 +436,11 @@ impl RunStore for SdkRunStore {
         match sent {
             Ok(_) => Ok(Begin::Started { replaced }),
             Err(err) => match cancellation_codes(&err) {
-                Some(codes) if codes.iter().any(|c| c == "ConditionalCheckFailed") => {
+                Some(codes)
+                    if codes
+                        .iter()
+                        .any(|c| c == "ConditionalCheckFailed" || c == "TransactionConflict") =>
+                {
                     match self.lease_holder(&run.job).await? {
                         // Our own write, retried after it had succeeded.
                         Some((holder, _)) if holder == run.run => Ok(Begin::Started { replaced }),
@@ -433,22 +468,33 @@ impl RunStore for SdkRunStore {
 
     #[tracing::instrument(skip(self), err(Display))]
     async fn queued(&self, job: &str, run: &RunId, messages: u64) -> Result<(), AwsError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", job_key(job))
-            .key("sk", run_sort(run))
-            .update_expression("SET #queued = :yes, #messages = :m")
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#queued", "queued")
-            .expression_attribute_names("#messages", "messages")
-            .expression_attribute_names("#pk", "pk")
-            .expression_attribute_values(":yes", AttributeValue::Bool(true))
-            .expression_attribute_values(":m", n(messages))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("UpdateItem", e))?;
-        Ok(())
+        let mut attempt = 0;
+        loop {
+            let sent = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", job_key(job))
+                .key("sk", run_sort(run))
+                .update_expression("SET #queued = :yes, #messages = :m")
+                .condition_expression("attribute_exists(#pk)")
+                .expression_attribute_names("#queued", "queued")
+                .expression_attribute_names("#messages", "messages")
+                .expression_attribute_names("#pk", "pk")
+                .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                .expression_attribute_values(":m", n(messages))
+                .send()
+                .await;
+            match sent {
+                Ok(_) => return Ok(()),
+                // A worker's transaction holds the run's record: try again.
+                Err(err) if conflicted(&err) && attempt + 1 < TRANSACTION_ATTEMPTS => {
+                    backoff(attempt, messages).await;
+                    attempt += 1;
+                }
+                Err(err) => return Err(AwsError::from_sdk("UpdateItem", err)),
+            }
+        }
     }
 
     #[tracing::instrument(skip(self, outcomes), fields(outcomes = outcomes.len()), err(Display))]
@@ -554,24 +600,59 @@ impl RunStore for SdkRunStore {
         now: i64,
         abandoned: bool,
     ) -> Result<bool, AwsError> {
-        let finished = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", job_key(job))
-            .key("sk", run_sort(run))
-            .update_expression("SET #finished = :now, #abandoned = :abandoned")
-            .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#finished)")
-            .expression_attribute_names("#finished", "finished_at")
-            .expression_attribute_names("#abandoned", "abandoned")
-            .expression_attribute_names("#pk", "pk")
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":abandoned", AttributeValue::Bool(abandoned))
-            .send()
-            .await;
+        // This call's mark, to tell its own write from another's when the SDK retried it.
+        let finisher = {
+            use std::hash::{BuildHasher, RandomState};
+            format!("{:016x}", RandomState::new().hash_one((run.as_str(), now)))
+        };
+        let mut attempt = 0;
+        let finished = loop {
+            let sent = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", job_key(job))
+                .key("sk", run_sort(run))
+                .update_expression("SET #finished = :now, #abandoned = :abandoned, #by = :by")
+                .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#finished)")
+                .expression_attribute_names("#finished", "finished_at")
+                .expression_attribute_names("#abandoned", "abandoned")
+                .expression_attribute_names("#by", "finished_by")
+                .expression_attribute_names("#pk", "pk")
+                .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":abandoned", AttributeValue::Bool(abandoned))
+                .expression_attribute_values(":by", s(&finisher))
+                .return_values_on_condition_check_failure(
+                    aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .send()
+                .await;
+            match sent {
+                Err(err) if conflicted(&err) && attempt + 1 < TRANSACTION_ATTEMPTS => {
+                    backoff(attempt, now as u64).await;
+                    attempt += 1;
+                }
+                other => break other,
+            }
+        };
         match finished {
             Ok(_) => {}
-            Err(err) if condition_failed(&err) => return Ok(false),
+            // Finished already: by this call when the SDK retried a write that had succeeded
+            // (its mark is there), else by another.
+            Err(err) if condition_failed(&err) => {
+                use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+                let mine = matches!(&err, SdkError::ServiceError(e) if matches!(
+                    e.err(),
+                    UpdateItemError::ConditionalCheckFailedException(c) if c
+                        .item()
+                        .and_then(|item| item.get("finished_by"))
+                        .and_then(|v| v.as_s().ok())
+                        .is_some_and(|by| *by == finisher)
+                ));
+                if !mine {
+                    return Ok(false);
+                }
+            }
             Err(err) => return Err(AwsError::from_sdk("UpdateItem", err)),
         }
         // Release the lease if this run holds it (another run may have taken it already).

@@ -111,7 +111,7 @@ impl RunStore for FakeRunStore {
                 let active = record
                     .and_then(|r| r.updated_at.or(Some(r.started_at)))
                     .is_some_and(|at| at >= now - lease_secs);
-                if until >= now || (unfinished && active) {
+                if unfinished && (until >= now || active) {
                     return Ok(Begin::InFlight(holder));
                 }
                 if unfinished {
