@@ -20,7 +20,41 @@ sys.path.insert(0, HERE)
 from test_cross_account import StackTestCase  # noqa: E402
 
 
-class AtomicCounters(StackTestCase):
+class Issue19Case(StackTestCase):
+    """StackTestCase's helpers on a stack of this module's own (test_cross_account stops the
+    shared one when its module ends)."""
+
+    stack = None
+    state_dir = None
+
+    @classmethod
+    def setUpClass(cls):
+        import logging
+        import tempfile
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        from stack import Stack
+
+        if Issue19Case.stack is None:
+            Issue19Case.state_dir = tempfile.mkdtemp(prefix="ptc-stack-issue19-")
+            Issue19Case.stack = Stack(Issue19Case.state_dir)
+            Issue19Case.stack.start()
+        cls.info = Issue19Case.stack.info()
+
+    def tearDown(self):
+        pass
+
+
+def tearDownModule():
+    import shutil
+
+    if Issue19Case.stack is not None:
+        Issue19Case.stack.stop()
+        shutil.rmtree(Issue19Case.state_dir, ignore_errors=True)
+        Issue19Case.stack = None
+
+
+class AtomicCounters(Issue19Case):
     def test_concurrent_transactions_lose_no_add(self):
         """Sixteen threads each write 25 conditional puts with two ADDs on one item, as the
         workers record outcomes, retrying a TransactionConflict: the counters are exactly 400
@@ -69,7 +103,7 @@ class AtomicCounters(StackTestCase):
         self.assertGreater(len(conflicts), 0)
 
 
-class Transactions(StackTestCase):
+class Transactions(Issue19Case):
     def table(self, name: str) -> str:
         ddb = self.client("dynamodb")
         ddb.create_table(
