@@ -19,6 +19,80 @@ use serde_json::{Map, Value};
 
 use crate::repo_root;
 
+/// A tool of one of the setup's venvs (`.venv`, `.venv-infra`, `.venv-checkov`); panics,
+/// naming the setup script, when it is not installed.
+pub fn tool(venv: &str, name: &str) -> std::path::PathBuf {
+    let path = repo_root().join(venv).join("bin").join(name);
+    assert!(
+        path.exists(),
+        "{} not found: run scripts/setup.sh (the README's test command does), which installs it",
+        path.display()
+    );
+    path
+}
+
+/// One deployment of `template` (a transformed or packaged template) by
+/// `tests/stack/cfn_deploy.py` with `parameters` (`KEY=VALUE`): its JSON result, after checking
+/// that moto's CloudFormation created the stack.
+pub fn cfn_deploy(template: &Path, parameters: &[&str]) -> Value {
+    let out = Command::new(tool(".venv", "python"))
+        .arg(repo_root().join("tests/stack/cfn_deploy.py"))
+        .arg(template)
+        .args(parameters)
+        .output()
+        .expect("run cfn_deploy.py");
+    assert!(
+        out.status.success(),
+        "cfn_deploy.py failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).expect("cfn_deploy.py's JSON");
+    assert_eq!(
+        result["status"], "CREATE_COMPLETE",
+        "moto's CloudFormation did not create the stack with {parameters:?}: {}",
+        result["reason"]
+    );
+    result
+}
+
+/// Every resource of a [`cfn_deploy`] result was really made (none ignored by moto), the
+/// services hold as many of each type as the stack made, and all wiring resolved. Returns the
+/// stack's count per type.
+pub fn check_resources(
+    result: &Value,
+    parameters: &[&str],
+) -> std::collections::BTreeMap<String, u64> {
+    let mut per_type = std::collections::BTreeMap::<String, u64>::new();
+    let mut ignored = Vec::new();
+    for (logical_id, resource) in result["resources"].as_object().expect("resources") {
+        let kind = resource["type"].as_str().unwrap().to_owned();
+        if resource["by"] == "ignored" {
+            ignored.push(format!("{logical_id} ({kind})"));
+        }
+        *per_type.entry(kind).or_default() += 1;
+    }
+    assert!(
+        ignored.is_empty(),
+        "moto's CloudFormation has no model for these, reported them created and made nothing \
+         (with {parameters:?}); add their type to API_TYPES in tests/stack/cfn_deploy.py:\n{}",
+        ignored.join("\n")
+    );
+    for (kind, count) in result["found"].as_object().expect("found") {
+        assert_eq!(
+            count.as_u64(),
+            Some(per_type.get(kind).copied().unwrap_or(0)),
+            "{kind}: the services hold {count}, the stack made {:?} (with {parameters:?})",
+            per_type.get(kind)
+        );
+    }
+    let problems = result["problems"].as_array().expect("problems");
+    assert!(
+        problems.is_empty(),
+        "wiring that did not resolve (with {parameters:?}): {problems:#?}"
+    );
+    per_type
+}
+
 /// `{"Resources": {...}}` of `infra/template.yaml` after the SAM transform, with parameters
 /// (defaults, overridden by `params`), pseudo parameters, conditions and intrinsics resolved.
 /// Panics with the script's error output when the template cannot be resolved.

@@ -22,17 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ptc_tests::repo_root;
+use ptc_tests::template::{cfn_deploy, check_resources, tool};
 use serde_json::{Value, json};
-
-fn tool(venv: &str, name: &str) -> PathBuf {
-    let path = repo_root().join(venv).join("bin").join(name);
-    assert!(
-        path.exists(),
-        "{} not found: run scripts/setup.sh (the README's test command does), which installs it",
-        path.display()
-    );
-    path
-}
 
 /// Runs the packaging script into `dir/stackset.yaml`, prewarm's key given alone and the
 /// others from the prefix.
@@ -229,52 +220,10 @@ fn a_function_without_a_key_is_refused() {
     assert!(!dir.path().join("stackset.yaml").exists());
 }
 
-/// One deployment by tests/stack/cfn_deploy.py.
+/// One deployment by tests/stack/cfn_deploy.py, every resource made and wired.
 fn deploy(template: &Path, parameters: &[&str]) -> Value {
-    let out = Command::new(tool(".venv", "python"))
-        .arg(repo_root().join("tests/stack/cfn_deploy.py"))
-        .arg(template)
-        .args(parameters)
-        .output()
-        .expect("run cfn_deploy.py");
-    assert!(
-        out.status.success(),
-        "cfn_deploy.py failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_slice(&out.stdout).expect("cfn_deploy.py's JSON");
-    assert_eq!(
-        result["status"], "CREATE_COMPLETE",
-        "moto's CloudFormation did not create the packaged stack with {parameters:?}: {}",
-        result["reason"]
-    );
-    let mut ignored = Vec::new();
-    let mut per_type = std::collections::BTreeMap::<String, u64>::new();
-    for (id, resource) in result["resources"].as_object().unwrap() {
-        if resource["by"] == "ignored" {
-            ignored.push(format!("{id} ({})", resource["type"]));
-        }
-        *per_type
-            .entry(resource["type"].as_str().unwrap().to_owned())
-            .or_default() += 1;
-    }
-    assert!(
-        ignored.is_empty(),
-        "made by nobody (add a model to tests/stack/cfn_deploy.py): {ignored:?}"
-    );
-    for (kind, count) in result["found"].as_object().unwrap() {
-        assert_eq!(
-            count.as_u64(),
-            Some(per_type.get(kind).copied().unwrap_or(0)),
-            "{kind}: the services hold {count}, the stack made {:?}",
-            per_type.get(kind)
-        );
-    }
-    assert_eq!(
-        result["problems"],
-        json!([]),
-        "wiring that did not resolve with {parameters:?}"
-    );
+    let result = cfn_deploy(template, parameters);
+    check_resources(&result, parameters);
     result
 }
 

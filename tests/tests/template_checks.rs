@@ -12,22 +12,12 @@
 //! The tools come from scripts/setup.sh (.venv-checkov, .venv-infra, .venv); a missing one
 //! fails the test, it never skips.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ptc_tests::repo_root;
+use ptc_tests::template::{cfn_deploy as deploy, check_resources, tool};
 use serde_json::Value;
-
-fn tool(venv: &str, name: &str) -> PathBuf {
-    let path = repo_root().join(venv).join("bin").join(name);
-    assert!(
-        path.exists(),
-        "{} not found: run scripts/setup.sh (the README's test command does), which installs it",
-        path.display()
-    );
-    path
-}
 
 fn template_path() -> PathBuf {
     repo_root().join("infra/template.yaml")
@@ -117,62 +107,6 @@ fn checkov_finds_nothing() {
             failures.join("\n")
         );
     }
-}
-
-/// One deployment by tests/stack/cfn_deploy.py, with these parameters.
-fn deploy(template: &Path, parameters: &[&str]) -> Value {
-    let out = Command::new(tool(".venv", "python"))
-        .arg(repo_root().join("tests/stack/cfn_deploy.py"))
-        .arg(template)
-        .args(parameters)
-        .output()
-        .expect("run cfn_deploy.py");
-    assert!(
-        out.status.success(),
-        "cfn_deploy.py failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_slice(&out.stdout).expect("cfn_deploy.py's JSON");
-    assert_eq!(
-        result["status"], "CREATE_COMPLETE",
-        "moto's CloudFormation did not create the stack with {parameters:?}: {}",
-        result["reason"]
-    );
-    result
-}
-
-/// Every resource was really made (none ignored by moto), and the services hold as many of
-/// each type as the stack made. Returns the stack's count per type.
-fn check_resources(result: &Value, parameters: &[&str]) -> BTreeMap<String, u64> {
-    let mut per_type: BTreeMap<String, u64> = BTreeMap::new();
-    let mut ignored = Vec::new();
-    for (logical_id, resource) in result["resources"].as_object().expect("resources") {
-        let kind = resource["type"].as_str().unwrap().to_owned();
-        if resource["by"] == "ignored" {
-            ignored.push(format!("{logical_id} ({kind})"));
-        }
-        *per_type.entry(kind).or_default() += 1;
-    }
-    assert!(
-        ignored.is_empty(),
-        "moto's CloudFormation has no model for these, reported them created and made nothing \
-         (with {parameters:?}); add their type to API_TYPES in tests/stack/cfn_deploy.py:\n{}",
-        ignored.join("\n")
-    );
-    for (kind, count) in result["found"].as_object().expect("found") {
-        assert_eq!(
-            count.as_u64(),
-            Some(per_type.get(kind).copied().unwrap_or(0)),
-            "{kind}: the services hold {count}, the stack made {:?} (with {parameters:?})",
-            per_type.get(kind)
-        );
-    }
-    let problems = result["problems"].as_array().expect("problems");
-    assert!(
-        problems.is_empty(),
-        "wiring that did not resolve (with {parameters:?}): {problems:#?}"
-    );
-    per_type
 }
 
 /// How many roles have an inline policy statement with this id.
