@@ -221,6 +221,34 @@ impl Stack {
         .await
     }
 
+    /// The seeds' Docker Hub rule: prefix `docker-hub`, upstream `registry-1.docker.io`, with
+    /// its credential secret `ecr-pullthroughcache/docker-hub` (the stand-in's own credentials).
+    pub async fn create_docker_hub_rule(&self) {
+        let secret = self
+            .upstream_secret("ecr-pullthroughcache/docker-hub", "registry-1.docker.io")
+            .await;
+        self.create_rule("docker-hub", "registry-1.docker.io", Some(&secret))
+            .await;
+    }
+
+    /// Seed the quay.io stand-in with `repositories` repositories of one small two-platform
+    /// image under `tags` tags (`POST /_stack/seed/bench`); answers their references,
+    /// `quay.io/bench/app-R:tT`, in order.
+    pub async fn seed_bench(&self, repositories: usize, tags: usize) -> Vec<String> {
+        let seeded = self
+            .control(
+                "seed/bench",
+                serde_json::json!({"repositories": repositories, "tags": tags}),
+            )
+            .await;
+        seeded["images"]
+            .as_array()
+            .expect("seed/bench answers its images")
+            .iter()
+            .map(|v| v.as_str().expect("an image reference").to_owned())
+            .collect()
+    }
+
     /// Create a pull-through cache rule through the SDK.
     pub async fn create_rule(
         &self,

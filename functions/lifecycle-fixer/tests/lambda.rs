@@ -23,12 +23,7 @@ fn changes(report: &Value) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn events_through_the_runtime_api_are_idempotent() {
     let stack = Stack::shared();
-    let docker = stack
-        .upstream_secret("ecr-pullthroughcache/docker-hub", "registry-1.docker.io")
-        .await;
-    stack
-        .create_rule("docker-hub", "registry-1.docker.io", Some(&docker))
-        .await;
+    stack.create_docker_hub_rule().await;
     stack.create_rule("quay", "quay.io", None).await;
     stack.create_rule("k8s", "registry.k8s.io", None).await;
     let (client, _) = stack.registry().await;

@@ -275,18 +275,11 @@ async fn main() {
         .await
         .unwrap();
     let seeded = Instant::now();
-    let seed = stack
-        .control(
-            "seed/bench",
-            json!({"repositories": n.div_ceil(50), "tags": 50}),
-        )
-        .await;
-    let images: Vec<String> = seed["images"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let images: Vec<String> = stack
+        .seed_bench(n.div_ceil(50), 50)
+        .await
+        .into_iter()
         .take(n)
-        .map(|v| v.as_str().unwrap().to_owned())
         .collect();
     println!(
         "seeded {} images in {:.1} s",

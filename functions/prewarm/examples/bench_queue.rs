@@ -127,18 +127,11 @@ async fn seeded_stack(n: usize, label: &str) -> (Stack, Vec<String>, PathBuf) {
     let stack = Stack::start();
     stack.create_rule("quay", "quay.io", None).await;
     let started = Instant::now();
-    let seed = stack
-        .control(
-            "seed/bench",
-            json!({"repositories": n.div_ceil(50), "tags": 50}),
-        )
-        .await;
-    let images: Vec<String> = seed["images"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let images: Vec<String> = stack
+        .seed_bench(n.div_ceil(50), 50)
+        .await
+        .into_iter()
         .take(n)
-        .map(|v| v.as_str().unwrap().to_owned())
         .collect();
     println!(
         "[{label}] seeded {} entries ({} repositories of 50 tags) in {:.1} s (not counted)",

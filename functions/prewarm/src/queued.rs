@@ -720,43 +720,23 @@ pub async fn work(
         let mut retry: Vec<WorkItem> = Vec::new();
         let mut given_up: Vec<(WorkItem, String)> = Vec::new();
         for item in &d.message.items {
-            let Some(result) = results.get(&key_of(&WatchEntry::parse(&item.reference))) else {
-                deadline.push(item.clone());
-                continue;
-            };
-            let group = result.prefix.clone().unwrap_or_else(|| "-".into());
+            let result = results.get(&key_of(&WatchEntry::parse(&item.reference)));
+            let group = result
+                .and_then(|r| r.prefix.clone())
+                .unwrap_or_else(|| "-".into());
             let done = |outcome: Outcome, reason: Option<String>| ItemOutcome {
                 item: item.reference.clone(),
                 group: group.clone(),
                 outcome: outcome.as_str().to_owned(),
                 reason,
             };
-            match result.outcome {
-                Outcome::Warmed | Outcome::AlreadyFresh | Outcome::Stale => {
-                    terminal.push((
-                        d.delivery,
-                        d.message.run.clone(),
-                        done(result.outcome, result.reason.clone()),
-                    ));
+            match fate(result) {
+                Fate::Done(outcome, reason) => {
+                    terminal.push((d.delivery, d.message.run.clone(), done(outcome, reason)));
                 }
-                // An entry that does not parse or has no rule fails the same way every time:
-                // its outcome now, no retry, no dead letter (a watch-list error, not poison).
-                Outcome::Failed if result.prefix.is_none() => {
-                    terminal.push((
-                        d.delivery,
-                        d.message.run.clone(),
-                        done(Outcome::Failed, result.reason.clone()),
-                    ));
-                }
-                // A failure, or work cut at the deadline (an image no invocation can finish
-                // must end too): another attempt, until the last.
-                Outcome::Failed | Outcome::Deferred
-                    if result.outcome == Outcome::Failed || result.cut =>
-                {
-                    // (Every `Failed` lands here: the guard holds for it.)
+                Fate::Attempt { reason, cut } => {
                     if d.message.attempt >= ptc_core::queue::RETRY_ATTEMPTS {
-                        let reason = result.reason.clone().unwrap_or_else(|| "failed".into());
-                        let reason = if result.cut {
+                        let reason = if cut {
                             format!(
                                 "cut at the invocation's deadline {} times (raise the function's timeout): {reason}",
                                 d.message.attempt
@@ -774,14 +754,11 @@ pub async fn work(
                         retry.push(item.clone());
                     }
                 }
-                Outcome::Deferred => match result.retry_after_secs {
-                    Some(secs) => {
-                        wait = wait.max(secs);
-                        rate.push(item.clone());
-                    }
-                    None => deadline.push(item.clone()),
-                },
-                Outcome::Planned | Outcome::Failed => deadline.push(item.clone()),
+                Fate::Wait(secs) => {
+                    wait = wait.max(secs);
+                    rate.push(item.clone());
+                }
+                Fate::Again => deadline.push(item.clone()),
             }
         }
         let m = &d.message;
@@ -938,6 +915,45 @@ pub async fn work(
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
     report
+}
+
+/// What becomes of one item of a message once the batch is warmed.
+enum Fate {
+    /// Its terminal outcome now: cached and verified (warmed, already fresh, stale), or failed
+    /// in a way that fails every time (the entry does not parse or has no rule: a watch-list
+    /// error, not poison; no retry, no dead letter).
+    Done(Outcome, Option<String>),
+    /// Another attempt, until the last: a failure, or work cut at the deadline (an image no
+    /// invocation can finish must end too).
+    Attempt { reason: String, cut: bool },
+    /// Back after the wait its upstream asked for, in seconds.
+    Wait(u64),
+    /// Back at once: not started before the deadline (or not warmed at all).
+    Again,
+}
+
+fn fate(result: Option<&ImageResult>) -> Fate {
+    let Some(result) = result else {
+        return Fate::Again;
+    };
+    match result.outcome {
+        Outcome::Warmed | Outcome::AlreadyFresh | Outcome::Stale => {
+            Fate::Done(result.outcome, result.reason.clone())
+        }
+        Outcome::Failed if result.prefix.is_none() => {
+            Fate::Done(Outcome::Failed, result.reason.clone())
+        }
+        Outcome::Failed => Fate::Attempt {
+            reason: result.reason.clone().unwrap_or_else(|| "failed".into()),
+            cut: false,
+        },
+        Outcome::Deferred if result.cut => Fate::Attempt {
+            reason: result.reason.clone().unwrap_or_else(|| "cut".into()),
+            cut: true,
+        },
+        Outcome::Deferred => result.retry_after_secs.map_or(Fate::Again, Fate::Wait),
+        Outcome::Planned => Fate::Again,
+    }
 }
 
 /// Send `messages` (each from the delivery `from[i].0`); a delivery one of whose messages

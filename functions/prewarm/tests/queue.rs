@@ -161,15 +161,7 @@ async fn drain(stack: &Stack, q: &Queued, pool: &[Lambda], max_wall: Duration) -
 async fn three_hundred_images_all_end_warmed_each_once() {
     let stack = Stack::start();
     stack.create_rule("quay", "quay.io", None).await;
-    let seeded = stack
-        .control("seed/bench", json!({"repositories": 6, "tags": 50}))
-        .await;
-    let images: Vec<String> = seeded["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i.as_str().unwrap().to_owned())
-        .collect();
+    let images = stack.seed_bench(6, 50).await;
     assert_eq!(images.len(), 300);
     // Each upstream request waits, so that an invocation of 10 s (its stop 5 s before the
     // deadline) warms about a third of the list.
@@ -290,12 +282,7 @@ async fn three_hundred_images_all_end_warmed_each_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rate_limited_images_come_back_after_the_upstreams_wait() {
     let stack = Stack::start();
-    let docker = stack
-        .upstream_secret("ecr-pullthroughcache/docker-hub", "registry-1.docker.io")
-        .await;
-    stack
-        .create_rule("docker-hub", "registry-1.docker.io", Some(&docker))
-        .await;
+    stack.create_docker_hub_rule().await;
     stack.create_rule("k8s", "registry.k8s.io", None).await;
     // Over its budget, every request answers 429 with Retry-After: 120.
     stack

@@ -919,15 +919,7 @@ async fn a_blob_is_fetched_once_a_run_whatever_the_tags() {
     let _serial = SERIAL.lock().await;
     let stack = Stack::shared();
     let world = world().await;
-    let seeded = stack
-        .control("seed/bench", json!({"repositories": 1, "tags": 20}))
-        .await;
-    let refs: Vec<String> = seeded["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_owned())
-        .collect();
+    let refs = stack.seed_bench(1, 20).await;
     assert_eq!(refs.len(), 20);
     let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
     let before = stack.read("registry/counts").await;

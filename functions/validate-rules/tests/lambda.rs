@@ -24,12 +24,7 @@ fn prefixes(report: &Value) -> Vec<&str> {
 async fn real_events_through_the_runtime_api() {
     let stack = Stack::shared();
     let up = stack.upstream("registry-1.docker.io");
-    let arn = stack
-        .upstream_secret("ecr-pullthroughcache/docker-hub", "registry-1.docker.io")
-        .await;
-    stack
-        .create_rule("docker-hub", "registry-1.docker.io", Some(&arn))
-        .await;
+    stack.create_docker_hub_rule().await;
     stack.create_rule("quay", "quay.io", None).await;
 
     let mut env = stack.env();
