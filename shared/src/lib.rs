@@ -4,7 +4,7 @@
 //! - Domain (no SDK, no settings): [`reference`](mod@reference) (image references,
 //!   digests), [`rules`] (pull-through cache rules, routing both ways), [`platform`],
 //!   [`secret`], [`deadline`], [`access`] (who may pull through the cache: IAM resource-based
-//!   policies evaluated for a consumer).
+//!   policies evaluated for a consumer), [`adoption`] (images classified for the cache, each rule as a mirror).
 //! - Ports, traits with domain types: [`ecr`], [`secrets`], [`objects`], [`metrics`], [`queue`] (the work queue and the runs' store); their
 //!   error, [`error::AwsError`].
 //! - [`oci`]: the OCI distribution client (media types, manifests, the client).
@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod adoption;
 pub mod aws;
 pub mod config;
 pub mod deadline;

@@ -26,7 +26,7 @@ pub struct GlobalArgs {
     /// Settings file (TOML); same as PTC_CONFIG_FILE.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<String>,
-    /// table for people, json for machines.
+    /// table for people, json for machines, watch-list for prewarm (ptc map, ptc scan).
     #[arg(long, global = true, value_enum, default_value = "table")]
     pub output: OutputFormat,
     /// More log lines on stderr (-v: info, ptc's own debug; -vv: debug). PTC_LOG overrides.
@@ -80,6 +80,11 @@ impl Context {
         &self.settings
     }
 
+    /// `--output`, as given.
+    pub fn output(&self) -> OutputFormat {
+        self.output
+    }
+
     /// `--profile`, `--region`, `--role-arn`, as given.
     pub fn target(&self) -> &TargetArgs {
         &self.target
@@ -121,6 +126,11 @@ impl Context {
         value: &T,
         table: impl FnOnce(&mut StdoutLock<'static>) -> std::io::Result<()>,
     ) -> Result<(), CliError> {
+        if self.output == OutputFormat::WatchList {
+            return Err(CliError::Usage(
+                "--output watch-list is for ptc map and ptc scan".to_owned(),
+            ));
+        }
         output::emit(self.output, value, table).map_err(CliError::Output)
     }
 }
@@ -172,7 +182,11 @@ impl CallerIdentity {
 }
 
 /// Logs on stderr: `PTC_LOG` (from the settings) when set, else the level `-v` asks for.
+/// Without `-v` (and without `PTC_LOG`), the AWS SDK's own lines (targets `aws_*`, such as
+/// `aws_config::imds` probing for credentials on a laptop) are not written: what fails is
+/// told by `ptc`'s one-line error.
 fn init_logs(verbose: u8, filter_spec: Option<&str>) {
+    let quiet_sdk = verbose == 0 && filter_spec.is_none();
     let default = match verbose {
         0 => "warn",
         1 => "info,ptc_core=debug",
@@ -183,7 +197,10 @@ fn init_logs(verbose: u8, filter_spec: Option<&str>) {
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::stderr().is_terminal())
-                .with_filter(ptc_core::logging::filter(filter_spec, default)),
+                .with_filter(ptc_core::logging::filter(filter_spec, default))
+                .with_filter(tracing_subscriber::filter::filter_fn(move |meta| {
+                    !(quiet_sdk && meta.target().starts_with("aws_"))
+                })),
         )
         .init();
 }

@@ -77,6 +77,33 @@ pub enum CliError {
         /// The caller's ARN, from STS.
         caller: String,
     },
+    /// `--registry`, `--account` or the Region cannot give a registry host; the message names
+    /// the flag (exit code 2).
+    #[error("{0}")]
+    BadRouting(String),
+    /// AWS is needed and no credentials are found: what for, and the flags that do without
+    /// (exit code 2).
+    #[error("no AWS credentials for {needed_for} (pass {instead} to work without AWS): {reason}")]
+    NeedsAws {
+        /// What the call was for, e.g. `the registry host (GetAuthorizationToken)`.
+        needed_for: String,
+        /// The flags that make the call unneeded.
+        instead: String,
+        /// What the SDK's credentials chain said, first line.
+        reason: String,
+    },
+    /// Reading a file `ptc scan` or `ptc rewrite` was given, or writing one (exit code 2).
+    #[error("{path}: {reason}")]
+    File {
+        /// The path as given.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A flag combination or value the command cannot use; the message names the flag
+    /// (exit code 2).
+    #[error("{0}")]
+    Usage(String),
     /// No Region from the flags, the settings or the SDK's chain (exit code 2).
     #[error("no AWS Region: pass --region, or set PTC_REGION or the profile's region")]
     NoRegion,
@@ -132,7 +159,7 @@ pub enum CliError {
         /// `--run-table` or PTC_RUN_TABLE.
         table: String,
     },
-    /// Reading the references of `ptc map -` (exit code 2).
+    /// Reading the references of `ptc map -`, `ptc prewarm --image -` (exit code 2).
     #[error("reading stdin: {0}")]
     Stdin(#[source] std::io::Error),
     /// Writing the report on stdout (exit code 2).
@@ -174,6 +201,10 @@ pub enum Findings {
     /// `ptc map`: references with no cached image URI.
     #[error("{0} references cannot be mapped")]
     UnmappedReferences(usize),
+    /// `ptc scan`, `ptc rewrite`: files or references that could not be read (each listed in
+    /// the report).
+    #[error("{0} problems reading the inputs")]
+    ScanProblems(usize),
 }
 
 impl CliError {
@@ -195,6 +226,10 @@ impl CliError {
             | Self::CallerPrincipal(_)
             | Self::NotExcludable { .. }
             | Self::NoRegion
+            | Self::BadRouting(_)
+            | Self::NeedsAws { .. }
+            | Self::File { .. }
+            | Self::Usage(_)
             | Self::NoRules
             | Self::PrefixNotARule { .. }
             | Self::ConsumerRole { .. }

@@ -4,13 +4,16 @@ use std::io::{StdoutLock, Write};
 
 use serde::Serialize;
 
-/// `--output`: `table` (tables and summary lines for people, the default) or `json` (the
-/// command's report as one pretty JSON document).
+/// `--output`: `table` (tables and summary lines for people, the default), `json` (the
+/// command's report as one pretty JSON document), or `watch-list` (`ptc map` and `ptc scan`:
+/// the routable images' upstream references, one per line, for `ptc prewarm --image -` or
+/// `PTC_WATCH_LIST_URL`; other commands refuse it).
 // No doc comments on the variants: clap would list them in `--help` as value descriptions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     Table,
     Json,
+    WatchList,
 }
 
 /// A command's report on stdout: `value` as JSON with `--output json`, else what `table`
@@ -23,8 +26,30 @@ pub fn emit<T: Serialize>(
     let mut stdout = std::io::stdout().lock();
     match format {
         OutputFormat::Json => json(&mut stdout, value),
-        OutputFormat::Table => table(&mut stdout),
+        OutputFormat::Table | OutputFormat::WatchList => table(&mut stdout),
     }
+}
+
+/// A watch list: the routable images' normalised upstream references
+/// (`docker.io/library/nginx:1.25`), one per line, each once, in the order first seen, under a
+/// comment line. What `ptc prewarm --image -` and `PTC_WATCH_LIST_URL` read.
+pub fn watch_list(
+    out: &mut impl Write,
+    images: &[ptc_core::adoption::Classified],
+) -> std::io::Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    writeln!(
+        out,
+        "# watch list: the routable images (ptc prewarm --image -, PTC_WATCH_LIST_URL)"
+    )?;
+    for image in images.iter().filter(|i| i.is_routable()) {
+        if let Some(upstream) = &image.upstream
+            && seen.insert(upstream.clone())
+        {
+            writeln!(out, "{upstream}")?;
+        }
+    }
+    Ok(())
 }
 
 /// Print rows as an aligned table: a header line, then one line per row.

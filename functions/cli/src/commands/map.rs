@@ -1,104 +1,157 @@
-//! `ptc map`: upstream references → cached image URIs.
+//! `ptc map`: upstream references → cached image URIs, as a table, JSON, a watch list, or
+//! one of the formats teams point clusters with ([`crate::formats`]).
 
-use std::io::{BufRead, Write};
+use std::io::Write;
+use std::path::{Component, Path};
 
-use ptc_core::config::ExpectedRule;
-use ptc_core::ecr::EcrApi as _;
-use ptc_core::reference::ImageReference;
+use ptc_core::adoption::{self, Classified, ImageClass};
 use ptc_core::rules::RuleSet;
 use serde::Serialize;
 
 use crate::context::Context;
 use crate::error::{CliError, Findings};
-use crate::output;
+use crate::formats::{self, Format, Input, OutputFile};
+use crate::output::{self, OutputFormat};
+use crate::routing::{self, RoutingArgs};
 
-/// `ptc map [--rule PREFIX=UPSTREAM_URL]... [--registry HOST] REF...`.
+/// `ptc map [--rule PREFIX=UPSTREAM_URL]... [--registry HOST | --account ID] [--format FORMAT
+/// [--out-dir DIR]] [REF]...`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A rule PREFIX=UPSTREAM_URL (repeatable). Without it: the config's rules, else the registry's.
-    #[arg(long = "rule", value_name = "PREFIX=UPSTREAM_URL")]
-    pub rules: Vec<String>,
-    /// Registry host for the URIs; default: the account's, from GetAuthorizationToken.
-    #[arg(long, env = "PTC_REGISTRY_HOST", value_name = "HOST")]
-    pub registry: Option<String>,
+    /// `--rule`, `--registry`, `--account`: what to route with.
+    #[command(flatten)]
+    pub routing: RoutingArgs,
+    /// Print the routing as a file teams use (helm-values and kustomize-images need references).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
+    /// With --format: write the files under DIR (created) instead of stdout.
+    #[arg(long, value_name = "DIR", requires = "format")]
+    pub out_dir: Option<String>,
     /// References as people write them (nginx:1.25, quay.io/x/y:v1); `-` reads them from stdin.
-    #[arg(required = true, value_name = "REF")]
+    #[arg(value_name = "REF")]
     pub references: Vec<String>,
 }
 
-/// Map the references and print one [`Mapping`] each. AWS is reached only for what the
-/// command line and the settings do not give: the rules (`DescribePullThroughCacheRules`)
-/// and the registry host (`GetAuthorizationToken`). Errors: [`CliError::BadRule`],
-/// [`CliError::RegistryRules`], [`CliError::RegistryHost`], [`CliError::Stdin`] (each before
-/// any output), [`Findings::UnmappedReferences`] when a reference cannot be mapped,
-/// [`CliError::Output`].
+/// Map the references and print one [`Mapping`] each (`--output table|json`), the routable
+/// ones' upstream references (`--output watch-list`), or the rules and references in
+/// `--format`. AWS is reached only for what the flags and the settings do not give
+/// ([`routing::resolve`]).
+///
+/// Errors: [`CliError::Usage`] (no reference where one is needed), [`routing::resolve`]'s,
+/// [`CliError::Stdin`] (each before any output); [`Findings::UnmappedReferences`] when a
+/// reference cannot be mapped (table, JSON, watch list) or is invalid (formats, whose output
+/// comments out what is not routable and exits 0 otherwise); [`CliError::File`] for
+/// `--out-dir`; [`CliError::Output`].
 pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
-    let rules = rules(ctx, &args.rules).await?;
-    let registry = registry_host(ctx, args.registry).await?;
-    let inputs = expand_stdin(args.references)?;
-    let mappings = map_references(&rules, &registry, inputs.iter().map(String::as_str));
-    ctx.print(&mappings, |out| print(out, &mappings))?;
-    match mappings.iter().filter(|m| m.failed()).count() {
+    let inputs = routing::expand_stdin(args.references)?;
+    let needs_refs = args.format.is_none_or(Format::per_reference);
+    if needs_refs && inputs.is_empty() {
+        return Err(CliError::Usage(match args.format {
+            Some(_) => "this --format is one entry per reference: give references (or - for stdin)"
+                .to_owned(),
+            None => {
+                "give one or more references (or - for stdin), or --format for the rules' routing"
+                    .to_owned()
+            }
+        }));
+    }
+    let routing = routing::resolve(ctx, &args.routing).await?;
+    let images = classify_all(&routing.rules, &routing.registry_host, &inputs);
+    if let Some(format) = args.format {
+        return print_format(&routing, format, &images, args.out_dir.as_deref());
+    }
+    let mappings: Vec<Mapping> = images.iter().map(Mapping::from).collect();
+    let failed = mappings.iter().filter(|m| m.failed()).count();
+    if ctx.output() == OutputFormat::WatchList {
+        let mut out = std::io::stdout().lock();
+        output::watch_list(&mut out, &images).map_err(CliError::Output)?;
+    } else {
+        ctx.print(&mappings, |out| print(out, &mappings))?;
+    }
+    match failed {
         0 => Ok(()),
         failed => Err(CliError::Findings(Findings::UnmappedReferences(failed))),
     }
 }
 
-/// The `--rule` rules, else the settings' expected rules, else the registry's.
-async fn rules(ctx: &Context, specs: &[String]) -> Result<RuleSet, CliError> {
-    let local = if specs.is_empty() {
-        ctx.settings().expected_rule_set()
-    } else {
-        RuleSet::new(
-            specs
-                .iter()
-                .map(|spec| rule(spec))
-                .collect::<Result<_, _>>()?,
-        )
+/// Every reference classified against the rules ([`adoption::classify`]), in order.
+pub fn classify_all(rules: &RuleSet, registry_host: &str, inputs: &[String]) -> Vec<Classified> {
+    inputs
+        .iter()
+        .map(|i| adoption::classify(i, rules, registry_host))
+        .collect()
+}
+
+/// `--format`: render, then stdout (one file as is; several, each after a `# ==> path <==`
+/// line) or `--out-dir`.
+fn print_format(
+    routing: &routing::Routing,
+    format: Format,
+    images: &[Classified],
+    out_dir: Option<&str>,
+) -> Result<(), CliError> {
+    let (mirrors, unused_rules) = adoption::mirrors(&routing.rules);
+    let input = Input {
+        registry_host: &routing.registry_host,
+        mirrors: &mirrors,
+        unused_rules: &unused_rules,
+        images,
     };
-    ctx.rules_or_registry(local).await
-}
-
-/// One `--rule PREFIX=UPSTREAM_URL`.
-fn rule(spec: &str) -> Result<ptc_core::PtcRule, CliError> {
-    ExpectedRule::parse(spec)
-        .map(|r| r.to_rule())
-        .map_err(|reason| CliError::BadRule {
-            spec: spec.to_owned(),
-            reason,
-        })
-}
-
-/// `--registry` (or `PTC_REGISTRY_HOST`), else the account's from `GetAuthorizationToken`.
-async fn registry_host(ctx: &Context, given: Option<String>) -> Result<String, CliError> {
-    if let Some(host) = given {
-        return Ok(host);
-    }
-    let ecr = &ctx.aws().await?.ecr;
-    let token = ecr
-        .authorization_token()
-        .await
-        .map_err(CliError::RegistryHost)?;
-    Ok(token.registry_host().to_owned())
-}
-
-/// `-` stands for the references on stdin, one per line (blank lines and `#` comments skipped).
-fn expand_stdin(references: Vec<String>) -> Result<Vec<String>, CliError> {
-    let mut out = Vec::new();
-    for reference in references {
-        if reference == "-" {
-            for line in std::io::stdin().lock().lines() {
-                let line = line.map_err(CliError::Stdin)?;
-                let line = line.trim();
-                if !line.is_empty() && !line.starts_with('#') {
-                    out.push(line.to_owned());
+    let files = formats::render(format, &input).map_err(CliError::Usage)?;
+    match out_dir {
+        Some(dir) => write_files(Path::new(dir), &files)?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            let many = files.len() > 1;
+            for file in &files {
+                if many {
+                    writeln!(out, "# ==> {} <==", file.path).map_err(CliError::Output)?;
                 }
+                out.write_all(file.text.as_bytes())
+                    .map_err(CliError::Output)?;
             }
-        } else {
-            out.push(reference);
         }
     }
-    Ok(out)
+    let left: Vec<&Classified> = images.iter().filter(|i| !i.is_routable()).collect();
+    for image in &left {
+        eprintln!(
+            "ptc: {}: {} ({}), left as it is",
+            image.reference,
+            image.class,
+            image.reason.as_deref().unwrap_or_default()
+        );
+    }
+    match left
+        .iter()
+        .filter(|i| i.class == ImageClass::Invalid)
+        .count()
+    {
+        0 => Ok(()),
+        n => Err(CliError::Findings(Findings::UnmappedReferences(n))),
+    }
+}
+
+/// Write each file under `dir`, creating directories. A path that would leave `dir` is
+/// refused ([`CliError::File`]); the formats make none.
+fn write_files(dir: &Path, files: &[OutputFile]) -> Result<(), CliError> {
+    for file in files {
+        let rel = Path::new(&file.path);
+        let inside = rel.components().all(|c| matches!(c, Component::Normal(_)));
+        let path = dir.join(rel);
+        let err = |reason: String| CliError::File {
+            path: path.display().to_string(),
+            reason,
+        };
+        if !inside {
+            return Err(err("not a path inside --out-dir".to_owned()));
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| err(e.to_string()))?;
+        }
+        std::fs::write(&path, &file.text).map_err(|e| err(e.to_string()))?;
+        eprintln!("ptc: wrote {}", path.display());
+    }
+    Ok(())
 }
 
 /// Two columns: the reference as given, its cached image URI or `error: <why>`.
@@ -121,15 +174,20 @@ pub fn print(out: &mut impl Write, mappings: &[Mapping]) -> std::io::Result<()> 
 pub struct Mapping {
     /// As the user wrote it.
     pub reference: String,
+    /// Where it stands ([`ImageClass`]): `routable`, `already-cached`, `aws-owned`,
+    /// `no-rule`, `unsupported`, `invalid`.
+    pub class: ImageClass,
     /// The cached repository (`<prefix>/<upstream path>`), when it maps.
     pub repository: Option<String>,
     /// The tag (`latest` when neither tag nor digest is given), when it maps.
     pub tag: Option<String>,
     /// The digest (`sha256:...`), when given and it maps.
     pub digest: Option<String>,
-    /// The cached image URI on the registry host, when it maps.
+    /// The cached image URI on the registry host, when it maps (for a reference that already
+    /// names the cache, itself).
     pub uri: Option<String>,
-    /// Why it does not map: an unreadable reference, no rule for its registry.
+    /// Why it does not map: an unreadable reference, no rule for its registry, an upstream
+    /// ECR cannot cache, AWS's own registries.
     pub error: Option<String>,
 }
 
@@ -140,38 +198,24 @@ impl Mapping {
     }
 }
 
-/// Map every reference; a bad one gets its error and the rest go on.
-pub fn map_references<'a>(
-    rules: &RuleSet,
-    registry_host: &str,
-    references: impl IntoIterator<Item = &'a str>,
-) -> Vec<Mapping> {
-    references
-        .into_iter()
-        .map(|input| {
-            let routed = ImageReference::parse(input)
-                .map_err(|e| e.to_string())
-                .and_then(|r| rules.route(&r).map_err(|e| e.to_string()));
-            match routed {
-                Ok(cached) => Mapping {
-                    reference: input.to_owned(),
-                    uri: Some(cached.uri(registry_host)),
-                    repository: Some(cached.repository),
-                    tag: cached.tag,
-                    digest: cached.digest.map(|d| d.to_string()),
-                    error: None,
-                },
-                Err(error) => Mapping {
-                    reference: input.to_owned(),
-                    repository: None,
-                    tag: None,
-                    digest: None,
-                    uri: None,
-                    error: Some(error),
-                },
-            }
-        })
-        .collect()
+impl From<&Classified> for Mapping {
+    fn from(c: &Classified) -> Self {
+        let maps = matches!(c.class, ImageClass::Routable | ImageClass::AlreadyCached);
+        let uri = match c.class {
+            ImageClass::Routable => c.uri.clone(),
+            ImageClass::AlreadyCached => Some(c.reference.clone()),
+            _ => None,
+        };
+        Self {
+            reference: c.reference.clone(),
+            class: c.class,
+            repository: c.repository.clone().filter(|_| maps),
+            tag: c.tag.clone().filter(|_| maps),
+            digest: c.digest.clone().filter(|_| maps),
+            uri,
+            error: if maps { None } else { c.reason.clone() },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -186,11 +230,17 @@ mod tests {
             PtcRule::new("docker-hub", "registry-1.docker.io").unwrap(),
             PtcRule::new("quay", "quay.io").unwrap(),
         ]);
-        let out = map_references(
+        let inputs: Vec<String> = ["nginx:1.25", "gcr.io/x/y", "Bad", "quay.io/a/b"]
+            .map(String::from)
+            .to_vec();
+        let out: Vec<Mapping> = classify_all(
             &rules,
             "123456789012.dkr.ecr.us-east-1.amazonaws.com",
-            ["nginx:1.25", "gcr.io/x/y", "Bad", "quay.io/a/b"],
-        );
+            &inputs,
+        )
+        .iter()
+        .map(Mapping::from)
+        .collect();
         assert_eq!(
             out[0].uri.as_deref(),
             Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub/library/nginx:1.25")

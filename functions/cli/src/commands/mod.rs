@@ -16,7 +16,9 @@ pub mod iam;
 pub mod map;
 pub mod prewarm;
 pub mod probe;
+pub mod rewrite;
 pub mod runs;
+pub mod scan;
 pub mod validate;
 
 /// `ptc`'s command line: the global options and one subcommand.
@@ -50,8 +52,12 @@ pub enum Command {
     Health(health::Args),
     /// Validate every pull-through cache rule and its credential secret; publish the metrics.
     Validate(validate::Args),
-    /// Print the cached image URI of each upstream reference.
+    /// Print the cached image URI of each upstream reference, or the routing in a format (--format).
     Map(map::Args),
+    /// List the images of manifests, Helm releases, Dockerfiles and lists, each with its class.
+    Scan(scan::Args),
+    /// Point the images of manifests and Dockerfiles at the cache (a patch, or --write).
+    Rewrite(rewrite::Args),
     /// Print the IAM policies other accounts need to use the cache.
     Iam(iam::Args),
     /// Pull through the cache as another account's role: a new image, a new tag, a cached image.
@@ -69,6 +75,8 @@ impl Command {
             Self::Health(args) => health::run(ctx, args).await,
             Self::Validate(args) => validate::run(ctx, args).await,
             Self::Map(args) => map::run(ctx, args).await,
+            Self::Scan(args) => scan::run(ctx, args).await,
+            Self::Rewrite(args) => rewrite::run(ctx, args).await,
             Self::Iam(args) => iam::run(ctx, args).await,
             Self::Probe(args) => probe::run(ctx, args).await,
         }

@@ -1,0 +1,92 @@
+//! `ptc map --format FORMAT`: the routing of the rules in the formats teams point clusters
+//! with. Every format is rendered from [`Input`], which holds what [`RuleSet::route`] says
+//! and nothing else: each rule as a [`Mirror`] ([`ptc_core::adoption::mirrors`], found by
+//! routing a probe) and each reference [`Classified`] ([`ptc_core::adoption::classify`]).
+//! No format re-implements the rules; what a format cannot express, and every reference
+//! that is not routable, is left out of the effective output and written as a comment with
+//! its reason.
+//!
+//! | format | what | per |
+//! |--------|------|-----|
+//! | `terraform-locals` | one `registry_<prefix>` local per rule, switched by `var.pull_through_cache_enabled` between the cache and the upstream host | rule (and an `images` map for the references) |
+//! | `helm-values` | `registry` / `repository` / `tag` / `digest` for each reference | reference |
+//! | `kustomize-images` | the `images:` transformer entries (`name`, `newName`) | reference |
+//! | `containerd-hosts` | `certs.d/<upstream>/hosts.toml` per upstream, and the kubelet `CredentialProviderConfig` | rule |
+//! | `registries-conf` | containers-registries.conf(5) `[[registry]]` mirrors (CRI-O, podman, skopeo) | rule |
+//! | `kyverno` | a `ClusterPolicy` that rewrites pods' images the same way | rule |
+//!
+//! [`RuleSet::route`]: ptc_core::rules::RuleSet::route
+
+use ptc_core::adoption::{Classified, Mirror};
+use ptc_core::rules::Prefix;
+
+pub mod containerd;
+pub mod helm;
+pub mod kustomize;
+pub mod kyverno;
+pub mod registries_conf;
+pub mod terraform;
+
+/// `--format`: the output format of `ptc map`.
+// No doc comments on the variants: clap would list them in `--help` as value descriptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    TerraformLocals,
+    HelmValues,
+    KustomizeImages,
+    ContainerdHosts,
+    RegistriesConf,
+    Kyverno,
+}
+
+impl Format {
+    /// Whether the format is one entry per reference (so references are required).
+    pub fn per_reference(self) -> bool {
+        matches!(self, Self::HelmValues | Self::KustomizeImages)
+    }
+}
+
+/// What every format renders from.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// The cache's registry host, e.g. `123456789012.dkr.ecr.eu-west-2.amazonaws.com`.
+    pub registry_host: &'a str,
+    /// Every rule that routes something, in prefix order.
+    pub mirrors: &'a [Mirror],
+    /// Rules that route nothing (shadowed by another), with why: each format comments them.
+    pub unused_rules: &'a [(Prefix, String)],
+    /// The references of the command line (or of a scan), classified, in the order given.
+    pub images: &'a [Classified],
+}
+
+/// One file of a format's output: a path relative to `--out-dir` (e.g.
+/// `certs.d/quay.io/hosts.toml`) and its text. Single-file formats have one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFile {
+    /// Relative path: `/`-separated components, no `..`, no leading `/`.
+    pub path: String,
+    /// The file's text, ending with a newline.
+    pub text: String,
+}
+
+/// Render `input` in `format`. Errors: what the format cannot render at all (e.g.
+/// `helm-values` without a reference), as one line.
+pub fn render(format: Format, input: &Input) -> Result<Vec<OutputFile>, String> {
+    match format {
+        Format::TerraformLocals => terraform::render(input),
+        Format::HelmValues => helm::render(input),
+        Format::KustomizeImages => kustomize::render(input),
+        Format::ContainerdHosts => containerd::render(input),
+        Format::RegistriesConf => registries_conf::render(input),
+        Format::Kyverno => kyverno::render(input),
+    }
+}
+
+/// `# ` before every line of `text` (a reason may hold newlines from an upstream's answer;
+/// none may end a comment early in any of the formats).
+pub fn comment(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("# {}", l.replace('\r', " ")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

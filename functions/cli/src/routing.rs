@@ -1,0 +1,205 @@
+//! What `ptc map`, `ptc scan` and `ptc rewrite` route with: the rules and the registry host,
+//! offline first.
+//!
+//! | what | from, first that gives it | AWS call only when none does |
+//! |------|---------------------------|------------------------------|
+//! | rules | `--rule PREFIX=UPSTREAM_URL`, else the settings' `PTC_RULES` | `DescribePullThroughCacheRules` |
+//! | registry host | `--registry HOST` (`PTC_REGISTRY_HOST`), else `--account ID` (`PTC_ACCOUNT_ID`) with the Region (`--region`, `PTC_REGION`, the settings file, `AWS_REGION`, `AWS_DEFAULT_REGION`) | `GetAuthorizationToken` |
+//!
+//! With the flags, no AWS configuration is loaded and the SDK writes nothing (not even its
+//! IMDS probes); a command that does need AWS and finds no credentials says, in one line,
+//! what it needed them for and which flags would do without.
+
+use std::io::BufRead;
+
+use aws_credential_types::provider::ProvideCredentials as _;
+use ptc_core::adoption::registry_host_of;
+use ptc_core::config::ExpectedRule;
+use ptc_core::ecr::EcrApi as _;
+use ptc_core::rules::RuleSet;
+
+use crate::context::Context;
+use crate::error::CliError;
+
+/// `--rule`, `--registry`, `--account`: the routing of `ptc map`, `ptc scan`, `ptc rewrite`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RoutingArgs {
+    /// A rule PREFIX=UPSTREAM_URL (repeatable). Without it: the settings' rules, else the registry's.
+    #[arg(long = "rule", value_name = "PREFIX=UPSTREAM_URL")]
+    pub rules: Vec<String>,
+    /// Registry host of the cache; default: from --account and the Region, else GetAuthorizationToken.
+    #[arg(long, env = "PTC_REGISTRY_HOST", value_name = "HOST")]
+    pub registry: Option<String>,
+    /// The cache's 12-digit account: with the Region, the registry host without any AWS call.
+    #[arg(long, env = "PTC_ACCOUNT_ID", value_name = "ID")]
+    pub account: Option<String>,
+}
+
+/// The rules and the registry host to route with.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    /// The rules, sorted by prefix.
+    pub rules: RuleSet,
+    /// The cache's registry host, e.g. `123456789012.dkr.ecr.eu-west-2.amazonaws.com`.
+    pub registry_host: String,
+}
+
+/// The rules and the registry host of `args`, AWS called only for what the flags and the
+/// settings do not give (see the module's table). Errors: [`CliError::BadRule`],
+/// [`CliError::BadRouting`] (a bad `--account`, `--registry` or Region),
+/// [`CliError::NeedsAws`] (no credentials where AWS is needed), [`CliError::RegistryRules`],
+/// [`CliError::RegistryHost`], and [`Context::aws`]'s.
+pub async fn resolve(ctx: &Context, args: &RoutingArgs) -> Result<Routing, CliError> {
+    let rules = rules(ctx, &args.rules).await?;
+    let registry_host = registry_host(ctx, args).await?;
+    Ok(Routing {
+        rules,
+        registry_host,
+    })
+}
+
+/// The `--rule` rules, else the settings' expected rules, else the registry's.
+async fn rules(ctx: &Context, specs: &[String]) -> Result<RuleSet, CliError> {
+    let local = if specs.is_empty() {
+        ctx.settings().expected_rule_set()
+    } else {
+        RuleSet::new(
+            specs
+                .iter()
+                .map(|spec| parse_rule(spec))
+                .collect::<Result<_, _>>()?,
+        )
+    };
+    if !local.is_empty() {
+        return Ok(local);
+    }
+    let aws = aws_with_credentials(
+        ctx,
+        "the registry's rules (DescribePullThroughCacheRules)",
+        "--rule PREFIX=UPSTREAM_URL",
+    )
+    .await?;
+    let rules = aws
+        .ecr
+        .describe_rules()
+        .await
+        .map_err(CliError::RegistryRules)?;
+    Ok(RuleSet::new(rules))
+}
+
+/// One `--rule PREFIX=UPSTREAM_URL`. Errors: [`CliError::BadRule`].
+pub fn parse_rule(spec: &str) -> Result<ptc_core::PtcRule, CliError> {
+    ExpectedRule::parse(spec)
+        .map(|r| r.to_rule())
+        .map_err(|reason| CliError::BadRule {
+            spec: spec.to_owned(),
+            reason,
+        })
+}
+
+/// `--registry`, else `--account` with the Region, else `GetAuthorizationToken`.
+async fn registry_host(ctx: &Context, args: &RoutingArgs) -> Result<String, CliError> {
+    if let Some(host) = &args.registry {
+        let host = host.trim().trim_end_matches('/');
+        let ok = !host.is_empty()
+            && !host.contains("://")
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b));
+        if !ok {
+            return Err(CliError::BadRouting(format!(
+                "--registry {host:?}: a registry host such as 123456789012.dkr.ecr.eu-west-2.amazonaws.com"
+            )));
+        }
+        return Ok(host.to_ascii_lowercase());
+    }
+    if let Some(account) = &args.account {
+        let region = offline_region(ctx).ok_or_else(|| {
+            CliError::BadRouting(format!(
+                "--account {account}: no Region for the registry host: pass --region, or set PTC_REGION or AWS_REGION"
+            ))
+        })?;
+        return registry_host_of(account, &region)
+            .map_err(|reason| CliError::BadRouting(format!("--account: {reason}")));
+    }
+    let aws = aws_with_credentials(
+        ctx,
+        "the registry host (GetAuthorizationToken)",
+        "--registry HOST, or --account ID with --region",
+    )
+    .await?;
+    let token = aws
+        .ecr
+        .authorization_token()
+        .await
+        .map_err(CliError::RegistryHost)?;
+    Ok(token.registry_host().to_owned())
+}
+
+/// The Region without loading the AWS configuration: `--region`, the settings (`PTC_REGION`,
+/// the file), then `AWS_REGION`, `AWS_DEFAULT_REGION`.
+fn offline_region(ctx: &Context) -> Option<String> {
+    ctx.target()
+        .region
+        .clone()
+        .or_else(|| ctx.settings().region.clone())
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty())
+}
+
+/// The AWS adapters, once credentials are known to be there: without them, one line naming
+/// what they were needed for and the flags that do without ([`CliError::NeedsAws`]).
+async fn aws_with_credentials<'a>(
+    ctx: &'a Context,
+    needed_for: &str,
+    instead: &str,
+) -> Result<&'a crate::context::Aws, CliError> {
+    let aws = ctx.aws().await?;
+    let reason = match aws.sdk.credentials_provider() {
+        None => Some("no credentials provider".to_owned()),
+        Some(provider) => provider
+            .provide_credentials()
+            .await
+            .err()
+            .map(|e| crate::target::error_chain(&e)),
+    };
+    match reason {
+        None => Ok(aws),
+        Some(reason) => Err(CliError::NeedsAws {
+            needed_for: needed_for.to_owned(),
+            instead: instead.to_owned(),
+            reason: first_line(&reason),
+        }),
+    }
+}
+
+fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    let mut cut: String = line.chars().take(300).collect();
+    if cut.len() < line.len() {
+        cut.push_str("...");
+    }
+    cut
+}
+
+/// The references of the command line, `-` standing for those on stdin, one per line (blank
+/// lines and `#` comments skipped). Errors: [`CliError::Stdin`].
+pub fn expand_stdin(references: Vec<String>) -> Result<Vec<String>, CliError> {
+    let mut out = Vec::new();
+    for reference in references {
+        if reference == "-" {
+            for line in std::io::stdin().lock().lines() {
+                let line = line.map_err(CliError::Stdin)?;
+                let line = line.trim();
+                if !line.is_empty() && !line.starts_with('#') {
+                    out.push(line.to_owned());
+                }
+            }
+        } else {
+            out.push(reference);
+        }
+    }
+    Ok(out)
+}
