@@ -23,7 +23,9 @@ use crate::output;
 /// [--enqueue [--queue-url URL] [--dead-letter-url URL] [--run-table TABLE]]`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// An image to warm (repeatable), before the settings' watch list and discovery.
+    /// An image to warm (repeatable; `-` reads references from stdin, one per line, as `ptc scan
+    /// --output watch-list` writes them). Given, these are warmed alone: not the settings' watch
+    /// list nor discovery, and no metric is published (the run is not the watch list's).
     #[arg(long = "image", value_name = "REF")]
     pub images: Vec<String>,
     /// Resolve and print what would be pulled; pull nothing.
@@ -54,10 +56,18 @@ pub struct Args {
 }
 
 /// Warm the images and print the [`PrewarmReport`], with a spinner on stderr when it is a
-/// terminal. Errors: [`CliError::HttpClient`], [`CliError::RegistryToken`] (before any pull),
+/// terminal. Errors: [`CliError::Stdin`], [`CliError::Usage`] (`--image -` with an empty stdin), [`CliError::HttpClient`], [`CliError::RegistryToken`] (before any pull),
 /// [`CliError::RunErrors`] when an image failed or the run has errors, [`CliError::Output`].
-pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
+pub async fn run(ctx: &Context, mut args: Args) -> Result<(), CliError> {
     let settings = ctx.settings();
+    let from_stdin = args.images.iter().any(|i| i == "-");
+    args.images = crate::routing::expand_stdin(std::mem::take(&mut args.images))?;
+    if from_stdin && args.images.is_empty() {
+        return Err(CliError::Usage(
+            "--image -: stdin held no reference (is the command before the pipe finding none?)"
+                .to_owned(),
+        ));
+    }
     if args.enqueue {
         // What is missing is told before any call.
         args.queue.places(settings).all(TRIGGER)?;
@@ -222,6 +232,15 @@ fn options(settings: &Settings, args: &Args) -> Result<Options, CliError> {
     }
     // An operator's list may not be the Lambda's, whose state this may be: forget nothing.
     options.forget_unused = false;
+    if !args.images.is_empty() {
+        // The images given, alone (as a queued on-demand run plans them): a run of a part of
+        // the list publishes nothing, so that the alarms' coverage and heartbeat stay the
+        // whole list's.
+        options.settings_watch_list.clear();
+        options.watch_list_source = None;
+        options.discovery_days = 0;
+        options.publish_metrics = false;
+    }
     Ok(options)
 }
 
