@@ -275,3 +275,233 @@ fn a_rule_for_an_upstream_this_version_does_not_know_is_not_refused() {
         "{text}"
     );
 }
+
+/// A laptop with no AWS at all: no credentials, no config, no IMDS worth asking. The
+/// environment `ptc` sees is emptied but for PATH and a HOME with nothing in it.
+fn laptop(args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+    let home = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_ptc"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .envs(extra_env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ptc")
+}
+
+/// The report: `ptc map --rule quay=quay.io nginx` on a laptop without AWS printed four
+/// `aws_config::imds` WARN lines and failed finding the registry host. Now: one line that says
+/// what was needed and which flags do without; the SDK's lines only with -v.
+#[test]
+fn without_aws_a_command_that_needs_it_says_so_in_one_line() {
+    let out = laptop(&["map", "--rule", "quay=quay.io", "nginx"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.starts_with("ptc: no AWS credentials for the registry host (GetAuthorizationToken)")
+            && stderr.contains("--registry HOST, or --account ID with --region"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("aws_config") && !stderr.contains("WARN"),
+        "{stderr}"
+    );
+    assert_eq!(stdout(&out), "");
+
+    // No rule anywhere either: the rules are what is missing first, named with their flag.
+    let out = laptop(
+        &[
+            "map",
+            "--account",
+            "123456789012",
+            "--region",
+            "eu-west-2",
+            "nginx",
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("the registry's rules (DescribePullThroughCacheRules)")
+            && stderr.contains("--rule PREFIX=UPSTREAM_URL"),
+        "{stderr}"
+    );
+
+    // -v shows what the SDK did.
+    let out = laptop(&["map", "-v", "--rule", "quay=quay.io", "nginx"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.lines().count() > 1,
+        "-v logs more than the error: {stderr}"
+    );
+}
+
+/// Every routing input from the flags: no AWS call, no SDK output, the same URIs.
+#[test]
+fn rules_and_account_with_region_need_no_aws() {
+    for (args, env) in [
+        (
+            vec![
+                "map",
+                "--rule",
+                "docker-hub=registry-1.docker.io",
+                "--account",
+                "123456789012",
+                "--region",
+                "eu-west-2",
+                "nginx:1.25",
+            ],
+            vec![],
+        ),
+        (
+            vec![
+                "map",
+                "--rule",
+                "docker-hub=registry-1.docker.io",
+                "--account",
+                "123456789012",
+                "nginx:1.25",
+            ],
+            vec![("AWS_REGION", "eu-west-2")],
+        ),
+        (
+            vec![
+                "map",
+                "--rule",
+                "docker-hub=registry-1.docker.io",
+                "nginx:1.25",
+            ],
+            vec![
+                ("PTC_ACCOUNT_ID", "123456789012"),
+                ("PTC_REGION", "eu-west-2"),
+            ],
+        ),
+        (
+            vec![
+                "map",
+                "--rule",
+                "docker-hub=registry-1.docker.io",
+                "--registry",
+                "123456789012.dkr.ecr.eu-west-2.amazonaws.com",
+                "nginx:1.25",
+            ],
+            vec![],
+        ),
+    ] {
+        let out = laptop(&args, &env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert_eq!(stderr, "", "{args:?}");
+        assert!(
+            stdout(&out).contains(
+                "123456789012.dkr.ecr.eu-west-2.amazonaws.com/docker-hub/library/nginx:1.25"
+            ),
+            "{args:?}: {}",
+            stdout(&out)
+        );
+    }
+    // China Regions are on amazonaws.com.cn.
+    let out = laptop(
+        &[
+            "map",
+            "--rule",
+            "quay=quay.io",
+            "--account",
+            "123456789012",
+            "--region",
+            "cn-north-1",
+            "quay.io/a/b:1",
+        ],
+        &[],
+    );
+    assert!(
+        stdout(&out).contains("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/quay/a/b:1"),
+        "{}",
+        stdout(&out)
+    );
+    // What cannot give a host is named in one line.
+    for (args, says) in [
+        (
+            vec![
+                "map",
+                "--rule",
+                "quay=quay.io",
+                "--account",
+                "1234",
+                "--region",
+                "eu-west-2",
+                "x",
+            ],
+            "--account: account \"1234\" is not a 12-digit account ID",
+        ),
+        (
+            vec![
+                "map",
+                "--rule",
+                "quay=quay.io",
+                "--account",
+                "123456789012",
+                "x",
+            ],
+            "no Region for the registry host",
+        ),
+        (
+            vec![
+                "map",
+                "--rule",
+                "quay=quay.io",
+                "--registry",
+                "https://x.example/a b",
+                "x",
+            ],
+            "--registry",
+        ),
+    ] {
+        let out = laptop(&args, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
+
+/// `--output watch-list`: the routable references, normalised, each once; what is not routable
+/// is left out (and fails the command, as in the table).
+#[test]
+fn watch_list_output_is_the_routable_set() {
+    let out = laptop(
+        &[
+            "map",
+            "--output",
+            "watch-list",
+            "--rule",
+            "docker-hub=registry-1.docker.io",
+            "--rule",
+            "quay=quay.io",
+            "--registry",
+            REGISTRY,
+            "nginx:1.25",
+            "docker.io/library/nginx:1.25",
+            "quay.io/a/b",
+            "gcr.io/x/y:1",
+            "111122223333.dkr.ecr.eu-west-1.amazonaws.com/quay/a/b:2",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let lines: Vec<String> = stdout(&out)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        lines,
+        ["docker.io/library/nginx:1.25", "quay.io/a/b:latest"]
+    );
+}
