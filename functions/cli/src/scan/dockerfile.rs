@@ -1,0 +1,506 @@
+//! Dockerfiles and Containerfiles: the images of their `FROM` lines, as BuildKit reads them.
+//!
+//! Sources: the Dockerfile reference (<https://docs.docker.com/reference/dockerfile/>: `FROM
+//! [--platform=<platform>] <image> [AS <name>]`, "Understand how ARG and FROM interact",
+//! parser directives, line continuation, comments, variable substitution) and BuildKit's
+//! parser (github.com/moby/buildkit at 73ed6825, `frontend/dockerfile/`):
+//! - `parser/parser.go`: a line whose first non-blank is `#` is a comment, also inside a
+//!   continuation (`isComment`); a blank line inside a continuation is skipped
+//!   (`isEmptyContinuationLine`); the escape character (`\`, or `` ` `` with the `# escape=`
+//!   directive, read only before the first comment, blank line or instruction) ends a
+//!   continued line when only blanks follow it (`lineContinuationRegex`); heredocs
+//!   (`<<EOF` ... `EOF`) hold lines that are not instructions;
+//! - `instructions/parse.go` `parseFrom`, `parseBuildStageName`: one argument, or three with
+//!   `AS` (any case); the stage name is lowercased; `parseArg`: `NAME` or `NAME=value`;
+//! - `dockerfile2llb/convert.go`: only the `ARG`s before the first `FROM` (the meta args)
+//!   are substituted in `FROM` (`buildDispatchStates`, `ProcessWordWithMatches`, each meta
+//!   arg's default itself expanded with the earlier ones), an `ARG` with no default is unset;
+//!   a base name equal to an earlier stage's name is that stage (`addState`:
+//!   `statesByName[BaseName]`, exact match against the lowercased names), `scratch` is the
+//!   empty image (`emptyImageName`);
+//! - `shell/lex.go` `processDollar`: `$VAR`, `${VAR}`, `${VAR:-word}`, `${VAR-word}`,
+//!   `${VAR:+word}`, `${VAR+word}`, `${VAR:?msg}`, `${VAR?msg}` (`:` makes an empty value
+//!   count as unset); quotes are removed, the escape character keeps the next one literal.
+//!
+//! An unset variable is reported as unresolved (BuildKit would substitute the empty string,
+//! or a `--build-arg` the scan does not know). Pattern substitutions (`${VAR#p}`, `${VAR%p}`,
+//! `${VAR/p/r}`) are reported as unresolved too.
+
+use std::collections::HashMap;
+
+use super::{Edit, FileScan, Found};
+
+/// A physical piece of a logical line: its text and its byte offset in the file.
+struct Piece<'a> {
+    text: &'a str,
+    offset: usize,
+}
+
+/// One instruction: its text, the pieces it was joined from, its first line (1-based).
+struct Instruction<'a> {
+    pieces: Vec<Piece<'a>>,
+    line: usize,
+}
+
+impl Instruction<'_> {
+    fn text(&self) -> String {
+        self.pieces.iter().map(|p| p.text).collect()
+    }
+
+    /// The file range of `range` in [`Self::text`] when it lies within one piece.
+    fn file_range(&self, range: std::ops::Range<usize>) -> Option<std::ops::Range<usize>> {
+        let mut at = 0;
+        for piece in &self.pieces {
+            let end = at + piece.text.len();
+            if range.start >= at && range.end <= end {
+                return Some((piece.offset + range.start - at)..(piece.offset + range.end - at));
+            }
+            at = end;
+        }
+        None
+    }
+}
+
+/// The images of a Dockerfile's `FROM` lines (see the module's docs): each with `FROM line
+/// N`, [`Edit::Span`] when written literally, [`Edit::No`] when built from `ARG`s.
+pub fn scan(text: &str) -> FileScan {
+    let escape = escape_directive(text);
+    let mut scan = FileScan::default();
+    let mut meta_args: HashMap<String, String> = HashMap::new();
+    let mut stages: Vec<String> = Vec::new();
+    let mut seen_from = false;
+    for instruction in instructions(text, escape) {
+        let line = instruction.text();
+        let (word, rest_at) = first_word(&line);
+        match word.to_ascii_uppercase().as_str() {
+            "ARG" if !seen_from => {
+                for (token, _) in words(&line[rest_at..], escape) {
+                    match token.split_once('=') {
+                        Some((name, value)) if !name.is_empty() => {
+                            let expanded = expand(value, &meta_args, escape);
+                            if expanded.unresolved.is_empty() {
+                                meta_args.insert(name.to_owned(), expanded.value);
+                            }
+                        }
+                        _ => {} // `ARG NAME`: unset unless --build-arg gives it
+                    }
+                }
+            }
+            "FROM" => {
+                seen_from = true;
+                let args: Vec<(String, std::ops::Range<usize>)> = words(&line[rest_at..], escape)
+                    .into_iter()
+                    .filter(|(w, _)| !w.starts_with("--"))
+                    .map(|(w, r)| (w, (r.start + rest_at)..(r.end + rest_at)))
+                    .collect();
+                let Some((base, base_range)) = args.first().cloned() else {
+                    continue;
+                };
+                if args.len() == 3 && args[1].0.eq_ignore_ascii_case("as") {
+                    stages.push(args[2].0.to_ascii_lowercase());
+                }
+                let expanded = expand(&base, &meta_args, escape);
+                let location = format!("FROM line {}", instruction.line);
+                if expanded.unresolved.is_empty() {
+                    let name = expanded.value;
+                    let stage_before = stages
+                        [..stages.len().saturating_sub(usize::from(args.len() == 3))]
+                        .contains(&name);
+                    if name == "scratch" || stage_before {
+                        continue; // the empty image, or an earlier stage: no image to pull
+                    }
+                    let literal = !base.contains('$') && !base.contains(['"', '\'', escape]);
+                    let edit = match (literal, instruction.file_range(base_range)) {
+                        (true, Some(range)) => Edit::Span(range),
+                        (true, None) => Edit::No("the reference spans a line continuation".into()),
+                        (false, _) => Edit::No(format!(
+                            "built from ARG {base}: change the ARG's default instead"
+                        )),
+                    };
+                    let mut found = Found::new(location, name, edit);
+                    if !literal {
+                        found.note = Some(format!("from {base} with the ARG defaults"));
+                    }
+                    scan.found.push(found);
+                } else {
+                    let mut found = Found::new(
+                        location,
+                        base.clone(),
+                        Edit::No("built from ARG without a value".into()),
+                    );
+                    found.unresolved = Some(format!(
+                        "{} has no default (given by --build-arg at build time)",
+                        expanded
+                            .unresolved
+                            .iter()
+                            .map(|v| format!("${v}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                    scan.found.push(found);
+                }
+            }
+            _ => {}
+        }
+    }
+    scan
+}
+
+/// The escape character: `` ` `` when a `# escape=`` ` directive opens the file, else `\`.
+fn escape_directive(text: &str) -> char {
+    for line in text.lines() {
+        let line = line.trim_start_matches('\u{feff}').trim();
+        let Some(body) = line.strip_prefix('#') else {
+            return '\\'; // a blank line or an instruction ends the directives
+        };
+        let Some((key, value)) = body.split_once('=') else {
+            return '\\'; // a comment ends them too
+        };
+        let key = key.trim();
+        if !key.bytes().all(|b| b.is_ascii_alphanumeric()) || key.is_empty() {
+            return '\\';
+        }
+        if key.eq_ignore_ascii_case("escape") {
+            return if value.trim() == "`" { '`' } else { '\\' };
+        }
+    }
+    '\\'
+}
+
+/// The instructions of the file: continuations joined, comments and blank lines skipped,
+/// heredoc bodies skipped.
+fn instructions(text: &str, escape: char) -> Vec<Instruction<'_>> {
+    let mut out = Vec::new();
+    let mut current: Option<Instruction<'_>> = None;
+    let mut heredocs: Vec<(String, bool)> = Vec::new();
+    let mut offset = 0;
+    for (n, raw) in text.split_inclusive('\n').enumerate() {
+        let start = offset;
+        offset += raw.len();
+        let mut line = raw.trim_end_matches(['\n', '\r']);
+        let mut line_start = start;
+        if n == 0 {
+            let bom = line.len() - line.trim_start_matches('\u{feff}').len();
+            line = &line[bom..];
+            line_start += bom;
+        }
+        if let Some((word, strip_tabs)) = heredocs.first() {
+            let body = if *strip_tabs {
+                line.trim_start_matches('\t')
+            } else {
+                line
+            };
+            if body == word {
+                heredocs.remove(0);
+            }
+            continue;
+        }
+        let blank = line.trim().is_empty();
+        let comment = line.trim_start().starts_with('#');
+        if blank || comment {
+            continue; // outside: not an instruction; inside a continuation: skipped
+        }
+        let (piece, continued) = match continuation(line, escape) {
+            Some(cut) => (&line[..cut], true),
+            None => (line, false),
+        };
+        let instruction = current.get_or_insert_with(|| Instruction {
+            pieces: Vec::new(),
+            line: n + 1,
+        });
+        instruction.pieces.push(Piece {
+            text: piece,
+            offset: line_start,
+        });
+        if !continued {
+            let done = current.take().expect("set above");
+            heredocs = heredoc_words(&done.text());
+            out.push(done);
+        }
+    }
+    out.extend(current);
+    out
+}
+
+/// Where the escape character that continues `line` is (only blanks after it, BuildKit's
+/// `lineContinuationRegex`), `None` when the line is not continued.
+fn continuation(line: &str, escape: char) -> Option<usize> {
+    let trimmed = line.trim_end_matches([' ', '\t']);
+    let cut = trimmed.strip_suffix(escape)?;
+    // `([^\\])\\[ \t]*$`: an escaped escape (`\\` at the end) does not continue.
+    if cut.ends_with(escape) {
+        return None;
+    }
+    Some(cut.len())
+}
+
+/// The heredoc terminators a RUN, COPY or ADD line opens (`<<EOF`, `<<-EOF`, `<<"EOF"`).
+fn heredoc_words(line: &str) -> Vec<(String, bool)> {
+    let (word, _) = first_word(line);
+    if !["RUN", "COPY", "ADD"].contains(&word.to_ascii_uppercase().as_str()) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for token in line.split_whitespace() {
+        let digits = token.trim_start_matches(|c: char| c.is_ascii_digit());
+        let Some(rest) = digits.strip_prefix("<<") else {
+            continue;
+        };
+        let (strip_tabs, rest) = match rest.strip_prefix('-') {
+            Some(r) => (true, r),
+            None => (false, rest),
+        };
+        let name = rest.trim_matches(['"', '\'']);
+        if !name.is_empty() && !name.starts_with('<') {
+            out.push((name.to_owned(), strip_tabs));
+        }
+    }
+    out
+}
+
+/// The first word of an instruction and where the rest starts.
+fn first_word(line: &str) -> (&str, usize) {
+    let trimmed = line.trim_start();
+    let lead = line.len() - trimmed.len();
+    let end = trimmed.find(char::is_whitespace).unwrap_or(trimmed.len());
+    (&trimmed[..end], lead + end)
+}
+
+/// Whitespace-separated words, quotes and escapes kept in the word (the shell lexer removes
+/// them), each with its range in `text`.
+fn words(text: &str, escape: char) -> Vec<(String, std::ops::Range<usize>)> {
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        if c == escape && quote != Some('\'') {
+            start.get_or_insert(i);
+            escaped = true;
+            continue;
+        }
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => {
+                start.get_or_insert(i);
+                quote = Some(c);
+            }
+            (None, c) if c.is_whitespace() => {
+                if let Some(s) = start.take() {
+                    out.push((text[s..i].to_owned(), s..i));
+                }
+            }
+            (None, _) => {
+                start.get_or_insert(i);
+            }
+        }
+    }
+    if let Some(s) = start {
+        out.push((text[s..].to_owned(), s..text.len()));
+    }
+    out
+}
+
+/// A word after substitution: its value, and the variables that had no value.
+#[derive(Debug, PartialEq, Eq)]
+struct Expanded {
+    value: String,
+    unresolved: Vec<String>,
+}
+
+/// Substitute `args` in `word` as BuildKit's `shell/lex.go` does (see the module's docs),
+/// quotes removed.
+fn expand(word: &str, args: &HashMap<String, String>, escape: char) -> Expanded {
+    let mut out = Expanded {
+        value: String::new(),
+        unresolved: Vec::new(),
+    };
+    let chars: Vec<char> = word.chars().collect();
+    let mut i = 0;
+    let mut quote: Option<char> = None;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == escape && quote != Some('\'') && i + 1 < chars.len() {
+            out.value.push(chars[i + 1]);
+            i += 2;
+            continue;
+        }
+        match (quote, c) {
+            (Some(q), c) if c == q => {
+                quote = None;
+                i += 1;
+            }
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                i += 1;
+            }
+            (q, '$') if q != Some('\'') => i = dollar(&chars, i, args, escape, &mut out),
+            _ => {
+                out.value.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// One `$...` at `chars[i]`; returns the index after it.
+fn dollar(
+    chars: &[char],
+    i: usize,
+    args: &HashMap<String, String>,
+    escape: char,
+    out: &mut Expanded,
+) -> usize {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    if chars.get(i + 1) != Some(&'{') {
+        let end = (i + 1..chars.len())
+            .find(|j| !is_name(chars[*j]))
+            .unwrap_or(chars.len());
+        if end == i + 1 {
+            out.value.push('$');
+            return i + 1;
+        }
+        let name: String = chars[i + 1..end].iter().collect();
+        match args.get(&name) {
+            Some(v) => out.value.push_str(v),
+            None => out.unresolved.push(name),
+        }
+        return end;
+    }
+    // ${...}: find the matching `}`.
+    let mut depth = 0;
+    let mut close = None;
+    for (j, c) in chars.iter().enumerate().skip(i + 1) {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(j);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(close) = close else {
+        out.unresolved.push(chars[i..].iter().collect());
+        return chars.len();
+    };
+    let body: String = chars[i + 2..close].iter().collect();
+    let name_end = body.find(|c: char| !is_name(c)).unwrap_or(body.len());
+    let (name, op) = body.split_at(name_end);
+    let value = args.get(name).map(String::as_str);
+    let (null_is_unset, op) = match op.strip_prefix(':') {
+        Some(rest) => (true, rest),
+        None => (false, op),
+    };
+    let set = value.is_some_and(|v| !(null_is_unset && v.is_empty()));
+    let word = || expand(op.get(1..).unwrap_or_default(), args, escape);
+    match op.chars().next() {
+        None if !null_is_unset => match value {
+            Some(v) => out.value.push_str(v),
+            None => out.unresolved.push(name.to_owned()),
+        },
+        Some('-') => {
+            if set {
+                out.value.push_str(value.unwrap_or_default());
+            } else {
+                let w = word();
+                out.value.push_str(&w.value);
+                out.unresolved.extend(w.unresolved);
+            }
+        }
+        Some('+') => {
+            if set {
+                let w = word();
+                out.value.push_str(&w.value);
+                out.unresolved.extend(w.unresolved);
+            }
+        }
+        Some('?') => match value.filter(|_| set) {
+            Some(v) => out.value.push_str(v),
+            None => out.unresolved.push(name.to_owned()),
+        },
+        _ => out.unresolved.push(format!("{{{body}}}")),
+    }
+    close + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn images(text: &str) -> Vec<(String, String)> {
+        scan(text)
+            .found
+            .into_iter()
+            .map(|f| (f.location, f.unresolved.unwrap_or(f.image)))
+            .collect()
+    }
+
+    #[test]
+    fn stages_scratch_platform_and_args() {
+        let text = "# syntax=docker/dockerfile:1\nARG GO=1.22\nARG BASE=gcr.io/distroless/static\nARG REG\nFROM --platform=$BUILDPLATFORM golang:${GO}-alpine AS Build\nRUN go build\nFROM build AS test\nFROM ${BASE}:nonroot\nCOPY --from=build /app /app\nFROM scratch\nFROM ${REG:-docker.io}/library/busybox:1.36\nFROM $REG/x\n";
+        assert_eq!(
+            images(text),
+            [
+                ("FROM line 5".into(), "golang:1.22-alpine".into()),
+                (
+                    "FROM line 8".into(),
+                    "gcr.io/distroless/static:nonroot".into()
+                ),
+                (
+                    "FROM line 11".into(),
+                    "docker.io/library/busybox:1.36".into()
+                ),
+                (
+                    "FROM line 12".into(),
+                    "$REG has no default (given by --build-arg at build time)".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn continuations_comments_escape_and_heredocs() {
+        let text = "# escape=`\nFROM `\n  # a comment inside\n\n  mcr.microsoft.com/windows/servercore:ltsc2022 `\n  AS base\nRUN <<EOF\nFROM not-an-image\nEOF\nFROM base\n";
+        assert_eq!(
+            images(text),
+            [(
+                "FROM line 2".into(),
+                "mcr.microsoft.com/windows/servercore:ltsc2022".into()
+            )]
+        );
+        let scan = scan(text);
+        let Edit::Span(r) = &scan.found[0].edit else {
+            panic!()
+        };
+        assert_eq!(
+            &text[r.clone()],
+            "mcr.microsoft.com/windows/servercore:ltsc2022"
+        );
+    }
+
+    #[test]
+    fn lexer_modifiers() {
+        let args: HashMap<String, String> = [
+            ("A".to_owned(), "x".to_owned()),
+            ("E".to_owned(), String::new()),
+        ]
+        .into();
+        let e = |w: &str| expand(w, &args, '\\');
+        assert_eq!(e("${A:-y}").value, "x");
+        assert_eq!(e("${E:-y}").value, "y");
+        assert_eq!(e("${E-y}").value, "");
+        assert_eq!(e("${A:+y}").value, "y");
+        assert_eq!(e("\"$A\"'$A'\\$A").value, "x$A$A");
+        assert_eq!(e("${U}").unresolved, ["U"]);
+    }
+}

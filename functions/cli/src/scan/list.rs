@@ -1,0 +1,60 @@
+//! Plain lists: one reference a line; blank lines and `#` comments (whole lines, or after a
+//! blank on a line) skipped. The same as `ptc map -` and `ptc prewarm --image -` read.
+
+use super::{Edit, FileScan, Found};
+
+/// The references of a list, each with its bytes ([`Edit::Span`]) and `line N`.
+pub fn scan(text: &str) -> FileScan {
+    let mut scan = FileScan::default();
+    let mut offset = 0;
+    for (n, raw) in text.split_inclusive('\n').enumerate() {
+        let start = offset;
+        offset += raw.len();
+        let mut line = raw.trim_end_matches(['\n', '\r']);
+        if n == 0 {
+            line = line.trim_start_matches('\u{feff}');
+        }
+        let line_start = start + (raw.len() - raw.trim_start_matches('\u{feff}').len());
+        // `ref # comment`: the comment starts at a `#` after a blank.
+        let content = match line.find(" #").or_else(|| line.find("\t#")) {
+            Some(at) => &line[..at],
+            None => line,
+        };
+        let trimmed = content.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let lead = content.len() - content.trim_start().len();
+        let at = line_start + lead;
+        scan.found.push(Found::new(
+            format!("line {}", n + 1),
+            trimmed.to_owned(),
+            Edit::Span(at..at + trimmed.len()),
+        ));
+    }
+    scan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_comments_and_spans() {
+        let text = "# base images\r\nnginx:1.25\r\n\r\n  quay.io/a/b:v1 # pinned\r\n#gcr.io/x\r\n";
+        let scan = scan(text);
+        let images: Vec<(&str, &str)> = scan
+            .found
+            .iter()
+            .map(|f| (f.location.as_str(), f.image.as_str()))
+            .collect();
+        assert_eq!(
+            images,
+            [("line 2", "nginx:1.25"), ("line 4", "quay.io/a/b:v1")]
+        );
+        for f in &scan.found {
+            let Edit::Span(r) = &f.edit else { panic!() };
+            assert_eq!(&text[r.clone()], f.image);
+        }
+    }
+}

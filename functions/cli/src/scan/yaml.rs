@@ -1,0 +1,536 @@
+//! YAML and JSON: the images of Kubernetes workloads and of Flux HelmReleases' values.
+//!
+//! - Documents: a line starting with `---` followed by a blank or the line's end opens a new
+//!   one (YAML 1.2.2 §9.2, `c-directives-end`: such a line is never content, so splitting on
+//!   it is exact); each document is parsed on its own with serde_norway, so one that does
+//!   not parse is a [`Problem`] and the others are read. A JSON file is one document.
+//! - Workloads (Kubernetes API reference, `PodSpec`, `PodTemplateSpec`): Pod (`spec`),
+//!   Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, ReplicationController
+//!   (`spec.template.spec`), CronJob (`spec.jobTemplate.spec.template.spec`), PodTemplate
+//!   (`template.spec`); `kind: List` and other `*List` kinds: each of `items`. In a pod spec:
+//!   `initContainers`, `containers`, `ephemeralContainers`, each container's `image`.
+//! - Flux HelmRelease (`apiVersion: helm.toolkit.fluxcd.io/*`, any version): `spec.values`,
+//!   walked whole: a string under a key `image` or ending in `Image` is a reference; a
+//!   mapping with a string `repository` and a `tag`, `digest` or `registry` is the split form
+//!   charts use, composed as their helpers do: `[registry/]repository[:tag][@digest]`, the
+//!   registry falling back to `global.image.registry`, then `global.imageRegistry`
+//!   (nats-io/k8s `helm/charts/nats/templates/_helpers.tpl` `nats.image`; Bitnami's
+//!   `common.images.image`, which writes `@digest` in place of the tag).
+
+use std::ops::Range;
+
+use serde_norway::{Mapping, Value};
+
+use super::{Edit, FileScan, Found, Kind, Problem, Segment, line_of};
+
+/// The images of a YAML or JSON text (see the module's docs).
+pub fn scan(text: &str, kind: Kind) -> FileScan {
+    let mut scan = FileScan::default();
+    let documents = match kind {
+        Kind::Json => vec![0..text.len()],
+        _ => split_documents(text),
+    };
+    for (index, range) in documents.iter().enumerate() {
+        let doc = &text[range.clone()];
+        let first_line = line_of(text, range.start);
+        match parse(doc, kind) {
+            Ok(value) => {
+                let mut path = Vec::new();
+                object(&value, &mut path, index, &mut scan.found, 0);
+            }
+            Err(reason) => scan.problems.push(Problem {
+                location: format!("document {} (line {first_line})", index + 1),
+                reason: shift_lines(&reason, first_line - 1),
+            }),
+        }
+    }
+    scan.documents = documents;
+    scan
+}
+
+/// One document's value. Errors: the parser's message (lines counted in `doc`).
+pub fn parse(doc: &str, kind: Kind) -> Result<Value, String> {
+    match kind {
+        Kind::Json => serde_json::from_str(doc).map_err(|e| e.to_string()),
+        _ => serde_norway::from_str(doc).map_err(|e| e.to_string()),
+    }
+}
+
+/// The documents' byte ranges: split before each `---` line; a part holding only comments,
+/// blank lines or directives (`%YAML`) is joined to the next; parts with no content at all
+/// (the end of the stream) are dropped.
+pub fn split_documents(text: &str) -> Vec<Range<usize>> {
+    let mut starts = vec![0];
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if offset != 0 && is_document_start(line) {
+            starts.push(offset);
+        }
+        offset += line.len();
+    }
+    let mut out: Vec<Range<usize>> = Vec::new();
+    let mut pending: Option<usize> = None;
+    for (i, start) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).copied().unwrap_or(text.len());
+        let start = pending.take().unwrap_or(*start);
+        if has_content(&text[start..end]) {
+            out.push(start..end);
+        } else if text[start..end]
+            .lines()
+            .any(|l| l.trim_start().starts_with('%'))
+        {
+            pending = Some(start); // directives belong to the next document
+        }
+    }
+    out
+}
+
+fn is_document_start(line: &str) -> bool {
+    line.strip_prefix("---")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']))
+}
+
+/// Whether a part holds anything but blank lines, comments, directives and markers.
+fn has_content(part: &str) -> bool {
+    part.lines().any(|l| {
+        let t = l.trim_start_matches('\u{feff}').trim();
+        let marker = |m: &str| {
+            t.strip_prefix(m)
+                .is_some_and(|r| r.is_empty() || r.starts_with([' ', '\t']))
+        };
+        !(t.is_empty()
+            || t.starts_with('#')
+            || t.starts_with('%')
+            || (marker("---") && t[3..].trim().is_empty())
+            || (marker("...") && t[3..].trim().is_empty()))
+    })
+}
+
+/// `line N` in a parser's message, counted from the document's first line, counted from
+/// the file's.
+fn shift_lines(message: &str, by: usize) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(at) = rest.find("line ") {
+        out.push_str(&rest[..at + 5]);
+        rest = &rest[at + 5..];
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + by).to_string()),
+            Err(_) => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn untag(v: &Value) -> &Value {
+    match v {
+        Value::Tagged(t) => untag(&t.value),
+        other => other,
+    }
+}
+
+fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    untag(v).as_mapping()?.get(key).map(untag)
+}
+
+fn get_path<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a Value> {
+    keys.iter().try_fold(v, |v, k| get(v, k))
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    get(v, key)?.as_str()
+}
+
+/// Where a pod spec is in each workload kind.
+fn pod_spec_path(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "Pod" => &["spec"],
+        "Deployment"
+        | "ReplicaSet"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "Job"
+        | "ReplicationController" => &["spec", "template", "spec"],
+        "CronJob" => &["spec", "jobTemplate", "spec", "template", "spec"],
+        "PodTemplate" => &["template", "spec"],
+        _ => return None,
+    })
+}
+
+/// The images of one Kubernetes object (and of a list's items), `path` leading to it.
+fn object(v: &Value, path: &mut Vec<Segment>, document: usize, out: &mut Vec<Found>, depth: usize) {
+    let v = untag(v);
+    let kind = str_of(v, "kind").unwrap_or_default();
+    let name = get_path(v, &["metadata", "name"])
+        .and_then(Value::as_str)
+        .unwrap_or("(no name)");
+    if kind.ends_with("List")
+        && depth < 8
+        && let Some(items) = get(v, "items").and_then(Value::as_sequence)
+    {
+        for (i, item) in items.iter().enumerate() {
+            path.extend([Segment::Key("items".into()), Segment::Index(i)]);
+            object(item, path, document, out, depth + 1);
+            path.truncate(path.len() - 2);
+        }
+        return;
+    }
+    if let Some(spec_path) = pod_spec_path(kind) {
+        let Some(spec) = get_path(v, spec_path) else {
+            return;
+        };
+        let base = path.len();
+        path.extend(spec_path.iter().map(|k| Segment::Key((*k).into())));
+        for field in ["initContainers", "containers", "ephemeralContainers"] {
+            let Some(containers) = get(spec, field).and_then(Value::as_sequence) else {
+                continue;
+            };
+            for (i, c) in containers.iter().enumerate() {
+                let Some(image) = get(c, "image") else {
+                    continue;
+                };
+                let cname = str_of(c, "name").unwrap_or("(no name)");
+                let location = format!("{kind}/{name} {field}[{i}] {cname}");
+                path.extend([
+                    Segment::Key(field.into()),
+                    Segment::Index(i),
+                    Segment::Key("image".into()),
+                ]);
+                out.push(whole_string(location, image, path, document));
+                path.truncate(path.len() - 3);
+            }
+        }
+        path.truncate(base);
+        return;
+    }
+    let api = str_of(v, "apiVersion").unwrap_or_default();
+    if kind == "HelmRelease" && api.starts_with("helm.toolkit.fluxcd.io/") {
+        let Some(values) = get_path(v, &["spec", "values"]) else {
+            return;
+        };
+        let global_registry = get_path(values, &["global", "image", "registry"])
+            .or_else(|| get_path(values, &["global", "imageRegistry"]))
+            .and_then(Value::as_str)
+            .filter(|r| !r.is_empty());
+        let base = path.len();
+        path.extend([Segment::Key("spec".into()), Segment::Key("values".into())]);
+        let mut walk = ValuesWalk {
+            owner: format!("HelmRelease/{name}"),
+            global_registry,
+            document,
+            out,
+        };
+        walk.values(values, path, "values".to_owned(), 0);
+        path.truncate(base);
+    }
+}
+
+/// A found whole-string value; a value that is not a string is unresolved.
+fn whole_string(location: String, image: &Value, path: &[Segment], document: usize) -> Found {
+    match image.as_str() {
+        Some(s) => Found::new(
+            location,
+            s.to_owned(),
+            Edit::Value {
+                document,
+                path: path.to_vec(),
+            },
+        ),
+        None => {
+            let text = scalar_text(image).unwrap_or_else(|| "(not a scalar)".into());
+            let mut found = Found::new(location, text, Edit::No("not a string".into()));
+            found.unresolved = Some("the image value is not a string".into());
+            found
+        }
+    }
+}
+
+fn scalar_text(v: &Value) -> Option<String> {
+    match untag(v) {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A HelmRelease's values, walked for images.
+struct ValuesWalk<'a> {
+    owner: String,
+    global_registry: Option<&'a str>,
+    document: usize,
+    out: &'a mut Vec<Found>,
+}
+
+impl ValuesWalk<'_> {
+    fn values(&mut self, v: &Value, path: &mut Vec<Segment>, at: String, depth: usize) {
+        if depth > 64 {
+            return;
+        }
+        match untag(v) {
+            Value::Mapping(m) => {
+                if let Some(found) = self.split(m, &at) {
+                    self.out.push(found);
+                    return;
+                }
+                for (k, child) in m {
+                    let Some(key) = k.as_str() else { continue };
+                    path.push(Segment::Key(key.to_owned()));
+                    let child_at = format!("{at}.{key}");
+                    let child = untag(child);
+                    let image_key = key == "image" || key.ends_with("Image");
+                    match child {
+                        Value::String(s) if image_key && !s.trim().is_empty() => {
+                            self.out.push(whole_string(
+                                format!("{} {child_at}", self.owner),
+                                child,
+                                path,
+                                self.document,
+                            ));
+                        }
+                        Value::Mapping(_) | Value::Sequence(_) => {
+                            self.values(child, path, child_at, depth + 1)
+                        }
+                        _ => {}
+                    }
+                    path.pop();
+                }
+            }
+            Value::Sequence(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    path.push(Segment::Index(i));
+                    self.values(item, path, format!("{at}[{i}]"), depth + 1);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The split form `{registry, repository, tag, digest}`, composed as the charts' helpers
+    /// do (see the module's docs).
+    fn split(&self, m: &Mapping, at: &str) -> Option<Found> {
+        let repository = m.get("repository").map(untag)?.as_str()?;
+        let field = |k: &str| {
+            m.get(k)
+                .map(untag)
+                .and_then(scalar_text)
+                .filter(|s| !s.is_empty())
+        };
+        let (registry, tag, digest) = (field("registry"), field("tag"), field("digest"));
+        if !["registry", "tag", "digest"]
+            .iter()
+            .any(|k| m.contains_key(*k))
+        {
+            return None;
+        }
+        let registry = registry.or(self.global_registry.map(str::to_owned));
+        let mut image = match &registry {
+            Some(r) => format!("{}/{repository}", r.trim_end_matches('/')),
+            None => repository.to_owned(),
+        };
+        match (&digest, &tag) {
+            (Some(d), _) => image = format!("{image}@{d}"),
+            (None, Some(t)) => image = format!("{image}:{t}"),
+            (None, None) => {}
+        }
+        let mut found = Found::new(
+            format!("{} {at}", self.owner),
+            image,
+            Edit::No(
+                "split Helm values (registry/repository/tag): not rewritten; `ptc map --format helm-values` prints the values to set".into(),
+            ),
+        );
+        if digest.is_none() && tag.is_none() {
+            found.note = Some(
+                "no tag in the values: the chart's default applies (often its appVersion); not in the watch list".into(),
+            );
+            found.exact = false;
+        }
+        Some(found)
+    }
+}
+
+/// The byte ranges (in `doc`) and new texts that replace, in one YAML or JSON document, the
+/// whole-string values `asked` gives as `(path, old, new)`: each `key: old` line (the key
+/// being the path's last, the value plain, single- or double-quoted with no escapes, in
+/// block or JSON style) gets `new` in place of `old`. Checked: the document, so changed,
+/// parses to its old value with exactly those strings changed. Errors: why not (then
+/// nothing in the document is changed): a value written in flow style, through an alias, in
+/// a multi-line or escaped scalar, or the same text under that key outside the paths asked.
+pub fn rewrite_document(
+    doc: &str,
+    kind: Kind,
+    asked: &[(Vec<Segment>, String, String)],
+) -> Result<Vec<(Range<usize>, String)>, String> {
+    let original = parse(doc, kind)?;
+    let mut expected = original.clone();
+    for (path, old, new) in asked {
+        let slot = value_at(&mut expected, path).ok_or("the value moved")?;
+        if slot.as_str() != Some(old.as_str()) {
+            return Err("the value is not the one scanned".into());
+        }
+        *slot = Value::String(new.clone());
+    }
+    let mut spans = Vec::new();
+    let mut offset = 0;
+    for line in doc.split_inclusive('\n') {
+        for (path, old, new) in asked {
+            let Some(Segment::Key(key)) = path.last() else {
+                continue;
+            };
+            if let Some(range) = scalar_after_key(line, key)
+                && &line[range.clone()] == old
+            {
+                spans.push(((range.start + offset)..(range.end + offset), new.clone()));
+                break;
+            }
+        }
+        offset += line.len();
+    }
+    let mut changed = String::with_capacity(doc.len());
+    let mut at = 0;
+    for (range, new) in &spans {
+        changed.push_str(&doc[at..range.start]);
+        changed.push_str(new);
+        at = range.end;
+    }
+    changed.push_str(&doc[at..]);
+    let reparsed =
+        parse(&changed, kind).map_err(|e| format!("the rewritten document does not parse: {e}"))?;
+    if reparsed != expected {
+        return Err(
+            "its text could not be replaced safely (flow style, an alias, a multi-line or escaped string, or the same text under that key elsewhere in the document)".into(),
+        );
+    }
+    Ok(spans)
+}
+
+fn value_at<'a>(v: &'a mut Value, path: &[Segment]) -> Option<&'a mut Value> {
+    let mut v = v;
+    for seg in path {
+        while let Value::Tagged(t) = v {
+            v = &mut t.value;
+        }
+        v = match seg {
+            Segment::Key(k) => v.as_mapping_mut()?.get_mut(k.as_str())?,
+            Segment::Index(i) => v.as_sequence_mut()?.get_mut(*i)?,
+        };
+    }
+    while let Value::Tagged(t) = v {
+        v = &mut t.value;
+    }
+    Some(v)
+}
+
+/// The range of the scalar after `key:` on a block-style line (`  - key: value  # c`,
+/// `key: "value"`, `"key": "value",`), inside its quotes; `None` for anything else.
+fn scalar_after_key(line: &str, key: &str) -> Option<Range<usize>> {
+    let body = line.trim_end_matches(['\n', '\r']);
+    let mut at = 0;
+    loop {
+        let rest = &body[at..];
+        let trimmed = rest.trim_start_matches([' ', '\t']);
+        at += rest.len() - trimmed.len();
+        if let Some(after) = trimmed.strip_prefix('-')
+            && after.starts_with([' ', '\t'])
+        {
+            at += 1;
+            continue;
+        }
+        break;
+    }
+    let rest = &body[at..];
+    let key_len = [key.to_owned(), format!("\"{key}\""), format!("'{key}'")]
+        .into_iter()
+        .find(|k| rest.starts_with(k.as_str()))?
+        .len();
+    at += key_len;
+    let rest = &body[at..];
+    let trimmed = rest.trim_start_matches([' ', '\t']);
+    let colon = trimmed.strip_prefix(':')?;
+    at += rest.len() - trimmed.len() + 1;
+    let value = colon.trim_start_matches([' ', '\t']);
+    if value.len() == colon.len() && !value.starts_with(['"', '\'']) {
+        return None; // `key:value` is not a mapping entry in YAML's block style
+    }
+    at += colon.len() - value.len();
+    let tail_ok = |tail: &str| {
+        let t = tail.trim_start_matches([' ', '\t']);
+        t.is_empty() || t == "," || t.starts_with('#') && tail.len() != t.len()
+    };
+    match value.chars().next()? {
+        q @ ('"' | '\'') => {
+            let inner = &value[1..];
+            let close = inner.find(q)?;
+            let content = &inner[..close];
+            if content.contains('\\') && q == '"' {
+                return None;
+            }
+            tail_ok(&inner[close + 1..]).then_some((at + 1)..(at + 1 + close))
+        }
+        c if "[{&*!|>%@`,?".contains(c) => None,
+        _ => {
+            let end = value
+                .find(" #")
+                .or_else(|| value.find("\t#"))
+                .unwrap_or(value.len());
+            let plain = value[..end].trim_end_matches([' ', '\t']);
+            (!plain.is_empty() && !plain.contains(": ")).then_some(at..at + plain.len())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_split_on_marker_lines_only() {
+        let text = "# c\n---\na: 1\n---  # x\nb: |\n  --- not a marker\n...\n---\n";
+        let docs = split_documents(text);
+        let parts: Vec<&str> = docs.iter().map(|r| &text[r.clone()]).collect();
+        assert_eq!(
+            parts,
+            ["---\na: 1\n", "---  # x\nb: |\n  --- not a marker\n...\n"]
+        );
+    }
+
+    #[test]
+    fn scalar_forms() {
+        let line = "      - image: \"nginx:1.25\" # pinned\r\n";
+        assert_eq!(
+            &line[scalar_after_key(line, "image").unwrap()],
+            "nginx:1.25"
+        );
+        let line = "  image: nginx:1.25  # c\n";
+        assert_eq!(
+            &line[scalar_after_key(line, "image").unwrap()],
+            "nginx:1.25"
+        );
+        let line = "        \"image\": \"quay.io/a/b:v1\",\n";
+        assert_eq!(
+            &line[scalar_after_key(line, "image").unwrap()],
+            "quay.io/a/b:v1"
+        );
+        assert!(scalar_after_key("  image: {a: b}\n", "image").is_none());
+        assert!(scalar_after_key("  imagePullPolicy: x\n", "image").is_none());
+        assert!(scalar_after_key("  image: *ref\n", "image").is_none());
+    }
+
+    #[test]
+    fn errors_name_the_file_line() {
+        let text = "a: 1\n---\nb: [\n";
+        let scan = scan(text, Kind::Yaml);
+        assert_eq!(scan.problems.len(), 1);
+        assert_eq!(scan.problems[0].location, "document 2 (line 2)");
+        assert!(
+            scan.problems[0].reason.contains("line 4"),
+            "{:?}",
+            scan.problems
+        );
+    }
+}
