@@ -98,9 +98,34 @@ impl Context {
             .await
     }
 
+    /// The AWS adapters, once credentials are known to be there (the SDK's chain is asked
+    /// once): without them, [`CliError::NeedsAws`], one line naming what they were
+    /// `needed_for` and the flags or settings that do `instead`. Errors: also
+    /// [`Context::aws`]'s.
+    pub async fn aws_for(&self, needed_for: &str, instead: &str) -> Result<&Aws, CliError> {
+        use aws_credential_types::provider::ProvideCredentials as _;
+        let aws = self.aws().await?;
+        let reason = match aws.sdk.credentials_provider() {
+            None => Some("no credentials provider".to_owned()),
+            Some(provider) => provider
+                .provide_credentials()
+                .await
+                .err()
+                .map(|e| target::error_chain(&e)),
+        };
+        match reason {
+            None => Ok(aws),
+            Some(reason) => Err(CliError::NeedsAws {
+                needed_for: needed_for.to_owned(),
+                instead: instead.to_owned(),
+                reason: first_line(&reason),
+            }),
+        }
+    }
+
     /// The rules to work on: `local` when it has any (rules the settings or the command
     /// line give), else the registry's (`DescribePullThroughCacheRules`). Errors:
-    /// [`CliError::RegistryRules`], and [`Context::aws`]'s.
+    /// [`CliError::RegistryRules`], and [`Context::aws_for`]'s.
     pub async fn rules_or_registry(
         &self,
         local: ptc_core::rules::RuleSet,
@@ -110,7 +135,10 @@ impl Context {
         }
         use ptc_core::ecr::EcrApi as _;
         let rules = self
-            .aws()
+            .aws_for(
+                "the registry's rules (DescribePullThroughCacheRules)",
+                "PTC_RULES or the config file's rules",
+            )
             .await?
             .ecr
             .describe_rules()
@@ -179,6 +207,16 @@ impl CallerIdentity {
         let partition = self.arn.strip_prefix("arn:")?.split(':').next()?;
         (!partition.is_empty()).then_some(partition)
     }
+}
+
+/// The first line of `text`, at most 300 characters: an SDK error in one line.
+fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    let mut cut: String = line.chars().take(300).collect();
+    if cut.len() < line.len() {
+        cut.push_str("...");
+    }
+    cut
 }
 
 /// Logs on stderr: `PTC_LOG` (from the settings) when set, else the level `-v` asks for.

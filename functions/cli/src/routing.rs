@@ -12,7 +12,6 @@
 
 use std::io::BufRead;
 
-use aws_credential_types::provider::ProvideCredentials as _;
 use ptc_core::adoption::registry_host_of;
 use ptc_core::config::ExpectedRule;
 use ptc_core::ecr::EcrApi as _;
@@ -73,12 +72,12 @@ async fn rules(ctx: &Context, specs: &[String]) -> Result<RuleSet, CliError> {
     if !local.is_empty() {
         return Ok(local);
     }
-    let aws = aws_with_credentials(
-        ctx,
-        "the registry's rules (DescribePullThroughCacheRules)",
-        "--rule PREFIX=UPSTREAM_URL",
-    )
-    .await?;
+    let aws = ctx
+        .aws_for(
+            "the registry's rules (DescribePullThroughCacheRules)",
+            "--rule PREFIX=UPSTREAM_URL",
+        )
+        .await?;
     let rules = aws
         .ecr
         .describe_rules()
@@ -122,12 +121,12 @@ async fn registry_host(ctx: &Context, args: &RoutingArgs) -> Result<String, CliE
         return registry_host_of(account, &region)
             .map_err(|reason| CliError::BadRouting(format!("--account: {reason}")));
     }
-    let aws = aws_with_credentials(
-        ctx,
-        "the registry host (GetAuthorizationToken)",
-        "--registry HOST, or --account ID with --region",
-    )
-    .await?;
+    let aws = ctx
+        .aws_for(
+            "the registry host (GetAuthorizationToken)",
+            "--registry HOST, or --account ID with --region",
+        )
+        .await?;
     let token = aws
         .ecr
         .authorization_token()
@@ -147,41 +146,6 @@ fn offline_region(ctx: &Context) -> Option<String> {
         .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
         .map(|r| r.trim().to_owned())
         .filter(|r| !r.is_empty())
-}
-
-/// The AWS adapters, once credentials are known to be there: without them, one line naming
-/// what they were needed for and the flags that do without ([`CliError::NeedsAws`]).
-async fn aws_with_credentials<'a>(
-    ctx: &'a Context,
-    needed_for: &str,
-    instead: &str,
-) -> Result<&'a crate::context::Aws, CliError> {
-    let aws = ctx.aws().await?;
-    let reason = match aws.sdk.credentials_provider() {
-        None => Some("no credentials provider".to_owned()),
-        Some(provider) => provider
-            .provide_credentials()
-            .await
-            .err()
-            .map(|e| crate::target::error_chain(&e)),
-    };
-    match reason {
-        None => Ok(aws),
-        Some(reason) => Err(CliError::NeedsAws {
-            needed_for: needed_for.to_owned(),
-            instead: instead.to_owned(),
-            reason: first_line(&reason),
-        }),
-    }
-}
-
-fn first_line(text: &str) -> String {
-    let line = text.lines().next().unwrap_or_default();
-    let mut cut: String = line.chars().take(300).collect();
-    if cut.len() < line.len() {
-        cut.push_str("...");
-    }
-    cut
 }
 
 /// The references of the command line, `-` standing for those on stdin, one per line (blank

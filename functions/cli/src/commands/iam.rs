@@ -100,7 +100,7 @@ pub async fn pull_time_exclusion(
         Some(arn) => ExpectedExclusion::exact(arn, "--principal-arn"),
         None => {
             let caller = ctx
-                .aws()
+                .aws_for("the cache account (GetCallerIdentity)", "--account ID")
                 .await?
                 .caller_identity()
                 .await
@@ -163,7 +163,7 @@ pub async fn consumer_policy(ctx: &Context, args: ConsumerPolicyArgs) -> Result<
         ),
         None => {
             let caller = ctx
-                .aws()
+                .aws_for("the cache account (GetCallerIdentity)", "--account ID")
                 .await?
                 .caller_identity()
                 .await
