@@ -242,7 +242,7 @@ fn hcl_list<S: AsRef<str>>(items: &[S], indent: &str) -> String {
 
 /// A quoted HCL string: `\` and `"` escaped, and `${` / `%{` doubled so that Terraform
 /// reads them as text, not as an interpolation or a directive.
-fn hcl_string(value: &str) -> String {
+pub(crate) fn hcl_string(value: &str) -> String {
     let escaped = value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
