@@ -4,11 +4,14 @@
 # rule and its credential secret (then again against expected rules, to show drift), warms
 # the watch list through the cache, brings the repositories the cache created to the
 # desired settings (dry run, then fix), shows a second account refused, then pulling
-# through the cache after `ptc fix` (`ptc probe`), and reports the cache's health. Last, a
+# through the cache after `ptc fix` (`ptc probe`), and reports the cache's health. Then a
 # queued run: the watch list planned into an SQS work queue (`ptc prewarm --enqueue`),
 # followed (`ptc runs`), worked off by the prewarm function under the Lambda Runtime
 # Interface Emulator (`ptc-local-queue`, Lambda's SQS event source mapping played against
 # moto), and shown finished with every entry's outcome.
+# Last, adoption: the seeds' rules in the formats teams point clusters with (`ptc map
+# --format`, offline), `ptc scan` over examples/cluster (a rendered manifest and a Dockerfile),
+# and its watch list piped into `ptc prewarm --image -`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -155,3 +158,23 @@ PY
 echo
 echo "== ptc runs: the latest runs"
 ./target/debug/ptc runs
+echo
+echo "== adoption (issue 20): the seeds' rules in the formats clusters are pointed with; no AWS call (--rule, --account and --region)"
+seeds=(--rule quay=quay.io --rule k8s=registry.k8s.io --rule docker-hub=registry-1.docker.io --rule ghcr=ghcr.io
+  --account 123456789012 --region eu-west-2)
+echo "-- ptc map --format terraform-locals (one local per upstream, switched between the cache and the upstream)"
+env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY AWS_EC2_METADATA_DISABLED=true \
+  ./target/debug/ptc map "${seeds[@]}" --format terraform-locals
+echo "-- ptc map --format registries-conf (CRI-O, podman, skopeo mirrors)"
+env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY AWS_EC2_METADATA_DISABLED=true \
+  ./target/debug/ptc map "${seeds[@]}" --format registries-conf
+echo "-- ptc map --format helm-values for two references, one of which cannot be cached"
+env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY AWS_EC2_METADATA_DISABLED=true \
+  ./target/debug/ptc map "${seeds[@]}" --format helm-values nats:2.10.12-alpine gcr.io/distroless/static:nonroot
+echo "(containerd-hosts, kustomize-images and kyverno: see the README)"
+echo
+echo "== ptc scan examples/cluster: every image of a rendered manifest and a Dockerfile, with its class (rules and host from the stack's ECR)"
+./target/debug/ptc scan examples/cluster
+echo
+echo "== ptc scan examples/cluster --output watch-list | ptc prewarm --image -: the routable images, and nothing else, warmed (those of the watch list above are already fresh)"
+./target/debug/ptc scan examples/cluster --output watch-list | ./target/debug/ptc prewarm --image -
