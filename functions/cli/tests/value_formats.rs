@@ -637,3 +637,24 @@ fn the_kustomize_matcher_port_agrees_with_kustomizes_own_cases() {
         assert_eq!(kustomize_split(value), expected, "{value}");
     }
 }
+
+#[test]
+fn yaml_formats_with_nothing_routable_are_valid_and_tell_why() {
+    let helm = format("helm-values", &LEFT);
+    assert_eq!(parse_yaml(&helm)["images"], serde_json::json!({}), "{helm}");
+    let kustomize = format("kustomize-images", &LEFT);
+    assert_eq!(
+        parse_yaml(&kustomize)["images"],
+        serde_json::json!([]),
+        "{kustomize}"
+    );
+    for text in [&helm, &kustomize] {
+        for reference in LEFT {
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with("# ") && l.contains(reference)),
+                "{reference} not commented\n{text}"
+            );
+        }
+    }
+}
