@@ -463,23 +463,31 @@ fn kustomize_split(image: &str) -> (String, String, String) {
     }
 }
 
-/// kustomize's `imageTagUpdater.SetImageValue`
-/// (<https://github.com/kubernetes-sigs/kustomize/blob/master/api/filters/imagetag/updater.go>)
-/// for an entry with `name` and `newName` only: the first matching entry rewrites the name,
-/// keeping tag and digest. `None` when no entry matches.
+/// kustomize's images transformer for entries with `name` and `newName` only: one
+/// `ImageTagTransformer` per entry, applied in order
+/// (<https://github.com/kubernetes-sigs/kustomize/blob/master/api/internal/target/kusttarget_configplugin.go>),
+/// each `imageTagUpdater.SetImageValue`
+/// (<https://github.com/kubernetes-sigs/kustomize/blob/master/api/filters/imagetag/updater.go>):
+/// a matching value gets the new name, its own tag and digest kept. `None` when no entry
+/// matched.
 fn kustomize_rewrite(value: &str, entries: &[(String, String)]) -> Option<String> {
-    let (_, new_name) = entries
-        .iter()
-        .find(|(name, _)| kustomize_is_image_matched(value, name))?;
-    let (_, tag, digest) = kustomize_split(value);
-    let mut out = new_name.clone();
-    if !tag.is_empty() {
-        out += &format!(":{tag}");
+    let mut value = value.to_owned();
+    let mut matched = false;
+    for (name, new_name) in entries {
+        if !kustomize_is_image_matched(&value, name) {
+            continue;
+        }
+        matched = true;
+        let (_, tag, digest) = kustomize_split(&value);
+        value = new_name.clone();
+        if !tag.is_empty() {
+            value += &format!(":{tag}");
+        }
+        if !digest.is_empty() {
+            value += &format!("@{digest}");
+        }
     }
-    if !digest.is_empty() {
-        out += &format!("@{digest}");
-    }
-    Some(out)
+    matched.then_some(value)
 }
 
 fn kustomize_entries(text: &str) -> Vec<(String, String)> {
@@ -627,5 +635,26 @@ fn the_kustomize_matcher_port_agrees_with_kustomizes_own_cases() {
         ),
     ] {
         assert_eq!(kustomize_split(value), expected, "{value}");
+    }
+}
+
+#[test]
+fn yaml_formats_with_nothing_routable_are_valid_and_tell_why() {
+    let helm = format("helm-values", &LEFT);
+    assert_eq!(parse_yaml(&helm)["images"], serde_json::json!({}), "{helm}");
+    let kustomize = format("kustomize-images", &LEFT);
+    assert_eq!(
+        parse_yaml(&kustomize)["images"],
+        serde_json::json!([]),
+        "{kustomize}"
+    );
+    for text in [&helm, &kustomize] {
+        for reference in LEFT {
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with("# ") && l.contains(reference)),
+                "{reference} not commented\n{text}"
+            );
+        }
     }
 }

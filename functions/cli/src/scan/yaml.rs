@@ -27,7 +27,7 @@ use super::{Edit, FileScan, Found, Kind, Problem, Segment, line_of};
 pub fn scan(text: &str, kind: Kind) -> FileScan {
     let mut scan = FileScan::default();
     let documents = match kind {
-        Kind::Json => vec![0..text.len()],
+        Kind::Json => std::iter::once(0..text.len()).collect(),
         _ => split_documents(text),
     };
     for (index, range) in documents.iter().enumerate() {
@@ -519,6 +519,30 @@ mod tests {
         assert!(scalar_after_key("  image: {a: b}\n", "image").is_none());
         assert!(scalar_after_key("  imagePullPolicy: x\n", "image").is_none());
         assert!(scalar_after_key("  image: *ref\n", "image").is_none());
+    }
+
+    #[test]
+    fn rewrite_refuses_a_document_where_the_text_is_also_elsewhere() {
+        let path = |i: usize| {
+            vec![
+                Segment::Key("spec".into()),
+                Segment::Key("containers".into()),
+                Segment::Index(i),
+                Segment::Key("image".into()),
+            ]
+        };
+        let asked = [(path(0), "nginx".to_owned(), "cache/nginx".to_owned())];
+        let doc = "kind: Pod\nspec:\n  containers:\n    - name: a\n      image: nginx  # c\n";
+        let spans = rewrite_document(doc, Kind::Yaml, &asked).unwrap();
+        assert_eq!(spans.len(), 1);
+        assert_eq!(&doc[spans[0].0.clone()], "nginx");
+        // The same text in a block scalar of the same document: refused, nothing changed.
+        let doc = "kind: Pod\nmetadata:\n  annotations:\n    note: |\n      image: nginx\nspec:\n  containers:\n    - image: nginx\n";
+        let err = rewrite_document(doc, Kind::Yaml, &asked).unwrap_err();
+        assert!(err.contains("could not be replaced safely"), "{err}");
+        // Flow style: not located, refused.
+        let doc = "kind: Pod\nspec: {containers: [{image: nginx}]}\n";
+        assert!(rewrite_document(doc, Kind::Yaml, &asked).is_err());
     }
 
     #[test]

@@ -1,0 +1,720 @@
+//! `ptc scan` and `ptc rewrite` as a user runs them: the real binary over the fixtures of
+//! `tests/fixtures/scan/` (see its README), checked with real parsers and tools: PyYAML
+//! (`/work/main/.venv/bin/python`) counts the images independently and reads the rewritten
+//! YAML back; `git apply` and `patch` apply the patch.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const REGISTRY: &str = "111122223333.dkr.ecr.eu-west-2.amazonaws.com";
+const RULES: [&str; 8] = [
+    "--rule",
+    "docker-hub=registry-1.docker.io",
+    "--rule",
+    "quay=quay.io",
+    "--rule",
+    "k8s=registry.k8s.io",
+    "--rule",
+    "ghcr=ghcr.io",
+];
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/scan")
+}
+
+fn python() -> PathBuf {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is needed (PyYAML): the local stack's venv",
+        python.display()
+    );
+    python
+}
+
+/// `ptc <command> --rule .. --registry REGISTRY <args>` in `dir`.
+fn ptc(command: &str, args: &[&str], dir: &Path, stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ptc"))
+        .arg(command)
+        .args(RULES)
+        .args(["--registry", REGISTRY])
+        .args(args)
+        .current_dir(dir)
+        .env_remove("PTC_CONFIG_FILE")
+        .env_remove("PTC_RULES")
+        .env_remove("PTC_LOG")
+        .env_remove("PTC_REGISTRY_HOST")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ptc");
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("ptc output")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `ptc scan --output json PATHS` in `dir`: the exit code and the rows.
+fn scan_json(dir: &Path, paths: &[&str]) -> (Option<i32>, Vec<Value>) {
+    let mut args = vec!["--output", "json"];
+    args.extend(paths);
+    let out = ptc("scan", &args, dir, None);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    });
+    (
+        out.status.code(),
+        report["rows"].as_array().expect("rows").clone(),
+    )
+}
+
+fn field<'a>(row: &'a Value, key: &str) -> &'a str {
+    row[key].as_str().unwrap_or_default()
+}
+
+/// Every `image` of every container list (`containers`, `initContainers`,
+/// `ephemeralContainers`) anywhere in the YAML documents of `file`, as PyYAML reads them:
+/// an independent count that knows nothing of workload kinds.
+fn pyyaml_container_images(file: &Path) -> Vec<String> {
+    let script = r#"
+import sys, yaml
+found = []
+def walk(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("containers", "initContainers", "ephemeralContainers") and isinstance(value, list):
+                for c in value:
+                    if isinstance(c, dict) and "image" in c:
+                        found.append(str(c["image"]))
+            walk(value)
+    elif isinstance(node, list):
+        for item in node:
+            walk(item)
+for doc in yaml.safe_load_all(open(sys.argv[1], encoding="utf-8")):
+    walk(doc)
+print("\n".join(found))
+"#;
+    let out = Command::new(python())
+        .args(["-c", script])
+        .arg(file)
+        .output()
+        .expect("python");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut images: Vec<String> = text(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    images.sort();
+    images
+}
+
+fn images_of(rows: &[Value], file_suffix: &str) -> Vec<String> {
+    let mut images: Vec<String> = rows
+        .iter()
+        .filter(|r| field(r, "file").ends_with(file_suffix) && r.get("image").is_some())
+        .map(|r| field(r, "image").to_owned())
+        .collect();
+    images.sort();
+    images
+}
+
+#[test]
+fn scan_finds_every_image_of_a_helm_template_output_init_containers_included() {
+    let file = "helm-template/ingress-nginx-4.12.0.yaml";
+    let (code, rows) = scan_json(&fixtures(), &[file]);
+    assert_eq!(code, Some(0), "{rows:#?}");
+    let expected = pyyaml_container_images(&fixtures().join(file));
+    assert_eq!(expected.len(), 5, "the fixture's pod specs: {expected:?}");
+    assert_eq!(images_of(&rows, file), expected);
+    let init = rows
+        .iter()
+        .find(|r| field(r, "location").contains("initContainers"))
+        .expect("the init container");
+    assert_eq!(
+        field(init, "location"),
+        "Deployment/edge-ingress-nginx-controller initContainers[0] init-myservice"
+    );
+    assert_eq!(field(init, "image"), "busybox");
+    assert_eq!(field(init, "class"), "routable");
+    let controller = rows
+        .iter()
+        .find(|r| field(r, "location").ends_with("containers[0] controller"))
+        .unwrap();
+    assert_eq!(
+        field(controller, "uri"),
+        format!(
+            "{REGISTRY}/k8s/ingress-nginx/controller:v1.12.0@sha256:e6b8de175acda6ca913891f0f727bca4527e797d52688cbe9fec9040d6f6b6fa"
+        )
+    );
+}
+
+#[test]
+fn scan_reads_each_workload_kind_and_classifies_each_image() {
+    let (code, rows) = scan_json(&fixtures(), &["workloads.yaml"]);
+    assert_eq!(code, Some(0), "{rows:#?}");
+    assert_eq!(
+        images_of(&rows, "workloads.yaml"),
+        pyyaml_container_images(&fixtures().join("workloads.yaml"))
+    );
+    let got: BTreeMap<&str, (&str, &str)> = rows
+        .iter()
+        .map(|r| (field(r, "location"), (field(r, "image"), field(r, "class"))))
+        .collect();
+    let want: BTreeMap<&str, (&str, &str)> = [
+        ("Pod/debug-target containers[0] app", ("ghcr.io/example-org/app:1.4.2", "routable")),
+        ("Pod/debug-target ephemeralContainers[0] debugger", ("busybox:1.36", "routable")),
+        ("StatefulSet/store initContainers[0] fix-perms", ("docker.io/library/alpine:3.20", "routable")),
+        ("StatefulSet/store containers[0] db", ("quay.io/example/store@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "routable")),
+        ("DaemonSet/node-agent containers[0] cni", ("602401143452.dkr.ecr.us-west-2.amazonaws.com/amazon-k8s-cni:v1.18.3", "aws-owned")),
+        ("DaemonSet/node-agent containers[1] exporter", ("gcr.io/example-project/exporter:v2", "unsupported")),
+        ("CronJob/nightly initContainers[0] wait", ("registry.gitlab.com/example/tools/wait:1.0", "no-rule")),
+        ("CronJob/nightly containers[0] report", ("111122223333.dkr.ecr.eu-west-2.amazonaws.com/docker-hub/library/python:3.12", "already-cached")),
+        ("ReplicaSet/legacy-web containers[0] web", ("nginx", "routable")),
+        ("ReplicationController/very-legacy containers[0] redis", ("redis:7.2-alpine", "routable")),
+        ("PodTemplate/runner-template containers[0] runner", ("public.ecr.aws/docker/library/node:20", "aws-owned")),
+        ("Deployment/web initContainers[0] migrate", ("ghcr.io/example-org/migrate:2024.06", "routable")),
+        ("Deployment/web containers[0] web", ("registry.k8s.io/pause:3.9", "routable")),
+        ("Job/seed containers[0] seed", ("Not/A:Valid@Ref", "invalid")),
+    ]
+    .into();
+    assert_eq!(got, want);
+    let out = ptc("scan", &["workloads.yaml"], &fixtures(), None);
+    let table = text(&out.stdout);
+    assert!(
+        table.lines().next().unwrap().starts_with("FILE") && table.contains("CLASS"),
+        "{table}"
+    );
+    assert!(
+        table.trim_end().ends_with(
+            "14 images in 1 file: 8 routable, 1 already-cached, 2 aws-owned, 1 no-rule, 1 unsupported, 1 invalid"
+        ),
+        "{table}"
+    );
+}
+
+#[test]
+fn scan_reads_helm_release_values_dockerfiles_and_lists() {
+    let (code, rows) = scan_json(
+        &fixtures(),
+        &[
+            "helmrelease-nats.yaml",
+            "Dockerfile",
+            "api.Containerfile",
+            "images.list",
+        ],
+    );
+    assert_eq!(code, Some(0), "{rows:#?}");
+    let got: Vec<(&str, &str, &str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                field(r, "file"),
+                field(r, "location"),
+                field(r, "image"),
+                field(r, "class"),
+            )
+        })
+        .collect();
+    let nats = "helmrelease-nats.yaml";
+    let want = vec![
+        (
+            nats,
+            "HelmRelease/nats values.container.image",
+            "111122223333.dkr.ecr.eu-west-2.amazonaws.com/docker-hub/library/nats:2.10.12-alpine",
+            "already-cached",
+        ),
+        (
+            nats,
+            "HelmRelease/nats values.reloader.image",
+            "111122223333.dkr.ecr.eu-west-2.amazonaws.com/docker-hub/natsio/nats-server-config-reloader",
+            "already-cached",
+        ),
+        (
+            nats,
+            "HelmRelease/observability values.operator.image",
+            "quay.io/prometheus-operator/prometheus-operator:v0.75.0",
+            "routable",
+        ),
+        (
+            nats,
+            "HelmRelease/observability values.sidecars[0].image",
+            "ghcr.io/example-org/reloader:0.9",
+            "routable",
+        ),
+        (
+            nats,
+            "HelmRelease/observability values.exporter.image",
+            "quay.io/prometheus/node-exporter:v1.8.1",
+            "routable",
+        ),
+        (
+            nats,
+            "HelmRelease/observability values.dashboards.initImage",
+            "docker.io/library/busybox:1.36",
+            "routable",
+        ),
+        (
+            nats,
+            "HelmRelease/observability values.dashboards.image",
+            "docker.io/grafana/grafana@sha256:89abcdef0123456789abcdef0123456789abcdef0123456789abcdef01234567",
+            "routable",
+        ),
+        (
+            "Dockerfile",
+            "FROM line 7",
+            "golang:1.22-alpine",
+            "routable",
+        ),
+        (
+            "Dockerfile",
+            "FROM line 14",
+            "gcr.io/distroless/static-debian12:nonroot",
+            "unsupported",
+        ),
+        (
+            "Dockerfile",
+            "FROM line 22",
+            "docker.io/library/alpine:3.20",
+            "routable",
+        ),
+        (
+            "Dockerfile",
+            "FROM line 23",
+            "$REGISTRY/internal/base:1",
+            "invalid",
+        ),
+        (
+            "Dockerfile",
+            "FROM line 25",
+            "quay.io/example/final-base:2.0",
+            "routable",
+        ),
+        (
+            "api.Containerfile",
+            "FROM line 1",
+            "ghcr.io/example-org/builder:1.0",
+            "routable",
+        ),
+        (
+            "api.Containerfile",
+            "FROM line 3",
+            "registry.k8s.io/build-image/debian-base:bookworm-v1.0.3",
+            "routable",
+        ),
+        ("images.list", "line 2", "nginx:1.25", "routable"),
+        (
+            "images.list",
+            "line 3",
+            "quay.io/prometheus/prometheus:v2.51.0",
+            "routable",
+        ),
+        (
+            "images.list",
+            "line 5",
+            "mcr.microsoft.com/dotnet/runtime:8.0",
+            "unsupported",
+        ),
+    ];
+    assert_eq!(got, want);
+    let unresolved = rows
+        .iter()
+        .find(|r| field(r, "location") == "FROM line 23")
+        .unwrap();
+    assert!(
+        field(unresolved, "reason").contains("$REGISTRY has no default"),
+        "{unresolved}"
+    );
+    let reloader = &rows[1];
+    assert!(field(reloader, "note").contains("no tag"), "{reloader}");
+    // A Dockerfile on stdin: told by its content.
+    let out = ptc(
+        "scan",
+        &["--output", "json", "-"],
+        &fixtures(),
+        Some(b"ARG V=3.20\nFROM alpine:$V AS a\nFROM a\n"),
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{report}");
+    assert_eq!(field(&rows[0], "file"), "-");
+    assert_eq!(field(&rows[0], "image"), "alpine:3.20");
+}
+
+#[test]
+fn watch_list_holds_the_routable_set_once_each() {
+    let paths = [
+        "helm-template",
+        "workloads.yaml",
+        "helmrelease-nats.yaml",
+        "Dockerfile",
+        "images.list",
+    ];
+    let (_, rows) = scan_json(&fixtures(), &paths);
+    let routable: BTreeSet<String> = rows
+        .iter()
+        .filter(|r| field(r, "class") == "routable")
+        .map(|r| field(r, "upstream").to_owned())
+        .collect();
+    let mut args = vec!["--output", "watch-list"];
+    args.extend(paths);
+    let out = ptc("scan", &args, &fixtures(), None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let listed: Vec<String> = text(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    let unique: BTreeSet<String> = listed.iter().cloned().collect();
+    assert_eq!(unique.len(), listed.len(), "each image once: {listed:?}");
+    assert_eq!(unique, routable);
+    // The list is what `ptc map -` (and so `ptc prewarm --image -`) reads: each line routes.
+    let out = ptc(
+        "map",
+        &["--output", "json", "-"],
+        &fixtures(),
+        Some(text(&out.stdout).as_bytes()),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let mapped: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(mapped.len(), listed.len());
+    assert!(mapped.iter().all(|m| field(m, "class") == "routable"));
+}
+
+#[test]
+fn problems_are_reported_per_file_and_the_rest_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::copy(fixtures().join("bad/broken.yaml"), root.join("broken.yaml")).unwrap();
+    std::fs::copy(
+        fixtures().join("bad/alias-bomb.yaml"),
+        root.join("alias-bomb.yaml"),
+    )
+    .unwrap();
+    std::fs::write(root.join("binary.yaml"), b"apiVersion: v1\0\x01\x02").unwrap();
+    std::fs::write(root.join("latin1.yaml"), b"kind: Pod # caf\xe9\n").unwrap();
+    let big = std::fs::File::create(root.join("huge.yaml")).unwrap();
+    big.set_len(17 * 1024 * 1024).unwrap();
+    std::fs::create_dir(root.join("sub")).unwrap();
+    std::os::unix::fs::symlink("..", root.join("sub/loop")).unwrap();
+    std::os::unix::fs::symlink("self", root.join("self")).unwrap();
+    std::fs::copy(fixtures().join("images.list"), root.join("sub/images.list")).unwrap();
+
+    let (code, rows) = scan_json(root, &["."]);
+    assert_eq!(code, Some(1), "{rows:#?}");
+    let problems: BTreeMap<String, String> = rows
+        .iter()
+        .filter(|r| r.get("problem").is_some())
+        .map(|r| {
+            let name = Path::new(field(r, "file"))
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (
+                format!("{name} {}", field(r, "location")),
+                field(r, "problem").to_owned(),
+            )
+        })
+        .collect();
+    let keys: Vec<&str> = problems.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "alias-bomb.yaml document 1 (line 1)",
+            "binary.yaml ",
+            "broken.yaml document 2 (line 9)",
+            "huge.yaml ",
+            "latin1.yaml ",
+            "self ",
+        ],
+        "{problems:#?}"
+    );
+    assert_eq!(
+        problems["alias-bomb.yaml document 1 (line 1)"],
+        "repetition limit exceeded"
+    );
+    assert!(problems["binary.yaml "].contains("binary"));
+    assert!(problems["broken.yaml document 2 (line 9)"].contains("line 13"));
+    assert!(problems["huge.yaml "].contains("larger than 16 MiB"));
+    assert!(problems["latin1.yaml "].contains("not UTF-8"));
+    assert!(problems["self "].to_lowercase().contains("symbolic links"));
+    // The documents around the broken one, and the list below the looping directory (once).
+    let images: Vec<&str> = rows.iter().filter_map(|r| r["image"].as_str()).collect();
+    assert_eq!(
+        images,
+        [
+            "nginx:1.25",
+            "quay.io/example/after:1",
+            "nginx:1.25",
+            "quay.io/prometheus/prometheus:v2.51.0",
+            "mcr.microsoft.com/dotnet/runtime:8.0",
+        ]
+    );
+    let out = ptc("scan", &["."], root, None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).trim_end().ends_with("; 6 problems"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// The fixtures a rewrite is tried on, copied under `dir`.
+const REWRITTEN: [&str; 5] = [
+    "helm-template/ingress-nginx-4.12.0.yaml",
+    "workloads.yaml",
+    "helmrelease-nats.yaml",
+    "Dockerfile",
+    "images.list",
+];
+
+fn copy_fixtures(dir: &Path) {
+    for file in REWRITTEN {
+        let to = dir.join(file);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(fixtures().join(file), to).unwrap();
+    }
+}
+
+fn run_tool(dir: &Path, program: &str, args: &[&str], stdin: &[u8]) {
+    let mut child = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// The images of `file`'s container lists, as PyYAML reads them.
+fn pyyaml_images(file: &Path) -> Vec<String> {
+    pyyaml_container_images(file)
+}
+
+/// The HelmReleases' image values of `file` as PyYAML reads them, as `key=value` lines.
+fn pyyaml_helm_values(file: &Path) -> Vec<String> {
+    let script = r#"
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1], encoding="utf-8")) if d]
+nats, obs = docs[0]["spec"]["values"], docs[1]["spec"]["values"]
+print("nats.container=" + repr(nats["container"]["image"]))
+print("operator=" + obs["operator"]["image"])
+print("sidecar=" + obs["sidecars"][0]["image"])
+print("initImage=" + obs["dashboards"]["initImage"])
+print("exporter=" + repr(obs["exporter"]["image"]))
+"#;
+    let out = Command::new(python())
+        .args(["-c", script])
+        .arg(file)
+        .output()
+        .expect("python");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn rewrite_patch_applies_with_git_apply_and_patch_and_changes_only_routable_references() {
+    let original = tempfile::tempdir().unwrap();
+    copy_fixtures(original.path());
+    let (_, rows) = scan_json(original.path(), &REWRITTEN);
+    // Whole strings that are routable: (as written, cached URI); split values are not.
+    let replacements: Vec<(String, String)> = rows
+        .iter()
+        .filter(|r| field(r, "class") == "routable")
+        .filter(|r| {
+            !field(r, "location").ends_with("exporter.image")
+                && !field(r, "location").ends_with("dashboards.image")
+        })
+        .filter(|r| !field(r, "note").contains("ARG"))
+        .map(|r| (field(r, "image").to_owned(), field(r, "uri").to_owned()))
+        .collect();
+    assert!(replacements.len() >= 15, "{replacements:?}");
+
+    let out = ptc("rewrite", &REWRITTEN, original.path(), None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let patch = out.stdout;
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("values.exporter.image") && stderr.contains("ptc map --format helm-values"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("FROM line 7") && stderr.contains("change the ARG's default"),
+        "{stderr}"
+    );
+
+    // Three ways to the rewritten files: git apply, patch -p1, ptc rewrite --write.
+    let by_git = tempfile::tempdir().unwrap();
+    copy_fixtures(by_git.path());
+    run_tool(by_git.path(), "git", &["apply", "-"], &patch);
+    let by_patch = tempfile::tempdir().unwrap();
+    copy_fixtures(by_patch.path());
+    run_tool(
+        by_patch.path(),
+        "patch",
+        &["-p1", "--batch", "--no-backup-if-mismatch"],
+        &patch,
+    );
+    let by_write = tempfile::tempdir().unwrap();
+    copy_fixtures(by_write.path());
+    let out = ptc(
+        "rewrite",
+        &[&["--write"][..], &REWRITTEN[..]].concat(),
+        by_write.path(),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty(), "--write prints no patch");
+
+    for file in REWRITTEN {
+        let old = std::fs::read_to_string(original.path().join(file)).unwrap();
+        let new = std::fs::read_to_string(by_write.path().join(file)).unwrap();
+        assert_eq!(
+            new,
+            std::fs::read_to_string(by_git.path().join(file)).unwrap(),
+            "{file}"
+        );
+        assert_eq!(
+            new,
+            std::fs::read_to_string(by_patch.path().join(file)).unwrap(),
+            "{file}"
+        );
+        // Every other byte equal: each changed line is the old one with one routable
+        // reference replaced by its cached URI.
+        let (a, b): (Vec<&str>, Vec<&str>) = (
+            old.split_inclusive('\n').collect(),
+            new.split_inclusive('\n').collect(),
+        );
+        assert_eq!(a.len(), b.len(), "{file}");
+        for (x, y) in a.iter().zip(&b) {
+            if x != y {
+                assert!(
+                    replacements
+                        .iter()
+                        .any(|(from, to)| x.replacen(from.as_str(), to, 1) == *y),
+                    "{file}: {x:?} -> {y:?}"
+                );
+            }
+        }
+        if file.ends_with(".yaml") {
+            // PyYAML reads the rewritten file; every routable container image is now the
+            // cached URI, every other one as it was.
+            let before = pyyaml_images(&original.path().join(file));
+            let mut expected: Vec<String> = before
+                .iter()
+                .map(|i| {
+                    replacements
+                        .iter()
+                        .find(|(from, _)| from == i)
+                        .map(|(_, to)| to.clone())
+                        .unwrap_or_else(|| i.clone())
+                })
+                .collect();
+            expected.sort();
+            assert_eq!(
+                pyyaml_images(&by_write.path().join(file)),
+                expected,
+                "{file}"
+            );
+        }
+    }
+    let helm_before = pyyaml_helm_values(&original.path().join("helmrelease-nats.yaml"));
+    let helm_after = pyyaml_helm_values(&by_write.path().join("helmrelease-nats.yaml"));
+    assert_eq!(
+        helm_after,
+        [
+            helm_before[0].clone(), // already cached, split: as it was
+            format!("operator={REGISTRY}/quay/prometheus-operator/prometheus-operator:v0.75.0"),
+            format!("sidecar={REGISTRY}/ghcr/example-org/reloader:0.9"),
+            format!("initImage={REGISTRY}/docker-hub/library/busybox:1.36"),
+            helm_before[4].clone(), // split values: not rewritten
+        ]
+    );
+    let workloads = std::fs::read_to_string(by_write.path().join("workloads.yaml")).unwrap();
+    for untouched in [
+        "image: gcr.io/example-project/exporter:v2",
+        "image: 602401143452.dkr.ecr.us-west-2.amazonaws.com/amazon-k8s-cni:v1.18.3",
+        "image: registry.gitlab.com/example/tools/wait:1.0",
+        "image: Not/A:Valid@Ref",
+        "    image: nginx\n", // the ConfigMap's text
+        "image: '111122223333.dkr.ecr.eu-west-2.amazonaws.com/docker-hub/library/busybox:1.36'",
+    ] {
+        assert!(workloads.contains(untouched), "{untouched}");
+    }
+}
+
+#[test]
+fn rewrite_is_idempotent_and_keeps_crlf_line_endings() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixtures(dir.path());
+    let crlf = std::fs::read_to_string(fixtures().join("workloads.yaml"))
+        .unwrap()
+        .replace('\n', "\r\n");
+    std::fs::write(dir.path().join("crlf.yaml"), &crlf).unwrap();
+    let mut paths = REWRITTEN.to_vec();
+    paths.push("crlf.yaml");
+    let write: Vec<&str> = [&["--write"][..], &paths[..]].concat();
+    let first = ptc("rewrite", &write, dir.path(), None);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    let after_first: Vec<String> = paths
+        .iter()
+        .map(|p| std::fs::read_to_string(dir.path().join(p)).unwrap())
+        .collect();
+    let again = ptc("rewrite", &paths, dir.path(), None);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(
+        again.stdout.is_empty(),
+        "a second rewrite changes nothing: {}",
+        text(&again.stdout)
+    );
+    assert!(
+        text(&again.stderr).contains("0 references rewritten in 0 files"),
+        "{}",
+        text(&again.stderr)
+    );
+    let second = ptc("rewrite", &write, dir.path(), None);
+    assert_eq!(second.status.code(), Some(0));
+    for (p, before) in paths.iter().zip(&after_first) {
+        assert_eq!(
+            &std::fs::read_to_string(dir.path().join(p)).unwrap(),
+            before,
+            "{p}"
+        );
+    }
+    let rewritten = &after_first[paths.len() - 1];
+    assert_ne!(rewritten, &crlf);
+    assert_eq!(
+        rewritten.matches("\r\n").count(),
+        crlf.matches("\r\n").count()
+    );
+    assert_eq!(rewritten.matches('\n').count(), crlf.matches('\n').count());
+    assert!(rewritten.contains(&format!("image: {REGISTRY}/k8s/pause:3.9\r\n")));
+    assert_eq!(
+        pyyaml_images(&dir.path().join("crlf.yaml")),
+        pyyaml_images(&dir.path().join("workloads.yaml"))
+    );
+}
