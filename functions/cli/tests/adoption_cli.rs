@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 
-use ptc_core::ecr::EcrApi as _;
 use ptc_tests::{Stack, repo_root};
 
 /// The routable images of examples/cluster, as a watch list holds them (normalised, once
