@@ -109,9 +109,8 @@ fn expected_from(out: &Output, refs: &[String]) -> Vec<String> {
                 return reference.clone();
             }
             let uri = m["uri"].as_str().unwrap();
-            let implicit_latest = m["tag"] == "latest"
-                && m["digest"].is_null()
-                && !reference.ends_with(":latest");
+            let implicit_latest =
+                m["tag"] == "latest" && m["digest"].is_null() && !reference.ends_with(":latest");
             match implicit_latest {
                 true => uri.strip_suffix(":latest").unwrap().to_owned(),
                 false => uri.to_owned(),
@@ -236,8 +235,9 @@ fn as_text(value: &Rcvar) -> String {
 }
 
 fn compile(ctx: &Context<'_>, pattern: &str) -> Result<regex::Regex, JmespathError> {
-    regex::Regex::new(pattern)
-        .map_err(|e| JmespathError::from_ctx(ctx, ErrorReason::Parse(format!("regex {pattern}: {e}"))))
+    regex::Regex::new(pattern).map_err(|e| {
+        JmespathError::from_ctx(ctx, ErrorReason::Parse(format!("regex {pattern}: {e}")))
+    })
 }
 
 /// A mutate rule's `foreach` entries applied as Kyverno v1.19.0 applies them.
@@ -294,7 +294,9 @@ impl Kyverno {
     fn substitute(&self, value: &Value, ctx: &Value) -> Value {
         match value {
             Value::String(s) => self.substitute_string(s, ctx),
-            Value::Array(items) => Value::Array(items.iter().map(|v| self.substitute(v, ctx)).collect()),
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|v| self.substitute(v, ctx)).collect())
+            }
             Value::Object(map) => Value::Object(
                 map.iter()
                     .map(|(k, v)| (k.clone(), self.substitute(v, ctx)))
@@ -341,9 +343,11 @@ impl Kyverno {
             let operation_ok = resources["operations"]
                 .as_array()
                 .is_none_or(|ops| ops.iter().any(|o| o == operation));
-            let kind_ok = resources["kinds"].as_array().unwrap().iter().any(|k| {
-                k == kind || (k == "Pod" && kind == "Pod/ephemeralcontainers")
-            });
+            let kind_ok = resources["kinds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k == kind || (k == "Pod" && kind == "Pod/ephemeralcontainers"));
             operation_ok && kind_ok
         })
     }
@@ -366,10 +370,17 @@ impl Kyverno {
             if !Self::matches(rule, kind, operation) {
                 continue;
             }
-            assert!(rule["context"].is_null(), "rule-level context is not emulated");
+            assert!(
+                rule["context"].is_null(),
+                "rule-level context is not emulated"
+            );
             for foreach in rule["mutate"]["foreach"].as_array().unwrap() {
-                let request = json!({"operation": operation, "object": resource, "oldObject": old_object});
-                let list = self.query(foreach["list"].as_str().unwrap(), &json!({"request": request}));
+                let request =
+                    json!({"operation": operation, "object": resource, "oldObject": old_object});
+                let list = self.query(
+                    foreach["list"].as_str().unwrap(),
+                    &json!({"request": request}),
+                );
                 let elements = match list {
                     Value::Array(items) => items,
                     other => vec![other],
@@ -385,7 +396,10 @@ impl Kyverno {
                     });
                     for entry in foreach["context"].as_array().cloned().unwrap_or_default() {
                         let variable = &entry["variable"];
-                        assert!(variable["jmesPath"].is_null(), "jmesPath variables are not emulated");
+                        assert!(
+                            variable["jmesPath"].is_null(),
+                            "jmesPath variables are not emulated"
+                        );
                         let value = self.substitute(&variable["value"], &ctx);
                         ctx[entry["name"].as_str().unwrap()] = value;
                     }
@@ -415,7 +429,8 @@ fn strategic_merge(target: &mut Value, patch: &Value) {
                 strategic_merge(target.entry(key.clone()).or_insert(json!({})), value);
             }
             Value::Array(items)
-                if ["containers", "initContainers", "ephemeralContainers"].contains(&key.as_str()) =>
+                if ["containers", "initContainers", "ephemeralContainers"]
+                    .contains(&key.as_str()) =>
             {
                 let list = target
                     .get_mut(key)
@@ -425,7 +440,9 @@ fn strategic_merge(target: &mut Value, patch: &Value) {
                     let existing = list
                         .iter_mut()
                         .find(|c| c["name"] == item["name"])
-                        .unwrap_or_else(|| panic!("the patch would add container {}", item["name"]));
+                        .unwrap_or_else(|| {
+                            panic!("the patch would add container {}", item["name"])
+                        });
                     strategic_merge(existing, item);
                 }
             }
@@ -507,7 +524,10 @@ fn assert_rewrites(kyverno: &Kyverno, policy: &Value, refs: &[String], want: &[S
 
 #[test]
 fn the_policy_validates_against_the_kyverno_crd_and_a_broken_one_does_not() {
-    let text = policy_text(&rule_args(), &["nginx:1.25".to_owned(), "gcr.io/x/y".to_owned()]);
+    let text = policy_text(
+        &rule_args(),
+        &["nginx:1.25".to_owned(), "gcr.io/x/y".to_owned()],
+    );
     let out = validate(&text);
     assert!(
         out.status.success(),
@@ -526,7 +546,11 @@ fn the_policy_validates_against_the_kyverno_crd_and_a_broken_one_does_not() {
             "'no' is not of type 'boolean'",
         ),
         (
-            text.replacen("    failurePolicy: Ignore\n", "    failurePolicy: Sometimes\n", 1),
+            text.replacen(
+                "    failurePolicy: Ignore\n",
+                "    failurePolicy: Sometimes\n",
+                1,
+            ),
             "'Sometimes' is not one of",
         ),
     ] {
@@ -545,7 +569,11 @@ fn the_rewrite_gives_what_ptc_map_says_for_every_case() {
     let want = expected(&routing, &refs);
     // Not vacuous: most cases route, and every kind of class is left alone somewhere.
     let routed = refs.iter().zip(&want).filter(|(r, w)| r != w).count();
-    assert!(routed >= 30 && refs.len() - routed >= 20, "{routed} of {}", refs.len());
+    assert!(
+        routed >= 30 && refs.len() - routed >= 20,
+        "{routed} of {}",
+        refs.len()
+    );
     assert_eq!(want[1], format!("{HOST}/docker-hub/library/nginx:1.25"));
     let policy = parse_policy(&policy_text(&routing, &refs));
     assert_rewrites(&Kyverno::new(), &policy, &refs, &want);
@@ -615,10 +643,17 @@ async fn upstream_prefix_rules_from_the_registry_match_only_under_their_prefix()
     ]
     .iter()
     .map(|path| format!("{upstream}/{path}"))
-    .chain([format!("{upstream}:443/team/api@{D}"), "nginx:1.25".to_owned()])
+    .chain([
+        format!("{upstream}:443/team/api@{D}"),
+        "nginx:1.25".to_owned(),
+    ])
     .collect();
     let run_stack = |args: &[String]| {
-        common::ptc(&stack, &args.iter().map(String::as_str).collect::<Vec<_>>(), &[])
+        common::ptc(
+            &stack,
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            &[],
+        )
     };
     let mut args = with(&routing, &["map", "--output", "json"]);
     args.extend(refs.iter().cloned());
@@ -632,6 +667,10 @@ async fn upstream_prefix_rules_from_the_registry_match_only_under_their_prefix()
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("apiVersion: kyverno.io/v1"), "{text}");
     let out = validate(&text);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_rewrites(&Kyverno::new(), &parse_policy(&text), &refs, &want);
 }
