@@ -406,7 +406,7 @@ mod tests {
         let hosts: toml::Table = toml::from_str(&files[0].text).unwrap();
         assert!(
             hosts["host"]
-                .get(&format!("https://{HOST}/v2/b-all"))
+                .get(format!("https://{HOST}/v2/b-all"))
                 .is_some()
         );
     }
