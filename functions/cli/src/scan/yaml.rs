@@ -565,7 +565,7 @@ mod tests {
         let text = "a: [\n---\n".repeat(1000);
         let scan = scan(&text, Kind::Yaml);
         assert_eq!(scan.problems.len(), MAX_PROBLEMS + 1);
-        assert_eq!(scan.problems[1].location, "document 2 (line 3)");
+        assert_eq!(scan.problems[1].location, "document 2 (line 2)");
         assert!(
             scan.problems[MAX_PROBLEMS]
                 .reason
