@@ -269,7 +269,12 @@ pub fn render(input: &Input) -> Result<Vec<OutputFile>, String> {
     let mut left_out: Vec<String> = input
         .unused_rules
         .iter()
-        .map(|(prefix, reason)| format!("rule {prefix}: {reason}"))
+        .map(
+            |(prefix, reason)| match reason.starts_with(&format!("rule {prefix} ")) {
+                true => reason.clone(),
+                false => format!("rule {prefix}: {reason}"),
+            },
+        )
         .collect();
     for mirror in input.mirrors {
         match routes(mirror, host) {
@@ -609,6 +614,46 @@ mod tests {
         );
         assert!(!text.contains("      # rule self:"), "{text}");
         assert!(text.contains("      # rule quay:"), "{text}");
+    }
+
+    #[test]
+    fn shadowed_rules_and_references_left_upstream_are_comments_with_why() {
+        let rules = rule_set(vec![
+            PtcRule::new("docker-hub", "registry-1.docker.io").unwrap(),
+            PtcRule::new("hub2", "docker.io").unwrap(),
+        ]);
+        let (found, unused) = mirrors(&rules);
+        let images: Vec<Classified> = ["nginx:1.25", "gcr.io/x/y"]
+            .iter()
+            .map(|r| ptc_core::adoption::classify(r, &rules, HOST))
+            .collect();
+        let input = Input {
+            registry_host: HOST,
+            mirrors: &found,
+            unused_rules: &unused,
+            images: &images,
+        };
+        let text = render(&input).unwrap().remove(0).text;
+        assert!(
+            text.contains(
+                "\n# - rule hub2 is never used: rule docker-hub routes docker.io first\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "\n# - nginx:1.25 -> {HOST}/docker-hub/library/nginx:1.25\n"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "\n# - gcr.io/x/y: left as it is, unsupported: registry gcr.io is not supported"
+            ),
+            "{text}"
+        );
+        let yaml: serde_json::Value = serde_norway::from_str(&text).unwrap();
+        assert_eq!(yaml["kind"], "ClusterPolicy");
     }
 
     #[test]
