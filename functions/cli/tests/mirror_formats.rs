@@ -207,11 +207,7 @@ fn registries_conf_parses_round_trips_and_routes_the_seeds_rules() {
     let dir = tempfile::tempdir().unwrap();
     let mut args: Vec<String> = vec!["map".into()];
     args.extend(rule_args());
-    args.extend(
-        ["--registry", HOST, "--format", "registries-conf"]
-            .map(String::from)
-            .into_iter(),
-    );
+    args.extend(["--registry", HOST, "--format", "registries-conf"].map(String::from));
     args.extend([
         "nginx:1.25".into(),
         "gcr.io/distroless/static:nonroot".into(),
@@ -294,11 +290,7 @@ fn containerd_hosts_parse_round_trip_and_route_the_seeds_rules() {
     let out_dir = dir.path().join("out");
     let mut args = vec!["map".to_owned()];
     args.extend(rule_args_with_registry(HOST));
-    args.extend(
-        ["--format", "containerd-hosts", "--out-dir"]
-            .map(String::from)
-            .into_iter(),
-    );
+    args.extend(["--format", "containerd-hosts", "--out-dir"].map(String::from));
     args.push(out_dir.display().to_string());
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     ok_stdout(&ptc_offline(&argv));

@@ -104,10 +104,17 @@ pub fn render(input: &Input) -> Result<Vec<OutputFile>, String> {
         .collect();
     let mut files = Vec::new();
     for mirror in &whole {
-        let notes: Vec<&str> = partial_notes
+        // This file sends the whole registry to `mirror`'s cache path, the partial rules'
+        // namespaces too: said where it happens.
+        let notes: Vec<String> = partial_notes
             .iter()
             .filter(|(registry, _)| *registry == mirror.registry)
-            .map(|(_, note)| note.as_str())
+            .map(|(_, note)| {
+                format!(
+                    "{note}; with this file containerd pulls it through rule {} instead",
+                    mirror.prefix
+                )
+            })
             .collect();
         files.push(hosts_file(mirror, host, &notes)?);
     }
@@ -143,7 +150,7 @@ pub fn render(input: &Input) -> Result<Vec<OutputFile>, String> {
 }
 
 /// The hosts.toml of one rule that covers its registry whole.
-fn hosts_file(mirror: &Mirror, host: &str, notes: &[&str]) -> Result<OutputFile, String> {
+fn hosts_file(mirror: &Mirror, host: &str, notes: &[String]) -> Result<OutputFile, String> {
     let url = cache_url(mirror, host);
     let file = HostsFile {
         server: server(mirror),
@@ -188,7 +195,7 @@ fn hosts_file(mirror: &Mirror, host: &str, notes: &[&str]) -> Result<OutputFile,
         ),
         "it gets the same ECR credentials; delete the `server` line to never fall back upstream.".to_owned(),
     ];
-    lines.extend(notes.iter().map(|n| (*n).to_owned()));
+    lines.extend(notes.iter().cloned());
     Ok(OutputFile {
         path: format!("certs.d/{}/hosts.toml", mirror.registry),
         text: format!("{}\n{toml}", comment(&lines.join("\n"))),
@@ -372,6 +379,35 @@ mod tests {
         assert_eq!(
             yaml["providers"][0]["env"][0]["value"].as_str(),
             Some("eu-west-2")
+        );
+    }
+
+    /// A whole-registry rule and an upstream-prefix rule on one ECR upstream: the hosts.toml
+    /// sends the prefix's namespace through the whole rule, and says so.
+    #[test]
+    fn a_partial_rule_beside_a_whole_one_is_named_in_its_hosts_file() {
+        let rules = RuleSet::new(vec![
+            PtcRule::new("a-apps", ECR_UP)
+                .unwrap()
+                .with_upstream_prefix("apps"),
+            PtcRule::new("b-all", ECR_UP).unwrap(),
+        ]);
+        let files = render_rules(&rules, &[]);
+        assert_eq!(files[0].path, format!("certs.d/{ECR_UP}/hosts.toml"));
+        assert!(
+            files[0].text.contains(&format!(
+                "# rule a-apps ({ECR_UP}/apps -> {HOST}/a-apps) not written: hosts.toml is per registry host"
+            )) && files[0]
+                .text
+                .contains("with this file containerd pulls it through rule b-all instead"),
+            "{}",
+            files[0].text
+        );
+        let hosts: toml::Table = toml::from_str(&files[0].text).unwrap();
+        assert!(
+            hosts["host"]
+                .get(format!("https://{HOST}/v2/b-all"))
+                .is_some()
         );
     }
 

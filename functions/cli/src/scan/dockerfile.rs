@@ -1,6 +1,7 @@
 //! Dockerfiles and Containerfiles: the images of their `FROM` lines, as BuildKit reads them.
 //!
-//! Sources: the Dockerfile reference (<https://docs.docker.com/reference/dockerfile/>: `FROM
+//! Sources: the Dockerfile reference (<https://docs.docker.com/reference/dockerfile/>, and
+//! <https://docs.docker.com/reference/dockerfile/#understand-how-arg-and-from-interact>: `FROM
 //! [--platform=<platform>] <image> [AS <name>]`, "Understand how ARG and FROM interact",
 //! parser directives, line continuation, comments, variable substitution) and BuildKit's
 //! parser (github.com/moby/buildkit at 73ed6825, `frontend/dockerfile/`):

@@ -23,6 +23,9 @@ use serde_norway::{Mapping, Value};
 
 use super::{Edit, FileScan, Found, Kind, Problem, Segment, line_of};
 
+/// The most unparsable documents reported for one file; the rest of it is then not read.
+pub const MAX_PROBLEMS: usize = 100;
+
 /// The images of a YAML or JSON text (see the module's docs).
 pub fn scan(text: &str, kind: Kind) -> FileScan {
     let mut scan = FileScan::default();
@@ -30,9 +33,12 @@ pub fn scan(text: &str, kind: Kind) -> FileScan {
         Kind::Json => std::iter::once(0..text.len()).collect(),
         _ => split_documents(text),
     };
+    // Lines counted as the documents go (once over the text, whatever their number).
+    let (mut first_line, mut counted_to) = (1, 0);
     for (index, range) in documents.iter().enumerate() {
         let doc = &text[range.clone()];
-        let first_line = line_of(text, range.start);
+        first_line += line_of(&text[counted_to..range.start], usize::MAX) - 1;
+        counted_to = range.start;
         match parse(doc, kind) {
             Ok(value) => {
                 let mut path = Vec::new();
@@ -42,6 +48,15 @@ pub fn scan(text: &str, kind: Kind) -> FileScan {
                 location: format!("document {} (line {first_line})", index + 1),
                 reason: shift_lines(&reason, first_line - 1),
             }),
+        }
+        if scan.problems.len() >= MAX_PROBLEMS {
+            scan.problems.push(Problem {
+                location: format!("document {} (line {first_line})", index + 1),
+                reason: format!(
+                    "{MAX_PROBLEMS} documents do not parse: the rest of the file is not read"
+                ),
+            });
+            break;
         }
     }
     scan.documents = documents;
@@ -543,6 +558,19 @@ mod tests {
         // Flow style: not located, refused.
         let doc = "kind: Pod\nspec: {containers: [{image: nginx}]}\n";
         assert!(rewrite_document(doc, Kind::Yaml, &asked).is_err());
+    }
+
+    #[test]
+    fn unparsable_documents_stop_at_the_bound() {
+        let text = "a: [\n---\n".repeat(1000);
+        let scan = scan(&text, Kind::Yaml);
+        assert_eq!(scan.problems.len(), MAX_PROBLEMS + 1);
+        assert_eq!(scan.problems[1].location, "document 2 (line 2)");
+        assert!(
+            scan.problems[MAX_PROBLEMS]
+                .reason
+                .contains("the rest of the file is not read")
+        );
     }
 
     #[test]
