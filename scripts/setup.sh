@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need on a fresh Debian machine:
-#   - Debian: docker-registry (CNCF distribution, the upstream registries), python3-venv;
+#   - Debian: docker-registry (CNCF distribution, the upstream registries), python3-venv, skopeo
+#     (the real-tool check of ptc map --format registries-conf);
 #   - a Python venv in .venv with the stack's requirements (moto server, cbor2, bcrypt);
 #   - the template's checkers: aws-sam-cli and cfn-lint in .venv-infra, checkov in .venv-checkov;
 #   - the Rust toolchain pinned in rust-toolchain.toml must already be there (rustup).

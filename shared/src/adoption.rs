@@ -317,11 +317,32 @@ impl Mirror {
 /// expected to have.
 const PROBE: &str = "ptc-probe";
 
+/// The first path component of a probe: `ptc-probe-ns`, or `ptc-probe-ns-<n>` when a rule's
+/// upstream repository prefix starts with it, so that a probe for a whole-registry rule never
+/// falls under another rule's upstream prefix.
+fn probe_namespace(rules: &RuleSet) -> String {
+    let taken = |ns: &str| {
+        rules.rules().iter().any(|r| {
+            r.upstream_repository_prefix
+                .as_deref()
+                .is_some_and(|p| p.split('/').next() == Some(ns))
+        })
+    };
+    let mut ns = "ptc-probe-ns".to_owned();
+    let mut n = 1;
+    while taken(&ns) {
+        ns = format!("ptc-probe-ns-{n}");
+        n += 1;
+    }
+    ns
+}
+
 /// Every rule of `rules` as a [`Mirror`], in the set's order (sorted by prefix), each found by
-/// routing `<registry>/<upstream path>/ptc-probe` through [`RuleSet::route`] and checking that
+/// routing `<registry>/<upstream path>/ptc-probe-ns/ptc-probe` through [`RuleSet::route`] and checking that
 /// the answer came from that rule: a rule another rule shadows (same upstream and upstream
 /// prefix, an earlier prefix) is left out with its reason in the second list.
 pub fn mirrors(rules: &RuleSet) -> (Vec<Mirror>, Vec<(Prefix, String)>) {
+    let tail = format!("{}/{PROBE}", probe_namespace(rules));
     let mut found = Vec::new();
     let mut shadowed = Vec::new();
     for rule in rules.rules() {
@@ -338,8 +359,8 @@ pub fn mirrors(rules: &RuleSet) -> (Vec<Mirror>, Vec<(Prefix, String)>) {
             .filter(|p| !p.is_empty() && *p != Prefix::ROOT)
             .map(str::to_owned);
         let probe_path = match &upstream_path {
-            Some(p) => format!("{p}/team/{PROBE}"),
-            None => format!("team/{PROBE}"),
+            Some(p) => format!("{p}/{tail}"),
+            None => tail.clone(),
         };
         let probe = format!("{registry}/{probe_path}");
         let routed = ImageReference::parse(&probe)
@@ -347,7 +368,6 @@ pub fn mirrors(rules: &RuleSet) -> (Vec<Mirror>, Vec<(Prefix, String)>) {
             .and_then(|r| rules.route(&r).map_err(|e| e.to_string()));
         match routed {
             Ok(cached) if cached.prefix == rule.prefix => {
-                let tail = format!("team/{PROBE}");
                 let cache_path = cached
                     .repository
                     .strip_suffix(&tail)
@@ -537,6 +557,26 @@ mod tests {
         .0;
         assert_eq!(root[0].cache_path, "");
         assert_eq!(root[0].location(HOST), HOST);
+    }
+
+    /// A whole-registry rule after a rule with an upstream prefix on the same ECR host: the
+    /// probe of the first never falls under the second's prefix, whatever that prefix is.
+    #[test]
+    fn a_whole_registry_rule_beside_an_upstream_prefix_is_its_own_mirror() {
+        let ecr = "210987654321.dkr.ecr.eu-west-1.amazonaws.com";
+        for upstream_prefix in ["team", "ptc-probe-ns", "ptc-probe-ns/x"] {
+            let rules = RuleSet::new(vec![
+                PtcRule::new("a-team", ecr)
+                    .unwrap()
+                    .with_upstream_prefix(upstream_prefix),
+                PtcRule::new("b-all", ecr).unwrap(),
+            ]);
+            let (mirrors, shadowed) = mirrors(&rules);
+            assert!(shadowed.is_empty(), "{upstream_prefix}: {shadowed:?}");
+            assert_eq!(mirrors.len(), 2);
+            assert_eq!(mirrors[1].cache_path, "b-all");
+            assert_eq!(mirrors[1].upstream_path, None);
+        }
     }
 
     #[test]
