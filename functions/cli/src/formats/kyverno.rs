@@ -446,8 +446,10 @@ spec:
 
 /// One `mutate.foreach` entry: `route` over the containers of `list`.
 fn foreach(out: &mut String, mirror: &Mirror, route: &Route, list: &str, only_new: bool) {
-    let _ = writeln!(out, "      # rule {}: {}", mirror.prefix, route.from);
-    let _ = writeln!(out, "      #   -> {}", route.to);
+    let what = format!("rule {}: {}\n  -> {}", mirror.prefix, route.from, route.to);
+    for line in comment(&what).lines() {
+        let _ = writeln!(out, "      {line}");
+    }
     let _ = writeln!(out, "      - list: request.object.spec.{list}");
     let _ = writeln!(out, "        context:");
     let _ = writeln!(out, "        - name: route");
