@@ -6,12 +6,20 @@
 //! <https://github.com/containerd/containerd>, commit 301026e5, August 2026, and its
 //! docs/hosts.md):
 //! - one directory per registry host the references name (`docker.io`, `quay.io`), under
-//!   the CRI plugin's `config_path`; `server` is the upstream, tried after the `[host."…"]`
-//!   entries (for `docker.io`, containerd's default server is `https://registry-1.docker.io`);
-//! - `parseHostConfig` appends `/v2` to a host URL's path unless `override_path = true`, so
-//!   the cache is `https://<registry host>/v2/<cache prefix>` with `override_path`, and
-//!   containerd requests `<that path>/<repository>/manifests/<ref>`; it names Docker Hub's
-//!   official images `library/<name>` itself, which lands on `docker-hub/library/<name>`;
+//!   the CRI plugin's `config_path`;
+//! - `parseHostsFile` always appends the root entry (`server` and the top-level keys) after
+//!   the `[host."…"]` entries, and `ConfigureHosts` fills an empty `server` with the upstream
+//!   (`https://registry-1.docker.io` for `docker.io`) with every capability: a file cannot
+//!   leave the upstream out by omitting `server`, and `capabilities = []` means all of them
+//!   (`parseHostConfig`: only a non-empty list narrows). So the cache is written as the
+//!   `server` itself, with no `[host]` entry: containerd has no upstream fallback for the
+//!   namespace. A fallback would get the node's ECR token (kubelet's credentials go to every
+//!   host of a pull, see below): a secret where it does not belong, and a registry that
+//!   cannot read it refuses the pull anyway;
+//! - `parseHostConfig` appends `/v2` to the path unless `override_path = true`, so the cache
+//!   is `https://<registry host>/v2/<cache prefix>` with `override_path`, and containerd
+//!   requests `<that path>/<repository>/manifests/<ref>`; it names Docker Hub's official
+//!   images `library/<name>` itself, which lands on `docker-hub/library/<name>`;
 //! - a host config is per registry host: a rule with an upstream repository prefix (only
 //!   `<host>/<prefix>/…` is cached, under another path) cannot be written, and is commented.
 //!
@@ -33,7 +41,6 @@
 //! aws/containers-roadmap#2260; kubernetes/kops#16593 does what this file does.
 
 use serde::Serialize;
-use std::collections::BTreeMap;
 
 use ptc_core::adoption::Mirror;
 use ptc_core::reference::DOCKER_HUB;
@@ -43,15 +50,11 @@ use super::{Input, OutputFile, comment};
 /// Where the kubelet credential provider config is written, next to `certs.d/`.
 pub const CREDENTIAL_PROVIDER_FILE: &str = "kubelet/credential-provider-config.yaml";
 
-/// One hosts.toml: `server` and the `[host."<url>"]` entries (`hostFileConfig` of hosts.go).
+/// One hosts.toml: the root entry alone (`server` and the top-level `hostFileConfig` keys of
+/// hosts.go), the cache as the namespace's server: no `[host]` entry, no upstream fallback.
 #[derive(Debug, Serialize)]
 struct HostsFile {
     server: String,
-    host: BTreeMap<String, Host>,
-}
-
-#[derive(Debug, Serialize)]
-struct Host {
     capabilities: Vec<&'static str>,
     override_path: bool,
 }
@@ -153,14 +156,9 @@ pub fn render(input: &Input) -> Result<Vec<OutputFile>, String> {
 fn hosts_file(mirror: &Mirror, host: &str, notes: &[String]) -> Result<OutputFile, String> {
     let url = cache_url(mirror, host);
     let file = HostsFile {
-        server: server(mirror),
-        host: BTreeMap::from([(
-            url.clone(),
-            Host {
-                capabilities: vec!["pull", "resolve"],
-                override_path: true,
-            },
-        )]),
+        server: url.clone(),
+        capabilities: vec!["pull", "resolve"],
+        override_path: true,
     };
     let toml = toml::to_string(&file).map_err(|e| {
         format!(
@@ -180,7 +178,7 @@ fn hosts_file(mirror: &Mirror, host: &str, notes: &[String]) -> Result<OutputFil
     };
     let mut lines = vec![
         format!(
-            "containerd hosts.toml for {}: pulls go to the Amazon ECR pull-through cache first (rule {}, {}).",
+            "containerd hosts.toml for {}: pulls go to the Amazon ECR pull-through cache (rule {}, {}), and only there.",
             mirror.registry, mirror.prefix, mirror.upstream_url
         ),
         format!(
@@ -190,10 +188,11 @@ fn hosts_file(mirror: &Mirror, host: &str, notes: &[String]) -> Result<OutputFil
         example,
         "override_path: the URL's path is the API root as written; without it containerd appends /v2".to_owned(),
         "(core/remotes/docker/config/hosts.go, parseHostConfig; docs/hosts.md).".to_owned(),
+        format!("Credentials: {CREDENTIAL_PROVIDER_FILE} (kubelet)."),
         format!(
-            "Credentials: {CREDENTIAL_PROVIDER_FILE} (kubelet). `server` is the fallback when the cache fails:"
+            "No upstream fallback ({}): containerd would send it the node's ECR token, which it cannot use.",
+            server(mirror)
         ),
-        "it gets the same ECR credentials; delete the `server` line to never fall back upstream.".to_owned(),
     ];
     lines.extend(notes.iter().cloned());
     Ok(OutputFile {
@@ -202,8 +201,8 @@ fn hosts_file(mirror: &Mirror, host: &str, notes: &[String]) -> Result<OutputFil
     })
 }
 
-/// The upstream server: Docker Hub's API host for `docker.io` (containerd's own default,
-/// hosts.go), else the registry itself.
+/// The upstream server containerd would fall back to: Docker Hub's API host for `docker.io`
+/// (containerd's own default, hosts.go), else the registry itself.
 fn server(mirror: &Mirror) -> String {
     if mirror.registry == DOCKER_HUB {
         "https://registry-1.docker.io".to_owned()
@@ -361,10 +360,10 @@ mod tests {
         let hosts: toml::Table = toml::from_str(&files[0].text).unwrap();
         assert_eq!(
             hosts["server"].as_str(),
-            Some("https://registry-1.docker.io")
+            Some(format!("https://{HOST}/v2/docker-hub").as_str())
         );
-        let entry = &hosts["host"][&format!("https://{HOST}/v2/docker-hub")];
-        assert_eq!(entry["override_path"].as_bool(), Some(true));
+        assert_eq!(hosts["override_path"].as_bool(), Some(true));
+        assert!(hosts.get("host").is_none(), "no [host]: no fallback");
         let provider = &files[1].text;
         assert!(
             provider.contains(&format!("# rule team-ecr ({ECR_UP}/team -> {HOST}/team-ecr) not written: hosts.toml is per registry host")),
@@ -404,10 +403,9 @@ mod tests {
             files[0].text
         );
         let hosts: toml::Table = toml::from_str(&files[0].text).unwrap();
-        assert!(
-            hosts["host"]
-                .get(format!("https://{HOST}/v2/b-all"))
-                .is_some()
+        assert_eq!(
+            hosts["server"].as_str(),
+            Some(format!("https://{HOST}/v2/b-all").as_str())
         );
     }
 
