@@ -12,13 +12,14 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use jmespath::{Context, ErrorReason, JmespathError, Rcvar, Runtime, Variable};
 use ptc_tests::{Stack, repo_root};
 use serde_json::{Value, json};
 
 mod common;
+use common::ptc_offline as ptc;
 
 const HOST: &str = "123456789012.dkr.ecr.eu-west-2.amazonaws.com";
 const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -34,18 +35,6 @@ const RULES: [&str; 8] = [
     "ecr=210987654321.dkr.ecr.us-west-2.amazonaws.com",
     "local=registry.example.com:5000",
 ];
-
-fn ptc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ptc"))
-        .args(args)
-        .env_remove("PTC_CONFIG_FILE")
-        .env_remove("PTC_RULES")
-        .env_remove("PTC_LOG")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ptc")
-}
 
 fn rule_args() -> Vec<String> {
     let mut args = Vec::new();

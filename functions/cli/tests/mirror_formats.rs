@@ -15,6 +15,7 @@ use ptc_tests::{Stack, repo_root};
 use serde_json::Value;
 
 mod common;
+use common::ptc_offline;
 
 const HOST: &str = "123456789012.dkr.ecr.eu-west-2.amazonaws.com";
 /// The ECR upstream of the seeds' `ROOT` example (another account's registry).
@@ -42,19 +43,6 @@ const ROUTABLE: [&str; 7] = [
     "210987654321.dkr.ecr.us-west-2.amazonaws.com/team/app:1.0",
     "docker.io/library/busybox@sha256:0000000000000000000000000000000000000000000000000000000000000000",
 ];
-
-/// `ptc` with no settings and no AWS (the formats work offline from `--rule` and `--registry`).
-fn ptc_offline(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ptc"))
-        .args(args)
-        .env_remove("PTC_CONFIG_FILE")
-        .env_remove("PTC_RULES")
-        .env_remove("PTC_LOG")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ptc")
-}
 
 fn ok_stdout(out: &Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

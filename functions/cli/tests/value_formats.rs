@@ -8,6 +8,9 @@
 //! - kustomize: its image matcher and updater, ported below from its source, rewrite each
 //!   reference to `ptc map`'s cached URI.
 
+mod common;
+use common::ptc_offline as ptc;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -69,18 +72,6 @@ fn all_refs() -> Vec<&'static str> {
         .chain(&LEFT)
         .copied()
         .collect()
-}
-
-fn ptc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ptc"))
-        .args(args)
-        .env_remove("PTC_CONFIG_FILE")
-        .env_remove("PTC_RULES")
-        .env_remove("PTC_LOG")
-        .env_remove("AWS_PROFILE")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .expect("run ptc")
 }
 
 /// `ptc map` with the seeds' rules, `extra` arguments and `refs`.

@@ -90,3 +90,37 @@ pub fn comment(text: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// A YAML document of the per-reference formats (`helm-values`, `kustomize-images`): the
+/// `header` comment, then `images:` with `entries` (already indented two spaces), or `empty`
+/// (`{}`, `[]`) when there is none, then the references `left` upstream, each a comment line.
+pub fn images_document(
+    path: &str,
+    header: String,
+    entries: &str,
+    empty: &str,
+    left: &[String],
+) -> OutputFile {
+    let mut text = header;
+    text.push('\n');
+    if entries.is_empty() {
+        text.push_str(&format!("images: {empty}\n"));
+    } else {
+        text.push_str("images:\n");
+        text.push_str(entries);
+    }
+    if !left.is_empty() {
+        text.push_str(&comment(
+            "Left as they are (not routable through the cache):",
+        ));
+        text.push('\n');
+        for line in left {
+            text.push_str(&comment(line));
+            text.push('\n');
+        }
+    }
+    OutputFile {
+        path: path.to_owned(),
+        text,
+    }
+}

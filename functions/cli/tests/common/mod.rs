@@ -23,6 +23,22 @@ pub fn ptc(stack: &Stack, args: &[&str], env: &[(&str, &str)]) -> Output {
         .expect("run ptc")
 }
 
+/// The built `ptc` with no settings (config file, rules, log filter, profile), no instance
+/// metadata and stdin closed: what the commands that work offline from `--rule` and
+/// `--registry` (or `--account` and `--region`) are run with.
+pub fn ptc_offline(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ptc"))
+        .args(args)
+        .env_remove("PTC_CONFIG_FILE")
+        .env_remove("PTC_RULES")
+        .env_remove("PTC_LOG")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run ptc")
+}
+
 /// Create IAM role `path` + `name` with `config`'s credentials (moto's IAM of their account),
 /// trusting `trusted_account` to assume it; returns its ARN as IAM gives it (with the path).
 pub async fn create_iam_role(
