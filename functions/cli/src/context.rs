@@ -100,9 +100,9 @@ impl Context {
 
     /// The AWS adapters, once credentials are known to be there (the SDK's chain is asked
     /// once): without them, [`CliError::NeedsAws`], one line naming what they were
-    /// `needed_for` and the flags or settings that do `instead`. Errors: also
+    /// `needed_for` and the flags or settings that do `instead` (when some do). Errors: also
     /// [`Context::aws`]'s.
-    pub async fn aws_for(&self, needed_for: &str, instead: &str) -> Result<&Aws, CliError> {
+    pub async fn aws_for(&self, needed_for: &str, instead: Option<&str>) -> Result<&Aws, CliError> {
         use aws_credential_types::provider::ProvideCredentials as _;
         let aws = self.aws().await?;
         let reason = match aws.sdk.credentials_provider() {
@@ -117,7 +117,7 @@ impl Context {
             None => Ok(aws),
             Some(reason) => Err(CliError::NeedsAws {
                 needed_for: needed_for.to_owned(),
-                instead: instead.to_owned(),
+                instead: instead.map(str::to_owned),
                 reason: first_line(&reason),
             }),
         }
@@ -137,7 +137,7 @@ impl Context {
         let rules = self
             .aws_for(
                 "the registry's rules (DescribePullThroughCacheRules)",
-                "PTC_RULES or the config file's rules",
+                Some("PTC_RULES or the config file's rules"),
             )
             .await?
             .ecr

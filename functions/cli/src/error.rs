@@ -83,12 +83,12 @@ pub enum CliError {
     BadRouting(String),
     /// AWS is needed and no credentials are found: what for, and the flags that do without
     /// (exit code 2).
-    #[error("no AWS credentials for {needed_for} (pass {instead} to work without AWS): {reason}")]
+    #[error("no AWS credentials for {needed_for}{}: {reason}", without_aws(.instead))]
     NeedsAws {
         /// What the call was for, e.g. `the registry host (GetAuthorizationToken)`.
         needed_for: String,
-        /// The flags that make the call unneeded.
-        instead: String,
+        /// The flags that make the call unneeded, if any do.
+        instead: Option<String>,
         /// What the SDK's credentials chain said, first line.
         reason: String,
     },
@@ -205,6 +205,16 @@ pub enum Findings {
     /// the report).
     #[error("{0} problems reading the inputs")]
     ScanProblems(usize),
+}
+
+/// ` (pass <flags> to work without AWS)`, or how to give credentials when no flag does without.
+fn without_aws(instead: &Option<String>) -> String {
+    match instead {
+        Some(flags) => format!(" (pass {flags} to work without AWS)"),
+        None => {
+            " (give them with --profile, AWS_PROFILE or the AWS_ACCESS_KEY_ID variables)".to_owned()
+        }
+    }
 }
 
 impl CliError {

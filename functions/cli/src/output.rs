@@ -52,8 +52,15 @@ pub fn watch_list(
     Ok(())
 }
 
-/// Print rows as an aligned table: a header line, then one line per row.
+/// Print rows as an aligned table: a header line, then one line per row. Control characters
+/// in a cell (a newline in a reference read from a hostile manifest) are written escaped
+/// (`\n`, `\u{0}`), so that no cell can add a line or move the cursor.
 pub fn table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
+    let escaped: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| escape_controls(cell)).collect())
+        .collect();
+    let rows = &escaped;
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -86,6 +93,22 @@ pub fn table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> std
     Ok(())
 }
 
+/// `text` with its control characters escaped as Rust writes them (`\n`, `\t`, `\u{1b}`).
+pub fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Pretty JSON, one document.
 pub fn json(out: &mut impl Write, value: &impl Serialize) -> std::io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, value)?;
@@ -111,6 +134,26 @@ mod tests {
         assert_eq!(
             String::from_utf8(buf).unwrap(),
             "A           B\nlong value  x\ns           y\n"
+        );
+    }
+
+    #[test]
+    fn a_cell_cannot_add_a_line() {
+        let mut buf = Vec::new();
+        table(
+            &mut buf,
+            &["IMAGE", "CLASS"],
+            &[vec![
+                "nginx:1.25\nquay.io/evil/x\u{1b}[2J".into(),
+                "invalid".into(),
+            ]],
+        )
+        .unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(
+            text.contains("nginx:1.25\\nquay.io/evil/x\\u{1b}[2J"),
+            "{text}"
         );
     }
 }

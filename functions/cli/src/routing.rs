@@ -4,7 +4,7 @@
 //! | what | from, first that gives it | AWS call only when none does |
 //! |------|---------------------------|------------------------------|
 //! | rules | `--rule PREFIX=UPSTREAM_URL`, else the settings' `PTC_RULES` | `DescribePullThroughCacheRules` |
-//! | registry host | `--registry HOST` (`PTC_REGISTRY_HOST`), else `--account ID` (`PTC_ACCOUNT_ID`) with the Region (`--region`, `PTC_REGION`, the settings file, `AWS_REGION`, `AWS_DEFAULT_REGION`) | `GetAuthorizationToken` |
+//! | registry host | `--registry HOST` (`PTC_REGISTRY_HOST`), else `--account ID` (`PTC_ACCOUNT_ID`) with the Region (`--region`, `PTC_REGION`, the settings file, `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region`) | `GetAuthorizationToken` |
 //!
 //! With the flags, no AWS configuration is loaded and the SDK writes nothing (not even its
 //! IMDS probes); a command that does need AWS and finds no credentials says, in one line,
@@ -62,12 +62,7 @@ async fn rules(ctx: &Context, specs: &[String]) -> Result<RuleSet, CliError> {
     let local = if specs.is_empty() {
         ctx.settings().expected_rule_set()
     } else {
-        RuleSet::new(
-            specs
-                .iter()
-                .map(|spec| parse_rule(spec))
-                .collect::<Result<_, _>>()?,
-        )
+        parse_rules(specs)?
     };
     if !local.is_empty() {
         return Ok(local);
@@ -75,7 +70,7 @@ async fn rules(ctx: &Context, specs: &[String]) -> Result<RuleSet, CliError> {
     let aws = ctx
         .aws_for(
             "the registry's rules (DescribePullThroughCacheRules)",
-            "--rule PREFIX=UPSTREAM_URL",
+            Some("--rule PREFIX=UPSTREAM_URL"),
         )
         .await?;
     let rules = aws
@@ -83,6 +78,27 @@ async fn rules(ctx: &Context, specs: &[String]) -> Result<RuleSet, CliError> {
         .describe_rules()
         .await
         .map_err(CliError::RegistryRules)?;
+    Ok(RuleSet::new(rules))
+}
+
+/// The `--rule` rules. A prefix given twice is refused, as in `PTC_RULES`: ECR has one rule
+/// per prefix, and the second would route another upstream's images into the first's
+/// repositories. Errors: [`CliError::BadRule`].
+pub fn parse_rules(specs: &[String]) -> Result<RuleSet, CliError> {
+    let mut rules: Vec<ptc_core::PtcRule> = Vec::new();
+    for spec in specs {
+        let rule = parse_rule(spec)?;
+        if let Some(first) = rules.iter().find(|r| r.prefix == rule.prefix) {
+            return Err(CliError::BadRule {
+                spec: spec.clone(),
+                reason: format!(
+                    "prefix {} listed twice (already for {}): ECR has one rule per prefix",
+                    rule.prefix, first.upstream_url
+                ),
+            });
+        }
+        rules.push(rule);
+    }
     Ok(RuleSet::new(rules))
 }
 
@@ -110,21 +126,28 @@ async fn registry_host(ctx: &Context, args: &RoutingArgs) -> Result<String, CliE
                 "--registry {host:?}: a registry host such as 123456789012.dkr.ecr.eu-west-2.amazonaws.com"
             )));
         }
-        return Ok(host.to_ascii_lowercase());
+        // `host:443` is `host`, as references read it.
+        let host = host.to_ascii_lowercase();
+        return Ok(host.strip_suffix(":443").unwrap_or(&host).to_owned());
     }
     if let Some(account) = &args.account {
-        let region = offline_region(ctx).ok_or_else(|| {
-            CliError::BadRouting(format!(
-                "--account {account}: no Region for the registry host: pass --region, or set PTC_REGION or AWS_REGION"
-            ))
-        })?;
+        let region = match offline_region(ctx) {
+            Some(region) => region,
+            // The profile's `region` (`--profile`, `AWS_PROFILE`, the default profile), read
+            // from the shared config files alone: no credentials asked, no IMDS.
+            None => profile_region(ctx).await.ok_or_else(|| {
+                    CliError::BadRouting(format!(
+                        "--account {account}: no Region for the registry host: pass --region, or set PTC_REGION, AWS_REGION or the profile's region"
+                    ))
+                })?,
+        };
         return registry_host_of(account, &region)
             .map_err(|reason| CliError::BadRouting(format!("--account: {reason}")));
     }
     let aws = ctx
         .aws_for(
             "the registry host (GetAuthorizationToken)",
-            "--registry HOST, or --account ID with --region",
+            Some("--registry HOST, or --account ID with --region"),
         )
         .await?;
     let token = aws
@@ -135,8 +158,25 @@ async fn registry_host(ctx: &Context, args: &RoutingArgs) -> Result<String, CliE
     Ok(token.registry_host().to_owned())
 }
 
+/// The `region` of the profile (`--profile`, else `AWS_PROFILE`, else `default`) in the shared
+/// config files (`~/.aws/config`, `AWS_CONFIG_FILE`), as the AWS CLI reads it; nothing else is
+/// asked (no credentials, no instance metadata).
+async fn profile_region(ctx: &Context) -> Option<String> {
+    use aws_config::meta::region::ProvideRegion as _;
+    let mut provider = aws_config::profile::ProfileFileRegionProvider::builder();
+    if let Some(profile) = &ctx.target().profile {
+        provider = provider.profile_name(profile);
+    }
+    provider
+        .build()
+        .region()
+        .await
+        .map(|r| r.as_ref().to_owned())
+}
+
 /// The Region without loading the AWS configuration: `--region`, the settings (`PTC_REGION`,
-/// the file), then `AWS_REGION`, `AWS_DEFAULT_REGION`.
+/// the file), then `AWS_REGION`, `AWS_DEFAULT_REGION` (then, in [`registry_host`], the
+/// profile's).
 fn offline_region(ctx: &Context) -> Option<String> {
     ctx.target()
         .region

@@ -505,3 +505,232 @@ fn watch_list_output_is_the_routable_set() {
         ["docker.io/library/nginx:1.25", "quay.io/a/b:latest"]
     );
 }
+
+/// A `--rule` prefix given twice is refused, as in PTC_RULES: the second would route
+/// ghcr.io's images into quay's repositories (a new user's report).
+#[test]
+fn a_prefix_given_twice_is_refused() {
+    let out = laptop(
+        &[
+            "map",
+            "--rule",
+            "quay=quay.io",
+            "--rule",
+            "quay=ghcr.io",
+            "--registry",
+            REGISTRY,
+            "ghcr.io/a/b",
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--rule quay=ghcr.io: prefix quay listed twice"),
+        "{stderr}"
+    );
+    assert_eq!(stdout(&out), "");
+}
+
+/// `--out-dir` never replaces a file someone else wrote: a differing file stops the run
+/// before anything is written; the same content is left as it is; `--force` replaces.
+#[test]
+fn out_dir_never_replaces_what_someone_else_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = [
+        "map",
+        "--rule",
+        "docker-hub=registry-1.docker.io",
+        "--rule",
+        "quay=quay.io",
+        "--registry",
+        REGISTRY,
+    ];
+    let run = |format: &str, extra: &[&str]| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend([
+            "--format",
+            format,
+            "--out-dir",
+            dir.path().to_str().unwrap(),
+        ]);
+        args.extend(extra);
+        laptop(&args, &[])
+    };
+    // The system's own registries.conf is beside the drop-in, never replaced.
+    std::fs::write(
+        dir.path().join("registries.conf"),
+        "unqualified-search-registries = [\"docker.io\"]\n",
+    )
+    .unwrap();
+    let first = run("registries-conf", &[]);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let drop_in = dir
+        .path()
+        .join("registries.conf.d/50-ecr-pull-through-cache.conf");
+    assert!(
+        std::fs::read_to_string(&drop_in)
+            .unwrap()
+            .contains("docker-hub")
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("registries.conf")).unwrap(),
+        "unqualified-search-registries = [\"docker.io\"]\n"
+    );
+    let again = run("registries-conf", &[]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("unchanged"));
+
+    // A hosts.toml someone wrote for another mirror: refused, and nothing at all written.
+    let theirs = dir.path().join("certs.d/docker.io/hosts.toml");
+    std::fs::create_dir_all(theirs.parent().unwrap()).unwrap();
+    std::fs::write(&theirs, "server = \"https://mirror.example\"\n").unwrap();
+    let refused = run("containerd-hosts", &[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("certs.d/docker.io/hosts.toml: exists with other content, not replaced"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&theirs).unwrap(),
+        "server = \"https://mirror.example\"\n"
+    );
+    assert!(
+        !dir.path().join("certs.d/quay.io/hosts.toml").exists(),
+        "nothing written"
+    );
+    let forced = run("containerd-hosts", &["--force"]);
+    assert_eq!(
+        forced.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(&theirs)
+            .unwrap()
+            .contains(&format!("https://{REGISTRY}/v2/docker-hub"))
+    );
+}
+
+/// What a new user met: prewarm needs AWS and says so in one line; `-` with an empty stdin;
+/// `--format` with `--output json`; a `:443` registry host; the profile's Region.
+#[test]
+fn small_things_a_new_user_met() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ptc"))
+        .args(["prewarm", "--image", "-"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", tempfile::tempdir().unwrap().path())
+        .env("AWS_REGION", "eu-west-2")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"nginx:1.25\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.starts_with("ptc: no AWS credentials for prewarm"),
+        "{stderr}"
+    );
+
+    let out = ptc(
+        &["map", "--rule", "quay=quay.io", "--registry", REGISTRY, "-"],
+        Some(""),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-: stdin held no reference"));
+
+    let out = laptop(
+        &[
+            "map",
+            "--rule",
+            "quay=quay.io",
+            "--registry",
+            REGISTRY,
+            "--output",
+            "json",
+            "--format",
+            "kyverno",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--output json or watch-list cannot go with it")
+    );
+
+    // `host:443` is `host`: the cache's own URI is already cached, as references read it.
+    let out = laptop(
+        &[
+            "map",
+            "--output",
+            "json",
+            "--rule",
+            "quay=quay.io",
+            "--registry",
+            &format!("{REGISTRY}:443"),
+            &format!("{REGISTRY}/quay/a/b:1"),
+        ],
+        &[],
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["class"], "already-cached", "{rows}");
+
+    // The Region of the profile (~/.aws/config) gives the host with --account, no credentials.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".aws")).unwrap();
+    std::fs::write(
+        home.path().join(".aws/config"),
+        "[default]\nregion = eu-west-2\n\n[profile dev]\nregion = us-east-2\n",
+    )
+    .unwrap();
+    for (profile, region) in [(None, "eu-west-2"), (Some("dev"), "us-east-2")] {
+        let mut args = vec![
+            "map",
+            "--rule",
+            "quay=quay.io",
+            "--account",
+            "123456789012",
+            "quay.io/a/b:1",
+        ];
+        if let Some(p) = profile {
+            args.extend(["--profile", p]);
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_ptc"))
+            .args(&args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{profile:?}: {stderr}");
+        assert!(
+            stdout(&out).contains(&format!(
+                "123456789012.dkr.ecr.{region}.amazonaws.com/quay/a/b:1"
+            )),
+            "{profile:?}: {}",
+            stdout(&out)
+        );
+    }
+}

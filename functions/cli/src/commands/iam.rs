@@ -100,7 +100,10 @@ pub async fn pull_time_exclusion(
         Some(arn) => ExpectedExclusion::exact(arn, "--principal-arn"),
         None => {
             let caller = ctx
-                .aws_for("the cache account (GetCallerIdentity)", "--account ID")
+                .aws_for(
+                    "who the caller is (GetCallerIdentity)",
+                    Some("--principal-arn ARN"),
+                )
                 .await?
                 .caller_identity()
                 .await
@@ -163,7 +166,10 @@ pub async fn consumer_policy(ctx: &Context, args: ConsumerPolicyArgs) -> Result<
         ),
         None => {
             let caller = ctx
-                .aws_for("the cache account (GetCallerIdentity)", "--account ID")
+                .aws_for(
+                    "the cache account (GetCallerIdentity)",
+                    Some("--account ID"),
+                )
                 .await?
                 .caller_identity()
                 .await

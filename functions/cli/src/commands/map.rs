@@ -24,9 +24,13 @@ pub struct Args {
     /// Print the routing as a file teams use (helm-values and kustomize-images need references).
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub format: Option<Format>,
-    /// With --format: write the files under DIR (created) instead of stdout.
+    /// With --format: write the files under DIR (created) instead of stdout; a file there that
+    /// differs is not replaced.
     #[arg(long, value_name = "DIR", requires = "format")]
     pub out_dir: Option<String>,
+    /// With --out-dir: replace files that exist and differ.
+    #[arg(long, requires = "out_dir")]
+    pub force: bool,
     /// References as people write them (nginx:1.25, quay.io/x/y:v1); `-` reads them from stdin.
     #[arg(value_name = "REF")]
     pub references: Vec<String>,
@@ -43,13 +47,23 @@ pub struct Args {
 /// comments out what is not routable and exits 0 otherwise); [`CliError::File`] for
 /// `--out-dir`; [`CliError::Output`].
 pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
+    if args.format.is_some() && ctx.output() != OutputFormat::Table {
+        return Err(CliError::Usage(
+            "--format prints its own file format: --output json or watch-list cannot go with it"
+                .to_owned(),
+        ));
+    }
+    let from_stdin = args.references.iter().any(|r| r == "-");
     let inputs = routing::expand_stdin(args.references)?;
     let needs_refs = args.format.is_none_or(Format::per_reference);
     if needs_refs && inputs.is_empty() {
-        return Err(CliError::Usage(match args.format {
-            Some(_) => "this --format is one entry per reference: give references (or - for stdin)"
-                .to_owned(),
-            None => {
+        return Err(CliError::Usage(match (args.format, from_stdin) {
+            (_, true) => "-: stdin held no reference".to_owned(),
+            (Some(_), false) => {
+                "this --format is one entry per reference: give references (or - for stdin)"
+                    .to_owned()
+            }
+            (None, false) => {
                 "give one or more references (or - for stdin), or --format for the rules' routing"
                     .to_owned()
             }
@@ -58,7 +72,13 @@ pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
     let routing = routing::resolve(ctx, &args.routing).await?;
     let images = classify_all(&routing.rules, &routing.registry_host, &inputs);
     if let Some(format) = args.format {
-        return print_format(&routing, format, &images, args.out_dir.as_deref());
+        return print_format(
+            &routing,
+            format,
+            &images,
+            args.out_dir.as_deref(),
+            args.force,
+        );
     }
     let mappings: Vec<Mapping> = images.iter().map(Mapping::from).collect();
     let failed = mappings.iter().filter(|m| m.failed()).count();
@@ -89,6 +109,7 @@ fn print_format(
     format: Format,
     images: &[Classified],
     out_dir: Option<&str>,
+    force: bool,
 ) -> Result<(), CliError> {
     let (mirrors, unused_rules) = adoption::mirrors(&routing.rules);
     let input = Input {
@@ -99,7 +120,7 @@ fn print_format(
     };
     let files = formats::render(format, &input).map_err(CliError::Usage)?;
     match out_dir {
-        Some(dir) => write_files(Path::new(dir), &files)?,
+        Some(dir) => write_files(Path::new(dir), &files, force)?,
         None => {
             let mut out = std::io::stdout().lock();
             let many = files.len() > 1;
@@ -131,9 +152,27 @@ fn print_format(
     }
 }
 
-/// Write each file under `dir`, creating directories. A path that would leave `dir` is
-/// refused ([`CliError::File`]); the formats make none.
-fn write_files(dir: &Path, files: &[OutputFile]) -> Result<(), CliError> {
+/// Write each file under `dir`, creating directories. Nothing someone else wrote is lost: a
+/// file that exists with other content is not replaced without `force`, and then nothing
+/// is written at all ([`CliError::File`] names it and how many); one with the same content is
+/// left as it is. A path that would leave `dir` is refused; the formats make none.
+fn write_files(dir: &Path, files: &[OutputFile], force: bool) -> Result<(), CliError> {
+    let differing: Vec<String> = files
+        .iter()
+        .filter(|f| {
+            std::fs::read(dir.join(&f.path)).is_ok_and(|old| !force && old != f.text.as_bytes())
+        })
+        .map(|f| dir.join(&f.path).display().to_string())
+        .collect();
+    if let Some(first) = differing.first() {
+        return Err(CliError::File {
+            path: first.clone(),
+            reason: format!(
+                "exists with other content, not replaced ({} such files; nothing was written): --force replaces them",
+                differing.len()
+            ),
+        });
+    }
     for file in files {
         let rel = Path::new(&file.path);
         let inside = rel.components().all(|c| matches!(c, Component::Normal(_)));
@@ -147,6 +186,10 @@ fn write_files(dir: &Path, files: &[OutputFile]) -> Result<(), CliError> {
         }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| err(e.to_string()))?;
+        }
+        if std::fs::read(&path).is_ok_and(|old| old == file.text.as_bytes()) {
+            eprintln!("ptc: {} unchanged", path.display());
+            continue;
         }
         std::fs::write(&path, &file.text).map_err(|e| err(e.to_string()))?;
         eprintln!("ptc: wrote {}", path.display());

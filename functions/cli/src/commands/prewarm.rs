@@ -72,7 +72,12 @@ pub async fn run(ctx: &Context, mut args: Args) -> Result<(), CliError> {
         // What is missing is told before any call.
         args.queue.places(settings).all(TRIGGER)?;
     }
-    let aws = ctx.aws().await?;
+    let aws = ctx
+        .aws_for(
+            "prewarm, which pulls through the cache (GetAuthorizationToken, DescribePullThroughCacheRules)",
+            None,
+        )
+        .await?;
     let http = ptc_core::oci::http_client(settings.http_timeout).map_err(CliError::HttpClient)?;
     let endpoint = settings.registry_endpoint.as_ref().map(|e| e.as_str());
     let (cache, registry_host) = RegistryClient::for_ecr(http.clone(), aws.ecr.clone(), endpoint)

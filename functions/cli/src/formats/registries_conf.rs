@@ -29,8 +29,9 @@ use ptc_core::adoption::{Classified, Mirror};
 
 use super::{Input, OutputFile, comment};
 
-/// The file name of the single output file.
-pub const FILE: &str = "registries.conf";
+/// The single output file, a drop-in under `/etc/containers` (containers-registries.conf.d(5)):
+/// `--out-dir /etc/containers` adds it beside the system's `registries.conf`, never over it.
+pub const FILE: &str = "registries.conf.d/50-ecr-pull-through-cache.conf";
 
 /// One `[[registry]]` table (containers-registries.conf(5), `Registry` in
 /// system_registries_v2.go).
