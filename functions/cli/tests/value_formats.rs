@@ -271,13 +271,13 @@ fn pyyaml(text: &str) -> (Json, Json) {
         first = yaml.safe_load(sys.stdin.read())\n\
         second = yaml.safe_load(yaml.safe_dump(first))\n\
         print(json.dumps([first, second]))\n";
-    let mut child = Command::new("/work/main/.venv/bin/python")
+    let mut child = Command::new(ptc_tests::repo_root().join(".venv/bin/python"))
         .args(["-c", script])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("the local stack's Python (/work/main/.venv) with PyYAML");
+        .expect("the local stack's Python (.venv, made by scripts/setup.sh) with PyYAML");
     child
         .stdin
         .take()
@@ -627,6 +627,45 @@ fn the_kustomize_matcher_port_agrees_with_kustomizes_own_cases() {
     ] {
         assert_eq!(kustomize_split(value), expected, "{value}");
     }
+}
+
+/// A review's attack: a reference holding a NEL (U+0085), a line break for PyYAML, libyaml and
+/// go-yaml, tried to add an entry after the `#` of its comment. The outputs read back with
+/// only the routable entry.
+#[test]
+fn a_hostile_reference_cannot_add_entries_through_its_comment() {
+    let helm = format_any(
+        "helm-values",
+        &[
+            "nginx:1.25",
+            "x\u{85}images: {pwned: {registry: evil.example, repository: x, tag: \"1\"}} #",
+        ],
+    );
+    let value = parse_yaml(&helm);
+    let keys: Vec<&String> = value["images"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["nginx:1.25"], "{helm}");
+    let kustomize = format_any(
+        "kustomize-images",
+        &[
+            "nginx:1.25",
+            "x\u{85}  - name: nginx\u{85}    newName: evil.example/nginx #",
+        ],
+    );
+    let value = parse_yaml(&kustomize);
+    assert!(
+        value["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| !e["newName"].as_str().unwrap().starts_with("evil.example")),
+        "{kustomize}"
+    );
+}
+
+/// The output of `--format format` for `refs`, whatever the exit code (invalid references
+/// exit 1).
+fn format_any(format: &str, refs: &[&str]) -> String {
+    String::from_utf8(map(&["--format", format], refs).stdout).unwrap()
 }
 
 #[test]

@@ -82,13 +82,53 @@ pub fn render(format: Format, input: &Input) -> Result<Vec<OutputFile>, String> 
     }
 }
 
-/// `# ` before every line of `text` (a reason may hold newlines from an upstream's answer;
-/// none may end a comment early in any of the formats).
+/// `# ` before every line of `text`. A reference or a reason is untrusted text (a manifest's,
+/// an upstream's answer): no character of it may end a comment early in any of the formats.
+/// Lines break at `\n` only; every other character YAML 1.1, TOML or HCL could read as a line
+/// break (`\r`, NEL U+0085, LS U+2028, PS U+2029: PyYAML, libyaml and go-yaml break lines
+/// at them, <https://yaml.org/spec/1.1/#id871136>) and every other control character is
+/// written escaped (`\r`, `\u{85}`), as is a byte-order mark.
 pub fn comment(text: &str) -> String {
-    text.lines()
-        .map(|l| format!("# {}", l.replace('\r', " ")))
+    text.split('\n')
+        .map(|l| format!("# {}", escape_breaks(l)))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// `line` with control characters, Unicode line and paragraph separators and U+FEFF escaped.
+fn escape_breaks(line: &str) -> String {
+    line.chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a hostile reference tried (a review): a NEL, LS, PS or CR to start a YAML line of
+    /// its own after the `#`. Each is escaped; PyYAML-style line breaks are gone.
+    #[test]
+    fn a_comment_cannot_be_left_early() {
+        for brk in ['\r', '\u{85}', '\u{2028}', '\u{2029}', '\u{b}', '\u{c}'] {
+            let text = comment(&format!("x{brk}images: {{pwned: 1}} #"));
+            assert_eq!(text.lines().count(), 1, "{text:?}");
+            assert!(
+                !text
+                    .chars()
+                    .any(|c| c.is_control() || matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}')),
+                "{text:?}"
+            );
+            assert!(text.starts_with("# x\\u{"), "{text:?}");
+        }
+        assert_eq!(comment("a\nb"), "# a\n# b");
+    }
 }
 
 /// A YAML document of the per-reference formats (`helm-values`, `kustomize-images`): the
