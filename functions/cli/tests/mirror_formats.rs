@@ -229,6 +229,9 @@ fn registries_conf_parses_round_trips_and_routes_the_seeds_rules() {
         .collect();
     let mut expected = vec![
         ("docker.io", format!("{HOST}/docker-hub")),
+        // Docker Hub hosts containers/image does not read as docker.io.
+        ("registry-1.docker.io", format!("{HOST}/docker-hub")),
+        ("registry.hub.docker.com", format!("{HOST}/docker-hub")),
         ("ghcr.io", format!("{HOST}/ghcr")),
         ("registry.k8s.io", format!("{HOST}/k8s")),
         ("quay.io", format!("{HOST}/quay")),
@@ -357,6 +360,8 @@ fn containerd_hosts_parse_round_trip_and_route_the_seeds_rules() {
         HOST,
         ECR_ROOT_UP,
         "docker.io",
+        "registry-1.docker.io",
+        "registry.hub.docker.com",
         "ghcr.io",
         "quay.io",
         "registry.k8s.io",

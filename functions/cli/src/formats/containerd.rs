@@ -47,6 +47,9 @@ use ptc_core::reference::DOCKER_HUB;
 
 use super::{Input, OutputFile, comment};
 
+/// ECR Public's host, which ecr-credential-provider answers with ECR Public credentials.
+const ECR_PUBLIC: &str = "public.ecr.aws";
+
 /// Where the kubelet credential provider config is written, next to `certs.d/`.
 pub const CREDENTIAL_PROVIDER_FILE: &str = "kubelet/credential-provider-config.yaml";
 
@@ -101,10 +104,27 @@ pub fn render(input: &Input) -> Result<Vec<OutputFile>, String> {
         .mirrors
         .iter()
         .partition(|m| m.upstream_path.is_none());
-    let partial_notes: Vec<(String, String)> = partial
+    // ECR Public: ecr-credential-provider answers `public.ecr.aws` images with an ECR Public
+    // token (us-east-1, `ecrPublicHosts` / `getPublicCredsData` in
+    // cmd/ecr-credential-provider/main.go), which the private registry refuses: a mirror for it
+    // would fail every such pull. Left out, and said.
+    let (public, whole): (Vec<&Mirror>, Vec<&Mirror>) =
+        whole.into_iter().partition(|m| m.registry == ECR_PUBLIC);
+    let mut partial_notes: Vec<(String, String)> = partial
         .iter()
         .map(|m| (m.registry.clone(), not_expressible(m, host)))
         .collect();
+    partial_notes.extend(public.iter().map(|m| {
+        (
+            m.registry.clone(),
+            format!(
+                "rule {} ({ECR_PUBLIC} -> {}) not written: ecr-credential-provider answers {ECR_PUBLIC} images with an ECR Public token (cmd/ecr-credential-provider/main.go, ecrPublicHosts), which {host} refuses, so every such pull would fail; reference {}/<path> directly (ptc rewrite, --format kyverno)",
+                m.prefix,
+                m.location(host),
+                m.location(host)
+            ),
+        )
+    }));
     let mut files = Vec::new();
     for mirror in &whole {
         // This file sends the whole registry to `mirror`'s cache path, the partial rules'
@@ -119,7 +139,15 @@ pub fn render(input: &Input) -> Result<Vec<OutputFile>, String> {
                 )
             })
             .collect();
-        files.push(hosts_file(mirror, host, &notes)?);
+        files.push(hosts_file(mirror, host, &mirror.registry, &notes)?);
+        if mirror.registry == DOCKER_HUB {
+            for alias in super::docker_hub_hosts_runtimes_keep() {
+                let note = format!(
+                    "Docker Hub written as {alias}/<namespace>/<name> (containerd keeps that host): the same cache path; a one-component name there needs library/ ({alias}/library/nginx)"
+                );
+                files.push(hosts_file(mirror, host, alias, &[note])?);
+            }
+        }
     }
     let mut notes: Vec<String> = partial_notes.into_iter().map(|(_, n)| n).collect();
     for (prefix, reason) in input.unused_rules {
@@ -152,8 +180,14 @@ pub fn render(input: &Input) -> Result<Vec<OutputFile>, String> {
     Ok(files)
 }
 
-/// The hosts.toml of one rule that covers its registry whole.
-fn hosts_file(mirror: &Mirror, host: &str, notes: &[String]) -> Result<OutputFile, String> {
+/// The hosts.toml of one rule that covers its registry whole, for references written with
+/// the host `written` (the rule's registry, or a Docker Hub host containerd keeps).
+fn hosts_file(
+    mirror: &Mirror,
+    host: &str,
+    written: &str,
+    notes: &[String],
+) -> Result<OutputFile, String> {
     let url = cache_url(mirror, host);
     let file = HostsFile {
         server: url.clone(),
@@ -166,24 +200,20 @@ fn hosts_file(mirror: &Mirror, host: &str, notes: &[String]) -> Result<OutputFil
             mirror.registry
         )
     })?;
-    let example = if mirror.official_images_need_library {
+    let example = if mirror.official_images_need_library && written == DOCKER_HUB {
         format!(
             "nginx:1.25 -> {url}/library/nginx/manifests/1.25 (containerd adds library/ itself)"
         )
     } else {
-        format!(
-            "{0}/<path>:<tag> -> {url}/<path>/manifests/<tag>",
-            mirror.registry
-        )
+        format!("{written}/<path>:<tag> -> {url}/<path>/manifests/<tag>")
     };
     let mut lines = vec![
         format!(
-            "containerd hosts.toml for {}: pulls go to the Amazon ECR pull-through cache (rule {}, {}), and only there.",
-            mirror.registry, mirror.prefix, mirror.upstream_url
+            "containerd hosts.toml for {written}: pulls go to the Amazon ECR pull-through cache (rule {}, {}), and only there.",
+            mirror.prefix, mirror.upstream_url
         ),
         format!(
-            "Install as /etc/containerd/certs.d/{}/hosts.toml with config_path = \"/etc/containerd/certs.d\" in [plugins.\"io.containerd.cri.v1.images\".registry] (1.x: io.containerd.grpc.v1.cri).",
-            mirror.registry
+            "Install as /etc/containerd/certs.d/{written}/hosts.toml with config_path = \"/etc/containerd/certs.d\" in [plugins.\"io.containerd.cri.v1.images\".registry] (1.x: io.containerd.grpc.v1.cri)."
         ),
         example,
         "override_path: the URL's path is the API root as written; without it containerd appends /v2".to_owned(),
@@ -196,7 +226,7 @@ fn hosts_file(mirror: &Mirror, host: &str, notes: &[String]) -> Result<OutputFil
     ];
     lines.extend(notes.iter().cloned());
     Ok(OutputFile {
-        path: format!("certs.d/{}/hosts.toml", mirror.registry),
+        path: format!("certs.d/{written}/hosts.toml"),
         text: format!("{}\n{toml}", comment(&lines.join("\n"))),
     })
 }
@@ -259,8 +289,14 @@ fn credential_provider_file(
     let host = input.registry_host;
     let mut match_images = vec![host.to_owned()];
     for mirror in whole {
-        if !match_images.contains(&mirror.registry) {
-            match_images.push(mirror.registry.clone());
+        let mut hosts = vec![mirror.registry.clone()];
+        if mirror.registry == DOCKER_HUB {
+            hosts.extend(super::docker_hub_hosts_runtimes_keep().map(str::to_owned));
+        }
+        for h in hosts {
+            if !match_images.contains(&h) {
+                match_images.push(h);
+            }
         }
     }
     let region = ecr_region(host);
@@ -355,7 +391,12 @@ mod tests {
         let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             paths,
-            ["certs.d/docker.io/hosts.toml", CREDENTIAL_PROVIDER_FILE]
+            [
+                "certs.d/docker.io/hosts.toml",
+                "certs.d/registry-1.docker.io/hosts.toml",
+                "certs.d/registry.hub.docker.com/hosts.toml",
+                CREDENTIAL_PROVIDER_FILE
+            ]
         );
         let hosts: toml::Table = toml::from_str(&files[0].text).unwrap();
         assert_eq!(
@@ -364,7 +405,7 @@ mod tests {
         );
         assert_eq!(hosts["override_path"].as_bool(), Some(true));
         assert!(hosts.get("host").is_none(), "no [host]: no fallback");
-        let provider = &files[1].text;
+        let provider = &files[3].text;
         assert!(
             provider.contains(&format!("# rule team-ecr ({ECR_UP}/team -> {HOST}/team-ecr) not written: hosts.toml is per registry host")),
             "{provider}"
@@ -373,7 +414,13 @@ mod tests {
         let matches = &yaml["providers"][0]["matchImages"];
         assert_eq!(
             matches,
-            &serde_norway::to_value([HOST, "docker.io"]).unwrap()
+            &serde_norway::to_value([
+                HOST,
+                "docker.io",
+                "registry-1.docker.io",
+                "registry.hub.docker.com"
+            ])
+            .unwrap()
         );
         assert_eq!(
             yaml["providers"][0]["env"][0]["value"].as_str(),
@@ -406,6 +453,33 @@ mod tests {
         assert_eq!(
             hosts["server"].as_str(),
             Some(format!("https://{HOST}/v2/b-all").as_str())
+        );
+    }
+
+    /// ecr-credential-provider answers public.ecr.aws with ECR Public credentials, which the
+    /// private registry refuses (a review): no hosts.toml, no matchImages entry, the reason.
+    #[test]
+    fn an_ecr_public_rule_is_not_a_node_mirror() {
+        let rules = RuleSet::new(vec![
+            PtcRule::new("ecr-public", "public.ecr.aws").unwrap(),
+            PtcRule::new("quay", "quay.io").unwrap(),
+        ]);
+        let files = render_rules(&rules, &[]);
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["certs.d/quay.io/hosts.toml", CREDENTIAL_PROVIDER_FILE]
+        );
+        let provider = &files[1].text;
+        assert!(
+            provider.contains("# rule ecr-public (public.ecr.aws -> ")
+                && provider.contains("an ECR Public token"),
+            "{provider}"
+        );
+        let yaml: serde_norway::Value = serde_norway::from_str(provider).unwrap();
+        assert_eq!(
+            yaml["providers"][0]["matchImages"],
+            serde_norway::to_value([HOST, "quay.io"]).unwrap()
         );
     }
 

@@ -82,6 +82,18 @@ pub fn render(format: Format, input: &Input) -> Result<Vec<OutputFile>, String> 
     }
 }
 
+/// The hosts people write Docker Hub references with that node runtimes do not read as
+/// `docker.io`: containerd and containers/image normalise `index.docker.io` to `docker.io`
+/// (distribution/reference `normalize.go`), not `registry-1.docker.io` nor
+/// `registry.hub.docker.com`, which `ptc map` routes as Docker Hub
+/// ([`ptc_core::reference::DOCKER_HUB_ALIASES`]). A node mirror for `docker.io` also needs one
+/// for each of these.
+pub fn docker_hub_hosts_runtimes_keep() -> impl Iterator<Item = &'static str> {
+    ptc_core::reference::DOCKER_HUB_ALIASES
+        .into_iter()
+        .filter(|h| !matches!(*h, "docker.io" | "index.docker.io"))
+}
+
 /// `# ` before every line of `text`. A reference or a reason is untrusted text (a manifest's,
 /// an upstream's answer): no character of it may end a comment early in any of the formats.
 /// Lines break at `\n` only; every other character YAML 1.1, TOML or HCL could read as a line

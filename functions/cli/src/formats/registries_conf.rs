@@ -61,11 +61,11 @@ struct Document<'a> {
 pub fn render(input: &Input) -> Result<Vec<OutputFile>, String> {
     let host = input.registry_host;
     let mut text = header(host);
-    for mirror in input.mirrors {
+    for (about, registry) in input.mirrors.iter().flat_map(|m| registries_of(m, host)) {
         text.push('\n');
-        text.push_str(&comment(&describe(mirror, host)));
+        text.push_str(&comment(&about));
         text.push('\n');
-        text.push_str(&serialise(&[registry(mirror, host)])?);
+        text.push_str(&serialise(&[registry])?);
     }
     if input.mirrors.is_empty() {
         text.push_str("\n# No rule routes anything: no [[registry]] is written.\n");
@@ -80,6 +80,31 @@ pub fn render(input: &Input) -> Result<Vec<OutputFile>, String> {
         path: FILE.to_owned(),
         text,
     }])
+}
+
+/// The `[[registry]]` tables of one mirror, each with the comment above it: the mirror's
+/// ([`registry`]), then for Docker Hub one per host containers/image keeps
+/// ([`super::docker_hub_hosts_runtimes_keep`]), with the same mirror.
+fn registries_of(mirror: &Mirror, host: &str) -> Vec<(String, Registry)> {
+    let mut out = vec![(describe(mirror, host), registry(mirror, host))];
+    if mirror.registry == ptc_core::reference::DOCKER_HUB {
+        for alias in super::docker_hub_hosts_runtimes_keep() {
+            out.push((
+                format!(
+                    "rule {} as references written {alias}/<namespace>/<name> name it (containers/image keeps that host); a one-component name there needs library/",
+                    mirror.prefix
+                ),
+                Registry {
+                    prefix: alias.to_owned(),
+                    location: alias.to_owned(),
+                    mirror: vec![Endpoint {
+                        location: mirror.location(host),
+                    }],
+                },
+            ));
+        }
+    }
+    out
 }
 
 /// The `[[registry]]` of one mirror: its upstream namespace as prefix and location (the
@@ -206,7 +231,11 @@ mod tests {
         let text = render_rules(&rules, &["nginx:1.25", "gcr.io/x/y:1"]);
         let parsed: toml::Table = toml::from_str(&text).unwrap();
         let (mirrors, _) = adoption::mirrors(&rules);
-        let all: Vec<Registry> = mirrors.iter().map(|m| registry(m, HOST)).collect();
+        let all: Vec<Registry> = mirrors
+            .iter()
+            .flat_map(|m| registries_of(m, HOST))
+            .map(|(_, r)| r)
+            .collect();
         let whole: toml::Table = toml::from_str(&serialise(&all).unwrap()).unwrap();
         assert_eq!(parsed, whole);
         assert!(
