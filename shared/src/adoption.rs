@@ -21,7 +21,7 @@
 use serde::Serialize;
 
 use crate::reference::{DOCKER_HUB, ImageReference};
-use crate::rules::{Prefix, RuleError, RuleSet, UpstreamKind, is_private_ecr_host};
+use crate::rules::{Prefix, RuleError, RuleSet, UpstreamKind};
 
 /// Where one image reference stands with respect to the cache. Serialised in kebab case
 /// (`routable`, `already-cached`, ...).
@@ -130,7 +130,7 @@ impl Classified {
 /// one per Region or shared, from
 /// <https://docs.aws.amazon.com/eks/latest/userguide/add-ons-images.html> (November 2026).
 /// Their images are pulled with the node role over AWS's network; a cache gains nothing.
-pub const EKS_ADDON_ACCOUNTS: [&str; 22] = [
+pub const EKS_ADDON_ACCOUNTS: [&str; 23] = [
     "602401143452", // most Regions
     "877085696533", // af-south-1
     "800184023465", // ap-east-1
@@ -153,20 +153,41 @@ pub const EKS_ADDON_ACCOUNTS: [&str; 22] = [
     "761377655185", // ca-west-1
     "151742754352", // us-gov-east-1
     "013241004608", // us-gov-west-1
+    "877088126301", // eusc-de-east-1 (amazonaws.eu)
 ];
 
-/// Whether `host` is a private ECR registry (`<12 digits>.dkr.ecr.<region>.<AWS domain>`,
-/// any partition's domain: `amazonaws.com`, `amazonaws.com.cn`, `amazonaws.eu`, ...).
+/// The account of a private ECR registry host, in every form ecr-credential-provider's
+/// `ecrPrivateHostPattern` accepts (kubernetes/cloud-provider-aws
+/// cmd/ecr-credential-provider/main.go):
+/// `<12 digits>.dkr(.|-)ecr[-fips].<region>.<domain>`, the domain one of `amazonaws.com`,
+/// `amazonaws.com.cn`, `amazonaws.eu`, `on.aws`, `on.amazonwebservices.com.cn` (dual-stack),
+/// `sc2s.sgov.gov`, `c2s.ic.gov`, `cloud.adc-e.uk`, `csp.hci.ic.gov`. `None` for any other host.
 fn ecr_account(host: &str) -> Option<&str> {
-    if is_private_ecr_host(host) {
-        return host.split('.').next();
+    const DOMAINS: [&str; 9] = [
+        "amazonaws.com",
+        "amazonaws.com.cn",
+        "amazonaws.eu",
+        "on.aws",
+        "on.amazonwebservices.com.cn",
+        "sc2s.sgov.gov",
+        "c2s.ic.gov",
+        "cloud.adc-e.uk",
+        "csp.hci.ic.gov",
+    ];
+    let host = host.split(':').next().unwrap_or_default();
+    let (account, rest) = host.split_once('.')?;
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
-    let (account, rest) = host.split_once(".dkr.ecr.")?;
-    let aws_domain = rest.split_once('.').map(|(_, d)| d)?;
-    (account.len() == 12
-        && account.bytes().all(|b| b.is_ascii_digit())
-        && aws_domain.starts_with("amazonaws."))
-    .then_some(account)
+    let rest = ["dkr.ecr-fips.", "dkr-ecr-fips.", "dkr.ecr.", "dkr-ecr."]
+        .iter()
+        .find_map(|p| rest.strip_prefix(p))?;
+    let (region, domain) = rest.split_once('.')?;
+    let region_ok = region.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    (region_ok && DOMAINS.contains(&domain)).then_some(account)
 }
 
 /// Classify one reference as written (a container's `image:`, a `FROM` line, a list entry)
@@ -512,6 +533,48 @@ mod tests {
             .unwrap()
             .contains("EKS add-on")
         );
+    }
+
+    /// EKS add-on registries on FIPS and dual-stack endpoints are AWS's too (a review found
+    /// them `unsupported`), in the forms ecr-credential-provider accepts.
+    #[test]
+    fn every_ecr_endpoint_form_is_known() {
+        let rules = seeds();
+        for host in [
+            "602401143452.dkr.ecr-fips.us-east-1.amazonaws.com",
+            "602401143452.dkr-ecr.us-east-1.on.aws",
+            "602401143452.dkr-ecr-fips.us-east-1.on.aws",
+            "918309763551.dkr.ecr.cn-north-1.amazonaws.com.cn",
+            "877088126301.dkr.ecr.eusc-de-east-1.amazonaws.eu",
+            "013241004608.dkr.ecr.us-gov-west-1.amazonaws.com",
+        ] {
+            let c = classify(&format!("{host}/eks/coredns:v1.11.1"), &rules, HOST);
+            assert_eq!(c.class, ImageClass::AwsOwned, "{host}: {c:?}");
+            assert!(
+                c.reason.as_deref().unwrap().contains("EKS add-on"),
+                "{host}"
+            );
+        }
+        for host in [
+            "210987654321.dkr.ecr.eu-west-1.amazonaws.com",
+            "210987654321.dkr-ecr.eu-west-1.on.aws",
+        ] {
+            let c = classify(&format!("{host}/team/app:1"), &rules, HOST);
+            assert_eq!(c.class, ImageClass::AwsOwned, "{host}");
+            assert!(
+                c.reason
+                    .as_deref()
+                    .unwrap()
+                    .contains("already in Amazon ECR")
+            );
+        }
+        for host in [
+            "602401143452.dkr.ecr.evil.example",
+            "60240114345.dkr.ecr.us-east-1.amazonaws.com",
+        ] {
+            let c = classify(&format!("{host}/eks/x:1"), &rules, HOST);
+            assert_ne!(c.class, ImageClass::AwsOwned, "{host}");
+        }
     }
 
     #[test]
