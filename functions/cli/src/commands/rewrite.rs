@@ -1,21 +1,38 @@
-//! `ptc rewrite PATH... [--write]`: the scan of `ptc scan`, then the cached URI in place of
-//! each routable reference written as a whole string (a container's or a HelmRelease value's
-//! `image:`, a Dockerfile's literal `FROM` image, a list line), every other byte kept
-//! (comments, quotes, indentation, CRLF). A unified diff on stdout (`git apply` / `patch
-//! -p1` take it), or `--write`: each file replaced atomically (a temporary file in its
-//! directory, then renamed over it). Idempotent: a rewritten reference names the cache
-//! (`already-cached`) and is left alone.
+//! `ptc rewrite PATH... [--write]`: the scan of `ptc scan`, then the cached location in place
+//! of each routable reference written as a whole string (a container's or a HelmRelease
+//! value's `image:`, a Dockerfile's literal `FROM` / `COPY --from` / `RUN --mount from`
+//! image, a list line), every other byte kept (comments, quotes, indentation, CRLF).
 //!
-//! Never touched: images that are not routable; Helm's split values (`registry`,
-//! `repository`, `tag`: `ptc map --format helm-values` prints them), `FROM` images built from
-//! `ARG`s, values a document writes in flow style or through aliases; each is said on stderr.
+//! The new text is `<registry host>/<cached repository>` (as [`adoption::classify`] routes
+//! it: `Classified::repository`) followed by exactly the tag and digest the reference was
+//! written with, or none when it had none: `quay.io/prometheus/node-exporter` becomes
+//! `<host>/quay/prometheus/node-exporter`, not `...:latest`, so a chart writing `{{ .image
+//! }}:{{ .imageTag }}` still renders one tag.
+//!
+//! A unified diff on stdout, or `--write`: each file replaced atomically (a temporary file
+//! made with `O_EXCL` in its directory, with the old file's mode and, when the process may,
+//! its owner and group, then renamed over it). The patch names a relative path `a/<path>`
+//! and `b/<path>` (`git apply`, `patch -p1`), and so an absolute path below the current
+//! directory (made relative to it); an absolute path elsewhere is named as it is, for
+//! `patch -p0` (`git apply` refuses such names). A path with whitespace or control
+//! characters is not put in a patch (a problem says so; `--write` rewrites it).
+//! Idempotent: a rewritten reference names the cache (`already-cached`) and is left alone.
+//!
+//! Never touched, and each said on stderr with its class and reason: images that are not
+//! routable (already cached, AWS-owned, unsupported registries, no rule, invalid); Helm's
+//! split values (`registry`, `repository`/`image`, `tag`: `ptc map --format helm-values`
+//! prints them), images built from `ARG`s, values a document writes in flow style, with a
+//! tag, through aliases or merge keys. Every stderr line built from file content has its
+//! control characters escaped.
 
 use std::io::Write;
 use std::path::Path;
 
+use ptc_core::adoption;
+
 use crate::context::Context;
 use crate::error::{CliError, Findings};
-use crate::output::OutputFormat;
+use crate::output::{OutputFormat, escape_controls};
 use crate::routing::{self, RoutingArgs};
 use crate::scan;
 
@@ -61,7 +78,10 @@ pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
     for file in &files {
         for p in &file.scan.problems {
             problems += 1;
-            eprintln!("ptc: {} {}: {}", file.name, p.location, p.reason);
+            say(&format!("{} {}: {}", file.name, p.location, p.reason));
+        }
+        for n in &file.scan.notes {
+            say(&format!("{} {}: {}", file.name, n.location, n.reason));
         }
         let Some((new, done)) = rewrite_file(file, &routing) else {
             continue;
@@ -72,20 +92,27 @@ pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
         if *old == new {
             continue;
         }
-        rewritten += done;
-        files_changed += 1;
         if args.write {
             write_atomically(path, &new).map_err(|reason| CliError::File {
-                path: file.name.clone(),
+                path: escape_controls(&file.name),
                 reason,
             })?;
-            eprintln!("ptc: rewrote {}", file.name);
+            say(&format!("rewrote {}", file.name));
         } else {
-            let (a, b) = diff_names(&file.name);
+            let Some((a, b)) = diff_names(&file.name) else {
+                problems += 1;
+                say(&format!(
+                    "{}: a file name with whitespace or control characters cannot be named in a patch: not in it (ptc rewrite --write rewrites it)",
+                    file.name
+                ));
+                continue;
+            };
             stdout
                 .write_all(scan::unified_diff(old, &new, &a, &b).as_bytes())
                 .map_err(CliError::Output)?;
         }
+        rewritten += done;
+        files_changed += 1;
     }
     eprintln!(
         "ptc: {rewritten} reference{} rewritten in {files_changed} file{}{}",
@@ -103,16 +130,46 @@ pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
     }
 }
 
-/// The file's new text and how many references changed; each routable reference left as it
-/// is said on stderr. `None` when the file could not be read.
+/// One line on stderr, `ptc: ` and `text` with its control characters escaped (file names,
+/// references and reasons come from files).
+fn say(text: &str) {
+    eprintln!("ptc: {}", escape_controls(text));
+}
+
+/// What replaces a routable reference: `<registry host>/<cached repository>` and the tag
+/// and digest exactly as `written` gives them (none when it gives none). `None` when the
+/// classification names no repository.
+pub fn replacement(c: &adoption::Classified, registry_host: &str, written: &str) -> Option<String> {
+    let repository = c.repository.as_deref()?;
+    Some(format!(
+        "{registry_host}/{repository}{}",
+        scan::written_suffix(written)
+    ))
+}
+
+/// The file's new text and how many references changed; each reference left as it is said
+/// on stderr with its class and reason. `None` when the file could not be read.
 fn rewrite_file(file: &ScannedFile, routing: &routing::Routing) -> Option<(String, usize)> {
     let text = file.text.as_ref()?;
     let mut replacements = Vec::new();
+    let mut classes = Vec::with_capacity(file.scan.found.len());
     for (index, found) in file.scan.found.iter().enumerate() {
         let c = classify(found, routing);
-        if let (true, Some(uri)) = (c.is_routable(), c.uri) {
-            replacements.push((index, uri));
+        if c.is_routable()
+            && let Some(new) = replacement(&c, &routing.registry_host, found.text())
+        {
+            replacements.push((index, new));
+        } else {
+            say(&format!(
+                "{} {}: {} left as written: {}: {}",
+                file.name,
+                found.location,
+                found.text(),
+                c.class,
+                c.reason.as_deref().unwrap_or("no cached repository")
+            ));
         }
+        classes.push(c.class);
     }
     let (new, outcomes) = scan::rewrite(text, &file.scan, &replacements);
     let mut done = 0;
@@ -121,10 +178,13 @@ fn rewrite_file(file: &ScannedFile, routing: &routing::Routing) -> Option<(Strin
             Ok(()) => done += 1,
             Err(why) => {
                 let found = &file.scan.found[outcome.index];
-                eprintln!(
-                    "ptc: {} {}: {} not rewritten: {why}",
-                    file.name, found.location, found.image
-                );
+                say(&format!(
+                    "{} {}: {} left as written: {} but not rewritten: {why}",
+                    file.name,
+                    found.location,
+                    found.text(),
+                    classes[outcome.index]
+                ));
             }
         }
     }
@@ -132,32 +192,78 @@ fn rewrite_file(file: &ScannedFile, routing: &routing::Routing) -> Option<(Strin
 }
 
 /// The patch's file names: `a/<path>` and `b/<path>` for a relative path (`git apply`,
-/// `patch -p1`), the path itself twice for an absolute one (`patch -p0`).
-fn diff_names(name: &str) -> (String, String) {
-    if Path::new(name).is_absolute() {
-        (name.to_owned(), name.to_owned())
-    } else {
-        let name = name.trim_start_matches("./");
-        (format!("a/{name}"), format!("b/{name}"))
+/// `patch -p1`) and for an absolute path below the current directory (made relative to
+/// it); the path itself twice for another absolute one (`patch -p0`; `git apply` refuses
+/// it). `None` when the name has whitespace or control characters (a unified diff header
+/// cannot name it without quoting, which `patch` and `git apply` read differently).
+fn diff_names(name: &str) -> Option<(String, String)> {
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return None;
     }
+    let path = Path::new(name);
+    let relative = if path.is_absolute() {
+        let below = std::env::current_dir()
+            .ok()
+            .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf));
+        match below.as_ref().and_then(|p| p.to_str()) {
+            Some(rel) if !rel.is_empty() => rel.to_owned(),
+            _ => return Some((name.to_owned(), name.to_owned())),
+        }
+    } else {
+        name.to_owned()
+    };
+    let mut rel = relative.as_str();
+    while let Some(rest) = rel.strip_prefix("./") {
+        rel = rest;
+    }
+    Some((format!("a/{rel}"), format!("b/{rel}")))
 }
 
 /// Replace the file (through symbolic links: the file they name) with `text`: written to a
-/// temporary file in the same directory with the old one's permissions, synced, renamed over
-/// it. Errors: the I/O error's message.
+/// new temporary file in the same directory, made with `create_new` (`O_EXCL`: never a file
+/// or symbolic link already there), given the old file's owner and group when the process
+/// may (`fchown`: root may; another user may keep its own uid and set a group it is in;
+/// else the new file keeps the process's, which cannot be helped without privileges) and
+/// then its mode (after `fchown`, which clears set-id bits), synced, renamed over it.
+/// Errors: the I/O error's message.
 fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let target = std::fs::canonicalize(path).map_err(|e| e.to_string())?;
     let dir = target.parent().ok_or("no parent directory")?;
     let name = target
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or("not a file name")?;
-    let temp = dir.join(format!(".{name}.ptc-rewrite.{}", std::process::id()));
+    let meta = std::fs::metadata(&target).map_err(|e| e.to_string())?;
+    let mut made = None;
+    for attempt in 0..100 {
+        let temp = dir.join(format!(
+            ".{name}.ptc-rewrite.{}.{attempt}",
+            std::process::id()
+        ));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+        {
+            Ok(file) => {
+                made = Some((temp, file));
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let (temp, mut file) = made.ok_or("no temporary file name free beside it")?;
     let result = (|| {
-        let permissions = std::fs::metadata(&target)?.permissions();
-        let mut file = std::fs::File::create(&temp)?;
         file.write_all(text.as_bytes())?;
-        file.set_permissions(permissions)?;
+        if std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid())).is_err() {
+            // Not root: keep at least the group when the process is in it; else the
+            // process's own owner and group stay (nothing more can be done unprivileged).
+            let _ = std::os::unix::fs::fchown(&file, None, Some(meta.gid()));
+        }
+        file.set_permissions(meta.permissions())?;
         file.sync_all()?;
         std::fs::rename(&temp, &target)
     })();

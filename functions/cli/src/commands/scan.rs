@@ -50,20 +50,27 @@ pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
             let r = &report.rows[*row];
             if !r.exact && c.is_routable() {
                 eprintln!(
-                    "ptc: {} {}: {} left out of the watch list: {}",
-                    r.file,
-                    r.location,
-                    c.reference,
-                    r.note.as_deref().unwrap_or_default()
+                    "ptc: {}",
+                    output::escape_controls(&format!(
+                        "{} {}: {} left out of the watch list: {}",
+                        r.file,
+                        r.location,
+                        c.reference,
+                        r.note.as_deref().unwrap_or_default()
+                    ))
                 );
             }
         }
-        for r in report.rows.iter().filter(|r| r.problem.is_some()) {
+        for r in report.rows.iter().filter(|r| r.image.is_none()) {
+            let text = r.problem.as_deref().or(r.note.as_deref());
             eprintln!(
-                "ptc: {} {}: {}",
-                r.file,
-                r.location,
-                r.problem.as_deref().unwrap_or_default()
+                "ptc: {}",
+                output::escape_controls(&format!(
+                    "{} {}: {}",
+                    r.file,
+                    r.location,
+                    text.unwrap_or_default()
+                ))
             );
         }
         let mut out = std::io::stdout().lock();
@@ -91,15 +98,18 @@ pub struct ScannedFile {
     pub scan: FileScan,
 }
 
-/// Every file of `paths` (`-` = stdin, directories walked: [`scan::walk`]) read within
-/// [`scan::MAX_FILE_BYTES`] and scanned; what cannot be read is a [`scan::Problem`] of the
-/// file named.
+/// Every file of `paths` (`-` = stdin, read once however often it is given; directories
+/// walked: [`scan::walk`]) read within [`scan::MAX_FILE_BYTES`] and scanned; what cannot be
+/// read is a [`scan::Problem`] of the file named.
 pub fn read_paths(paths: &[String]) -> Vec<ScannedFile> {
     let mut files = Vec::new();
+    let mut stdin_read = false;
     for given in paths {
         if given == "-" {
-            let bytes = scan::read_bounded(std::io::stdin().lock());
-            files.push(scanned("-".into(), None, bytes, None));
+            if !std::mem::replace(&mut stdin_read, true) {
+                let bytes = scan::read_bounded(std::io::stdin().lock());
+                files.push(scanned("-".into(), None, bytes, None));
+            }
             continue;
         }
         let (entries, problems) = scan::walk(Path::new(given));
@@ -112,7 +122,7 @@ pub fn read_paths(paths: &[String]) -> Vec<ScannedFile> {
             });
         }
         for entry in entries {
-            let bytes = read_file(&entry.path);
+            let bytes = read_file(&entry.path, entry.walked);
             files.push(scanned(
                 entry.path.display().to_string(),
                 Some(entry.path),
@@ -134,9 +144,25 @@ fn problem(reason: String) -> FileScan {
     }
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let len = file.metadata().map_err(|e| e.to_string())?.len();
+/// Open `path` without blocking (a FIFO put in place of a regular file would block `open`)
+/// and, when a walk found it, without following a symbolic link (`O_NOFOLLOW`: a link put
+/// in place after the walk fails with ELOOP); refused unless a regular file.
+fn read_file(path: &Path, walked: bool) -> Result<Vec<u8>, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut flags = libc::O_NONBLOCK;
+    if walked {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err(scan::special_file("not a regular file"));
+    }
+    let len = meta.len();
     if len > scan::MAX_FILE_BYTES {
         return Err(format!(
             "larger than {} MiB ({len} bytes), not read",
@@ -171,7 +197,8 @@ fn scanned(
     }
 }
 
-/// One line of `ptc scan`'s answer: an image found, or a problem reading a file.
+/// One line of `ptc scan`'s answer: an image found, a problem reading a file, or a note on
+/// what the scan could not see (class `note` in the table; not a problem).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Row {
     /// The file, `-` for stdin.
@@ -195,7 +222,8 @@ pub struct Row {
     /// Why it is not routable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// Something to know: the `ARG`s it came from, a tag the values leave to the chart.
+    /// Something to know: the `ARG`s it came from, a tag the values leave to the chart; alone
+    /// (no image, no problem), a note on the file (a HelmRelease's `valuesFrom`, not read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// What kept the file or document from being read.
@@ -253,6 +281,20 @@ impl Report {
                     reason: None,
                     note: None,
                     problem: Some(p.reason.clone()),
+                    exact: false,
+                });
+            }
+            for n in &file.scan.notes {
+                rows.push(Row {
+                    file: file.name.clone(),
+                    location: n.location.clone(),
+                    image: None,
+                    class: None,
+                    upstream: None,
+                    uri: None,
+                    reason: None,
+                    note: Some(n.reason.clone()),
+                    problem: None,
                     exact: false,
                 });
             }
@@ -330,6 +372,14 @@ impl Report {
         if problems > 0 {
             line.push_str(&format!("; {problems} problem{}", plural(problems)));
         }
+        let notes = self
+            .rows
+            .iter()
+            .filter(|r| r.image.is_none() && r.problem.is_none())
+            .count();
+        if notes > 0 {
+            line.push_str(&format!("; {notes} note{}", plural(notes)));
+        }
         line
     }
 
@@ -345,6 +395,7 @@ impl Report {
                     (None, None, reason) => reason.clone().unwrap_or_default(),
                 };
                 let last = match &r.note {
+                    Some(note) if last.is_empty() => note.clone(),
                     Some(note) => format!("{last} ({note})"),
                     None => last,
                 };
@@ -356,9 +407,11 @@ impl Report {
                         r.location.clone()
                     },
                     r.image.clone().unwrap_or_else(|| "-".into()),
-                    r.class
-                        .map(|c| c.as_str().to_owned())
-                        .unwrap_or_else(|| "problem".into()),
+                    match (r.class, &r.problem) {
+                        (Some(c), _) => c.as_str().to_owned(),
+                        (None, Some(_)) => "problem".into(),
+                        (None, None) => "note".into(),
+                    },
                     last,
                 ]
             })

@@ -1,4 +1,10 @@
-//! Dockerfiles and Containerfiles: the images of their `FROM` lines, as BuildKit reads them.
+//! Dockerfiles and Containerfiles: the images of their `FROM` lines, as BuildKit reads them,
+//! and the images `COPY --from=<image>` and `RUN --mount=...,from=<image>` name (BuildKit
+//! pulls them when the value is not a stage: the Dockerfile reference, `COPY --from`: "an
+//! image, a build stage, or a named context"; `RUN --mount` `from`: "build stage, context,
+//! or image name for the root of the source"). A value equal to any stage's name in the file
+//! (lowercased, as `parseBuildStageName` does) or a stage index (`0`, `1`) is a stage, not an
+//! image.
 //!
 //! Sources: the Dockerfile reference (<https://docs.docker.com/reference/dockerfile/>, and
 //! <https://docs.docker.com/reference/dockerfile/#understand-how-arg-and-from-interact>: `FROM
@@ -62,18 +68,55 @@ impl Instruction<'_> {
     }
 }
 
-/// The images of a Dockerfile's `FROM` lines (see the module's docs): each with `FROM line
-/// N`, [`Edit::Span`] when written literally, [`Edit::No`] when built from `ARG`s.
+/// The images of a Dockerfile's `FROM` lines and of `COPY --from=` / `RUN --mount=..,from=`
+/// (see the module's docs): each with `FROM line N` (`COPY --from line N`, `RUN --mount line
+/// N`), [`Edit::Span`] when written literally, [`Edit::No`] when built from `ARG`s.
 pub fn scan(text: &str) -> FileScan {
     let escape = escape_directive(text);
     let mut scan = FileScan::default();
     let mut meta_args: HashMap<String, String> = HashMap::new();
     let mut stages: Vec<String> = Vec::new();
     let mut seen_from = false;
-    for instruction in instructions(text, escape) {
+    let instructions = instructions(text, escape);
+    let all_stages: Vec<String> = instructions
+        .iter()
+        .filter_map(|i| {
+            let line = i.text();
+            let (word, rest_at) = first_word(&line);
+            if !word.eq_ignore_ascii_case("FROM") {
+                return None;
+            }
+            let args: Vec<String> = words(&line[rest_at..], escape)
+                .into_iter()
+                .map(|(w, _)| w)
+                .filter(|w| !w.starts_with("--"))
+                .collect();
+            (args.len() == 3 && args[1].eq_ignore_ascii_case("as"))
+                .then(|| args[2].to_ascii_lowercase())
+        })
+        .collect();
+    for instruction in instructions {
         let line = instruction.text();
         let (word, rest_at) = first_word(&line);
-        match word.to_ascii_uppercase().as_str() {
+        let upper = word.to_ascii_uppercase();
+        if seen_from && (upper == "COPY" || upper == "RUN") {
+            for (flag, value, range) in image_flags(&upper, &line[rest_at..], escape) {
+                let range = (range.start + rest_at)..(range.end + rest_at);
+                let location = format!("{upper} {flag} line {}", instruction.line);
+                if let Some(found) = flag_image(
+                    location,
+                    &value,
+                    instruction.file_range(range),
+                    &meta_args,
+                    &all_stages,
+                    escape,
+                ) {
+                    scan.found.push(found);
+                }
+            }
+            continue;
+        }
+        match upper.as_str() {
             "ARG" if !seen_from => {
                 for (token, _) in words(&line[rest_at..], escape) {
                     match token.split_once('=') {
@@ -145,6 +188,91 @@ pub fn scan(text: &str) -> FileScan {
         }
     }
     scan
+}
+
+/// The `--from=` of a COPY, the `from=` of each `--mount=` of a RUN: `(flag, value as
+/// written, its range in `args`)`. Flags come before the first argument that is not one.
+fn image_flags(
+    instruction: &str,
+    args: &str,
+    escape: char,
+) -> Vec<(&'static str, String, std::ops::Range<usize>)> {
+    let mut out = Vec::new();
+    for (word, range) in words(args, escape) {
+        if !word.starts_with("--") {
+            break;
+        }
+        if instruction == "COPY"
+            && let Some(value) = word.strip_prefix("--from=")
+        {
+            let start = range.start + "--from=".len();
+            out.push(("--from", value.to_owned(), start..range.end));
+        }
+        if instruction == "RUN"
+            && let Some(mount) = word.strip_prefix("--mount=")
+        {
+            // Comma-separated key=value fields (BuildKit `instructions/commands_runmount.go`
+            // `parseMount`, a CSV record).
+            let mut at = range.start + "--mount=".len();
+            for field in mount.split(',') {
+                if let Some(value) = field.strip_prefix("from=") {
+                    let start = at + "from=".len();
+                    out.push(("--mount", value.to_owned(), start..start + value.len()));
+                }
+                at += field.len() + 1;
+            }
+        }
+    }
+    out
+}
+
+/// The image a `--from` value names, `None` when it names a stage (see the module's docs).
+fn flag_image(
+    location: String,
+    value: &str,
+    file_range: Option<std::ops::Range<usize>>,
+    meta_args: &HashMap<String, String>,
+    stages: &[String],
+    escape: char,
+) -> Option<Found> {
+    let expanded = expand(value, meta_args, escape);
+    if !expanded.unresolved.is_empty() {
+        let mut found = Found::new(
+            location,
+            value.to_owned(),
+            Edit::No("built from a variable without a value".into()),
+        );
+        found.unresolved = Some(format!(
+            "{} has no default here (a --build-arg or a stage ARG at build time)",
+            expanded
+                .unresolved
+                .iter()
+                .map(|v| format!("${v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        return Some(found);
+    }
+    let name = expanded.value;
+    if name.is_empty()
+        || stages.contains(&name.to_ascii_lowercase())
+        || name.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let literal = !value.contains('$') && !value.contains(['"', '\'', escape]);
+    let edit = match (literal, file_range) {
+        (true, Some(range)) => Edit::Span(range),
+        (true, None) => Edit::No("the reference spans a line continuation".into()),
+        (false, _) => Edit::No(format!(
+            "built from ARG {value}: change the ARG's default instead"
+        )),
+    };
+    let mut found = Found::new(location, name, edit);
+    if !literal {
+        found.note = Some(format!("from {value} with the ARG defaults"));
+    }
+    Some(found)
 }
 
 /// The escape character: `` ` `` when a `# escape=`` ` directive opens the file, else `\`.
@@ -467,6 +595,25 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn copy_from_and_run_mount_from() {
+        let text = "FROM golang:1.22 AS build\nCOPY --from=build /a /b\nCOPY --from=0 /a /b\nCOPY --chown=1 --from=ghcr.io/o/r:1 /x /y\nRUN --mount=type=bind,from=quay.io/m/n:1,target=/m true\nRUN --mount=type=cache,target=/c --mount=from=later,target=/l true\nFROM alpine AS later\n";
+        assert_eq!(
+            images(text),
+            [
+                ("FROM line 1".into(), "golang:1.22".into()),
+                ("COPY --from line 4".into(), "ghcr.io/o/r:1".into()),
+                ("RUN --mount line 5".into(), "quay.io/m/n:1".into()),
+                ("FROM line 7".into(), "alpine".into()),
+            ]
+        );
+        let scan = scan(text);
+        for f in &scan.found {
+            let Edit::Span(r) = &f.edit else { panic!() };
+            assert_eq!(&text[r.clone()], f.image);
+        }
     }
 
     #[test]

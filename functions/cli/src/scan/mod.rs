@@ -3,20 +3,28 @@
 //! [`walk`] finds the files of a path, [`rewrite`] replaces whole-string references).
 //!
 //! # What is read, and how a file's kind is told
-//! By name first ([`Kind::from_name`]): `Dockerfile`, `Containerfile`, `*.Dockerfile`,
-//! `*.Containerfile`, `Dockerfile.*`, `Containerfile.*` are Dockerfiles; `*.yaml`, `*.yml`
-//! YAML; `*.json` JSON; `*.list` and `*images*.txt` plain lists. A file named on the command
-//! line with another name (and stdin, `-`) is told by its content ([`Kind::from_content`]):
-//! its first line that is neither blank nor a comment starting with `FROM`, `ARG` (or a
-//! `# syntax=` / `# escape=` parser directive) is a Dockerfile, one starting with `{` or `[`
-//! JSON, one that is `---` or a `key:` mapping line YAML, anything else a plain list. In a
-//! directory, only the files whose name gives their kind are read.
+//! By name first ([`Kind::from_name`], case-insensitive):
+//! - Dockerfiles: `Dockerfile`, `Containerfile`, `Dockerfile.<x>` and `Containerfile.<x>`
+//!   (but not `Dockerfile.dockerignore` / `Containerfile.containerignore`, BuildKit's
+//!   per-Dockerfile ignore files), `*.Dockerfile`, `*.Containerfile`;
+//! - YAML: `*.yaml`, `*.yml`; JSON: `*.json`;
+//! - plain lists: `images.txt`, `images.list`, `*-images.txt`, `*_images.txt`, `*.images`,
+//!   `watch-list.txt`, `watchlist.txt`, `*.watchlist` (not every `*.list`: apt's
+//!   `sources.list` is no image list).
+//!
+//! A file named on the command line with another name (and stdin, `-`) is told by its
+//! content ([`Kind::from_content`]): its first line that is neither blank nor a comment
+//! starting with `FROM`, `ARG` (or a `# syntax=` / `# escape=` parser directive) is a
+//! Dockerfile, one starting with `{` or `[` JSON, one that is `---` or a `key:` mapping line
+//! YAML, anything else a plain list. In a directory, only the files whose name gives their
+//! kind are read.
 //!
 //! - YAML / JSON ([`yaml`]): Kubernetes workloads (Pod, Deployment, ReplicaSet, StatefulSet,
 //!   DaemonSet, Job, CronJob, ReplicationController, PodTemplate, and the items of `kind:
 //!   List`), their `initContainers`, `containers`, `ephemeralContainers`; Flux HelmReleases'
 //!   `spec.values`.
-//! - Dockerfiles ([`dockerfile`]): the `FROM` lines as BuildKit reads them.
+//! - Dockerfiles ([`dockerfile`]): the `FROM` lines as BuildKit reads them, and the images
+//!   `COPY --from=` and `RUN --mount=...,from=` name.
 //! - Plain lists ([`list`]): one reference a line, `#` comments.
 //!
 //! # Limits (untrusted input)
@@ -26,8 +34,11 @@
 //! levels is refused ("recursion limit exceeded") and alias expansion beyond 100 times the
 //! document's events ("repetition limit exceeded", an alias bomb)
 //! (<https://github.com/cafkafk/serde-yaml/blob/main/src/de.rs>, `jumpcount`). Directory walks
-//! stop at [`MAX_DEPTH`] levels and [`MAX_FILES`] files, follow symbolic links to files and
-//! directories but enter each directory once (a symlink loop is cut), and skip hidden entries.
+//! stop at [`MAX_DEPTH`] levels and [`MAX_FILES`] files, skip hidden entries, and never
+//! follow a symbolic link they meet (a link to a directory, or with a name the walk would
+//! read, is a [`Problem`] saying so: name it on the command line to read it; paths given on
+//! the command line are followed). A FIFO, socket or device is a [`Problem`] and is never
+//! opened (reading one could block forever).
 
 pub mod dockerfile;
 pub mod list;
@@ -66,11 +77,18 @@ impl Kind {
     pub fn from_name(path: &Path) -> Option<Self> {
         let name = path.file_name()?.to_str()?;
         let lower = name.to_ascii_lowercase();
-        let docker = ["dockerfile", "containerfile"];
-        if docker.iter().any(|d| {
-            lower == *d || lower.ends_with(&format!(".{d}")) || lower.starts_with(&format!("{d}."))
-        }) {
-            return Some(Self::Dockerfile);
+        for (stem, ignore) in [
+            ("dockerfile", "dockerignore"),
+            ("containerfile", "containerignore"),
+        ] {
+            if lower == stem
+                || lower.ends_with(&format!(".{stem}"))
+                || lower
+                    .strip_prefix(&format!("{stem}."))
+                    .is_some_and(|x| !x.is_empty() && x != ignore)
+            {
+                return Some(Self::Dockerfile);
+            }
         }
         if lower.ends_with(".yaml") || lower.ends_with(".yml") {
             return Some(Self::Yaml);
@@ -78,10 +96,18 @@ impl Kind {
         if lower.ends_with(".json") {
             return Some(Self::Json);
         }
-        if lower.ends_with(".list") || (lower.contains("images") && lower.ends_with(".txt")) {
-            return Some(Self::List);
-        }
-        None
+        let list = [
+            "images.txt",
+            "images.list",
+            "watch-list.txt",
+            "watchlist.txt",
+        ]
+        .contains(&lower.as_str())
+            || lower.ends_with("-images.txt")
+            || lower.ends_with("_images.txt")
+            || (lower.ends_with(".images") && lower.len() > ".images".len())
+            || (lower.ends_with(".watchlist") && lower.len() > ".watchlist".len());
+        list.then_some(Self::List)
     }
 
     /// The kind a text's first line that is neither blank nor a comment gives (see the
@@ -147,6 +173,10 @@ pub struct Found {
     /// Whether a watch list may hold it: false when what runs is not what is written (a Helm
     /// split image with no tag, whose tag the chart chooses).
     pub exact: bool,
+    /// The text in the file when `image` is composed from more than it (a tagless Helm
+    /// `image:` whose tag is a sibling `imageTag`/`tag`): what [`rewrite`] checks and
+    /// replaces, keeping its lack of a tag.
+    pub written: Option<String>,
 }
 
 impl Found {
@@ -158,8 +188,27 @@ impl Found {
             note: None,
             unresolved: None,
             exact: true,
+            written: None,
         }
     }
+
+    /// The reference's text as the file writes it: [`Found::written`], else [`Found::image`].
+    pub fn text(&self) -> &str {
+        self.written.as_deref().unwrap_or(&self.image)
+    }
+}
+
+/// The tag and digest a reference is written with, `:tag`, `@digest`, `:tag@digest`, or
+/// empty when it has neither (the part after the name: a `:` after the last `/`, or `@`).
+/// `quay.io/a/b` gives ``, `localhost:5000/a:1` gives `:1`.
+pub fn written_suffix(reference: &str) -> &str {
+    let r = reference.trim();
+    let name_end = r.find('@').unwrap_or(r.len());
+    let last_slash = r[..name_end].rfind('/').map_or(0, |i| i + 1);
+    let colon = r[last_slash..name_end]
+        .find(':')
+        .map_or(name_end, |i| last_slash + i);
+    &r[colon..]
 }
 
 /// How [`rewrite`] can replace a [`Found`] image.
@@ -206,6 +255,9 @@ pub struct FileScan {
     pub found: Vec<Found>,
     /// The parts that could not be read.
     pub problems: Vec<Problem>,
+    /// What the scan could not see and the user should know, not a failure (a HelmRelease's
+    /// `valuesFrom`, whose ConfigMaps and Secrets are not read).
+    pub notes: Vec<Problem>,
     /// YAML and JSON: each document's byte range in the text.
     pub documents: Vec<Range<usize>>,
 }
@@ -289,12 +341,37 @@ pub struct Entry {
     pub path: PathBuf,
     /// The kind its name gives.
     pub kind: Option<Kind>,
+    /// Found in a directory walk (then it is opened without following a symbolic link), or
+    /// given on the command line (followed).
+    pub walked: bool,
 }
 
-/// The files of `path`: itself when it is a file (any name: kind by content when the name
-/// gives none); when a directory, the files below it whose names give their kind, sorted,
-/// within [`MAX_DEPTH`] and [`MAX_FILES`], each directory entered once (symlink loops cut),
-/// hidden entries skipped. What cannot be read is returned as `(path, problem)`.
+/// What a file that is neither a regular file nor a directory is, `None` for those two.
+fn special(file_type: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if file_type.is_socket() {
+        Some("a socket")
+    } else if file_type.is_block_device() || file_type.is_char_device() {
+        Some("a device")
+    } else {
+        None
+    }
+}
+
+/// The problem of a special file (FIFO, socket, device): never opened.
+pub fn special_file(what: &str) -> String {
+    format!("{what}, not a regular file: not opened")
+}
+
+/// The files of `path`: itself when it is a file (any name, followed when it is a symbolic
+/// link; kind by content when the name gives none); when a directory, the files below it
+/// whose names give their kind, sorted, within [`MAX_DEPTH`] and [`MAX_FILES`], hidden
+/// entries skipped, symbolic links not followed (a link to a directory, a broken or looping
+/// one, or one whose name gives a kind is a problem saying so; other links are skipped).
+/// A FIFO, socket or device is a problem, never opened. What cannot be read is returned as
+/// `(path, problem)`.
 pub fn walk(path: &Path) -> (Vec<Entry>, Vec<(PathBuf, String)>) {
     let mut entries = Vec::new();
     let mut problems = Vec::new();
@@ -304,10 +381,14 @@ pub fn walk(path: &Path) -> (Vec<Entry>, Vec<(PathBuf, String)>) {
             let mut seen = HashSet::new();
             walk_dir(path, 0, &mut seen, &mut entries, &mut problems);
         }
-        Ok(_) => entries.push(Entry {
-            path: path.to_owned(),
-            kind: Kind::from_name(path),
-        }),
+        Ok(meta) => match special(meta.file_type()) {
+            Some(what) => problems.push((path.to_owned(), special_file(what))),
+            None => entries.push(Entry {
+                path: path.to_owned(),
+                kind: Kind::from_name(path),
+                walked: false,
+            }),
+        },
     }
     (entries, problems)
 }
@@ -322,7 +403,7 @@ fn walk_dir(
     match std::fs::canonicalize(dir) {
         Ok(real) => {
             if !seen.insert(real) {
-                return; // entered already: a symlink loop, or two links to one directory
+                return; // entered already (a bind mount): once
             }
         }
         Err(e) => {
@@ -353,26 +434,48 @@ fn walk_dir(
         if hidden {
             continue;
         }
-        // metadata follows symlinks: a link to a file is read, to a directory entered (once).
-        match std::fs::metadata(&child) {
-            Err(e) => problems.push((child, e.to_string())),
-            Ok(meta) if meta.is_dir() => walk_dir(&child, depth + 1, seen, entries, problems),
-            Ok(_) => {
-                if let Some(kind) = Kind::from_name(&child) {
-                    if entries.len() >= MAX_FILES {
-                        problems.push((
-                            child,
-                            format!("more than {MAX_FILES} files: the walk stops here"),
-                        ));
-                        return;
-                    }
-                    entries.push(Entry {
-                        path: child,
-                        kind: Some(kind),
-                    });
-                }
+        // symlink_metadata does not follow a link: a walk never leaves the tree through one.
+        let meta = match std::fs::symlink_metadata(&child) {
+            Ok(meta) => meta,
+            Err(e) => {
+                problems.push((child, e.to_string()));
+                continue;
             }
+        };
+        let file_type = meta.file_type();
+        if file_type.is_symlink() {
+            let target_dir = std::fs::metadata(&child).map(|m| m.is_dir());
+            if Kind::from_name(&child).is_some() || !matches!(target_dir, Ok(false)) {
+                problems.push((
+                    child,
+                    "a symbolic link: not followed in a directory walk (name it on the command line to read it)".into(),
+                ));
+            }
+            continue;
         }
+        if file_type.is_dir() {
+            walk_dir(&child, depth + 1, seen, entries, problems);
+            continue;
+        }
+        let Some(kind) = Kind::from_name(&child) else {
+            continue;
+        };
+        if let Some(what) = special(file_type) {
+            problems.push((child, special_file(what)));
+            continue;
+        }
+        if entries.len() >= MAX_FILES {
+            problems.push((
+                child,
+                format!("more than {MAX_FILES} files: the walk stops here"),
+            ));
+            return;
+        }
+        entries.push(Entry {
+            path: child,
+            kind: Some(kind),
+            walked: true,
+        });
     }
 }
 
@@ -389,7 +492,12 @@ pub struct Outcome {
 /// into [`FileScan::found`]) replaced, every other byte kept; and, for each image asked, an
 /// [`Outcome`]. [`Edit::Span`]s are replaced where they are; [`Edit::Value`]s through
 /// [`yaml::rewrite_document`], which checks the document parses to the same value with only
-/// those strings changed (else none of its images is replaced, each told why).
+/// those strings changed: a value it cannot replace is refused with its reason and the
+/// others of its document are still replaced; when replacing would change anything else,
+/// none of the document's images is replaced, each told why.
+///
+/// Cost: linear in the text and the number of replacements (each document's lines are
+/// read once, whatever the number of images).
 pub fn rewrite(
     text: &str,
     scan: &FileScan,
@@ -431,16 +539,24 @@ pub fn rewrite(
         let doc_text = &text[range.clone()];
         let asked: Vec<(Vec<Segment>, String, String)> = values
             .iter()
-            .map(|(index, path, new)| (path.clone(), scan.found[*index].image.clone(), new.clone()))
+            .map(|(index, path, new)| {
+                (
+                    path.clone(),
+                    scan.found[*index].text().to_owned(),
+                    new.clone(),
+                )
+            })
             .collect();
         match yaml::rewrite_document(doc_text, scan.kind.unwrap_or(Kind::Yaml), &asked) {
-            Ok(spans) => {
+            Ok((spans, results)) => {
                 for (span, new) in spans {
                     edits.push(((span.start + range.start)..(span.end + range.start), new));
                 }
-                outcomes.extend(values.iter().map(|(index, _, _)| Outcome {
-                    index: *index,
-                    result: Ok(()),
+                outcomes.extend(values.iter().zip(results).map(|((index, _, _), result)| {
+                    Outcome {
+                        index: *index,
+                        result,
+                    }
                 }));
             }
             Err(why) => outcomes.extend(values.iter().map(|(index, _, _)| Outcome {
@@ -571,6 +687,15 @@ mod tests {
             ("Dockerfile", Some(Kind::Dockerfile)),
             ("api.Dockerfile", Some(Kind::Dockerfile)),
             ("Containerfile.dev", Some(Kind::Dockerfile)),
+            ("web.dockerfile", Some(Kind::Dockerfile)),
+            ("Dockerfile.dockerignore", None),
+            ("sources.list", None),
+            ("images.list", Some(Kind::List)),
+            ("images.txt", Some(Kind::List)),
+            ("prod.images", Some(Kind::List)),
+            ("watch-list.txt", Some(Kind::List)),
+            ("prod.watchlist", Some(Kind::List)),
+            ("notes.txt", None),
             ("x.YAML", Some(Kind::Yaml)),
             ("x.json", Some(Kind::Json)),
             ("base-images.txt", Some(Kind::List)),
@@ -589,6 +714,21 @@ mod tests {
         assert_eq!(Kind::from_content("apiVersion: v1\nkind: Pod"), Kind::Yaml);
         assert_eq!(Kind::from_content("{\"kind\": \"Pod\"}"), Kind::Json);
         assert_eq!(Kind::from_content("nginx:1.25\nquay.io/a/b"), Kind::List);
+    }
+
+    #[test]
+    fn written_suffixes() {
+        for (r, suffix) in [
+            ("quay.io/prometheus/node-exporter", ""),
+            ("nginx", ""),
+            ("nginx:1.25", ":1.25"),
+            ("localhost:5000/a", ""),
+            ("localhost:5000/a:1", ":1"),
+            ("a/b@sha256:00", "@sha256:00"),
+            ("a/b:1@sha256:00", ":1@sha256:00"),
+        ] {
+            assert_eq!(written_suffix(r), suffix, "{r}");
+        }
     }
 
     #[test]

@@ -11,11 +11,22 @@
 //!   `initContainers`, `containers`, `ephemeralContainers`, each container's `image`.
 //! - Flux HelmRelease (`apiVersion: helm.toolkit.fluxcd.io/*`, any version): `spec.values`,
 //!   walked whole: a string under a key `image` or ending in `Image` is a reference; a
-//!   mapping with a string `repository` and a `tag`, `digest` or `registry` is the split form
-//!   charts use, composed as their helpers do: `[registry/]repository[:tag][@digest]`, the
-//!   registry falling back to `global.image.registry`, then `global.imageRegistry`
-//!   (nats-io/k8s `helm/charts/nats/templates/_helpers.tpl` `nats.image`; Bitnami's
-//!   `common.images.image`, which writes `@digest` in place of the tag).
+//!   mapping with a string `repository` beside a `registry`, `tag`, `imageTag` or `digest`,
+//!   or a string `image` beside a `registry` (ingress-nginx's `controller.image: {registry,
+//!   image, tag, digest}`), is the split form charts use, composed as their helpers do:
+//!   `[registry/]repository[:tag][@digest]`, and never rewritten. The registry: Bitnami's
+//!   `global.imageRegistry` wins over the image's own `registry` (bitnami/charts
+//!   `bitnami/common/templates/_images.tpl`, `common.images.image`: `$registryName :=
+//!   .imageRoot.registry`, then `if .global.imageRegistry` it is replaced), which wins over
+//!   nats' `global.image.registry`, a fallback (nats-io/k8s
+//!   `helm/charts/nats/templates/_helpers.tpl` `nats.image`). A whole `image:` string with
+//!   no tag of its own beside an `imageTag` or `tag` is composed with it (`{{ .image }}:{{
+//!   .imageTag }}`) for the scan; a rewrite replaces only the string, keeping it tagless.
+//!   `spec.valuesFrom` (values from ConfigMaps and Secrets) is not read: a note says so.
+//! - YAML merge keys (`<<: *anchor`, which Kubernetes applies) are applied before the pod
+//!   specs are read (serde_norway's `Value::apply_merge`); an image that comes through a
+//!   merge is found but not rewritten (its text is the anchor's, shared).
+//! - A UTF-8 byte order mark opening the file is skipped (kubectl and PyYAML accept it).
 
 use std::ops::Range;
 
@@ -39,10 +50,21 @@ pub fn scan(text: &str, kind: Kind) -> FileScan {
         let doc = &text[range.clone()];
         first_line += line_of(&text[counted_to..range.start], usize::MAX) - 1;
         counted_to = range.start;
-        match parse(doc, kind) {
-            Ok(value) => {
+        match parse(doc, kind).and_then(|raw| merged(raw, kind)) {
+            Ok((raw, merged)) => {
                 let mut path = Vec::new();
-                object(&value, &mut path, index, &mut scan.found, 0);
+                let first = scan.found.len();
+                let mut walk = Objects {
+                    document: index,
+                    out: &mut scan.found,
+                    notes: &mut scan.notes,
+                };
+                walk.object(merged.as_ref().unwrap_or(&raw), &mut path, 0);
+                if merged.is_some() {
+                    for found in &mut scan.found[first..] {
+                        through_merge(found, &raw);
+                    }
+                }
             }
             Err(reason) => scan.problems.push(Problem {
                 location: format!("document {} (line {first_line})", index + 1),
@@ -63,11 +85,53 @@ pub fn scan(text: &str, kind: Kind) -> FileScan {
     scan
 }
 
-/// One document's value. Errors: the parser's message (lines counted in `doc`).
+/// One document's value, a byte order mark opening it skipped. Errors: the parser's
+/// message (lines counted in `doc`).
 pub fn parse(doc: &str, kind: Kind) -> Result<Value, String> {
+    let doc = doc.strip_prefix('\u{feff}').unwrap_or(doc);
     match kind {
         Kind::Json => serde_json::from_str(doc).map_err(|e| e.to_string()),
         _ => serde_norway::from_str(doc).map_err(|e| e.to_string()),
+    }
+}
+
+/// The raw value, and the value with its YAML merge keys applied when it has any (`None`
+/// when it has none). Errors: a merge key whose value is not a mapping or a list of them.
+fn merged(raw: Value, kind: Kind) -> Result<(Value, Option<Value>), String> {
+    if kind == Kind::Json || !has_merge_key(&raw, 0) {
+        return Ok((raw, None));
+    }
+    let mut merged = raw.clone();
+    merged
+        .apply_merge()
+        .map_err(|e| format!("a YAML merge key (<<) cannot be applied: {e}"))?;
+    Ok((raw, Some(merged)))
+}
+
+fn has_merge_key(v: &Value, depth: usize) -> bool {
+    if depth > 256 {
+        return false;
+    }
+    match v {
+        Value::Mapping(m) => m
+            .iter()
+            .any(|(k, v)| k.as_str() == Some("<<") || has_merge_key(v, depth + 1)),
+        Value::Sequence(items) => items.iter().any(|v| has_merge_key(v, depth + 1)),
+        Value::Tagged(t) => has_merge_key(&t.value, depth + 1),
+        _ => false,
+    }
+}
+
+/// A found whole string that the document without its merges applied does not hold at its
+/// path came through a merge key: not rewritten (its text is the anchor's).
+fn through_merge(found: &mut Found, raw: &Value) {
+    let Edit::Value { path, .. } = &found.edit else {
+        return;
+    };
+    if value_ref(raw, path).and_then(Value::as_str) != Some(found.text()) {
+        found.edit = Edit::No(
+            "it comes through a YAML merge key (<<: *anchor): change the anchored value it merges from".into(),
+        );
     }
 }
 
@@ -175,71 +239,89 @@ fn pod_spec_path(kind: &str) -> Option<&'static [&'static str]> {
     })
 }
 
-/// The images of one Kubernetes object (and of a list's items), `path` leading to it.
-fn object(v: &Value, path: &mut Vec<Segment>, document: usize, out: &mut Vec<Found>, depth: usize) {
-    let v = untag(v);
-    let kind = str_of(v, "kind").unwrap_or_default();
-    let name = get_path(v, &["metadata", "name"])
-        .and_then(Value::as_str)
-        .unwrap_or("(no name)");
-    if kind.ends_with("List")
-        && depth < 8
-        && let Some(items) = get(v, "items").and_then(Value::as_sequence)
-    {
-        for (i, item) in items.iter().enumerate() {
-            path.extend([Segment::Key("items".into()), Segment::Index(i)]);
-            object(item, path, document, out, depth + 1);
-            path.truncate(path.len() - 2);
-        }
-        return;
-    }
-    if let Some(spec_path) = pod_spec_path(kind) {
-        let Some(spec) = get_path(v, spec_path) else {
+/// The images (and notes) of a document's Kubernetes objects.
+struct Objects<'a> {
+    document: usize,
+    out: &'a mut Vec<Found>,
+    notes: &'a mut Vec<Problem>,
+}
+
+impl Objects<'_> {
+    /// The images of one Kubernetes object (and of a list's items), `path` leading to it.
+    fn object(&mut self, v: &Value, path: &mut Vec<Segment>, depth: usize) {
+        let v = untag(v);
+        let kind = str_of(v, "kind").unwrap_or_default();
+        let name = get_path(v, &["metadata", "name"])
+            .and_then(Value::as_str)
+            .unwrap_or("(no name)");
+        if kind.ends_with("List")
+            && depth < 8
+            && let Some(items) = get(v, "items").and_then(Value::as_sequence)
+        {
+            for (i, item) in items.iter().enumerate() {
+                path.extend([Segment::Key("items".into()), Segment::Index(i)]);
+                self.object(item, path, depth + 1);
+                path.truncate(path.len() - 2);
+            }
             return;
-        };
-        let base = path.len();
-        path.extend(spec_path.iter().map(|k| Segment::Key((*k).into())));
-        for field in ["initContainers", "containers", "ephemeralContainers"] {
-            let Some(containers) = get(spec, field).and_then(Value::as_sequence) else {
-                continue;
+        }
+        if let Some(spec_path) = pod_spec_path(kind) {
+            let Some(spec) = get_path(v, spec_path) else {
+                return;
             };
-            for (i, c) in containers.iter().enumerate() {
-                let Some(image) = get(c, "image") else {
+            let base = path.len();
+            path.extend(spec_path.iter().map(|k| Segment::Key((*k).into())));
+            for field in ["initContainers", "containers", "ephemeralContainers"] {
+                let Some(containers) = get(spec, field).and_then(Value::as_sequence) else {
                     continue;
                 };
-                let cname = str_of(c, "name").unwrap_or("(no name)");
-                let location = format!("{kind}/{name} {field}[{i}] {cname}");
-                path.extend([
-                    Segment::Key(field.into()),
-                    Segment::Index(i),
-                    Segment::Key("image".into()),
-                ]);
-                out.push(whole_string(location, image, path, document));
-                path.truncate(path.len() - 3);
+                for (i, c) in containers.iter().enumerate() {
+                    let Some(image) = get(c, "image") else {
+                        continue;
+                    };
+                    let cname = str_of(c, "name").unwrap_or("(no name)");
+                    let location = format!("{kind}/{name} {field}[{i}] {cname}");
+                    path.extend([
+                        Segment::Key(field.into()),
+                        Segment::Index(i),
+                        Segment::Key("image".into()),
+                    ]);
+                    self.out
+                        .push(whole_string(location, image, path, self.document));
+                    path.truncate(path.len() - 3);
+                }
             }
-        }
-        path.truncate(base);
-        return;
-    }
-    let api = str_of(v, "apiVersion").unwrap_or_default();
-    if kind == "HelmRelease" && api.starts_with("helm.toolkit.fluxcd.io/") {
-        let Some(values) = get_path(v, &["spec", "values"]) else {
+            path.truncate(base);
             return;
-        };
-        let global_registry = get_path(values, &["global", "image", "registry"])
-            .or_else(|| get_path(values, &["global", "imageRegistry"]))
-            .and_then(Value::as_str)
-            .filter(|r| !r.is_empty());
-        let base = path.len();
-        path.extend([Segment::Key("spec".into()), Segment::Key("values".into())]);
-        let mut walk = ValuesWalk {
-            owner: format!("HelmRelease/{name}"),
-            global_registry,
-            document,
-            out,
-        };
-        walk.values(values, path, "values".to_owned(), 0);
-        path.truncate(base);
+        }
+        let api = str_of(v, "apiVersion").unwrap_or_default();
+        if kind == "HelmRelease" && api.starts_with("helm.toolkit.fluxcd.io/") {
+            if get_path(v, &["spec", "valuesFrom"]).is_some_and(|f| !matches!(f, Value::Null)) {
+                self.notes.push(Problem {
+                    location: format!("HelmRelease/{name} spec.valuesFrom"),
+                    reason: "values from ConfigMaps or Secrets (valuesFrom) are not read: their images are not in this scan".into(),
+                });
+            }
+            let Some(values) = get_path(v, &["spec", "values"]) else {
+                return;
+            };
+            let nonempty = |keys: &[&str]| {
+                get_path(values, keys)
+                    .and_then(scalar_text)
+                    .filter(|r| !r.is_empty())
+            };
+            let base = path.len();
+            path.extend([Segment::Key("spec".into()), Segment::Key("values".into())]);
+            let mut walk = ValuesWalk {
+                owner: format!("HelmRelease/{name}"),
+                global_image_registry: nonempty(&["global", "imageRegistry"]),
+                global_fallback_registry: nonempty(&["global", "image", "registry"]),
+                document: self.document,
+                out: self.out,
+            };
+            walk.values(values, path, "values".to_owned(), 0);
+            path.truncate(base);
+        }
     }
 }
 
@@ -275,10 +357,16 @@ fn scalar_text(v: &Value) -> Option<String> {
 /// A HelmRelease's values, walked for images.
 struct ValuesWalk<'a> {
     owner: String,
-    global_registry: Option<&'a str>,
+    /// Bitnami's `global.imageRegistry`: wins over an image's own `registry`.
+    global_image_registry: Option<String>,
+    /// nats' `global.image.registry`: used when an image gives no `registry`.
+    global_fallback_registry: Option<String>,
     document: usize,
     out: &'a mut Vec<Found>,
 }
+
+/// The keys that make a string `repository` (or `image`) part of a split.
+const TAG_KEYS: [&str; 2] = ["tag", "imageTag"];
 
 impl ValuesWalk<'_> {
     fn values(&mut self, v: &Value, path: &mut Vec<Segment>, at: String, depth: usize) {
@@ -299,12 +387,16 @@ impl ValuesWalk<'_> {
                     let image_key = key == "image" || key.ends_with("Image");
                     match child {
                         Value::String(s) if image_key && !s.trim().is_empty() => {
-                            self.out.push(whole_string(
+                            let mut found = whole_string(
                                 format!("{} {child_at}", self.owner),
                                 child,
                                 path,
                                 self.document,
-                            ));
+                            );
+                            if key == "image" {
+                                with_sibling_tag(&mut found, m);
+                            }
+                            self.out.push(found);
                         }
                         Value::Mapping(_) | Value::Sequence(_) => {
                             self.values(child, path, child_at, depth + 1)
@@ -325,24 +417,30 @@ impl ValuesWalk<'_> {
         }
     }
 
-    /// The split form `{registry, repository, tag, digest}`, composed as the charts' helpers
-    /// do (see the module's docs).
+    /// The split forms, composed as the charts' helpers do (see the module's docs): a string
+    /// `repository` beside `registry`, `tag`, `imageTag` or `digest`; a string `image`
+    /// beside `registry`.
     fn split(&self, m: &Mapping, at: &str) -> Option<Found> {
-        let repository = m.get("repository").map(untag)?.as_str()?;
+        let string = |k: &str| m.get(k).map(untag).and_then(Value::as_str);
+        let has = |keys: &[&str]| keys.iter().any(|k| m.contains_key(*k));
+        let (repository, key) = match (string("repository"), string("image")) {
+            (Some(r), _) if has(&["registry", "tag", "imageTag", "digest"]) => (r, "repository"),
+            (_, Some(i)) if has(&["registry"]) => (i, "image"),
+            _ => return None,
+        };
         let field = |k: &str| {
             m.get(k)
                 .map(untag)
                 .and_then(scalar_text)
                 .filter(|s| !s.is_empty())
         };
-        let (registry, tag, digest) = (field("registry"), field("tag"), field("digest"));
-        if !["registry", "tag", "digest"]
-            .iter()
-            .any(|k| m.contains_key(*k))
-        {
-            return None;
-        }
-        let registry = registry.or(self.global_registry.map(str::to_owned));
+        let tag = TAG_KEYS.iter().find_map(|k| field(k));
+        let digest = field("digest");
+        let registry = self
+            .global_image_registry
+            .clone()
+            .or(field("registry"))
+            .or(self.global_fallback_registry.clone());
         let mut image = match &registry {
             Some(r) => format!("{}/{repository}", r.trim_end_matches('/')),
             None => repository.to_owned(),
@@ -355,9 +453,9 @@ impl ValuesWalk<'_> {
         let mut found = Found::new(
             format!("{} {at}", self.owner),
             image,
-            Edit::No(
-                "split Helm values (registry/repository/tag): not rewritten; `ptc map --format helm-values` prints the values to set".into(),
-            ),
+            Edit::No(format!(
+                "split Helm values (registry/{key}/tag): not rewritten; `ptc map --format helm-values` prints the values to set"
+            )),
         );
         if digest.is_none() && tag.is_none() {
             found.note = Some(
@@ -369,38 +467,85 @@ impl ValuesWalk<'_> {
     }
 }
 
+/// A whole `image:` string with no tag or digest of its own, beside an `imageTag` or `tag`
+/// (and `digest`): the image is composed with them as the chart writes `{{ .image }}:{{
+/// .imageTag }}`; the string itself (tagless) is what a rewrite replaces.
+fn with_sibling_tag(found: &mut Found, m: &Mapping) {
+    if found.unresolved.is_some() || !super::written_suffix(&found.image).is_empty() {
+        return;
+    }
+    let field = |k: &str| {
+        m.get(k)
+            .map(untag)
+            .and_then(scalar_text)
+            .filter(|s| !s.is_empty())
+    };
+    let tag = TAG_KEYS.iter().find_map(|k| field(k));
+    let digest = field("digest");
+    if tag.is_none() && digest.is_none() {
+        return;
+    }
+    let mut image = found.image.clone();
+    if let Some(t) = &tag {
+        image = format!("{image}:{t}");
+    }
+    if let Some(d) = &digest {
+        image = format!("{image}@{d}");
+    }
+    found.written = Some(std::mem::replace(&mut found.image, image));
+    found.note =
+        Some("the tag from the values beside it; a rewrite keeps the string tagless".into());
+}
+
+/// What [`rewrite_document`] gives: the byte ranges (in the document) and their new texts,
+/// and for each value asked, `Ok(())` when replaced or why not.
+pub type DocumentRewrite = (Vec<(Range<usize>, String)>, Vec<Result<(), String>>);
+
 /// The byte ranges (in `doc`) and new texts that replace, in one YAML or JSON document, the
 /// whole-string values `asked` gives as `(path, old, new)`: each `key: old` line (the key
 /// being the path's last, the value plain, single- or double-quoted with no escapes, in
-/// block or JSON style) gets `new` in place of `old`. Checked: the document, so changed,
-/// parses to its old value with exactly those strings changed. Errors: why not (then
-/// nothing in the document is changed): a value written in flow style, through an alias, in
-/// a multi-line or escaped scalar, or the same text under that key outside the paths asked.
+/// block or JSON style) gets `new` in place of `old`. The document's lines are read once,
+/// each matched against the values asked through a map (linear in the document and the
+/// values asked).
+///
+/// Checked: the document, so changed, parses to its old value with exactly the asked
+/// strings that were replaced changed. A value not written on such a line (flow style, a
+/// `!!str` tag, an alias, a multi-line or escaped string) is refused with its reason and
+/// the others are still replaced. Errors (then nothing in the document is changed): the
+/// document does not parse, or replacing the lines would change another value too (the
+/// same text under that key elsewhere, e.g. in a block scalar); the reason names the texts.
 pub fn rewrite_document(
     doc: &str,
     kind: Kind,
     asked: &[(Vec<Segment>, String, String)],
-) -> Result<Vec<(Range<usize>, String)>, String> {
+) -> Result<DocumentRewrite, String> {
     let original = parse(doc, kind)?;
-    let mut expected = original.clone();
+    // key -> old text -> new text.
+    let mut wanted: std::collections::HashMap<&str, std::collections::HashMap<&str, &str>> =
+        Default::default();
     for (path, old, new) in asked {
-        let slot = value_at(&mut expected, path).ok_or("the value moved")?;
-        if slot.as_str() != Some(old.as_str()) {
-            return Err("the value is not the one scanned".into());
+        if value_ref(&original, path).and_then(Value::as_str) != Some(old.as_str()) {
+            return Err(format!("`{old}` is not at its scanned place any more"));
         }
-        *slot = Value::String(new.clone());
+        if let Some(Segment::Key(key)) = path.last() {
+            wanted
+                .entry(key.as_str())
+                .or_default()
+                .entry(old.as_str())
+                .or_insert(new.as_str());
+        }
     }
     let mut spans = Vec::new();
     let mut offset = 0;
     for line in doc.split_inclusive('\n') {
-        for (path, old, new) in asked {
-            let Some(Segment::Key(key)) = path.last() else {
-                continue;
-            };
+        for (key, olds) in &wanted {
             if let Some(range) = scalar_after_key(line, key)
-                && &line[range.clone()] == old
+                && let Some(new) = olds.get(&line[range.clone()])
             {
-                spans.push(((range.start + offset)..(range.end + offset), new.clone()));
+                spans.push((
+                    (range.start + offset)..(range.end + offset),
+                    (*new).to_owned(),
+                ));
                 break;
             }
         }
@@ -416,12 +561,41 @@ pub fn rewrite_document(
     changed.push_str(&doc[at..]);
     let reparsed =
         parse(&changed, kind).map_err(|e| format!("the rewritten document does not parse: {e}"))?;
-    if reparsed != expected {
-        return Err(
-            "its text could not be replaced safely (flow style, an alias, a multi-line or escaped string, or the same text under that key elsewhere in the document)".into(),
-        );
+    let mut expected = original;
+    let mut results = Vec::with_capacity(asked.len());
+    for (path, old, new) in asked {
+        let now = value_ref(&reparsed, path).and_then(Value::as_str);
+        if now == Some(new.as_str()) {
+            if let Some(slot) = value_at(&mut expected, path) {
+                *slot = Value::String(new.clone());
+            }
+            results.push(Ok(()));
+        } else if now == Some(old.as_str()) {
+            results.push(Err(format!(
+                "`{old}` is not written as a plain or quoted string on its own block-style `key: value` line (flow style, a !!tag, an alias, a multi-line or escaped string): change it by hand"
+            )));
+        } else {
+            return Err(format!(
+                "replacing `{old}` would not give `{new}` where it was scanned: nothing in this document rewritten"
+            ));
+        }
     }
-    Ok(spans)
+    if reparsed != expected {
+        let mut olds: Vec<&str> = spans
+            .iter()
+            .map(|(r, _)| &doc[r.clone()])
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let more = olds.len() > 3;
+        olds.truncate(3);
+        return Err(format!(
+            "replacing `{}`{} on its lines would change another value of the document too (the same text under that key elsewhere, e.g. in a block scalar): nothing in this document rewritten",
+            olds.join("`, `"),
+            if more { " (and more)" } else { "" }
+        ));
+    }
+    Ok((spans, results))
 }
 
 fn value_at<'a>(v: &'a mut Value, path: &[Segment]) -> Option<&'a mut Value> {
@@ -437,6 +611,18 @@ fn value_at<'a>(v: &'a mut Value, path: &[Segment]) -> Option<&'a mut Value> {
     }
     while let Value::Tagged(t) = v {
         v = &mut t.value;
+    }
+    Some(v)
+}
+
+fn value_ref<'a>(v: &'a Value, path: &[Segment]) -> Option<&'a Value> {
+    let mut v = untag(v);
+    for seg in path {
+        v = match seg {
+            Segment::Key(k) => v.as_mapping()?.get(k.as_str())?,
+            Segment::Index(i) => v.as_sequence()?.get(*i)?,
+        };
+        v = untag(v);
     }
     Some(v)
 }
@@ -548,16 +734,20 @@ mod tests {
         };
         let asked = [(path(0), "nginx".to_owned(), "cache/nginx".to_owned())];
         let doc = "kind: Pod\nspec:\n  containers:\n    - name: a\n      image: nginx  # c\n";
-        let spans = rewrite_document(doc, Kind::Yaml, &asked).unwrap();
+        let (spans, results) = rewrite_document(doc, Kind::Yaml, &asked).unwrap();
+        assert_eq!(results, [Ok(())]);
         assert_eq!(spans.len(), 1);
         assert_eq!(&doc[spans[0].0.clone()], "nginx");
         // The same text in a block scalar of the same document: refused, nothing changed.
         let doc = "kind: Pod\nmetadata:\n  annotations:\n    note: |\n      image: nginx\nspec:\n  containers:\n    - image: nginx\n";
         let err = rewrite_document(doc, Kind::Yaml, &asked).unwrap_err();
-        assert!(err.contains("could not be replaced safely"), "{err}");
-        // Flow style: not located, refused.
+        assert!(err.contains("would change another value"), "{err}");
+        assert!(err.contains("`nginx`"), "{err}");
+        // Flow style: not located, refused with its reason.
         let doc = "kind: Pod\nspec: {containers: [{image: nginx}]}\n";
-        assert!(rewrite_document(doc, Kind::Yaml, &asked).is_err());
+        let (spans, results) = rewrite_document(doc, Kind::Yaml, &asked).unwrap();
+        assert!(spans.is_empty());
+        assert!(results[0].as_ref().unwrap_err().contains("flow style"));
     }
 
     #[test]
