@@ -741,3 +741,547 @@ fn rewrite_is_idempotent_and_keeps_crlf_line_endings() {
         pyyaml_images(&dir.path().join("workloads.yaml"))
     );
 }
+
+/// `ptc <command> ..` in `dir` killed after `secs` seconds: `None` when it had to be.
+fn ptc_within(command: &str, args: &[&str], dir: &Path, secs: u64) -> Option<Output> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ptc"))
+        .arg(command)
+        .args(RULES)
+        .args(["--registry", REGISTRY])
+        .args(args)
+        .current_dir(dir)
+        .env_remove("PTC_CONFIG_FILE")
+        .env_remove("PTC_RULES")
+        .env_remove("PTC_LOG")
+        .env_remove("PTC_REGISTRY_HOST")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ptc");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return Some(child.wait_with_output().unwrap());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    None
+}
+
+/// Python (PyYAML) evaluating `expr` over the documents `docs` of `file`.
+fn pyyaml_eval(file: &Path, expr: &str) -> String {
+    let script = format!(
+        "import sys, yaml\ndocs = [d for d in yaml.safe_load_all(open(sys.argv[1], encoding='utf-8-sig')) if d]\nprint({expr})\n"
+    );
+    let out = Command::new(python())
+        .args(["-c", &script])
+        .arg(file)
+        .output()
+        .expect("python");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).trim_end().to_owned()
+}
+
+const EXPORTER: &str = "apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: exporter
+spec:
+  values:
+    image: quay.io/prometheus/node-exporter
+    imageTag: v1.8.0
+    sidecarImage: docker.io/library/busybox
+    controller:
+      image:
+        registry: registry.k8s.io
+        image: ingress-nginx/controller
+        tag: v1.10.1
+        digest: sha256:e24f39d3eed6bcc239a56f20098878845f62baa34b9f2be2fd2c38ce9fb0f29e
+";
+
+#[test]
+fn rewrite_keeps_the_written_tag_or_none_and_leaves_split_image_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(
+        root.join("pod.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: a\n    image: quay.io/prometheus/node-exporter\n  - name: b\n    image: ghcr.io/o/r:1@sha256:e24f39d3eed6bcc239a56f20098878845f62baa34b9f2be2fd2c38ce9fb0f29e\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("Dockerfile"), "FROM nginx\nFROM quay.io/a/b:2\n").unwrap();
+    std::fs::write(root.join("exporter.yaml"), EXPORTER).unwrap();
+    let (code, rows) = scan_json(root, &["."]);
+    assert_eq!(code, Some(0), "{rows:#?}");
+    let image_at = |suffix: &str| {
+        rows.iter()
+            .find(|r| field(r, "location").ends_with(suffix))
+            .unwrap_or_else(|| panic!("{suffix}: {rows:#?}"))
+    };
+    // The tagless `image:` composed with its sibling `imageTag`, as the chart renders it.
+    let exporter = image_at("values.image");
+    assert_eq!(
+        field(exporter, "image"),
+        "quay.io/prometheus/node-exporter:v1.8.0"
+    );
+    assert_eq!(field(exporter, "class"), "routable");
+    // ingress-nginx's split `image:` beside `registry`: composed, not read as Docker Hub's.
+    let controller = image_at("values.controller.image");
+    assert_eq!(
+        field(controller, "image"),
+        "registry.k8s.io/ingress-nginx/controller@sha256:e24f39d3eed6bcc239a56f20098878845f62baa34b9f2be2fd2c38ce9fb0f29e"
+    );
+    assert_eq!(field(controller, "class"), "routable");
+    let out = ptc("scan", &["--output", "watch-list", "."], root, None);
+    let list = text(&out.stdout);
+    assert!(
+        list.lines()
+            .any(|l| l == "quay.io/prometheus/node-exporter:v1.8.0"),
+        "{list}"
+    );
+
+    let out = ptc("rewrite", &["--write", "."], root, None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("values.controller.image: registry.k8s.io/ingress-nginx/controller")
+            && stderr.contains("split Helm values (registry/image/tag)"),
+        "{stderr}"
+    );
+    let pod = root.join("pod.yaml");
+    assert_eq!(
+        pyyaml_eval(
+            &pod,
+            "'\\n'.join(c['image'] for c in docs[0]['spec']['containers'])"
+        ),
+        format!(
+            "{REGISTRY}/quay/prometheus/node-exporter\n{REGISTRY}/ghcr/o/r:1@sha256:e24f39d3eed6bcc239a56f20098878845f62baa34b9f2be2fd2c38ce9fb0f29e"
+        )
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("Dockerfile")).unwrap(),
+        format!("FROM {REGISTRY}/docker-hub/library/nginx\nFROM {REGISTRY}/quay/a/b:2\n")
+    );
+    // The chart's `{{ .image }}:{{ .imageTag }}` gives one tag; the split values are as they
+    // were.
+    let values = root.join("exporter.yaml");
+    assert_eq!(
+        pyyaml_eval(
+            &values,
+            "docs[0]['spec']['values']['image'] + ':' + docs[0]['spec']['values']['imageTag']"
+        ),
+        format!("{REGISTRY}/quay/prometheus/node-exporter:v1.8.0")
+    );
+    assert_eq!(
+        pyyaml_eval(&values, "docs[0]['spec']['values']['sidecarImage']"),
+        format!("{REGISTRY}/docker-hub/library/busybox")
+    );
+    let split = "docs[0]['spec']['values']['controller']";
+    assert_eq!(
+        pyyaml_eval(&values, split),
+        pyyaml_eval_text(EXPORTER, split)
+    );
+    // What was rewritten names the cache now.
+    let (_, rows) = scan_json(root, &["."]);
+    for r in rows
+        .iter()
+        .filter(|r| !field(r, "location").contains("controller"))
+    {
+        assert_eq!(field(r, "class"), "already-cached", "{r}");
+    }
+}
+
+/// [`pyyaml_eval`] over a text.
+fn pyyaml_eval_text(yaml: &str, expr: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("x.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    pyyaml_eval(&file, expr)
+}
+
+#[test]
+fn bitnami_global_image_registry_wins_and_values_from_is_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("redis.yaml"),
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: redis\nspec:\n  valuesFrom:\n  - kind: ConfigMap\n    name: redis-values\n  values:\n    global:\n      imageRegistry: quay.io\n    image:\n      registry: docker.io\n      repository: bitnami/redis\n      tag: 7.2.4\n",
+    )
+    .unwrap();
+    let (code, rows) = scan_json(dir.path(), &["redis.yaml"]);
+    assert_eq!(code, Some(0), "a note is not a problem: {rows:#?}");
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert_eq!(
+        field(&rows[0], "location"),
+        "HelmRelease/redis spec.valuesFrom"
+    );
+    assert!(field(&rows[0], "note").contains("not read"), "{rows:#?}");
+    assert!(rows[0].get("image").is_none() && rows[0].get("problem").is_none());
+    assert_eq!(field(&rows[1], "image"), "quay.io/bitnami/redis:7.2.4");
+    let out = ptc("scan", &["redis.yaml"], dir.path(), None);
+    assert!(
+        text(&out.stdout).trim_end().ends_with("; 1 note"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn walks_do_not_follow_symlinks_and_never_open_special_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("outside")).unwrap();
+    std::fs::create_dir_all(root.join("tree")).unwrap();
+    std::fs::write(
+        root.join("outside/victim.yaml"),
+        "kind: Pod\nspec:\n  containers:\n  - image: quay.io/secret/outside:1\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("../outside", root.join("tree/dir")).unwrap();
+    std::os::unix::fs::symlink("../outside/victim.yaml", root.join("tree/link.yaml")).unwrap();
+    std::fs::write(root.join("tree/images.txt"), "nginx:1.25\n").unwrap();
+    let fifo = root.join("tree/a.yaml");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let out = ptc_within("scan", &["--output", "json", "tree"], root, 20)
+        .expect("ptc scan of a directory holding a FIFO must not hang");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    let images: Vec<&str> = rows.iter().filter_map(|r| r["image"].as_str()).collect();
+    assert_eq!(
+        images,
+        ["nginx:1.25"],
+        "nothing outside the tree: {rows:#?}"
+    );
+    let problems: BTreeMap<&str, &str> = rows
+        .iter()
+        .filter(|r| r.get("problem").is_some())
+        .map(|r| (field(r, "file"), field(r, "problem")))
+        .collect();
+    assert!(problems["tree/a.yaml"].contains("FIFO"), "{problems:#?}");
+    assert!(problems["tree/dir"].contains("symbolic link: not followed"));
+    assert!(problems["tree/link.yaml"].contains("symbolic link: not followed"));
+    // A FIFO named on the command line is refused too; a symbolic link named there is read.
+    let out = ptc_within("scan", &["--output", "json", "tree/a.yaml"], root, 20)
+        .expect("a FIFO on the command line must not hang");
+    assert_eq!(out.status.code(), Some(1));
+    let (code, rows) = scan_json(root, &["tree/link.yaml"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(field(&rows[0], "image"), "quay.io/secret/outside:1");
+}
+
+#[test]
+fn write_keeps_mode_owner_and_group() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pod.yaml");
+    std::fs::write(
+        &file,
+        "kind: Pod\nspec:\n  containers:\n  - image: quay.io/a/b:1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let before = std::fs::metadata(&file).unwrap();
+    // As root (the test machine), give the file to another owner and group: kept.
+    let root = before.uid() == 0;
+    if root {
+        std::os::unix::fs::chown(&file, Some(65534), Some(65534)).unwrap();
+    }
+    let before = std::fs::metadata(&file).unwrap();
+    let out = ptc("rewrite", &["--write", "pod.yaml"], dir.path(), None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let after = std::fs::metadata(&file).unwrap();
+    assert_ne!(after.ino(), before.ino(), "replaced by a rename");
+    assert_eq!(after.mode() & 0o7777, 0o640);
+    assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains(&format!("{REGISTRY}/quay/a/b:1"))
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "no temporary file left");
+}
+
+#[test]
+fn rewrite_of_thousands_of_images_in_one_pod_is_linear() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 6000;
+    let mut yaml =
+        String::from("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n");
+    for i in 0..n {
+        yaml.push_str(&format!("  - name: c{i}\n    image: quay.io/a/b{i}:1\n"));
+    }
+    std::fs::write(dir.path().join("wide.yaml"), &yaml).unwrap();
+    let started = std::time::Instant::now();
+    let out = ptc_within("rewrite", &["--write", "wide.yaml"], dir.path(), 60)
+        .expect("rewrite of 6,000 images finishes");
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // A generous bound for a debug build on a shared machine; quadratic work took minutes.
+    assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+    assert!(
+        text(&out.stderr).contains(&format!("{n} references rewritten in 1 file")),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn merge_keys_are_applied_and_a_merged_value_is_not_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("merge.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: m\nx-base: &base\n  image: quay.io/foo/bar:1\nspec:\n  containers:\n  - <<: *base\n    name: a\n  - name: b\n    image: nginx:1.25\n",
+    )
+    .unwrap();
+    let (code, rows) = scan_json(dir.path(), &["merge.yaml"]);
+    assert_eq!(code, Some(0));
+    let images: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (field(r, "location"), field(r, "image")))
+        .collect();
+    assert_eq!(
+        images,
+        [
+            ("Pod/m containers[0] a", "quay.io/foo/bar:1"),
+            ("Pod/m containers[1] b", "nginx:1.25"),
+        ]
+    );
+    let out = ptc("rewrite", &["--write", "merge.yaml"], dir.path(), None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("YAML merge key"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        pyyaml_eval(
+            &file,
+            "docs[0]['x-base']['image'] + ' ' + docs[0]['spec']['containers'][1]['image']"
+        ),
+        format!("quay.io/foo/bar:1 {REGISTRY}/docker-hub/library/nginx:1.25")
+    );
+}
+
+#[test]
+fn a_byte_order_mark_does_not_fail_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bom.yaml");
+    std::fs::write(
+        &file,
+        "\u{feff}apiVersion: v1\nkind: Pod\nmetadata:\n  name: c\nspec:\n  containers:\n  - name: a\n    image: quay.io/a/b:1\n",
+    )
+    .unwrap();
+    let (code, rows) = scan_json(dir.path(), &["bom.yaml"]);
+    assert_eq!(code, Some(0), "{rows:#?}");
+    assert_eq!(field(&rows[0], "image"), "quay.io/a/b:1");
+    let out = ptc("rewrite", &["--write", "bom.yaml"], dir.path(), None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(bytes.starts_with("\u{feff}".as_bytes()), "the BOM is kept");
+    assert_eq!(
+        pyyaml_eval(&file, "docs[0]['spec']['containers'][0]['image']"),
+        format!("{REGISTRY}/quay/a/b:1")
+    );
+}
+
+#[test]
+fn rewrite_tells_every_image_it_leaves_and_escapes_what_files_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixtures().join("workloads.yaml"),
+        dir.path().join("workloads.yaml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("esc.yaml"),
+        "kind: Pod\nmetadata: {name: e}\nspec:\n  containers:\n  - name: a\n    image: \"quay.io/a/b:1\\e]0;pwned\\a\\e[2J\"\n",
+    )
+    .unwrap();
+    let out = ptc("rewrite", &["workloads.yaml", "esc.yaml"], dir.path(), None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    for (image, class) in [
+        ("gcr.io/example-project/exporter:v2", "unsupported"),
+        ("registry.gitlab.com/example/tools/wait:1.0", "no-rule"),
+        (
+            "602401143452.dkr.ecr.us-west-2.amazonaws.com/amazon-k8s-cni:v1.18.3",
+            "aws-owned",
+        ),
+        ("Not/A:Valid@Ref", "invalid"),
+    ] {
+        assert!(
+            stderr.contains(&format!("{image} left as written: {class}: ")),
+            "{image}: {stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\u{7}'),
+        "{stderr:?}"
+    );
+    assert!(stderr.contains("\\u{1b}]0;pwned\\u{7}"), "{stderr}");
+}
+
+#[test]
+fn patch_names_with_whitespace_or_control_characters_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["my file.Dockerfile", "n\tl.Dockerfile", "ok.Dockerfile"] {
+        std::fs::write(dir.path().join(name), "FROM quay.io/a/b:1\n").unwrap();
+    }
+    let out = ptc(
+        "rewrite",
+        &["my file.Dockerfile", "n\tl.Dockerfile", "ok.Dockerfile"],
+        dir.path(),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("my file.Dockerfile: a file name with whitespace"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("n\\tl.Dockerfile: a file name with whitespace"),
+        "{stderr}"
+    );
+    let patch = text(&out.stdout);
+    assert!(
+        patch.starts_with("--- a/ok.Dockerfile\n+++ b/ok.Dockerfile\n"),
+        "{patch}"
+    );
+    assert_eq!(
+        patch.matches("\n+++ ").count() + usize::from(patch.starts_with("+++")),
+        1
+    );
+    run_tool(dir.path(), "git", &["apply", "-"], patch.as_bytes());
+}
+
+#[test]
+fn one_value_that_cannot_be_replaced_does_not_block_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tagged.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: t\nspec:\n  containers:\n  - name: a\n    image: !!str nginx:1.25\n  - name: b\n    image: 'quay.io/x/y:1' # c\n  - {name: c, image: \"ghcr.io/o/r:2\"}\n  - name: d\n    image: ghcr.io/o/r:3\n",
+    )
+    .unwrap();
+    let out = ptc("rewrite", &["--write", "tagged.yaml"], dir.path(), None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("`nginx:1.25` is not written as a plain or quoted string"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`ghcr.io/o/r:2` is not written"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("2 references rewritten in 1 file"),
+        "{stderr}"
+    );
+    assert_eq!(
+        pyyaml_eval(
+            &file,
+            "'\\n'.join(c['image'] for c in docs[0]['spec']['containers'])"
+        ),
+        format!("nginx:1.25\n{REGISTRY}/quay/x/y:1\nghcr.io/o/r:2\n{REGISTRY}/ghcr/o/r:3")
+    );
+}
+
+#[test]
+fn directory_scans_read_only_files_named_as_their_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(
+        root.join("sources.list"),
+        "deb http://deb.debian.org/debian bookworm main\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("Dockerfile.dockerignore"),
+        "FROM quay.io/not/read:1\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("prod.images"), "quay.io/a/list:1\n").unwrap();
+    std::fs::write(root.join("Dockerfile.prod"), "FROM quay.io/a/docker:1\n").unwrap();
+    std::fs::write(root.join("web.dockerfile"), "FROM quay.io/a/web:1\n").unwrap();
+    let (code, rows) = scan_json(root, &["."]);
+    assert_eq!(code, Some(0), "{rows:#?}");
+    let files: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (field(r, "file"), field(r, "image")))
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ("./Dockerfile.prod", "quay.io/a/docker:1"),
+            ("./prod.images", "quay.io/a/list:1"),
+            ("./web.dockerfile", "quay.io/a/web:1"),
+        ]
+    );
+}
+
+#[test]
+fn copy_from_and_run_mount_from_images_are_scanned_and_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("Dockerfile");
+    std::fs::write(
+        &file,
+        "FROM golang:1.22 AS build\nCOPY --from=build /app /app\nCOPY --from=ghcr.io/o/r:1 /x /y\nRUN --mount=type=bind,from=quay.io/m/n:1,target=/m true\n",
+    )
+    .unwrap();
+    let (code, rows) = scan_json(dir.path(), &["Dockerfile"]);
+    assert_eq!(code, Some(0));
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (field(r, "location"), field(r, "image")))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("FROM line 1", "golang:1.22"),
+            ("COPY --from line 3", "ghcr.io/o/r:1"),
+            ("RUN --mount line 4", "quay.io/m/n:1"),
+        ]
+    );
+    let out = ptc("rewrite", &["--write", "Dockerfile"], dir.path(), None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        format!(
+            "FROM {REGISTRY}/docker-hub/library/golang:1.22 AS build\nCOPY --from=build /app /app\nCOPY --from={REGISTRY}/ghcr/o/r:1 /x /y\nRUN --mount=type=bind,from={REGISTRY}/quay/m/n:1,target=/m true\n"
+        )
+    );
+}
+
+#[test]
+fn stdin_is_read_once_and_absolute_paths_below_the_directory_patch_relatively() {
+    let out = ptc("scan", &["-", "-"], &fixtures(), Some(b"quay.io/a/b:1\n"));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout).contains("1 image in 1 file:"),
+        "{}",
+        text(&out.stdout)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("images.txt");
+    std::fs::write(&file, "quay.io/a/b:1\n").unwrap();
+    let abs = file.to_str().unwrap();
+    let out = ptc("rewrite", &[abs], dir.path(), None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let patch = text(&out.stdout);
+    assert!(
+        patch.starts_with("--- a/images.txt\n+++ b/images.txt\n"),
+        "{patch}"
+    );
+    run_tool(dir.path(), "git", &["apply", "-"], patch.as_bytes());
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        format!("{REGISTRY}/quay/a/b:1\n")
+    );
+}
