@@ -193,7 +193,7 @@ fn rewrite_file(file: &ScannedFile, routing: &routing::Routing) -> Option<(Strin
 
 /// The patch's file names: `a/<path>` and `b/<path>` for a relative path (`git apply`,
 /// `patch -p1`) and for an absolute path below the current directory (made relative to
-/// it); the path itself twice for another absolute one (`patch -p0`; `git apply` refuses
+/// it); the path itself twice for another absolute one (apply with `patch -p0`; `git apply` refuses
 /// it). `None` when the name has whitespace or control characters (a unified diff header
 /// cannot name it without quoting, which `patch` and `git apply` read differently).
 fn diff_names(name: &str) -> Option<(String, String)> {
@@ -271,4 +271,41 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
         let _ = std::fs::remove_file(&temp);
     }
     result.map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_temporary_file_is_new_never_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("pod.yaml");
+        let victim = dir.path().join("victim");
+        std::fs::write(&target, "old\n").unwrap();
+        std::fs::write(&victim, "keep\n").unwrap();
+        // The name the first attempt uses, planted as a link to another file.
+        let planted = dir
+            .path()
+            .join(format!(".pod.yaml.ptc-rewrite.{}.0", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        write_atomically(&target, "new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new\n");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep\n");
+        assert!(std::fs::symlink_metadata(&planted).unwrap().is_symlink());
+    }
+
+    #[test]
+    fn patch_names() {
+        assert_eq!(
+            diff_names("./x/a.yaml"),
+            Some(("a/x/a.yaml".into(), "b/x/a.yaml".into()))
+        );
+        assert_eq!(
+            diff_names("/elsewhere/a.yaml"),
+            Some(("/elsewhere/a.yaml".into(), "/elsewhere/a.yaml".into()))
+        );
+        assert_eq!(diff_names("a b.yaml"), None);
+        assert_eq!(diff_names("a\nb.yaml"), None);
+    }
 }
