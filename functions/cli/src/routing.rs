@@ -115,20 +115,11 @@ pub fn parse_rule(spec: &str) -> Result<ptc_core::PtcRule, CliError> {
 /// `--registry`, else `--account` with the Region, else `GetAuthorizationToken`.
 async fn registry_host(ctx: &Context, args: &RoutingArgs) -> Result<String, CliError> {
     if let Some(host) = &args.registry {
-        let host = host.trim().trim_end_matches('/');
-        let ok = !host.is_empty()
-            && !host.contains("://")
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b));
-        if !ok {
-            return Err(CliError::BadRouting(format!(
+        return checked_host(host).ok_or_else(|| {
+            CliError::BadRouting(format!(
                 "--registry {host:?}: a registry host such as 123456789012.dkr.ecr.eu-west-2.amazonaws.com"
-            )));
-        }
-        // `host:443` is `host`, as references read it.
-        let host = host.to_ascii_lowercase();
-        return Ok(host.strip_suffix(":443").unwrap_or(&host).to_owned());
+            ))
+        });
     }
     if let Some(account) = &args.account {
         let region = match offline_region(ctx) {
@@ -155,7 +146,28 @@ async fn registry_host(ctx: &Context, args: &RoutingArgs) -> Result<String, CliE
         .authorization_token()
         .await
         .map_err(CliError::RegistryHost)?;
-    Ok(token.registry_host().to_owned())
+    // AWS's answer is untrusted too: the host goes into every format's files.
+    let given = token.registry_host();
+    checked_host(given).ok_or_else(|| {
+        CliError::BadRouting(format!(
+            "GetAuthorizationToken answered the proxy endpoint {given:?}, which is not a registry host: pass --registry"
+        ))
+    })
+}
+
+/// `host` when it is a registry host (letters, digits, `.`, `-`, an optional `:port`, at most
+/// 253 characters), lowercased, `:443` dropped as references read it; `None` otherwise (a
+/// scheme, a path, a quote or a space could not be written safely in the formats' files).
+fn checked_host(host: &str) -> Option<String> {
+    let host = host.trim().trim_end_matches('/').to_ascii_lowercase();
+    let ok = !host.is_empty()
+        && host.len() <= 253
+        && !host.starts_with(['.', '-', ':'])
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b))
+        && host.matches(':').count() <= 1;
+    ok.then(|| host.strip_suffix(":443").unwrap_or(&host).to_owned())
 }
 
 /// The `region` of the profile (`--profile`, else `AWS_PROFILE`, else `default`) in the shared
@@ -206,4 +218,32 @@ pub fn expand_stdin(references: Vec<String>) -> Result<Vec<String>, CliError> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_registry_hosts_pass() {
+        assert_eq!(
+            checked_host("123456789012.DKR.ecr.eu-west-2.amazonaws.com:443/").as_deref(),
+            Some("123456789012.dkr.ecr.eu-west-2.amazonaws.com")
+        );
+        assert_eq!(
+            checked_host("127.0.0.1:5000").as_deref(),
+            Some("127.0.0.1:5000")
+        );
+        for bad in [
+            "",
+            "https://x.example",
+            "x.example/path",
+            "x.example'\nkind: Secret",
+            "a b",
+            ":5000",
+            "a:1:2",
+        ] {
+            assert_eq!(checked_host(bad), None, "{bad:?}");
+        }
+    }
 }

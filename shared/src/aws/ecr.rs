@@ -183,7 +183,9 @@ impl EcrApi for SdkEcr {
         }
     }
 
-    #[tracing::instrument(skip(self), err(Display))]
+    // `RepositoryNotFoundException` / `ImageNotFoundException` are ordinary answers here (a
+    // repository or tag the cache has not created yet): the caller judges; no ERROR line.
+    #[tracing::instrument(skip(self), err(level = "debug", Display))]
     async fn describe_images(&self, repository: &str) -> Result<Vec<ImageDetail>, AwsError> {
         let request = self.client.describe_images().repository_name(repository);
         let mut images = all_images(request, ImageStatusFilter::Active).await?;
@@ -194,7 +196,9 @@ impl EcrApi for SdkEcr {
         Ok(images)
     }
 
-    #[tracing::instrument(skip(self), err(Display))]
+    // `RepositoryNotFoundException` / `ImageNotFoundException` are ordinary answers here (a
+    // repository or tag the cache has not created yet): the caller judges; no ERROR line.
+    #[tracing::instrument(skip(self), err(level = "debug", Display))]
     async fn describe_images_any_status(
         &self,
         repository: &str,
@@ -203,7 +207,9 @@ impl EcrApi for SdkEcr {
         all_images(request, ImageStatusFilter::Any).await
     }
 
-    #[tracing::instrument(skip(self), err(Display))]
+    // `RepositoryNotFoundException` / `ImageNotFoundException` are ordinary answers here (a
+    // repository or tag the cache has not created yet): the caller judges; no ERROR line.
+    #[tracing::instrument(skip(self), err(level = "debug", Display))]
     async fn describe_image_ids(
         &self,
         repository: &str,
