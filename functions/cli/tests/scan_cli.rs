@@ -1190,6 +1190,28 @@ fn one_value_that_cannot_be_replaced_does_not_block_the_others() {
             "'\\n'.join(c['image'] for c in docs[0]['spec']['containers'])"
         ),
         format!("nginx:1.25\n{REGISTRY}/quay/x/y:1\nghcr.io/o/r:2\n{REGISTRY}/ghcr/o/r:3")
+    ); // A text also written in a block scalar: that one is refused, naming it; the other
+    // image of the document is still rewritten, and the block scalar is as it was.
+    let file = dir.path().join("cm.yaml");
+    let note = "image: nginx:1.25\n";
+    std::fs::write(
+        &file,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n  annotations:\n    note: |\n      image: nginx:1.25\nspec:\n  template:\n    spec:\n      containers:\n      - name: a\n        image: nginx:1.25\n      - name: b\n        image: quay.io/x/y:1\n",
+    )
+    .unwrap();
+    let out = ptc("rewrite", &["--write", "cm.yaml"], dir.path(), None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("`nginx:1.25` is also written under that key"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        pyyaml_eval(
+            &file,
+            "docs[0]['metadata']['annotations']['note'] + '|'.join(c['image'] for c in docs[0]['spec']['template']['spec']['containers'])"
+        ),
+        format!("{note}nginx:1.25|{REGISTRY}/quay/x/y:1")
     );
 }
 

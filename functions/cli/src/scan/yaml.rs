@@ -501,28 +501,33 @@ fn with_sibling_tag(found: &mut Found, m: &Mapping) {
 /// and for each value asked, `Ok(())` when replaced or why not.
 pub type DocumentRewrite = (Vec<(Range<usize>, String)>, Vec<Result<(), String>>);
 
+/// The most differing values [`diff_strings`] collects.
+const MAX_DIFFS: usize = 100;
+
 /// The byte ranges (in `doc`) and new texts that replace, in one YAML or JSON document, the
 /// whole-string values `asked` gives as `(path, old, new)`: each `key: old` line (the key
 /// being the path's last, the value plain, single- or double-quoted with no escapes, in
 /// block or JSON style) gets `new` in place of `old`. The document's lines are read once,
 /// each matched against the values asked through a map (linear in the document and the
-/// values asked).
+/// values asked; at most twice, see below).
 ///
 /// Checked: the document, so changed, parses to its old value with exactly the asked
 /// strings that were replaced changed. A value not written on such a line (flow style, a
 /// `!!str` tag, an alias, a multi-line or escaped string) is refused with its reason and
-/// the others are still replaced. Errors (then nothing in the document is changed): the
-/// document does not parse, or replacing the lines would change another value too (the
-/// same text under that key elsewhere, e.g. in a block scalar); the reason names the texts.
+/// the others are still replaced. When replacing a text's lines would change another value
+/// too (the same text under that key in a block scalar, or an anchored value merged or
+/// aliased elsewhere), the values with that text are refused, the reason naming it, and the
+/// document is tried once more without them. Errors (then nothing in the document is
+/// changed): the document does not parse, or the second try still changes something else.
 pub fn rewrite_document(
     doc: &str,
     kind: Kind,
     asked: &[(Vec<Segment>, String, String)],
 ) -> Result<DocumentRewrite, String> {
+    use std::collections::{BTreeSet, HashMap};
     let original = parse(doc, kind)?;
     // key -> old text -> new text.
-    let mut wanted: std::collections::HashMap<&str, std::collections::HashMap<&str, &str>> =
-        Default::default();
+    let mut wanted: HashMap<&str, HashMap<&str, &str>> = HashMap::new();
     for (path, old, new) in asked {
         if value_ref(&original, path).and_then(Value::as_str) != Some(old.as_str()) {
             return Err(format!("`{old}` is not at its scanned place any more"));
@@ -535,17 +540,80 @@ pub fn rewrite_document(
                 .or_insert(new.as_str());
         }
     }
+    let mut guilty: BTreeSet<&str> = BTreeSet::new();
+    for round in 0..2 {
+        let attempt = attempt(doc, kind, &original, asked, &wanted, &guilty)?;
+        let (spans, mut results, reparsed, expected) = attempt;
+        if reparsed == expected {
+            for ((_, old, _), result) in asked.iter().zip(&mut results) {
+                if guilty.contains(old.as_str()) {
+                    *result = Err(format!(
+                        "`{old}` is also written under that key in another value of the document (a block scalar, or an anchored value merged or aliased elsewhere), which a rewrite of its line would change too: change it by hand"
+                    ));
+                }
+            }
+            return Ok((spans, results));
+        }
+        if round == 1 {
+            break;
+        }
+        // The texts whose new value shows up where nothing was asked: refused, and once more.
+        let mut diffs = Vec::new();
+        diff_strings(&reparsed, &expected, &mut diffs, 0);
+        for olds in wanted.values() {
+            for (old, new) in olds {
+                if diffs.iter().any(|d| d.contains(new)) {
+                    guilty.insert(old);
+                }
+            }
+        }
+        if guilty.is_empty() {
+            break;
+        }
+    }
+    let olds: Vec<&str> = guilty.iter().copied().take(3).collect();
+    Err(format!(
+        "replacing the lines would change another value of the document too{}: nothing in this document rewritten",
+        if olds.is_empty() {
+            String::new()
+        } else {
+            format!(" (through the lines of `{}`)", olds.join("`, `"))
+        }
+    ))
+}
+
+/// One try of [`rewrite_document`], leaving out the lines of the `excluded` texts: the
+/// spans, each asked value's result, the document reparsed, and the value it should be.
+#[allow(clippy::type_complexity)]
+fn attempt(
+    doc: &str,
+    kind: Kind,
+    original: &Value,
+    asked: &[(Vec<Segment>, String, String)],
+    wanted: &std::collections::HashMap<&str, std::collections::HashMap<&str, &str>>,
+    excluded: &std::collections::BTreeSet<&str>,
+) -> Result<
+    (
+        Vec<(Range<usize>, String)>,
+        Vec<Result<(), String>>,
+        Value,
+        Value,
+    ),
+    String,
+> {
     let mut spans = Vec::new();
     let mut offset = 0;
     for line in doc.split_inclusive('\n') {
-        for (key, olds) in &wanted {
+        for (key, olds) in wanted {
             if let Some(range) = scalar_after_key(line, key)
                 && let Some(new) = olds.get(&line[range.clone()])
             {
-                spans.push((
-                    (range.start + offset)..(range.end + offset),
-                    (*new).to_owned(),
-                ));
+                if !excluded.contains(&line[range.clone()]) {
+                    spans.push((
+                        (range.start + offset)..(range.end + offset),
+                        (*new).to_owned(),
+                    ));
+                }
                 break;
             }
         }
@@ -561,7 +629,7 @@ pub fn rewrite_document(
     changed.push_str(&doc[at..]);
     let reparsed =
         parse(&changed, kind).map_err(|e| format!("the rewritten document does not parse: {e}"))?;
-    let mut expected = original;
+    let mut expected = original.clone();
     let mut results = Vec::with_capacity(asked.len());
     for (path, old, new) in asked {
         let now = value_ref(&reparsed, path).and_then(Value::as_str);
@@ -580,22 +648,31 @@ pub fn rewrite_document(
             ));
         }
     }
-    if reparsed != expected {
-        let mut olds: Vec<&str> = spans
-            .iter()
-            .map(|(r, _)| &doc[r.clone()])
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let more = olds.len() > 3;
-        olds.truncate(3);
-        return Err(format!(
-            "replacing `{}`{} on its lines would change another value of the document too (the same text under that key elsewhere, e.g. in a block scalar): nothing in this document rewritten",
-            olds.join("`, `"),
-            if more { " (and more)" } else { "" }
-        ));
+    Ok((spans, results, reparsed, expected))
+}
+
+/// The strings (and keys) of `a` where it differs from `b`, at most [`MAX_DIFFS`].
+fn diff_strings(a: &Value, b: &Value, out: &mut Vec<String>, depth: usize) {
+    if out.len() >= MAX_DIFFS || depth > 256 || a == b {
+        return;
     }
-    Ok((spans, results))
+    match (untag(a), untag(b)) {
+        (Value::Mapping(x), Value::Mapping(y)) => {
+            for (k, v) in x {
+                match y.get(k) {
+                    Some(w) => diff_strings(v, w, out, depth + 1),
+                    None => out.extend(k.as_str().map(str::to_owned)),
+                }
+            }
+        }
+        (Value::Sequence(x), Value::Sequence(y)) if x.len() == y.len() => {
+            for (v, w) in x.iter().zip(y) {
+                diff_strings(v, w, out, depth + 1);
+            }
+        }
+        (Value::String(x), _) => out.push(x.clone()),
+        _ => out.push(String::new()),
+    }
 }
 
 fn value_at<'a>(v: &'a mut Value, path: &[Segment]) -> Option<&'a mut Value> {
@@ -723,7 +800,7 @@ mod tests {
     }
 
     #[test]
-    fn rewrite_refuses_a_document_where_the_text_is_also_elsewhere() {
+    fn rewrite_refuses_a_text_also_written_elsewhere_and_keeps_the_others() {
         let path = |i: usize| {
             vec![
                 Segment::Key("spec".into()),
@@ -740,9 +817,35 @@ mod tests {
         assert_eq!(&doc[spans[0].0.clone()], "nginx");
         // The same text in a block scalar of the same document: refused, nothing changed.
         let doc = "kind: Pod\nmetadata:\n  annotations:\n    note: |\n      image: nginx\nspec:\n  containers:\n    - image: nginx\n";
-        let err = rewrite_document(doc, Kind::Yaml, &asked).unwrap_err();
-        assert!(err.contains("would change another value"), "{err}");
-        assert!(err.contains("`nginx`"), "{err}");
+        let (spans, results) = rewrite_document(doc, Kind::Yaml, &asked).unwrap();
+        assert!(spans.is_empty());
+        let err = results[0].as_ref().unwrap_err();
+        assert!(err.contains("`nginx` is also written"), "{err}");
+        // The same, with another image beside it: that one is still replaced.
+        let asked2 = [
+            asked[0].clone(),
+            (
+                vec![
+                    Segment::Key("spec".into()),
+                    Segment::Key("containers".into()),
+                    Segment::Index(1),
+                    Segment::Key("image".into()),
+                ],
+                "quay.io/a/b:1".to_owned(),
+                "cache/quay/a/b:1".to_owned(),
+            ),
+        ];
+        let doc2 = format!("{doc}    - image: quay.io/a/b:1\n");
+        let (spans, results) = rewrite_document(&doc2, Kind::Yaml, &asked2).unwrap();
+        assert_eq!(spans.len(), 1);
+        assert_eq!(&doc2[spans[0].0.clone()], "quay.io/a/b:1");
+        assert!(
+            results[0]
+                .as_ref()
+                .unwrap_err()
+                .contains("`nginx` is also written")
+        );
+        assert_eq!(results[1], Ok(()));
         // Flow style: not located, refused with its reason.
         let doc = "kind: Pod\nspec: {containers: [{image: nginx}]}\n";
         let (spans, results) = rewrite_document(doc, Kind::Yaml, &asked).unwrap();
