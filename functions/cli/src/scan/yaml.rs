@@ -17,7 +17,9 @@
 //!   `[registry/]repository[:tag][@digest]`, and never rewritten. The registry: Bitnami's
 //!   `global.imageRegistry` wins over the image's own `registry` (bitnami/charts
 //!   `bitnami/common/templates/_images.tpl`, `common.images.image`: `$registryName :=
-//!   .imageRoot.registry`, then `if .global.imageRegistry` it is replaced), which wins over
+//!   .imageRoot.registry`, then `if .global.imageRegistry` it is replaced, at commit
+//!   05cddae9; later versions write `default .imageRoot.registry ((.global).imageRegistry)`,
+//!   Sprig's `default` giving the global one whenever it is set), which wins over
 //!   nats' `global.image.registry`, a fallback (nats-io/k8s
 //!   `helm/charts/nats/templates/_helpers.tpl` `nats.image`). A whole `image:` string with
 //!   no tag of its own beside an `imageTag` or `tag` is composed with it (`{{ .image }}:{{
