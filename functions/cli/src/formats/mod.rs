@@ -120,29 +120,6 @@ fn escape_breaks(line: &str) -> String {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// What a hostile reference tried (a review): a NEL, LS, PS or CR to start a YAML line of
-    /// its own after the `#`. Each is escaped; PyYAML-style line breaks are gone.
-    #[test]
-    fn a_comment_cannot_be_left_early() {
-        for brk in ['\r', '\u{85}', '\u{2028}', '\u{2029}', '\u{b}', '\u{c}'] {
-            let text = comment(&format!("x{brk}images: {{pwned: 1}} #"));
-            assert_eq!(text.lines().count(), 1, "{text:?}");
-            assert!(
-                !text
-                    .chars()
-                    .any(|c| c.is_control() || matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}')),
-                "{text:?}"
-            );
-            assert!(text.starts_with("# x\\u{"), "{text:?}");
-        }
-        assert_eq!(comment("a\nb"), "# a\n# b");
-    }
-}
-
 /// A YAML document of the per-reference formats (`helm-values`, `kustomize-images`): the
 /// `header` comment, then `images:` with `entries` (already indented two spaces), or `empty`
 /// (`{}`, `[]`) when there is none, then the references `left` upstream, each a comment line.
@@ -174,5 +151,28 @@ pub fn images_document(
     OutputFile {
         path: path.to_owned(),
         text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a hostile reference tried (a review): a NEL, LS, PS or CR to start a YAML line of
+    /// its own after the `#`. Each is escaped; PyYAML-style line breaks are gone.
+    #[test]
+    fn a_comment_cannot_be_left_early() {
+        for brk in ['\r', '\u{85}', '\u{2028}', '\u{2029}', '\u{b}', '\u{c}'] {
+            let text = comment(&format!("x{brk}images: {{pwned: 1}} #"));
+            assert_eq!(text.lines().count(), 1, "{text:?}");
+            assert!(
+                !text
+                    .chars()
+                    .any(|c| c.is_control() || matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}')),
+                "{text:?}"
+            );
+            assert!(text.starts_with("# x\\u{"), "{text:?}");
+        }
+        assert_eq!(comment("a\nb"), "# a\n# b");
     }
 }
