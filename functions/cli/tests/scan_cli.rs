@@ -1307,3 +1307,202 @@ fn stdin_is_read_once_and_absolute_paths_below_the_directory_patch_relatively() 
         format!("{REGISTRY}/quay/a/b:1\n")
     );
 }
+
+/// `ptc scan --output watch-list PATHS` in `dir`: the listed references.
+fn watch_list(dir: &Path, paths: &[&str]) -> Vec<String> {
+    let mut args = vec!["--output", "watch-list"];
+    args.extend(paths);
+    let out = ptc("scan", &args, dir, None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_quoted_heredoc_marker_in_a_run_hides_no_later_instruction() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("Dockerfile");
+    std::fs::write(
+        &file,
+        "FROM nginx:1 AS build\nRUN echo \"use <<EOF to start a heredoc\"\nCOPY --from=quay.io/a/copied:1 /a /b\nFROM quay.io/a/final:1\n",
+    )
+    .unwrap();
+    let (code, rows) = scan_json(dir.path(), &["Dockerfile"]);
+    assert_eq!(code, Some(0));
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (field(r, "location"), field(r, "image")))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("FROM line 1", "nginx:1"),
+            ("COPY --from line 3", "quay.io/a/copied:1"),
+            ("FROM line 4", "quay.io/a/final:1"),
+        ]
+    );
+    assert_eq!(
+        watch_list(dir.path(), &["Dockerfile"]),
+        [
+            "docker.io/library/nginx:1",
+            "quay.io/a/copied:1",
+            "quay.io/a/final:1"
+        ]
+    );
+    let out = ptc("rewrite", &["--write", "Dockerfile"], dir.path(), None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        format!(
+            "FROM {REGISTRY}/docker-hub/library/nginx:1 AS build\nRUN echo \"use <<EOF to start a heredoc\"\nCOPY --from={REGISTRY}/quay/a/copied:1 /a /b\nFROM {REGISTRY}/quay/a/final:1\n"
+        )
+    );
+}
+
+#[test]
+fn a_file_named_twice_or_through_a_link_is_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.txt");
+    std::fs::write(&file, "quay.io/a/b:1\n").unwrap();
+    std::os::unix::fs::symlink("a.txt", dir.path().join("link.txt")).unwrap();
+    let abs = file.to_str().unwrap();
+    let out = ptc(
+        "rewrite",
+        &["a.txt", "./a.txt", abs, "link.txt"],
+        dir.path(),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let patch = text(&out.stdout);
+    assert_eq!(patch.matches("+++ ").count(), 1, "one section: {patch}");
+    assert!(
+        patch.starts_with("--- a/a.txt\n"),
+        "first spelling: {patch}"
+    );
+    // git apply refuses a patch with two sections for one file.
+    run_tool(dir.path(), "git", &["apply", "-"], patch.as_bytes());
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        format!("{REGISTRY}/quay/a/b:1\n")
+    );
+    // A directory and a file inside it: the file counted once.
+    let sub = dir.path().join("t1");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(
+        sub.join("pod.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: a\n    image: quay.io/p/p:1\n",
+    )
+    .unwrap();
+    std::fs::write(sub.join("images.txt"), "ghcr.io/o/r:1\n").unwrap();
+    let out = ptc("scan", &["t1", "t1/pod.yaml"], dir.path(), None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("2 images in 2 files:"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn bitnami_global_registry_applies_to_bitnami_splits_only() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hr.yaml"),
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: app\nspec:\n  valuesFrom: []\n  values:\n    global:\n      imageRegistry: quay.io\n    image:\n      registry: docker.io\n      repository: bitnami/redis\n      tag: 7.2.4\n    controller:\n      image:\n        registry: registry.k8s.io\n        image: ingress-nginx/controller\n        tag: v1.10.0\n    app:\n      image:\n        repository: ghcr.io/o/app\n        tag: \"2.0\"\n",
+    )
+    .unwrap();
+    let (code, rows) = scan_json(dir.path(), &["hr.yaml"]);
+    assert_eq!(code, Some(0), "{rows:#?}");
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (field(r, "location"), field(r, "image")))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "HelmRelease/app values.image",
+                "quay.io/bitnami/redis:7.2.4"
+            ),
+            (
+                "HelmRelease/app values.controller.image",
+                "registry.k8s.io/ingress-nginx/controller:v1.10.0"
+            ),
+            ("HelmRelease/app values.app.image", "ghcr.io/o/app:2.0"),
+        ],
+        "valuesFrom: [] gives no note either"
+    );
+}
+
+#[test]
+fn quoted_dockerfile_references_are_scanned_unquoted_and_refused_for_the_true_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("Dockerfile");
+    let written = "FROM \"quay.io/q/from:1\"\nCOPY --from=\"quay.io/q/quoted:1\" /a /b\n";
+    std::fs::write(&file, written).unwrap();
+    let (code, rows) = scan_json(dir.path(), &["Dockerfile"]);
+    assert_eq!(code, Some(0));
+    let images: Vec<&str> = rows.iter().map(|r| field(r, "image")).collect();
+    assert_eq!(images, ["quay.io/q/from:1", "quay.io/q/quoted:1"]);
+    let out = ptc("rewrite", &["--write", "Dockerfile"], dir.path(), None);
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        stderr.matches("written with quotes or escapes").count(),
+        2,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("ARG"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), written);
+}
+
+#[test]
+fn onbuild_copy_from_and_tagless_image_maps_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("Dockerfile");
+    std::fs::write(
+        &file,
+        "FROM alpine:3.20\nONBUILD COPY --from=ghcr.io/o/onb:2 /x /y\n",
+    )
+    .unwrap();
+    let (code, rows) = scan_json(dir.path(), &["Dockerfile"]);
+    assert_eq!(code, Some(0));
+    let got: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| (field(r, "location"), field(r, "image"), field(r, "class")))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("FROM line 1", "alpine:3.20", "routable"),
+            ("ONBUILD COPY --from line 2", "ghcr.io/o/onb:2", "routable"),
+        ]
+    );
+    let out = ptc("rewrite", &["--write", "Dockerfile"], dir.path(), None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        format!(
+            "FROM {REGISTRY}/docker-hub/library/alpine:3.20\nONBUILD COPY --from={REGISTRY}/ghcr/o/onb:2 /x /y\n"
+        )
+    );
+    std::fs::write(
+        dir.path().join("hr.yaml"),
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: web\nspec:\n  values:\n    image:\n      repository: nginx\n      pullPolicy: IfNotPresent\n    sidecar:\n      image: quay.io/s/s:1\n",
+    )
+    .unwrap();
+    let (code, rows) = scan_json(dir.path(), &["hr.yaml"]);
+    assert_eq!(code, Some(0));
+    let tagless = rows
+        .iter()
+        .find(|r| field(r, "location") == "HelmRelease/web values.image")
+        .unwrap_or_else(|| panic!("{rows:#?}"));
+    assert_eq!(field(tagless, "image"), "nginx");
+    assert!(
+        field(tagless, "note").contains("the chart's default tag applies"),
+        "{tagless:#?}"
+    );
+    assert_eq!(watch_list(dir.path(), &["hr.yaml"]), ["quay.io/s/s:1"]);
+}

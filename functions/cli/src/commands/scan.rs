@@ -100,9 +100,13 @@ pub struct ScannedFile {
 
 /// Every file of `paths` (`-` = stdin, read once however often it is given; directories
 /// walked: [`scan::walk`]) read within [`scan::MAX_FILE_BYTES`] and scanned; what cannot be
-/// read is a [`scan::Problem`] of the file named.
+/// read is a [`scan::Problem`] of the file named. A file reached twice (named twice, as
+/// `a.txt` and `./a.txt`, or through a symbolic link, or inside a directory also given) is
+/// read once, under the first spelling: files are told apart by their canonical path
+/// (`std::fs::canonicalize`), so a rewrite never gives two patch sections for one file.
 pub fn read_paths(paths: &[String]) -> Vec<ScannedFile> {
     let mut files = Vec::new();
+    let mut seen: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
     let mut stdin_read = false;
     for given in paths {
         if given == "-" {
@@ -122,6 +126,12 @@ pub fn read_paths(paths: &[String]) -> Vec<ScannedFile> {
             });
         }
         for entry in entries {
+            // A path that cannot be canonicalized is read (and its error told) as given.
+            if let Ok(canonical) = std::fs::canonicalize(&entry.path)
+                && !seen.insert(canonical)
+            {
+                continue;
+            }
             let bytes = read_file(&entry.path, entry.walked);
             files.push(scanned(
                 entry.path.display().to_string(),

@@ -97,17 +97,36 @@ pub fn scan(text: &str) -> FileScan {
         .collect();
     for instruction in instructions {
         let line = instruction.text();
-        let (word, rest_at) = first_word(&line);
-        let upper = word.to_ascii_uppercase();
+        let (word, mut rest_at) = first_word(&line);
+        let mut upper = word.to_ascii_uppercase();
+        // `ONBUILD COPY --from=<image>` (or `RUN --mount=from=`): a trigger run when the
+        // image is used as a base, its sources pulled then (BuildKit
+        // `dockerfile2llb/convert.go` `initOnBuildTriggers` -> `toCommand`, at 73ed6825).
+        // There no ARG is substituted (`shell.EnvsFromSlice(nil)`), and the stages are the
+        // other build's, unknown here: a value naming one of this file's stages is still
+        // taken as a stage (not scanned, never rewritten), the cautious reading.
+        let mut onbuild = false;
+        let no_args = HashMap::new();
+        if seen_from && upper == "ONBUILD" {
+            let (inner, inner_at) = first_word(&line[rest_at..]);
+            onbuild = true;
+            upper = inner.to_ascii_uppercase();
+            rest_at += inner_at;
+        }
         if seen_from && (upper == "COPY" || upper == "RUN") {
+            let (args, prefix) = if onbuild {
+                (&no_args, "ONBUILD ")
+            } else {
+                (&meta_args, "")
+            };
             for (flag, value, range) in image_flags(&upper, &line[rest_at..], escape) {
                 let range = (range.start + rest_at)..(range.end + rest_at);
-                let location = format!("{upper} {flag} line {}", instruction.line);
+                let location = format!("{prefix}{upper} {flag} line {}", instruction.line);
                 if let Some(found) = flag_image(
                     location,
                     &value,
                     instruction.file_range(range),
-                    &meta_args,
+                    args,
                     &all_stages,
                     escape,
                 ) {
@@ -115,6 +134,9 @@ pub fn scan(text: &str) -> FileScan {
                 }
             }
             continue;
+        }
+        if onbuild {
+            continue; // another trigger: no image of its own
         }
         match upper.as_str() {
             "ARG" if !seen_from => {
@@ -153,18 +175,9 @@ pub fn scan(text: &str) -> FileScan {
                     if name == "scratch" || stage_before {
                         continue; // the empty image, or an earlier stage: no image to pull
                     }
-                    let literal = !base.contains('$') && !base.contains(['"', '\'', escape]);
-                    let edit = match (literal, instruction.file_range(base_range)) {
-                        (true, Some(range)) => Edit::Span(range),
-                        (true, None) => Edit::No("the reference spans a line continuation".into()),
-                        (false, _) => Edit::No(format!(
-                            "built from ARG {base}: change the ARG's default instead"
-                        )),
-                    };
+                    let (edit, note) = edit_of(&base, instruction.file_range(base_range), escape);
                     let mut found = Found::new(location, name, edit);
-                    if !literal {
-                        found.note = Some(format!("from {base} with the ARG defaults"));
-                    }
+                    found.note = note;
                     scan.found.push(found);
                 } else {
                     let mut found = Found::new(
@@ -260,19 +273,49 @@ fn flag_image(
     {
         return None;
     }
-    let literal = !value.contains('$') && !value.contains(['"', '\'', escape]);
-    let edit = match (literal, file_range) {
-        (true, Some(range)) => Edit::Span(range),
-        (true, None) => Edit::No("the reference spans a line continuation".into()),
-        (false, _) => Edit::No(format!(
-            "built from ARG {value}: change the ARG's default instead"
-        )),
-    };
+    let (edit, note) = edit_of(value, file_range, escape);
     let mut found = Found::new(location, name, edit);
-    if !literal {
-        found.note = Some(format!("from {value} with the ARG defaults"));
-    }
+    found.note = note;
     Some(found)
+}
+
+/// How a reference written as `word` (at `file_range`) is rewritten, and the note its scan
+/// gets. A literal word is replaced where it is. A word with `$` is built from ARGs. A word
+/// with quotes or the escape character but no `$` names the image without them: BuildKit
+/// removes them (`FROM`: `dockerfile2llb/convert.go` `ProcessWordWithMatches` on the base
+/// name; `COPY --from`, `RUN --mount`: `parser/split_command.go` `extractBuilderFlags`
+/// drops the quotes of a flag; at 73ed6825), so the unquoted image is scanned, and left for
+/// a rewrite by hand (the replacement would have to drop the quotes too).
+fn edit_of(
+    word: &str,
+    file_range: Option<std::ops::Range<usize>>,
+    escape: char,
+) -> (Edit, Option<String>) {
+    if word.contains('$') {
+        return (
+            Edit::No(format!(
+                "built from ARG {word}: change the ARG's default instead"
+            )),
+            Some(format!("from {word} with the ARG defaults")),
+        );
+    }
+    if word.contains(['"', '\'', escape]) {
+        return (
+            Edit::No(format!(
+                "written with quotes or escapes ({word}), which BuildKit removes: change it by hand"
+            )),
+            Some(format!(
+                "written {word}: quotes and escapes removed as BuildKit does"
+            )),
+        );
+    }
+    match file_range {
+        Some(range) => (Edit::Span(range), None),
+        None => (
+            Edit::No("the reference spans a line continuation".into()),
+            None,
+        ),
+    }
 }
 
 /// The escape character: `` ` `` when a `# escape=`` ` directive opens the file, else `\`.
@@ -363,14 +406,20 @@ fn continuation(line: &str, escape: char) -> Option<usize> {
     Some(cut.len())
 }
 
-/// The heredoc terminators a RUN, COPY or ADD line opens (`<<EOF`, `<<-EOF`, `<<"EOF"`).
+/// The heredoc terminators a RUN, COPY or ADD line opens (`<<EOF`, `<<-EOF`, `<<"EOF"`), as
+/// BuildKit finds them (`frontend/dockerfile/parser/parser.go` at 73ed6825,
+/// `heredocsFromLine`): the line is split into words with quotes and escapes kept
+/// (`shlex.RawQuotes`, `RawEscapes`, `ProcessWords`, the escape character always `\`), and
+/// a heredoc is a whole word matching `reHeredoc` = `^(\d*)<<(-?)\s*([^<]*)$` whose rest is
+/// one word once its quotes are removed (`heredocFromMatch`). So a `<<EOF` inside a quoted
+/// word (`RUN echo "use <<EOF here"`) is not a heredoc.
 fn heredoc_words(line: &str) -> Vec<(String, bool)> {
     let (word, _) = first_word(line);
     if !["RUN", "COPY", "ADD"].contains(&word.to_ascii_uppercase().as_str()) {
         return Vec::new();
     }
     let mut out = Vec::new();
-    for token in line.split_whitespace() {
+    for (token, _) in words(line, '\\') {
         let digits = token.trim_start_matches(|c: char| c.is_ascii_digit());
         let Some(rest) = digits.strip_prefix("<<") else {
             continue;
@@ -379,9 +428,32 @@ fn heredoc_words(line: &str) -> Vec<(String, bool)> {
             Some(r) => (true, r),
             None => (false, rest),
         };
-        let name = rest.trim_matches(['"', '\'']);
-        if !name.is_empty() && !name.starts_with('<') {
-            out.push((name.to_owned(), strip_tabs));
+        let rest = rest.trim_start();
+        if rest.is_empty() || rest.contains('<') {
+            continue;
+        }
+        let name = unquote(rest);
+        if !name.is_empty() {
+            out.push((name, strip_tabs));
+        }
+    }
+    out
+}
+
+/// `word` with its quotes removed, the escape character `\` keeping the next one (outside
+/// single quotes), as BuildKit's lexer reads a heredoc's name.
+fn unquote(word: &str) -> String {
+    let mut out = String::new();
+    let mut quote: Option<char> = None;
+    let mut chars = word.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some('\''), '\'') => quote = None,
+            (Some('\''), c) => out.push(c),
+            (_, '\\') => out.extend(chars.next()),
+            (Some(q), c) if c == q => quote = None,
+            (None, '"' | '\'') => quote = Some(c),
+            (_, c) => out.push(c),
         }
     }
     out
@@ -634,6 +706,98 @@ mod tests {
             &text[r.clone()],
             "mcr.microsoft.com/windows/servercore:ltsc2022"
         );
+    }
+
+    #[test]
+    fn a_quoted_heredoc_marker_is_not_a_heredoc() {
+        // BuildKit `heredocsFromLine`: whole words, quotes kept; `"use <<EOF ..."` is one
+        // quoted word, so the lines after it are instructions.
+        assert_eq!(
+            heredoc_words("RUN echo \"use <<EOF to start a heredoc\""),
+            []
+        );
+        assert_eq!(heredoc_words("RUN echo 'x <<EOF'"), []);
+        assert_eq!(heredoc_words("RUN echo a\\ <<EOF"), []);
+        // Real heredocs: plain, quoted name, `-`, a file descriptor, two of them.
+        assert_eq!(heredoc_words("RUN <<EOF"), [("EOF".to_owned(), false)]);
+        assert_eq!(
+            heredoc_words("RUN <<-\"END\" cat"),
+            [("END".to_owned(), true)]
+        );
+        assert_eq!(
+            heredoc_words("COPY <<a 3<<'b' /dst/"),
+            [("a".to_owned(), false), ("b".to_owned(), false)]
+        );
+        assert_eq!(heredoc_words("RUN cat <<<here"), []);
+        let text = "FROM nginx:1 AS build\nRUN echo \"use <<EOF to start a heredoc\"\nCOPY --from=quay.io/a/copied:1 /a /b\nFROM quay.io/a/final:1\n";
+        assert_eq!(
+            images(text),
+            [
+                ("FROM line 1".into(), "nginx:1".into()),
+                ("COPY --from line 3".into(), "quay.io/a/copied:1".into()),
+                ("FROM line 4".into(), "quay.io/a/final:1".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn quoted_references_are_scanned_unquoted_and_say_why_they_are_not_rewritten() {
+        let text = "FROM \"quay.io/q/from:1\" AS a\nCOPY --from=\"quay.io/q/quoted:1\" /a /b\nCOPY --from='ghcr.io/o/s:2' /a /b\n";
+        let scan = scan(text);
+        let got: Vec<(&str, &str)> = scan
+            .found
+            .iter()
+            .map(|f| (f.location.as_str(), f.image.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("FROM line 1", "quay.io/q/from:1"),
+                ("COPY --from line 2", "quay.io/q/quoted:1"),
+                ("COPY --from line 3", "ghcr.io/o/s:2"),
+            ]
+        );
+        for f in &scan.found {
+            let Edit::No(why) = &f.edit else {
+                panic!("{f:?}")
+            };
+            assert!(why.contains("quotes") && !why.contains("ARG"), "{why}");
+        }
+    }
+
+    #[test]
+    fn onbuild_copy_from_and_run_mount_from_are_scanned() {
+        let text = "FROM alpine AS base\nONBUILD COPY --from=ghcr.io/o/onb:2 /x /y\nONBUILD COPY --from=base /x /y\nonbuild RUN --mount=type=bind,from=quay.io/m/n:1,target=/m true\nONBUILD COPY --from=$X /x /y\nONBUILD FROM quay.io/not/from:1\n";
+        let scan = scan(text);
+        let got: Vec<(&str, String)> = scan
+            .found
+            .iter()
+            .map(|f| {
+                (
+                    f.location.as_str(),
+                    f.unresolved.clone().unwrap_or(f.image.clone()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("FROM line 1", "alpine".into()),
+                ("ONBUILD COPY --from line 2", "ghcr.io/o/onb:2".into()),
+                ("ONBUILD RUN --mount line 4", "quay.io/m/n:1".into()),
+                (
+                    "ONBUILD COPY --from line 5",
+                    "$X has no default here (a --build-arg or a stage ARG at build time)".into()
+                ),
+            ]
+        );
+        for f in &scan.found[..3] {
+            let Edit::Span(r) = &f.edit else {
+                panic!("{f:?}")
+            };
+            assert_eq!(&text[r.clone()], f.image);
+        }
+        assert!(matches!(scan.found[3].edit, Edit::No(_)));
     }
 
     #[test]

@@ -11,10 +11,13 @@ pub fn scan(text: &str) -> FileScan {
         let start = offset;
         offset += raw.len();
         let mut line = raw.trim_end_matches(['\n', '\r']);
+        let mut line_start = start;
         if n == 0 {
-            line = line.trim_start_matches('\u{feff}');
+            // A byte order mark opens only the file: skipped on the first line alone.
+            let bom = line.len() - line.trim_start_matches('\u{feff}').len();
+            line = &line[bom..];
+            line_start += bom;
         }
-        let line_start = start + (raw.len() - raw.trim_start_matches('\u{feff}').len());
         // `ref # comment`: the comment starts at a `#` after a blank.
         let content = match line.find(" #").or_else(|| line.find("\t#")) {
             Some(at) => &line[..at],
@@ -51,6 +54,23 @@ mod tests {
         assert_eq!(
             images,
             [("line 2", "nginx:1.25"), ("line 4", "quay.io/a/b:v1")]
+        );
+        for f in &scan.found {
+            let Edit::Span(r) = &f.edit else { panic!() };
+            assert_eq!(&text[r.clone()], f.image);
+        }
+    }
+
+    #[test]
+    fn a_bom_is_skipped_on_the_first_line_only() {
+        // A U+FEFF later in the file is no BOM: it stays in the line, and the spans of
+        // the lines are where their text is.
+        let text = "\u{feff}nginx:1.25\n\u{feff}quay.io/a/b:1\n  ghcr.io/o/r:2\n";
+        let scan = scan(text);
+        let images: Vec<&str> = scan.found.iter().map(|f| f.image.as_str()).collect();
+        assert_eq!(
+            images,
+            ["nginx:1.25", "\u{feff}quay.io/a/b:1", "ghcr.io/o/r:2"]
         );
         for f in &scan.found {
             let Edit::Span(r) = &f.edit else { panic!() };

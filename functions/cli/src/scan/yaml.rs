@@ -11,11 +11,13 @@
 //!   `initContainers`, `containers`, `ephemeralContainers`, each container's `image`.
 //! - Flux HelmRelease (`apiVersion: helm.toolkit.fluxcd.io/*`, any version): `spec.values`,
 //!   walked whole: a string under a key `image` or ending in `Image` is a reference; a
-//!   mapping with a string `repository` beside a `registry`, `tag`, `imageTag` or `digest`,
-//!   or a string `image` beside a `registry` (ingress-nginx's `controller.image: {registry,
+//!   mapping with a string `repository` beside a `registry`, `tag`, `imageTag` or `digest`
+//!   (or alone when the mapping is an `image:` value: `{repository, pullPolicy}`, the
+//!   chart's default tag applying), or a string `image` beside a `registry` (ingress-nginx's `controller.image: {registry,
 //!   image, tag, digest}`), is the split form charts use, composed as their helpers do:
 //!   `[registry/]repository[:tag][@digest]`, and never rewritten. The registry: Bitnami's
-//!   `global.imageRegistry` wins over the image's own `registry` (bitnami/charts
+//!   `global.imageRegistry` wins over the `registry` of a `registry`/`repository` split
+//!   (only those: Bitnami's helper reads no other form) (bitnami/charts
 //!   `bitnami/common/templates/_images.tpl`, `common.images.image`: `$registryName :=
 //!   .imageRoot.registry`, then `if .global.imageRegistry` it is replaced, at commit
 //!   05cddae9; later versions write `default .imageRoot.registry ((.global).imageRegistry)`,
@@ -99,6 +101,12 @@ pub fn parse(doc: &str, kind: Kind) -> Result<Value, String> {
 
 /// The raw value, and the value with its YAML merge keys applied when it has any (`None`
 /// when it has none). Errors: a merge key whose value is not a mapping or a list of them.
+///
+/// Limit: a quoted `"<<"` key is a plain key for YAML 1.1 loaders (PyYAML, go-yaml v2,
+/// which Kubernetes uses: the merge key is the plain `<<` resolved to `tag:yaml.org,2002:merge`),
+/// but serde_norway 0.9 cannot tell it from a plain `<<`: its `Value` keeps no scalar
+/// style and its event parser (`de`'s loader, `libyaml`) is private. So a quoted `"<<"` is
+/// applied as a merge here too.
 fn merged(raw: Value, kind: Kind) -> Result<(Value, Option<Value>), String> {
     if kind == Kind::Json || !has_merge_key(&raw, 0) {
         return Ok((raw, None));
@@ -298,7 +306,13 @@ impl Objects<'_> {
         }
         let api = str_of(v, "apiVersion").unwrap_or_default();
         if kind == "HelmRelease" && api.starts_with("helm.toolkit.fluxcd.io/") {
-            if get_path(v, &["spec", "valuesFrom"]).is_some_and(|f| !matches!(f, Value::Null)) {
+            // An empty list (`valuesFrom: []`) or null reads nothing: no note.
+            let values_from = get_path(v, &["spec", "valuesFrom"]).is_some_and(|f| match f {
+                Value::Null => false,
+                Value::Sequence(items) => !items.is_empty(),
+                _ => true,
+            });
+            if values_from {
                 self.notes.push(Problem {
                     location: format!("HelmRelease/{name} spec.valuesFrom"),
                     reason: "values from ConfigMaps or Secrets (valuesFrom) are not read: their images are not in this scan".into(),
@@ -377,7 +391,10 @@ impl ValuesWalk<'_> {
         }
         match untag(v) {
             Value::Mapping(m) => {
-                if let Some(found) = self.split(m, &at) {
+                if let Some(found) = self.split(m, &at, {
+                    let last = at.rsplit('.').next().unwrap_or_default();
+                    last == "image" || last.ends_with("Image")
+                }) {
                     self.out.push(found);
                     return;
                 }
@@ -420,13 +437,19 @@ impl ValuesWalk<'_> {
     }
 
     /// The split forms, composed as the charts' helpers do (see the module's docs): a string
-    /// `repository` beside `registry`, `tag`, `imageTag` or `digest`; a string `image`
-    /// beside `registry`.
-    fn split(&self, m: &Mapping, at: &str) -> Option<Found> {
+    /// `repository` beside `registry`, `tag`, `imageTag` or `digest`, or alone (with keys
+    /// such as `pullPolicy`) when the mapping is an `image:` value (`image_value`); a string
+    /// `image` beside `registry`.
+    fn split(&self, m: &Mapping, at: &str, image_value: bool) -> Option<Found> {
         let string = |k: &str| m.get(k).map(untag).and_then(Value::as_str);
         let has = |keys: &[&str]| keys.iter().any(|k| m.contains_key(*k));
         let (repository, key) = match (string("repository"), string("image")) {
-            (Some(r), _) if has(&["registry", "tag", "imageTag", "digest"]) => (r, "repository"),
+            (Some(r), _)
+                if !r.trim().is_empty()
+                    && (image_value || has(&["registry", "tag", "imageTag", "digest"])) =>
+            {
+                (r, "repository")
+            }
             (_, Some(i)) if has(&["registry"]) => (i, "image"),
             _ => return None,
         };
@@ -438,9 +461,19 @@ impl ValuesWalk<'_> {
         };
         let tag = TAG_KEYS.iter().find_map(|k| field(k));
         let digest = field("digest");
-        let registry = self
-            .global_image_registry
-            .clone()
+        // Bitnami's `global.imageRegistry` is read only by its helper, for its
+        // `registry`/`repository` split (bitnami/charts `bitnami/common/templates/
+        // _images.tpl` `common.images.image` reads `.imageRoot.registry`,
+        // `.imageRoot.repository`; Bitnami's values always write both keys); an
+        // `{registry, image}` split (ingress-nginx) or a `{repository, tag}` one with no
+        // `registry` key (`helm create`'s `{{ .Values.image.repository }}:{{ .Values.image.tag
+        // | default .Chart.AppVersion }}`) is another chart's, whose templates never read it.
+        let global = if key == "repository" && m.contains_key("registry") {
+            self.global_image_registry.clone()
+        } else {
+            None
+        };
+        let registry = global
             .or(field("registry"))
             .or(self.global_fallback_registry.clone());
         let mut image = match &registry {
@@ -461,7 +494,7 @@ impl ValuesWalk<'_> {
         );
         if digest.is_none() && tag.is_none() {
             found.note = Some(
-                "no tag in the values: the chart's default applies (often its appVersion); not in the watch list".into(),
+                "no tag in the values: the chart's default tag applies (often its appVersion); not in the watch list".into(),
             );
             found.exact = false;
         }
