@@ -221,8 +221,9 @@ fn first_line(text: &str) -> String {
 
 /// Logs on stderr: `PTC_LOG` (from the settings) when set, else the level `-v` asks for.
 /// Without `-v` (and without `PTC_LOG`), the AWS SDK's own lines (targets `aws_*`, such as
-/// `aws_config::imds` probing for credentials on a laptop) are not written: what fails is
-/// told by `ptc`'s one-line error.
+/// `aws_config::imds` probing for credentials on a laptop) and the adapters' error lines
+/// (`ptc_core::aws::*` at ERROR: each error is returned to the command, which tells it) are
+/// not written: what fails is told by `ptc`'s one-line error or the report.
 fn init_logs(verbose: u8, filter_spec: Option<&str>) {
     let quiet_sdk = verbose == 0 && filter_spec.is_none();
     let default = match verbose {
@@ -237,7 +238,10 @@ fn init_logs(verbose: u8, filter_spec: Option<&str>) {
                 .with_ansi(std::io::stderr().is_terminal())
                 .with_filter(ptc_core::logging::filter(filter_spec, default))
                 .with_filter(tracing_subscriber::filter::filter_fn(move |meta| {
-                    !(quiet_sdk && meta.target().starts_with("aws_"))
+                    !(quiet_sdk
+                        && (meta.target().starts_with("aws_")
+                            || (meta.target().starts_with("ptc_core::aws")
+                                && *meta.level() == tracing::Level::ERROR)))
                 })),
         )
         .init();

@@ -93,15 +93,35 @@ pub fn table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> std
     Ok(())
 }
 
-/// `text` with its control characters escaped as Rust writes them (`\n`, `\t`, `\u{1b}`).
+/// `text` with what a terminal would act on escaped as Rust writes it (`\n`, `\t`,
+/// `\u{1b}`): control characters, and the invisible formatting characters that reorder or
+/// hide text (bidirectional overrides and isolates U+202A-U+202E, U+2066-U+2069, marks
+/// U+200E, U+200F, U+061C, line and paragraph separators U+2028, U+2029, U+FEFF): the
+/// "Trojan Source" characters (CVE-2021-42574).
 pub fn escape_controls(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
+    let hostile = |c: char| {
+        c.is_control()
+            || matches!(
+                c,
+                '\u{202a}'..='\u{202e}'
+                    | '\u{2066}'..='\u{2069}'
+                    | '\u{200e}'
+                    | '\u{200f}'
+                    | '\u{061c}'
+                    | '\u{2028}'
+                    | '\u{2029}'
+                    | '\u{feff}'
+            )
+    };
+    if !text.chars().any(hostile) {
         return text.to_owned();
     }
     text.chars()
         .map(|c| {
             if c.is_control() {
                 c.escape_default().to_string()
+            } else if hostile(c) {
+                c.escape_unicode().to_string()
             } else {
                 c.to_string()
             }
@@ -151,6 +171,7 @@ mod tests {
         .unwrap();
         let text = String::from_utf8(buf).unwrap();
         assert_eq!(text.lines().count(), 2, "{text}");
+        assert_eq!(escape_controls("a\u{202e}b"), "a\\u{202e}b");
         assert!(
             text.contains("nginx:1.25\\nquay.io/evil/x\\u{1b}[2J"),
             "{text}"

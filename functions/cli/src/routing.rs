@@ -155,18 +155,29 @@ async fn registry_host(ctx: &Context, args: &RoutingArgs) -> Result<String, CliE
     })
 }
 
-/// `host` when it is a registry host (letters, digits, `.`, `-`, an optional `:port`, at most
-/// 253 characters), lowercased, `:443` dropped as references read it; `None` otherwise (a
-/// scheme, a path, a quote or a space could not be written safely in the formats' files).
+/// `host` when it is a registry host: dot-separated labels of 1-63 letters, digits and `-`
+/// (not at a label's ends), at most 253 characters, and an optional `:port` of 1-65535;
+/// lowercased, `:443` dropped as references read it. `None` otherwise (a scheme, a path, a
+/// quote or a space could not be written safely in the formats' files).
 fn checked_host(host: &str) -> Option<String> {
     let host = host.trim().trim_end_matches('/').to_ascii_lowercase();
-    let ok = !host.is_empty()
-        && host.len() <= 253
-        && !host.starts_with(['.', '-', ':'])
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b))
-        && host.matches(':').count() <= 1;
+    let (name, port) = match host.split_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host.as_str(), None),
+    };
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n))
+    });
+    let ok = !name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok) && port_ok;
     ok.then(|| host.strip_suffix(":443").unwrap_or(&host).to_owned())
 }
 
@@ -242,6 +253,10 @@ mod tests {
             "a b",
             ":5000",
             "a:1:2",
+            "a..b",
+            "host:0",
+            "host:65536",
+            "-a.example",
         ] {
             assert_eq!(checked_host(bad), None, "{bad:?}");
         }

@@ -734,3 +734,135 @@ fn small_things_a_new_user_met() {
         );
     }
 }
+
+/// `--out-dir` checks every path without following links before it writes anything (a
+/// review): a link (dangling or to a file, `--force` or not), a FIFO or a directory at an
+/// output path is refused, nothing is written, the link's target is untouched, and a FIFO
+/// does not block the run.
+#[test]
+fn out_dir_follows_no_link_and_opens_no_special_file() {
+    let base = [
+        "map",
+        "--rule",
+        "docker-hub=registry-1.docker.io",
+        "--rule",
+        "quay=quay.io",
+        "--registry",
+        REGISTRY,
+        "--format",
+        "containerd-hosts",
+        "--out-dir",
+    ];
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim.txt");
+    std::fs::write(&victim, "keep\n").unwrap();
+    let created = outside.path().join("created-by-ptc");
+    type Plant = Box<dyn Fn(&std::path::Path)>;
+    let cases: Vec<(&str, Plant, bool)> = vec![
+        (
+            "dangling link",
+            Box::new({
+                let created = created.clone();
+                move |p| std::os::unix::fs::symlink(&created, p).unwrap()
+            }),
+            false,
+        ),
+        (
+            "link to a file",
+            Box::new({
+                let victim = victim.clone();
+                move |p| std::os::unix::fs::symlink(&victim, p).unwrap()
+            }),
+            true,
+        ),
+        (
+            "FIFO",
+            Box::new(|p| {
+                let status = Command::new("mkfifo").arg(p).status().unwrap();
+                assert!(status.success());
+            }),
+            true,
+        ),
+        (
+            "directory",
+            Box::new(|p| std::fs::create_dir(p).unwrap()),
+            true,
+        ),
+    ];
+    for (what, plant, force) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let kubelet = dir.path().join("kubelet");
+        std::fs::create_dir_all(&kubelet).unwrap();
+        plant(&kubelet.join("credential-provider-config.yaml"));
+        let mut args: Vec<&str> = base.to_vec();
+        let d = dir.path().to_str().unwrap().to_owned();
+        args.push(&d);
+        if force {
+            args.push("--force");
+        }
+        let started = std::time::Instant::now();
+        let out = laptop(&args, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{what}: blocked"
+        );
+        assert_eq!(out.status.code(), Some(2), "{what}: {stderr}");
+        assert!(
+            stderr.contains("not a regular file") && stderr.contains("nothing was written"),
+            "{what}: {stderr}"
+        );
+        assert!(
+            !dir.path().join("certs.d").exists(),
+            "{what}: something was written"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep\n");
+    assert!(!created.exists());
+    // A directory on the way that is a link is refused too.
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("certs.d")).unwrap();
+    let mut args: Vec<&str> = base.to_vec();
+    let d = dir.path().to_str().unwrap().to_owned();
+    args.push(&d);
+    let out = laptop(&args, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a directory"));
+    assert_eq!(
+        std::fs::read_dir(outside.path()).unwrap().count(),
+        1,
+        "only the victim"
+    );
+}
+
+/// Credentials but no network: the adapters' ERROR lines stay out of the terminal without
+/// -v; the one `ptc:` line tells it (a review).
+#[test]
+fn prewarm_without_a_network_fails_in_one_line() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ptc"))
+        .args(["prewarm", "--image", "-"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", tempfile::tempdir().unwrap().path())
+        .env("AWS_REGION", "eu-west-2")
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "example")
+        .env("PTC_AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("PTC_AWS_MAX_ATTEMPTS", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"nginx:1.25\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("ptc: "), "{stderr}");
+}

@@ -137,9 +137,9 @@ fn print_format(
     for image in &left {
         eprintln!(
             "ptc: {}: {} ({}), left as it is",
-            image.reference,
+            output::escape_controls(&image.reference),
             image.class,
-            image.reason.as_deref().unwrap_or_default()
+            output::escape_controls(image.reason.as_deref().unwrap_or_default())
         );
     }
     match left
@@ -152,18 +152,79 @@ fn print_format(
     }
 }
 
-/// Write each file under `dir`, creating directories. Nothing someone else wrote is lost: a
-/// file that exists with other content is not replaced without `force`, and then nothing
-/// is written at all ([`CliError::File`] names it and how many); one with the same content is
-/// left as it is. A path that would leave `dir` is refused; the formats make none.
+/// What is at one output path before anything is written.
+enum Existing {
+    /// Nothing: the file is created.
+    Nothing,
+    /// A regular file with this output's content: left as it is.
+    Same,
+    /// A regular file with other content: replaced only with `--force`.
+    Differs,
+}
+
+/// Write each file under `dir`, creating directories. Nothing someone else wrote is lost,
+/// and nothing is written unless everything can be:
+/// - first every path is checked without following links (`symlink_metadata`): a symbolic
+///   link, a directory, a FIFO or a device at an output path or at a directory on the way is
+///   refused, `--force` or not (it would be followed, opened or block); a regular file with
+///   other content is refused without `force`; one with the same content is left as it is;
+/// - then every new content is written to a new temporary file beside its path
+///   (`create_new`: never a file or link already there) and only when all are written, each
+///   is renamed over its path (a rename replaces the name, it never writes through a link).
+///
+/// Errors: [`CliError::File`] naming the first path refused (and how many), or the I/O
+/// error; a path that would leave `dir` is refused (the formats make none).
 fn write_files(dir: &Path, files: &[OutputFile], force: bool) -> Result<(), CliError> {
-    let differing: Vec<String> = files
-        .iter()
-        .filter(|f| {
-            std::fs::read(dir.join(&f.path)).is_ok_and(|old| !force && old != f.text.as_bytes())
-        })
-        .map(|f| dir.join(&f.path).display().to_string())
-        .collect();
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file_err = |path: &Path, reason: String| CliError::File {
+        path: path.display().to_string(),
+        reason,
+    };
+    // 1. Check everything.
+    let mut plan = Vec::new();
+    let mut differing = Vec::new();
+    for file in files {
+        let rel = Path::new(&file.path);
+        let path = dir.join(rel);
+        if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+            return Err(file_err(&path, "not a path inside --out-dir".to_owned()));
+        }
+        let mut on_the_way = dir.to_path_buf();
+        let components: Vec<_> = rel.components().collect();
+        for c in &components[..components.len() - 1] {
+            on_the_way.push(c);
+            match std::fs::symlink_metadata(&on_the_way) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => {
+                    return Err(file_err(
+                        &on_the_way,
+                        "not a directory (a link or a file): nothing was written".to_owned(),
+                    ));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) => return Err(file_err(&on_the_way, e.to_string())),
+            }
+        }
+        let existing = match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Existing::Nothing,
+            Err(e) => return Err(file_err(&path, e.to_string())),
+            Ok(meta) if !meta.file_type().is_file() => {
+                return Err(file_err(
+                    &path,
+                    "not a regular file (a link, a directory or a special file): not replaced, --force or not; nothing was written".to_owned(),
+                ));
+            }
+            Ok(_) => match std::fs::read(&path) {
+                Ok(old) if old == file.text.as_bytes() => Existing::Same,
+                Ok(_) => Existing::Differs,
+                Err(e) => return Err(file_err(&path, e.to_string())),
+            },
+        };
+        if matches!(existing, Existing::Differs) && !force {
+            differing.push(path.display().to_string());
+        }
+        plan.push((path, file, existing));
+    }
     if let Some(first) = differing.first() {
         return Err(CliError::File {
             path: first.clone(),
@@ -173,25 +234,42 @@ fn write_files(dir: &Path, files: &[OutputFile], force: bool) -> Result<(), CliE
             ),
         });
     }
-    for file in files {
-        let rel = Path::new(&file.path);
-        let inside = rel.components().all(|c| matches!(c, Component::Normal(_)));
-        let path = dir.join(rel);
-        let err = |reason: String| CliError::File {
-            path: path.display().to_string(),
-            reason,
-        };
-        if !inside {
-            return Err(err("not a path inside --out-dir".to_owned()));
+    // 2. Every new content in a new temporary file beside its path.
+    let mut temps: Vec<(std::path::PathBuf, &Path)> = Vec::new();
+    let cleanup = |temps: &[(std::path::PathBuf, &Path)]| {
+        for (temp, _) in temps {
+            let _ = std::fs::remove_file(temp);
         }
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| err(e.to_string()))?;
-        }
-        if std::fs::read(&path).is_ok_and(|old| old == file.text.as_bytes()) {
+    };
+    for (path, file, existing) in &plan {
+        if matches!(existing, Existing::Same) {
             eprintln!("ptc: {} unchanged", path.display());
             continue;
         }
-        std::fs::write(&path, &file.text).map_err(|e| err(e.to_string()))?;
+        let parent = path.parent().unwrap_or(dir);
+        let written = std::fs::create_dir_all(parent).and_then(|()| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let temp = parent.join(format!(".{name}.ptc-map.{}", std::process::id()));
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .open(&temp)?;
+            temps.push((temp, path.as_path()));
+            out.write_all(file.text.as_bytes())?;
+            out.sync_all()
+        });
+        if let Err(e) = written {
+            cleanup(&temps);
+            return Err(file_err(path, format!("{e}; nothing was written")));
+        }
+    }
+    // 3. All written: each renamed over its path.
+    for (i, (temp, path)) in temps.iter().enumerate() {
+        if let Err(e) = std::fs::rename(temp, path) {
+            cleanup(&temps[i..]);
+            return Err(file_err(path, e.to_string()));
+        }
         eprintln!("ptc: wrote {}", path.display());
     }
     Ok(())
