@@ -4,7 +4,10 @@
 //! image, a build stage, or a named context"; `RUN --mount` `from`: "build stage, context,
 //! or image name for the root of the source"). A value equal to any stage's name in the file
 //! (lowercased, as `parseBuildStageName` does) or a stage index (`0`, `1`) is a stage, not an
-//! image.
+//! image. `ONBUILD COPY --from=<image>` and `ONBUILD RUN --mount=from=<image>` are scanned
+//! too (pulled when the image is used as a base; see [`scan`]). A reference written with
+//! quotes or escapes (`FROM "nginx:1"`) is scanned as BuildKit reads it, unquoted, and not
+//! rewritten (see `edit_of`).
 //!
 //! Sources: the Dockerfile reference (<https://docs.docker.com/reference/dockerfile/>, and
 //! <https://docs.docker.com/reference/dockerfile/#understand-how-arg-and-from-interact>: `FROM
@@ -717,6 +720,14 @@ mod tests {
             []
         );
         assert_eq!(heredoc_words("RUN echo 'x <<EOF'"), []);
+        // BuildKit's own cases (`parser/parser_heredoc_test.go` `TestHeredocsFromLine`).
+        assert_eq!(heredoc_words("RUN '<<EOF'"), []);
+        assert_eq!(heredoc_words("RUN \"<<EOF\""), []);
+        assert_eq!(heredoc_words("RUN 4<<EOF"), [("EOF".to_owned(), false)]);
+        assert_eq!(
+            heredoc_words("RUN <<EOF <<EOF2"),
+            [("EOF".to_owned(), false), ("EOF2".to_owned(), false)]
+        );
         assert_eq!(heredoc_words("RUN echo a\\ <<EOF"), []);
         // Real heredocs: plain, quoted name, `-`, a file descriptor, two of them.
         assert_eq!(heredoc_words("RUN <<EOF"), [("EOF".to_owned(), false)]);
