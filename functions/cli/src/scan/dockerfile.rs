@@ -188,14 +188,9 @@ pub fn scan(text: &str) -> FileScan {
                         base.clone(),
                         Edit::No("built from ARG without a value".into()),
                     );
-                    found.unresolved = Some(format!(
-                        "{} has no default (given by --build-arg at build time)",
-                        expanded
-                            .unresolved
-                            .iter()
-                            .map(|v| format!("${v}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                    found.unresolved = Some(unresolved(
+                        &expanded.unresolved,
+                        "has no default (given by --build-arg at build time)",
                     ));
                     scan.found.push(found);
                 }
@@ -258,14 +253,9 @@ fn flag_image(
             value.to_owned(),
             Edit::No("built from a variable without a value".into()),
         );
-        found.unresolved = Some(format!(
-            "{} has no default here (a --build-arg or a stage ARG at build time)",
-            expanded
-                .unresolved
-                .iter()
-                .map(|v| format!("${v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+        found.unresolved = Some(unresolved(
+            &expanded.unresolved,
+            "has no default here (a --build-arg or a stage ARG at build time)",
         ));
         return Some(found);
     }
@@ -342,23 +332,19 @@ fn escape_directive(text: &str) -> char {
     '\\'
 }
 
+/// `$A, $B <why>`: the variables a reference was built from that have no value.
+fn unresolved(vars: &[String], why: &str) -> String {
+    let names: Vec<String> = vars.iter().map(|v| format!("${v}")).collect();
+    format!("{} {why}", names.join(", "))
+}
+
 /// The instructions of the file: continuations joined, comments and blank lines skipped,
 /// heredoc bodies skipped.
 fn instructions(text: &str, escape: char) -> Vec<Instruction<'_>> {
     let mut out = Vec::new();
     let mut current: Option<Instruction<'_>> = None;
     let mut heredocs: Vec<(String, bool)> = Vec::new();
-    let mut offset = 0;
-    for (n, raw) in text.split_inclusive('\n').enumerate() {
-        let start = offset;
-        offset += raw.len();
-        let mut line = raw.trim_end_matches(['\n', '\r']);
-        let mut line_start = start;
-        if n == 0 {
-            let bom = line.len() - line.trim_start_matches('\u{feff}').len();
-            line = &line[bom..];
-            line_start += bom;
-        }
+    for (n, line, line_start) in super::lines_with_offsets(text) {
         if let Some((word, strip_tabs)) = heredocs.first() {
             let body = if *strip_tabs {
                 line.trim_start_matches('\t')

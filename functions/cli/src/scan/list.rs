@@ -6,18 +6,7 @@ use super::{Edit, FileScan, Found};
 /// The references of a list, each with its bytes ([`Edit::Span`]) and `line N`.
 pub fn scan(text: &str) -> FileScan {
     let mut scan = FileScan::default();
-    let mut offset = 0;
-    for (n, raw) in text.split_inclusive('\n').enumerate() {
-        let start = offset;
-        offset += raw.len();
-        let mut line = raw.trim_end_matches(['\n', '\r']);
-        let mut line_start = start;
-        if n == 0 {
-            // A byte order mark opens only the file: skipped on the first line alone.
-            let bom = line.len() - line.trim_start_matches('\u{feff}').len();
-            line = &line[bom..];
-            line_start += bom;
-        }
+    for (n, line, line_start) in super::lines_with_offsets(text) {
         // `ref # comment`: the comment starts at a `#` after a blank.
         let content = match line.find(" #").or_else(|| line.find("\t#")) {
             Some(at) => &line[..at],

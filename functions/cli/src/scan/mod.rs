@@ -669,6 +669,24 @@ fn push_line(out: &mut String, mark: char, line: &str) {
 }
 
 /// 1-based line number of byte `offset` in `text`.
+/// The lines of `text` without their `\n` or `\r\n`, each with its number (0-based) and the
+/// byte offset where it starts in `text`; a byte-order mark opens only the file, so it is
+/// skipped on the first line alone (its offset counted).
+pub(crate) fn lines_with_offsets(text: &str) -> impl Iterator<Item = (usize, &str, usize)> {
+    let mut offset = 0;
+    text.split_inclusive('\n').enumerate().map(move |(n, raw)| {
+        let start = offset;
+        offset += raw.len();
+        let line = raw.trim_end_matches(['\n', '\r']);
+        if n == 0 {
+            let body = line.trim_start_matches('\u{feff}');
+            (n, body, start + line.len() - body.len())
+        } else {
+            (n, line, start)
+        }
+    })
+}
+
 pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()

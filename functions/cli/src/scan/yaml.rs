@@ -361,6 +361,14 @@ fn whole_string(location: String, image: &Value, path: &[Segment], document: usi
     }
 }
 
+/// The non-empty text of the scalar at `key` of `m` (a number read as its text), if any.
+fn text_field(m: &Mapping, key: &str) -> Option<String> {
+    m.get(key)
+        .map(untag)
+        .and_then(scalar_text)
+        .filter(|s| !s.is_empty())
+}
+
 fn scalar_text(v: &Value) -> Option<String> {
     match untag(v) {
         Value::String(s) => Some(s.clone()),
@@ -453,12 +461,7 @@ impl ValuesWalk<'_> {
             (_, Some(i)) if has(&["registry"]) => (i, "image"),
             _ => return None,
         };
-        let field = |k: &str| {
-            m.get(k)
-                .map(untag)
-                .and_then(scalar_text)
-                .filter(|s| !s.is_empty())
-        };
+        let field = |k: &str| text_field(m, k);
         let tag = TAG_KEYS.iter().find_map(|k| field(k));
         let digest = field("digest");
         // Bitnami's `global.imageRegistry` is read only by its helper, for its
@@ -509,12 +512,7 @@ fn with_sibling_tag(found: &mut Found, m: &Mapping) {
     if found.unresolved.is_some() || !super::written_suffix(&found.image).is_empty() {
         return;
     }
-    let field = |k: &str| {
-        m.get(k)
-            .map(untag)
-            .and_then(scalar_text)
-            .filter(|s| !s.is_empty())
-    };
+    let field = |k: &str| text_field(m, k);
     let tag = TAG_KEYS.iter().find_map(|k| field(k));
     let digest = field("digest");
     if tag.is_none() && digest.is_none() {
