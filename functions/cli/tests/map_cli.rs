@@ -277,18 +277,34 @@ fn a_rule_for_an_upstream_this_version_does_not_know_is_not_refused() {
 }
 
 /// A laptop with no AWS at all: no credentials, no config, no IMDS worth asking. The
-/// environment `ptc` sees is emptied but for PATH and a HOME with nothing in it.
+/// environment `ptc` sees is emptied but for PATH, a HOME with nothing in it and `extra_env`.
 fn laptop(args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+    laptop_with_stdin(args, extra_env, None)
+}
+
+/// [`laptop`] with `input` on stdin (closed when `None`).
+fn laptop_with_stdin(args: &[&str], extra_env: &[(&str, &str)], input: Option<&[u8]>) -> Output {
     let home = tempfile::tempdir().unwrap();
-    Command::new(env!("CARGO_BIN_EXE_ptc"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ptc"))
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", home.path())
         .envs(extra_env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ptc")
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ptc");
+    if let Some(input) = input {
+        child.stdin.take().unwrap().write_all(input).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("ptc output")
 }
 
 /// The report: `ptc map --rule quay=quay.io nginx` on a laptop without AWS printed four
@@ -624,24 +640,11 @@ fn out_dir_never_replaces_what_someone_else_wrote() {
 /// `--format` with `--output json`; a `:443` registry host; the profile's Region.
 #[test]
 fn small_things_a_new_user_met() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ptc"))
-        .args(["prewarm", "--image", "-"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", tempfile::tempdir().unwrap().path())
-        .env("AWS_REGION", "eu-west-2")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"nginx:1.25\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = laptop_with_stdin(
+        &["prewarm", "--image", "-"],
+        &[("AWS_REGION", "eu-west-2")],
+        Some(b"nginx:1.25\n"),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
@@ -839,28 +842,17 @@ fn out_dir_follows_no_link_and_opens_no_special_file() {
 /// -v; the one `ptc:` line tells it (a review).
 #[test]
 fn prewarm_without_a_network_fails_in_one_line() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ptc"))
-        .args(["prewarm", "--image", "-"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", tempfile::tempdir().unwrap().path())
-        .env("AWS_REGION", "eu-west-2")
-        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        .env("AWS_SECRET_ACCESS_KEY", "example")
-        .env("PTC_AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .env("PTC_AWS_MAX_ATTEMPTS", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"nginx:1.25\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = laptop_with_stdin(
+        &["prewarm", "--image", "-"],
+        &[
+            ("AWS_REGION", "eu-west-2"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "example"),
+            ("PTC_AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+            ("PTC_AWS_MAX_ATTEMPTS", "1"),
+        ],
+        Some(b"nginx:1.25\n"),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
