@@ -99,25 +99,13 @@ pub fn docker_hub_hosts_runtimes_keep() -> impl Iterator<Item = &'static str> {
 /// Lines break at `\n` only; every other character YAML 1.1, TOML or HCL could read as a line
 /// break (`\r`, NEL U+0085, LS U+2028, PS U+2029: PyYAML, libyaml and go-yaml break lines
 /// at them, <https://yaml.org/spec/1.1/#id871136>) and every other control character is
-/// written escaped (`\r`, `\u{85}`), as is a byte-order mark.
+/// written escaped (`\r`, `\u{85}`), as are a byte-order mark and the bidirectional
+/// formatting characters ([`crate::output::escape_controls`]).
 pub fn comment(text: &str) -> String {
     text.split('\n')
-        .map(|l| format!("# {}", escape_breaks(l)))
+        .map(|l| format!("# {}", crate::output::escape_controls(l)))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// `line` with control characters, Unicode line and paragraph separators and U+FEFF escaped.
-fn escape_breaks(line: &str) -> String {
-    line.chars()
-        .map(|c| {
-            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 /// A YAML document of the per-reference formats (`helm-values`, `kustomize-images`): the
@@ -162,16 +150,17 @@ mod tests {
     /// its own after the `#`. Each is escaped; PyYAML-style line breaks are gone.
     #[test]
     fn a_comment_cannot_be_left_early() {
-        for brk in ['\r', '\u{85}', '\u{2028}', '\u{2029}', '\u{b}', '\u{c}'] {
+        for brk in [
+            '\r', '\u{85}', '\u{2028}', '\u{2029}', '\u{b}', '\u{c}', '\u{202e}',
+        ] {
             let text = comment(&format!("x{brk}images: {{pwned: 1}} #"));
             assert_eq!(text.lines().count(), 1, "{text:?}");
             assert!(
-                !text
-                    .chars()
-                    .any(|c| c.is_control() || matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}')),
+                !text.chars().any(|c| c.is_control()
+                    || matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{202e}')),
                 "{text:?}"
             );
-            assert!(text.starts_with("# x\\u{"), "{text:?}");
+            assert!(text.starts_with("# x\\"), "{text:?}");
         }
         assert_eq!(comment("a\nb"), "# a\n# b");
     }
