@@ -93,11 +93,12 @@ pub fn table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> std
     Ok(())
 }
 
-/// `text` with what a terminal would act on escaped as Rust writes it (`\n`, `\t`,
-/// `\u{1b}`): control characters, and the invisible formatting characters that reorder or
-/// hide text (bidirectional overrides and isolates U+202A-U+202E, U+2066-U+2069, marks
-/// U+200E, U+200F, U+061C, line and paragraph separators U+2028, U+2029, U+FEFF): the
-/// "Trojan Source" characters (CVE-2021-42574).
+/// `text` with what a terminal would act on or hide escaped as Rust writes it (`\n`, `\t`,
+/// `\u{1b}`): control characters, the formatting characters that reorder text
+/// (bidirectional overrides and isolates U+202A-U+202E, U+2066-U+2069, marks U+200E, U+200F,
+/// U+061C: the "Trojan Source" characters, CVE-2021-42574), line and paragraph separators
+/// U+2028, U+2029, and the invisible ones that make two texts look alike (zero-width space,
+/// joiners U+200B-U+200D, word joiner U+2060, soft hyphen U+00AD, U+FEFF).
 pub fn escape_controls(text: &str) -> String {
     let hostile = |c: char| {
         c.is_control()
@@ -111,6 +112,9 @@ pub fn escape_controls(text: &str) -> String {
                     | '\u{2028}'
                     | '\u{2029}'
                     | '\u{feff}'
+                    | '\u{200b}'..='\u{200d}'
+                    | '\u{2060}'
+                    | '\u{00ad}'
             )
     };
     if !text.chars().any(hostile) {
@@ -172,6 +176,7 @@ mod tests {
         let text = String::from_utf8(buf).unwrap();
         assert_eq!(text.lines().count(), 2, "{text}");
         assert_eq!(escape_controls("a\u{202e}b"), "a\\u{202e}b");
+        assert_eq!(escape_controls("nginx\u{200b}:1"), "nginx\\u{200b}:1");
         assert!(
             text.contains("nginx:1.25\\nquay.io/evil/x\\u{1b}[2J"),
             "{text}"

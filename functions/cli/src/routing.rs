@@ -157,6 +157,8 @@ async fn registry_host(ctx: &Context, args: &RoutingArgs) -> Result<String, CliE
 
 /// `host` when it is a registry host: dot-separated labels of 1-63 letters, digits and `-`
 /// (not at a label's ends), at most 253 characters, and an optional `:port` of 1-65535;
+/// with a `.` or a port, or `localhost`, as references need to read the first component as
+/// a host (a single label `myreg/...` is read as a Docker Hub path by every runtime);
 /// lowercased, `:443` dropped as references read it. `None` otherwise (a scheme, a path, a
 /// quote or a space could not be written safely in the formats' files).
 fn checked_host(host: &str) -> Option<String> {
@@ -177,7 +179,12 @@ fn checked_host(host: &str) -> Option<String> {
             && p.bytes().all(|b| b.is_ascii_digit())
             && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n))
     });
-    let ok = !name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok) && port_ok;
+    let reads_as_host = name.contains('.') || port.is_some() || name == "localhost";
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(label_ok)
+        && port_ok
+        && reads_as_host;
     ok.then(|| host.strip_suffix(":443").unwrap_or(&host).to_owned())
 }
 
@@ -245,6 +252,11 @@ mod tests {
             checked_host("127.0.0.1:5000").as_deref(),
             Some("127.0.0.1:5000")
         );
+        assert_eq!(checked_host("localhost").as_deref(), Some("localhost"));
+        assert_eq!(
+            checked_host("myreg:5000").as_deref(),
+            Some("myreg:5000")
+        );
         for bad in [
             "",
             "https://x.example",
@@ -257,6 +269,8 @@ mod tests {
             "host:0",
             "host:65536",
             "-a.example",
+            "myreg",
+            "0",
         ] {
             assert_eq!(checked_host(bad), None, "{bad:?}");
         }

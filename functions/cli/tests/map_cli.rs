@@ -858,3 +858,74 @@ fn prewarm_without_a_network_fails_in_one_line() {
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
     assert!(stderr.starts_with("ptc: "), "{stderr}");
 }
+
+/// `--force` keeps the replaced file's mode; a stderr that cannot be written (full) does not
+/// stop the run half-way (a review: it panicked between two renames).
+#[test]
+fn out_dir_keeps_the_mode_and_finishes_whatever_stderr_does() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let theirs = dir.path().join("certs.d/quay.io/hosts.toml");
+    std::fs::create_dir_all(theirs.parent().unwrap()).unwrap();
+    std::fs::write(&theirs, "server = \"https://mirror.example\"\n").unwrap();
+    std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let d = dir.path().to_str().unwrap().to_owned();
+    let out = Command::new(env!("CARGO_BIN_EXE_ptc"))
+        .args([
+            "map",
+            "--rule",
+            "docker-hub=registry-1.docker.io",
+            "--rule",
+            "quay=quay.io",
+            "--registry",
+            REGISTRY,
+            "--format",
+            "containerd-hosts",
+            "--out-dir",
+            &d,
+            "--force",
+        ])
+        .env_remove("PTC_CONFIG_FILE")
+        .env_remove("PTC_RULES")
+        .stdin(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let mode = std::fs::metadata(&theirs).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(
+        std::fs::read_to_string(&theirs)
+            .unwrap()
+            .contains("/v2/quay")
+    );
+    for f in [
+        "certs.d/docker.io/hosts.toml",
+        "kubelet/credential-provider-config.yaml",
+    ] {
+        assert!(dir.path().join(f).is_file(), "{f}");
+    }
+    let leftovers: Vec<_> = walk(dir.path())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".ptc-map."))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

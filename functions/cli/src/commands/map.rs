@@ -158,8 +158,9 @@ enum Existing {
     Nothing,
     /// A regular file with this output's content: left as it is.
     Same,
-    /// A regular file with other content: replaced only with `--force`.
-    Differs,
+    /// A regular file with other content, and its permissions: replaced only with `--force`,
+    /// the new file given the old one's mode.
+    Differs(std::fs::Permissions),
 }
 
 /// Write each file under `dir`, creating directories. Nothing someone else wrote is lost,
@@ -175,7 +176,6 @@ enum Existing {
 /// Errors: [`CliError::File`] naming the first path refused (and how many), or the I/O
 /// error; a path that would leave `dir` is refused (the formats make none).
 fn write_files(dir: &Path, files: &[OutputFile], force: bool) -> Result<(), CliError> {
-    use std::os::unix::fs::OpenOptionsExt as _;
     let file_err = |path: &Path, reason: String| CliError::File {
         path: path.display().to_string(),
         reason,
@@ -214,13 +214,13 @@ fn write_files(dir: &Path, files: &[OutputFile], force: bool) -> Result<(), CliE
                     "not a regular file (a link, a directory or a special file): not replaced, --force or not; nothing was written".to_owned(),
                 ));
             }
-            Ok(_) => match std::fs::read(&path) {
+            Ok(meta) => match std::fs::read(&path) {
                 Ok(old) if old == file.text.as_bytes() => Existing::Same,
-                Ok(_) => Existing::Differs,
+                Ok(_) => Existing::Differs(meta.permissions()),
                 Err(e) => return Err(file_err(&path, e.to_string())),
             },
         };
-        if matches!(existing, Existing::Differs) && !force {
+        if matches!(existing, Existing::Differs(_)) && !force {
             differing.push(path.display().to_string());
         }
         plan.push((path, file, existing));
@@ -234,7 +234,11 @@ fn write_files(dir: &Path, files: &[OutputFile], force: bool) -> Result<(), CliE
             ),
         });
     }
-    // 2. Every new content in a new temporary file beside its path.
+    // 2. Every new content in a new temporary file beside its path. What is told on stderr
+    // never stops the run (a closed or full stderr is not an error of the files).
+    let tell = |text: String| {
+        let _ = writeln!(std::io::stderr(), "ptc: {text}");
+    };
     let mut temps: Vec<(std::path::PathBuf, &Path)> = Vec::new();
     let cleanup = |temps: &[(std::path::PathBuf, &Path)]| {
         for (temp, _) in temps {
@@ -243,19 +247,16 @@ fn write_files(dir: &Path, files: &[OutputFile], force: bool) -> Result<(), CliE
     };
     for (path, file, existing) in &plan {
         if matches!(existing, Existing::Same) {
-            eprintln!("ptc: {} unchanged", path.display());
+            tell(format!("{} unchanged", path.display()));
             continue;
         }
         let parent = path.parent().unwrap_or(dir);
         let written = std::fs::create_dir_all(parent).and_then(|()| {
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            let temp = parent.join(format!(".{name}.ptc-map.{}", std::process::id()));
-            let mut out = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o644)
-                .open(&temp)?;
+            let (temp, mut out) = new_temporary_file(path)?;
             temps.push((temp, path.as_path()));
+            if let Existing::Differs(permissions) = existing {
+                out.set_permissions(permissions.clone())?;
+            }
             out.write_all(file.text.as_bytes())?;
             out.sync_all()
         });
@@ -270,9 +271,36 @@ fn write_files(dir: &Path, files: &[OutputFile], force: bool) -> Result<(), CliE
             cleanup(&temps[i..]);
             return Err(file_err(path, e.to_string()));
         }
-        eprintln!("ptc: wrote {}", path.display());
+        tell(format!("wrote {}", path.display()));
     }
     Ok(())
+}
+
+/// A new file beside `path`, `.<name>.ptc-map.<pid>.<n>`, made with `create_new` (`O_EXCL`:
+/// never a file or a link already there; a name left by an earlier run, or another process
+/// with the same PID in another container, is skipped), mode 0644. Errors: the I/O error, or
+/// no free name in 100 tries.
+fn new_temporary_file(path: &Path) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let parent = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    for attempt in 0..100 {
+        let temp = parent.join(format!(".{name}.ptc-map.{}.{attempt}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&temp)
+        {
+            Ok(file) => return Ok((temp, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "no free temporary name beside {}",
+        path.display()
+    )))
 }
 
 /// Two columns: the reference as given, its cached image URI or `error: <why>`.
@@ -344,6 +372,23 @@ mod tests {
     use ptc_core::rules::PtcRule;
 
     use super::*;
+
+    /// A name an earlier run left (the same PID in another container) never blocks a write.
+    #[test]
+    fn a_temporary_name_left_behind_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts.toml");
+        let left = dir
+            .path()
+            .join(format!(".hosts.toml.ptc-map.{}.0", std::process::id()));
+        std::fs::write(&left, "left by an earlier run").unwrap();
+        let (temp, _) = new_temporary_file(&path).unwrap();
+        assert_ne!(temp, left);
+        assert_eq!(
+            std::fs::read_to_string(&left).unwrap(),
+            "left by an earlier run"
+        );
+    }
 
     #[test]
     fn maps_good_references_and_reports_bad_ones() {

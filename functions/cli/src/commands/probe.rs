@@ -337,7 +337,15 @@ async fn classify(
 /// A tagged image of one of the cache's own repositories under a rule prefix, as the
 /// cached-image candidate when no reference gave one.
 async fn cached_in_registry(ecr: &dyn EcrApi, rules: &RuleSet) -> Option<Candidate> {
-    let repositories = ecr.describe_repositories().await.ok()?;
+    let repositories = match ecr.describe_repositories().await {
+        Ok(repositories) => repositories,
+        Err(err) => {
+            // The only sign when this fails (AccessDenied...): the adapters' own ERROR lines
+            // are not written without -v.
+            tracing::warn!(error = %err, "no cached image to probe: the repositories could not be listed");
+            return None;
+        }
+    };
     for repository in repositories {
         let Some(rule) = rules.rule_for_repository(&repository.name) else {
             continue;
