@@ -1431,7 +1431,11 @@ fn bitnami_global_registry_applies_to_bitnami_splits_only() {
                 "HelmRelease/app values.controller.image",
                 "registry.k8s.io/ingress-nginx/controller:v1.10.0"
             ),
-            ("HelmRelease/app values.app.image", "ghcr.io/o/app:2.0"),
+            // Bitnami's helper puts global.imageRegistry before any `repository`.
+            (
+                "HelmRelease/app values.app.image",
+                "quay.io/ghcr.io/o/app:2.0"
+            ),
         ],
         "valuesFrom: [] gives no note either"
     );
@@ -1505,4 +1509,199 @@ fn onbuild_copy_from_and_tagless_image_maps_are_found() {
         "{tagless:#?}"
     );
     assert_eq!(watch_list(dir.path(), &["hr.yaml"]), ["quay.io/s/s:1"]);
+}
+
+#[test]
+fn an_onbuild_run_heredoc_body_is_not_read_as_instructions() {
+    // BuildKit `parser.go` `canContainHeredoc`: ONBUILD is unwrapped before the heredoc check.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("Dockerfile");
+    let written = "FROM alpine\nONBUILD RUN <<EOF\nRUN cat <<NEVER\nFROM quay.io/phantom/x:1\nEOF\nFROM quay.io/real/image:1\n";
+    std::fs::write(&file, written).unwrap();
+    let (code, rows) = scan_json(dir.path(), &["Dockerfile"]);
+    assert_eq!(code, Some(0));
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (field(r, "location"), field(r, "image")))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("FROM line 1", "alpine"),
+            ("FROM line 6", "quay.io/real/image:1")
+        ]
+    );
+    let out = ptc("rewrite", &["--write", "Dockerfile"], dir.path(), None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        format!(
+            "FROM {REGISTRY}/docker-hub/library/alpine\nONBUILD RUN <<EOF\nRUN cat <<NEVER\nFROM quay.io/phantom/x:1\nEOF\nFROM {REGISTRY}/quay/real/image:1\n"
+        )
+    );
+}
+
+#[test]
+fn run_mount_from_is_read_as_csv_with_any_key_case_and_quotes_removed() {
+    // BuildKit `extractBuilderFlags` removes the flag's quotes; `parseMount` splits it as
+    // CSV (`csvvalue.Fields`) and lowercases keys.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("Dockerfile");
+    let written = "FROM alpine:3.20\nRUN --mount=type=bind,\"from=quay.io/m/csv:1\",target=/x true\nRUN --mount=type=bind,FROM=quay.io/m/upper:1 true\nRUN --mount=\"type=bind,from=quay.io/m/q:1\" true\nRUN --mount='type=bind,\"from=quay.io/m/c2:1\",target=/y' true\n";
+    std::fs::write(&file, written).unwrap();
+    let (code, rows) = scan_json(dir.path(), &["Dockerfile"]);
+    assert_eq!(code, Some(0));
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (field(r, "location"), field(r, "image")))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("FROM line 1", "alpine:3.20"),
+            ("RUN --mount line 2", "quay.io/m/csv:1"),
+            ("RUN --mount line 3", "quay.io/m/upper:1"),
+            ("RUN --mount line 4", "quay.io/m/q:1"),
+            ("RUN --mount line 5", "quay.io/m/c2:1"),
+        ]
+    );
+    let q = &rows[3];
+    assert_eq!(
+        field(q, "note"),
+        "written --mount=\"type=bind,from=quay.io/m/q:1\": quotes and escapes removed as BuildKit does",
+        "{q:#?}"
+    );
+    let out = ptc("rewrite", &["--write", "Dockerfile"], dir.path(), None);
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        stderr.matches("written with quotes or escapes").count(),
+        3,
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        written
+            .replace(
+                "FROM alpine:3.20",
+                &format!("FROM {REGISTRY}/docker-hub/library/alpine:3.20")
+            )
+            .replace(
+                "FROM=quay.io/m/upper:1",
+                &format!("FROM={REGISTRY}/quay/m/upper:1")
+            )
+    );
+}
+
+#[test]
+fn bitnami_global_registry_applies_without_a_registry_key_and_is_noted() {
+    // bitnami common `_images.tpl`: `default .imageRoot.registry ((.global).imageRegistry)`.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hr.yaml"),
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: db\nspec:\n  values:\n    global:\n      imageRegistry: quay.io\n    image:\n      repository: bitnamilegacy/postgresql\n      tag: 16.4.0\n    controller:\n      image:\n        registry: registry.k8s.io\n        image: ingress-nginx/controller\n        tag: v1.10.0\n",
+    )
+    .unwrap();
+    let (code, rows) = scan_json(dir.path(), &["hr.yaml"]);
+    assert_eq!(code, Some(0), "{rows:#?}");
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (field(r, "location"), field(r, "image")))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "HelmRelease/db values.image",
+                "quay.io/bitnamilegacy/postgresql:16.4.0"
+            ),
+            (
+                "HelmRelease/db values.controller.image",
+                "registry.k8s.io/ingress-nginx/controller:v1.10.0"
+            ),
+        ]
+    );
+    assert!(
+        field(&rows[0], "note").contains("global.imageRegistry"),
+        "{:#?}",
+        rows[0]
+    );
+    assert_eq!(field(&rows[1], "note"), "", "{:#?}", rows[1]);
+}
+
+#[test]
+fn a_tagless_image_map_shows_its_cached_uri_without_a_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hr.yaml"),
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: web\nspec:\n  values:\n    image:\n      repository: quay.io/o/web\n      pullPolicy: IfNotPresent\n",
+    )
+    .unwrap();
+    let (code, rows) = scan_json(dir.path(), &["hr.yaml"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(field(&rows[0], "uri"), format!("{REGISTRY}/quay/o/web"));
+    assert_eq!(field(&rows[0], "upstream"), "quay.io/o/web");
+    let out = ptc("scan", &["hr.yaml"], dir.path(), None);
+    let table = text(&out.stdout);
+    assert!(!table.contains(":latest"), "{table}");
+    assert!(
+        table.contains(&format!("{REGISTRY}/quay/o/web (")),
+        "{table}"
+    );
+}
+
+#[test]
+fn a_hard_link_beside_its_target_is_read_once_and_a_named_walked_link_is_no_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("t");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(sub.join("a-images.txt"), "quay.io/a/b:1\n").unwrap();
+    std::fs::hard_link(sub.join("a-images.txt"), sub.join("b-images.txt")).unwrap();
+    let out = ptc("rewrite", &["t"], dir.path(), None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let patch = text(&out.stdout);
+    assert_eq!(patch.matches("+++ ").count(), 1, "one section: {patch}");
+    assert!(patch.starts_with("--- a/t/a-images.txt\n"), "{patch}");
+    run_tool(dir.path(), "git", &["apply", "-"], patch.as_bytes());
+    // A symbolic link the walk does not follow (a problem), named on the command line too:
+    // read there, and no problem row.
+    let other = dir.path().join("o");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("real-images.txt"), "ghcr.io/o/r:1\n").unwrap();
+    std::os::unix::fs::symlink("real-images.txt", other.join("link-images.txt")).unwrap();
+    let (code, rows) = scan_json(dir.path(), &["o", "o/link-images.txt"]);
+    assert_eq!(code, Some(0), "{rows:#?}");
+    assert!(
+        rows.iter().all(|r| field(r, "problem").is_empty()),
+        "{rows:#?}"
+    );
+    let files: Vec<&str> = rows.iter().map(|r| field(r, "file")).collect();
+    assert_eq!(files, ["o/real-images.txt"], "{rows:#?}");
+}
+
+#[test]
+fn patch_names_with_bidi_overrides_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["rtl\u{202e}txt.Dockerfile", "ok.Dockerfile"] {
+        std::fs::write(dir.path().join(name), "FROM quay.io/a/b:1\n").unwrap();
+    }
+    let out = ptc(
+        "rewrite",
+        &["rtl\u{202e}txt.Dockerfile", "ok.Dockerfile"],
+        dir.path(),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "rtl\\u{202e}txt.Dockerfile: a file name with whitespace, control or formatting"
+        ),
+        "{stderr}"
+    );
+    let patch = text(&out.stdout);
+    assert!(!patch.contains('\u{202e}'), "{patch}");
+    assert!(
+        patch.starts_with("--- a/ok.Dockerfile\n+++ b/ok.Dockerfile\n"),
+        "{patch}"
+    );
 }

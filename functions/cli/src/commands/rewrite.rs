@@ -11,11 +11,17 @@
 //!
 //! A unified diff on stdout, or `--write`: each file replaced atomically (a temporary file
 //! made with `O_EXCL` in its directory, with the old file's mode and, when the process may,
-//! its owner and group, then renamed over it). The patch names a relative path `a/<path>`
+//! its owner and group, then renamed over it). Because the new file is renamed over the
+//! path, a file with other hard links gets a new inode: the path given (or walked) holds the
+//! new text, and every other hard link to the old file keeps the old content (a file
+//! reached through two hard links is read once, under the first name: see
+//! [`read_paths`]). The patch names a relative path `a/<path>`
 //! and `b/<path>` (`git apply`, `patch -p1`), and so an absolute path below the current
 //! directory (made relative to it); an absolute path elsewhere is named as it is, for
-//! `patch -p0` (`git apply` refuses such names). A path with whitespace or control
-//! characters is not put in a patch (a problem says so; `--write` rewrites it).
+//! `patch -p0` (`git apply` refuses such names). A path with whitespace, control
+//! characters or the invisible formatting characters [`escape_controls`] escapes
+//! (bidirectional overrides such as U+202E) is not put in a patch (a problem says so;
+//! `--write` rewrites it).
 //! Idempotent: a rewritten reference names the cache (`already-cached`) and is left alone.
 //!
 //! Never touched, and each said on stderr with its class and reason: images that are not
@@ -102,7 +108,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<(), CliError> {
             let Some((a, b)) = diff_names(&file.name) else {
                 problems += 1;
                 say(&format!(
-                    "{}: a file name with whitespace or control characters cannot be named in a patch: not in it (ptc rewrite --write rewrites it)",
+                    "{}: a file name with whitespace, control or formatting characters cannot be named in a patch: not in it (ptc rewrite --write rewrites it)",
                     file.name
                 ));
                 continue;
@@ -195,9 +201,13 @@ fn rewrite_file(file: &ScannedFile, routing: &routing::Routing) -> Option<(Strin
 /// `patch -p1`) and for an absolute path below the current directory (made relative to
 /// it); the path itself twice for another absolute one (apply with `patch -p0`; `git apply` refuses
 /// it). `None` when the name has whitespace or control characters (a unified diff header
-/// cannot name it without quoting, which `patch` and `git apply` read differently).
+/// cannot name it without quoting, which `patch` and `git apply` read differently), or a
+/// character [`escape_controls`] escapes (a bidirectional override would show a reviewer
+/// another name than the one the patch writes).
 fn diff_names(name: &str) -> Option<(String, String)> {
-    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    // Also what `escape_controls` would change (U+202E and the other "Trojan Source"
+    // characters): a reviewer reading the patch would not see the name it writes.
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) || escape_controls(name) != name {
         return None;
     }
     let path = Path::new(name);

@@ -101,12 +101,21 @@ pub struct ScannedFile {
 /// Every file of `paths` (`-` = stdin, read once however often it is given; directories
 /// walked: [`scan::walk`]) read within [`scan::MAX_FILE_BYTES`] and scanned; what cannot be
 /// read is a [`scan::Problem`] of the file named. A file reached twice (named twice, as
-/// `a.txt` and `./a.txt`, or through a symbolic link, or inside a directory also given) is
-/// read once, under the first spelling: files are told apart by their canonical path
-/// (`std::fs::canonicalize`), so a rewrite never gives two patch sections for one file.
+/// `a.txt` and `./a.txt`, through a symbolic link or a hard link, or inside a directory also
+/// given) is read once, under the first spelling: files are told apart by their device and
+/// inode (`stat`, following links), so a rewrite never gives two patch sections for one
+/// file. A walk's problem for an entry also named on the command line (a symbolic link the
+/// walk does not follow, say) is not reported: the entry named is read (or its own problem
+/// told).
 pub fn read_paths(paths: &[String]) -> Vec<ScannedFile> {
+    use std::os::unix::fs::MetadataExt;
     let mut files = Vec::new();
-    let mut seen: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+    let mut seen: std::collections::HashSet<(u64, u64)> = std::collections::HashSet::new();
+    let named: std::collections::HashSet<PathBuf> = paths
+        .iter()
+        .filter(|p| *p != "-")
+        .filter_map(|p| std::path::absolute(p).ok())
+        .collect();
     let mut stdin_read = false;
     for given in paths {
         if given == "-" {
@@ -118,6 +127,10 @@ pub fn read_paths(paths: &[String]) -> Vec<ScannedFile> {
         }
         let (entries, problems) = scan::walk(Path::new(given));
         for (path, reason) in problems {
+            let walked = path != Path::new(given);
+            if walked && std::path::absolute(&path).is_ok_and(|a| named.contains(&a)) {
+                continue; // named on the command line too: read (or told) there
+            }
             files.push(ScannedFile {
                 name: path.display().to_string(),
                 path: Some(path),
@@ -126,9 +139,9 @@ pub fn read_paths(paths: &[String]) -> Vec<ScannedFile> {
             });
         }
         for entry in entries {
-            // A path that cannot be canonicalized is read (and its error told) as given.
-            if let Ok(canonical) = std::fs::canonicalize(&entry.path)
-                && !seen.insert(canonical)
+            // A path that cannot be stat'ed is read (and its error told) as given.
+            if let Ok(meta) = std::fs::metadata(&entry.path)
+                && !seen.insert((meta.dev(), meta.ino()))
             {
                 continue;
             }
@@ -311,13 +324,18 @@ impl Report {
             for found in &file.scan.found {
                 let c = classify(found, routing);
                 classified.push((rows.len(), c.clone()));
+                let (upstream, uri) = if chart_tag(found) {
+                    (untagged(&c.upstream, &c), untagged(&c.uri, &c))
+                } else {
+                    (c.upstream.clone(), c.uri.clone())
+                };
                 rows.push(Row {
                     file: file.name.clone(),
                     location: found.location.clone(),
                     image: Some(found.image.clone()),
                     class: Some(c.class),
-                    upstream: c.upstream.clone(),
-                    uri: c.uri.clone(),
+                    upstream,
+                    uri,
                     reason: c.reason.clone(),
                     note: found.note.clone(),
                     problem: None,
@@ -432,6 +450,28 @@ impl Report {
             &rows,
         )?;
         writeln!(out, "{}", self.summary())
+    }
+}
+
+/// Whether the values leave `found`'s tag to the chart (a tagless split, not exact): its
+/// row shows the upstream and cached references without the `:latest` the classification
+/// defaults to, as its note says the chart's default tag applies.
+fn chart_tag(found: &Found) -> bool {
+    !found.exact && scan::written_suffix(&found.image).is_empty()
+}
+
+/// `reference` without the `:<tag>` the classification `c` gave it (none when it has a
+/// digest or no tag).
+fn untagged(reference: &Option<String>, c: &Classified) -> Option<String> {
+    let reference = reference.as_ref()?;
+    match (&c.tag, &c.digest) {
+        (Some(tag), None) => Some(
+            reference
+                .strip_suffix(&format!(":{tag}"))
+                .unwrap_or(reference)
+                .to_owned(),
+        ),
+        _ => Some(reference.clone()),
     }
 }
 

@@ -122,13 +122,16 @@ pub fn scan(text: &str) -> FileScan {
             } else {
                 (&meta_args, "")
             };
-            for (flag, value, range) in image_flags(&upper, &line[rest_at..], escape) {
-                let range = (range.start + rest_at)..(range.end + rest_at);
-                let location = format!("{prefix}{upper} {flag} line {}", instruction.line);
+            for flag in image_flags(&upper, &line[rest_at..], escape) {
+                let file_range = flag.range.and_then(|range| {
+                    instruction.file_range((range.start + rest_at)..(range.end + rest_at))
+                });
+                let location = format!("{prefix}{upper} {} line {}", flag.flag, instruction.line);
                 if let Some(found) = flag_image(
                     location,
-                    &value,
-                    instruction.file_range(range),
+                    &flag.value,
+                    flag.written.as_deref(),
+                    file_range,
                     args,
                     &all_stages,
                     escape,
@@ -201,13 +204,28 @@ pub fn scan(text: &str) -> FileScan {
     scan
 }
 
-/// The `--from=` of a COPY, the `from=` of each `--mount=` of a RUN: `(flag, value as
-/// written, its range in `args`)`. Flags come before the first argument that is not one.
-fn image_flags(
-    instruction: &str,
-    args: &str,
-    escape: char,
-) -> Vec<(&'static str, String, std::ops::Range<usize>)> {
+/// An image flag's value: the flag, the value (as written for a literal; quotes removed
+/// for a `--mount` written with quotes or escapes), its range in the instruction's
+/// arguments when it can be replaced where it is, and the flag word as written when its
+/// quotes or escapes were removed.
+struct FlagValue {
+    flag: &'static str,
+    value: String,
+    range: Option<std::ops::Range<usize>>,
+    written: Option<String>,
+}
+
+/// The `--from=` of a COPY, the `from=` of each `--mount=` of a RUN. Flags come before the
+/// first argument that is not one.
+///
+/// A `--mount` flag is read as BuildKit reads it (at 73ed6825): `parser/split_command.go`
+/// `extractBuilderFlags` removes the word's quotes (the escape character keeping the next
+/// character), then `instructions/commands_runmount.go` `parseMount` splits the value as
+/// one CSV record (`csvvalue.Fields`: a field opened by `"` runs to the next lone `"`, `""`
+/// being a quote) and lowercases each key (`strings.ToLower(key)`), so `FROM=` and
+/// `"from=.."` name an image as `from=` does. A `from` out of a word written with quotes or
+/// escapes has no range (not rewritten) and names the word in `written`.
+fn image_flags(instruction: &str, args: &str, escape: char) -> Vec<FlagValue> {
     let mut out = Vec::new();
     for (word, range) in words(args, escape) {
         if !word.starts_with("--") {
@@ -217,30 +235,130 @@ fn image_flags(
             && let Some(value) = word.strip_prefix("--from=")
         {
             let start = range.start + "--from=".len();
-            out.push(("--from", value.to_owned(), start..range.end));
+            out.push(FlagValue {
+                flag: "--from",
+                value: value.to_owned(),
+                range: Some(start..range.end),
+                written: None,
+            });
         }
-        if instruction == "RUN"
-            && let Some(mount) = word.strip_prefix("--mount=")
-        {
-            // Comma-separated key=value fields (BuildKit `instructions/commands_runmount.go`
-            // `parseMount`, a CSV record).
+        if instruction != "RUN" {
+            continue;
+        }
+        let unquoted = flag_unquoted(&word, escape);
+        let Some(mount) = unquoted.strip_prefix("--mount=") else {
+            continue;
+        };
+        if unquoted == word {
+            // Written plainly: no quotes, so every CSV field is unquoted and sits where
+            // it is written.
             let mut at = range.start + "--mount=".len();
             for field in mount.split(',') {
-                if let Some(value) = field.strip_prefix("from=") {
-                    let start = at + "from=".len();
-                    out.push(("--mount", value.to_owned(), start..start + value.len()));
+                if let Some((key, value)) = field.split_once('=')
+                    && key.eq_ignore_ascii_case("from")
+                {
+                    let start = at + key.len() + 1;
+                    out.push(FlagValue {
+                        flag: "--mount",
+                        value: value.to_owned(),
+                        range: Some(start..start + value.len()),
+                        written: None,
+                    });
                 }
                 at += field.len() + 1;
+            }
+        } else {
+            for field in csv_fields(mount).unwrap_or_default() {
+                if let Some((key, value)) = field.split_once('=')
+                    && key.eq_ignore_ascii_case("from")
+                {
+                    out.push(FlagValue {
+                        flag: "--mount",
+                        value: value.to_owned(),
+                        range: None,
+                        written: Some(word.clone()),
+                    });
+                }
             }
         }
     }
     out
 }
 
+/// A flag word with its quotes removed, the escape character keeping the next character
+/// (BuildKit `parser/split_command.go` `extractBuilderFlags`, at 73ed6825).
+fn flag_unquoted(word: &str, escape: char) -> String {
+    let mut out = String::new();
+    let mut quote: Option<char> = None;
+    let mut chars = word.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (_, c) if c == escape => out.extend(chars.next()),
+            (Some(q), c) if c == q => quote = None,
+            (None, '"' | '\'') => quote = Some(c),
+            (_, c) => out.push(c),
+        }
+    }
+    out
+}
+
+/// The fields of one CSV record as `csvvalue.Fields` reads it (github.com/tonistiigi/
+/// go-csvvalue at 030d3b2, `csvvalue.go`, RFC 4180, strict as BuildKit uses it):
+/// comma-separated; a field opened by `"` runs to the next lone `"`, `""` inside it being
+/// one `"`. `None` where `Fields` fails (a `"` inside an unquoted field, text after a
+/// closing quote, an unclosed quote): BuildKit then refuses the mount, so it names no image.
+fn csv_fields(record: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut rest = record;
+    loop {
+        let Some(quoted) = rest.strip_prefix('"') else {
+            let (field, next) = match rest.split_once(',') {
+                Some((field, next)) => (field, Some(next)),
+                None => (rest, None),
+            };
+            if field.contains('"') {
+                return None; // csv.ErrBareQuote
+            }
+            out.push(field.to_owned());
+            match next {
+                Some(next) => rest = next,
+                None => return Some(out),
+            }
+            continue;
+        };
+        let mut field = String::new();
+        let mut chars = quoted.char_indices();
+        let next = loop {
+            let (at, c) = chars.next()?; // unclosed: csv.ErrQuote
+            if c != '"' {
+                field.push(c);
+                continue;
+            }
+            let after = &quoted[at + 1..];
+            if after.starts_with('"') {
+                field.push('"');
+                chars.next();
+            } else if let Some(next) = after.strip_prefix(',') {
+                break Some(next);
+            } else if after.is_empty() {
+                break None;
+            } else {
+                return None; // text after the closing quote: csv.ErrQuote
+            }
+        };
+        out.push(field);
+        match next {
+            Some(next) => rest = next,
+            None => return Some(out),
+        }
+    }
+}
+
 /// The image a `--from` value names, `None` when it names a stage (see the module's docs).
 fn flag_image(
     location: String,
     value: &str,
+    written: Option<&str>,
     file_range: Option<std::ops::Range<usize>>,
     meta_args: &HashMap<String, String>,
     stages: &[String],
@@ -266,7 +384,10 @@ fn flag_image(
     {
         return None;
     }
-    let (edit, note) = edit_of(value, file_range, escape);
+    let (edit, note) = match written {
+        Some(word) => quoted_edit(word),
+        None => edit_of(value, file_range, escape),
+    };
     let mut found = Found::new(location, name, edit);
     found.note = note;
     Some(found)
@@ -293,14 +414,7 @@ fn edit_of(
         );
     }
     if word.contains(['"', '\'', escape]) {
-        return (
-            Edit::No(format!(
-                "written with quotes or escapes ({word}), which BuildKit removes: change it by hand"
-            )),
-            Some(format!(
-                "written {word}: quotes and escapes removed as BuildKit does"
-            )),
-        );
+        return quoted_edit(word);
     }
     match file_range {
         Some(range) => (Edit::Span(range), None),
@@ -309,6 +423,18 @@ fn edit_of(
             None,
         ),
     }
+}
+
+/// The refusal and note of a reference out of `word`, written with quotes or escapes.
+fn quoted_edit(word: &str) -> (Edit, Option<String>) {
+    (
+        Edit::No(format!(
+            "written with quotes or escapes ({word}), which BuildKit removes: change it by hand"
+        )),
+        Some(format!(
+            "written {word}: quotes and escapes removed as BuildKit does"
+        )),
+    )
 }
 
 /// The escape character: `` ` `` when a `# escape=`` ` directive opens the file, else `\`.
@@ -401,9 +527,14 @@ fn continuation(line: &str, escape: char) -> Option<usize> {
 /// (`shlex.RawQuotes`, `RawEscapes`, `ProcessWords`, the escape character always `\`), and
 /// a heredoc is a whole word matching `reHeredoc` = `^(\d*)<<(-?)\s*([^<]*)$` whose rest is
 /// one word once its quotes are removed (`heredocFromMatch`). So a `<<EOF` inside a quoted
-/// word (`RUN echo "use <<EOF here"`) is not a heredoc.
+/// word (`RUN echo "use <<EOF here"`) is not a heredoc. `ONBUILD RUN <<EOF` opens one too:
+/// `Node.canContainHeredoc` unwraps a `heredocCompoundDirectives` instruction (`ONBUILD`)
+/// to its inner one before checking `heredocDirectives` (ADD, COPY, RUN).
 fn heredoc_words(line: &str) -> Vec<(String, bool)> {
-    let (word, _) = first_word(line);
+    let (mut word, rest_at) = first_word(line);
+    if word.eq_ignore_ascii_case("ONBUILD") {
+        word = first_word(&line[rest_at..]).0;
+    }
     if !["RUN", "COPY", "ADD"].contains(&word.to_ascii_uppercase().as_str()) {
         return Vec::new();
     }
@@ -726,6 +857,26 @@ mod tests {
             [("a".to_owned(), false), ("b".to_owned(), false)]
         );
         assert_eq!(heredoc_words("RUN cat <<<here"), []);
+        // `canContainHeredoc` unwraps ONBUILD (`heredocCompoundDirectives`).
+        assert_eq!(
+            heredoc_words("onbuild RUN <<EOF"),
+            [("EOF".to_owned(), false)]
+        );
+        assert_eq!(heredoc_words("ONBUILD ENV a=<<EOF"), []);
+        // csvvalue's strict fields: quoted, doubled quotes; the errors `csvvalue_test.go`
+        // checks (a bare quote, text after a closing quote, an unclosed quote).
+        assert_eq!(
+            csv_fields("type=bind,\"from=a,b\",\"x=\"\"q\"\"\",\"\""),
+            Some(vec![
+                "type=bind".to_owned(),
+                "from=a,b".to_owned(),
+                "x=\"q\"".to_owned(),
+                String::new()
+            ])
+        );
+        assert_eq!(csv_fields("a,b\"c"), None);
+        assert_eq!(csv_fields("\"a\"b,c"), None);
+        assert_eq!(csv_fields("\"a,b"), None);
         let text = "FROM nginx:1 AS build\nRUN echo \"use <<EOF to start a heredoc\"\nCOPY --from=quay.io/a/copied:1 /a /b\nFROM quay.io/a/final:1\n";
         assert_eq!(
             images(text),

@@ -16,8 +16,9 @@
 //!   chart's default tag applying), or a string `image` beside a `registry` (ingress-nginx's `controller.image: {registry,
 //!   image, tag, digest}`), is the split form charts use, composed as their helpers do:
 //!   `[registry/]repository[:tag][@digest]`, and never rewritten. The registry: Bitnami's
-//!   `global.imageRegistry` wins over the `registry` of a `registry`/`repository` split
-//!   (only those: Bitnami's helper reads no other form) (bitnami/charts
+//!   `global.imageRegistry` wins over the registry of every split with a `repository` key,
+//!   whether or not it writes `registry` (never an `{registry, image}` split, which
+//!   Bitnami's helper does not read), with a note naming it (bitnami/charts
 //!   `bitnami/common/templates/_images.tpl`, `common.images.image`: `$registryName :=
 //!   .imageRoot.registry`, then `if .global.imageRegistry` it is replaced, at commit
 //!   05cddae9; later versions write `default .imageRoot.registry ((.global).imageRegistry)`,
@@ -464,18 +465,19 @@ impl ValuesWalk<'_> {
         let field = |k: &str| text_field(m, k);
         let tag = TAG_KEYS.iter().find_map(|k| field(k));
         let digest = field("digest");
-        // Bitnami's `global.imageRegistry` is read only by its helper, for its
-        // `registry`/`repository` split (bitnami/charts `bitnami/common/templates/
-        // _images.tpl` `common.images.image` reads `.imageRoot.registry`,
-        // `.imageRoot.repository`; Bitnami's values always write both keys); an
-        // `{registry, image}` split (ingress-nginx) or a `{repository, tag}` one with no
-        // `registry` key (`helm create`'s `{{ .Values.image.repository }}:{{ .Values.image.tag
-        // | default .Chart.AppVersion }}`) is another chart's, whose templates never read it.
-        let global = if key == "repository" && m.contains_key("registry") {
+        // Bitnami's `global.imageRegistry` wins over the image's own registry whether or
+        // not the values write `registry` (bitnami/charts `bitnami/common/templates/
+        // _images.tpl` `common.images.image`: `$registryName := default
+        // .imageRoot.registry ((.global).imageRegistry)`, Sprig's `default D V` giving V
+        // whenever V is set). The helper reads `.imageRoot.repository`, so every split
+        // with a `repository` key gets it; an `{registry, image}` split (ingress-nginx) is
+        // another chart's, whose templates never read it.
+        let global = if key == "repository" {
             self.global_image_registry.clone()
         } else {
             None
         };
+        let from_global = global.is_some();
         let registry = global
             .or(field("registry"))
             .or(self.global_fallback_registry.clone());
@@ -495,11 +497,18 @@ impl ValuesWalk<'_> {
                 "split Helm values (registry/{key}/tag): not rewritten; `ptc map --format helm-values` prints the values to set"
             )),
         );
-        if digest.is_none() && tag.is_none() {
-            found.note = Some(
-                "no tag in the values: the chart's default tag applies (often its appVersion); not in the watch list".into(),
+        let mut notes = Vec::new();
+        if from_global {
+            notes.push(
+                "registry from the values' global.imageRegistry (Bitnami's common.images.image)",
             );
+        }
+        if digest.is_none() && tag.is_none() {
+            notes.push("no tag in the values: the chart's default tag applies (often its appVersion); not in the watch list");
             found.exact = false;
+        }
+        if !notes.is_empty() {
+            found.note = Some(notes.join("; "));
         }
         Some(found)
     }
