@@ -253,10 +253,7 @@ mod tests {
             Some("127.0.0.1:5000")
         );
         assert_eq!(checked_host("localhost").as_deref(), Some("localhost"));
-        assert_eq!(
-            checked_host("myreg:5000").as_deref(),
-            Some("myreg:5000")
-        );
+        assert_eq!(checked_host("myreg:5000").as_deref(), Some("myreg:5000"));
         for bad in [
             "",
             "https://x.example",
