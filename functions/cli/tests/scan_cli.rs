@@ -1431,11 +1431,9 @@ fn bitnami_global_registry_applies_to_bitnami_splits_only() {
                 "HelmRelease/app values.controller.image",
                 "registry.k8s.io/ingress-nginx/controller:v1.10.0"
             ),
-            // Bitnami's helper puts global.imageRegistry before any `repository`.
-            (
-                "HelmRelease/app values.app.image",
-                "quay.io/ghcr.io/o/app:2.0"
-            ),
+            // A repository naming its own host is not Bitnami's (whose never do): a
+            // `helm create`-style chart composes repository:tag and reads no global.
+            ("HelmRelease/app values.app.image", "ghcr.io/o/app:2.0"),
         ],
         "valuesFrom: [] gives no note either"
     );

@@ -472,7 +472,14 @@ impl ValuesWalk<'_> {
         // whenever V is set). The helper reads `.imageRoot.repository`, so every split
         // with a `repository` key gets it; an `{registry, image}` split (ingress-nginx) is
         // another chart's, whose templates never read it.
-        let global = if key == "repository" {
+        // A repository that names its own host (`ghcr.io/o/app`) is not Bitnami's (its
+        // repositories never do): `helm create`-style charts compose `repository:tag` and read
+        // no global, so the global is not put in front of it.
+        let names_a_host = repository
+            .split('/')
+            .next()
+            .is_some_and(|first| first.contains(['.', ':']) || first == "localhost");
+        let global = if key == "repository" && !names_a_host {
             self.global_image_registry.clone()
         } else {
             None
