@@ -738,24 +738,28 @@ fn small_things_a_new_user_met() {
     }
 }
 
+/// `ptc map --format containerd-hosts --out-dir` for Docker Hub and quay.io: the directory
+/// follows.
+const HOSTS_TO_DIR: [&str; 10] = [
+    "map",
+    "--rule",
+    "docker-hub=registry-1.docker.io",
+    "--rule",
+    "quay=quay.io",
+    "--registry",
+    REGISTRY,
+    "--format",
+    "containerd-hosts",
+    "--out-dir",
+];
+
 /// `--out-dir` checks every path without following links before it writes anything (a
 /// review): a link (dangling or to a file, `--force` or not), a FIFO or a directory at an
 /// output path is refused, nothing is written, the link's target is untouched, and a FIFO
 /// does not block the run.
 #[test]
 fn out_dir_follows_no_link_and_opens_no_special_file() {
-    let base = [
-        "map",
-        "--rule",
-        "docker-hub=registry-1.docker.io",
-        "--rule",
-        "quay=quay.io",
-        "--registry",
-        REGISTRY,
-        "--format",
-        "containerd-hosts",
-        "--out-dir",
-    ];
+    let base = HOSTS_TO_DIR;
     let outside = tempfile::tempdir().unwrap();
     let victim = outside.path().join("victim.txt");
     std::fs::write(&victim, "keep\n").unwrap();
@@ -871,20 +875,8 @@ fn out_dir_keeps_the_mode_and_finishes_whatever_stderr_does() {
     std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o600)).unwrap();
     let d = dir.path().to_str().unwrap().to_owned();
     let out = Command::new(env!("CARGO_BIN_EXE_ptc"))
-        .args([
-            "map",
-            "--rule",
-            "docker-hub=registry-1.docker.io",
-            "--rule",
-            "quay=quay.io",
-            "--registry",
-            REGISTRY,
-            "--format",
-            "containerd-hosts",
-            "--out-dir",
-            &d,
-            "--force",
-        ])
+        .args(HOSTS_TO_DIR)
+        .args([&d, "--force"])
         .env_remove("PTC_CONFIG_FILE")
         .env_remove("PTC_RULES")
         .stdin(Stdio::null())

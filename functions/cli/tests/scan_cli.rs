@@ -86,6 +86,13 @@ fn field<'a>(row: &'a Value, key: &str) -> &'a str {
     row[key].as_str().unwrap_or_default()
 }
 
+/// Each row's `(location, image)`, in order.
+fn located(rows: &[Value]) -> Vec<(&str, &str)> {
+    rows.iter()
+        .map(|r| (field(r, "location"), field(r, "image")))
+        .collect()
+}
+
 /// Every `image` of every container list (`containers`, `initContainers`,
 /// `ephemeralContainers`) anywhere in the YAML documents of `file`, as PyYAML reads them:
 /// an independent count that knows nothing of workload kinds.
@@ -1040,10 +1047,7 @@ fn merge_keys_are_applied_and_a_merged_value_is_not_rewritten() {
     .unwrap();
     let (code, rows) = scan_json(dir.path(), &["merge.yaml"]);
     assert_eq!(code, Some(0));
-    let images: Vec<(&str, &str)> = rows
-        .iter()
-        .map(|r| (field(r, "location"), field(r, "image")))
-        .collect();
+    let images = located(&rows);
     assert_eq!(
         images,
         [
@@ -1259,10 +1263,7 @@ fn copy_from_and_run_mount_from_images_are_scanned_and_rewritten() {
     .unwrap();
     let (code, rows) = scan_json(dir.path(), &["Dockerfile"]);
     assert_eq!(code, Some(0));
-    let got: Vec<(&str, &str)> = rows
-        .iter()
-        .map(|r| (field(r, "location"), field(r, "image")))
-        .collect();
+    let got = located(&rows);
     assert_eq!(
         got,
         [
@@ -1332,10 +1333,7 @@ fn a_quoted_heredoc_marker_in_a_run_hides_no_later_instruction() {
     .unwrap();
     let (code, rows) = scan_json(dir.path(), &["Dockerfile"]);
     assert_eq!(code, Some(0));
-    let got: Vec<(&str, &str)> = rows
-        .iter()
-        .map(|r| (field(r, "location"), field(r, "image")))
-        .collect();
+    let got = located(&rows);
     assert_eq!(
         got,
         [
@@ -1416,10 +1414,7 @@ fn bitnami_global_registry_applies_to_bitnami_splits_only() {
     .unwrap();
     let (code, rows) = scan_json(dir.path(), &["hr.yaml"]);
     assert_eq!(code, Some(0), "{rows:#?}");
-    let got: Vec<(&str, &str)> = rows
-        .iter()
-        .map(|r| (field(r, "location"), field(r, "image")))
-        .collect();
+    let got = located(&rows);
     assert_eq!(
         got,
         [
@@ -1518,10 +1513,7 @@ fn an_onbuild_run_heredoc_body_is_not_read_as_instructions() {
     std::fs::write(&file, written).unwrap();
     let (code, rows) = scan_json(dir.path(), &["Dockerfile"]);
     assert_eq!(code, Some(0));
-    let got: Vec<(&str, &str)> = rows
-        .iter()
-        .map(|r| (field(r, "location"), field(r, "image")))
-        .collect();
+    let got = located(&rows);
     assert_eq!(
         got,
         [
@@ -1549,10 +1541,7 @@ fn run_mount_from_is_read_as_csv_with_any_key_case_and_quotes_removed() {
     std::fs::write(&file, written).unwrap();
     let (code, rows) = scan_json(dir.path(), &["Dockerfile"]);
     assert_eq!(code, Some(0));
-    let got: Vec<(&str, &str)> = rows
-        .iter()
-        .map(|r| (field(r, "location"), field(r, "image")))
-        .collect();
+    let got = located(&rows);
     assert_eq!(
         got,
         [
@@ -1601,10 +1590,7 @@ fn bitnami_global_registry_applies_without_a_registry_key_and_is_noted() {
     .unwrap();
     let (code, rows) = scan_json(dir.path(), &["hr.yaml"]);
     assert_eq!(code, Some(0), "{rows:#?}");
-    let got: Vec<(&str, &str)> = rows
-        .iter()
-        .map(|r| (field(r, "location"), field(r, "image")))
-        .collect();
+    let got = located(&rows);
     assert_eq!(
         got,
         [
